@@ -1,0 +1,27 @@
+//! A Rust reimplementation of MLPerf Inference LoadGen (6.0.x).
+//!
+//! The crate generates the same queries as LoadGen for the same settings and
+//! seeds, issues them to a [`SystemUnderTest`] on LoadGen's schedule, measures
+//! latency, TTFT and TPOT the way LoadGen does, judges validity (early
+//! stopping included) and writes LoadGen's four log files.
+//!
+//! It knows nothing of HTTP, tokenizers or datasets: any SUT that implements
+//! [`SystemUnderTest`] and any dataset that implements [`QuerySampleLibrary`]
+//! can be driven by it.
+
+pub mod format;
+pub mod record;
+pub mod results;
+pub mod settings;
+pub mod sut;
+
+pub use record::{Phase, PhaseEnd, PhaseStart, QueryRecord, RunObserver};
+pub use settings::{
+    EffectiveSettings, LogOutputSettings, LogSettings, Scenario, SettingsError, SettingsWarning,
+    TestMode, TestSettings,
+};
+pub use sut::{
+    CompletionSink, ErrorKind, QueryError, QuerySample, QuerySampleIndex, QuerySampleLibrary,
+    QuerySampleResponse, QslError, Responder, ResponseDetail, ResponseId, SystemUnderTest,
+    tokens_to_bytes,
+};

@@ -1,0 +1,208 @@
+//! Per-sample records and the observer that receives them during a run.
+//!
+//! LoadGen's own logs keep only aggregates and sampled responses. A harness
+//! also needs every sample's timeline, streamed as it happens so a crash keeps
+//! what was measured: the run calls a [`RunObserver`] with a [`QueryRecord`]
+//! the moment each sample completes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::settings::{EffectiveSettings, Scenario, TestMode};
+use crate::sut::QueryError;
+
+/// Which part of a test a record belongs to. A SubmissionRun has both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Every sample once, for scoring.
+    Accuracy,
+    /// The timed run.
+    Performance,
+}
+
+/// What happened to one issued sample (one request to the server).
+///
+/// Times are nanoseconds since the start of the phase, on one monotonic clock.
+/// Field names are the file format of `records.jsonl`: keep them stable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryRecord {
+    /// Sequence number of the sample in issue order (the accuracy log's `seq_id`).
+    pub seq: u64,
+    /// Index of the query the sample was issued in.
+    pub query: u64,
+    /// Index of the sample in the query sample library.
+    pub sample_index: u64,
+    /// When LoadGen meant to issue it. Latencies are measured from here.
+    pub scheduled_ns: u64,
+    /// When `issue_query` was actually called.
+    pub issued_ns: u64,
+    /// When the first token arrived (`FirstTokenComplete`), if reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_token_ns: Option<u64>,
+    /// When the sample completed, or when the run gave up on it.
+    pub end_ns: u64,
+    /// Output tokens as the SUT reported them (LoadGen's `n_tokens`).
+    pub n_tokens: i64,
+    /// Prompt tokens, if the server reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u32>,
+    /// Backend endpoint that served the sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<u32>,
+    /// Set when the sample failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<QueryError>,
+    /// Arrival times of streamed chunks that carried tokens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunk_ns: Vec<u64>,
+    /// Tokens in each of those chunks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunk_tokens: Vec<u32>,
+}
+
+impl QueryRecord {
+    /// True when the sample did not fail.
+    pub fn is_ok(&self) -> bool {
+        self.error.is_none()
+    }
+
+    /// LoadGen's latency: completion minus scheduled time.
+    pub fn latency_ns(&self) -> u64 {
+        self.end_ns.saturating_sub(self.scheduled_ns)
+    }
+
+    /// LoadGen's TTFT: first token minus scheduled time.
+    pub fn ttft_ns(&self) -> Option<u64> {
+        self.first_token_ns.map(|t| t.saturating_sub(self.scheduled_ns))
+    }
+
+    /// LoadGen's TPOT: `(latency - ttft) / (n_tokens - 1)` in integer
+    /// arithmetic; `None` without a first token or with fewer than 2 tokens.
+    pub fn tpot_ns(&self) -> Option<u64> {
+        let ttft = self.ttft_ns()?;
+        if self.n_tokens < 2 {
+            return None;
+        }
+        Some(self.latency_ns().saturating_sub(ttft) / (self.n_tokens as u64 - 1))
+    }
+
+    /// Issue delay: how late the issuer was against the schedule.
+    pub fn issue_delay_ns(&self) -> u64 {
+        self.issued_ns.saturating_sub(self.scheduled_ns)
+    }
+}
+
+/// Announced when a phase starts, before any sample is issued.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseStart {
+    /// Accuracy or performance.
+    pub phase: Phase,
+    /// Scenario of the run.
+    pub scenario: Scenario,
+    /// Test mode of the run.
+    pub mode: TestMode,
+    /// Wall-clock time of the phase's zero, nanoseconds since the Unix epoch.
+    pub start_unix_ns: u64,
+    /// The settings in force.
+    pub settings: EffectiveSettings,
+    /// Queries generated for the phase.
+    pub query_count: u64,
+    /// Samples across those queries.
+    pub sample_count: u64,
+}
+
+/// Announced when a phase has ended and its results are known.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseEnd {
+    /// Accuracy or performance.
+    pub phase: Phase,
+    /// Phase clock at the end.
+    pub end_ns: u64,
+    /// Samples that completed (failed ones included).
+    pub completed_samples: u64,
+    /// Samples that failed.
+    pub failed_samples: u64,
+    /// MLPerf validity of a performance phase; `None` for accuracy.
+    pub valid: Option<bool>,
+    /// Why the phase is invalid, one line each.
+    pub invalid_reasons: Vec<String>,
+    /// The run was stopped early (signal or stop request).
+    pub interrupted: bool,
+}
+
+/// Receives the run's events as they happen.
+///
+/// Methods are called from LoadGen's threads and from whatever thread the SUT
+/// completes on; they must be quick (hand the work to a writer thread).
+pub trait RunObserver: Send + Sync {
+    /// A phase is about to issue its first query.
+    fn phase_started(&self, _start: &PhaseStart) {}
+    /// A query of `samples` samples was issued at `issued_ns`.
+    fn query_issued(&self, _query: u64, _samples: usize, _issued_ns: u64) {}
+    /// A first token arrived.
+    fn first_token(&self, _seq: u64, _at_ns: u64) {}
+    /// A sample completed (or was given up on).
+    fn sample_completed(&self, _record: QueryRecord) {}
+    /// A phase ended.
+    fn phase_finished(&self, _end: &PhaseEnd) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sut::ErrorKind;
+
+    fn record() -> QueryRecord {
+        QueryRecord {
+            seq: 0,
+            query: 0,
+            sample_index: 9,
+            scheduled_ns: 1_000,
+            issued_ns: 1_250,
+            first_token_ns: Some(11_000),
+            end_ns: 41_003,
+            n_tokens: 4,
+            input_tokens: Some(12),
+            endpoint: None,
+            error: None,
+            chunk_ns: vec![],
+            chunk_tokens: vec![],
+        }
+    }
+
+    #[test]
+    fn loadgen_latency_definitions() {
+        let r = record();
+        assert_eq!(r.latency_ns(), 40_003);
+        assert_eq!(r.ttft_ns(), Some(10_000));
+        // (40003 - 10000) / 3 = 10001 in integer division.
+        assert_eq!(r.tpot_ns(), Some(10_001));
+        assert_eq!(r.issue_delay_ns(), 250);
+        let one_token = QueryRecord {
+            n_tokens: 1,
+            ..record()
+        };
+        assert_eq!(one_token.tpot_ns(), None);
+    }
+
+    #[test]
+    fn json_shape_is_compact_and_round_trips() {
+        let r = record();
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(!line.contains("error"));
+        assert!(!line.contains("chunk_ns"));
+        assert_eq!(serde_json::from_str::<QueryRecord>(&line).unwrap(), r);
+
+        let failed = QueryRecord {
+            error: Some(QueryError {
+                kind: ErrorKind::HttpStatus,
+                http_status: Some(500),
+                message: "internal".into(),
+            }),
+            ..record()
+        };
+        let line = serde_json::to_string(&failed).unwrap();
+        assert!(line.contains(r#""error":{"kind":"http_status","http_status":500"#));
+        assert!(!failed.is_ok());
+    }
+}

@@ -1,0 +1,1 @@
+//! Statistical summaries, charts, CSV and HTML reports from run directories.

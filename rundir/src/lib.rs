@@ -1,0 +1,578 @@
+//! The run directory: the contract between running load and reporting on it.
+//!
+//! `harness run` writes a fresh directory per run; every report, comparison
+//! and gate reads only these files, never live state, so a report can be
+//! remade at any time and a crashed run's directory still yields one.
+//!
+//! | file | written | content |
+//! |---|---|---|
+//! | [`MANIFEST_FILE`] `run.json` | at start, rewritten at end | [`RunManifest`]: what ran, status, verdict |
+//! | [`RECORDS_FILE`] `records.jsonl` | streamed | per phase: a [`PhaseHeader`], one [`QueryRecord`] per sample, a [`PhaseEnd`] |
+//! | [`METRICS_FILE`] `metrics.jsonl` | streamed | one [`MetricsSample`] per source per interval |
+//! | `mlperf_log_*` | by loadgen | LoadGen's summary, detail, accuracy and trace logs |
+//!
+//! Lines of `records.jsonl` carry a `"type"` tag first: `"phase"`, `"query"`
+//! or `"phase_end"`. Times in records are ns since their phase's start; a
+//! phase header's `run_offset_ns` places that start on the run clock, which
+//! metrics samples use (`t_ns`, ns since the run started).
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+pub use loadgen::{PhaseEnd, PhaseStart, QueryRecord};
+
+pub mod metrics;
+
+pub use metrics::MetricsSample;
+
+/// The run manifest.
+pub const MANIFEST_FILE: &str = "run.json";
+/// Per-query records, streamed.
+pub const RECORDS_FILE: &str = "records.jsonl";
+/// Metrics time series, streamed.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+
+/// Version of the run-directory format written by this build.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Errors reading or writing run-directory files. Each names the file and,
+/// for parse errors, the line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunDirError {
+    /// An I/O error on a file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A line that is not valid JSON of the expected shape.
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What was wrong.
+        message: String,
+    },
+    /// The directory is not a run directory.
+    #[error("{path}: not a run directory (no {MANIFEST_FILE} or {RECORDS_FILE})")]
+    NotARunDir {
+        /// The directory.
+        path: PathBuf,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RunDirError + '_ {
+    move |source| RunDirError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Creates a new run directory under `parent`, named
+/// `<YYYYmmdd-HHMMSS>-<label>`, adding `-2`, `-3`, ... if that name exists.
+///
+/// Never reuses or overwrites an existing directory: the final `create_dir`
+/// fails if another process created the same name first, and we move on.
+pub fn create_run_dir(parent: &Path, label: &str) -> Result<PathBuf, RunDirError> {
+    fs::create_dir_all(parent).map_err(io_err(parent))?;
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    let label: String = label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+        .collect();
+    let base = if label.is_empty() { format!("{stamp}") } else { format!("{stamp}-{label}") };
+    for n in 1..10_000 {
+        let name = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+        let dir = parent.join(name);
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err(&dir)(e)),
+        }
+    }
+    Err(RunDirError::Io {
+        path: parent.join(base),
+        source: io::Error::new(io::ErrorKind::AlreadyExists, "no free run directory name"),
+    })
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Load is running (or the process died: no end was recorded).
+    Running,
+    /// The run finished normally.
+    Complete,
+    /// The run was stopped by a signal or a stop request.
+    Interrupted,
+    /// The run failed before producing results.
+    Failed,
+}
+
+/// The outcome of a finished run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunVerdict {
+    /// MLPerf validity (and no failed queries, no interruption).
+    pub valid: bool,
+    /// Why not, one line each.
+    pub reasons: Vec<String>,
+}
+
+/// `run.json`: what ran, how, and how it ended.
+///
+/// Never holds secrets: backends are recorded without credentials and the
+/// command line is recorded after redaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunManifest {
+    /// [`FORMAT_VERSION`] of the writer.
+    pub format_version: u32,
+    /// Harness version that wrote it.
+    pub harness_version: String,
+    /// Directory name of the run.
+    pub run_id: String,
+    /// Local start time, RFC 3339.
+    pub started_at: String,
+    /// Wall clock at the run clock's zero, ns since the Unix epoch.
+    pub start_unix_ns: u64,
+    /// Local end time, RFC 3339, once finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Where the run stands.
+    pub status: RunStatus,
+    /// The command line, redacted.
+    pub command: Vec<String>,
+    /// LoadGen model key (e.g. `llama3_1-8b`).
+    pub model: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Test mode name.
+    pub mode: String,
+    /// Backend base URLs, without credentials; `sim://` for the built-in simulator.
+    pub backends: Vec<String>,
+    /// Dataset description (path or generator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    /// Free-form labels (sweep point, config name, git commit...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The settings and options in force, for reference.
+    #[serde(default)]
+    pub config: serde_json::Value,
+    /// Set when the run finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<RunVerdict>,
+}
+
+impl RunManifest {
+    /// Writes `run.json` into `dir` atomically (temporary file, then rename),
+    /// so a crash never leaves a half-written manifest.
+    pub fn write(&self, dir: &Path) -> Result<(), RunDirError> {
+        let path = dir.join(MANIFEST_FILE);
+        let tmp = dir.join(format!(".{MANIFEST_FILE}.tmp"));
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| RunDirError::Parse {
+            path: path.clone(),
+            line: 0,
+            message: e.to_string(),
+        })?;
+        text.push('\n');
+        fs::write(&tmp, text).map_err(io_err(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io_err(&path))
+    }
+
+    /// Reads `run.json` from `dir`.
+    pub fn read(dir: &Path) -> Result<RunManifest, RunDirError> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = fs::read_to_string(&path).map_err(io_err(&path))?;
+        serde_json::from_str(&text).map_err(|e| RunDirError::Parse {
+            path,
+            line: e.line(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// The first line of each phase in `records.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseHeader {
+    /// Where the phase's zero lies on the run clock (ns since the run started).
+    pub run_offset_ns: u64,
+    /// What loadgen announced.
+    #[serde(flatten)]
+    pub start: PhaseStart,
+}
+
+/// One line of `records.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RecordLine {
+    /// A phase begins.
+    Phase(Box<PhaseHeader>),
+    /// A sample completed.
+    Query(QueryRecord),
+    /// A phase ended.
+    PhaseEnd(PhaseEnd),
+}
+
+/// Appends lines to a JSONL file from a background thread.
+///
+/// `send` never blocks on disk: lines go through a channel to a writer
+/// thread that flushes at least every `flush_interval`, so a crash loses at
+/// most that much. [`JsonlWriter::finish`] flushes everything and reports the
+/// first write error, if any.
+#[derive(Debug)]
+pub struct JsonlWriter<T: Serialize + Send + 'static> {
+    tx: Option<mpsc::Sender<T>>,
+    thread: Option<thread::JoinHandle<Result<u64, RunDirError>>>,
+    path: PathBuf,
+}
+
+/// How often streamed files reach the disk at the latest.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+
+impl<T: Serialize + Send + 'static> JsonlWriter<T> {
+    /// Creates `path` (failing if it exists: runs never overwrite) and starts
+    /// the writer thread.
+    pub fn create(path: &Path) -> Result<JsonlWriter<T>, RunDirError> {
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(io_err(path))?;
+        let (tx, rx) = mpsc::channel::<T>();
+        let owned = path.to_path_buf();
+        let thread = thread::Builder::new()
+            .name("jsonl-writer".into())
+            .spawn(move || write_loop(&owned, file, &rx))
+            .map_err(io_err(path))?;
+        Ok(JsonlWriter {
+            tx: Some(tx),
+            thread: Some(thread),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Queues one line. Returns false if the writer has stopped (after an
+    /// I/O error); the error is reported by [`JsonlWriter::finish`].
+    pub fn send(&self, line: T) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.send(line).is_ok())
+    }
+
+    /// A sender usable from other threads.
+    pub fn sender(&self) -> Option<mpsc::Sender<T>> {
+        self.tx.clone()
+    }
+
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes and closes the file once every sender is gone; returns the
+    /// number of lines written.
+    pub fn finish(mut self) -> Result<u64, RunDirError> {
+        self.close()
+    }
+
+    fn close(&mut self) -> Result<u64, RunDirError> {
+        drop(self.tx.take());
+        match self.thread.take() {
+            Some(handle) => handle.join().unwrap_or_else(|_| {
+                Err(RunDirError::Io {
+                    path: self.path.clone(),
+                    source: io::Error::other("writer thread panicked"),
+                })
+            }),
+            None => Ok(0),
+        }
+    }
+}
+
+impl<T: Serialize + Send + 'static> Drop for JsonlWriter<T> {
+    fn drop(&mut self) {
+        // Errors were either reported by finish() or have nowhere to go.
+        let _ = self.close();
+    }
+}
+
+fn write_loop<T: Serialize>(path: &Path, file: File, rx: &mpsc::Receiver<T>) -> Result<u64, RunDirError> {
+    let mut out = BufWriter::with_capacity(1 << 16, file);
+    let mut written = 0u64;
+    let mut last_flush = Instant::now();
+    let mut dirty = false;
+    loop {
+        match rx.recv_timeout(FLUSH_INTERVAL) {
+            Ok(line) => {
+                serde_json::to_writer(&mut out, &line).map_err(|e| RunDirError::Io {
+                    path: path.to_path_buf(),
+                    source: e.into(),
+                })?;
+                out.write_all(b"\n").map_err(io_err(path))?;
+                written += 1;
+                dirty = true;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if dirty && last_flush.elapsed() >= FLUSH_INTERVAL {
+            out.flush().map_err(io_err(path))?;
+            last_flush = Instant::now();
+            dirty = false;
+        }
+    }
+    out.flush().map_err(io_err(path))?;
+    out.get_ref().sync_data().map_err(io_err(path))?;
+    Ok(written)
+}
+
+/// The records of one phase, as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseRecords {
+    /// The phase header.
+    pub header: PhaseHeader,
+    /// Every sample record, in completion order.
+    pub records: Vec<QueryRecord>,
+    /// The phase end, absent if the run died before it.
+    pub end: Option<PhaseEnd>,
+}
+
+/// Everything in a `records.jsonl`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RecordsFile {
+    /// Phases in file order.
+    pub phases: Vec<PhaseRecords>,
+    /// A last line cut short (the writer died mid-line) was skipped.
+    pub truncated_tail: bool,
+}
+
+impl RecordsFile {
+    /// The performance phase, if the run had one.
+    pub fn performance(&self) -> Option<&PhaseRecords> {
+        self.phases
+            .iter()
+            .find(|p| p.header.start.phase == loadgen::Phase::Performance)
+    }
+}
+
+/// Reads a `records.jsonl`.
+///
+/// A malformed line is an error naming the file and line, except a last line
+/// without its newline, which is what a crash mid-write leaves: it is
+/// skipped and flagged in [`RecordsFile::truncated_tail`].
+pub fn read_records(path: &Path) -> Result<RecordsFile, RunDirError> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut out = RecordsFile::default();
+    let mut buf = String::new();
+    let mut line_no = 0usize;
+    loop {
+        buf.clear();
+        let n = reader.read_line(&mut buf).map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let complete = buf.ends_with('\n');
+        let text = buf.trim_end();
+        if text.is_empty() {
+            continue;
+        }
+        let parsed = parse_record_line(text);
+        let line = match parsed {
+            Ok(line) => line,
+            Err(_) if !complete => {
+                out.truncated_tail = true;
+                break;
+            }
+            Err(message) => {
+                return Err(RunDirError::Parse {
+                    path: path.to_path_buf(),
+                    line: line_no,
+                    message,
+                });
+            }
+        };
+        match line {
+            RecordLine::Phase(header) => out.phases.push(PhaseRecords {
+                header: *header,
+                records: Vec::new(),
+                end: None,
+            }),
+            RecordLine::Query(record) => match out.phases.last_mut() {
+                Some(phase) => phase.records.push(record),
+                None => {
+                    return Err(RunDirError::Parse {
+                        path: path.to_path_buf(),
+                        line: line_no,
+                        message: "query record before any phase header".into(),
+                    });
+                }
+            },
+            RecordLine::PhaseEnd(end) => match out.phases.last_mut() {
+                Some(phase) => phase.end = Some(end),
+                None => {
+                    return Err(RunDirError::Parse {
+                        path: path.to_path_buf(),
+                        line: line_no,
+                        message: "phase end before any phase header".into(),
+                    });
+                }
+            },
+        }
+    }
+    Ok(out)
+}
+
+/// Parses one line. Query lines, by far the most numerous, are written with
+/// their tag first and parsed straight into [`QueryRecord`] (serde ignores
+/// the tag field), which avoids serde's buffering of internally tagged enums.
+fn parse_record_line(text: &str) -> Result<RecordLine, String> {
+    if text.starts_with(r#"{"type":"query","#) {
+        return serde_json::from_str::<QueryRecord>(text)
+            .map(RecordLine::Query)
+            .map_err(|e| e.to_string());
+    }
+    serde_json::from_str::<RecordLine>(text).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loadgen::{EffectiveSettings, Phase, Scenario, TestMode, TestSettings};
+
+    fn header() -> PhaseHeader {
+        let settings = TestSettings {
+            scenario: Scenario::Server,
+            ..TestSettings::default()
+        };
+        let (effective, _) = EffectiveSettings::new(&settings, 10, 10).unwrap();
+        PhaseHeader {
+            run_offset_ns: 5,
+            start: PhaseStart {
+                phase: Phase::Performance,
+                scenario: Scenario::Server,
+                mode: TestMode::PerformanceOnly,
+                start_unix_ns: 1_700_000_000_000_000_000,
+                settings: effective,
+                query_count: 2,
+                sample_count: 2,
+            },
+        }
+    }
+
+    fn record(seq: u64) -> QueryRecord {
+        QueryRecord {
+            seq,
+            query: seq,
+            sample_index: 3,
+            scheduled_ns: 10,
+            issued_ns: 11,
+            first_token_ns: Some(20),
+            end_ns: 40,
+            n_tokens: 3,
+            input_tokens: None,
+            endpoint: Some(0),
+            error: None,
+            chunk_ns: vec![20, 30, 40],
+            chunk_tokens: vec![1, 1, 1],
+        }
+    }
+
+    #[test]
+    fn run_dirs_are_never_reused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = create_run_dir(tmp.path(), "server qps=4").unwrap();
+        let b = create_run_dir(tmp.path(), "server qps=4").unwrap();
+        assert_ne!(a, b);
+        assert!(a.file_name().unwrap().to_str().unwrap().ends_with("server_qps_4"));
+        assert!(b.file_name().unwrap().to_str().unwrap().ends_with("-2"));
+    }
+
+    #[test]
+    fn records_round_trip_through_writer_and_reader() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(RECORDS_FILE);
+        let writer = JsonlWriter::<RecordLine>::create(&path).unwrap();
+        writer.send(RecordLine::Phase(Box::new(header())));
+        writer.send(RecordLine::Query(record(0)));
+        writer.send(RecordLine::Query(record(1)));
+        writer.send(RecordLine::PhaseEnd(PhaseEnd {
+            phase: Phase::Performance,
+            end_ns: 99,
+            completed_samples: 2,
+            failed_samples: 0,
+            valid: Some(true),
+            invalid_reasons: vec![],
+            interrupted: false,
+        }));
+        assert_eq!(writer.finish().unwrap(), 4);
+
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.lines().nth(1).unwrap().starts_with(r#"{"type":"query","#));
+        let file = read_records(&path).unwrap();
+        assert_eq!(file.phases.len(), 1);
+        let perf = file.performance().unwrap();
+        assert_eq!(perf.header, header());
+        assert_eq!(perf.records, vec![record(0), record(1)]);
+        assert_eq!(perf.end.as_ref().unwrap().end_ns, 99);
+        assert!(!file.truncated_tail);
+
+        // Writing again to the same file is refused.
+        assert!(JsonlWriter::<RecordLine>::create(&path).is_err());
+    }
+
+    #[test]
+    fn a_cut_last_line_is_skipped_but_a_bad_middle_line_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(RECORDS_FILE);
+        let head = serde_json::to_string(&RecordLine::Phase(Box::new(header()))).unwrap();
+        let q = serde_json::to_string(&RecordLine::Query(record(0))).unwrap();
+        fs::write(&path, format!("{head}\n{q}\n{}", &q[..20])).unwrap();
+        let file = read_records(&path).unwrap();
+        assert!(file.truncated_tail);
+        assert_eq!(file.phases[0].records.len(), 1);
+        assert!(file.phases[0].end.is_none());
+
+        fs::write(&path, format!("{head}\n{{oops\n{q}\n")).unwrap();
+        let err = read_records(&path).unwrap_err().to_string();
+        assert!(err.contains("records.jsonl:2:"), "{err}");
+    }
+
+    #[test]
+    fn manifest_round_trips_atomically() {
+        let tmp = tempfile::tempdir().unwrap();
+        let manifest = RunManifest {
+            format_version: FORMAT_VERSION,
+            harness_version: "0.1.0".into(),
+            run_id: "x".into(),
+            started_at: "2026-11-22T14:00:00+00:00".into(),
+            start_unix_ns: 1,
+            finished_at: None,
+            status: RunStatus::Running,
+            command: vec!["harness".into(), "run".into()],
+            model: "llama3_1-8b".into(),
+            scenario: "Server".into(),
+            mode: "PerformanceOnly".into(),
+            backends: vec!["sim://".into()],
+            dataset: None,
+            labels: BTreeMap::new(),
+            config: serde_json::Value::Null,
+            verdict: None,
+        };
+        manifest.write(tmp.path()).unwrap();
+        assert_eq!(RunManifest::read(tmp.path()).unwrap(), manifest);
+        assert!(!tmp.path().join(".run.json.tmp").exists());
+    }
+}

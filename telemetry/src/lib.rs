@@ -1,0 +1,1 @@
+//! Metrics collection during runs: Prometheus scrapes, NVML GPU counters, host and process stats.
