@@ -9,14 +9,26 @@ pub fn cpp_double(value: f64) -> String {
 /// `%g` with the given number of significant digits (at least 1).
 pub fn cpp_double_precision(value: f64, precision: usize) -> String {
     if value.is_nan() {
-        return if value.is_sign_negative() { "-nan".into() } else { "nan".into() };
+        return if value.is_sign_negative() {
+            "-nan".into()
+        } else {
+            "nan".into()
+        };
     }
     if value.is_infinite() {
-        return if value < 0.0 { "-inf".into() } else { "inf".into() };
+        return if value < 0.0 {
+            "-inf".into()
+        } else {
+            "inf".into()
+        };
     }
     let p = precision.max(1);
     if value == 0.0 {
-        return if value.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if value.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     // The decimal exponent after rounding to p significant digits decides the
     // style, exactly as C's %g does.
@@ -36,7 +48,11 @@ pub fn cpp_double_precision(value: f64, precision: usize) -> String {
 }
 
 fn strip_fraction_zeros(s: &str) -> &str {
-    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { s }
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ pub use settings::{
     TestMode, TestSettings,
 };
 pub use sut::{
-    CompletionSink, ErrorKind, QueryError, QuerySample, QuerySampleIndex, QuerySampleLibrary,
-    QuerySampleResponse, QslError, Responder, ResponseDetail, ResponseId, SystemUnderTest,
-    tokens_to_bytes,
+    CompletionSink, ErrorKind, QslError, QueryError, QuerySample, QuerySampleIndex,
+    QuerySampleLibrary, QuerySampleResponse, Responder, ResponseDetail, ResponseId,
+    SystemUnderTest, tokens_to_bytes,
 };

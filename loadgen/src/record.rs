@@ -73,7 +73,8 @@ impl QueryRecord {
 
     /// LoadGen's TTFT: first token minus scheduled time.
     pub fn ttft_ns(&self) -> Option<u64> {
-        self.first_token_ns.map(|t| t.saturating_sub(self.scheduled_ns))
+        self.first_token_ns
+            .map(|t| t.saturating_sub(self.scheduled_ns))
     }
 
     /// LoadGen's TPOT: `(latency - ttft) / (n_tokens - 1)` in integer

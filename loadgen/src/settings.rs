@@ -736,7 +736,11 @@ mod tests {
         assert!((e.target_qps - 1.0).abs() < 1e-12);
         assert_eq!(e.target_latency_ns, 100_000_000);
         assert_eq!(warnings.len(), 2);
-        assert!(warnings[0].message.starts_with("Invalid value for server_target_qps"));
+        assert!(
+            warnings[0]
+                .message
+                .starts_with("Invalid value for server_target_qps")
+        );
     }
 
     #[test]
@@ -744,10 +748,19 @@ mod tests {
         for sc in Scenario::ALL {
             assert_eq!(sc.as_str().parse::<Scenario>().unwrap(), sc);
         }
-        assert_eq!("multi_stream".parse::<Scenario>().unwrap(), Scenario::MultiStream);
+        assert_eq!(
+            "multi_stream".parse::<Scenario>().unwrap(),
+            Scenario::MultiStream
+        );
         assert!("interactive".parse::<Scenario>().is_err());
-        assert_eq!("accuracy".parse::<TestMode>().unwrap(), TestMode::AccuracyOnly);
-        assert_eq!(TestMode::from_config_value(3), Some(TestMode::FindPeakPerformance));
+        assert_eq!(
+            "accuracy".parse::<TestMode>().unwrap(),
+            TestMode::AccuracyOnly
+        );
+        assert_eq!(
+            TestMode::from_config_value(3),
+            Some(TestMode::FindPeakPerformance)
+        );
         assert_eq!(TestMode::from_config_value(4), None);
     }
 }

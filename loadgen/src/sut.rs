@@ -312,7 +312,10 @@ mod tests {
 
     #[test]
     fn tokens_are_little_endian_int32() {
-        assert_eq!(tokens_to_bytes(&[0x4912, 1]), vec![0x12, 0x49, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(
+            tokens_to_bytes(&[0x4912, 1]),
+            vec![0x12, 0x49, 0, 0, 1, 0, 0, 0]
+        );
     }
 
     #[test]
@@ -323,6 +326,9 @@ mod tests {
             message: "service unavailable".into(),
         };
         assert_eq!(e.to_string(), "http_status (HTTP 503): service unavailable");
-        assert_eq!(serde_json::to_string(&ErrorKind::NeverCompleted).unwrap(), "\"never_completed\"");
+        assert_eq!(
+            serde_json::to_string(&ErrorKind::NeverCompleted).unwrap(),
+            "\"never_completed\""
+        );
     }
 }

@@ -90,11 +90,25 @@ pub fn create_run_dir(parent: &Path, label: &str) -> Result<PathBuf, RunDirError
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
     let label: String = label
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
-    let base = if label.is_empty() { format!("{stamp}") } else { format!("{stamp}-{label}") };
+    let base = if label.is_empty() {
+        format!("{stamp}")
+    } else {
+        format!("{stamp}-{label}")
+    };
     for n in 1..10_000 {
-        let name = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+        let name = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
         let dir = parent.join(name);
         match fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
@@ -307,7 +321,11 @@ impl<T: Serialize + Send + 'static> Drop for JsonlWriter<T> {
     }
 }
 
-fn write_loop<T: Serialize>(path: &Path, file: File, rx: &mpsc::Receiver<T>) -> Result<u64, RunDirError> {
+fn write_loop<T: Serialize>(
+    path: &Path,
+    file: File,
+    rx: &mpsc::Receiver<T>,
+) -> Result<u64, RunDirError> {
     let mut out = BufWriter::with_capacity(1 << 16, file);
     let mut written = 0u64;
     let mut last_flush = Instant::now();
@@ -496,7 +514,13 @@ mod tests {
         let a = create_run_dir(tmp.path(), "server qps=4").unwrap();
         let b = create_run_dir(tmp.path(), "server qps=4").unwrap();
         assert_ne!(a, b);
-        assert!(a.file_name().unwrap().to_str().unwrap().ends_with("server_qps_4"));
+        assert!(
+            a.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .ends_with("server_qps_4")
+        );
         assert!(b.file_name().unwrap().to_str().unwrap().ends_with("-2"));
     }
 
@@ -520,7 +544,12 @@ mod tests {
         assert_eq!(writer.finish().unwrap(), 4);
 
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.lines().nth(1).unwrap().starts_with(r#"{"type":"query","#));
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with(r#"{"type":"query","#)
+        );
         let file = read_records(&path).unwrap();
         assert_eq!(file.phases.len(), 1);
         let perf = file.performance().unwrap();

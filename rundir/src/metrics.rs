@@ -178,6 +178,10 @@ mod tests {
         writer.finish().unwrap();
         let back = read_metrics(&path).unwrap();
         assert_eq!(back, vec![sample]);
-        assert!(std::fs::read_to_string(&path).unwrap().contains("\"ttft_p99_s\":0.02"));
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("\"ttft_p99_s\":0.02")
+        );
     }
 }
