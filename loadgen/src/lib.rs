@@ -12,10 +12,16 @@
 pub mod format;
 pub mod record;
 pub mod results;
+pub mod run;
 pub mod settings;
 pub mod sut;
 
 pub use record::{Phase, PhaseEnd, PhaseStart, QueryRecord, RunObserver};
+pub use results::{PerformanceResult, QuerySampleLatency, TokenPerformanceResults};
+pub use run::{
+    IssuePlan, IssueStop, NoPhaseLog, PhaseClock, PhaseLog, PhaseMeasurements, PhaseRequest,
+    RunOptions, RuntimeError, StopSignal, run_phase,
+};
 pub use settings::{
     EffectiveSettings, LogOutputSettings, LogSettings, Scenario, SettingsError, SettingsWarning,
     TestMode, TestSettings,

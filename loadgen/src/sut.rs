@@ -68,6 +68,25 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 10] = [
+        ErrorKind::Connect,
+        ErrorKind::Timeout,
+        ErrorKind::HttpStatus,
+        ErrorKind::Disconnected,
+        ErrorKind::MalformedResponse,
+        ErrorKind::ServerError,
+        ErrorKind::Stalled,
+        ErrorKind::Cancelled,
+        ErrorKind::NeverCompleted,
+        ErrorKind::Other,
+    ];
+
+    /// Position in [`ErrorKind::ALL`], for counting by kind in arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The stable snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {

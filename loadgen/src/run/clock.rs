@@ -1,0 +1,159 @@
+//! The phase clock and precise waiting.
+//!
+//! Every time in a phase is nanoseconds since the phase's zero on one
+//! monotonic clock. The issuer must hit scheduled instants to within a few
+//! microseconds without burning a core at low rates: it sleeps until shortly
+//! before the instant, then spins. Linux delays sleeping threads by their
+//! "timer slack" (50 µs by default); the issuer thread lowers its own slack
+//! for the duration of a run so that short sleeps are accurate and the spin
+//! margin can stay small.
+
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::StopSignal;
+
+/// The monotonic clock of one phase.
+#[derive(Debug, Clone, Copy)]
+pub struct PhaseClock {
+    origin: Instant,
+    origin_unix_ns: u64,
+}
+
+impl PhaseClock {
+    /// A clock whose zero is now.
+    pub fn start_now() -> PhaseClock {
+        let origin = Instant::now();
+        let origin_unix_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        PhaseClock {
+            origin,
+            origin_unix_ns,
+        }
+    }
+
+    /// Nanoseconds since the zero.
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        self.ns_at(Instant::now())
+    }
+
+    /// Nanoseconds from the zero to `instant` (0 if before it).
+    #[inline]
+    pub fn ns_at(&self, instant: Instant) -> u64 {
+        // u64 nanoseconds cover 584 years.
+        instant.saturating_duration_since(self.origin).as_nanos() as u64
+    }
+
+    /// The instant `ns` after the zero.
+    #[inline]
+    pub fn instant_at(&self, ns: u64) -> Instant {
+        self.origin + Duration::from_nanos(ns)
+    }
+
+    /// The zero itself.
+    pub fn origin(&self) -> Instant {
+        self.origin
+    }
+
+    /// Wall clock at the zero, ns since the Unix epoch.
+    pub fn origin_unix_ns(&self) -> u64 {
+        self.origin_unix_ns
+    }
+}
+
+/// How the issuer waits for a scheduled instant.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Waiter {
+    /// Spin (rather than sleep) for the last `spin` of a wait.
+    pub spin: Duration,
+}
+
+/// Longest single sleep, so a stop request is noticed promptly.
+const MAX_SLEEP: Duration = Duration::from_millis(20);
+
+impl Waiter {
+    /// Waits until `deadline` and returns the instant it woke, or `None` if a
+    /// stop was requested first.
+    pub fn wait_until(&self, deadline: Instant, stop: &StopSignal) -> Option<Instant> {
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Some(now);
+            }
+            if stop.is_requested() {
+                return None;
+            }
+            let left = deadline - now;
+            if left > self.spin {
+                thread::sleep((left - self.spin).min(MAX_SLEEP));
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// Lowers the calling thread's timer slack for its lifetime and restores it
+/// on drop. A no-op where the platform has no timer slack.
+#[derive(Debug)]
+pub(crate) struct TimerSlackGuard {
+    #[cfg(target_os = "linux")]
+    previous: Option<u64>,
+}
+
+impl TimerSlackGuard {
+    /// Sets this thread's timer slack to 1 ns.
+    pub fn tighten() -> TimerSlackGuard {
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::thread::{current_timer_slack, set_current_timer_slack};
+            let previous = current_timer_slack().ok();
+            // Failure only costs accuracy; the spin margin still bounds the error.
+            let _ = set_current_timer_slack(std::num::NonZeroU64::new(1));
+            TimerSlackGuard { previous }
+        }
+        #[cfg(not(target_os = "linux"))]
+        TimerSlackGuard {}
+    }
+}
+
+impl Drop for TimerSlackGuard {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let Some(previous) = self.previous {
+            let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(previous));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_round_trips_instants() {
+        let clock = PhaseClock::start_now();
+        let at = clock.instant_at(1_234_567);
+        assert_eq!(clock.ns_at(at), 1_234_567);
+        assert_eq!(clock.ns_at(clock.origin()), 0);
+        assert!(clock.origin_unix_ns() > 1_600_000_000_000_000_000);
+    }
+
+    #[test]
+    fn wait_never_returns_early_and_stops_on_request() {
+        let _slack = TimerSlackGuard::tighten();
+        let waiter = Waiter {
+            spin: Duration::from_micros(50),
+        };
+        let stop = StopSignal::new();
+        let deadline = Instant::now() + Duration::from_millis(2);
+        let woke = waiter.wait_until(deadline, &stop).unwrap();
+        assert!(woke >= deadline);
+
+        stop.request();
+        let far = Instant::now() + Duration::from_secs(3600);
+        assert!(waiter.wait_until(far, &stop).is_none());
+    }
+}

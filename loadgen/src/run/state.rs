@@ -1,0 +1,291 @@
+//! Per-phase state shared by the issuer and whatever threads complete samples.
+//!
+//! Completions arrive on the SUT's threads, possibly hundreds of thousands per
+//! second, so the hot path is lock-free: one timestamp per call, one
+//! compare-and-swap per sample on a pre-allocated slot, counters as atomics.
+//! Anything slower (records, accuracy-log entries) is handed to observers that
+//! queue it for other threads.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::Thread;
+
+use super::clock::PhaseClock;
+use super::plan::IssuePlan;
+use super::{PhaseLog, RuntimeError};
+use crate::record::{QueryRecord, RunObserver};
+use crate::settings::Scenario;
+use crate::sut::{CompletionSink, ErrorKind, QueryError, QuerySampleResponse, ResponseId};
+
+/// Marks a time slot that has not been written.
+pub(crate) const UNSET: u64 = u64::MAX;
+
+/// `error_kind` slot value for a sample without error.
+const NO_ERROR: u8 = 0;
+
+/// What is known up front about a phase, for the completion path.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PhaseFlags {
+    pub scenario: Scenario,
+    /// Every sample's response goes to the accuracy log.
+    pub accuracy_mode: bool,
+    /// LoadGen's use_tokens: record TTFT/TPOT and check token counts.
+    pub use_tokens: bool,
+}
+
+pub(crate) struct PhaseState {
+    pub clock: PhaseClock,
+    pub plan: Arc<IssuePlan>,
+    flags: PhaseFlags,
+    /// Per query: scheduled instant (ns). Server: the schedule; SingleStream
+    /// and MultiStream: set when issued; Offline: 0.
+    pub query_scheduled_ns: Box<[AtomicU64]>,
+    /// Per query: when `issue_query` was called.
+    pub query_issued_ns: Box<[AtomicU64]>,
+    /// Per sample: first token arrival.
+    pub first_token_ns: Box<[AtomicU64]>,
+    /// Per sample: completion.
+    pub complete_ns: Box<[AtomicU64]>,
+    /// Per sample: `n_tokens` as reported.
+    pub n_tokens: Box<[AtomicI64]>,
+    /// Per sample: 0, or 1 + `ErrorKind::index()`.
+    pub error_kind: Box<[AtomicU8]>,
+    /// Samples completed (or given up on).
+    pub completed: AtomicU64,
+    /// The issuer is unparked when `completed` reaches this.
+    wake_at: AtomicU64,
+    issuer: Thread,
+    /// Latest completion time.
+    pub max_complete_ns: AtomicU64,
+    /// Failed samples by `ErrorKind::index()`.
+    pub errors_by_kind: [AtomicU64; ErrorKind::ALL.len()],
+    /// Completions for ids this phase never issued.
+    pub unknown_ids: AtomicU64,
+    /// Completions for samples already complete (duplicates, or answers that
+    /// came after the run gave up on the sample).
+    pub repeated_completions: AtomicU64,
+    observer: Option<Arc<dyn RunObserver>>,
+    log: Arc<dyn PhaseLog>,
+    /// First-token bytes of samples whose response is logged, kept until the
+    /// sample completes (LoadGen's token cache).
+    token_cache: Mutex<HashMap<u64, Vec<u8>>>,
+}
+
+fn atomics_u64(n: usize, value: u64) -> Box<[AtomicU64]> {
+    (0..n).map(|_| AtomicU64::new(value)).collect()
+}
+
+impl PhaseState {
+    pub fn new(
+        clock: PhaseClock,
+        plan: Arc<IssuePlan>,
+        flags: PhaseFlags,
+        observer: Option<Arc<dyn RunObserver>>,
+        log: Arc<dyn PhaseLog>,
+        issuer: Thread,
+    ) -> PhaseState {
+        let queries = plan.query_count();
+        let samples = plan.sample_count();
+        let query_scheduled_ns = match flags.scenario {
+            Scenario::Server => plan
+                .scheduled_ns
+                .iter()
+                .map(|&t| AtomicU64::new(t))
+                .collect(),
+            _ => atomics_u64(queries, 0),
+        };
+        PhaseState {
+            clock,
+            flags,
+            query_scheduled_ns,
+            query_issued_ns: atomics_u64(queries, UNSET),
+            first_token_ns: atomics_u64(samples, UNSET),
+            complete_ns: atomics_u64(samples, UNSET),
+            n_tokens: (0..samples).map(|_| AtomicI64::new(0)).collect(),
+            error_kind: (0..samples).map(|_| AtomicU8::new(NO_ERROR)).collect(),
+            completed: AtomicU64::new(0),
+            wake_at: AtomicU64::new(u64::MAX),
+            issuer,
+            max_complete_ns: AtomicU64::new(0),
+            errors_by_kind: std::array::from_fn(|_| AtomicU64::new(0)),
+            unknown_ids: AtomicU64::new(0),
+            repeated_completions: AtomicU64::new(0),
+            observer,
+            log,
+            token_cache: Mutex::new(HashMap::new()),
+            plan,
+        }
+    }
+
+    /// Asks to be unparked once `count` samples have completed. The caller
+    /// must re-check `completed` after setting this (a completion may have
+    /// raced ahead of it).
+    pub fn wake_issuer_at(&self, count: u64) {
+        self.wake_at.store(count, Ordering::SeqCst);
+    }
+
+    fn logs_response(&self, seq: u64) -> bool {
+        self.flags.accuracy_mode || self.plan.logs_accuracy(seq as usize)
+    }
+
+    /// Ends samples that never completed: each gets `kind` at `now_ns`.
+    /// Returns how many were ended. Only samples of issued queries are touched.
+    pub fn give_up(&self, issued_samples: u64, kind: ErrorKind, message: &str) -> u64 {
+        let now = self.clock.now_ns();
+        let mut ended = 0;
+        for seq in 0..issued_samples {
+            let slot = &self.complete_ns[seq as usize];
+            if slot.load(Ordering::Acquire) != UNSET {
+                continue;
+            }
+            let mut response = QuerySampleResponse::failed(
+                ResponseId(seq),
+                QueryError {
+                    kind,
+                    http_status: None,
+                    message: message.to_owned(),
+                },
+            );
+            if self.complete_one(&mut response, now) {
+                ended += 1;
+            }
+        }
+        self.completed.fetch_add(ended, Ordering::AcqRel);
+        ended
+    }
+
+    /// Records one completion at `now`; false if it was not the first for its
+    /// sample (or the id is unknown).
+    fn complete_one(&self, response: &mut QuerySampleResponse, now: u64) -> bool {
+        let seq = response.id.0;
+        let Some(slot) = self.complete_ns.get(seq as usize) else {
+            self.unknown_ids.fetch_add(1, Ordering::Relaxed);
+            return false;
+        };
+        if slot
+            .compare_exchange(UNSET, now, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            self.repeated_completions.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let i = seq as usize;
+        self.max_complete_ns.fetch_max(now, Ordering::Relaxed);
+        self.n_tokens[i].store(response.n_tokens, Ordering::Relaxed);
+        if let Some(error) = &response.detail.error {
+            self.error_kind[i].store(error.kind.index() as u8 + 1, Ordering::Relaxed);
+            self.errors_by_kind[error.kind.index()].fetch_add(1, Ordering::Relaxed);
+        }
+
+        let query = self.plan.query_of(i);
+        // LoadGen's token checks; a failed sample already carries its own error.
+        if self.flags.use_tokens && response.detail.error.is_none() {
+            if self.flags.scenario != Scenario::Offline
+                && self.first_token_ns[i].load(Ordering::Acquire) == UNSET
+            {
+                self.log.runtime_error(RuntimeError::MissingFirstToken);
+            }
+            match response.n_tokens {
+                0 => self.log.runtime_error(RuntimeError::ZeroTokens),
+                n if n < 0 => self.log.runtime_error(RuntimeError::NegativeTokens),
+                1 => self.log.runtime_error(RuntimeError::OneToken),
+                _ => {}
+            }
+        }
+
+        if self.logs_response(seq) {
+            let token_data = if self.flags.use_tokens && self.flags.scenario != Scenario::Offline {
+                self.token_cache
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&seq)
+            } else {
+                None
+            };
+            self.log.accuracy_entry(
+                seq,
+                u64::from(self.plan.sample_indices[i]),
+                std::mem::take(&mut response.data),
+                token_data,
+                self.flags.use_tokens.then_some(response.n_tokens),
+            );
+        }
+
+        if let Some(observer) = &self.observer {
+            let detail = std::mem::take(&mut response.detail);
+            let first = self.first_token_ns[i].load(Ordering::Acquire);
+            observer.sample_completed(QueryRecord {
+                seq,
+                query: query as u64,
+                sample_index: u64::from(self.plan.sample_indices[i]),
+                scheduled_ns: self.query_scheduled_ns[query].load(Ordering::Acquire),
+                issued_ns: self.query_issued_ns[query].load(Ordering::Acquire),
+                first_token_ns: (first != UNSET).then_some(first),
+                end_ns: now,
+                n_tokens: response.n_tokens,
+                input_tokens: detail.input_tokens,
+                endpoint: detail.endpoint,
+                error: detail.error,
+                chunk_ns: detail.chunk_ns,
+                chunk_tokens: detail.chunk_tokens,
+            });
+        }
+        true
+    }
+}
+
+impl CompletionSink for PhaseState {
+    #[inline]
+    fn now_ns(&self) -> u64 {
+        self.clock.now_ns()
+    }
+
+    fn first_token_complete(&self, id: ResponseId, data: &[u8]) {
+        let now = self.clock.now_ns();
+        let seq = id.0;
+        let Some(slot) = self.first_token_ns.get(seq as usize) else {
+            self.unknown_ids.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if self.complete_ns[seq as usize].load(Ordering::Acquire) != UNSET {
+            self.log
+                .runtime_error(RuntimeError::FirstTokenAfterCompletion);
+            return;
+        }
+        if slot
+            .compare_exchange(UNSET, now, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            self.log.runtime_error(RuntimeError::FirstTokenTwice);
+            return;
+        }
+        if self.flags.use_tokens && self.logs_response(seq) {
+            self.token_cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(seq, data.to_vec());
+        }
+        if let Some(observer) = &self.observer {
+            observer.first_token(seq, now);
+        }
+    }
+
+    fn query_samples_complete(&self, responses: &mut [QuerySampleResponse]) {
+        // LoadGen takes one timestamp on entry for the whole call.
+        let now = self.clock.now_ns();
+        let mut newly = 0u64;
+        for response in responses.iter_mut() {
+            if self.complete_one(response, now) {
+                newly += 1;
+            }
+        }
+        if newly == 0 {
+            return;
+        }
+        let done = self.completed.fetch_add(newly, Ordering::AcqRel) + newly;
+        if done >= self.wake_at.load(Ordering::SeqCst) {
+            self.issuer.unpark();
+        }
+    }
+}
