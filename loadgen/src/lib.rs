@@ -12,6 +12,7 @@
 pub mod format;
 pub mod record;
 pub mod results;
+pub mod rng;
 pub mod settings;
 pub mod sut;
 
