@@ -9,6 +9,7 @@
 //! [`SystemUnderTest`] and any dataset that implements [`QuerySampleLibrary`]
 //! can be driven by it.
 
+pub mod config;
 pub mod format;
 pub mod record;
 pub mod results;

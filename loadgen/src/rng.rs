@@ -176,7 +176,7 @@ pub fn shuffle<T>(v: &mut [T], g: &mut Mt19937) {
         let mut i = 1usize;
         // An even length leaves an odd number of positions to swap: do one
         // up front so the rest go in pairs.
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             let j = uniform_int(g, 0, 1) as usize;
             v.swap(i, j);
             i += 1;
