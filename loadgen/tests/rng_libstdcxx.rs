@@ -3,6 +3,9 @@
 //! `tests/differential/gen_rng_fixture.sh`. The same file was also checked
 //! against the team's Python model of these algorithms.
 
+// Fixture helpers run only inside tests: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use loadgen::rng::{Mt19937, exponential, generate_canonical, shuffle, uniform_int, uniform_real};
 use serde_json::Value;
 
