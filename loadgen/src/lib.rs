@@ -14,6 +14,7 @@ pub mod format;
 pub mod record;
 pub mod results;
 pub mod rng;
+pub mod schedule;
 pub mod settings;
 pub mod sut;
 
