@@ -359,6 +359,22 @@ impl TestSettings {
     }
 }
 
+/// `StartTest`'s TEST05 override: when `test05` is set, the run is a
+/// performance run with the `test05_*` seeds. Returns whether it applied.
+///
+/// LoadGen logs the warning "Test05 flag detected Overriding random seeds"
+/// when it does this.
+pub fn apply_test05(settings: &mut TestSettings) -> bool {
+    if !settings.test05 {
+        return false;
+    }
+    settings.mode = TestMode::PerformanceOnly;
+    settings.qsl_rng_seed = settings.test05_qsl_rng_seed;
+    settings.sample_index_rng_seed = settings.test05_sample_index_rng_seed;
+    settings.schedule_rng_seed = settings.test05_schedule_rng_seed;
+    true
+}
+
 /// Maps a user-facing benchmark name to LoadGen's config keys.
 ///
 /// MLPerf's "Interactive" category is a Server run under the model key
