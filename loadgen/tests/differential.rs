@@ -15,6 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use loadgen::config::{ConfigLoader, apply_test05};
+use loadgen::find_peak::{FindPeakSettings, find_peak};
 use loadgen::format::cpp_double;
 use loadgen::schedule::{
     LoadableSet, Schedule, SequenceGen, accuracy_sets, generate_queries, performance_set,
@@ -235,6 +236,36 @@ fn direct_cases() -> Vec<Value> {
         s,
         [70, 17],
     ));
+    // FindPeakPerformance: the probe's SUT fails runs of more than N queries.
+    for (i, (base, decimals, step, fail_above)) in [
+        (500.0, 0, 1.0, 60u64),
+        (300.0, 1, 0.5, 45),
+        (800.0, 2, 1.0, 25),
+        // The base run fails: the search stops there.
+        (3000.0, 1, 1.0, 60),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let s = merge(
+            merge(quick(), seeds(i)),
+            obj(
+                json!({"server_target_qps": base, "min_duration_ms": 40, "min_query_count": 1,
+                       "server_target_latency_ns": 200_000_000u64,
+                       "server_find_peak_qps_decimals_of_precision": decimals,
+                       "server_find_peak_qps_boundary_step_size": step}),
+            ),
+        );
+        let mut case = run_case(
+            format!("direct Server find-peak base={base} decimals={decimals} step={step}"),
+            "Server",
+            "FindPeakPerformance",
+            s,
+            [100, 50],
+        );
+        case["find_peak"] = json!({"fail_above_queries": fail_above, "fail_sleep_s": 0.25});
+        cases.push(case);
+    }
     // TEST05 seeds replace the normal ones and force a performance run.
     let s = merge(
         merge(quick(), seeds(1)),
@@ -977,6 +1008,10 @@ fn check_run(case: &Value, ours: &Configured, result: &Value) -> Vec<String> {
         }
     };
     check_effective(&e, &result["effective"], &mut failures);
+    if e.mode == TestMode::FindPeakPerformance {
+        check_find_peak(case, &e, total, result, &mut failures);
+        return failures;
+    }
 
     let phases = match our_phases(&e, total) {
         Ok(p) => p,
@@ -1079,6 +1114,97 @@ fn check_run(case: &Value, ours: &Configured, result: &Value) -> Vec<String> {
         ));
     }
     failures
+}
+
+/// FindPeakPerformance: the probe's SUT fails a run exactly when it has more
+/// than `fail_above_queries` queries, so our search over our own schedules
+/// must test the same QPS values, log the same messages and issue the same
+/// queries.
+fn check_find_peak(
+    case: &Value,
+    e: &EffectiveSettings,
+    qsl_total: u64,
+    result: &Value,
+    failures: &mut Vec<String>,
+) {
+    let limit = case["find_peak"]["fail_above_queries"].as_u64().unwrap() as usize;
+    let set = performance_set(e, qsl_total).unwrap();
+    let mut seq = SequenceGen::new();
+    let mut schedules: Vec<Schedule> = Vec::new();
+    let outcome = find_peak(
+        e.target_qps,
+        FindPeakSettings::from_settings(&e.requested),
+        |qps| -> Result<(bool, f64), loadgen::schedule::ScheduleError> {
+            let run = EffectiveSettings {
+                target_qps: qps,
+                ..e.clone()
+            };
+            let schedule = generate_queries(&run, Phase::Performance, &set, &mut seq)?;
+            let passed = schedule.len() <= limit;
+            schedules.push(schedule);
+            Ok((passed, qps))
+        },
+    )
+    .unwrap();
+    let messages: Vec<String> = result["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_owned())
+        .collect();
+    if outcome.loadgen_messages() != messages {
+        failures.push(format!(
+            "find-peak messages:\nours    {:?}\nLoadGen {messages:?}",
+            outcome.loadgen_messages()
+        ));
+    }
+    let generated: Vec<Value> = schedules
+        .iter()
+        .map(|s| {
+            json!([
+                s.generated_query_count(),
+                s.generated_samples_per_query(),
+                s.generated_query_duration()
+            ])
+        })
+        .collect();
+    if generated != *result["generated"].as_array().unwrap() {
+        failures.push(format!(
+            "find-peak generated: ours {generated:?}, LoadGen {}",
+            result["generated"]
+        ));
+    }
+    // Issued queries, run by run (each run ends with its FlushQueries).
+    let mut runs: Vec<Vec<Vec<u64>>> = vec![Vec::new()];
+    let ours_loaded: Vec<u64> = set.samples.iter().map(|&x| x as u64).collect();
+    for ev in result["events"].as_array().unwrap() {
+        match ev[0].as_str().unwrap() {
+            "query" => runs.last_mut().unwrap().push(index_list(&ev[1])),
+            "flush" => runs.push(Vec::new()),
+            "load" if index_list(&ev[1]) != ours_loaded => {
+                failures.push("find-peak loaded set differs".into());
+            }
+            _ => {}
+        }
+    }
+    runs.pop();
+    if runs.len() != schedules.len() {
+        failures.push(format!(
+            "find-peak: LoadGen ran {} times, we {}",
+            runs.len(),
+            schedules.len()
+        ));
+        return;
+    }
+    for (r, (issued, schedule)) in runs.iter().zip(&schedules).enumerate() {
+        let ours: Vec<Vec<u64>> = schedule
+            .iter()
+            .map(|q| q.samples.iter().map(|&x| u64::from(x)).collect())
+            .collect();
+        if *issued != ours {
+            failures.push(format!("find-peak run {r}: issued queries differ"));
+        }
+    }
 }
 
 fn run_probe(python: &str, cases: &[Value]) -> Vec<Value> {

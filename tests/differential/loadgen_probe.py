@@ -16,11 +16,15 @@ A case (JSON object):
   qsl             [total_sample_count, performance_sample_count]
   run             true: StartTest with these settings; false: only collect
                   FromConfig's results (a trivial Offline run flushes its log)
+  find_peak       {"fail_above_queries": N, "fail_sleep_s": S}: for
+                  FindPeakPerformance, a run with more than N queries misses
+                  its latency bound (completions wait S seconds)
 
 A result:
   name, rc (FromConfig return codes), settings (every TestSettings field after
   the configs; doubles as repr strings so nan/inf survive JSON), events
-  (["load", [...]], ["query", [...]], ["unload", [...]] in order), generated
+  (["load", [...]], ["query", [...]], ["unload", [...]], and ["flush", n] in
+  find-peak runs, in order), messages (generic_message values), generated
   ([generated_query_count, generated_samples_per_query, generated_query_duration]
   per GenerateQueries call), effective ({effective_* key: value}), errors and
   warnings ([key, message]), accuracy ([[seq_id, qsl_idx], ...]), or "error".
@@ -36,6 +40,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 FIELDS = [
     "single_stream_expected_latency_ns", "single_stream_target_latency_percentile",
@@ -73,7 +78,7 @@ def apply_attrs(lg, s, attrs):
 
 
 def parse_detail(path):
-    generated, effective, errors, warnings = [], {}, [], []
+    generated, effective, errors, warnings, messages = [], {}, [], [], []
     current = None
     with open(path) as f:
         for line in f:
@@ -96,9 +101,11 @@ def parse_detail(path):
                 current.append(value)
                 generated.append(current)
                 current = None
+            elif key == "generic_message":
+                messages.append(value)
             elif key.startswith("effective_"):
                 effective[key] = repr(value) if isinstance(value, float) else value
-    return generated, effective, errors, warnings
+    return generated, effective, errors, warnings, messages
 
 
 def run_case(case, workdir):
@@ -140,11 +147,33 @@ def run_case(case, workdir):
     addr, _ = payload.buffer_info()
     events = []
 
-    def issue(query_samples):
-        events.append(["query", [q.index for q in query_samples]])
+    def complete(query_samples):
         if tokens:
             lg.FirstTokenComplete([lg.QuerySampleResponse(q.id, addr, 4) for q in query_samples])
         lg.QuerySamplesComplete([lg.QuerySampleResponse(q.id, addr, 8, 2) for q in query_samples])
+
+    # FindPeakPerformance: hold completions until FlushQueries (called once
+    # a run has issued everything), then pass the run (complete at once) or
+    # fail it (complete after more than the latency bound) depending only
+    # on how many queries it had, which is a pure function of its target QPS.
+    find_peak = case.get("find_peak")
+    held = []
+
+    def issue(query_samples):
+        events.append(["query", [q.index for q in query_samples]])
+        if find_peak:
+            held.extend(query_samples)
+        else:
+            complete(query_samples)
+
+    def flush():
+        if not find_peak:
+            return
+        events.append(["flush", len(held)])
+        if len(held) > find_peak["fail_above_queries"]:
+            time.sleep(find_peak["fail_sleep_s"])
+        complete(held)
+        held.clear()
 
     def load(indices):
         events.append(["load", list(indices)])
@@ -153,7 +182,7 @@ def run_case(case, workdir):
         events.append(["unload", list(indices)])
 
     total, perf = case.get("qsl", [16, 16]) if run else (4, 4)
-    sut = lg.ConstructSUT(issue, lambda: None)
+    sut = lg.ConstructSUT(issue, flush)
     qsl = lg.ConstructQSL(total, perf, load, unload)
     outdir = os.path.join(workdir, "out")
     os.makedirs(outdir, exist_ok=True)
@@ -166,7 +195,7 @@ def run_case(case, workdir):
     lg.DestroyQSL(qsl)
     lg.DestroySUT(sut)
 
-    generated, effective, errors, warnings = parse_detail(
+    generated, effective, errors, warnings, messages = parse_detail(
         os.path.join(outdir, "mlperf_log_detail.txt"))
     result["errors"] = errors
     result["warnings"] = warnings
@@ -174,6 +203,7 @@ def run_case(case, workdir):
         with open(os.path.join(outdir, "mlperf_log_accuracy.json")) as f:
             acc = json.load(f)
         result.update(events=events, generated=generated, effective=effective,
+                      messages=messages,
                       accuracy=[[e["seq_id"], e["qsl_idx"]] for e in acc])
     return result
 
