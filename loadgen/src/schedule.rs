@@ -509,7 +509,16 @@ impl Shuffled {
     /// `SampleDistributionEqualIssue(count, set_size)`: one permutation of
     /// `[0, set_size)` per `set_size` queries, each shuffle continuing from
     /// the previous permutation.
-    fn equal_issue(count: usize, set_size: usize, g: &mut Mt19937) -> Result<Self, ScheduleError> {
+    ///
+    /// LoadGen builds it even when equal issue is off; then only its RNG
+    /// draws matter, and `keep = false` makes them without storing the
+    /// permutations (which would cost 4 bytes per query).
+    fn equal_issue(
+        count: usize,
+        set_size: usize,
+        g: &mut Mt19937,
+        keep: bool,
+    ) -> Result<Self, ScheduleError> {
         let rounds = if set_size == 0 {
             0
         } else {
@@ -519,11 +528,13 @@ impl Shuffled {
             .checked_mul(set_size)
             .filter(|&t| t <= MAX_GENERATED)
             .ok_or(ScheduleError::TooLarge("equal-issue permutations"))?;
-        let mut indices = Vec::with_capacity(total);
+        let mut indices = Vec::with_capacity(if keep { total } else { 0 });
         let mut perm: Vec<u32> = (0..to_u32(set_size)?).collect();
         for _ in 0..rounds {
             rng::shuffle(&mut perm, g);
-            indices.extend_from_slice(&perm);
+            if keep {
+                indices.extend_from_slice(&perm);
+            }
         }
         Ok(Shuffled { indices, next: 0 })
     }
@@ -650,7 +661,18 @@ pub fn generate_queries(
     let mut unique = Shuffled::strided(distribution_end, stride, &mut sample_rng)?;
     let min_queries_usize =
         usize::try_from(min_queries).map_err(|_| ScheduleError::TooLarge("min_query_count"))?;
-    let mut equal_issue = Shuffled::equal_issue(min_queries_usize, n_loaded, &mut sample_rng)?;
+    // Only SingleStream and Server draw from it, and only with equal issue
+    // on and neither audit knob set.
+    let equal_issue_used = settings.sample_concatenate_permutation
+        && !settings.performance_issue_unique
+        && !settings.performance_issue_same
+        && matches!(scenario, Scenario::SingleStream | Scenario::Server);
+    let mut equal_issue = Shuffled::equal_issue(
+        min_queries_usize,
+        n_loaded,
+        &mut sample_rng,
+        equal_issue_used,
+    )?;
 
     let period_ns: Option<i64> = match scenario {
         Scenario::Server => {
