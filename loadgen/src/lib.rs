@@ -29,3 +29,10 @@ pub use sut::{
     QuerySampleLibrary, QuerySampleResponse, Responder, ResponseDetail, ResponseId,
     SystemUnderTest, tokens_to_bytes,
 };
+
+pub use config::{ConfType, ConfigError, ConfigLoader, MLPERF_CONF};
+pub use find_peak::{FindPeakOutcome, FindPeakSettings, find_peak};
+pub use schedule::{
+    LoadableSet, Schedule, ScheduleError, ScheduledQuery, SequenceGen, generate_loadable_sets,
+    generate_queries,
+};
