@@ -1229,23 +1229,13 @@ fn run_probe(python: &str, cases: &[Value]) -> Vec<Value> {
     serde_json::from_slice(&output.stdout).expect("probe output is JSON")
 }
 
-#[test]
-fn identical_to_the_loadgen_wheel() {
-    let Ok(python) = std::env::var("LOADGEN_PYTHON") else {
-        println!(
-            "skipping identical_to_the_loadgen_wheel: set LOADGEN_PYTHON (scripts/peers/loadgen.sh)"
-        );
-        return;
-    };
-    let mut cases = direct_cases();
-    cases.extend(config_run_cases());
-    cases.extend(config_only_cases());
-    let results = run_probe(&python, &cases);
+/// Compares the wheel's results with ours, case by case; returns the number
+/// of runs compared and every difference found.
+fn compare(cases: &[Value], results: &[Value]) -> (usize, Vec<String>) {
     assert_eq!(results.len(), cases.len());
-
     let mut failures = Vec::new();
     let mut runs = 0;
-    for (case, result) in cases.iter().zip(&results) {
+    for (case, result) in cases.iter().zip(results) {
         let name = case["name"].as_str().unwrap();
         let mut case_failures = Vec::new();
         if let Some(err) = result.get("error") {
@@ -1293,6 +1283,27 @@ fn identical_to_the_loadgen_wheel() {
         }
         failures.extend(case_failures.into_iter().map(|f| format!("{name}: {f}")));
     }
+    (runs, failures)
+}
+
+fn all_cases() -> Vec<Value> {
+    let mut cases = direct_cases();
+    cases.extend(config_run_cases());
+    cases.extend(config_only_cases());
+    cases
+}
+
+#[test]
+fn identical_to_the_loadgen_wheel() {
+    let Ok(python) = std::env::var("LOADGEN_PYTHON") else {
+        println!(
+            "skipping identical_to_the_loadgen_wheel: set LOADGEN_PYTHON (scripts/peers/loadgen.sh)"
+        );
+        return;
+    };
+    let cases = all_cases();
+    let results = run_probe(&python, &cases);
+    let (runs, failures) = compare(&cases, &results);
     println!(
         "compared {} cases ({runs} runs) with the LoadGen wheel: {} failures",
         cases.len(),
@@ -1304,4 +1315,84 @@ fn identical_to_the_loadgen_wheel() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Cases whose wheel output is recorded in `fixtures/loadgen_wheel_golden.json`,
+/// so that exactness is checked even where the wheel is not installed.
+const GOLDEN: &[&str] = &[
+    "direct SingleStream PerformanceOnly equal_issue=false qsl=[100, 20]",
+    "direct SingleStream AccuracyOnly equal_issue=true qsl=[10, 4]",
+    "direct MultiStream SubmissionRun equal_issue=false qsl=[37, 37]",
+    "direct MultiStream spq=16 PerformanceOnly qsl=[30, 5]",
+    "direct Server SubmissionRun equal_issue=true qsl=[5, 50]",
+    "direct Server accuracy_log_probability",
+    "direct Server accuracy_log_sampling_target",
+    "direct Server issue_same",
+    "direct Server equal issue growth",
+    "direct Server find-peak base=300 decimals=1 step=0.5",
+    "direct Offline SubmissionRun equal_issue=true qsl=[37, 37]",
+    "direct Offline issue_unique",
+    "config llama3_1-8b Server PerformanceOnly",
+    "config llama3_1-8b Offline AccuracyOnly",
+    "config llama2-70b-interactive Server PerformanceOnly",
+    "value token \"0x1p3\"",
+    "value token \"08\"",
+    "value token \"1.5e3\"",
+    "grammar trailing comment (Server)",
+    "grammar glued comment word (Server)",
+    "grammar no spaces (Server)",
+    "precedence 0110 resnet50 Server",
+    "mlperf.conf llama3_1-8b-interactive Server",
+    "multiple conf files",
+    "missing user.conf, then another",
+];
+
+fn golden_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/loadgen_wheel_golden.json")
+}
+
+#[test]
+fn identical_to_recorded_loadgen_output() {
+    let text = std::fs::read_to_string(golden_path()).unwrap();
+    let golden: Value = serde_json::from_str(&text).unwrap();
+    let (cases, results) = (
+        golden["cases"].as_array().unwrap(),
+        golden["results"].as_array().unwrap(),
+    );
+    assert_eq!(cases.len(), GOLDEN.len());
+    let (runs, failures) = compare(cases, results);
+    assert!(runs >= 10);
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Re-records the golden fixture from the wheel:
+/// `cargo test -p loadgen --test differential -- --ignored record_golden`
+/// with `LOADGEN_PYTHON` set.
+#[test]
+#[ignore = "rewrites tests/fixtures/loadgen_wheel_golden.json from the LoadGen wheel"]
+fn record_golden() {
+    let python = std::env::var("LOADGEN_PYTHON").expect("set LOADGEN_PYTHON");
+    let all = all_cases();
+    let cases: Vec<Value> = GOLDEN
+        .iter()
+        .map(|name| {
+            all.iter()
+                .find(|c| c["name"] == *name)
+                .unwrap_or_else(|| panic!("no case named {name}"))
+                .clone()
+        })
+        .collect();
+    let results = run_probe(&python, &cases);
+    let text = serde_json::to_string(&json!({
+        "source": "mlcommons-loadgen 6.0.17 wheel via tests/differential/loadgen_probe.py",
+        "cases": cases,
+        "results": results,
+    }))
+    .unwrap();
+    std::fs::write(golden_path(), text + "\n").unwrap();
 }

@@ -197,8 +197,13 @@ def run_case(case, workdir):
 
     generated, effective, errors, warnings, messages = parse_detail(
         os.path.join(outdir, "mlperf_log_detail.txt"))
-    result["errors"] = errors
-    result["warnings"] = warnings
+    # Messages may name files in the scratch directory; keep machine paths out.
+    def scrub(entries):
+        return [[k, v.replace(workdir, "<workdir>") if isinstance(v, str) else v]
+                for k, v in entries]
+
+    result["errors"] = scrub(errors)
+    result["warnings"] = scrub(warnings)
     if run:
         with open(os.path.join(outdir, "mlperf_log_accuracy.json")) as f:
             acc = json.load(f)
