@@ -1204,6 +1204,47 @@ mod tests {
     }
 
     #[test]
+    fn from_user_conf_reads_a_file() {
+        let path = std::env::temp_dir().join(format!(
+            "loadgen-config-test-{}-user.conf",
+            std::process::id()
+        ));
+        std::fs::write(
+            &path,
+            "# user.conf\nllama3_1-8b.Server.target_qps = 12.5\n*.Server.min_duration = 60000\n",
+        )
+        .unwrap();
+        let result = TestSettings::from_user_conf(&path, "llama3_1-8b", Scenario::Server);
+        std::fs::remove_file(&path).unwrap();
+        let (s, diagnostics) = result.unwrap();
+        assert_eq!(s.scenario, Scenario::Server);
+        assert_eq!(s.server_target_qps, 12.5);
+        assert_eq!(s.min_duration_ms, 60_000);
+        assert_eq!(s.server_ttft_latency, 2_000_000_000);
+        assert!(diagnostics.is_empty());
+    }
+
+    #[test]
+    fn test05_replaces_seeds_and_mode() {
+        let mut s = TestSettings {
+            mode: TestMode::AccuracyOnly,
+            ..TestSettings::default()
+        };
+        assert!(!apply_test05(&mut s));
+        assert_eq!(s.mode, TestMode::AccuracyOnly);
+        s.test05 = true;
+        s.test05_qsl_rng_seed = 1;
+        s.test05_sample_index_rng_seed = 2;
+        s.test05_schedule_rng_seed = 3;
+        assert!(apply_test05(&mut s));
+        assert_eq!(s.mode, TestMode::PerformanceOnly);
+        assert_eq!(
+            (s.qsl_rng_seed, s.sample_index_rng_seed, s.schedule_rng_seed),
+            (1, 2, 3)
+        );
+    }
+
+    #[test]
     fn mode_and_audit_config() {
         let mut s = TestSettings::default();
         let mut loader = ConfigLoader::new();
