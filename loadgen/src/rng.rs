@@ -74,12 +74,21 @@ impl Mt19937 {
 
     #[inline(never)]
     fn twist(&mut self) {
-        let s = &mut self.state;
-        for i in 0..N {
-            let y = (s[i] & UPPER_MASK) | (s[(i + 1) % N] & LOWER_MASK);
-            let mag = if y & 1 == 1 { MATRIX_A } else { 0 };
-            s[i] = s[(i + M) % N] ^ (y >> 1) ^ mag;
+        #[inline(always)]
+        fn mix(cur: u32, next: u32, far: u32) -> u32 {
+            let y = (cur & UPPER_MASK) | (next & LOWER_MASK);
+            // (y & 1) * MATRIX_A without a branch.
+            far ^ (y >> 1) ^ ((y & 1).wrapping_neg() & MATRIX_A)
         }
+        let s = &mut self.state;
+        // The standard recurrence, split so no index needs a modulo.
+        for i in 0..N - M {
+            s[i] = mix(s[i], s[i + 1], s[i + M]);
+        }
+        for i in N - M..N - 1 {
+            s[i] = mix(s[i], s[i + 1], s[i + M - N]);
+        }
+        s[N - 1] = mix(s[N - 1], s[0], s[M - 1]);
         self.index = 0;
     }
 
@@ -119,28 +128,37 @@ pub fn uniform_int(g: &mut Mt19937, a: u64, b: u64) -> u64 {
     a.wrapping_add(uniform_below_or_eq(g, b.wrapping_sub(a)))
 }
 
+/// The engine's range, `max() - min()`.
+const URNG_RANGE: u64 = Mt19937::MAX as u64 - Mt19937::MIN as u64;
+
 /// A uniform value in `[0, urange]`.
 #[inline]
 fn uniform_below_or_eq(g: &mut Mt19937, urange: u64) -> u64 {
-    const URNG_RANGE: u64 = Mt19937::MAX as u64 - Mt19937::MIN as u64;
     if urange < URNG_RANGE {
         // Downscaling: Lemire's method with a 64-bit product.
-        let erange = (urange + 1) as u32;
-        lemire(g, erange)
-    } else if urange == URNG_RANGE {
-        u64::from(g.next_u32())
+        lemire(g, (urange + 1) as u32)
     } else {
-        // Upscaling: combine a recursive draw for the high part with one
-        // engine output for the low 32 bits, rejecting wrap-around and
-        // values past the range exactly as libstdc++ does.
-        const ERNG_RANGE: u64 = URNG_RANGE + 1;
-        loop {
-            let high = uniform_below_or_eq(g, urange / ERNG_RANGE);
-            let tmp = ERNG_RANGE.wrapping_mul(high);
-            let ret = tmp.wrapping_add(u64::from(g.next_u32()));
-            if !(ret > urange || ret < tmp) {
-                return ret;
-            }
+        wide_uniform(g, urange)
+    }
+}
+
+/// Ranges of 2^32 values or more: the engine output itself, or libstdc++'s
+/// "upscaling", which combines a recursive draw for the high part with one
+/// engine output for the low 32 bits and rejects wrap-around and values past
+/// the range.
+#[cold]
+#[inline(never)]
+fn wide_uniform(g: &mut Mt19937, urange: u64) -> u64 {
+    if urange == URNG_RANGE {
+        return u64::from(g.next_u32());
+    }
+    const ERNG_RANGE: u64 = URNG_RANGE + 1;
+    loop {
+        let high = uniform_below_or_eq(g, urange / ERNG_RANGE);
+        let tmp = ERNG_RANGE.wrapping_mul(high);
+        let ret = tmp.wrapping_add(u64::from(g.next_u32()));
+        if !(ret > urange || ret < tmp) {
+            return ret;
         }
     }
 }
@@ -171,7 +189,6 @@ pub fn shuffle<T>(v: &mut [T], g: &mut Mt19937) {
         return;
     }
     let urange = n as u64;
-    const URNG_RANGE: u64 = Mt19937::MAX as u64 - Mt19937::MIN as u64;
     if URNG_RANGE / urange >= urange {
         let mut i = 1usize;
         // An even length leaves an odd number of positions to swap: do one
