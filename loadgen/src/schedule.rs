@@ -13,7 +13,8 @@
 //!   (the other scenarios, whose timestamps are `i * period`);
 //! * the accuracy-log decision as one bit per sample.
 //!
-//! A pre-generated Server query costs about 12.2 bytes (LoadGen: ~350).
+//! A pre-generated Server query costs 12.1 bytes; the LoadGen 6.0.17 wheel
+//! holds about 470 bytes of RSS per query (`scripts/bench/loadgen_schedule.sh`).
 //!
 //! Reproducing LoadGen exactly needs its hidden RNG consumption too: before
 //! choosing any sample, `GenerateQueries` always builds an accuracy-mode
@@ -395,6 +396,11 @@ impl Schedule {
     }
 
     /// Scheduled time of query `q`, in nanoseconds after the start of issuing.
+    ///
+    /// In Server this is the Poisson arrival time the issuer must wait for.
+    /// Elsewhere it is LoadGen's nominal `q * period`: SingleStream and
+    /// MultiStream issue a query when the previous one completes (and
+    /// schedule it then), Offline issues its query at the start.
     ///
     /// # Panics
     /// If `q >= self.len()` for a Server schedule.
