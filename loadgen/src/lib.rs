@@ -9,10 +9,14 @@
 //! [`SystemUnderTest`] and any dataset that implements [`QuerySampleLibrary`]
 //! can be driven by it.
 
+pub mod config;
+pub mod find_peak;
 pub mod format;
 pub mod record;
 pub mod results;
+pub mod rng;
 pub mod run;
+pub mod schedule;
 pub mod settings;
 pub mod sut;
 
@@ -30,4 +34,11 @@ pub use sut::{
     CompletionSink, ErrorKind, QslError, QueryError, QuerySample, QuerySampleIndex,
     QuerySampleLibrary, QuerySampleResponse, Responder, ResponseDetail, ResponseId,
     SystemUnderTest, tokens_to_bytes,
+};
+
+pub use config::{ConfType, ConfigError, ConfigLoader, MLPERF_CONF};
+pub use find_peak::{FindPeakOutcome, FindPeakSettings, find_peak};
+pub use schedule::{
+    LoadableSet, Schedule, ScheduleError, ScheduledQuery, SequenceGen, generate_loadable_sets,
+    generate_queries,
 };

@@ -1,5 +1,11 @@
 //! The issue loop against in-process SUTs: every scenario issues what it
 //! should, answers are recorded exactly once, and no SUT can hang a phase.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::type_complexity,
+    clippy::collapsible_if
+)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -411,7 +417,7 @@ fn a_stop_request_ends_issuing_and_abandons_outstanding_samples() {
     let sut = SilentSut::new(Some((3, stop.clone())));
     let s = settings(Scenario::Server, |_| {});
     let options = RunOptions {
-        stop: stop.clone(),
+        stop,
         stop_grace: Duration::ZERO,
         ..RunOptions::default()
     };

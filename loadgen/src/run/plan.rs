@@ -51,6 +51,38 @@ impl IssuePlan {
             .is_some_and(|word| word & (1 << (seq % 64)) != 0)
     }
 
+    /// The issuer's copy of a generated schedule. Sample `seq` of the plan is
+    /// sequence id `schedule.first_sample_id() + seq`. Drop the schedule after
+    /// converting: the plan holds everything the issuer needs.
+    pub fn from_schedule(schedule: &crate::schedule::Schedule) -> IssuePlan {
+        let query_count = schedule.len();
+        let mut scheduled_ns = Vec::with_capacity(query_count);
+        let mut sample_indices = Vec::with_capacity(schedule.sample_count());
+        for query in schedule.iter() {
+            scheduled_ns.push(query.scheduled_ns);
+            sample_indices.extend_from_slice(query.samples);
+        }
+        // Every query of a phase has the same size (one Offline query).
+        let samples_per_query = schedule.iter().next().map_or(1, |q| q.samples.len().max(1));
+        let first = schedule.first_sample_id();
+        let samples = sample_indices.len();
+        let mut accuracy_log_bits = Vec::new();
+        if schedule.accuracy_log_sampling().is_some() {
+            accuracy_log_bits = vec![0u64; samples.div_ceil(64)];
+            for seq in 0..samples {
+                if schedule.is_accuracy_logged(first + seq as u64) {
+                    accuracy_log_bits[seq / 64] |= 1 << (seq % 64);
+                }
+            }
+        }
+        IssuePlan {
+            scheduled_ns,
+            sample_indices,
+            samples_per_query,
+            accuracy_log_bits,
+        }
+    }
+
     /// Bytes held per query, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         self.scheduled_ns.capacity() * 8
@@ -62,6 +94,49 @@ impl IssuePlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Phase;
+    use crate::schedule::{SequenceGen, generate_loadable_sets, generate_queries};
+    use crate::settings::{EffectiveSettings, Scenario, TestSettings};
+
+    #[test]
+    fn a_plan_holds_the_schedules_queries_samples_and_log_sampling() {
+        for scenario in [Scenario::Server, Scenario::MultiStream, Scenario::Offline] {
+            let requested = TestSettings {
+                scenario,
+                server_target_qps: 1000.0,
+                offline_expected_qps: 1000.0,
+                min_query_count: 50,
+                min_duration_ms: 10,
+                accuracy_log_sampling_target: 20,
+                ..TestSettings::default()
+            };
+            let (settings, _) = EffectiveSettings::new(&requested, 64, 64).unwrap();
+            let sets = generate_loadable_sets(&settings, 64, 64);
+            let schedule = generate_queries(
+                &settings,
+                Phase::Performance,
+                &sets[0],
+                &mut SequenceGen::new(),
+            )
+            .unwrap();
+            let plan = IssuePlan::from_schedule(&schedule);
+            assert_eq!(plan.query_count(), schedule.len(), "{scenario}");
+            assert_eq!(plan.sample_count(), schedule.sample_count(), "{scenario}");
+            let mut logged = 0;
+            for query in schedule.iter() {
+                assert_eq!(plan.scheduled_ns[query.index], query.scheduled_ns);
+                let seqs = plan.samples_of(query.index);
+                let indices: Vec<u32> = seqs.clone().map(|s| plan.sample_indices[s]).collect();
+                assert_eq!(indices, query.samples, "{scenario} query {}", query.index);
+                for (i, seq) in seqs.enumerate() {
+                    let id = query.first_sample_sequence_id + i as u64;
+                    assert_eq!(plan.logs_accuracy(seq), schedule.is_accuracy_logged(id));
+                    logged += usize::from(plan.logs_accuracy(seq));
+                }
+            }
+            assert!(logged > 0, "{scenario}: sampling logs some responses");
+        }
+    }
 
     #[test]
     fn layout_maps_samples_to_queries() {
