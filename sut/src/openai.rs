@@ -32,7 +32,7 @@ pub struct EndpointStats {
     pub requests: u64,
     /// Requests that failed (any error kind, cancellations included).
     pub errors: u64,
-    /// Requests in flight now.
+    /// Requests whose samples are not all answered yet.
     pub in_flight: u64,
 }
 
@@ -484,16 +484,21 @@ fn cancel_all(samples: &[QuerySample], responder: &Responder, outstanding: &Outs
     outstanding.done(samples.len());
 }
 
-/// One request, from the moment its endpoint is chosen: the endpoint's
-/// in-flight count and the samples' answers are settled however it ends
-/// (even if its task is aborted before it ever runs).
+/// One request, from the moment its endpoint is chosen. Its tracker
+/// answers the samples however it ends (even if its task is aborted before
+/// it ever runs) and holds its endpoint slot until then.
 struct StartedRequest {
-    inner: Arc<Inner>,
     endpoint: usize,
     tracker: Tracker,
 }
 
-impl Drop for StartedRequest {
+/// One request counted in its endpoint's `in_flight`; dropping it uncounts.
+struct EndpointSlot {
+    inner: Arc<Inner>,
+    endpoint: usize,
+}
+
+impl Drop for EndpointSlot {
     fn drop(&mut self) {
         self.inner.endpoints[self.endpoint]
             .in_flight
@@ -551,16 +556,19 @@ impl Inner {
     ) -> StartedRequest {
         let endpoint = self.pick_endpoint();
         let hook: Arc<dyn AnswerHook> = Arc::clone(&self.outstanding) as Arc<dyn AnswerHook>;
-        StartedRequest {
+        let mut tracker = Tracker::new(
+            responder.clone(),
+            samples.iter().map(|s| s.id),
+            self.endpoints[endpoint].index,
+            Some(hook),
+        );
+        // Balancing counts a request until its samples are answered; the
+        // trailing `[DONE]` read does not keep the endpoint busy.
+        tracker.set_release(Box::new(EndpointSlot {
             inner: Arc::clone(self),
             endpoint,
-            tracker: Tracker::new(
-                responder.clone(),
-                samples.iter().map(|s| s.id),
-                self.endpoints[endpoint].index,
-                Some(hook),
-            ),
-        }
+        }));
+        StartedRequest { endpoint, tracker }
     }
 
     /// Least outstanding requests; ties go round-robin (the scan starts one
@@ -598,14 +606,12 @@ impl Inner {
             ep.errors.fetch_add(1, Ordering::Relaxed);
             tracker.fail_all(&error);
         }
-        if let (Some(usage), Some(ids)) = (tracker.late_usage(), tracker.first_sample_ids())
-            && samples.len() == 1
-            && usage.completion_tokens.is_some_and(|n| n as usize != ids)
+        if let Some((usage, ids)) = tracker.usage_mismatch()
             && !self.warned_usage_mismatch.swap(true, Ordering::Relaxed)
         {
             tracing::warn!(
                 endpoint = %ep.root,
-                usage_completion_tokens = usage.completion_tokens,
+                usage_completion_tokens = usage,
                 token_ids = ids,
                 "the server's usage disagrees with the token ids it streamed; n_tokens \
                  follows the token ids (reported once)"

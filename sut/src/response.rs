@@ -538,9 +538,14 @@ impl SampleState {
     }
 
     /// Output tokens, when known: the server's usage, else its token ids.
+    /// Output tokens, when known: the ids the server sent (what `data`
+    /// holds, and what MLPerf's reference counts), else its usage count.
     fn n_tokens(&self) -> Option<u32> {
-        self.completion_tokens
-            .or(self.saw_ids.then_some(self.ids.len() as u32))
+        if self.saw_ids {
+            Some(self.ids.len() as u32)
+        } else {
+            self.completion_tokens
+        }
     }
 }
 
@@ -562,8 +567,12 @@ pub(crate) struct Tracker {
     endpoint: u32,
     unanswered: usize,
     hook: Option<Arc<dyn AnswerHook>>,
-    /// `usage.completion_tokens` of the request, for a late consistency check.
-    late_usage: Option<Usage>,
+    /// Dropped the moment the last sample is answered (before the
+    /// responder hears of it): releases the request's endpoint slot.
+    release: Option<Box<dyn std::any::Any + Send>>,
+    /// A sample's usage count that disagreed with its token ids:
+    /// (usage, ids).
+    mismatch: Option<(u32, u32)>,
     /// Scratch for completions answered together.
     batch: Vec<QuerySampleResponse>,
     scratch_bytes: Vec<u8>,
@@ -594,10 +603,16 @@ impl Tracker {
             samples,
             endpoint,
             hook,
-            late_usage: None,
+            release: None,
+            mismatch: None,
             batch: Vec::new(),
             scratch_bytes: Vec::new(),
         }
+    }
+
+    /// Drops `release` as soon as every sample is answered.
+    pub fn set_release(&mut self, release: Box<dyn std::any::Any + Send>) {
+        self.release = Some(release);
     }
 
     /// The run clock (see [`Responder::now_ns`]).
@@ -605,17 +620,9 @@ impl Tracker {
         self.responder.now_ns()
     }
 
-    /// The usage that arrived after every sample was answered, if any.
-    pub fn late_usage(&self) -> Option<Usage> {
-        self.late_usage
-    }
-
-    /// Token ids the first sample collected (for the consistency check).
-    pub fn first_sample_ids(&self) -> Option<usize> {
-        self.samples
-            .first()
-            .filter(|s| s.saw_ids)
-            .map(|s| s.ids.len())
+    /// The first (usage, token ids) disagreement seen, if any.
+    pub fn usage_mismatch(&self) -> Option<(u32, u32)> {
+        self.mismatch
     }
 
     /// Applies one stream chunk that arrived at `t_ns`; answers first tokens
@@ -704,16 +711,17 @@ impl Tracker {
         if choices.is_empty()
             && let Some(u) = chunk.usage
         {
-            match self.samples.first_mut() {
-                Some(s) if single && !s.answered => {
-                    if u.prompt_tokens.is_some() {
-                        s.prompt_tokens = u.prompt_tokens;
-                    }
-                    if u.completion_tokens.is_some() {
-                        s.completion_tokens = u.completion_tokens;
-                    }
+            // With several prompts it is the sum over all of them.
+            if let Some(s) = self.samples.first_mut()
+                && single
+                && !s.answered
+            {
+                if u.prompt_tokens.is_some() {
+                    s.prompt_tokens = u.prompt_tokens;
                 }
-                _ => self.late_usage = Some(u),
+                if u.completion_tokens.is_some() {
+                    s.completion_tokens = u.completion_tokens;
+                }
             }
         }
         self.answer_ready();
@@ -754,14 +762,24 @@ impl Tracker {
         Ok(())
     }
 
-    /// Answers every finished sample whose token count is known.
+    /// Answers every sample whose result is known. With one prompt that is
+    /// when the stream ends: its finish plus the usage that closes a stream
+    /// (vLLM's separate usage chunk, llama.cpp's final chunk), else
+    /// `[DONE]`. With several prompts, each sample is answered at its own
+    /// finish once its token count is known, without waiting for the others.
     fn answer_ready(&mut self) {
         if self.unanswered == 0 {
             return;
         }
+        let single = self.samples.len() == 1;
         for i in 0..self.samples.len() {
             let s = &self.samples[i];
-            if !s.answered && s.finished && s.n_tokens().is_some() {
+            let known = if single {
+                s.completion_tokens.is_some()
+            } else {
+                s.n_tokens().is_some()
+            };
+            if !s.answered && s.finished && known {
                 let response = self.success(i);
                 self.batch.push(response);
             }
@@ -817,6 +835,9 @@ impl Tracker {
     fn flush_batch(&mut self) {
         if !self.batch.is_empty() {
             let n = self.batch.len();
+            if self.unanswered == 0 {
+                self.release = None;
+            }
             self.responder.complete_all(&mut self.batch);
             self.batch.clear();
             if let Some(hook) = &self.hook {
@@ -830,6 +851,13 @@ impl Tracker {
         s.answered = true;
         self.unanswered -= 1;
         let n_tokens = s.n_tokens().unwrap_or(0);
+        if let Some(usage) = s.completion_tokens
+            && s.saw_ids
+            && usage != n_tokens
+            && self.mismatch.is_none()
+        {
+            self.mismatch = Some((usage, n_tokens));
+        }
         // Without per-chunk counts, a stream whose content chunks number
         // exactly the output tokens carried one token each: every content
         // chunk carries at least one token, so equal counts leave no other
@@ -887,5 +915,390 @@ impl Drop for Tracker {
                 "the request was cancelled before it completed",
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loadgen::CompletionSink;
+    use std::sync::Mutex;
+
+    #[derive(Debug, Clone, PartialEq)]
+    enum Event {
+        First(u64, Vec<u8>),
+        Done(QuerySampleResponse),
+    }
+
+    #[derive(Default)]
+    struct Sink {
+        events: Mutex<Vec<Event>>,
+    }
+
+    impl CompletionSink for Sink {
+        fn now_ns(&self) -> u64 {
+            0
+        }
+        fn first_token_complete(&self, id: ResponseId, data: &[u8]) {
+            self.events
+                .lock()
+                .unwrap()
+                .push(Event::First(id.0, data.to_vec()));
+        }
+        fn query_samples_complete(&self, responses: &mut [QuerySampleResponse]) {
+            let mut events = self.events.lock().unwrap();
+            for r in responses {
+                events.push(Event::Done(std::mem::take(r)));
+            }
+        }
+    }
+
+    fn setup(n: u64) -> (Arc<Sink>, Tracker) {
+        let sink = Arc::new(Sink::default());
+        let tracker = Tracker::new(
+            Responder::new(sink.clone()),
+            (0..n).map(|i| ResponseId(100 + i)),
+            3,
+            None,
+        );
+        (sink, tracker)
+    }
+
+    fn feed(tracker: &mut Tracker, t: u64, json: &str) -> Result<(), QueryError> {
+        let mut chunk = ParsedChunk::default();
+        chunk.parse(json.as_bytes()).unwrap();
+        tracker.apply_chunk(t, &chunk)
+    }
+
+    fn events(sink: &Sink) -> Vec<Event> {
+        std::mem::take(&mut *sink.events.lock().unwrap())
+    }
+
+    fn done(events: &[Event]) -> Vec<&QuerySampleResponse> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Done(r) => Some(r),
+                Event::First(..) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn vllm_stream_with_token_ids_completes_at_the_closing_usage_chunk() {
+        let (sink, mut t) = setup(1);
+        // vLLM serializes unset fields as null.
+        feed(&mut t, 10, r#"{"id":"cmpl-1","object":"text_completion","choices":[{"index":0,"text":"Hel","logprobs":null,"finish_reason":null,"stop_reason":null,"token_ids":[11,12],"prompt_token_ids":[1,2,3,4]}],"usage":null}"#).unwrap();
+        assert_eq!(
+            events(&sink),
+            vec![Event::First(100, loadgen::tokens_to_bytes(&[11, 12]))]
+        );
+        feed(&mut t, 20, r#"{"choices":[{"index":0,"text":"","token_ids":[],"prompt_token_ids":null,"finish_reason":null}]}"#).unwrap();
+        feed(&mut t, 30, r#"{"choices":[{"index":0,"text":"lo","token_ids":[13],"finish_reason":"length","stop_reason":null}]}"#).unwrap();
+        assert!(events(&sink).is_empty());
+        feed(
+            &mut t,
+            40,
+            r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}"#,
+        )
+        .unwrap();
+        let got = events(&sink);
+        let got = done(&got);
+        assert_eq!(got.len(), 1);
+        let r = got[0];
+        assert_eq!(r.id, ResponseId(100));
+        assert_eq!(r.data, loadgen::tokens_to_bytes(&[11, 12, 13]));
+        assert_eq!(r.n_tokens, 3);
+        // The usage's prompt count wins over the echoed prompt ids.
+        assert_eq!(r.detail.input_tokens, Some(5));
+        assert_eq!(r.detail.endpoint, Some(3));
+        assert_eq!(r.detail.chunk_ns, vec![10, 30]);
+        assert_eq!(r.detail.chunk_tokens, vec![2, 1]);
+        assert_eq!(r.detail.output_data, OutputData::TokenIds);
+        assert!(r.detail.error.is_none());
+        t.finish();
+        assert!(events(&sink).is_empty());
+        assert_eq!(t.usage_mismatch(), None);
+    }
+
+    #[test]
+    fn without_usage_a_single_prompt_is_answered_at_done() {
+        let (sink, mut t) = setup(1);
+        feed(&mut t, 1, r#"{"choices":[{"index":0,"text":"a","token_ids":[1,2],"prompt_token_ids":[7,7],"finish_reason":"stop"}]}"#).unwrap();
+        assert_eq!(events(&sink).len(), 1); // the first token only
+        t.finish();
+        let got = events(&sink);
+        let r = done(&got)[0];
+        assert_eq!((r.n_tokens, r.detail.input_tokens), (2, Some(2)));
+    }
+
+    #[test]
+    fn token_ids_win_over_a_disagreeing_usage_and_the_mismatch_is_kept() {
+        let (sink, mut t) = setup(1);
+        feed(&mut t, 1, r#"{"choices":[{"index":0,"text":"a","token_ids":[1,2],"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":3}}"#).unwrap();
+        let got = events(&sink);
+        assert_eq!(done(&got)[0].n_tokens, 2);
+        assert_eq!(t.usage_mismatch(), Some((3, 2)));
+    }
+
+    #[test]
+    fn llama_cpp_stream_text_only_with_usage_in_the_final_chunk() {
+        let (sink, mut t) = setup(1);
+        feed(&mut t, 5, r#"{"choices":[{"text":"A","index":0,"logprobs":null,"finish_reason":null}],"created":1,"id":"chatcmpl-x","model":"m","object":"text_completion"}"#).unwrap();
+        feed(
+            &mut t,
+            6,
+            r#"{"choices":[{"text":" b","index":0,"finish_reason":null}],"id":"chatcmpl-x"}"#,
+        )
+        .unwrap();
+        feed(&mut t, 7, r#"{"choices":[{"text":"c","index":0,"finish_reason":"length"}],"id":"chatcmpl-x","usage":{"completion_tokens":3,"prompt_tokens":9,"total_tokens":12},"timings":{"prompt_n":9,"predicted_n":3}}"#).unwrap();
+        let got = events(&sink);
+        assert_eq!(got[0], Event::First(100, b"A".to_vec()));
+        let r = done(&got)[0];
+        assert_eq!(r.data, b"A bc");
+        assert_eq!(r.n_tokens, 3);
+        assert_eq!(r.detail.input_tokens, Some(9));
+        assert_eq!(r.detail.output_data, OutputData::Text);
+        assert_eq!(r.detail.chunk_ns, vec![5, 6, 7]);
+        // Three content chunks, three tokens: one each.
+        assert_eq!(r.detail.chunk_tokens, vec![1, 1, 1]);
+    }
+
+    #[test]
+    fn text_only_chunk_counts_stay_unknown_when_they_do_not_match() {
+        let (sink, mut t) = setup(1);
+        feed(&mut t, 1, r#"{"choices":[{"index":0,"text":"ab"}]}"#).unwrap();
+        feed(&mut t, 2, r#"{"choices":[{"index":0,"text":"c","finish_reason":"stop"}],"usage":{"completion_tokens":5,"prompt_tokens":2}}"#).unwrap();
+        let got = events(&sink);
+        let r = done(&got)[0];
+        assert_eq!(r.n_tokens, 5);
+        assert_eq!(r.detail.chunk_tokens, vec![0, 0]);
+    }
+
+    #[test]
+    fn without_ids_the_answer_waits_for_vllms_usage_chunk() {
+        let (sink, mut t) = setup(1);
+        feed(
+            &mut t,
+            1,
+            r#"{"choices":[{"index":0,"text":"x","token_ids":null}]}"#,
+        )
+        .unwrap();
+        feed(
+            &mut t,
+            2,
+            r#"{"choices":[{"index":0,"text":"y","finish_reason":"length"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(events(&sink).len(), 1); // first token only
+        feed(&mut t, 3, r#"{"id":"cmpl-1","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2,"total_tokens":9}}"#).unwrap();
+        let got = events(&sink);
+        let r = done(&got)[0];
+        assert_eq!((r.n_tokens, r.detail.input_tokens), (2, Some(7)));
+        assert_eq!(r.detail.chunk_tokens, vec![1, 1]);
+    }
+
+    #[test]
+    fn continuous_usage_gives_per_chunk_counts() {
+        let (sink, mut t) = setup(1);
+        feed(&mut t, 1, r#"{"choices":[{"index":0,"text":"ab"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#).unwrap();
+        feed(&mut t, 2, r#"{"choices":[{"index":0,"text":"c"}],"usage":{"prompt_tokens":3,"completion_tokens":5}}"#).unwrap();
+        feed(&mut t, 3, r#"{"choices":[{"index":0,"text":"","finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":5}}"#).unwrap();
+        let got = events(&sink);
+        let r = done(&got)[0];
+        assert_eq!(r.n_tokens, 5);
+        assert_eq!(r.detail.chunk_ns, vec![1, 2]);
+        assert_eq!(r.detail.chunk_tokens, vec![2, 3]);
+    }
+
+    #[test]
+    fn multi_prompt_stream_answers_each_sample_when_it_finishes() {
+        let (sink, mut t) = setup(2);
+        feed(
+            &mut t,
+            1,
+            r#"{"choices":[{"index":1,"text":"b","token_ids":[7]}]}"#,
+        )
+        .unwrap();
+        feed(
+            &mut t,
+            2,
+            r#"{"choices":[{"index":0,"text":"a","token_ids":[5,6]}]}"#,
+        )
+        .unwrap();
+        feed(
+            &mut t,
+            3,
+            r#"{"choices":[{"index":1,"text":"","token_ids":[8],"finish_reason":"stop"}]}"#,
+        )
+        .unwrap();
+        let got = events(&sink);
+        assert_eq!(got[0], Event::First(101, loadgen::tokens_to_bytes(&[7])));
+        assert_eq!(got[1], Event::First(100, loadgen::tokens_to_bytes(&[5, 6])));
+        let first_done = done(&got);
+        assert_eq!(first_done.len(), 1);
+        assert_eq!(first_done[0].id, ResponseId(101));
+        assert_eq!(first_done[0].data, loadgen::tokens_to_bytes(&[7, 8]));
+        // The aggregate usage chunk says nothing about one sample.
+        feed(
+            &mut t,
+            4,
+            r#"{"choices":[{"index":0,"text":"","token_ids":[9],"finish_reason":"length"}]}"#,
+        )
+        .unwrap();
+        feed(
+            &mut t,
+            5,
+            r#"{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5}}"#,
+        )
+        .unwrap();
+        let got = events(&sink);
+        let r = done(&got)[0];
+        assert_eq!((r.id, r.n_tokens), (ResponseId(100), 3));
+        assert_eq!(r.detail.chunk_tokens, vec![2, 1]);
+    }
+
+    #[test]
+    fn multi_prompt_without_ids_fails_clearly_at_the_end() {
+        let (sink, mut t) = setup(2);
+        feed(&mut t, 1, r#"{"choices":[{"index":0,"text":"a","finish_reason":"stop"},{"index":1,"text":"b","finish_reason":"stop"}]}"#).unwrap();
+        feed(
+            &mut t,
+            2,
+            r#"{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":2}}"#,
+        )
+        .unwrap();
+        t.finish();
+        let got = events(&sink);
+        let got = done(&got);
+        assert_eq!(got.len(), 2);
+        for r in got {
+            let e = r.detail.error.as_ref().unwrap();
+            assert_eq!(e.kind, ErrorKind::MalformedResponse);
+            assert!(e.message.contains("return_token_ids"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn chat_deltas_role_chunk_and_reasoning() {
+        let (sink, mut t) = setup(1);
+        feed(&mut t, 1, r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}"#).unwrap();
+        assert!(events(&sink).is_empty());
+        feed(
+            &mut t,
+            2,
+            r#"{"choices":[{"index":0,"delta":{"reasoning_content":"hmm"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(events(&sink), vec![Event::First(100, Vec::new())]);
+        feed(
+            &mut t,
+            3,
+            r#"{"choices":[{"index":0,"delta":{"content":"Hi \"x\"\n"},"finish_reason":"stop"}]}"#,
+        )
+        .unwrap();
+        feed(
+            &mut t,
+            4,
+            r#"{"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":6}}"#,
+        )
+        .unwrap();
+        let got = events(&sink);
+        let r = done(&got)[0];
+        assert_eq!(r.data, b"Hi \"x\"\n");
+        assert_eq!(r.n_tokens, 6);
+        assert_eq!(r.detail.chunk_ns, vec![2, 3]);
+    }
+
+    #[test]
+    fn non_streamed_responses() {
+        let (sink, mut t) = setup(2);
+        let mut chunk = ParsedChunk::default();
+        chunk
+            .parse(br#"{"id":"cmpl-9","choices":[{"index":1,"text":"y","token_ids":[4],"finish_reason":"length"},{"index":0,"text":"x","token_ids":[1,2],"finish_reason":"length"}],"usage":{"prompt_tokens":6,"completion_tokens":3}}"#)
+            .unwrap();
+        t.apply_response(&chunk).unwrap();
+        let got = events(&sink);
+        let got = done(&got);
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].id, got[0].n_tokens), (ResponseId(100), 2));
+        assert_eq!((got[1].id, got[1].n_tokens), (ResponseId(101), 1));
+        assert!(got[0].detail.chunk_ns.is_empty());
+
+        let (sink, mut t) = setup(1);
+        chunk
+            .parse(br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":6,"completion_tokens":2}}"#)
+            .unwrap();
+        t.apply_response(&chunk).unwrap();
+        let got = events(&sink);
+        let r = done(&got)[0];
+        assert_eq!((r.data.as_slice(), r.n_tokens), (&b"hello"[..], 2));
+        assert_eq!(r.detail.output_data, OutputData::Text);
+    }
+
+    #[test]
+    fn choice_index_out_of_range_is_malformed() {
+        let (_sink, mut t) = setup(1);
+        let e = feed(&mut t, 1, r#"{"choices":[{"index":2,"text":"x"}]}"#).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::MalformedResponse);
+        assert!(e.message.contains("index 2"), "{}", e.message);
+    }
+
+    #[test]
+    fn unknown_count_at_the_end_and_drop_answer_every_sample() {
+        let (sink, mut t) = setup(1);
+        feed(
+            &mut t,
+            1,
+            r#"{"choices":[{"index":0,"text":"x","finish_reason":"stop"}]}"#,
+        )
+        .unwrap();
+        t.finish();
+        let got = events(&sink);
+        let e = done(&got)[0].detail.error.clone().unwrap();
+        assert_eq!(e.kind, ErrorKind::MalformedResponse);
+        assert!(e.message.contains("include_usage"), "{}", e.message);
+
+        let (sink, t) = setup(3);
+        drop(t);
+        let got = events(&sink);
+        let got = done(&got);
+        assert_eq!(got.len(), 3);
+        assert!(
+            got.iter()
+                .all(|r| r.detail.error.as_ref().unwrap().kind == ErrorKind::Cancelled)
+        );
+    }
+
+    #[test]
+    fn error_shapes() {
+        let mut chunk = ParsedChunk::default();
+        for (json, want) in [
+            (
+                r#"{"error":{"message":"boom","type":"server_error","code":500}}"#,
+                "boom",
+            ),
+            (r#"{"error":"plain"}"#, "plain"),
+            (
+                r#"{"object":"error","message":"old vllm","type":"BadRequestError","code":400}"#,
+                "old vllm",
+            ),
+            (r#"{"error":{"type":"only_type"}}"#, "only_type"),
+        ] {
+            chunk.parse(json.as_bytes()).unwrap();
+            assert_eq!(chunk.error.as_deref(), Some(want), "{json}");
+        }
+        chunk
+            .parse(br#"{"object":"text_completion","choices":[]}"#)
+            .unwrap();
+        assert!(chunk.error.is_none());
+        assert!(chunk.parse(b"{\"choices\": [").is_err());
+        assert!(chunk.parse(b"[1,2]").is_err());
+        assert!(
+            chunk
+                .parse(br#"{"choices":[{"index":0,"token_ids":["a"]}]}"#)
+                .is_err()
+        );
+        assert!(chunk.parse(b"{} trailing").is_err());
     }
 }

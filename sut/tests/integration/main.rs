@@ -1,0 +1,12 @@
+//! Integration tests of the SUT against in-process servers (one binary).
+
+// Test scaffolding outside #[test] fns: a failed setup must fail the test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod balancing;
+mod common;
+mod failures;
+mod offline;
+mod shutdown;
+mod streaming;
+mod tokenizer;
