@@ -392,4 +392,142 @@ mod tests {
         p.feed(b"event: \xFF\ndata: x\n\n");
         assert_eq!(p.next_event().unwrap_err(), SseError::InvalidEventType);
     }
+
+    /// xorshift64*: a seeded generator, so failures reproduce.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// A random event stream: data (single and multi-line), event types,
+    /// comments, ids, unknown fields, blank lines, all three line ends, an
+    /// optional byte-order mark, values with and without the leading space.
+    fn random_stream(rng: &mut Rng) -> Vec<u8> {
+        let mut out = Vec::new();
+        if rng.below(4) == 0 {
+            out.extend_from_slice(b"\xEF\xBB\xBF");
+        }
+        let alphabet: &[u8] = b"ab :{}\"[]0,DONE\xC3\xA9";
+        for _ in 0..rng.below(40) {
+            let line: Vec<u8> = match rng.below(9) {
+                0..=3 => {
+                    let mut l = if rng.below(2) == 0 {
+                        b"data: ".to_vec()
+                    } else {
+                        b"data:".to_vec()
+                    };
+                    for _ in 0..rng.below(12) {
+                        l.push(alphabet[rng.below(alphabet.len() as u64) as usize]);
+                    }
+                    l
+                }
+                4 => b"event: error".to_vec(),
+                5 => b": comment".to_vec(),
+                6 => b"id: 3".to_vec(),
+                7 => b"data".to_vec(),
+                _ => Vec::new(),
+            };
+            out.extend_from_slice(&line);
+            out.extend_from_slice(match rng.below(3) {
+                0 => b"\n".as_slice(),
+                1 => b"\r\n",
+                _ => b"\r",
+            });
+        }
+        out
+    }
+
+    /// The grammar written the obvious way, on the whole input at once.
+    fn reference(input: &[u8]) -> Vec<(String, Vec<u8>)> {
+        let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+        let mut lines = Vec::new();
+        let mut start = 0;
+        let mut i = 0;
+        while i < input.len() {
+            match input[i] {
+                b'\n' => {
+                    lines.push(&input[start..i]);
+                    start = i + 1;
+                }
+                b'\r' => {
+                    lines.push(&input[start..i]);
+                    if input.get(i + 1) == Some(&b'\n') {
+                        i += 1;
+                    }
+                    start = i + 1;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        let (mut events, mut data, mut event) = (Vec::new(), None::<Vec<u8>>, String::new());
+        for line in lines {
+            if line.is_empty() {
+                if let Some(d) = data.take() {
+                    events.push((std::mem::take(&mut event), d));
+                }
+                event.clear();
+                continue;
+            }
+            if line[0] == b':' {
+                continue;
+            }
+            let (name, mut value) = match line.iter().position(|&b| b == b':') {
+                Some(c) => (&line[..c], &line[c + 1..]),
+                None => (line, &line[line.len()..]),
+            };
+            if value.first() == Some(&b' ') {
+                value = &value[1..];
+            }
+            match name {
+                b"data" => match &mut data {
+                    Some(d) => {
+                        d.push(b'\n');
+                        d.extend_from_slice(value);
+                    }
+                    None => data = Some(value.to_vec()),
+                },
+                b"event" => event = String::from_utf8(value.to_vec()).unwrap(),
+                _ => {}
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn random_splits_give_the_same_events_as_the_reference() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for case in 0..2000 {
+            let input = random_stream(&mut rng);
+            let want = reference(&input);
+            assert_eq!(parse_all(&input), want, "case {case}: whole input");
+            // Random cut points, with single bytes and empty pieces mixed in.
+            let mut p = SseParser::default();
+            let mut got = Vec::new();
+            let mut at = 0;
+            while at < input.len() {
+                let len = match rng.below(4) {
+                    0 => 0,
+                    1 => 1,
+                    _ => rng.below(16) as usize,
+                };
+                let end = (at + len).min(input.len());
+                p.feed(&input[at..end]);
+                at = end;
+                while let Some(ev) = p.next_event().unwrap() {
+                    got.push((ev.event.to_string(), ev.data.to_vec()));
+                }
+            }
+            assert_eq!(got, want, "case {case}: split input {input:?}");
+        }
+    }
 }
