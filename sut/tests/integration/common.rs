@@ -87,6 +87,7 @@ pub struct Received {
     pub body: Value,
     /// Arrival order across the server's generation requests.
     pub seq: usize,
+    pub version: axum::http::Version,
 }
 
 type Behavior = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
@@ -192,6 +193,7 @@ async fn models(State(state): State<ServerState>) -> axum::Json<Value> {
 
 async fn generate(
     State(state): State<ServerState>,
+    version: axum::http::Version,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -201,6 +203,7 @@ async fn generate(
         headers,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         seq: state.seq.fetch_add(1, Ordering::SeqCst),
+        version,
     };
     let reply = (state.behavior)(&received);
     let _ = state.requests.send(received);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use loadgen::{ErrorKind, OutputData, SystemUnderTest, tokens_to_bytes};
 use serde_json::{Value, json};
-use sut::{ApiKey, EndpointKind, OpenAiSut, SutConfig};
+use sut::{ApiKey, EndpointKind, HttpVersion, OpenAiSut, SutConfig};
 
 use crate::common::*;
 
@@ -409,4 +409,22 @@ async fn api_key_is_sent_and_never_shown() {
         e.to_string().contains("SUT_TEST_SURELY_UNSET_VARIABLE"),
         "{e}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_keep_alive_by_default_and_http2_on_request() {
+    let server = MockServer::start(|_| Reply::Sse(vllm_stream(&[("x", Some(&[9]))], 2))).await;
+    for (http, want) in [
+        (HttpVersion::Auto, axum::http::Version::HTTP_11),
+        (HttpVersion::Http2, axum::http::Version::HTTP_2),
+    ] {
+        let sut = connect(&server.url, |c| c.client.http = http).await;
+        let (rec, responder) = Recorder::new();
+        sut.issue_query(&samples(0..4), &responder);
+        rec.wait_done(4).await;
+        assert!(rec.responses().values().all(|r| r.detail.error.is_none()));
+        for _ in 0..4 {
+            assert_eq!(server.next_request().await.version, want);
+        }
+    }
 }
