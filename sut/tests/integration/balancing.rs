@@ -110,3 +110,29 @@ async fn errors_are_counted_per_endpoint() {
         .count();
     assert_eq!(failed, 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_endpoint_limit_queues_in_the_client() {
+    let gate = Gate::default();
+    let server = gated_server(&gate).await;
+    let mut config = SutConfig::new([server.url.as_str()]);
+    config.client.max_in_flight_per_endpoint = Some(2);
+    let sut = OpenAiSut::connect(config, dataset(5)).await.unwrap();
+    let (rec, responder) = Recorder::new();
+    sut.issue_query(&samples(0..5), &responder);
+    server.next_request().await;
+    server.next_request().await;
+    // Two requests are held at the server; the other three wait in the
+    // client. Without the limit a third would arrive at once; with it none
+    // can (the wait only bounds how long the test looks).
+    let third =
+        tokio::time::timeout(std::time::Duration::from_millis(100), server.next_request()).await;
+    assert!(third.is_err(), "a third request reached the server");
+    assert_eq!(rec.done_count(), 0);
+    gate.open();
+    rec.wait_done(5).await;
+    for _ in 0..3 {
+        server.next_request().await;
+    }
+    assert!(rec.responses().values().all(|r| r.detail.error.is_none()));
+}

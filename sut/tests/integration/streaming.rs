@@ -428,3 +428,23 @@ async fn http1_keep_alive_by_default_and_http2_on_request() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_ignores_stream_still_works() {
+    let server = MockServer::start(|_| {
+        Reply::Status(
+            200,
+            json!({"choices": [{"index": 0, "text": "ab", "token_ids": [3, 4], "finish_reason": "stop"}],
+                   "usage": {"prompt_tokens": 3, "completion_tokens": 2}})
+            .to_string(),
+        )
+    })
+    .await;
+    let sut = connect(&server.url, |_| {}).await;
+    assert!(sut.streams());
+    let (rec, responder) = Recorder::new();
+    sut.issue_query(&samples([0]), &responder);
+    rec.wait_done(1).await;
+    let r = &rec.responses()[&1000];
+    assert_eq!((r.n_tokens, r.data.clone()), (2, tokens_to_bytes(&[3, 4])));
+}
