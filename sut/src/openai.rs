@@ -691,33 +691,50 @@ impl Inner {
             () = &mut deadline_sleep, if deadline.is_some() => return Err(timed_out()),
         };
 
+        // The stall timer is armed at the first piece and not moved at each
+        // piece after it (a timer reset per chunk costs more than the chunk):
+        // when it fires, it checks how long the stream has really been quiet
+        // and re-arms for the rest.
         let stall = self.options.stall_timeout;
         let stall_sleep = tokio::time::sleep(stall.unwrap_or(Duration::ZERO));
         tokio::pin!(stall_sleep);
         let mut stall_armed = false;
-        let stalled = |pieces: u64| {
-            query_error(
-                ErrorKind::Stalled,
-                format!(
-                    "{url} sent nothing for {:?} after {pieces} piece(s) of the response",
-                    stall.unwrap_or_default()
-                ),
-            )
-        };
+        let mut last_piece_ns: u64 = 0;
         let mut pieces: u64 = 0;
         // Reads the next piece of the body under the request and stall
-        // timeouts; the time is taken the moment the bytes are handed over.
+        // timeouts. The run clock is read once per piece, the moment its
+        // bytes are handed over and before anything parses them.
         macro_rules! next_piece {
             () => {{
-                let piece = tokio::select! {
-                    biased;
-                    r = response.chunk() => r.map_err(|e| classify(&e, url, &self.options))?,
-                    () = &mut deadline_sleep, if deadline.is_some() => return Err(timed_out()),
-                    () = &mut stall_sleep, if stall_armed => return Err(stalled(pieces)),
+                let piece = loop {
+                    tokio::select! {
+                        biased;
+                        r = response.chunk() => {
+                            break r.map_err(|e| classify(&e, url, &self.options))?;
+                        }
+                        () = &mut deadline_sleep, if deadline.is_some() => return Err(timed_out()),
+                        () = &mut stall_sleep, if stall_armed => {
+                            let limit = stall.unwrap_or_default();
+                            let quiet = Duration::from_nanos(
+                                tracker.now_ns().saturating_sub(last_piece_ns),
+                            );
+                            if quiet >= limit {
+                                return Err(query_error(
+                                    ErrorKind::Stalled,
+                                    format!(
+                                        "{url} sent nothing for {limit:?} after {pieces} \
+                 piece(s) of the response"
+                                    ),
+                                ));
+                            }
+                            stall_sleep.as_mut().reset(Instant::now() + (limit - quiet));
+                        }
+                    }
                 };
                 let at = tracker.now_ns();
-                if let Some(d) = stall {
-                    stall_sleep.as_mut().reset(Instant::now() + d);
+                last_piece_ns = at;
+                if let (Some(limit), false) = (stall, stall_armed) {
+                    stall_sleep.as_mut().reset(Instant::now() + limit);
                     stall_armed = true;
                 }
                 pieces += 1;

@@ -54,6 +54,8 @@ pub enum Step {
     Hang,
     /// Run a callback when the stream gets here.
     Run(Arc<dyn Fn() + Send + Sync>),
+    /// Pause this long: a slow server, not a synchronisation.
+    Delay(Duration),
 }
 
 impl std::fmt::Debug for Step {
@@ -64,6 +66,7 @@ impl std::fmt::Debug for Step {
             Step::Break => f.write_str("Break"),
             Step::Hang => f.write_str("Hang"),
             Step::Run(_) => f.write_str("Run"),
+            Step::Delay(d) => write!(f, "Delay({d:?})"),
         }
     }
 }
@@ -232,6 +235,7 @@ async fn generate(
                         }
                         Step::Hang => std::future::pending::<()>().await,
                         Step::Run(f) => f(),
+                        Step::Delay(d) => tokio::time::sleep(d).await,
                     }
                 }
             });

@@ -89,6 +89,34 @@ async fn stall_between_chunks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_but_steady_stream_is_not_a_stall() {
+    // Twelve pieces 50 ms apart: 600 ms in all, never 400 ms of silence.
+    let server = MockServer::start(|_| {
+        let mut steps = Vec::new();
+        for i in 0..12 {
+            steps.push(Step::Delay(Duration::from_millis(50)));
+            steps.push(Step::Bytes(chunk("a", i)));
+        }
+        steps.push(Step::Bytes(event(
+            &json!({"choices": [{"index": 0, "text": "", "finish_reason": "length"}],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 12}}),
+        )));
+        steps.push(Step::Bytes(DONE.into()));
+        Reply::Sse(steps)
+    })
+    .await;
+    let mut config = SutConfig::new([server.url.as_str()]);
+    config.client.stall_timeout = Some(Duration::from_millis(400));
+    let sut = OpenAiSut::connect(config, dataset(1)).await.unwrap();
+    let (rec, responder) = Recorder::new();
+    sut.issue_query(&samples([0]), &responder);
+    rec.wait_done(1).await;
+    let r = rec.responses().remove(&1000).unwrap();
+    assert!(r.detail.error.is_none(), "{:?}", r.detail.error);
+    assert_eq!(r.n_tokens, 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stall_timeout_does_not_cover_the_wait_for_the_first_piece() {
     // Queueing and prefill on the server may take long before any byte: only
     // the request timeout bounds that wait.
