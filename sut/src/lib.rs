@@ -8,10 +8,11 @@
 //!
 //! - `FirstTokenComplete` fires on the first chunk that carries generated
 //!   content, with that chunk's token ids (int32 little-endian);
-//! - `QuerySamplesComplete` fires as soon as the sample's result is known
-//!   (its finish reason plus a token count), with every output token id and
-//!   `n_tokens` from the server's `usage.completion_tokens` or from the
-//!   token ids, never from the number of chunks;
+//! - `QuerySamplesComplete` fires at the end of the sample's stream (its
+//!   finish reason plus the usage that closes the stream, else `[DONE]`;
+//!   with several prompts per request, at the sample's own finish), with
+//!   every output token id and `n_tokens` from the token ids or else the
+//!   server's `usage.completion_tokens`, never from the number of chunks;
 //! - the [`loadgen::ResponseDetail`] carries the server's prompt token
 //!   count, the endpoint index, and each content chunk's arrival time (one
 //!   clock read per network read, before parsing) with its token count.

@@ -30,7 +30,7 @@ pub struct EndpointStats {
     pub url: String,
     /// Requests sent (or being sent) to it.
     pub requests: u64,
-    /// Requests that failed (any error kind, cancellations included).
+    /// Requests that failed (shutdown cancellations are not counted).
     pub errors: u64,
     /// Requests whose samples are not all answered yet.
     pub in_flight: u64,
@@ -91,7 +91,8 @@ impl AnswerHook for Outstanding {
 struct Registry {
     next_id: u64,
     shutting_down: bool,
-    tasks: HashMap<u64, AbortHandle>,
+    /// `None` while the task is being spawned.
+    tasks: HashMap<u64, Option<AbortHandle>>,
 }
 
 struct Inner {
@@ -107,6 +108,8 @@ struct Inner {
     options: ClientOptions,
     handle: Handle,
     registry: Mutex<Registry>,
+    /// Notified when the last registered task ends.
+    tasks_ended: Notify,
     outstanding: Arc<Outstanding>,
     round_robin: AtomicUsize,
     warned_usage_mismatch: AtomicBool,
@@ -279,6 +282,7 @@ impl OpenAiSut {
                 options,
                 handle: Handle::current(),
                 registry: Mutex::new(Registry::default()),
+                tasks_ended: Notify::new(),
                 outstanding: Arc::new(Outstanding::default()),
                 round_robin: AtomicUsize::new(0),
                 warned_usage_mismatch: AtomicBool::new(false),
@@ -315,9 +319,19 @@ impl OpenAiSut {
         self.inner.outstanding.count.load(Ordering::Acquire)
     }
 
-    /// Waits until every issued sample has been answered.
+    /// Waits until every issued sample has been answered and every request
+    /// has ended (streams read to their end, connections back in the pool).
     pub async fn drain(&self) {
         self.inner.outstanding.wait_zero().await;
+        loop {
+            let ended = self.inner.tasks_ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if lock(&self.inner.registry).tasks.is_empty() {
+                return;
+            }
+            ended.await;
+        }
     }
 
     /// Stops: samples issued from now on, and every sample in flight or
@@ -326,7 +340,7 @@ impl OpenAiSut {
         let handles: Vec<AbortHandle> = {
             let mut registry = lock(&self.inner.registry);
             registry.shutting_down = true;
-            registry.tasks.drain().map(|(_, h)| h).collect()
+            registry.tasks.drain().filter_map(|(_, h)| h).collect()
         };
         for handle in handles {
             handle.abort();
@@ -514,7 +528,11 @@ struct Deregister {
 
 impl Drop for Deregister {
     fn drop(&mut self) {
-        lock(&self.inner.registry).tasks.remove(&self.id);
+        let mut registry = lock(&self.inner.registry);
+        registry.tasks.remove(&self.id);
+        if registry.tasks.is_empty() {
+            self.inner.tasks_ended.notify_waiters();
+        }
     }
 }
 
@@ -523,25 +541,37 @@ impl Inner {
     /// task is not started: dropping `work` answers the samples it owns
     /// (request guards and queues answer `Cancelled` when dropped).
     fn spawn(self: &Arc<Self>, work: impl Future<Output = ()> + Send + 'static) {
-        let mut registry = lock(&self.registry);
-        if registry.shutting_down {
-            drop(registry);
-            drop(work);
-            return;
-        }
-        let id = registry.next_id;
-        registry.next_id += 1;
+        // Registered before it is spawned, so the task's own removal (it
+        // may end, or be dropped by a closed runtime, before `spawn`
+        // returns) always follows its insertion. The lock is not held while
+        // spawning: a dropped task takes it to remove itself.
+        let id = {
+            let mut registry = lock(&self.registry);
+            if registry.shutting_down {
+                drop(registry);
+                drop(work);
+                return;
+            }
+            let id = registry.next_id;
+            registry.next_id += 1;
+            registry.tasks.insert(id, None);
+            id
+        };
         let deregister = Deregister {
             inner: Arc::clone(self),
             id,
         };
-        // The task removes itself when it ends; the registry lock is held
-        // until its handle is in, so removal always follows insertion.
         let handle = self.handle.spawn(async move {
             let _deregister = deregister;
             work.await;
         });
-        registry.tasks.insert(id, handle.abort_handle());
+        let mut registry = lock(&self.registry);
+        if registry.shutting_down {
+            // Shutdown began while this task was being spawned.
+            handle.abort();
+        } else if let Some(slot) = registry.tasks.get_mut(&id) {
+            *slot = Some(handle.abort_handle());
+        }
     }
 
     fn shutting_down(&self) -> bool {
@@ -723,7 +753,7 @@ impl Inner {
                                     ErrorKind::Stalled,
                                     format!(
                                         "{url} sent nothing for {limit:?} after {pieces} \
-                 piece(s) of the response"
+            piece(s) of the response"
                                     ),
                                 ));
                             }

@@ -537,7 +537,6 @@ impl SampleState {
         }
     }
 
-    /// Output tokens, when known: the server's usage, else its token ids.
     /// Output tokens, when known: the ids the server sent (what `data`
     /// holds, and what MLPerf's reference counts), else its usage count.
     fn n_tokens(&self) -> Option<u32> {

@@ -91,6 +91,8 @@ pub struct Received {
     /// Arrival order across the server's generation requests.
     pub seq: usize,
     pub version: axum::http::Version,
+    /// The client's address: the same for requests on one connection.
+    pub peer: std::net::SocketAddr,
 }
 
 type Behavior = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
@@ -160,7 +162,12 @@ impl MockServer {
             let _ = tcp.set_nodelay(true);
         });
         tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap();
         });
         MockServer {
             url: format!("http://{addr}"),
@@ -196,6 +203,7 @@ async fn models(State(state): State<ServerState>) -> axum::Json<Value> {
 
 async fn generate(
     State(state): State<ServerState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     version: axum::http::Version,
     uri: axum::http::Uri,
     headers: HeaderMap,
@@ -207,6 +215,7 @@ async fn generate(
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         seq: state.seq.fetch_add(1, Ordering::SeqCst),
         version,
+        peer,
     };
     let reply = (state.behavior)(&received);
     let _ = state.requests.send(received);

@@ -161,3 +161,22 @@ async fn drain_waits_for_every_answer() {
     assert_eq!(rec.done_count(), 3);
     assert!(rec.responses().values().all(|r| r.detail.error.is_none()));
 }
+
+#[test]
+fn issuing_after_the_runtime_is_gone_answers_at_once() {
+    let (server_rt, server) = server_runtime(Reply::Hang);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sut = rt
+        .block_on(OpenAiSut::connect(SutConfig::new([server.url.as_str()]), dataset(3)))
+        .unwrap();
+    drop(rt);
+    let (rec, responder) = Recorder::new();
+    sut.issue_query(&samples(0..3), &responder);
+    all_cancelled(&rec, 3);
+    assert_eq!(sut.outstanding_samples(), 0);
+    drop(server_rt);
+}

@@ -448,3 +448,25 @@ async fn a_server_that_ignores_stream_still_works() {
     let r = &rec.responses()[&1000];
     assert_eq!((r.n_tokens, r.data.clone()), (2, tokens_to_bytes(&[3, 4])));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_is_reused_for_sequential_streams() {
+    // The stream is read to its end after [DONE], so the connection goes
+    // back to the pool.
+    let server = MockServer::start(|_| Reply::Sse(vllm_stream(&[("x", Some(&[9]))], 2))).await;
+    let sut = connect(&server.url, |_| {}).await;
+    let (rec, responder) = Recorder::new();
+    for i in 0..3 {
+        sut.issue_query(&samples([i]), &responder);
+        rec.wait_done(i + 1).await;
+        sut.drain().await;
+    }
+    let peers: Vec<_> = [
+        server.next_request().await.peer,
+        server.next_request().await.peer,
+        server.next_request().await.peer,
+    ]
+    .into();
+    assert_eq!(peers[0], peers[1]);
+    assert_eq!(peers[1], peers[2]);
+}
