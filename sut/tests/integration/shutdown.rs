@@ -171,7 +171,10 @@ fn issuing_after_the_runtime_is_gone_answers_at_once() {
         .build()
         .unwrap();
     let sut = rt
-        .block_on(OpenAiSut::connect(SutConfig::new([server.url.as_str()]), dataset(3)))
+        .block_on(OpenAiSut::connect(
+            SutConfig::new([server.url.as_str()]),
+            dataset(3),
+        ))
         .unwrap();
     drop(rt);
     let (rec, responder) = Recorder::new();
