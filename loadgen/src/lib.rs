@@ -31,7 +31,7 @@ pub use settings::{
     TestMode, TestSettings,
 };
 pub use sut::{
-    CompletionSink, ErrorKind, QslError, QueryError, QuerySample, QuerySampleIndex,
+    CompletionSink, ErrorKind, OutputData, QslError, QueryError, QuerySample, QuerySampleIndex,
     QuerySampleLibrary, QuerySampleResponse, Responder, ResponseDetail, ResponseId,
     SystemUnderTest, tokens_to_bytes,
 };

@@ -131,6 +131,31 @@ impl fmt::Display for QueryError {
     }
 }
 
+/// What a response's `data` holds.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OutputData {
+    /// Output token ids as little-endian int32 (LoadGen's format for LLMs).
+    #[default]
+    TokenIds,
+    /// UTF-8 text: the server returned no token ids, so the SUT kept the
+    /// generated text instead; accuracy scoring reads it as text.
+    Text,
+}
+
+impl OutputData {
+    /// The stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputData::TokenIds => "token_ids",
+            OutputData::Text => "text",
+        }
+    }
+}
+
 /// Extra facts about a response, beyond what LoadGen itself records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResponseDetail {
@@ -143,8 +168,11 @@ pub struct ResponseDetail {
     /// Arrival time (run clock, ns; see [`Responder::now_ns`]) of each
     /// streamed chunk that carried output tokens.
     pub chunk_ns: Vec<u64>,
-    /// Output tokens in each of those chunks (same length as `chunk_ns`).
+    /// Output tokens in each of those chunks (same length as `chunk_ns`);
+    /// 0 where the server's stream did not say.
     pub chunk_tokens: Vec<u32>,
+    /// What `data` (and the first-token data) holds.
+    pub output_data: OutputData,
 }
 
 /// The answer to one sample (LoadGen's `QuerySampleResponse`).

@@ -1,1 +1,109 @@
-//! The system under test for OpenAI-compatible servers (vLLM, llama.cpp): HTTP client, streaming, batching, replicas.
+//! The system under test for OpenAI-compatible servers (vLLM, llama.cpp):
+//! HTTP client, streaming, batching, replicas.
+//!
+//! [`OpenAiSut`] implements [`loadgen::SystemUnderTest`]. Each issued sample
+//! becomes a request to `/v1/completions` (prompt as token ids by default)
+//! or `/v1/chat/completions`, sent from a tokio task so LoadGen's issuer
+//! never waits. Streamed responses are parsed as they arrive:
+//!
+//! - `FirstTokenComplete` fires on the first chunk that carries generated
+//!   content, with that chunk's token ids (int32 little-endian);
+//! - `QuerySamplesComplete` fires at the end of the sample's stream (its
+//!   finish reason plus the usage that closes the stream, else `[DONE]`;
+//!   with several prompts per request, at the sample's own finish), with
+//!   every output token id and `n_tokens` from the token ids or else the
+//!   server's `usage.completion_tokens`, never from the number of chunks;
+//! - the [`loadgen::ResponseDetail`] carries the server's prompt token
+//!   count, the endpoint index, and each content chunk's arrival time (one
+//!   clock read per network read, before parsing) with its token count.
+//!
+//! A server that returns no token ids (llama.cpp) still works: `data` then
+//! holds the UTF-8 text and the detail says so ([`loadgen::OutputData`]).
+//!
+//! Offline runs use [`Dispatch::Batched`]: a work queue drained by a fixed
+//! number of in-flight requests, each with one or more prompts. Several
+//! endpoints are balanced by least outstanding requests. Every failure
+//! (refused connection, timeout, HTTP status, disconnect, malformed stream,
+//! server error event, stall, cancellation) answers the sample with one
+//! [`loadgen::ErrorKind`] and a one-line message; nothing hangs.
+//!
+//! ```no_run
+//! # async fn example(dataset: std::sync::Arc<dataset::Dataset>) -> Result<(), sut::SutError> {
+//! let mut config = sut::SutConfig::new(["http://127.0.0.1:8000"]);
+//! config.request.max_tokens = Some(128);
+//! let sut = sut::OpenAiSut::connect(config, dataset).await?;
+//! // hand `sut` to LoadGen; on Ctrl-C:
+//! sut.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod body;
+mod client;
+pub mod config;
+mod openai;
+mod response;
+pub mod sse;
+pub mod tokenizer;
+
+pub use config::{
+    ApiKey, ApiKeySource, BatchPolicy, ClientOptions, Dispatch, EndpointKind, HttpVersion,
+    RequestOptions, SutConfig,
+};
+pub use openai::{EndpointStats, OpenAiSut};
+pub use tokenizer::{RemoteTokenizer, TokenizerApi, TokenizerError};
+
+/// Why the SUT could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SutError {
+    /// The configuration is inconsistent.
+    #[error("invalid sut configuration: {0}")]
+    Config(String),
+    /// An endpoint URL cannot be used.
+    #[error("invalid endpoint url {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An endpoint failed its health check or model listing.
+    #[error("endpoint check failed: {url}: {reason}")]
+    Unhealthy {
+        /// The URL that failed.
+        url: String,
+        /// What happened.
+        reason: String,
+    },
+    /// An endpoint does not list the configured model.
+    #[error("{url} does not list model {model:?} (it lists: {served})")]
+    ModelNotServed {
+        /// The model list URL.
+        url: String,
+        /// The configured model.
+        model: String,
+        /// The models it lists, comma-separated.
+        served: String,
+    },
+    /// The API key cannot be used. Never contains the key.
+    #[error("api key from {origin}: {reason}")]
+    ApiKey {
+        /// Where the key came from (variable name or file path).
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A text endpoint was chosen but a sample has no text.
+    #[error("sample {index} of dataset {dataset:?} has no prompt text, which {endpoint} needs")]
+    MissingText {
+        /// The dataset's name.
+        dataset: String,
+        /// The first sample without text.
+        index: usize,
+        /// The endpoint path.
+        endpoint: &'static str,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot build the http client: {0}")]
+    Client(String),
+}

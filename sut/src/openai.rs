@@ -1,0 +1,916 @@
+//! [`OpenAiSut`]: LoadGen's system under test for OpenAI-compatible servers.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use dataset::{Dataset, Sample};
+use loadgen::{
+    ErrorKind, QueryError, QuerySample, QuerySampleResponse, Responder, SystemUnderTest,
+};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use tokio::runtime::Handle;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use crate::SutError;
+use crate::body::RequestTemplate;
+use crate::client::{self, classify, error_body_message, one_line};
+use crate::config::{ClientOptions, Dispatch, EndpointKind, SutConfig};
+use crate::response::{AnswerHook, ParsedChunk, Tracker, query_error};
+use crate::sse::SseParser;
+
+/// Counters of one endpoint, as [`OpenAiSut::endpoint_stats`] reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// The endpoint's server root URL.
+    pub url: String,
+    /// Requests sent (or being sent) to it.
+    pub requests: u64,
+    /// Requests that failed (shutdown cancellations are not counted).
+    pub errors: u64,
+    /// Requests whose samples are not all answered yet.
+    pub in_flight: u64,
+}
+
+/// One server replica.
+struct Endpoint {
+    index: u32,
+    root: String,
+    url: reqwest::Url,
+    requests: AtomicU64,
+    errors: AtomicU64,
+    in_flight: AtomicU64,
+    limit: Option<Arc<Semaphore>>,
+}
+
+/// Counts samples issued but not answered, so `drain` can wait for zero.
+#[derive(Debug, Default)]
+struct Outstanding {
+    count: AtomicUsize,
+    zero: Notify,
+}
+
+impl Outstanding {
+    fn add(&self, n: usize) {
+        self.count.fetch_add(n, Ordering::AcqRel);
+    }
+
+    fn done(&self, n: usize) {
+        if n > 0 && self.count.fetch_sub(n, Ordering::AcqRel) == n {
+            self.zero.notify_waiters();
+        }
+    }
+
+    async fn wait_zero(&self) {
+        // `enable` registers the waiter before the check, so a notification
+        // between the check and the await is not lost.
+        loop {
+            let notified = self.zero.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl AnswerHook for Outstanding {
+    fn answered(&self, n: usize) {
+        self.done(n);
+    }
+}
+
+/// Tasks that `shutdown` can abort.
+#[derive(Default)]
+struct Registry {
+    next_id: u64,
+    shutting_down: bool,
+    /// `None` while the task is being spawned.
+    tasks: HashMap<u64, Option<AbortHandle>>,
+}
+
+struct Inner {
+    name: String,
+    model: String,
+    kind: EndpointKind,
+    client: reqwest::Client,
+    auth: Option<HeaderValue>,
+    endpoints: Vec<Endpoint>,
+    template: RequestTemplate,
+    dataset: Arc<Dataset>,
+    dispatch: Dispatch,
+    options: ClientOptions,
+    handle: Handle,
+    registry: Mutex<Registry>,
+    /// Notified when the last registered task ends.
+    tasks_ended: Notify,
+    outstanding: Arc<Outstanding>,
+    round_robin: AtomicUsize,
+    warned_usage_mismatch: AtomicBool,
+}
+
+/// The system under test for vLLM, llama.cpp and any OpenAI-compatible
+/// server.
+///
+/// `issue_query` never blocks: it picks an endpoint and spawns the request on
+/// the tokio runtime that [`OpenAiSut::connect`] ran on. Every sample is
+/// answered exactly once, failures included. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct OpenAiSut {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for OpenAiSut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiSut")
+            .field("name", &self.inner.name)
+            .field("model", &self.inner.model)
+            .field("kind", &self.inner.kind)
+            .field(
+                "endpoints",
+                &self
+                    .inner
+                    .endpoints
+                    .iter()
+                    .map(|e| e.root.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field("dispatch", &self.inner.dispatch)
+            .field("api_key", &self.inner.auth.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(registry: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
+    // A panic while holding the lock cannot leave the map inconsistent.
+    registry
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl OpenAiSut {
+    /// Checks the configuration, builds the client, checks every endpoint's
+    /// health, discovers the model if none is set, and returns a SUT whose
+    /// requests run on the current tokio runtime.
+    pub async fn connect(config: SutConfig, dataset: Arc<Dataset>) -> Result<OpenAiSut, SutError> {
+        let SutConfig {
+            endpoints,
+            endpoint_kind,
+            request,
+            dispatch,
+            client: options,
+            api_key,
+            name,
+        } = config;
+        if endpoints.is_empty() {
+            return Err(SutError::Config("no endpoint given".into()));
+        }
+        if let Dispatch::Batched(policy) = dispatch {
+            if policy.max_in_flight == 0 || policy.prompts_per_request == 0 {
+                return Err(SutError::Config(format!(
+                    "batching needs at least one request in flight and one prompt per request \
+                     (got {} and {})",
+                    policy.max_in_flight, policy.prompts_per_request
+                )));
+            }
+            if endpoint_kind == EndpointKind::ChatCompletions && policy.prompts_per_request > 1 {
+                return Err(SutError::Config(
+                    "chat requests carry one prompt: set prompts per request to 1".into(),
+                ));
+            }
+        }
+        if options.max_in_flight_per_endpoint == Some(0) {
+            return Err(SutError::Config(
+                "max in-flight requests per endpoint must be at least 1".into(),
+            ));
+        }
+        if endpoint_kind.needs_text()
+            && let Some(index) = dataset.samples.iter().position(|s| s.input_text.is_none())
+        {
+            return Err(SutError::MissingText {
+                dataset: dataset.name.clone(),
+                index,
+                endpoint: endpoint_kind.path(),
+            });
+        }
+        let roots = endpoints
+            .iter()
+            .map(|u| client::server_root(u))
+            .collect::<Result<Vec<_>, _>>()?;
+        let http = client::build_client(&options)?;
+        let auth = api_key.as_ref().map(client::auth_header).transpose()?;
+
+        let model = if options.health_check {
+            let checks = roots.iter().map(|root| {
+                let (http, auth, options) = (&http, auth.as_ref(), &options);
+                async move {
+                    client::check_health(http, root, auth, options).await?;
+                    let models = client::list_models(http, root, auth, options).await?;
+                    Ok::<_, SutError>((root.clone(), models))
+                }
+            });
+            let listed = futures_util::future::try_join_all(checks).await?;
+            let model = match &request.model {
+                Some(model) => model.clone(),
+                None => first_model(&listed[0].0, &listed[0].1)?,
+            };
+            for (root, models) in &listed {
+                if !models.iter().any(|m| m.id == model) {
+                    return Err(SutError::ModelNotServed {
+                        url: format!("{root}/v1/models"),
+                        model,
+                        served: models
+                            .iter()
+                            .map(|m| m.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                }
+            }
+            model
+        } else {
+            match &request.model {
+                Some(model) => model.clone(),
+                None => {
+                    let models =
+                        client::list_models(&http, &roots[0], auth.as_ref(), &options).await?;
+                    first_model(&roots[0], &models)?
+                }
+            }
+        };
+        let template = RequestTemplate::new(endpoint_kind, &request, &model)?;
+        let endpoints = roots
+            .into_iter()
+            .enumerate()
+            .map(|(i, root)| {
+                let full = format!("{root}{}", endpoint_kind.path());
+                let url = reqwest::Url::parse(&full).map_err(|e| SutError::InvalidUrl {
+                    url: full.clone(),
+                    reason: e.to_string(),
+                })?;
+                Ok(Endpoint {
+                    index: i as u32,
+                    root,
+                    url,
+                    requests: AtomicU64::new(0),
+                    errors: AtomicU64::new(0),
+                    in_flight: AtomicU64::new(0),
+                    limit: options
+                        .max_in_flight_per_endpoint
+                        .map(|n| Arc::new(Semaphore::new(n))),
+                })
+            })
+            .collect::<Result<Vec<_>, SutError>>()?;
+        let name = name.unwrap_or_else(|| format!("openai:{model}"));
+        Ok(OpenAiSut {
+            inner: Arc::new(Inner {
+                name,
+                model,
+                kind: endpoint_kind,
+                client: http,
+                auth,
+                endpoints,
+                template,
+                dataset,
+                dispatch,
+                options,
+                handle: Handle::current(),
+                registry: Mutex::new(Registry::default()),
+                tasks_ended: Notify::new(),
+                outstanding: Arc::new(Outstanding::default()),
+                round_robin: AtomicUsize::new(0),
+                warned_usage_mismatch: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The model every request names.
+    pub fn model(&self) -> &str {
+        &self.inner.model
+    }
+
+    /// Whether requests stream.
+    pub fn streams(&self) -> bool {
+        self.inner.template.stream()
+    }
+
+    /// Per-endpoint counters, in endpoint order.
+    pub fn endpoint_stats(&self) -> Vec<EndpointStats> {
+        self.inner
+            .endpoints
+            .iter()
+            .map(|e| EndpointStats {
+                url: e.root.clone(),
+                requests: e.requests.load(Ordering::Relaxed),
+                errors: e.errors.load(Ordering::Relaxed),
+                in_flight: e.in_flight.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Samples issued and not yet answered.
+    pub fn outstanding_samples(&self) -> usize {
+        self.inner.outstanding.count.load(Ordering::Acquire)
+    }
+
+    /// Waits until every issued sample has been answered and every request
+    /// has ended (streams read to their end, connections back in the pool).
+    pub async fn drain(&self) {
+        self.inner.outstanding.wait_zero().await;
+        loop {
+            let ended = self.inner.tasks_ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if lock(&self.inner.registry).tasks.is_empty() {
+                return;
+            }
+            ended.await;
+        }
+    }
+
+    /// Stops: samples issued from now on, and every sample in flight or
+    /// queued, are answered with `Cancelled`. Returns once all are answered.
+    pub async fn shutdown(&self) {
+        let handles: Vec<AbortHandle> = {
+            let mut registry = lock(&self.inner.registry);
+            registry.shutting_down = true;
+            registry.tasks.drain().filter_map(|(_, h)| h).collect()
+        };
+        for handle in handles {
+            handle.abort();
+        }
+        self.drain().await;
+    }
+}
+
+fn first_model(root: &str, models: &[client::ServedModel]) -> Result<String, SutError> {
+    models
+        .first()
+        .map(|m| m.id.clone())
+        .ok_or_else(|| SutError::Unhealthy {
+            url: format!("{root}/v1/models"),
+            reason: "the server lists no model".into(),
+        })
+}
+
+impl SystemUnderTest for OpenAiSut {
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn issue_query(&self, samples: &[QuerySample], responder: &Responder) {
+        if samples.is_empty() {
+            return;
+        }
+        let inner = &self.inner;
+        inner.outstanding.add(samples.len());
+        if inner.shutting_down() {
+            cancel_all(samples, responder, &inner.outstanding);
+            return;
+        }
+        match inner.dispatch {
+            Dispatch::PerSample => {
+                for &sample in samples {
+                    // The endpoint is chosen here, on the issuing thread, so
+                    // balancing sees every earlier pick. The request guard
+                    // exists before the task does: a task aborted before it
+                    // first runs still answers its sample.
+                    let request = inner.start_request(&[sample], responder);
+                    let task_inner = Arc::clone(inner);
+                    inner.spawn(async move {
+                        task_inner.execute(request, &[sample]).await;
+                    });
+                }
+            }
+            Dispatch::Batched(policy) => {
+                let batches = batches(
+                    &inner.dataset,
+                    &inner.template,
+                    samples,
+                    policy.prompts_per_request,
+                );
+                let workers = policy.max_in_flight.min(batches.len());
+                let queue = Arc::new(BatchQueue {
+                    batches: Mutex::new(batches),
+                    responder: responder.clone(),
+                    outstanding: Arc::clone(&inner.outstanding),
+                });
+                for _ in 0..workers {
+                    let task_inner = Arc::clone(inner);
+                    let queue = Arc::clone(&queue);
+                    inner.spawn(async move {
+                        while let Some(batch) = queue.pop() {
+                            let request = task_inner.start_request(&batch, &queue.responder);
+                            task_inner.execute(request, &batch).await;
+                        }
+                    });
+                }
+                // Workers hold the queue now; if none could start (shutdown
+                // began), dropping this last handle cancels every sample.
+                drop(queue);
+            }
+        }
+    }
+}
+
+/// Groups samples into requests of up to `per_request` prompts that share
+/// one `max_tokens` (a request carries one), in issue order of first
+/// appearance.
+fn batches(
+    dataset: &Dataset,
+    template: &RequestTemplate,
+    samples: &[QuerySample],
+    per_request: usize,
+) -> VecDeque<Vec<QuerySample>> {
+    let mut out = VecDeque::new();
+    if per_request == 1 {
+        out.extend(samples.iter().map(|&s| vec![s]));
+        return out;
+    }
+    // Open batch per max_tokens value, so same-cap samples fill requests.
+    let mut open: HashMap<Option<u32>, usize> = HashMap::new();
+    for &s in samples {
+        let cap = dataset
+            .samples
+            .get(s.index)
+            .and_then(|sample| template.max_tokens_for(sample));
+        match open.get(&cap) {
+            Some(&at) if out[at].len() < per_request => out[at].push(s),
+            _ => {
+                open.insert(cap, out.len());
+                let mut batch = Vec::with_capacity(per_request);
+                batch.push(s);
+                out.push_back(batch);
+            }
+        }
+    }
+    out
+}
+
+/// The Offline work queue. Dropping it (the last worker ended or was
+/// aborted) answers whatever is still queued with `Cancelled`.
+struct BatchQueue {
+    batches: Mutex<VecDeque<Vec<QuerySample>>>,
+    responder: Responder,
+    outstanding: Arc<Outstanding>,
+}
+
+impl BatchQueue {
+    fn pop(&self) -> Option<Vec<QuerySample>> {
+        self.batches
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop_front()
+    }
+}
+
+impl Drop for BatchQueue {
+    fn drop(&mut self) {
+        let left: Vec<QuerySample> = self
+            .batches
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .drain(..)
+            .flatten()
+            .collect();
+        if !left.is_empty() {
+            cancel_all(&left, &self.responder, &self.outstanding);
+        }
+    }
+}
+
+fn cancel_all(samples: &[QuerySample], responder: &Responder, outstanding: &Outstanding) {
+    let error = query_error(
+        ErrorKind::Cancelled,
+        "the SUT was shut down before the sample was sent",
+    );
+    let mut responses: Vec<QuerySampleResponse> = samples
+        .iter()
+        .map(|s| QuerySampleResponse::failed(s.id, error.clone()))
+        .collect();
+    responder.complete_all(&mut responses);
+    outstanding.done(samples.len());
+}
+
+/// One request, from the moment its endpoint is chosen. Its tracker
+/// answers the samples however it ends (even if its task is aborted before
+/// it ever runs) and holds its endpoint slot until then.
+struct StartedRequest {
+    endpoint: usize,
+    tracker: Tracker,
+}
+
+/// One request counted in its endpoint's `in_flight`; dropping it uncounts.
+struct EndpointSlot {
+    inner: Arc<Inner>,
+    endpoint: usize,
+}
+
+impl Drop for EndpointSlot {
+    fn drop(&mut self) {
+        self.inner.endpoints[self.endpoint]
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Removes a finished task from the registry.
+struct Deregister {
+    inner: Arc<Inner>,
+    id: u64,
+}
+
+impl Drop for Deregister {
+    fn drop(&mut self) {
+        let mut registry = lock(&self.inner.registry);
+        registry.tasks.remove(&self.id);
+        if registry.tasks.is_empty() {
+            self.inner.tasks_ended.notify_waiters();
+        }
+    }
+}
+
+impl Inner {
+    /// Spawns a task that `shutdown` can abort. After shutdown began, the
+    /// task is not started: dropping `work` answers the samples it owns
+    /// (request guards and queues answer `Cancelled` when dropped).
+    fn spawn(self: &Arc<Self>, work: impl Future<Output = ()> + Send + 'static) {
+        // Registered before it is spawned, so the task's own removal (it
+        // may end, or be dropped by a closed runtime, before `spawn`
+        // returns) always follows its insertion. The lock is not held while
+        // spawning: a dropped task takes it to remove itself.
+        let id = {
+            let mut registry = lock(&self.registry);
+            if registry.shutting_down {
+                drop(registry);
+                drop(work);
+                return;
+            }
+            let id = registry.next_id;
+            registry.next_id += 1;
+            registry.tasks.insert(id, None);
+            id
+        };
+        let deregister = Deregister {
+            inner: Arc::clone(self),
+            id,
+        };
+        let handle = self.handle.spawn(async move {
+            let _deregister = deregister;
+            work.await;
+        });
+        let mut registry = lock(&self.registry);
+        if registry.shutting_down {
+            // Shutdown began while this task was being spawned.
+            handle.abort();
+        } else if let Some(slot) = registry.tasks.get_mut(&id) {
+            *slot = Some(handle.abort_handle());
+        }
+    }
+
+    fn shutting_down(&self) -> bool {
+        lock(&self.registry).shutting_down
+    }
+
+    /// Chooses the endpoint for a request and takes charge of its samples.
+    fn start_request(
+        self: &Arc<Self>,
+        samples: &[QuerySample],
+        responder: &Responder,
+    ) -> StartedRequest {
+        let endpoint = self.pick_endpoint();
+        let hook: Arc<dyn AnswerHook> = Arc::clone(&self.outstanding) as Arc<dyn AnswerHook>;
+        let mut tracker = Tracker::new(
+            responder.clone(),
+            samples.iter().map(|s| s.id),
+            self.endpoints[endpoint].index,
+            Some(hook),
+        );
+        // Balancing counts a request until its samples are answered; the
+        // trailing `[DONE]` read does not keep the endpoint busy.
+        tracker.set_release(Box::new(EndpointSlot {
+            inner: Arc::clone(self),
+            endpoint,
+        }));
+        StartedRequest { endpoint, tracker }
+    }
+
+    /// Least outstanding requests; ties go round-robin (the scan starts one
+    /// endpoint further each time).
+    fn pick_endpoint(self: &Arc<Self>) -> usize {
+        let n = self.endpoints.len();
+        let best = if n == 1 {
+            0
+        } else {
+            let start = self.round_robin.fetch_add(1, Ordering::Relaxed) % n;
+            let mut best = start;
+            let mut best_load = self.endpoints[start].in_flight.load(Ordering::Relaxed);
+            for k in 1..n {
+                let i = (start + k) % n;
+                let load = self.endpoints[i].in_flight.load(Ordering::Relaxed);
+                if load < best_load {
+                    best = i;
+                    best_load = load;
+                }
+            }
+            best
+        };
+        let endpoint = &self.endpoints[best];
+        endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
+        endpoint.requests.fetch_add(1, Ordering::Relaxed);
+        best
+    }
+
+    /// Runs one request for these samples (one prompt each, in order) and
+    /// answers every sample.
+    async fn execute(&self, mut request: StartedRequest, samples: &[QuerySample]) {
+        let ep = &self.endpoints[request.endpoint];
+        let tracker = &mut request.tracker;
+        if let Err(error) = self.run_request(ep, samples, tracker).await {
+            ep.errors.fetch_add(1, Ordering::Relaxed);
+            tracker.fail_all(&error);
+        }
+        if let Some((usage, ids)) = tracker.usage_mismatch()
+            && !self.warned_usage_mismatch.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                endpoint = %ep.root,
+                usage_completion_tokens = usage,
+                token_ids = ids,
+                "the server's usage disagrees with the token ids it streamed; n_tokens \
+                 follows the token ids (reported once)"
+            );
+        }
+    }
+
+    async fn run_request(
+        &self,
+        ep: &Endpoint,
+        samples: &[QuerySample],
+        tracker: &mut Tracker,
+    ) -> Result<(), QueryError> {
+        let mut prompts: Vec<&Sample> = Vec::with_capacity(samples.len());
+        for s in samples {
+            let sample = self.dataset.samples.get(s.index).ok_or_else(|| {
+                query_error(
+                    ErrorKind::Other,
+                    format!(
+                        "sample index {} is out of range (dataset {:?} has {} samples)",
+                        s.index,
+                        self.dataset.name,
+                        self.dataset.samples.len()
+                    ),
+                )
+            })?;
+            prompts.push(sample);
+        }
+        let mut body = Vec::with_capacity(
+            256 + prompts
+                .iter()
+                .map(|p| p.input_tokens.len() * 7)
+                .sum::<usize>(),
+        );
+        self.template
+            .write_body(&prompts, &mut body)
+            .map_err(|e| query_error(ErrorKind::Other, e))?;
+
+        let _permit = match &ep.limit {
+            Some(limit) => Some(
+                Arc::clone(limit)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| query_error(ErrorKind::Cancelled, "endpoint limit closed"))?,
+            ),
+            None => None,
+        };
+        let url = ep.url.as_str();
+        let deadline = self.options.request_timeout.map(|d| Instant::now() + d);
+        let deadline_sleep = tokio::time::sleep_until(deadline.unwrap_or_else(far_future));
+        tokio::pin!(deadline_sleep);
+        let timed_out = || {
+            query_error(
+                ErrorKind::Timeout,
+                format!(
+                    "no complete answer from {url} within the request timeout ({:?})",
+                    self.options.request_timeout.unwrap_or_default()
+                ),
+            )
+        };
+
+        let stream = self.template.stream();
+        let mut request = self
+            .client
+            .post(ep.url.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(body);
+        if stream {
+            request = request.header(ACCEPT, HeaderValue::from_static("text/event-stream"));
+        }
+        if let Some(auth) = &self.auth {
+            request = request.header(AUTHORIZATION, auth.clone());
+        }
+        let mut response = tokio::select! {
+            biased;
+            r = request.send() => r.map_err(|e| classify(&e, url, &self.options))?,
+            () = &mut deadline_sleep, if deadline.is_some() => return Err(timed_out()),
+        };
+
+        // The stall timer is armed at the first piece and not moved at each
+        // piece after it (a timer reset per chunk costs more than the chunk):
+        // when it fires, it checks how long the stream has really been quiet
+        // and re-arms for the rest.
+        let stall = self.options.stall_timeout;
+        let stall_sleep = tokio::time::sleep(stall.unwrap_or(Duration::ZERO));
+        tokio::pin!(stall_sleep);
+        let mut stall_armed = false;
+        let mut last_piece_ns: u64 = 0;
+        let mut pieces: u64 = 0;
+        // Reads the next piece of the body under the request and stall
+        // timeouts. The run clock is read once per piece, the moment its
+        // bytes are handed over and before anything parses them.
+        macro_rules! next_piece {
+            () => {{
+                let piece = loop {
+                    tokio::select! {
+                        biased;
+                        r = response.chunk() => {
+                            break r.map_err(|e| classify(&e, url, &self.options))?;
+                        }
+                        () = &mut deadline_sleep, if deadline.is_some() => return Err(timed_out()),
+                        () = &mut stall_sleep, if stall_armed => {
+                            let limit = stall.unwrap_or_default();
+                            let quiet = Duration::from_nanos(
+                                tracker.now_ns().saturating_sub(last_piece_ns),
+                            );
+                            if quiet >= limit {
+                                return Err(query_error(
+                                    ErrorKind::Stalled,
+                                    format!(
+                                        "{url} sent nothing for {limit:?} after {pieces} \
+            piece(s) of the response"
+                                    ),
+                                ));
+                            }
+                            stall_sleep.as_mut().reset(Instant::now() + (limit - quiet));
+                        }
+                    }
+                };
+                let at = tracker.now_ns();
+                last_piece_ns = at;
+                if let (Some(limit), false) = (stall, stall_armed) {
+                    stall_sleep.as_mut().reset(Instant::now() + limit);
+                    stall_armed = true;
+                }
+                pieces += 1;
+                (piece, at)
+            }};
+        }
+
+        let status = response.status();
+        if !status.is_success() {
+            // The body only improves the message: read a little of it,
+            // giving up quietly on any failure or timeout.
+            let mut body = Vec::new();
+            while body.len() < 4096 {
+                let piece = tokio::select! {
+                    biased;
+                    r = response.chunk() => r,
+                    () = &mut deadline_sleep, if deadline.is_some() => break,
+                    () = tokio::time::sleep(Duration::from_secs(5)) => break,
+                };
+                match piece {
+                    Ok(Some(bytes)) => body.extend_from_slice(&bytes),
+                    _ => break,
+                }
+            }
+            return Err(QueryError {
+                kind: ErrorKind::HttpStatus,
+                http_status: Some(status.as_u16()),
+                message: format!("{url}: {}", error_body_message(&body)),
+            });
+        }
+        let is_sse = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+        let mut chunk = ParsedChunk::default();
+
+        if !(stream && is_sse) {
+            // A whole JSON body (also what a server that ignores `stream`
+            // sends).
+            let limit = self.options.max_event_bytes;
+            let mut body = Vec::new();
+            while let (Some(bytes), _) = next_piece!() {
+                if body.len() + bytes.len() > limit {
+                    return Err(query_error(
+                        ErrorKind::MalformedResponse,
+                        format!("the response from {url} is larger than {limit} bytes"),
+                    ));
+                }
+                body.extend_from_slice(&bytes);
+            }
+            chunk.parse(&body).map_err(|e| {
+                query_error(
+                    ErrorKind::MalformedResponse,
+                    format!("the response from {url} is not valid JSON: {e}"),
+                )
+            })?;
+            if let Some(message) = chunk.error.take() {
+                return Err(query_error(
+                    ErrorKind::ServerError,
+                    format!("{url}: {}", one_line(&message, 300)),
+                ));
+            }
+            tracker.apply_response(&chunk)?;
+            return Ok(());
+        }
+
+        let mut parser = SseParser::new(self.options.max_event_bytes);
+        let mut events: u64 = 0;
+        let mut done = false;
+        while !done {
+            let (piece, at) = next_piece!();
+            let Some(bytes) = piece else {
+                let message = if parser.has_partial_event() {
+                    format!("the stream from {url} ended in the middle of an event")
+                } else {
+                    format!("the stream from {url} ended after {events} event(s) without [DONE]")
+                };
+                // Samples that finished and knew their token count were
+                // answered already; the rest lost their ending.
+                return Err(query_error(ErrorKind::Disconnected, message));
+            };
+            parser.feed(&bytes);
+            loop {
+                let event = match parser.next_event() {
+                    Ok(Some(event)) => event,
+                    Ok(None) => break,
+                    Err(e) => {
+                        return Err(query_error(
+                            ErrorKind::MalformedResponse,
+                            format!("the stream from {url} is not valid SSE: {e}"),
+                        ));
+                    }
+                };
+                events += 1;
+                if event.is_done() {
+                    done = true;
+                    break;
+                }
+                let is_error_event = event.event == "error";
+                if let Err(e) = chunk.parse(event.data) {
+                    if is_error_event {
+                        let text = String::from_utf8_lossy(event.data);
+                        return Err(query_error(
+                            ErrorKind::ServerError,
+                            format!("{url}: {}", one_line(&text, 300)),
+                        ));
+                    }
+                    return Err(query_error(
+                        ErrorKind::MalformedResponse,
+                        format!("event {events} from {url} is not valid JSON: {e}"),
+                    ));
+                }
+                if let Some(message) = chunk.error.take() {
+                    return Err(query_error(
+                        ErrorKind::ServerError,
+                        format!("{url}: {}", one_line(&message, 300)),
+                    ));
+                }
+                if is_error_event {
+                    return Err(query_error(
+                        ErrorKind::ServerError,
+                        format!("{url} sent an error event"),
+                    ));
+                }
+                tracker.apply_chunk(at, &chunk)?;
+            }
+        }
+        tracker.finish();
+        // Read to the end so the connection can be reused; what comes after
+        // [DONE] no longer matters to any sample.
+        for _ in 0..4 {
+            let piece = tokio::select! {
+                biased;
+                r = response.chunk() => r,
+                () = &mut deadline_sleep, if deadline.is_some() => break,
+                () = &mut stall_sleep, if stall_armed => break,
+            };
+            if !matches!(piece, Ok(Some(_))) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86400 * 365)
+}

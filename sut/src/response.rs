@@ -1,0 +1,1303 @@
+//! Parsing OpenAI-compatible response bodies and stream chunks, and turning
+//! them into LoadGen completions.
+//!
+//! A chunk (or a whole non-streamed response) is parsed with serde seeds into
+//! reused buffers ([`ParsedChunk`]): token ids are pushed straight into a
+//! `Vec<u32>` and text is appended to a `String`, so steady-state streaming
+//! allocates nothing per chunk. [`Tracker`] then applies chunks to the
+//! samples of one request and answers each sample exactly once.
+//!
+//! Both vLLM's and llama.cpp's shapes are accepted: `text` (completions),
+//! `delta` (chat chunks) and `message` (chat responses); `token_ids` and
+//! `prompt_token_ids` (vLLM's `return_token_ids`); usage in a separate
+//! `choices: []` chunk (vLLM), in the final chunk (llama.cpp) or in every
+//! chunk (vLLM's `continuous_usage_stats`); error objects as
+//! `{"error": {...}}`, `{"error": "..."}` or `{"object": "error", ...}`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use loadgen::{
+    ErrorKind, OutputData, QueryError, QuerySampleResponse, Responder, ResponseDetail, ResponseId,
+};
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// Token counts a server reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub(crate) struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: Option<u32>,
+    #[serde(default)]
+    pub completion_tokens: Option<u32>,
+}
+
+/// One choice of a chunk, in reused buffers.
+#[derive(Debug, Default)]
+pub(crate) struct ChoiceDelta {
+    pub index: u32,
+    /// `text`, `delta.content` or `message.content`.
+    pub text: String,
+    /// Reasoning text or tool calls arrived: generated content that is not
+    /// part of `text`.
+    pub other_content: bool,
+    pub ids: Vec<u32>,
+    /// `token_ids` was present and not null.
+    pub has_ids: bool,
+    pub finished: bool,
+    /// Length of `prompt_token_ids`, when present.
+    pub prompt_ids: Option<u32>,
+}
+
+impl ChoiceDelta {
+    fn reset(&mut self) {
+        self.index = 0;
+        self.text.clear();
+        self.other_content = false;
+        self.ids.clear();
+        self.has_ids = false;
+        self.finished = false;
+        self.prompt_ids = None;
+    }
+}
+
+/// One parsed chunk or response. Reuse it: parsing resets it.
+#[derive(Debug, Default)]
+pub(crate) struct ParsedChunk {
+    slots: Vec<ChoiceDelta>,
+    used: usize,
+    pub usage: Option<Usage>,
+    /// Set when the chunk is an error object: its message.
+    pub error: Option<String>,
+}
+
+impl ParsedChunk {
+    /// The choices of the last parsed chunk.
+    pub fn choices(&self) -> &[ChoiceDelta] {
+        &self.slots[..self.used]
+    }
+
+    fn reset(&mut self) {
+        self.used = 0;
+        self.usage = None;
+        self.error = None;
+    }
+
+    fn next_slot(&mut self) -> &mut ChoiceDelta {
+        if self.used == self.slots.len() {
+            self.slots.push(ChoiceDelta::default());
+        }
+        let slot = &mut self.slots[self.used];
+        slot.reset();
+        slot
+    }
+
+    /// Parses one JSON object (a stream chunk's data or a whole response).
+    pub fn parse(&mut self, json: &[u8]) -> Result<(), serde_json::Error> {
+        self.reset();
+        let mut de = serde_json::Deserializer::from_slice(json);
+        ChunkSeed(self).deserialize(&mut de)?;
+        de.end()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum TopField {
+    Choices,
+    Usage,
+    Error,
+    Object,
+    Message,
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum ChoiceField {
+    Index,
+    Text,
+    Delta,
+    Message,
+    TokenIds,
+    PromptTokenIds,
+    FinishReason,
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum DeltaField {
+    Content,
+    ReasoningContent,
+    Reasoning,
+    ToolCalls,
+    #[serde(other)]
+    Other,
+}
+
+/// The shapes servers use for an error: a string or an object with a message.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ErrorValue {
+    Text(String),
+    Object {
+        #[serde(default)]
+        message: Option<String>,
+        #[serde(default, rename = "type")]
+        kind: Option<String>,
+    },
+    Other(IgnoredAny),
+}
+
+impl ErrorValue {
+    fn message(self) -> String {
+        match self {
+            ErrorValue::Text(text) => text,
+            ErrorValue::Object {
+                message: Some(message),
+                ..
+            } => message,
+            ErrorValue::Object {
+                message: None,
+                kind: Some(kind),
+            } => kind,
+            ErrorValue::Object { .. } | ErrorValue::Other(_) => {
+                "error object without a message".to_string()
+            }
+        }
+    }
+}
+
+struct ChunkSeed<'a>(&'a mut ParsedChunk);
+
+impl<'de> DeserializeSeed<'de> for ChunkSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ChunkSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut object_is_error = false;
+        let mut top_message: Option<String> = None;
+        while let Some(key) = map.next_key::<TopField>()? {
+            match key {
+                TopField::Choices => map.next_value_seed(ChoicesSeed(self.0))?,
+                TopField::Usage => self.0.usage = map.next_value::<Option<Usage>>()?,
+                TopField::Error => {
+                    if let Some(error) = map.next_value::<Option<ErrorValue>>()? {
+                        self.0.error = Some(error.message());
+                    }
+                }
+                TopField::Object => object_is_error = map.next_value_seed(IsErrorSeed)?,
+                TopField::Message => top_message = map.next_value::<Option<String>>()?,
+                TopField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if object_is_error && self.0.error.is_none() {
+            self.0.error =
+                Some(top_message.unwrap_or_else(|| "error object without a message".into()));
+        }
+        Ok(())
+    }
+}
+
+/// `"object": "error"` (vLLM's older top-level error shape).
+struct IsErrorSeed;
+
+impl<'de> DeserializeSeed<'de> for IsErrorSeed {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for IsErrorSeed {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
+        Ok(v == "error")
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+}
+
+struct ChoicesSeed<'a>(&'a mut ParsedChunk);
+
+impl<'de> DeserializeSeed<'de> for ChoicesSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ChoicesSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of choices")
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        loop {
+            let slot = self.0.next_slot();
+            if seq.next_element_seed(ChoiceSeed(slot))?.is_none() {
+                return Ok(());
+            }
+            self.0.used += 1;
+        }
+    }
+}
+
+struct ChoiceSeed<'a>(&'a mut ChoiceDelta);
+
+impl<'de> DeserializeSeed<'de> for ChoiceSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ChoiceSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a choice object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let c = self.0;
+        while let Some(key) = map.next_key::<ChoiceField>()? {
+            match key {
+                ChoiceField::Index => c.index = map.next_value()?,
+                ChoiceField::Text => map.next_value_seed(TextSeed(&mut c.text))?,
+                ChoiceField::Delta | ChoiceField::Message => {
+                    map.next_value_seed(DeltaSeed(c))?;
+                }
+                ChoiceField::TokenIds => {
+                    c.has_ids |= map.next_value_seed(IdsSeed(Some(&mut c.ids)))?.is_some();
+                }
+                ChoiceField::PromptTokenIds => {
+                    c.prompt_ids = map.next_value_seed(IdsSeed(None))?;
+                }
+                ChoiceField::FinishReason => {
+                    c.finished = map.next_value::<Option<IgnoredAny>>()?.is_some();
+                }
+                ChoiceField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `delta` (chat chunks) or `message` (chat responses).
+struct DeltaSeed<'a>(&'a mut ChoiceDelta);
+
+impl<'de> DeserializeSeed<'de> for DeltaSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DeltaSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a delta or message object")
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let c = self.0;
+        while let Some(key) = map.next_key::<DeltaField>()? {
+            match key {
+                DeltaField::Content => map.next_value_seed(TextSeed(&mut c.text))?,
+                DeltaField::ReasoningContent | DeltaField::Reasoning | DeltaField::ToolCalls => {
+                    c.other_content |= map.next_value_seed(NonEmptySeed)?;
+                }
+                DeltaField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Appends a string (or nothing for null) to a buffer.
+struct TextSeed<'a>(&'a mut String);
+
+impl<'de> DeserializeSeed<'de> for TextSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TextSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or null")
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.push_str(v);
+        Ok(())
+    }
+}
+
+/// A token id array: pushed into the buffer (when given) and counted.
+/// `None` for null.
+struct IdsSeed<'a>(Option<&'a mut Vec<u32>>);
+
+impl<'de> DeserializeSeed<'de> for IdsSeed<'_> {
+    type Value = Option<u32>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<u32>, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for IdsSeed<'_> {
+    type Value = Option<u32>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of token ids or null")
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<Option<u32>, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Option<u32>, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<u32>, D::Error> {
+        d.deserialize_seq(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Option<u32>, A::Error> {
+        let mut n: u32 = 0;
+        while let Some(id) = seq.next_element::<u32>()? {
+            if let Some(buf) = self.0.as_deref_mut() {
+                buf.push(id);
+            }
+            n = n.saturating_add(1);
+        }
+        Ok(Some(n))
+    }
+}
+
+/// True for a non-empty string or array; false for null or empty.
+struct NonEmptySeed;
+
+impl<'de> DeserializeSeed<'de> for NonEmptySeed {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NonEmptySeed {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, array or null")
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
+        Ok(!v.is_empty())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        let mut any = false;
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            any = true;
+        }
+        Ok(any)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let mut any = false;
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
+            any = true;
+        }
+        Ok(any)
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+}
+
+/// A `QueryError` in one call.
+pub(crate) fn query_error(kind: ErrorKind, message: impl Into<String>) -> QueryError {
+    QueryError {
+        kind,
+        http_status: None,
+        message: message.into(),
+    }
+}
+
+/// The state of one sample of a request.
+#[derive(Debug)]
+struct SampleState {
+    id: ResponseId,
+    ids: Vec<u32>,
+    text: String,
+    saw_ids: bool,
+    finished: bool,
+    answered: bool,
+    first_sent: bool,
+    chunk_ns: Vec<u64>,
+    chunk_tokens: Vec<u32>,
+    /// Content chunks whose token count the stream did not say.
+    unknown_chunks: usize,
+    /// Running `usage.completion_tokens` while every content chunk so far
+    /// carried per-choice usage (vLLM's `continuous_usage_stats`); `None`
+    /// once a chunk without it broke the chain.
+    usage_chain: Option<u32>,
+    completion_tokens: Option<u32>,
+    prompt_tokens: Option<u32>,
+}
+
+impl SampleState {
+    fn new(id: ResponseId) -> SampleState {
+        SampleState {
+            id,
+            ids: Vec::new(),
+            text: String::new(),
+            saw_ids: false,
+            finished: false,
+            answered: false,
+            first_sent: false,
+            chunk_ns: Vec::new(),
+            chunk_tokens: Vec::new(),
+            unknown_chunks: 0,
+            usage_chain: Some(0),
+            completion_tokens: None,
+            prompt_tokens: None,
+        }
+    }
+
+    /// Output tokens, when known: the ids the server sent (what `data`
+    /// holds, and what MLPerf's reference counts), else its usage count.
+    fn n_tokens(&self) -> Option<u32> {
+        if self.saw_ids {
+            Some(self.ids.len() as u32)
+        } else {
+            self.completion_tokens
+        }
+    }
+}
+
+/// Told how many samples were just answered (the SUT counts outstanding
+/// samples to know when it is drained).
+pub(crate) trait AnswerHook: Send + Sync {
+    /// `n` samples were answered.
+    fn answered(&self, n: usize);
+}
+
+/// Tracks the samples of one request and answers each exactly once.
+///
+/// Dropping a tracker answers every sample it has not answered yet with
+/// `Cancelled`: a task that is aborted (shutdown) or dropped with its
+/// runtime still completes its samples.
+pub(crate) struct Tracker {
+    responder: Responder,
+    samples: Vec<SampleState>,
+    endpoint: u32,
+    unanswered: usize,
+    hook: Option<Arc<dyn AnswerHook>>,
+    /// Dropped the moment the last sample is answered (before the
+    /// responder hears of it): releases the request's endpoint slot.
+    release: Option<Box<dyn std::any::Any + Send>>,
+    /// A sample's usage count that disagreed with its token ids:
+    /// (usage, ids).
+    mismatch: Option<(u32, u32)>,
+    /// Scratch for completions answered together.
+    batch: Vec<QuerySampleResponse>,
+    scratch_bytes: Vec<u8>,
+}
+
+impl fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tracker")
+            .field("samples", &self.samples.len())
+            .field("unanswered", &self.unanswered)
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tracker {
+    /// Tracks these samples (in prompt order: choice `index` i is sample i).
+    pub fn new(
+        responder: Responder,
+        ids: impl IntoIterator<Item = ResponseId>,
+        endpoint: u32,
+        hook: Option<Arc<dyn AnswerHook>>,
+    ) -> Tracker {
+        let samples: Vec<SampleState> = ids.into_iter().map(SampleState::new).collect();
+        Tracker {
+            responder,
+            unanswered: samples.len(),
+            samples,
+            endpoint,
+            hook,
+            release: None,
+            mismatch: None,
+            batch: Vec::new(),
+            scratch_bytes: Vec::new(),
+        }
+    }
+
+    /// Drops `release` as soon as every sample is answered.
+    pub fn set_release(&mut self, release: Box<dyn std::any::Any + Send>) {
+        self.release = Some(release);
+    }
+
+    /// The run clock (see [`Responder::now_ns`]).
+    pub fn now_ns(&self) -> u64 {
+        self.responder.now_ns()
+    }
+
+    /// The first (usage, token ids) disagreement seen, if any.
+    pub fn usage_mismatch(&self) -> Option<(u32, u32)> {
+        self.mismatch
+    }
+
+    /// Applies one stream chunk that arrived at `t_ns`; answers first tokens
+    /// and every sample whose result is now known.
+    pub fn apply_chunk(&mut self, t_ns: u64, chunk: &ParsedChunk) -> Result<(), QueryError> {
+        let single = self.samples.len() == 1;
+        let choices = chunk.choices();
+        for choice in choices {
+            let n_samples = self.samples.len();
+            let Some(s) = self.samples.get_mut(choice.index as usize) else {
+                return Err(query_error(
+                    ErrorKind::MalformedResponse,
+                    format!(
+                        "choice index {} out of range for a request of {n_samples} prompt(s)",
+                        choice.index
+                    ),
+                ));
+            };
+            if s.answered {
+                continue; // tokens after a finish: nothing left to measure
+            }
+            // Per-choice usage: the chunk carries exactly this choice, or the
+            // request has one prompt so any usage is this sample's.
+            let usage = chunk.usage.filter(|_| single || choices.len() == 1);
+            if let Some(p) = choice.prompt_ids {
+                s.prompt_tokens = Some(p);
+            }
+            if let Some(u) = usage
+                && u.prompt_tokens.is_some()
+            {
+                s.prompt_tokens = u.prompt_tokens;
+            }
+            let usage_completion = usage.and_then(|u| u.completion_tokens);
+            // How many tokens this chunk carried, if the server said.
+            let tokens: Option<u32> = if choice.has_ids {
+                Some(choice.ids.len() as u32)
+            } else {
+                match (usage_completion, s.usage_chain) {
+                    (Some(total), Some(before)) => Some(total.saturating_sub(before)),
+                    _ => None,
+                }
+            };
+            let has_content = !choice.ids.is_empty()
+                || !choice.text.is_empty()
+                || choice.other_content
+                || (!choice.has_ids && tokens.is_some_and(|n| n > 0));
+            if has_content {
+                s.chunk_ns.push(t_ns);
+                match tokens {
+                    Some(n) => s.chunk_tokens.push(n),
+                    None => {
+                        s.chunk_tokens.push(0);
+                        s.unknown_chunks += 1;
+                        s.usage_chain = None;
+                    }
+                }
+                if !s.first_sent {
+                    s.first_sent = true;
+                    let data: &[u8] = if choice.has_ids {
+                        self.scratch_bytes.clear();
+                        for &t in &choice.ids {
+                            self.scratch_bytes
+                                .extend_from_slice(&(t as i32).to_le_bytes());
+                        }
+                        &self.scratch_bytes
+                    } else {
+                        choice.text.as_bytes()
+                    };
+                    self.responder.first_token_complete(s.id, data);
+                }
+            }
+            if let (Some(total), Some(_)) = (usage_completion, s.usage_chain) {
+                s.usage_chain = Some(total);
+            }
+            if let Some(total) = usage_completion {
+                s.completion_tokens = Some(total);
+            }
+            if choice.has_ids {
+                s.saw_ids = true;
+                s.ids.extend_from_slice(&choice.ids);
+            }
+            s.text.push_str(&choice.text);
+            s.finished |= choice.finished;
+        }
+        // A usage chunk without choices: the request's totals (vLLM).
+        if choices.is_empty()
+            && let Some(u) = chunk.usage
+        {
+            // With several prompts it is the sum over all of them.
+            if let Some(s) = self.samples.first_mut()
+                && single
+                && !s.answered
+            {
+                if u.prompt_tokens.is_some() {
+                    s.prompt_tokens = u.prompt_tokens;
+                }
+                if u.completion_tokens.is_some() {
+                    s.completion_tokens = u.completion_tokens;
+                }
+            }
+        }
+        self.answer_ready();
+        Ok(())
+    }
+
+    /// Applies a whole non-streamed response.
+    pub fn apply_response(&mut self, response: &ParsedChunk) -> Result<(), QueryError> {
+        let single = self.samples.len() == 1;
+        for choice in response.choices() {
+            let n_samples = self.samples.len();
+            let Some(s) = self.samples.get_mut(choice.index as usize) else {
+                return Err(query_error(
+                    ErrorKind::MalformedResponse,
+                    format!(
+                        "choice index {} out of range for a request of {n_samples} prompt(s)",
+                        choice.index
+                    ),
+                ));
+            };
+            if choice.has_ids {
+                s.saw_ids = true;
+                s.ids.extend_from_slice(&choice.ids);
+            }
+            s.text.push_str(&choice.text);
+            if let Some(p) = choice.prompt_ids {
+                s.prompt_tokens = Some(p);
+            }
+            s.finished = true;
+        }
+        if single && let (Some(u), Some(s)) = (response.usage, self.samples.first_mut()) {
+            s.completion_tokens = u.completion_tokens;
+            if u.prompt_tokens.is_some() {
+                s.prompt_tokens = u.prompt_tokens;
+            }
+        }
+        self.finish();
+        Ok(())
+    }
+
+    /// Answers every sample whose result is known. With one prompt that is
+    /// when the stream ends: its finish plus the usage that closes a stream
+    /// (vLLM's separate usage chunk, llama.cpp's final chunk), else
+    /// `[DONE]`. With several prompts, each sample is answered at its own
+    /// finish once its token count is known, without waiting for the others.
+    fn answer_ready(&mut self) {
+        if self.unanswered == 0 {
+            return;
+        }
+        let single = self.samples.len() == 1;
+        for i in 0..self.samples.len() {
+            let s = &self.samples[i];
+            let known = if single {
+                s.completion_tokens.is_some()
+            } else {
+                s.n_tokens().is_some()
+            };
+            if !s.answered && s.finished && known {
+                let response = self.success(i);
+                self.batch.push(response);
+            }
+        }
+        self.flush_batch();
+    }
+
+    /// The response is complete (`[DONE]`, or a whole body): answers every
+    /// sample whose token count is known, finish reason or not, and fails
+    /// the rest.
+    pub fn finish(&mut self) {
+        if self.unanswered == 0 {
+            return;
+        }
+        let prompts = self.samples.len();
+        for i in 0..self.samples.len() {
+            let s = &self.samples[i];
+            if s.answered {
+                continue;
+            }
+            let response = if s.n_tokens().is_some() {
+                self.success(i)
+            } else {
+                let message = if prompts > 1 {
+                    format!(
+                        "the server sent no token ids for a request of {prompts} prompts, so \
+                         per-sample output token counts are unknown (enable return_token_ids \
+                         or send one prompt per request)"
+                    )
+                } else {
+                    "the server sent neither usage nor token ids, so the output token count \
+                     is unknown (enable stream_options.include_usage or return_token_ids)"
+                        .to_string()
+                };
+                self.failure(i, query_error(ErrorKind::MalformedResponse, message))
+            };
+            self.batch.push(response);
+        }
+        self.flush_batch();
+    }
+
+    /// Fails every sample not answered yet.
+    pub fn fail_all(&mut self, error: &QueryError) {
+        for i in 0..self.samples.len() {
+            if !self.samples[i].answered {
+                let response = self.failure(i, error.clone());
+                self.batch.push(response);
+            }
+        }
+        self.flush_batch();
+    }
+
+    fn flush_batch(&mut self) {
+        if !self.batch.is_empty() {
+            let n = self.batch.len();
+            if self.unanswered == 0 {
+                self.release = None;
+            }
+            self.responder.complete_all(&mut self.batch);
+            self.batch.clear();
+            if let Some(hook) = &self.hook {
+                hook.answered(n);
+            }
+        }
+    }
+
+    fn success(&mut self, i: usize) -> QuerySampleResponse {
+        let s = &mut self.samples[i];
+        s.answered = true;
+        self.unanswered -= 1;
+        let n_tokens = s.n_tokens().unwrap_or(0);
+        if let Some(usage) = s.completion_tokens
+            && s.saw_ids
+            && usage != n_tokens
+            && self.mismatch.is_none()
+        {
+            self.mismatch = Some((usage, n_tokens));
+        }
+        // Without per-chunk counts, a stream whose content chunks number
+        // exactly the output tokens carried one token each: every content
+        // chunk carries at least one token, so equal counts leave no other
+        // split.
+        if s.unknown_chunks == s.chunk_tokens.len() && s.chunk_tokens.len() == n_tokens as usize {
+            s.chunk_tokens.fill(1);
+        }
+        let data = if s.saw_ids {
+            loadgen::tokens_to_bytes(&s.ids)
+        } else {
+            std::mem::take(&mut s.text).into_bytes()
+        };
+        QuerySampleResponse {
+            id: s.id,
+            data,
+            n_tokens: i64::from(n_tokens),
+            detail: take_detail(s, self.endpoint, None),
+        }
+    }
+
+    fn failure(&mut self, i: usize, error: QueryError) -> QuerySampleResponse {
+        let s = &mut self.samples[i];
+        s.answered = true;
+        self.unanswered -= 1;
+        QuerySampleResponse {
+            id: s.id,
+            data: Vec::new(),
+            n_tokens: 0,
+            detail: take_detail(s, self.endpoint, Some(error)),
+        }
+    }
+}
+
+/// The detail of an answered sample (moves its chunk timings out).
+fn take_detail(s: &mut SampleState, endpoint: u32, error: Option<QueryError>) -> ResponseDetail {
+    ResponseDetail {
+        error,
+        input_tokens: s.prompt_tokens,
+        endpoint: Some(endpoint),
+        chunk_ns: std::mem::take(&mut s.chunk_ns),
+        chunk_tokens: std::mem::take(&mut s.chunk_tokens),
+        output_data: if s.saw_ids {
+            OutputData::TokenIds
+        } else {
+            OutputData::Text
+        },
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        if self.unanswered > 0 {
+            self.fail_all(&query_error(
+                ErrorKind::Cancelled,
+                "the request was cancelled before it completed",
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loadgen::CompletionSink;
+    use std::sync::Mutex;
+
+    #[derive(Debug, Clone, PartialEq)]
+    enum Event {
+        First(u64, Vec<u8>),
+        Done(QuerySampleResponse),
+    }
+
+    #[derive(Default)]
+    struct Sink {
+        events: Mutex<Vec<Event>>,
+    }
+
+    impl CompletionSink for Sink {
+        fn now_ns(&self) -> u64 {
+            0
+        }
+        fn first_token_complete(&self, id: ResponseId, data: &[u8]) {
+            self.events
+                .lock()
+                .unwrap()
+                .push(Event::First(id.0, data.to_vec()));
+        }
+        fn query_samples_complete(&self, responses: &mut [QuerySampleResponse]) {
+            let mut events = self.events.lock().unwrap();
+            for r in responses {
+                events.push(Event::Done(std::mem::take(r)));
+            }
+        }
+    }
+
+    fn setup(n: u64) -> (Arc<Sink>, Tracker) {
+        let sink = Arc::new(Sink::default());
+        let tracker = Tracker::new(
+            Responder::new(sink.clone()),
+            (0..n).map(|i| ResponseId(100 + i)),
+            3,
+            None,
+        );
+        (sink, tracker)
+    }
+
+    fn feed(tracker: &mut Tracker, t: u64, json: &str) -> Result<(), QueryError> {
+        let mut chunk = ParsedChunk::default();
+        chunk.parse(json.as_bytes()).unwrap();
+        tracker.apply_chunk(t, &chunk)
+    }
+
+    fn events(sink: &Sink) -> Vec<Event> {
+        std::mem::take(&mut *sink.events.lock().unwrap())
+    }
+
+    fn done(events: &[Event]) -> Vec<&QuerySampleResponse> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Done(r) => Some(r),
+                Event::First(..) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn vllm_stream_with_token_ids_completes_at_the_closing_usage_chunk() {
+        let (sink, mut t) = setup(1);
+        // vLLM serializes unset fields as null.
+        feed(&mut t, 10, r#"{"id":"cmpl-1","object":"text_completion","choices":[{"index":0,"text":"Hel","logprobs":null,"finish_reason":null,"stop_reason":null,"token_ids":[11,12],"prompt_token_ids":[1,2,3,4]}],"usage":null}"#).unwrap();
+        assert_eq!(
+            events(&sink),
+            vec![Event::First(100, loadgen::tokens_to_bytes(&[11, 12]))]
+        );
+        feed(&mut t, 20, r#"{"choices":[{"index":0,"text":"","token_ids":[],"prompt_token_ids":null,"finish_reason":null}]}"#).unwrap();
+        feed(&mut t, 30, r#"{"choices":[{"index":0,"text":"lo","token_ids":[13],"finish_reason":"length","stop_reason":null}]}"#).unwrap();
+        assert!(events(&sink).is_empty());
+        feed(
+            &mut t,
+            40,
+            r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}"#,
+        )
+        .unwrap();
+        let got = events(&sink);
+        let got = done(&got);
+        assert_eq!(got.len(), 1);
+        let r = got[0];
+        assert_eq!(r.id, ResponseId(100));
+        assert_eq!(r.data, loadgen::tokens_to_bytes(&[11, 12, 13]));
+        assert_eq!(r.n_tokens, 3);
+        // The usage's prompt count wins over the echoed prompt ids.
+        assert_eq!(r.detail.input_tokens, Some(5));
+        assert_eq!(r.detail.endpoint, Some(3));
+        assert_eq!(r.detail.chunk_ns, vec![10, 30]);
+        assert_eq!(r.detail.chunk_tokens, vec![2, 1]);
+        assert_eq!(r.detail.output_data, OutputData::TokenIds);
+        assert!(r.detail.error.is_none());
+        t.finish();
+        assert!(events(&sink).is_empty());
+        assert_eq!(t.usage_mismatch(), None);
+    }
+
+    #[test]
+    fn without_usage_a_single_prompt_is_answered_at_done() {
+        let (sink, mut t) = setup(1);
+        feed(&mut t, 1, r#"{"choices":[{"index":0,"text":"a","token_ids":[1,2],"prompt_token_ids":[7,7],"finish_reason":"stop"}]}"#).unwrap();
+        assert_eq!(events(&sink).len(), 1); // the first token only
+        t.finish();
+        let got = events(&sink);
+        let r = done(&got)[0];
+        assert_eq!((r.n_tokens, r.detail.input_tokens), (2, Some(2)));
+    }
+
+    #[test]
+    fn token_ids_win_over_a_disagreeing_usage_and_the_mismatch_is_kept() {
+        let (sink, mut t) = setup(1);
+        feed(&mut t, 1, r#"{"choices":[{"index":0,"text":"a","token_ids":[1,2],"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":3}}"#).unwrap();
+        let got = events(&sink);
+        assert_eq!(done(&got)[0].n_tokens, 2);
+        assert_eq!(t.usage_mismatch(), Some((3, 2)));
+    }
+
+    #[test]
+    fn llama_cpp_stream_text_only_with_usage_in_the_final_chunk() {
+        let (sink, mut t) = setup(1);
+        feed(&mut t, 5, r#"{"choices":[{"text":"A","index":0,"logprobs":null,"finish_reason":null}],"created":1,"id":"chatcmpl-x","model":"m","object":"text_completion"}"#).unwrap();
+        feed(
+            &mut t,
+            6,
+            r#"{"choices":[{"text":" b","index":0,"finish_reason":null}],"id":"chatcmpl-x"}"#,
+        )
+        .unwrap();
+        feed(&mut t, 7, r#"{"choices":[{"text":"c","index":0,"finish_reason":"length"}],"id":"chatcmpl-x","usage":{"completion_tokens":3,"prompt_tokens":9,"total_tokens":12},"timings":{"prompt_n":9,"predicted_n":3}}"#).unwrap();
+        let got = events(&sink);
+        assert_eq!(got[0], Event::First(100, b"A".to_vec()));
+        let r = done(&got)[0];
+        assert_eq!(r.data, b"A bc");
+        assert_eq!(r.n_tokens, 3);
+        assert_eq!(r.detail.input_tokens, Some(9));
+        assert_eq!(r.detail.output_data, OutputData::Text);
+        assert_eq!(r.detail.chunk_ns, vec![5, 6, 7]);
+        // Three content chunks, three tokens: one each.
+        assert_eq!(r.detail.chunk_tokens, vec![1, 1, 1]);
+    }
+
+    #[test]
+    fn text_only_chunk_counts_stay_unknown_when_they_do_not_match() {
+        let (sink, mut t) = setup(1);
+        feed(&mut t, 1, r#"{"choices":[{"index":0,"text":"ab"}]}"#).unwrap();
+        feed(&mut t, 2, r#"{"choices":[{"index":0,"text":"c","finish_reason":"stop"}],"usage":{"completion_tokens":5,"prompt_tokens":2}}"#).unwrap();
+        let got = events(&sink);
+        let r = done(&got)[0];
+        assert_eq!(r.n_tokens, 5);
+        assert_eq!(r.detail.chunk_tokens, vec![0, 0]);
+    }
+
+    #[test]
+    fn without_ids_the_answer_waits_for_vllms_usage_chunk() {
+        let (sink, mut t) = setup(1);
+        feed(
+            &mut t,
+            1,
+            r#"{"choices":[{"index":0,"text":"x","token_ids":null}]}"#,
+        )
+        .unwrap();
+        feed(
+            &mut t,
+            2,
+            r#"{"choices":[{"index":0,"text":"y","finish_reason":"length"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(events(&sink).len(), 1); // first token only
+        feed(&mut t, 3, r#"{"id":"cmpl-1","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2,"total_tokens":9}}"#).unwrap();
+        let got = events(&sink);
+        let r = done(&got)[0];
+        assert_eq!((r.n_tokens, r.detail.input_tokens), (2, Some(7)));
+        assert_eq!(r.detail.chunk_tokens, vec![1, 1]);
+    }
+
+    #[test]
+    fn continuous_usage_gives_per_chunk_counts() {
+        let (sink, mut t) = setup(1);
+        feed(&mut t, 1, r#"{"choices":[{"index":0,"text":"ab"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#).unwrap();
+        feed(&mut t, 2, r#"{"choices":[{"index":0,"text":"c"}],"usage":{"prompt_tokens":3,"completion_tokens":5}}"#).unwrap();
+        feed(&mut t, 3, r#"{"choices":[{"index":0,"text":"","finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":5}}"#).unwrap();
+        let got = events(&sink);
+        let r = done(&got)[0];
+        assert_eq!(r.n_tokens, 5);
+        assert_eq!(r.detail.chunk_ns, vec![1, 2]);
+        assert_eq!(r.detail.chunk_tokens, vec![2, 3]);
+    }
+
+    #[test]
+    fn multi_prompt_stream_answers_each_sample_when_it_finishes() {
+        let (sink, mut t) = setup(2);
+        feed(
+            &mut t,
+            1,
+            r#"{"choices":[{"index":1,"text":"b","token_ids":[7]}]}"#,
+        )
+        .unwrap();
+        feed(
+            &mut t,
+            2,
+            r#"{"choices":[{"index":0,"text":"a","token_ids":[5,6]}]}"#,
+        )
+        .unwrap();
+        feed(
+            &mut t,
+            3,
+            r#"{"choices":[{"index":1,"text":"","token_ids":[8],"finish_reason":"stop"}]}"#,
+        )
+        .unwrap();
+        let got = events(&sink);
+        assert_eq!(got[0], Event::First(101, loadgen::tokens_to_bytes(&[7])));
+        assert_eq!(got[1], Event::First(100, loadgen::tokens_to_bytes(&[5, 6])));
+        let first_done = done(&got);
+        assert_eq!(first_done.len(), 1);
+        assert_eq!(first_done[0].id, ResponseId(101));
+        assert_eq!(first_done[0].data, loadgen::tokens_to_bytes(&[7, 8]));
+        // The aggregate usage chunk says nothing about one sample.
+        feed(
+            &mut t,
+            4,
+            r#"{"choices":[{"index":0,"text":"","token_ids":[9],"finish_reason":"length"}]}"#,
+        )
+        .unwrap();
+        feed(
+            &mut t,
+            5,
+            r#"{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5}}"#,
+        )
+        .unwrap();
+        let got = events(&sink);
+        let r = done(&got)[0];
+        assert_eq!((r.id, r.n_tokens), (ResponseId(100), 3));
+        assert_eq!(r.detail.chunk_tokens, vec![2, 1]);
+    }
+
+    #[test]
+    fn multi_prompt_without_ids_fails_clearly_at_the_end() {
+        let (sink, mut t) = setup(2);
+        feed(&mut t, 1, r#"{"choices":[{"index":0,"text":"a","finish_reason":"stop"},{"index":1,"text":"b","finish_reason":"stop"}]}"#).unwrap();
+        feed(
+            &mut t,
+            2,
+            r#"{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":2}}"#,
+        )
+        .unwrap();
+        t.finish();
+        let got = events(&sink);
+        let got = done(&got);
+        assert_eq!(got.len(), 2);
+        for r in got {
+            let e = r.detail.error.as_ref().unwrap();
+            assert_eq!(e.kind, ErrorKind::MalformedResponse);
+            assert!(e.message.contains("return_token_ids"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn chat_deltas_role_chunk_and_reasoning() {
+        let (sink, mut t) = setup(1);
+        feed(&mut t, 1, r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}"#).unwrap();
+        assert!(events(&sink).is_empty());
+        feed(
+            &mut t,
+            2,
+            r#"{"choices":[{"index":0,"delta":{"reasoning_content":"hmm"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(events(&sink), vec![Event::First(100, Vec::new())]);
+        feed(
+            &mut t,
+            3,
+            r#"{"choices":[{"index":0,"delta":{"content":"Hi \"x\"\n"},"finish_reason":"stop"}]}"#,
+        )
+        .unwrap();
+        feed(
+            &mut t,
+            4,
+            r#"{"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":6}}"#,
+        )
+        .unwrap();
+        let got = events(&sink);
+        let r = done(&got)[0];
+        assert_eq!(r.data, b"Hi \"x\"\n");
+        assert_eq!(r.n_tokens, 6);
+        assert_eq!(r.detail.chunk_ns, vec![2, 3]);
+    }
+
+    #[test]
+    fn non_streamed_responses() {
+        let (sink, mut t) = setup(2);
+        let mut chunk = ParsedChunk::default();
+        chunk
+            .parse(br#"{"id":"cmpl-9","choices":[{"index":1,"text":"y","token_ids":[4],"finish_reason":"length"},{"index":0,"text":"x","token_ids":[1,2],"finish_reason":"length"}],"usage":{"prompt_tokens":6,"completion_tokens":3}}"#)
+            .unwrap();
+        t.apply_response(&chunk).unwrap();
+        let got = events(&sink);
+        let got = done(&got);
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].id, got[0].n_tokens), (ResponseId(100), 2));
+        assert_eq!((got[1].id, got[1].n_tokens), (ResponseId(101), 1));
+        assert!(got[0].detail.chunk_ns.is_empty());
+
+        let (sink, mut t) = setup(1);
+        chunk
+            .parse(br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":6,"completion_tokens":2}}"#)
+            .unwrap();
+        t.apply_response(&chunk).unwrap();
+        let got = events(&sink);
+        let r = done(&got)[0];
+        assert_eq!((r.data.as_slice(), r.n_tokens), (&b"hello"[..], 2));
+        assert_eq!(r.detail.output_data, OutputData::Text);
+    }
+
+    #[test]
+    fn choice_index_out_of_range_is_malformed() {
+        let (_sink, mut t) = setup(1);
+        let e = feed(&mut t, 1, r#"{"choices":[{"index":2,"text":"x"}]}"#).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::MalformedResponse);
+        assert!(e.message.contains("index 2"), "{}", e.message);
+    }
+
+    #[test]
+    fn unknown_count_at_the_end_and_drop_answer_every_sample() {
+        let (sink, mut t) = setup(1);
+        feed(
+            &mut t,
+            1,
+            r#"{"choices":[{"index":0,"text":"x","finish_reason":"stop"}]}"#,
+        )
+        .unwrap();
+        t.finish();
+        let got = events(&sink);
+        let e = done(&got)[0].detail.error.clone().unwrap();
+        assert_eq!(e.kind, ErrorKind::MalformedResponse);
+        assert!(e.message.contains("include_usage"), "{}", e.message);
+
+        let (sink, t) = setup(3);
+        drop(t);
+        let got = events(&sink);
+        let got = done(&got);
+        assert_eq!(got.len(), 3);
+        assert!(
+            got.iter()
+                .all(|r| r.detail.error.as_ref().unwrap().kind == ErrorKind::Cancelled)
+        );
+    }
+
+    #[test]
+    fn error_shapes() {
+        let mut chunk = ParsedChunk::default();
+        for (json, want) in [
+            (
+                r#"{"error":{"message":"boom","type":"server_error","code":500}}"#,
+                "boom",
+            ),
+            (r#"{"error":"plain"}"#, "plain"),
+            (
+                r#"{"object":"error","message":"old vllm","type":"BadRequestError","code":400}"#,
+                "old vllm",
+            ),
+            (r#"{"error":{"type":"only_type"}}"#, "only_type"),
+        ] {
+            chunk.parse(json.as_bytes()).unwrap();
+            assert_eq!(chunk.error.as_deref(), Some(want), "{json}");
+        }
+        chunk
+            .parse(br#"{"object":"text_completion","choices":[]}"#)
+            .unwrap();
+        assert!(chunk.error.is_none());
+        assert!(chunk.parse(b"{\"choices\": [").is_err());
+        assert!(chunk.parse(b"[1,2]").is_err());
+        assert!(
+            chunk
+                .parse(br#"{"choices":[{"index":0,"token_ids":["a"]}]}"#)
+                .is_err()
+        );
+        assert!(chunk.parse(b"{} trailing").is_err());
+    }
+}

@@ -1,0 +1,19 @@
+//! Integration tests of the SUT against in-process servers (one binary).
+
+// Test scaffolding outside #[test] fns: a failed setup must fail the test,
+// and a skipped peer test says why on stdout.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+mod balancing;
+mod common;
+mod failures;
+mod llamacpp;
+mod offline;
+mod shutdown;
+mod streaming;
+mod tokenizer;
