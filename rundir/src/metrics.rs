@@ -76,6 +76,9 @@ pub mod names {
     pub const PREFILL: &str = "prefill";
     /// Stem: decode time.
     pub const DECODE: &str = "decode";
+    /// Stem: per-request time per output token (vLLM's
+    /// `request_time_per_output_token_seconds`, LoadGen's TPOT definition).
+    pub const TPOT: &str = "tpot";
 
     /// GPU: utilization, 0..100.
     pub const GPU_UTILIZATION_PCT: &str = "gpu_utilization_pct";
@@ -118,10 +121,86 @@ pub mod names {
     /// Harness process: resident memory.
     pub const PROCESS_RSS_BYTES: &str = "process_rss_bytes";
 
-    /// `<stem>_p<q>_s`, e.g. `quantile_name(TTFT, "p99")` = `ttft_p99_s`.
+    /// `<stem>_<q>_s`, e.g. `quantile_name(TTFT, "p99")` = `ttft_p99_s`;
+    /// `quantile_name(TTFT, "mean")` = `ttft_mean_s` is the interval's mean.
     pub fn quantile_name(stem: &str, quantile: &str) -> String {
         format!("{stem}_{quantile}_s")
     }
+}
+
+/// The flat CSV copy of `metrics.jsonl`: one `t_ns,source,instance,metric,value`
+/// row per reading, streamed.
+pub const METRICS_CSV_FILE: &str = "metrics.csv";
+
+/// Server-side statistics over exactly the measured window
+/// ([`ServerSummary`]), written when the run ends.
+pub const SERVER_SUMMARY_FILE: &str = "server_summary.json";
+
+/// `server_summary.json`: what each backend's own `/metrics` say happened
+/// between the scrapes taken at the window's start (first issue) and end
+/// (last completion).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerSummary {
+    /// Run clock when the window start was marked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start_ns: Option<u64>,
+    /// Run clock when the window end was marked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_end_ns: Option<u64>,
+    /// One entry per backend.
+    pub backends: Vec<BackendWindow>,
+    /// All backends together: counts and rates added, histograms merged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<WindowStats>,
+}
+
+/// One backend's part of a [`ServerSummary`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackendWindow {
+    /// Backend, as in [`MetricsSample::instance`].
+    pub instance: String,
+    /// Run clock of the scrape at the window start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_scrape_ns: Option<u64>,
+    /// Run clock of the scrape at the window end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_scrape_ns: Option<u64>,
+    /// The statistics, when both scrapes succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<WindowStats>,
+    /// Why `stats` is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Server-side statistics between two scrapes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WindowStats {
+    /// Seconds between the two scrapes.
+    pub duration_s: f64,
+    /// Counter increases: `prompt_tokens`, `generation_tokens`,
+    /// `request_success`, `request_failure`, `preemptions`,
+    /// `prefix_cache_queries`, `prefix_cache_hits` (those the server has).
+    pub counts: BTreeMap<String, f64>,
+    /// Observations per histogram stem ([`names::TTFT`]...).
+    pub observations: BTreeMap<String, f64>,
+    /// Vocabulary values over the window: `*_per_s` rates,
+    /// `prefix_cache_hit_frac`, `<stem>_p50_s`/`_p90_s`/`_p99_s`/`_mean_s`.
+    pub values: BTreeMap<String, f64>,
+    /// Server series that went down in the window and were taken to have
+    /// restarted (a server restart makes the window suspect).
+    #[serde(default)]
+    pub counter_resets: u32,
+}
+
+/// Reads a `server_summary.json`.
+pub fn read_server_summary(path: &Path) -> Result<ServerSummary, RunDirError> {
+    let text = std::fs::read_to_string(path).map_err(crate::io_err(path))?;
+    serde_json::from_str(&text).map_err(|e| RunDirError::Parse {
+        path: path.to_path_buf(),
+        line: e.line(),
+        message: e.to_string(),
+    })
 }
 
 /// Reads a `metrics.jsonl`, skipping a last line cut short by a crash.
@@ -183,5 +262,36 @@ mod tests {
                 .unwrap()
                 .contains("\"ttft_p99_s\":0.02")
         );
+    }
+
+    #[test]
+    fn server_summary_round_trips_and_bad_json_names_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(SERVER_SUMMARY_FILE);
+        let mut stats = WindowStats {
+            duration_s: 2.0,
+            ..WindowStats::default()
+        };
+        stats.counts.insert("prompt_tokens".into(), 3072.0);
+        stats
+            .values
+            .insert(names::quantile_name(names::TTFT, "p50"), 0.064);
+        let summary = ServerSummary {
+            window_start_ns: Some(1),
+            window_end_ns: Some(2),
+            backends: vec![BackendWindow {
+                instance: "http://127.0.0.1:8000".into(),
+                start_scrape_ns: Some(1),
+                end_scrape_ns: Some(2),
+                stats: Some(stats.clone()),
+                error: None,
+            }],
+            total: Some(stats),
+        };
+        std::fs::write(&path, serde_json::to_string_pretty(&summary).unwrap()).unwrap();
+        assert_eq!(read_server_summary(&path).unwrap(), summary);
+        std::fs::write(&path, "{\n  oops").unwrap();
+        let err = read_server_summary(&path).unwrap_err().to_string();
+        assert!(err.contains("server_summary.json:2:"), "{err}");
     }
 }

@@ -1,1 +1,134 @@
-//! Metrics collection during runs: Prometheus scrapes, NVML GPU counters, host and process stats.
+//! Metrics collection during runs: Prometheus scrapes of the backends, NVML
+//! GPU counters, host and process stats, and the harness's own live metrics.
+//!
+//! # What the harness calls
+//!
+//! ```no_run
+//! # async fn run(run_dir: &std::path::Path) -> Result<(), telemetry::TelemetryError> {
+//! use std::sync::Arc;
+//! use telemetry::{Collector, CollectorConfig, LiveMetrics, ScrapeTarget};
+//!
+//! let run_start = std::time::Instant::now();
+//! let live = Arc::new(LiveMetrics::new()); // also a loadgen::RunObserver
+//! let config = CollectorConfig {
+//!     targets: vec![ScrapeTarget::for_backend("http://127.0.0.1:8000")?],
+//!     ..CollectorConfig::default() // 1 s interval, NVML, host and process
+//! };
+//! let collector = Collector::start(config, run_dir, run_start, Some(Arc::clone(&live)))?;
+//! // Optional: --prometheus-listen
+//! let exporter = telemetry::serve_prometheus("127.0.0.1:9400".parse().unwrap(), Arc::clone(&live)).await?;
+//!
+//! collector.mark_window_start().wait().await; // at the first issue
+//! // ... the run; the console prints telemetry::render_live(&live.snapshot(), prev) ...
+//! collector.mark_window_end().wait().await;   // at the last completion
+//! let report = collector.finish().await?;     // writes server_summary.json
+//! exporter.shutdown().await;
+//! # let _ = report; Ok(()) }
+//! ```
+//!
+//! # Files written into the run directory
+//!
+//! - `metrics.jsonl`: one [`rundir::MetricsSample`] per source per interval;
+//! - `metrics.csv`: the same, one `t_ns,source,instance,metric,value` row per
+//!   reading;
+//! - `server_summary.json`: [`rundir::metrics::ServerSummary`], the backends'
+//!   own counters and histograms over exactly the measured window.
+//!
+//! # Vocabulary mapping (source name -> our name)
+//!
+//! Gauges are summed over label sets (`engine`, ...), except fractions, which
+//! are averaged. Counters become per-second rates over each interval, summed
+//! over label sets after per-series reset handling. Histograms become
+//! per-interval deltas, merged over label sets, reported as `<stem>_p50_s`,
+//! `_p90_s`, `_p99_s` (PromQL `histogram_quantile` linear interpolation, see
+//! [`histogram`]) and `_mean_s`. Where several sources are listed, the first
+//! present wins.
+//!
+//! | source | our name |
+//! |---|---|
+//! | `vllm:num_requests_running`, `llamacpp:requests_processing` | `requests_running` |
+//! | `vllm:num_requests_waiting`, `llamacpp:requests_deferred` | `requests_waiting` |
+//! | `vllm:kv_cache_usage_perc`, `vllm:gpu_cache_usage_perc` (old), `llamacpp:kv_cache_usage_ratio` (old) | `kv_cache_usage_frac` (mean) |
+//! | `vllm:prompt_tokens[_total]`; `llamacpp:prompt_tokens_total` + `llamacpp:prompt_tokens_cached_total` | `prompt_tokens_per_s` |
+//! | `vllm:generation_tokens[_total]`, `llamacpp:tokens_predicted_total` | `generation_tokens_per_s` |
+//! | `vllm:request_success[_total]{finished_reason!~"abort\|error"}` | `request_success_per_s` |
+//! | `vllm:request_success[_total]{finished_reason=~"abort\|error"}` | `request_failure_per_s` |
+//! | `vllm:num_preemptions[_total]` | `preemptions_per_s` |
+//! | hits / queries of `vllm:prefix_cache_{hits,queries}`, `vllm:gpu_prefix_cache_{hits,queries}` (old), llama.cpp cached / (processed + cached); else `vllm:gpu_prefix_cache_hit_rate` (v0 gauge) | `prefix_cache_hit_frac` |
+//! | `vllm:time_to_first_token_seconds` | `ttft_*_s` |
+//! | `vllm:inter_token_latency_seconds`, `vllm:time_per_output_token_seconds` (old) | `itl_*_s` |
+//! | `vllm:request_time_per_output_token_seconds` | `tpot_*_s` |
+//! | `vllm:e2e_request_latency_seconds` | `e2e_*_s` |
+//! | `vllm:request_queue_time_seconds` | `queue_*_s` |
+//! | `vllm:request_prefill_time_seconds` | `prefill_*_s` |
+//! | `vllm:request_decode_time_seconds` | `decode_*_s` |
+//! | NVML utilization, memory info, temperature, power, SM/memory clocks, throttle reasons | `gpu_*` |
+//! | sysinfo global CPU, memory, network and disk counters | `cpu_pct`, `memory_*`, `net_*`, `disk_*` |
+//! | sysinfo, this process | `process_cpu_pct` (of one core), `process_rss_bytes` |
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub mod collector;
+pub mod csv;
+pub mod expo;
+pub mod export;
+pub mod gpu;
+pub mod histogram;
+pub mod live;
+pub mod scrape;
+pub mod server;
+pub mod system;
+mod warn;
+
+pub use collector::{
+    Clock, Collector, CollectorConfig, CollectorReport, GpuSource, ManualClock, Pending, RunClock,
+};
+pub use export::{EXPORTED_METRICS, PrometheusServer, serve_prometheus};
+pub use gpu::{GpuError, GpuReader, GpuReading, NvmlGpus};
+pub use live::{LiveMetrics, LiveSnapshot, render_live};
+pub use scrape::{ScrapeError, ScrapeTarget};
+
+/// Errors starting or finishing telemetry. Failures while sampling are
+/// warnings, never errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TelemetryError {
+    /// A backend URL that cannot be scraped (credentials redacted).
+    #[error("invalid backend url {url}: {reason}")]
+    BadUrl {
+        /// The URL, without credentials.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A run-directory file could not be created or written.
+    #[error(transparent)]
+    RunDir(#[from] rundir::RunDirError),
+    /// Another file error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Not called from inside a tokio runtime.
+    #[error("telemetry needs a tokio runtime: {0}")]
+    NoRuntime(String),
+    /// The Prometheus endpoint could not listen.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The HTTP client could not be built.
+    #[error("http client: {0}")]
+    Client(String),
+    /// The collector task died.
+    #[error("collector task failed: {0}")]
+    Task(String),
+}

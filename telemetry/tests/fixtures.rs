@@ -1,0 +1,186 @@
+//! Parsing and mapping against recorded exposition texts: vLLM v1 (two
+//! engines), an older vLLM with the deprecated names, a real llama.cpp
+//! server, and damaged text. Expected values are worked out by hand in
+//! `tests/fixtures/metrics/gen_vllm_fixtures.py` and its README.
+
+// Helpers outside #[test] fns are test code too; clippy only exempts the fns.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use rundir::metrics::names;
+use telemetry::expo::Exposition;
+use telemetry::server::{CounterId, ServerDelta, ServerSnapshot, interval_values};
+
+fn fixture(name: &str) -> String {
+    let path = format!(
+        "{}/../tests/fixtures/metrics/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn snapshot(text: &str) -> ServerSnapshot {
+    let expo = Exposition::parse(text);
+    assert!(expo.issues.is_empty(), "{:?}", expo.issues);
+    ServerSnapshot::from_exposition(&expo)
+}
+
+#[track_caller]
+fn assert_close(values: &BTreeMap<String, f64>, name: &str, expected: f64) {
+    let got = values
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} missing from {values:?}"));
+    assert!(
+        (got - expected).abs() <= 1e-9 * expected.abs().max(1.0),
+        "{name}: got {got}, expected {expected}"
+    );
+}
+
+#[test]
+fn vllm_v1_two_engines_rates_and_quantiles() {
+    let a = snapshot(&fixture("vllm_v1_a.txt"));
+    let b = snapshot(&fixture("vllm_v1_b.txt"));
+
+    // The first scrape alone: gauges only, summed (or averaged) over engines.
+    let first = interval_values(None, &a, 0.0);
+    assert_eq!(first.len(), 3, "{first:?}");
+    assert_close(&first, names::REQUESTS_RUNNING, 1.0);
+    assert_close(&first, names::REQUESTS_WAITING, 0.0);
+    assert_close(&first, names::KV_CACHE_USAGE_FRAC, 0.05);
+
+    let v = interval_values(Some(&a), &b, 2.0);
+    // Gauges at B: running 3 + 2, waiting 1 + 0 (not the by-reason gauge),
+    // KV usage mean of 0.5 and 0.25.
+    assert_close(&v, names::REQUESTS_RUNNING, 5.0);
+    assert_close(&v, names::REQUESTS_WAITING, 1.0);
+    assert_close(&v, names::KV_CACHE_USAGE_FRAC, 0.375);
+    // Counters over 2 s.
+    assert_close(&v, names::PROMPT_TOKENS_PER_S, 1536.0);
+    assert_close(&v, names::GENERATION_TOKENS_PER_S, 384.0);
+    assert_close(&v, names::REQUEST_SUCCESS_PER_S, 3.0);
+    assert_close(&v, names::REQUEST_FAILURE_PER_S, 0.5);
+    assert_close(&v, names::PREEMPTIONS_PER_S, 1.0);
+    assert_close(&v, names::PREFIX_CACHE_HIT_FRAC, 1.0 / 3.0);
+    // TTFT over the window, both engines merged.
+    let q = |stem: &str, p: &str| names::quantile_name(stem, p);
+    assert_close(&v, &q(names::TTFT, "p50"), 0.064);
+    assert_close(&v, &q(names::TTFT, "p90"), 0.08);
+    assert_close(&v, &q(names::TTFT, "p99"), 0.235);
+    assert_close(&v, &q(names::TTFT, "mean"), 1.28 / 20.0);
+    assert_close(&v, &q(names::ITL, "p50"), 0.025);
+    assert_close(&v, &q(names::ITL, "p90"), 0.045);
+    assert_close(&v, &q(names::ITL, "p99"), 0.0495);
+    assert_close(&v, &q(names::TPOT, "p50"), 0.0175);
+    assert_close(&v, &q(names::TPOT, "p99"), 0.02485);
+    assert_close(&v, &q(names::E2E, "p50"), 1.25);
+    assert_close(&v, &q(names::E2E, "p90"), 1.45);
+    assert_close(&v, &q(names::QUEUE, "p50"), 0.15);
+    assert_close(&v, &q(names::PREFILL, "p50"), 0.15);
+    assert_close(&v, &q(names::DECODE, "p50"), 1.25);
+
+    // Observation counts per histogram and counter deltas.
+    let d = ServerDelta::between(&a, &b, 2.0);
+    assert_eq!(d.histograms[names::TTFT].count, 20.0);
+    assert_eq!(d.histograms[names::ITL].count, 200.0);
+    assert_eq!(d.counters[&CounterId::PrefixCacheQueries], 3072.0);
+    assert_eq!(d.resets, 0);
+    // Engine label sets are kept apart before summing.
+    assert_eq!(b.counters[&CounterId::PromptTokens].len(), 2);
+    assert_eq!(b.counters[&CounterId::RequestSuccess].len(), 4);
+    assert_eq!(b.counters[&CounterId::RequestFailure].len(), 2);
+}
+
+#[test]
+fn older_vllm_names_map_to_the_same_vocabulary() {
+    let a = snapshot(&fixture("vllm_old_a.txt"));
+    let b = snapshot(&fixture("vllm_old_b.txt"));
+    let v = interval_values(Some(&a), &b, 2.0);
+    assert_close(&v, names::REQUESTS_RUNNING, 4.0);
+    assert_close(&v, names::REQUESTS_WAITING, 2.0);
+    assert_close(&v, names::KV_CACHE_USAGE_FRAC, 0.8);
+    assert_close(&v, names::PROMPT_TOKENS_PER_S, 150.0);
+    assert_close(&v, names::GENERATION_TOKENS_PER_S, 450.0);
+    assert_close(&v, names::REQUEST_SUCCESS_PER_S, 2.0);
+    assert_close(&v, names::REQUEST_FAILURE_PER_S, 0.0);
+    assert_close(&v, names::PREEMPTIONS_PER_S, 0.5);
+    assert_close(&v, names::PREFIX_CACHE_HIT_FRAC, 0.25);
+    assert_close(&v, &names::quantile_name(names::TTFT, "p50"), 0.375);
+    // time_per_output_token_seconds stands in for the inter-token latency.
+    assert_close(&v, &names::quantile_name(names::ITL, "p50"), 0.0625);
+    assert_close(&v, &names::quantile_name(names::E2E, "p50"), 3.75);
+    assert!(!v.contains_key(&names::quantile_name(names::TPOT, "p50")));
+}
+
+#[test]
+fn real_llamacpp_scrapes_map_to_the_vocabulary() {
+    let idle = snapshot(&fixture("llamacpp_idle.txt"));
+    let busy = snapshot(&fixture("llamacpp_busy.txt"));
+    let after = snapshot(&fixture("llamacpp_after.txt"));
+
+    let at_idle = interval_values(None, &idle, 0.0);
+    assert_close(&at_idle, names::REQUESTS_RUNNING, 0.0);
+    // Two slots busy, the third request deferred.
+    let v = interval_values(Some(&idle), &busy, 1.0);
+    assert_close(&v, names::REQUESTS_RUNNING, 2.0);
+    assert_close(&v, names::REQUESTS_WAITING, 1.0);
+    assert_close(&v, names::PROMPT_TOKENS_PER_S, 26.0);
+    assert_close(&v, names::GENERATION_TOKENS_PER_S, 0.0);
+    // Over 5 s: 5 more prompt tokens computed and 8 reused from the cache
+    // (13 prompt tokens in all), 180 tokens generated.
+    let v = interval_values(Some(&busy), &after, 5.0);
+    assert_close(&v, names::REQUESTS_RUNNING, 0.0);
+    assert_close(&v, names::PROMPT_TOKENS_PER_S, 13.0 / 5.0);
+    assert_close(&v, names::GENERATION_TOKENS_PER_S, 36.0);
+    assert_close(&v, names::PREFIX_CACHE_HIT_FRAC, 8.0 / 13.0);
+    // llama.cpp has no KV-usage gauge any more, no request counters, no
+    // histograms: those keys are absent, not zero.
+    assert!(!v.contains_key(names::KV_CACHE_USAGE_FRAC));
+    assert!(!v.contains_key(names::REQUEST_SUCCESS_PER_S));
+    assert!(!v.keys().any(|k| k.ends_with("_p50_s")));
+}
+
+#[test]
+fn damaged_scrapes_are_reported_and_the_rest_is_used() {
+    let mut text = fixture("vllm_v1_b.txt");
+    text.push_str("<html>502 Bad Gateway</html>\n");
+    text.push_str("vllm:num_requests_running{engine=\"2\",model_name=\"m\"} twelve\n");
+    // A repeated series: the first value (0.5) must win.
+    text.push_str(
+        "vllm:kv_cache_usage_perc{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} 0.99\n",
+    );
+    text.push_str("vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"0.5\"\n");
+    let expo = Exposition::parse(&text);
+    assert_eq!(expo.issues.len(), 4, "{:?}", expo.issues);
+    assert!(expo.issues[1].message.contains("invalid value \"twelve\""));
+    assert!(
+        expo.issues[2]
+            .message
+            .contains("duplicate series vllm:kv_cache_usage_perc")
+    );
+    let b = ServerSnapshot::from_exposition(&expo);
+    let a = snapshot(&fixture("vllm_v1_a.txt"));
+    let v = interval_values(Some(&a), &b, 2.0);
+    assert_close(&v, names::KV_CACHE_USAGE_FRAC, 0.375);
+    assert_close(&v, names::REQUESTS_RUNNING, 5.0);
+    assert_close(&v, &names::quantile_name(names::TTFT, "p50"), 0.064);
+
+    // Text that is not an exposition at all maps to nothing, without panic.
+    let junk = Exposition::parse("\u{0}\u{1}binary\u{fffd} junk\n{}}}\n");
+    assert!(!junk.issues.is_empty());
+    assert!(ServerSnapshot::from_exposition(&junk).is_empty());
+}
+
+#[test]
+fn a_restarted_server_counts_from_zero() {
+    // B then A: every counter and histogram went down, as after a restart;
+    // the interval's values are A's totals, not negative rates.
+    let a = snapshot(&fixture("vllm_v1_a.txt"));
+    let b = snapshot(&fixture("vllm_v1_b.txt"));
+    let d = ServerDelta::between(&b, &a, 1.0);
+    assert!(d.resets > 0);
+    assert_eq!(d.counters[&CounterId::PromptTokens], 1500.0);
+    assert_eq!(d.counters[&CounterId::GenerationTokens], 7000.0);
+    assert_eq!(d.histograms[names::TTFT].count, 15.0);
+    assert!(d.rates().values().all(|v| *v >= 0.0));
+}
