@@ -10,6 +10,7 @@
 //! can be driven by it.
 
 pub mod config;
+pub mod driver;
 pub mod find_peak;
 pub mod format;
 pub mod record;
@@ -37,6 +38,7 @@ pub use sut::{
 };
 
 pub use config::{ConfType, ConfigError, ConfigLoader, MLPERF_CONF};
+pub use driver::{PhaseOutcome, PhaseVerdict, TestError, TestHooks, TestOutcome, start_test};
 pub use find_peak::{FindPeakOutcome, FindPeakSettings, find_peak};
 pub use schedule::{
     LoadableSet, Schedule, ScheduleError, ScheduledQuery, SequenceGen, generate_loadable_sets,
