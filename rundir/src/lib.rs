@@ -509,6 +509,26 @@ mod tests {
     }
 
     #[test]
+    fn the_records_writer_places_phases_on_the_run_clock() {
+        use loadgen::RunObserver;
+        let tmp = tempfile::tempdir().unwrap();
+        let start = header().start;
+        let writer = RecordsWriter::create(tmp.path(), start.start_unix_ns - 1_000).unwrap();
+        writer.phase_started(&start);
+        writer.sample_completed(record(7));
+        assert_eq!(writer.finish().unwrap(), 2);
+        let file = read_records(&tmp.path().join(RECORDS_FILE)).unwrap();
+        assert_eq!(file.phases[0].header.run_offset_ns, 1_000);
+        assert_eq!(file.phases[0].records, vec![record(7)]);
+        assert!(
+            file.phases[0].end.is_none(),
+            "a run that died keeps its records"
+        );
+        // A second writer never overwrites the first one's file.
+        assert!(RecordsWriter::create(tmp.path(), 0).is_err());
+    }
+
+    #[test]
     fn run_dirs_are_never_reused() {
         let tmp = tempfile::tempdir().unwrap();
         let a = create_run_dir(tmp.path(), "server qps=4").unwrap();
@@ -603,5 +623,51 @@ mod tests {
         manifest.write(tmp.path()).unwrap();
         assert_eq!(RunManifest::read(tmp.path()).unwrap(), manifest);
         assert!(!tmp.path().join(".run.json.tmp").exists());
+    }
+}
+
+/// A [`loadgen::RunObserver`] that streams `records.jsonl` as the run goes:
+/// a [`PhaseHeader`] when a phase starts, a [`QueryRecord`] per completed
+/// sample, the [`PhaseEnd`] when it ends.
+///
+/// Callbacks only queue a line for the writer thread, so completion threads
+/// never wait on the disk.
+#[derive(Debug)]
+pub struct RecordsWriter {
+    writer: JsonlWriter<RecordLine>,
+    run_start_unix_ns: u64,
+}
+
+impl RecordsWriter {
+    /// Creates `records.jsonl` in `dir`. Phase starts are placed on the run
+    /// clock whose zero is `run_start_unix_ns` (the manifest's
+    /// `start_unix_ns`).
+    pub fn create(dir: &Path, run_start_unix_ns: u64) -> Result<RecordsWriter, RunDirError> {
+        Ok(RecordsWriter {
+            writer: JsonlWriter::create(&dir.join(RECORDS_FILE))?,
+            run_start_unix_ns,
+        })
+    }
+
+    /// Flushes and closes the file; returns the number of lines written.
+    pub fn finish(self) -> Result<u64, RunDirError> {
+        self.writer.finish()
+    }
+}
+
+impl loadgen::RunObserver for RecordsWriter {
+    fn phase_started(&self, start: &PhaseStart) {
+        self.writer.send(RecordLine::Phase(Box::new(PhaseHeader {
+            run_offset_ns: start.start_unix_ns.saturating_sub(self.run_start_unix_ns),
+            start: start.clone(),
+        })));
+    }
+
+    fn sample_completed(&self, record: QueryRecord) {
+        self.writer.send(RecordLine::Query(record));
+    }
+
+    fn phase_finished(&self, end: &PhaseEnd) {
+        self.writer.send(RecordLine::PhaseEnd(end.clone()));
     }
 }
