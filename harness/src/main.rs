@@ -1,3 +1,23 @@
-//! The `harness` command line.
+//! `harness`: MLPerf-style load testing for LLM serving.
+//!
+//! `main` only parses the command line and hands over to [`app::main`]; each
+//! subcommand lives in its own module and validates its arguments into a
+//! config struct first.
 
-fn main() {}
+mod accuracy_cmd;
+mod app;
+mod cli;
+mod data;
+mod hooks;
+mod metrics;
+mod progress;
+mod report_cmd;
+mod run_cmd;
+mod sim_cmd;
+mod summary;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    app::main(cli::Cli::parse())
+}

@@ -1,0 +1,233 @@
+//! The command line. Clap types live here and nowhere else; each subcommand
+//! validates its arguments into a plain config struct before doing anything.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// MLPerf-style load testing for LLM serving.
+#[derive(Debug, Parser)]
+#[command(name = "harness", version, about, long_about = None)]
+pub struct Cli {
+    /// Log filter (tracing's RUST_LOG syntax), e.g. `info` or `sut=debug`.
+    #[arg(long, global = true, default_value = "warn", env = "HARNESS_LOG")]
+    pub log: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an MLPerf test (performance, accuracy, submission or peak search)
+    /// against a backend, or against the built-in simulator when no
+    /// --backend is given.
+    Run(Box<RunArgs>),
+    /// Regenerate the reports of a run directory from its files.
+    Report(ReportArgs),
+    /// Score a run's mlperf_log_accuracy.json (ROUGE, gen_len) against the
+    /// dataset's references.
+    Accuracy(AccuracyArgs),
+    /// Serve the built-in vLLM simulator.
+    Sim(Box<crate::sim_cmd::SimArgs>),
+}
+
+/// LoadGen scenarios, plus MLPerf's Interactive category (a Server run under
+/// the model's `-interactive` settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "PascalCase")]
+pub enum ScenarioArg {
+    /// One query with every sample.
+    Offline,
+    /// Poisson arrivals at the target QPS.
+    Server,
+    /// One sample at a time.
+    SingleStream,
+    /// Eight samples per query, one query at a time.
+    MultiStream,
+    /// Server with the model's interactive latency limits.
+    Interactive,
+}
+
+/// LoadGen test modes (the reference SUTs' lowercase names are accepted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TestModeArg {
+    /// A timed run.
+    #[value(name = "PerformanceOnly", alias = "performance")]
+    PerformanceOnly,
+    /// Every sample once, responses logged for scoring.
+    #[value(name = "AccuracyOnly", alias = "accuracy")]
+    AccuracyOnly,
+    /// Accuracy then performance.
+    #[value(name = "SubmissionRun", alias = "submission")]
+    SubmissionRun,
+    /// Server only: the highest target QPS that meets the latency limits.
+    #[value(name = "FindPeakPerformance", alias = "find-peak")]
+    FindPeakPerformance,
+}
+
+/// Which API the prompts go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApiArg {
+    /// /v1/completions with token ids (the dataset's exact tokens).
+    Completions,
+    /// /v1/completions with the prompt text.
+    CompletionsText,
+    /// /v1/chat/completions with the prompt text as one user message.
+    Chat,
+}
+
+/// Dataset file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DatasetFormatArg {
+    /// Decide from the file name and content.
+    Auto,
+    /// MLPerf llama3.1-8b `cnn_eval.json` (pandas records with tok_input).
+    CnnEval,
+    /// MLPerf llama2-70b pandas pickle.
+    Pickle,
+    /// One JSON object per line.
+    Jsonl,
+    /// ShareGPT conversations.
+    Sharegpt,
+}
+
+/// `harness run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario.
+    #[arg(long, value_enum, default_value = "Server")]
+    pub scenario: ScenarioArg,
+    /// Test mode.
+    #[arg(long, value_enum, default_value = "PerformanceOnly")]
+    pub test_mode: TestModeArg,
+    /// LoadGen model key for mlperf.conf and user.conf lookups.
+    #[arg(long, default_value = "llama3_1-8b")]
+    pub lg_model_name: String,
+    /// user.conf (LoadGen syntax). Default: the example user.conf compiled
+    /// into the binary (short runs, not submission durations).
+    #[arg(long)]
+    pub user_conf: Option<PathBuf>,
+    /// audit.config (compliance tests), read after user.conf.
+    #[arg(long)]
+    pub audit_conf: Option<PathBuf>,
+    /// Dataset file. Default: the bundled CNN-DailyMail-shaped sample.
+    #[arg(long)]
+    pub dataset_path: Option<PathBuf>,
+    /// Format of --dataset-path.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub dataset_format: DatasetFormatArg,
+    /// Use only the first N samples of the dataset.
+    #[arg(long)]
+    pub total_sample_count: Option<usize>,
+    /// Where run directories are created (each run gets a fresh one).
+    #[arg(long, default_value = "runs")]
+    pub output_dir: PathBuf,
+    /// A label added to the run directory's name and run.json.
+    #[arg(long)]
+    pub label: Option<String>,
+
+    /// Base URL of an OpenAI-compatible server (repeat for data-parallel
+    /// replicas). Default: start the built-in simulator in-process.
+    #[arg(long = "backend", value_name = "URL")]
+    pub backends: Vec<String>,
+    /// Simulator profile when no --backend is given.
+    #[arg(long, default_value = "llama3.1-8b-h100")]
+    pub sim_profile: String,
+    /// Served model name (default: asked from /v1/models).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// API style.
+    #[arg(long, value_enum, default_value = "completions")]
+    pub api: ApiArg,
+    /// Environment variable holding the API key (sent as a Bearer token).
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
+    /// File holding the API key.
+    #[arg(long, value_name = "FILE", conflicts_with = "api_key_env")]
+    pub api_key_file: Option<PathBuf>,
+    /// Output token cap (the MLPerf llama3.1-8b reference uses 128).
+    #[arg(long, default_value_t = 128)]
+    pub max_tokens: u32,
+    /// Ask the server to ignore EOS (fixed output lengths).
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// Extra JSON merged into every request body.
+    #[arg(long, value_name = "JSON")]
+    pub extra_body: Option<String>,
+    /// Offline: requests in flight at once.
+    #[arg(long, default_value_t = 256)]
+    pub max_in_flight: usize,
+    /// Offline: prompts per request.
+    #[arg(long, default_value_t = 1)]
+    pub prompts_per_request: usize,
+    /// Per-request timeout, seconds (0: none).
+    #[arg(long, default_value_t = 600.0)]
+    pub request_timeout: f64,
+    /// A stream silent this long (seconds) fails its query (0: never).
+    #[arg(long, default_value_t = 60.0)]
+    pub stall_timeout: f64,
+    /// Give up on the run when nothing completes for this long (seconds).
+    #[arg(long, default_value_t = 120.0)]
+    pub idle_timeout: f64,
+
+    /// Override the target QPS (Server) or expected QPS (Offline).
+    #[arg(long)]
+    pub target_qps: Option<f64>,
+    /// Override min_duration (ms).
+    #[arg(long)]
+    pub min_duration_ms: Option<u64>,
+    /// Override min_query_count.
+    #[arg(long)]
+    pub min_query_count: Option<u64>,
+    /// Override max_duration (ms; 0 = none).
+    #[arg(long)]
+    pub max_duration_ms: Option<u64>,
+
+    /// Sample server /metrics, GPUs and the host during the run.
+    #[arg(long)]
+    pub enable_metrics_collection: bool,
+    /// Sampling interval, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub metrics_collection_interval: f64,
+    /// Serve the harness's own live metrics for Prometheus on ADDR.
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus_listen: Option<SocketAddr>,
+    /// Write mlperf_log_trace.json.
+    #[arg(long)]
+    pub enable_log_trace: bool,
+    /// Skip report generation at the end (`harness report` can make it later).
+    #[arg(long)]
+    pub no_report: bool,
+    /// No progress display.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `harness report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run directory.
+    pub run_dir: PathBuf,
+}
+
+/// `harness accuracy`.
+#[derive(Debug, Args)]
+pub struct AccuracyArgs {
+    /// A run directory, or an mlperf_log_accuracy.json file.
+    pub path: PathBuf,
+    /// The dataset with the references (default: the run's dataset).
+    #[arg(long)]
+    pub dataset_path: Option<PathBuf>,
+    /// tokenizer.json used to decode the output token ids.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Model whose accuracy targets apply.
+    #[arg(long, default_value = "llama3_1-8b")]
+    pub lg_model_name: String,
+    /// Token id width in the log.
+    #[arg(long, default_value = "int32")]
+    pub dtype: String,
+}
