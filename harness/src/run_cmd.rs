@@ -301,7 +301,7 @@ pub fn execute(config: RunConfig, out: &mut dyn std::io::Write) -> anyhow::Resul
     // The backend: the given URLs, or the simulator on a free local port.
     let mut sut_config = config.sut.clone();
     let simulator = if config.backends.is_empty() {
-        let sim = runtime.block_on(crate::sim_cmd::start_in_process(&config.sim_profile))?;
+        let sim = runtime.block_on(start_simulator(&config.sim_profile))?;
         sut_config.endpoints = vec![format!("http://{}", sim.local_addr())];
         Some(sim)
     } else {
@@ -431,6 +431,16 @@ pub fn execute(config: RunConfig, out: &mut dyn std::io::Write) -> anyhow::Resul
         verdict,
         interrupted: outcome.interrupted,
     })
+}
+
+/// The built-in simulator on a free local port, on the run's runtime.
+async fn start_simulator(profile: &str) -> anyhow::Result<sim::SimHandle> {
+    let config = sim::SimConfig::from_profile(profile)
+        .with_context(|| format!("--sim-profile {profile}"))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the simulator to 127.0.0.1")?;
+    Ok(sim::Simulator::start(config, listener)?)
 }
 
 fn unix_now_ns() -> u64 {
