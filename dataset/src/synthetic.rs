@@ -194,11 +194,7 @@ mod tests {
         };
         let a = generate(&spec).unwrap();
         assert_eq!(a, generate(&spec).unwrap());
-        let b = generate(&SyntheticSpec {
-            seed: 8,
-            ..spec
-        })
-        .unwrap();
+        let b = generate(&SyntheticSpec { seed: 8, ..spec }).unwrap();
         assert_ne!(a.samples, b.samples);
         assert_eq!(a.name, "synthetic-7");
         assert_eq!(a.performance_sample_count, 50);

