@@ -3,8 +3,46 @@
 //! A [`Dataset`] is an in-memory list of [`Sample`]s. Loaders for the MLPerf
 //! formats and common benchmark formats build one; [`Dataset`] is also the
 //! LoadGen query sample library the run loads samples from.
+//!
+//! # Entry points
+//!
+//! - [`Dataset::load`]`(path, &`[`DatasetOptions`]`)` reads a dataset file,
+//!   detecting its format from the extension and, for `.json`, its content
+//!   (see [`DatasetFormat::detect`]); set [`DatasetOptions::format`] to force
+//!   one. Formats: MLPerf llama3.1-8b `cnn_eval.json`
+//!   ([`DatasetFormat::MlperfJson`]), the MLPerf llama2-70b pandas pickle
+//!   ([`DatasetFormat::PandasPickle`]), JSON Lines with configurable field
+//!   names ([`DatasetFormat::Jsonl`], [`JsonlFields`]) and ShareGPT
+//!   ([`DatasetFormat::ShareGpt`], [`sharegpt`] documents the filters).
+//! - [`synthetic::generate`] builds a seeded random dataset from a
+//!   [`synthetic::SyntheticSpec`] (no file).
+//! - [`tokenizer::HfTokenizer::from_file`] loads a `tokenizer.json`
+//!   (the [`tokenizer::Tokenizer`] trait is what scoring needs).
+//! - [`accuracy::score_accuracy`] scores an `mlperf_log_accuracy.json`
+//!   against a dataset's references as the MLPerf evaluation scripts do
+//!   (ROUGE as `rouge_score` with the stemmer, `gen_len`, tokens per sample)
+//!   and checks the model's targets; [`accuracy::AccuracyReport::render`]
+//!   writes the text report.
+//!
+//! Every loader error is a [`DatasetError`] that names the file and, where it
+//! applies, the line, record and field.
 
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use loadgen::{QslError, QuerySampleIndex, QuerySampleLibrary};
 use serde::{Deserialize, Serialize};
+
+pub mod accuracy;
+mod jsonl;
+mod mlperf_json;
+mod pickle;
+pub mod sharegpt;
+pub mod synthetic;
+pub mod tokenizer;
+
+pub use jsonl::JsonlFields;
+pub use pickle::PICKLE_TO_JSONL;
 
 /// One prompt, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -34,4 +72,412 @@ pub struct Dataset {
     /// Samples a performance run uses (LoadGen's performance sample count);
     /// the MLPerf LLM references use every sample.
     pub performance_sample_count: usize,
+}
+
+/// The file formats [`Dataset::load`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DatasetFormat {
+    /// MLPerf llama3.1-8b `cnn_eval.json`: a JSON array of records with
+    /// `instruction`, `input`, `tok_input`, `output` (pandas' column-oriented
+    /// `to_json` layout is accepted too).
+    MlperfJson,
+    /// MLPerf llama2-70b pandas DataFrame pickle (`tok_input`, `output`,
+    /// `input`, ...).
+    PandasPickle,
+    /// JSON Lines, one object per line; field names from [`JsonlFields`].
+    Jsonl,
+    /// ShareGPT JSON: an array of `{"conversations": [{"from", "value"}...]}`.
+    ShareGpt,
+}
+
+impl DatasetFormat {
+    /// Stable name (`mlperf_json`, `pandas_pickle`, `jsonl`, `sharegpt`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MlperfJson => "mlperf_json",
+            Self::PandasPickle => "pandas_pickle",
+            Self::Jsonl => "jsonl",
+            Self::ShareGpt => "sharegpt",
+        }
+    }
+
+    /// Guesses the format of a file.
+    ///
+    /// `.pkl`/`.pickle` is a pandas pickle and `.jsonl`/`.ndjson` JSON Lines.
+    /// For anything else the first 64 KiB decide: a leading `{` followed by
+    /// another top-level object on a later line means JSON Lines; a record
+    /// with a `conversations` key means ShareGPT; otherwise MLPerf JSON.
+    pub fn detect(path: &Path) -> Result<Self, DatasetError> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("pkl" | "pickle") => return Ok(Self::PandasPickle),
+            Some("jsonl" | "ndjson") => return Ok(Self::Jsonl),
+            _ => {}
+        }
+        let head = read_head(path, 64 * 1024)?;
+        let text = String::from_utf8_lossy(&head);
+        let trimmed = text.trim_start();
+        if trimmed.starts_with('\u{80}') || head.first() == Some(&0x80) {
+            return Ok(Self::PandasPickle);
+        }
+        if trimmed.starts_with('{') {
+            // A column-oriented pandas to_json file is one object; JSON Lines
+            // has a second object starting a later line.
+            let second_object = trimmed
+                .lines()
+                .skip(1)
+                .any(|l| l.trim_start().starts_with('{'));
+            if second_object && !trimmed.contains("\"tok_input\": {") {
+                return Ok(Self::Jsonl);
+            }
+            return Ok(Self::MlperfJson);
+        }
+        if trimmed.contains("\"conversations\"") {
+            return Ok(Self::ShareGpt);
+        }
+        Ok(Self::MlperfJson)
+    }
+}
+
+impl fmt::Display for DatasetFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DatasetFormat {
+    type Err = DatasetError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "mlperf_json" | "mlperf" | "cnn_eval" => Ok(Self::MlperfJson),
+            "pandas_pickle" | "pickle" | "pkl" => Ok(Self::PandasPickle),
+            "jsonl" => Ok(Self::Jsonl),
+            "sharegpt" => Ok(Self::ShareGpt),
+            other => Err(DatasetError::Options(format!(
+                "unknown dataset format {other:?} (expected mlperf_json, pandas_pickle, jsonl or sharegpt)"
+            ))),
+        }
+    }
+}
+
+/// How [`Dataset::load`] reads a file.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct DatasetOptions {
+    /// Format; `None` detects it ([`DatasetFormat::detect`]).
+    pub format: Option<DatasetFormat>,
+    /// Name logged as `qsl_name`; `None` uses the file stem.
+    pub name: Option<String>,
+    /// Keep only the first N samples (MLPerf's `--total-sample-count`).
+    pub total_sample_count: Option<usize>,
+    /// LoadGen's performance sample count; `None` means every sample (as
+    /// the MLPerf LLM references do). Capped at the sample count.
+    pub performance_sample_count: Option<usize>,
+    /// Field names for JSON Lines.
+    pub jsonl: JsonlFields,
+    /// Filters and limits for ShareGPT.
+    pub sharegpt: sharegpt::ShareGptOptions,
+}
+
+impl DatasetOptions {
+    /// Default options: detect the format, use every sample.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forces a format.
+    #[must_use]
+    pub fn with_format(mut self, format: DatasetFormat) -> Self {
+        self.format = Some(format);
+        self
+    }
+
+    /// Sets the `qsl_name`.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Keeps only the first `n` samples.
+    #[must_use]
+    pub fn with_total_sample_count(mut self, n: usize) -> Self {
+        self.total_sample_count = Some(n);
+        self
+    }
+
+    /// Sets the performance sample count.
+    #[must_use]
+    pub fn with_performance_sample_count(mut self, n: usize) -> Self {
+        self.performance_sample_count = Some(n);
+        self
+    }
+
+    /// Sets the JSON Lines field names.
+    #[must_use]
+    pub fn with_jsonl_fields(mut self, fields: JsonlFields) -> Self {
+        self.jsonl = fields;
+        self
+    }
+
+    /// Sets the ShareGPT options.
+    #[must_use]
+    pub fn with_sharegpt(mut self, options: sharegpt::ShareGptOptions) -> Self {
+        self.sharegpt = options;
+        self
+    }
+}
+
+/// Why a dataset could not be loaded or used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DatasetError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file as a whole is malformed (e.g. not JSON, wrong top-level shape).
+    #[error("{}: {message}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// One record (array element or DataFrame row) is malformed.
+    #[error("{}: record {index}: {message}", path.display())]
+    Record {
+        /// The file.
+        path: PathBuf,
+        /// 0-based record index.
+        index: usize,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+    /// One line of a line-oriented file is malformed.
+    #[error("{}:{line}: {message}", path.display())]
+    Line {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+    /// A pandas pickle this reader cannot decode.
+    #[error(
+        "{}: cannot read this pandas pickle: {message}; convert it to JSON Lines once with\n  {} \nand load the .jsonl file",
+        path.display(), pickle::conversion_command(path)
+    )]
+    Pickle {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// The options are inconsistent.
+    #[error("invalid dataset options: {0}")]
+    Options(String),
+    /// The dataset has no samples.
+    #[error("{}: no samples", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl Dataset {
+    /// Reads a dataset file (see the crate docs for formats and detection).
+    pub fn load(path: impl AsRef<Path>, options: &DatasetOptions) -> Result<Self, DatasetError> {
+        let path = path.as_ref();
+        let format = match options.format {
+            Some(f) => f,
+            None => DatasetFormat::detect(path)?,
+        };
+        let mut samples = match format {
+            DatasetFormat::MlperfJson => mlperf_json::load(path)?,
+            DatasetFormat::PandasPickle => pickle::load(path)?,
+            DatasetFormat::Jsonl => jsonl::load(path, &options.jsonl)?,
+            DatasetFormat::ShareGpt => sharegpt::load(path, &options.sharegpt)?,
+        };
+        if let Some(n) = options.total_sample_count {
+            samples.truncate(n);
+        }
+        if samples.is_empty() {
+            return Err(DatasetError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        let name = options.name.clone().unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "dataset".to_string())
+        });
+        Ok(Self::from_samples(
+            name,
+            samples,
+            options.performance_sample_count,
+        ))
+    }
+
+    /// A dataset over these samples; `performance_sample_count` `None` means
+    /// every sample, and a larger value is capped at the sample count.
+    pub fn from_samples(
+        name: impl Into<String>,
+        samples: Vec<Sample>,
+        performance_sample_count: Option<usize>,
+    ) -> Self {
+        let total = samples.len();
+        Self {
+            name: name.into(),
+            performance_sample_count: performance_sample_count.map_or(total, |n| n.min(total)),
+            samples,
+        }
+    }
+
+    /// The references (accuracy targets), by sample index; `None` where a
+    /// sample has none.
+    pub fn references(&self) -> Vec<Option<&str>> {
+        self.samples
+            .iter()
+            .map(|s| s.reference.as_deref())
+            .collect()
+    }
+
+    fn check_indices(&self, indices: &[QuerySampleIndex]) -> Result<(), QslError> {
+        match indices.iter().find(|&&i| i >= self.samples.len()) {
+            Some(&bad) => Err(Box::new(QslIndexError {
+                dataset: self.name.clone(),
+                index: bad,
+                total: self.samples.len(),
+            })),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A QSL load/unload asked for a sample the dataset does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("dataset {dataset}: sample index {index} out of range (it has {total} samples)")]
+pub struct QslIndexError {
+    /// Dataset name.
+    pub dataset: String,
+    /// The offending index.
+    pub index: QuerySampleIndex,
+    /// Samples in the dataset.
+    pub total: usize,
+}
+
+impl QuerySampleLibrary for Dataset {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn total_sample_count(&self) -> usize {
+        self.samples.len()
+    }
+
+    fn performance_sample_count(&self) -> usize {
+        self.performance_sample_count
+    }
+
+    // Samples are in memory from the start (as in the MLPerf LLM references,
+    // whose load/unload are no-ops); only the indices are checked.
+    fn load_samples_to_ram(&self, samples: &[QuerySampleIndex]) -> Result<(), QslError> {
+        self.check_indices(samples)
+    }
+
+    fn unload_samples_from_ram(&self, samples: &[QuerySampleIndex]) -> Result<(), QslError> {
+        self.check_indices(samples)
+    }
+}
+
+fn read_head(path: &Path, max: usize) -> Result<Vec<u8>, DatasetError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+    let mut head = Vec::with_capacity(max.min(1 << 16));
+    file.take(max as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| io_error(path, e))?;
+    Ok(head)
+}
+
+pub(crate) fn io_error(path: &Path, source: std::io::Error) -> DatasetError {
+    DatasetError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DatasetError> {
+    std::fs::read(path).map_err(|e| io_error(path, e))
+}
+
+pub(crate) fn format_error(path: &Path, message: impl Into<String>) -> DatasetError {
+    DatasetError::Format {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+pub(crate) fn record_error(path: &Path, index: usize, message: impl Into<String>) -> DatasetError {
+    DatasetError::Record {
+        path: path.to_path_buf(),
+        index,
+        message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ds(n: usize, perf: Option<usize>) -> Dataset {
+        let samples = (0..n)
+            .map(|i| Sample {
+                input_tokens: vec![i as u32],
+                ..Sample::default()
+            })
+            .collect();
+        Dataset::from_samples("t", samples, perf)
+    }
+
+    #[test]
+    fn qsl_counts_and_index_checks() {
+        let d = ds(5, None);
+        assert_eq!(d.total_sample_count(), 5);
+        assert_eq!(QuerySampleLibrary::performance_sample_count(&d), 5);
+        assert!(d.load_samples_to_ram(&[0, 4, 4]).is_ok());
+        let err = d.load_samples_to_ram(&[1, 5]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "dataset t: sample index 5 out of range (it has 5 samples)"
+        );
+        assert!(d.unload_samples_from_ram(&[7]).is_err());
+        assert_eq!(ds(5, Some(3)).performance_sample_count, 3);
+        assert_eq!(ds(5, Some(9)).performance_sample_count, 5);
+    }
+
+    #[test]
+    fn format_names_round_trip() {
+        for f in [
+            DatasetFormat::MlperfJson,
+            DatasetFormat::PandasPickle,
+            DatasetFormat::Jsonl,
+            DatasetFormat::ShareGpt,
+        ] {
+            assert_eq!(f.as_str().parse::<DatasetFormat>().unwrap(), f);
+        }
+        assert!("csv".parse::<DatasetFormat>().is_err());
+    }
 }

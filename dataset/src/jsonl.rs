@@ -1,0 +1,239 @@
+//! JSON Lines: one JSON object per line.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{DatasetError, Sample, read_file};
+
+/// Which keys of a JSON Lines object hold what.
+///
+/// Each entry is a list of candidate keys; the first one present (and not
+/// `null`) in an object is used. Every object needs prompt text or token ids.
+/// The defaults read what the documented pandas conversion of the MLPerf
+/// pickle writes (`input`, `tok_input`, `output`) as well as common
+/// `prompt`/`completion` files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JsonlFields {
+    /// Prompt text (a string). Default: `prompt`, `input`, `text`.
+    pub text: Vec<String>,
+    /// Prompt token ids (an array of non-negative integers).
+    /// Default: `tok_input`, `input_ids`, `prompt_tokens`.
+    pub tokens: Vec<String>,
+    /// Reference output (a string). Default: `output`, `reference`,
+    /// `completion`, `response`.
+    pub reference: Vec<String>,
+    /// Output length cap (a non-negative integer). Default: `max_tokens`,
+    /// `max_output_tokens`, `output_len`.
+    pub max_tokens: Vec<String>,
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_string()).collect()
+}
+
+impl Default for JsonlFields {
+    fn default() -> Self {
+        Self {
+            text: names(&["prompt", "input", "text"]),
+            tokens: names(&["tok_input", "input_ids", "prompt_tokens"]),
+            reference: names(&["output", "reference", "completion", "response"]),
+            max_tokens: names(&["max_tokens", "max_output_tokens", "output_len"]),
+        }
+    }
+}
+
+impl JsonlFields {
+    /// Fields with exactly these keys (`None`: that field is never read).
+    pub fn exact(
+        text: Option<&str>,
+        tokens: Option<&str>,
+        reference: Option<&str>,
+        max_tokens: Option<&str>,
+    ) -> Self {
+        let one = |k: Option<&str>| k.map(|k| vec![k.to_string()]).unwrap_or_default();
+        Self {
+            text: one(text),
+            tokens: one(tokens),
+            reference: one(reference),
+            max_tokens: one(max_tokens),
+        }
+    }
+}
+
+pub(crate) fn load(path: &Path, fields: &JsonlFields) -> Result<Vec<Sample>, DatasetError> {
+    let bytes = read_file(path)?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        line_error(path, line, "invalid UTF-8")
+    })?;
+    let mut samples = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let value: Value = serde_json::from_str(raw)
+            .map_err(|e| line_error(path, line, format!("invalid JSON: {e}")))?;
+        let Value::Object(obj) = value else {
+            return Err(line_error(path, line, "expected a JSON object"));
+        };
+
+        let input_text = match find_field(&obj, &fields.text) {
+            Some((_, Value::String(s))) => Some(s.clone()),
+            Some((k, _)) => {
+                return Err(line_error(
+                    path,
+                    line,
+                    format!("field `{k}`: expected a string"),
+                ));
+            }
+            None => None,
+        };
+        let input_tokens = match find_field(&obj, &fields.tokens) {
+            Some((k, v)) => token_ids(v).ok_or_else(|| {
+                line_error(
+                    path,
+                    line,
+                    format!("field `{k}`: expected an array of token ids (integers 0..2^32)"),
+                )
+            })?,
+            None => Vec::new(),
+        };
+        if input_text.is_none() && input_tokens.is_empty() {
+            return Err(line_error(
+                path,
+                line,
+                format!(
+                    "no prompt: none of the text fields {:?} or token fields {:?} is present",
+                    fields.text, fields.tokens
+                ),
+            ));
+        }
+        let reference = match find_field(&obj, &fields.reference) {
+            Some((_, Value::String(s))) => Some(s.clone()),
+            Some((k, _)) => {
+                return Err(line_error(
+                    path,
+                    line,
+                    format!("field `{k}`: expected a string"),
+                ));
+            }
+            None => None,
+        };
+        let max_output_tokens = match find_field(&obj, &fields.max_tokens) {
+            Some((k, v)) => Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(
+                || {
+                    line_error(
+                        path,
+                        line,
+                        format!("field `{k}`: expected a non-negative integer"),
+                    )
+                },
+            )?),
+            None => None,
+        };
+        samples.push(Sample {
+            input_tokens,
+            input_text,
+            reference,
+            max_output_tokens,
+        });
+    }
+    Ok(samples)
+}
+
+fn find_field<'a>(
+    obj: &'a serde_json::Map<String, Value>,
+    keys: &'a [String],
+) -> Option<(&'a str, &'a Value)> {
+    keys.iter()
+        .find_map(|k| obj.get(k).filter(|v| !v.is_null()).map(|v| (k.as_str(), v)))
+}
+
+fn token_ids(v: &Value) -> Option<Vec<u32>> {
+    v.as_array()?
+        .iter()
+        .map(|t| t.as_u64().and_then(|n| u32::try_from(n).ok()))
+        .collect()
+}
+
+fn line_error(path: &Path, line: usize, message: impl Into<String>) -> DatasetError {
+    DatasetError::Line {
+        path: path.to_path_buf(),
+        line,
+        message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(content: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(content.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn default_fields() {
+        let f = file(
+            "{\"prompt\": \"hi\", \"output\": \"yo\", \"max_tokens\": 7}\n\n{\"tok_input\": [1, 2], \"input\": \"ab\", \"reference\": null}\n",
+        );
+        let s = load(f.path(), &JsonlFields::default()).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].input_text.as_deref(), Some("hi"));
+        assert_eq!(s[0].reference.as_deref(), Some("yo"));
+        assert_eq!(s[0].max_output_tokens, Some(7));
+        assert_eq!(s[1].input_tokens, vec![1, 2]);
+        assert_eq!(s[1].input_text.as_deref(), Some("ab"));
+        assert_eq!(s[1].reference, None);
+    }
+
+    #[test]
+    fn exact_fields() {
+        let f = file("{\"q\": \"x\", \"prompt\": \"ignored\", \"a\": \"y\", \"n\": 3}\n");
+        let fields = JsonlFields::exact(Some("q"), None, Some("a"), Some("n"));
+        let s = load(f.path(), &fields).unwrap();
+        assert_eq!(s[0].input_text.as_deref(), Some("x"));
+        assert_eq!(s[0].reference.as_deref(), Some("y"));
+        assert_eq!(s[0].max_output_tokens, Some(3));
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let cases = [
+            (
+                "{\"prompt\": \"a\"}\n{\"prompt\": 3}\n",
+                ":2: field `prompt`: expected a string",
+            ),
+            ("{\"prompt\": \"a\"}\nnot json\n", ":2: invalid JSON"),
+            ("[1]\n", ":1: expected a JSON object"),
+            (
+                "{\"tok_input\": [1, -1]}\n",
+                ":1: field `tok_input`: expected an array",
+            ),
+            (
+                "{\"prompt\": \"a\", \"max_tokens\": 1.5}\n",
+                ":1: field `max_tokens`",
+            ),
+            ("{\"other\": 1}\n", ":1: no prompt"),
+        ];
+        for (content, want) in cases {
+            let f = file(content);
+            let e = load(f.path(), &JsonlFields::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{e:?} lacks {want:?}");
+            assert!(e.starts_with(&f.path().display().to_string()), "{e}");
+        }
+    }
+}
