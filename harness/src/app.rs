@@ -50,7 +50,11 @@ fn redacted_command() -> Vec<String> {
             out.push(format!("--backend={}", crate::run_cmd::redact_url(url)));
             continue;
         }
-        out.push(if arg.starts_with("http") { crate::run_cmd::redact_url(&arg) } else { arg });
+        out.push(if arg.starts_with("http") {
+            crate::run_cmd::redact_url(&arg)
+        } else {
+            arg
+        });
     }
     out
 }

@@ -42,12 +42,10 @@ struct WindowObserver {
 impl RunObserver for WindowObserver {
     fn phase_started(&self, start: &PhaseStart) {
         self.live.phase_started(start);
-        if start.phase == loadgen::Phase::Performance {
-            if let Some(c) = &self.collector {
-                // Waiting here would delay the first issue; the scrape
-                // happens within milliseconds of it.
-                drop(c.mark_window_start());
-            }
+        if let (loadgen::Phase::Performance, Some(c)) = (start.phase, &self.collector) {
+            // Waiting here would delay the first issue; the scrape happens
+            // within milliseconds of it.
+            drop(c.mark_window_start());
         }
     }
     fn query_issued(&self, query: u64, samples: usize, issued_ns: u64) {
@@ -61,10 +59,8 @@ impl RunObserver for WindowObserver {
     }
     fn phase_finished(&self, end: &PhaseEnd) {
         self.live.phase_finished(end);
-        if end.phase == loadgen::Phase::Performance {
-            if let Some(c) = &self.collector {
-                drop(c.mark_window_end());
-            }
+        if let (loadgen::Phase::Performance, Some(c)) = (end.phase, &self.collector) {
+            drop(c.mark_window_end());
         }
     }
 }

@@ -33,11 +33,21 @@ impl Progress {
             "{prefix:>9} [{elapsed_precise}] {bar:40.cyan/blue} {pos:>8}/{len:8} {per_sec:>12} {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar());
-        let issued = bars.add(ProgressBar::new(0).with_style(style.clone()).with_prefix("issued"));
-        let completed = bars.add(ProgressBar::new(0).with_style(style).with_prefix("completed"));
+        let issued = bars.add(
+            ProgressBar::new(0)
+                .with_style(style.clone())
+                .with_prefix("issued"),
+        );
+        let completed = bars.add(
+            ProgressBar::new(0)
+                .with_style(style)
+                .with_prefix("completed"),
+        );
         let live = bars.add(
-            ProgressBar::new_spinner()
-                .with_style(ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_spinner())),
+            ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ),
         );
         issued.enable_steady_tick(Duration::from_millis(250));
         Progress {
@@ -74,7 +84,8 @@ impl RunObserver for Progress {
             bar.reset();
             bar.set_length(start.sample_count);
         }
-        self.issued.set_message(format!("{} {}", start.phase, start.scenario));
+        self.issued
+            .set_message(format!("{} {}", start.phase, start.scenario));
         self.failed.store(0, Ordering::Relaxed);
     }
 

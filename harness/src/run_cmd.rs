@@ -89,8 +89,9 @@ impl RunConfig {
             ScenarioArg::MultiStream => "MultiStream",
             ScenarioArg::Interactive => "Interactive",
         };
-        let (model_key, scenario) = loadgen::config::config_target(&args.lg_model_name, scenario_name)
-            .with_context(|| format!("--scenario {scenario_name}"))?;
+        let (model_key, scenario) =
+            loadgen::config::config_target(&args.lg_model_name, scenario_name)
+                .with_context(|| format!("--scenario {scenario_name}"))?;
         let mut settings = TestSettings {
             scenario,
             ..TestSettings::default()
@@ -147,7 +148,6 @@ impl RunConfig {
         if let Some(ms) = args.max_duration_ms {
             settings.max_duration_ms = ms;
         }
-        settings.sut_name = "harness-openai".to_owned();
 
         let mut sut_config = sut::SutConfig::new(args.backends.iter().cloned());
         sut_config.endpoint_kind = match args.api {
@@ -198,8 +198,11 @@ impl RunConfig {
             .context("--idle-timeout must be above 0: a silent backend would hang the run")?;
         let metrics_interval = if args.enable_metrics_collection {
             Some(
-                seconds("metrics-collection-interval", args.metrics_collection_interval)?
-                    .context("--metrics-collection-interval must be above 0")?,
+                seconds(
+                    "metrics-collection-interval",
+                    args.metrics_collection_interval,
+                )?
+                .context("--metrics-collection-interval must be above 0")?,
             )
         } else {
             None
@@ -239,20 +242,22 @@ impl RunConfig {
 fn bundled_dataset() -> anyhow::Result<PathBuf> {
     let candidates = [
         PathBuf::from(BUNDLED_DATASET),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(BUNDLED_DATASET),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(BUNDLED_DATASET),
     ];
     candidates
         .iter()
         .find(|p| p.is_file())
         .cloned()
-        .with_context(|| format!("the bundled dataset {BUNDLED_DATASET} is missing: pass --dataset-path"))
+        .with_context(|| {
+            format!("the bundled dataset {BUNDLED_DATASET} is missing: pass --dataset-path")
+        })
 }
 
 /// What a finished run reports back to `main`.
 #[derive(Debug)]
 pub struct RunResult {
-    /// The run directory.
-    pub dir: PathBuf,
     /// Validity and reasons.
     pub verdict: TestVerdict,
     /// The run was stopped before it finished.
@@ -267,7 +272,9 @@ impl RunObserver for Observers {
         self.0.iter().for_each(|o| o.phase_started(start));
     }
     fn query_issued(&self, query: u64, samples: usize, issued_ns: u64) {
-        self.0.iter().for_each(|o| o.query_issued(query, samples, issued_ns));
+        self.0
+            .iter()
+            .for_each(|o| o.query_issued(query, samples, issued_ns));
     }
     fn first_token(&self, seq: u64, at_ns: u64) {
         self.0.iter().for_each(|o| o.first_token(seq, at_ns));
@@ -427,7 +434,6 @@ pub fn execute(config: RunConfig, out: &mut dyn std::io::Write) -> anyhow::Resul
         crate::report_cmd::generate(&dir, out)?;
     }
     Ok(RunResult {
-        dir,
         verdict,
         interrupted: outcome.interrupted,
     })
@@ -468,7 +474,10 @@ mod tests {
 
     #[test]
     fn credentials_never_survive_redaction() {
-        assert_eq!(redact_url("https://user:secret@host:8000/v1?key=abc"), "https://host:8000/v1");
+        assert_eq!(
+            redact_url("https://user:secret@host:8000/v1?key=abc"),
+            "https://host:8000/v1"
+        );
         assert_eq!(redact_url("http://127.0.0.1:8000"), "http://127.0.0.1:8000");
     }
 }

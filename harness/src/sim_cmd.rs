@@ -112,9 +112,18 @@ fn parse_error_rate(s: &str) -> Result<sim::ErrorRate, String> {
     let (status, p) = s
         .split_once(':')
         .ok_or_else(|| format!("expected STATUS:PROBABILITY, got {s:?}"))?;
-    let status: u16 = status.trim().parse().map_err(|e| format!("status in {s:?}: {e}"))?;
-    let probability: f64 = p.trim().parse().map_err(|e| format!("probability in {s:?}: {e}"))?;
-    Ok(sim::ErrorRate { status, probability })
+    let status: u16 = status
+        .trim()
+        .parse()
+        .map_err(|e| format!("status in {s:?}: {e}"))?;
+    let probability: f64 = p
+        .trim()
+        .parse()
+        .map_err(|e| format!("probability in {s:?}: {e}"))?;
+    Ok(sim::ErrorRate {
+        status,
+        probability,
+    })
 }
 
 impl SimArgs {
@@ -152,12 +161,18 @@ impl SimArgs {
         if !self.error_rates.is_empty() {
             f.error_rates = self.error_rates.clone();
         }
-        set(&mut f.stall_first_probability, &self.stall_first_probability);
+        set(
+            &mut f.stall_first_probability,
+            &self.stall_first_probability,
+        );
         set(&mut f.stall_mid_probability, &self.stall_mid_probability);
         set(&mut f.stall_ms, &self.stall_ms);
         set(&mut f.disconnect_probability, &self.disconnect_probability);
         set(&mut f.malformed_probability, &self.malformed_probability);
-        set(&mut f.error_event_probability, &self.error_event_probability);
+        set(
+            &mut f.error_event_probability,
+            &self.error_event_probability,
+        );
         set(&mut f.unready_secs, &self.unready_secs);
         set(&mut f.accept_delay_ms, &self.accept_delay_ms);
         if self.refuse_after.is_some() {
@@ -183,7 +198,9 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         args.profile,
         handle.base_url()
     );
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     handle.shutdown().await;
     Ok(())
 }
@@ -232,6 +249,12 @@ mod tests {
         assert!(e.contains("faults.disconnect_probability"), "{e}");
         assert!(Cli::try_parse_from(["x", "--error-rate", "500"]).is_err());
         let cli = Cli::parse_from(["x", "--profile", "nope"]);
-        assert!(cli.sim.to_config().unwrap_err().to_string().contains("nope"));
+        assert!(
+            cli.sim
+                .to_config()
+                .unwrap_err()
+                .to_string()
+                .contains("nope")
+        );
     }
 }

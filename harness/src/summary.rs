@@ -56,7 +56,10 @@ pub fn render(
         }
         match search.peak_qps {
             Some(qps) => writeln!(out, "  peak target QPS: {qps}")?,
-            None => writeln!(out, "  no passing QPS: the base target fails its latency limits")?,
+            None => writeln!(
+                out,
+                "  no passing QPS: the base target fails its latency limits"
+            )?,
         }
     }
     for phase in &outcome.phases {
@@ -86,11 +89,23 @@ pub fn render(
                 tokens as f64 / duration,
             )?;
         }
-        writeln!(out, "  {:<22} {:>10} {:>10} {:>10} {:>10}", "(ms)", "p50", "p90", "p99", "max")?;
+        writeln!(
+            out,
+            "  {:<22} {:>10} {:>10} {:>10} {:>10}",
+            "(ms)", "p50", "p90", "p99", "max"
+        )?;
         row(out, "latency", &r.sample_latencies)?;
         if !r.token_results.first_token_latencies.is_empty() {
-            row(out, "time to first token", &r.token_results.first_token_latencies)?;
-            row(out, "time per output token", &r.token_results.time_per_output_token_arr)?;
+            row(
+                out,
+                "time to first token",
+                &r.token_results.first_token_latencies,
+            )?;
+            row(
+                out,
+                "time per output token",
+                &r.token_results.time_per_output_token_arr,
+            )?;
         }
         if let Some(delay) = &m.issue_delay {
             writeln!(

@@ -20,6 +20,22 @@ pub enum Phase {
     Performance,
 }
 
+impl Phase {
+    /// `accuracy` or `performance`, as in `records.jsonl`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Accuracy => "accuracy",
+            Phase::Performance => "performance",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What happened to one issued sample (one request to the server).
 ///
 /// Times are nanoseconds since the start of the phase, on one monotonic clock.

@@ -1,0 +1,312 @@
+//! `harness run` end to end: the binary against the built-in simulator and
+//! against simulators with injected faults, started here on 127.0.0.1:0.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rundir::{RunManifest, RunStatus, read_records};
+
+/// Short runs: half a second, 40 queries.
+const QUICK_CONF: &str = "\
+*.Server.target_qps = 100
+*.Offline.target_qps = 2000
+*.*.min_duration = 500
+*.Server.min_query_count = 40
+*.Offline.min_query_count = 40
+*.SingleStream.min_query_count = 10
+*.SingleStream.target_latency = 50
+";
+
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("user.conf"), QUICK_CONF).unwrap();
+        Scratch { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `harness run` with the quick user.conf and the bundled dataset.
+    fn run(&self, args: &[&str]) -> Output {
+        let dataset =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json");
+        Command::new(env!("CARGO_BIN_EXE_harness"))
+            .current_dir(self.path())
+            .args([
+                "run",
+                "--quiet",
+                "--no-report",
+                "--user-conf",
+                "user.conf",
+                "--max-tokens",
+                "16",
+            ])
+            .arg("--dataset-path")
+            .arg(&dataset)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn run_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.path().join("runs"))
+            .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        dirs.sort();
+        dirs
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A simulator with the given faults on its own runtime thread.
+struct FaultySim {
+    url: String,
+    _runtime: tokio::runtime::Runtime,
+    _handle: sim::SimHandle,
+}
+
+fn faulty_sim(configure: impl FnOnce(&mut sim::SimConfig)) -> FaultySim {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut config = sim::SimConfig::from_profile("tiny-fast").unwrap();
+    config.seed = 7;
+    configure(&mut config);
+    let handle = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        sim::Simulator::start(config, listener).unwrap()
+    });
+    FaultySim {
+        url: format!("http://{}", handle.local_addr()),
+        _runtime: runtime,
+        _handle: handle,
+    }
+}
+
+/// Every issued sample has exactly one record, and the run's files agree.
+fn check_accounted(dir: &Path) -> (RunManifest, u64, u64) {
+    let manifest = RunManifest::read(dir).unwrap();
+    let records = read_records(&dir.join(rundir::RECORDS_FILE)).unwrap();
+    let perf = records.performance().expect("a performance phase");
+    let end = perf.end.as_ref().expect("the phase ended");
+    assert_eq!(
+        perf.records.len() as u64,
+        end.completed_samples,
+        "one record per issued sample"
+    );
+    assert_eq!(
+        perf.header.start.sample_count >= end.completed_samples,
+        true
+    );
+    let mut seqs: Vec<u64> = perf.records.iter().map(|r| r.seq).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), perf.records.len(), "no sample recorded twice");
+    let failed = perf.records.iter().filter(|r| r.error.is_some()).count() as u64;
+    assert_eq!(failed, end.failed_samples);
+    (manifest, perf.records.len() as u64, failed)
+}
+
+#[test]
+fn a_server_run_on_the_builtin_simulator_is_valid_and_fully_recorded() {
+    let scratch = Scratch::new();
+    let output = scratch.run(&["--scenario", "Server", "--sim-profile", "tiny-fast"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("Result: VALID"), "{stdout}");
+    let dirs = scratch.run_dirs();
+    assert_eq!(dirs.len(), 1);
+    let (manifest, records, failed) = check_accounted(&dirs[0]);
+    assert_eq!(manifest.status, RunStatus::Complete);
+    assert!(manifest.verdict.unwrap().valid);
+    assert!(records >= 40);
+    assert_eq!(failed, 0);
+    assert_eq!(manifest.backends, vec!["sim://tiny-fast".to_owned()]);
+}
+
+#[test]
+fn an_offline_run_batches_every_sample_and_never_overwrites_a_previous_run() {
+    let scratch = Scratch::new();
+    for _ in 0..2 {
+        let output = scratch.run(&[
+            "--scenario",
+            "Offline",
+            "--sim-profile",
+            "tiny-fast",
+            "--max-in-flight",
+            "8",
+        ]);
+        assert!(output.status.success(), "{}", text(&output));
+    }
+    let dirs = scratch.run_dirs();
+    assert_eq!(dirs.len(), 2, "each run gets its own directory");
+    for dir in dirs {
+        let (_, records, failed) = check_accounted(&dir);
+        assert!(records >= 40);
+        assert_eq!(failed, 0);
+    }
+}
+
+#[test]
+fn http_errors_and_broken_streams_make_the_run_invalid_with_every_query_accounted_for() {
+    let sim = faulty_sim(|c| {
+        c.faults.error_rates = vec![sim::ErrorRate {
+            status: 500,
+            probability: 0.2,
+        }];
+        c.faults.disconnect_probability = 0.1;
+        c.faults.malformed_probability = 0.1;
+        c.faults.error_event_probability = 0.1;
+    });
+    let scratch = Scratch::new();
+    let output = scratch.run(&["--scenario", "Server", "--backend", &sim.url]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("Result: INVALID"), "{stdout}");
+    assert!(
+        stdout.contains("http_status"),
+        "errors are counted by kind: {stdout}"
+    );
+    let (manifest, _, failed) = check_accounted(&scratch.run_dirs()[0]);
+    assert!(failed > 0);
+    let verdict = manifest.verdict.unwrap();
+    assert!(!verdict.valid);
+    assert!(
+        verdict.reasons.iter().any(|r| r.contains("samples failed")),
+        "{verdict:?}"
+    );
+}
+
+#[test]
+fn a_server_that_dies_mid_run_ends_the_run_invalid_not_hung() {
+    let sim = faulty_sim(|c| c.faults.refuse_after = Some(10));
+    let scratch = Scratch::new();
+    let output = scratch.run(&["--scenario", "Server", "--backend", &sim.url]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let (_, records, failed) = check_accounted(&scratch.run_dirs()[0]);
+    assert!(records >= 40);
+    assert!(failed >= records - 10, "{failed} of {records} failed");
+}
+
+#[test]
+fn a_stalled_stream_is_failed_after_the_stall_timeout() {
+    let sim = faulty_sim(|c| {
+        // Per chunk after the first: with 16 tokens, about one stream in
+        // four stalls.
+        c.faults.stall_mid_probability = 0.02;
+        c.faults.stall_ms = 60_000;
+    });
+    let scratch = Scratch::new();
+    let output = scratch.run(&[
+        "--scenario",
+        "Server",
+        "--backend",
+        &sim.url,
+        "--stall-timeout",
+        "0.5",
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let dir = &scratch.run_dirs()[0];
+    let (_, _, failed) = check_accounted(dir);
+    assert!(failed > 0);
+    let records = read_records(&dir.join(rundir::RECORDS_FILE)).unwrap();
+    let kinds: Vec<String> = records
+        .performance()
+        .unwrap()
+        .records
+        .iter()
+        .filter_map(|r| r.error.as_ref().map(|e| e.kind.to_string()))
+        .collect();
+    assert!(kinds.iter().all(|k| k == "stalled"), "{kinds:?}");
+}
+
+#[test]
+fn an_unreachable_backend_is_a_clear_error_before_any_run_directory() {
+    // Bind then drop a listener: the port is free and refuses connections.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let scratch = Scratch::new();
+    let url = format!("http://127.0.0.1:{port}");
+    let output = scratch.run(&["--backend", &url]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&url),
+        "the error names the endpoint: {stderr}"
+    );
+    assert!(scratch.run_dirs().is_empty());
+}
+
+#[test]
+fn a_bad_user_conf_names_the_file_and_line() {
+    let scratch = Scratch::new();
+    std::fs::write(
+        scratch.path().join("bad.conf"),
+        "*.Server.target_qps = 10\n*.Server.min_duration = 5 # comment\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .current_dir(scratch.path())
+        .args(["run", "--user-conf", "bad.conf"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.conf") && stderr.contains('2'),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_api_key_never_reaches_the_run_directory_or_the_output() {
+    let scratch = Scratch::new();
+    let output = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .current_dir(scratch.path())
+        .env("TEST_SECRET_KEY", "sk-very-secret-value")
+        .args([
+            "run",
+            "--quiet",
+            "--no-report",
+            "--user-conf",
+            "user.conf",
+            "--max-tokens",
+            "8",
+        ])
+        .args([
+            "--sim-profile",
+            "tiny-fast",
+            "--api-key-env",
+            "TEST_SECRET_KEY",
+        ])
+        .arg("--dataset-path")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(!text(&output).contains("sk-very-secret-value"));
+    for entry in std::fs::read_dir(&scratch.run_dirs()[0]).unwrap() {
+        let content = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!String::from_utf8_lossy(&content).contains("sk-very-secret-value"));
+    }
+}
