@@ -699,4 +699,72 @@ mod tests {
         assert_eq!(t[0].min, 38.7792 * 0.99);
         assert_eq!(t[4].max, Some(8_167_644.0 * 1.1));
     }
+
+    #[test]
+    fn score_accuracy_end_to_end() {
+        use crate::tokenizer::{HfTokenizer, tests::TINY};
+        use crate::{Dataset, Sample};
+        let tok = HfTokenizer::from_bytes(TINY.as_bytes()).unwrap();
+        let sample = |r: &str| Sample {
+            input_tokens: vec![3],
+            reference: Some(r.to_string()),
+            ..Sample::default()
+        };
+        let ds = Dataset::from_samples(
+            "t",
+            vec![
+                sample("hello world ."),
+                sample("world hello ."),
+                Sample::default(),
+            ],
+            None,
+        );
+        let hex = |ids: &[i32]| {
+            ids.iter()
+                .map(|i| {
+                    i.to_le_bytes()
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
+                })
+                .collect::<String>()
+        };
+        // Sample 0 answered exactly (BOS/EOS skipped), sample 1 answered
+        // twice (the repeat is ignored), sample 1's first answer half right.
+        let log = serde_json::json!([
+            {"seq_id": 0, "qsl_idx": 0, "data": hex(&[0, 3, 4, 5, 1]), "token_count": 5},
+            {"seq_id": 1, "qsl_idx": 1, "data": hex(&[4, 4]), "token_count": 2},
+            {"seq_id": 2, "qsl_idx": 1, "data": hex(&[4, 3, 5]), "token_count": 3},
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mlperf_log_accuracy.json");
+        std::fs::write(&path, log.to_string()).unwrap();
+        let r = score_accuracy(&path, &ds, &tok, &AccuracyOptions::new()).unwrap();
+        assert_eq!((r.gen_num, r.duplicates_skipped, r.gen_tok_len), (2, 1, 7));
+        // Pair 1: "world world" vs "world hello .": P = 1/2, R = 1/2.
+        assert_eq!(r.rouge1, 75.0);
+        assert_eq!(
+            r.gen_len,
+            "hello world .".len() as u64 + "world world".len() as u64
+        );
+        assert_eq!(r.tokens_per_sample, 3.5);
+
+        let bad = serde_json::json!([{"qsl_idx": 2, "data": hex(&[3])}]);
+        std::fs::write(&path, bad.to_string()).unwrap();
+        let e = score_accuracy(&path, &ds, &tok, &AccuracyOptions::new()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("entry 0 (qsl_idx 2): sample has no reference"),
+            "{e}"
+        );
+        let bad = serde_json::json!([{"qsl_idx": 0, "data": "abc"}]);
+        std::fs::write(&path, bad.to_string()).unwrap();
+        let e = score_accuracy(&path, &ds, &tok, &AccuracyOptions::new()).unwrap_err();
+        assert!(e.to_string().contains("odd number of hex digits"), "{e}");
+        std::fs::write(&path, "[]").unwrap();
+        assert!(matches!(
+            score_accuracy(&path, &ds, &tok, &AccuracyOptions::new()),
+            Err(AccuracyError::Empty { .. })
+        ));
+    }
 }

@@ -5,26 +5,20 @@
 //! departures from the original algorithm (the irregular-forms pool, words of
 //! at most two letters left alone, `ies`/`ied` on four-letter words, the
 //! two-letter cvc case, step 1c's `y` rule, the `alli`/`fulli`/`logi`
-//! rules). Input is one lowercase ASCII token (what `rouge_score`'s tokenizer
-//! produces); other input is returned lowercased and otherwise unchanged.
+//! rules). Works on characters like NLTK (anything but a, e, i, o, u and
+//! a `y` after a vowel is a consonant), so any word stems as NLTK stems it;
+//! `rouge_score` only passes it lowercase ASCII tokens.
 
 /// The stem of `word` as `PorterStemmer().stem(word)` returns it.
 pub fn stem(word: &str) -> String {
     let lower = word.to_lowercase();
-    if !lower.bytes().all(|b| b.is_ascii_lowercase()) {
-        // Digits and non-ASCII never reach the stemmer from rouge_score's
-        // tokenizer except as whole tokens; keep them intact.
-        if lower.bytes().any(|b| !b.is_ascii_alphanumeric()) {
-            return lower;
-        }
-    }
     if let Some(base) = irregular(&lower) {
         return base.to_string();
     }
-    if lower.len() <= 2 {
+    if lower.chars().count() <= 2 {
         return lower;
     }
-    let mut w = lower.into_bytes();
+    let mut w: Vec<char> = lower.chars().collect();
     w = step1a(w);
     w = step1b(w);
     w = step1c(w);
@@ -33,8 +27,7 @@ pub fn stem(word: &str) -> String {
     w = step4(w);
     w = step5a(w);
     w = step5b(w);
-    // Only ASCII bytes were ever inserted.
-    String::from_utf8(w).unwrap_or_default()
+    w.into_iter().collect()
 }
 
 fn irregular(word: &str) -> Option<&'static str> {
@@ -55,22 +48,22 @@ fn irregular(word: &str) -> Option<&'static str> {
     })
 }
 
-fn is_vowel(b: u8) -> bool {
-    matches!(b, b'a' | b'e' | b'i' | b'o' | b'u')
+fn is_vowel(b: char) -> bool {
+    matches!(b, 'a' | 'e' | 'i' | 'o' | 'u')
 }
 
-fn is_consonant(w: &[u8], i: usize) -> bool {
+fn is_consonant(w: &[char], i: usize) -> bool {
     if is_vowel(w[i]) {
         return false;
     }
-    if w[i] == b'y' {
+    if w[i] == 'y' {
         return i == 0 || !is_consonant(w, i - 1);
     }
     true
 }
 
 /// Number of "vc" pairs in the consonant/vowel pattern.
-fn measure(stem: &[u8]) -> usize {
+fn measure(stem: &[char]) -> usize {
     let mut count = 0;
     let mut prev_vowel = false;
     for i in 0..stem.len() {
@@ -83,26 +76,26 @@ fn measure(stem: &[u8]) -> usize {
     count
 }
 
-fn positive_measure(stem: &[u8]) -> bool {
+fn positive_measure(stem: &[char]) -> bool {
     measure(stem) > 0
 }
 
-fn contains_vowel(stem: &[u8]) -> bool {
+fn contains_vowel(stem: &[char]) -> bool {
     (0..stem.len()).any(|i| !is_consonant(stem, i))
 }
 
-fn ends_double_consonant(w: &[u8]) -> bool {
+fn ends_double_consonant(w: &[char]) -> bool {
     let n = w.len();
     n >= 2 && w[n - 1] == w[n - 2] && is_consonant(w, n - 1)
 }
 
-fn ends_cvc(w: &[u8]) -> bool {
+fn ends_cvc(w: &[char]) -> bool {
     let n = w.len();
     (n >= 3
         && is_consonant(w, n - 3)
         && !is_consonant(w, n - 2)
         && is_consonant(w, n - 1)
-        && !matches!(w[n - 1], b'w' | b'x' | b'y'))
+        && !matches!(w[n - 1], 'w' | 'x' | 'y'))
         || (n == 2 && !is_consonant(w, 0) && is_consonant(w, 1))
 }
 
@@ -110,11 +103,11 @@ enum Cond<'a> {
     None,
     Positive,
     GreaterThanOne,
-    Custom(&'a dyn Fn(&[u8]) -> bool),
+    Custom(&'a dyn Fn(&[char]) -> bool),
 }
 
 impl Cond<'_> {
-    fn holds(&self, stem: &[u8]) -> bool {
+    fn holds(&self, stem: &[char]) -> bool {
         match self {
             Cond::None => true,
             Cond::Positive => positive_measure(stem),
@@ -127,7 +120,7 @@ impl Cond<'_> {
 /// The first rule whose suffix matches decides: replaced if its condition
 /// holds, otherwise the word is returned unchanged (NLTK's
 /// `_apply_rule_list`). The suffix `*d` means "ends in a double consonant".
-fn apply_rules(w: Vec<u8>, rules: &[(&str, &[u8], Cond<'_>)]) -> Vec<u8> {
+fn apply_rules(w: Vec<char>, rules: &[(&str, &[char], Cond<'_>)]) -> Vec<char> {
     for (suffix, replacement, cond) in rules {
         if *suffix == "*d" {
             if ends_double_consonant(&w) {
@@ -140,7 +133,7 @@ fn apply_rules(w: Vec<u8>, rules: &[(&str, &[u8], Cond<'_>)]) -> Vec<u8> {
             }
             continue;
         }
-        if w.ends_with(suffix.as_bytes()) {
+        if ends_with(&w, suffix) {
             let stem = &w[..w.len() - suffix.len()];
             return if cond.holds(stem) {
                 [stem, replacement].concat()
@@ -152,43 +145,53 @@ fn apply_rules(w: Vec<u8>, rules: &[(&str, &[u8], Cond<'_>)]) -> Vec<u8> {
     w
 }
 
-fn replace_suffix(w: &[u8], suffix_len: usize, replacement: &[u8]) -> Vec<u8> {
+/// `w` ends with the ASCII `suffix`.
+fn ends_with(w: &[char], suffix: &str) -> bool {
+    let n = suffix.len();
+    w.len() >= n
+        && w[w.len() - n..]
+            .iter()
+            .zip(suffix.bytes())
+            .all(|(&c, b)| c == char::from(b))
+}
+
+fn replace_suffix(w: &[char], suffix_len: usize, replacement: &[char]) -> Vec<char> {
     [&w[..w.len() - suffix_len], replacement].concat()
 }
 
-fn step1a(w: Vec<u8>) -> Vec<u8> {
-    if w.ends_with(b"ies") && w.len() == 4 {
-        return replace_suffix(&w, 3, b"ie");
+fn step1a(w: Vec<char>) -> Vec<char> {
+    if w.ends_with(&['i', 'e', 's']) && w.len() == 4 {
+        return replace_suffix(&w, 3, &['i', 'e']);
     }
     apply_rules(
         w,
         &[
-            ("sses", b"ss", Cond::None),
-            ("ies", b"i", Cond::None),
-            ("ss", b"ss", Cond::None),
-            ("s", b"", Cond::None),
+            ("sses", &['s', 's'], Cond::None),
+            ("ies", &['i'], Cond::None),
+            ("ss", &['s', 's'], Cond::None),
+            ("s", &[], Cond::None),
         ],
     )
 }
 
-fn step1b(w: Vec<u8>) -> Vec<u8> {
-    if w.ends_with(b"ied") {
+fn step1b(w: Vec<char>) -> Vec<char> {
+    if w.ends_with(&['i', 'e', 'd']) {
         return if w.len() == 4 {
-            replace_suffix(&w, 3, b"ie")
+            replace_suffix(&w, 3, &['i', 'e'])
         } else {
-            replace_suffix(&w, 3, b"i")
+            replace_suffix(&w, 3, &['i'])
         };
     }
-    if w.ends_with(b"eed") {
+    if w.ends_with(&['e', 'e', 'd']) {
         let stem = &w[..w.len() - 3];
         return if measure(stem) > 0 {
-            [stem, b"ee"].concat()
+            [stem, &['e', 'e']].concat()
         } else {
             w
         };
     }
     let mut intermediate = None;
-    for suffix in [&b"ed"[..], b"ing"] {
+    for suffix in [&['e', 'd'][..], &['i', 'n', 'g'][..]] {
         if w.ends_with(suffix) {
             let stem = &w[..w.len() - suffix.len()];
             if contains_vowel(stem) {
@@ -203,105 +206,105 @@ fn step1b(w: Vec<u8>) -> Vec<u8> {
     let Some(&last) = stem.last() else {
         return stem;
     };
-    let not_lsz = move |_: &[u8]| !matches!(last, b'l' | b's' | b'z');
-    let cvc_one = |s: &[u8]| measure(s) == 1 && ends_cvc(s);
+    let not_lsz = move |_: &[char]| !matches!(last, 'l' | 's' | 'z');
+    let cvc_one = |s: &[char]| measure(s) == 1 && ends_cvc(s);
     apply_rules(
         stem,
         &[
-            ("at", b"ate", Cond::None),
-            ("bl", b"ble", Cond::None),
-            ("iz", b"ize", Cond::None),
+            ("at", &['a', 't', 'e'], Cond::None),
+            ("bl", &['b', 'l', 'e'], Cond::None),
+            ("iz", &['i', 'z', 'e'], Cond::None),
             ("*d", &[last], Cond::Custom(&not_lsz)),
-            ("", b"e", Cond::Custom(&cvc_one)),
+            ("", &['e'], Cond::Custom(&cvc_one)),
         ],
     )
 }
 
-fn step1c(w: Vec<u8>) -> Vec<u8> {
-    let cond = |s: &[u8]| s.len() > 1 && is_consonant(s, s.len() - 1);
-    apply_rules(w, &[("y", b"i", Cond::Custom(&cond))])
+fn step1c(w: Vec<char>) -> Vec<char> {
+    let cond = |s: &[char]| s.len() > 1 && is_consonant(s, s.len() - 1);
+    apply_rules(w, &[("y", &['i'], Cond::Custom(&cond))])
 }
 
-fn step2(w: Vec<u8>) -> Vec<u8> {
-    if w.ends_with(b"alli") && positive_measure(&w[..w.len() - 4]) {
-        return step2(replace_suffix(&w, 4, b"al"));
+fn step2(w: Vec<char>) -> Vec<char> {
+    if w.ends_with(&['a', 'l', 'l', 'i']) && positive_measure(&w[..w.len() - 4]) {
+        return step2(replace_suffix(&w, 4, &['a', 'l']));
     }
     let word = w.clone();
-    let logi = move |_: &[u8]| positive_measure(&word[..word.len() - 3]);
+    let logi = move |_: &[char]| positive_measure(&word[..word.len() - 3]);
     apply_rules(
         w,
         &[
-            ("ational", b"ate", Cond::Positive),
-            ("tional", b"tion", Cond::Positive),
-            ("enci", b"ence", Cond::Positive),
-            ("anci", b"ance", Cond::Positive),
-            ("izer", b"ize", Cond::Positive),
-            ("bli", b"ble", Cond::Positive),
-            ("alli", b"al", Cond::Positive),
-            ("entli", b"ent", Cond::Positive),
-            ("eli", b"e", Cond::Positive),
-            ("ousli", b"ous", Cond::Positive),
-            ("ization", b"ize", Cond::Positive),
-            ("ation", b"ate", Cond::Positive),
-            ("ator", b"ate", Cond::Positive),
-            ("alism", b"al", Cond::Positive),
-            ("iveness", b"ive", Cond::Positive),
-            ("fulness", b"ful", Cond::Positive),
-            ("ousness", b"ous", Cond::Positive),
-            ("aliti", b"al", Cond::Positive),
-            ("iviti", b"ive", Cond::Positive),
-            ("biliti", b"ble", Cond::Positive),
-            ("fulli", b"ful", Cond::Positive),
-            ("logi", b"log", Cond::Custom(&logi)),
+            ("ational", &['a', 't', 'e'], Cond::Positive),
+            ("tional", &['t', 'i', 'o', 'n'], Cond::Positive),
+            ("enci", &['e', 'n', 'c', 'e'], Cond::Positive),
+            ("anci", &['a', 'n', 'c', 'e'], Cond::Positive),
+            ("izer", &['i', 'z', 'e'], Cond::Positive),
+            ("bli", &['b', 'l', 'e'], Cond::Positive),
+            ("alli", &['a', 'l'], Cond::Positive),
+            ("entli", &['e', 'n', 't'], Cond::Positive),
+            ("eli", &['e'], Cond::Positive),
+            ("ousli", &['o', 'u', 's'], Cond::Positive),
+            ("ization", &['i', 'z', 'e'], Cond::Positive),
+            ("ation", &['a', 't', 'e'], Cond::Positive),
+            ("ator", &['a', 't', 'e'], Cond::Positive),
+            ("alism", &['a', 'l'], Cond::Positive),
+            ("iveness", &['i', 'v', 'e'], Cond::Positive),
+            ("fulness", &['f', 'u', 'l'], Cond::Positive),
+            ("ousness", &['o', 'u', 's'], Cond::Positive),
+            ("aliti", &['a', 'l'], Cond::Positive),
+            ("iviti", &['i', 'v', 'e'], Cond::Positive),
+            ("biliti", &['b', 'l', 'e'], Cond::Positive),
+            ("fulli", &['f', 'u', 'l'], Cond::Positive),
+            ("logi", &['l', 'o', 'g'], Cond::Custom(&logi)),
         ],
     )
 }
 
-fn step3(w: Vec<u8>) -> Vec<u8> {
+fn step3(w: Vec<char>) -> Vec<char> {
     apply_rules(
         w,
         &[
-            ("icate", b"ic", Cond::Positive),
-            ("ative", b"", Cond::Positive),
-            ("alize", b"al", Cond::Positive),
-            ("iciti", b"ic", Cond::Positive),
-            ("ical", b"ic", Cond::Positive),
-            ("ful", b"", Cond::Positive),
-            ("ness", b"", Cond::Positive),
+            ("icate", &['i', 'c'], Cond::Positive),
+            ("ative", &[], Cond::Positive),
+            ("alize", &['a', 'l'], Cond::Positive),
+            ("iciti", &['i', 'c'], Cond::Positive),
+            ("ical", &['i', 'c'], Cond::Positive),
+            ("ful", &[], Cond::Positive),
+            ("ness", &[], Cond::Positive),
         ],
     )
 }
 
-fn step4(w: Vec<u8>) -> Vec<u8> {
-    let ion = |s: &[u8]| measure(s) > 1 && matches!(s.last(), Some(b's' | b't'));
+fn step4(w: Vec<char>) -> Vec<char> {
+    let ion = |s: &[char]| measure(s) > 1 && matches!(s.last(), Some('s' | 't'));
     apply_rules(
         w,
         &[
-            ("al", b"", Cond::GreaterThanOne),
-            ("ance", b"", Cond::GreaterThanOne),
-            ("ence", b"", Cond::GreaterThanOne),
-            ("er", b"", Cond::GreaterThanOne),
-            ("ic", b"", Cond::GreaterThanOne),
-            ("able", b"", Cond::GreaterThanOne),
-            ("ible", b"", Cond::GreaterThanOne),
-            ("ant", b"", Cond::GreaterThanOne),
-            ("ement", b"", Cond::GreaterThanOne),
-            ("ment", b"", Cond::GreaterThanOne),
-            ("ent", b"", Cond::GreaterThanOne),
-            ("ion", b"", Cond::Custom(&ion)),
-            ("ou", b"", Cond::GreaterThanOne),
-            ("ism", b"", Cond::GreaterThanOne),
-            ("ate", b"", Cond::GreaterThanOne),
-            ("iti", b"", Cond::GreaterThanOne),
-            ("ous", b"", Cond::GreaterThanOne),
-            ("ive", b"", Cond::GreaterThanOne),
-            ("ize", b"", Cond::GreaterThanOne),
+            ("al", &[], Cond::GreaterThanOne),
+            ("ance", &[], Cond::GreaterThanOne),
+            ("ence", &[], Cond::GreaterThanOne),
+            ("er", &[], Cond::GreaterThanOne),
+            ("ic", &[], Cond::GreaterThanOne),
+            ("able", &[], Cond::GreaterThanOne),
+            ("ible", &[], Cond::GreaterThanOne),
+            ("ant", &[], Cond::GreaterThanOne),
+            ("ement", &[], Cond::GreaterThanOne),
+            ("ment", &[], Cond::GreaterThanOne),
+            ("ent", &[], Cond::GreaterThanOne),
+            ("ion", &[], Cond::Custom(&ion)),
+            ("ou", &[], Cond::GreaterThanOne),
+            ("ism", &[], Cond::GreaterThanOne),
+            ("ate", &[], Cond::GreaterThanOne),
+            ("iti", &[], Cond::GreaterThanOne),
+            ("ous", &[], Cond::GreaterThanOne),
+            ("ive", &[], Cond::GreaterThanOne),
+            ("ize", &[], Cond::GreaterThanOne),
         ],
     )
 }
 
-fn step5a(w: Vec<u8>) -> Vec<u8> {
-    if w.ends_with(b"e") {
+fn step5a(w: Vec<char>) -> Vec<char> {
+    if w.ends_with(&['e']) {
         let stem = &w[..w.len() - 1];
         let m = measure(stem);
         if m > 1 || (m == 1 && !ends_cvc(stem)) {
@@ -311,10 +314,10 @@ fn step5a(w: Vec<u8>) -> Vec<u8> {
     w
 }
 
-fn step5b(w: Vec<u8>) -> Vec<u8> {
+fn step5b(w: Vec<char>) -> Vec<char> {
     let word = w.clone();
-    let cond = move |_: &[u8]| measure(&word[..word.len() - 1]) > 1;
-    apply_rules(w, &[("ll", b"l", Cond::Custom(&cond))])
+    let cond = move |_: &[char]| measure(&word[..word.len() - 1]) > 1;
+    apply_rules(w, &[("ll", &['l'], Cond::Custom(&cond))])
 }
 
 #[cfg(test)]
