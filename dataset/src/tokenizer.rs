@@ -172,7 +172,7 @@ pub fn clean_up_tokenization(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A word-level tokenizer with BOS/EOS specials, built in code.
