@@ -1,12 +1,141 @@
-//! `harness accuracy`: scores an accuracy log as the MLPerf evaluation does.
+//! `harness accuracy`: scores an accuracy log as the MLPerf evaluation does
+//! (ROUGE-1/2/L/Lsum, gen_len, tokens per sample) and checks the model's
+//! targets.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use dataset::accuracy::{AccuracyOptions, Model, TokenDtype, score_accuracy};
+use dataset::tokenizer::{HfTokenizer, Tokenizer, TokenizerError};
+use dataset::{Dataset, DatasetOptions};
 
 use crate::cli::AccuracyArgs;
 
-/// Scores and prints; exit 0 when the targets are met.
+/// The accuracy log's file name in a run directory.
+const ACCURACY_LOG: &str = "mlperf_log_accuracy.json";
+
+/// The built-in simulator's tokenizer, for runs made against it.
+struct SimTokenizer(sim::tokenizer::Tokenizer);
+
+impl Tokenizer for SimTokenizer {
+    fn encode(&self, text: &str, _add_special_tokens: bool) -> Result<Vec<u32>, TokenizerError> {
+        Ok(self.0.encode(text))
+    }
+    fn decode(&self, ids: &[u32], _skip_special_tokens: bool) -> Result<String, TokenizerError> {
+        Ok(self.0.decode(ids))
+    }
+}
+
+/// A validated `harness accuracy`.
+#[derive(Debug)]
+struct AccuracyConfig {
+    log: PathBuf,
+    dataset: PathBuf,
+    tokenizer: Option<PathBuf>,
+    sim_profile: Option<String>,
+    model: Option<Model>,
+    dtype: TokenDtype,
+}
+
+impl AccuracyConfig {
+    fn from_args(args: &AccuracyArgs) -> anyhow::Result<AccuracyConfig> {
+        let (log, manifest) = if args.path.is_dir() {
+            let manifest = rundir::RunManifest::read(&args.path).ok();
+            (args.path.join(ACCURACY_LOG), manifest)
+        } else {
+            (args.path.clone(), None)
+        };
+        if !log.is_file() {
+            bail!(
+                "{}: no accuracy log (run with --test-mode AccuracyOnly or SubmissionRun)",
+                log.display()
+            );
+        }
+        let dataset = match (
+            &args.dataset_path,
+            manifest.as_ref().and_then(|m| m.dataset.clone()),
+        ) {
+            (Some(path), _) => path.clone(),
+            (None, Some(path)) => PathBuf::from(path),
+            (None, None) => bail!(
+                "--dataset-path is needed: {} is not in a run directory",
+                log.display()
+            ),
+        };
+        // A run against the simulator decodes with the simulator's own
+        // vocabulary unless a tokenizer is given.
+        let sim_profile = manifest
+            .as_ref()
+            .and_then(|m| m.backends.first())
+            .and_then(|b| b.strip_prefix("sim://"))
+            .map(str::to_owned);
+        if args.tokenizer.is_none() && sim_profile.is_none() {
+            bail!("--tokenizer tokenizer.json is needed to decode the output token ids");
+        }
+        let dtype = match args.dtype.as_str() {
+            "int32" => TokenDtype::Int32,
+            "int64" => TokenDtype::Int64,
+            other => bail!("--dtype must be int32 or int64, not {other:?}"),
+        };
+        Ok(AccuracyConfig {
+            log,
+            dataset,
+            tokenizer: args.tokenizer.clone(),
+            sim_profile,
+            model: Model::from_name(&args.lg_model_name),
+            dtype,
+        })
+    }
+}
+
+fn sim_tokenizer(profile: &str) -> anyhow::Result<SimTokenizer> {
+    let config = sim::SimConfig::from_profile(profile)?;
+    Ok(SimTokenizer(sim::tokenizer::Tokenizer::new(
+        config.vocab_size,
+    )))
+}
+
+/// Scores and prints; exit 0 when the targets are met (or there are none),
+/// 3 when a target is missed.
 pub fn run(args: &AccuracyArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let _ = (args, out);
-    anyhow::bail!("accuracy scoring is not wired yet")
+    let config = AccuracyConfig::from_args(args)?;
+    let dataset = Dataset::load(&config.dataset, &DatasetOptions::new())
+        .with_context(|| format!("loading {}", config.dataset.display()))?;
+    let tokenizer: Box<dyn Tokenizer> = match (&config.tokenizer, &config.sim_profile) {
+        (Some(path), _) => Box::new(
+            HfTokenizer::from_file(path)
+                .with_context(|| format!("loading tokenizer {}", path.display()))?,
+        ),
+        (None, Some(profile)) => Box::new(sim_tokenizer(profile)?),
+        (None, None) => bail!("no tokenizer"),
+    };
+    let mut options = AccuracyOptions::new().with_dtype(config.dtype);
+    if let Some(model) = config.model {
+        options = options.with_model(model);
+    }
+    let report = score_accuracy(&config.log, &dataset, &*tokenizer, &options)?;
+    let mut text = Vec::new();
+    report.render(&mut text)?;
+    out.write_all(&text)?;
+    if let Some(parent) = accuracy_json_dir(&config.log) {
+        let path = parent.join("accuracy.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        writeln!(out, "wrote {}", path.display())?;
+    }
+    Ok(match report.passed {
+        Some(false) => ExitCode::from(crate::app::EXIT_INVALID),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+/// `accuracy.json` goes next to the log when the log is in a run directory.
+fn accuracy_json_dir(log: &Path) -> Option<&Path> {
+    let parent = log.parent()?;
+    parent
+        .join(rundir::MANIFEST_FILE)
+        .is_file()
+        .then_some(parent)
 }
