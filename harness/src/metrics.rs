@@ -83,11 +83,8 @@ impl Telemetry {
         if let Some(collector) = self.collector.take() {
             match Arc::try_unwrap(collector) {
                 Ok(collector) => match runtime.block_on(collector.finish()) {
-                    Ok(report) => {
-                        for warning in report.warning_messages.iter().take(5) {
-                            tracing::warn!("metrics: {warning}");
-                        }
-                    }
+                    // The collector already logged its warnings as they came.
+                    Ok(report) => tracing::debug!("metrics collection: {report:?}"),
                     Err(e) => tracing::warn!("metrics collection: {e}"),
                 },
                 Err(_) => tracing::warn!("metrics collector still in use at the end of the run"),
