@@ -42,7 +42,7 @@ pub mod synthetic;
 pub mod tokenizer;
 
 pub use jsonl::JsonlFields;
-pub use pickle::PICKLE_TO_JSONL;
+pub use pickle::{DataFrame, PICKLE_TO_JSONL, read_dataframe};
 
 /// One prompt, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
