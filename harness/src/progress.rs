@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use loadgen::{EffectiveSettings, PhaseEnd, PhaseStart, QueryRecord, RunObserver};
+use loadgen::{PhaseEnd, PhaseStart, QueryRecord, RunObserver};
 
 /// The progress display (a no-op off a terminal).
 #[derive(Debug)]
@@ -21,8 +21,10 @@ pub struct Progress {
 
 impl Progress {
     /// A display; hidden when `enabled` is false or stderr is not a terminal.
-    pub fn new(enabled: bool, _settings: &EffectiveSettings) -> Progress {
-        let visible = enabled && std::io::stderr().is_terminal();
+    pub fn new(enabled: bool) -> Progress {
+        // Drawn on stderr, only when a person watches: both streams on a
+        // terminal (a redirected stdout means a script is reading).
+        let visible = enabled && std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
         let target = if visible {
             ProgressDrawTarget::stderr_with_hz(4)
         } else {
@@ -30,7 +32,7 @@ impl Progress {
         };
         let bars = MultiProgress::with_draw_target(target);
         let style = ProgressStyle::with_template(
-            "{prefix:>9} [{elapsed_precise}] {bar:40.cyan/blue} {pos:>8}/{len:8} {per_sec:>12} {msg}",
+            "{prefix:>9} [{elapsed_precise}] {bar:40.cyan/blue} {pos:>8}/{len:8} eta {eta:>4} {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         let issued = bars.add(
@@ -58,6 +60,13 @@ impl Progress {
             visible,
             _bars: bars,
         }
+    }
+
+    /// A spinner shown while something slow happens before the run (dataset
+    /// loading, backend checks); hidden like the bars.
+    pub fn step(&self, message: &str) {
+        self.live.set_message(message.to_owned());
+        self.live.tick();
     }
 
     /// Whether anything is drawn.

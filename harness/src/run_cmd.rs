@@ -300,6 +300,11 @@ pub fn execute(config: RunConfig, out: &mut dyn std::io::Write) -> anyhow::Resul
         .build()
         .context("starting the async runtime")?;
 
+    let progress = Arc::new(Progress::new(config.progress));
+    progress.step(&format!(
+        "loading dataset {}",
+        config.dataset.path.display()
+    ));
     let dataset = Arc::new(
         crate::data::load(&config.dataset)
             .with_context(|| format!("loading dataset {}", config.dataset.path.display()))?,
@@ -320,6 +325,7 @@ pub fn execute(config: RunConfig, out: &mut dyn std::io::Write) -> anyhow::Resul
         config.backends.iter().map(|b| redact_url(b)).collect()
     };
     let endpoints = sut_config.endpoints.clone();
+    progress.step(&format!("checking {}", endpoints.join(", ")));
     let sut = Arc::new(
         runtime
             .block_on(sut::OpenAiSut::connect(sut_config, Arc::clone(&dataset)))
@@ -374,7 +380,6 @@ pub fn execute(config: RunConfig, out: &mut dyn std::io::Write) -> anyhow::Resul
 
     let records = Arc::new(rundir::RecordsWriter::create(&dir, start_unix_ns)?);
     let hooks = RunHooks::open(&dir, &config, &effective, &warnings, &*dataset, sut.model())?;
-    let progress = Arc::new(Progress::new(config.progress, &effective));
     let mut observers: Vec<Arc<dyn RunObserver>> = vec![records.clone(), progress.clone()];
 
     let telemetry = crate::metrics::start(
