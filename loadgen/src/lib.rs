@@ -10,6 +10,7 @@
 //! can be driven by it.
 
 pub mod config;
+pub mod early_stopping;
 pub mod find_peak;
 pub mod format;
 pub mod record;
