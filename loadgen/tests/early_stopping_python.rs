@@ -2,6 +2,13 @@
 //! of LoadGen's `early_stopping.cc` (Python's `math.lgamma` is CPython's own
 //! Lanczos implementation, not libm, so agreement is not a tautology).
 //! Skips when `python3` is not available.
+// Integration tests are not #[test]-scoped for clippy's allow-*-in-tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 use std::io::Write;
 use std::process::{Command, Stdio};
