@@ -1,11 +1,17 @@
-//! The test driver's hooks for `harness run`: LoadGen's log files and the
-//! verdict of each performance phase.
+//! The test driver's hooks for `harness run`: LoadGen's four log files in the
+//! run directory, and the verdict of each performance phase from LoadGen's
+//! results maths.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use loadgen::logging::{LogHeader, LogWriter};
+use loadgen::results::PerformanceSummary;
 use loadgen::run::{IssueStop, PhaseLog, RuntimeError};
-use loadgen::{EffectiveSettings, PhaseMeasurements, PhaseVerdict, TestHooks, TestOutcome};
+use loadgen::{
+    EffectiveSettings, LogOutputSettings, LogSettings, PhaseMeasurements, PhaseVerdict, TestHooks,
+    TestOutcome,
+};
 
 use crate::run_cmd::RunConfig;
 
@@ -18,15 +24,10 @@ pub struct TestVerdict {
     pub reasons: Vec<String>,
 }
 
-/// What the issuer logged, kept for the summary.
-#[derive(Debug, Default)]
-struct Collected {
-    runtime_errors: Vec<String>,
-}
-
+/// Passes the issuer's log output to the LoadGen logs. The driver has
+/// already turned phase positions into sequence ids, so no offset here.
 struct Log {
-    logs: Arc<InterimLogs>,
-    collected: Arc<Mutex<Collected>>,
+    logs: Arc<LogWriter>,
 }
 
 impl PhaseLog for Log {
@@ -43,13 +44,7 @@ impl PhaseLog for Log {
     }
 
     fn runtime_error(&self, error: RuntimeError) {
-        let message = error.message();
-        self.collected
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .runtime_errors
-            .push(message);
-        self.logs.runtime_error(error);
+        self.logs.runtime_error(&error);
     }
 
     fn generic_message(&self, message: &str) {
@@ -59,9 +54,11 @@ impl PhaseLog for Log {
 
 /// [`TestHooks`] writing LoadGen's logs into the run directory.
 pub struct RunHooks {
-    logs: Arc<InterimLogs>,
-    collected: Arc<Mutex<Collected>>,
+    logs: Arc<LogWriter>,
     conf_diagnostics: Vec<String>,
+    /// Each performance phase's results, in order (FindPeakPerformance has
+    /// several).
+    summaries: Mutex<Vec<PerformanceSummary>>,
 }
 
 impl std::fmt::Debug for RunHooks {
@@ -80,24 +77,56 @@ impl RunHooks {
         qsl: &dyn loadgen::QuerySampleLibrary,
         server_model: &str,
     ) -> anyhow::Result<RunHooks> {
-        let _ = (dir, effective, warnings, qsl, server_model);
-        let logs = InterimLogs::default();
+        let settings = LogSettings {
+            log_output: LogOutputSettings {
+                outdir: dir.to_path_buf(),
+                ..LogOutputSettings::default()
+            },
+            enable_trace: config.trace,
+        };
+        let header = LogHeader::new(
+            &format!("harness-openai ({server_model})"),
+            qsl.name(),
+            qsl.total_sample_count() as u64,
+            qsl.performance_sample_count() as u64,
+            effective.scenario,
+            effective.use_token_latencies,
+        );
+        let logs = Arc::new(LogWriter::open(&settings, &header)?);
+        logs.log_config_diagnostics(&config.conf_diagnostics);
+        logs.log_settings(effective, warnings);
         Ok(RunHooks {
-            logs: Arc::new(logs),
-            collected: Arc::default(),
+            logs,
             conf_diagnostics: config.conf_diagnostics.clone(),
+            summaries: Mutex::default(),
         })
     }
 
-    /// Writes the summary and closes the logs; returns the verdict of the
-    /// test.
+    /// The performance summaries, in the order the phases ran.
+    pub fn summaries(&self) -> Vec<PerformanceSummary> {
+        self.summaries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Closes the logs; returns the verdict of the test.
     pub fn finish(&self, outcome: &TestOutcome) -> anyhow::Result<TestVerdict> {
+        self.logs.finish()?;
         let mut reasons = Vec::new();
         for diagnostic in &self.conf_diagnostics {
             reasons.push(format!("config: {diagnostic}"));
         }
         if outcome.interrupted {
             reasons.push("the run was interrupted before it finished".to_owned());
+        }
+        if let Some(search) = &outcome.find_peak {
+            if search.peak_qps.is_none() {
+                reasons.push(
+                    "find-peak: the initial target QPS does not meet the performance constraints"
+                        .to_owned(),
+                );
+            }
         }
         match outcome.performance() {
             Some(phase) => {
@@ -115,7 +144,8 @@ impl RunHooks {
                 }
             }
         }
-        reasons.dedup();
+        let mut seen = std::collections::HashSet::new();
+        reasons.retain(|r| seen.insert(r.clone()));
         Ok(TestVerdict {
             valid: reasons.is_empty(),
             reasons,
@@ -127,8 +157,16 @@ impl TestHooks for RunHooks {
     fn phase_log(&self) -> Arc<dyn PhaseLog> {
         Arc::new(Log {
             logs: Arc::clone(&self.logs),
-            collected: Arc::clone(&self.collected),
         })
+    }
+
+    fn loaded_qsl_set(&self, set: &loadgen::schedule::LoadableSet) {
+        let indices: Vec<u64> = set.samples.iter().map(|&i| i as u64).collect();
+        self.logs.log_loaded_qsl_set(&indices);
+    }
+
+    fn generated(&self, schedule: &loadgen::Schedule) {
+        self.logs.log_generated(schedule);
     }
 
     fn performance_finished(
@@ -136,8 +174,13 @@ impl TestHooks for RunHooks {
         settings: &EffectiveSettings,
         measurements: &PhaseMeasurements,
     ) -> PhaseVerdict {
-        let summary = interim_results(settings, measurements);
-        let mut reasons = summary.invalid_reasons.clone();
+        let summary = PerformanceSummary::compute(settings, &measurements.result);
+        if let Err(e) = self.logs.log_results(settings, &summary) {
+            tracing::error!("writing the LoadGen summary: {e}");
+        }
+        let mut reasons = summary.reasons.clone();
+        // A stall or an overload also shows as failed samples; say why
+        // issuing stopped when nothing else did.
         if matches!(
             measurements.stop,
             IssueStop::SutStalled | IssueStop::TooManyOutstanding
@@ -145,54 +188,15 @@ impl TestHooks for RunHooks {
         {
             reasons.push(format!("issuing ended early: {:?}", measurements.stop));
         }
-        PhaseVerdict {
-            valid: reasons.is_empty(),
+        let verdict = PhaseVerdict {
+            valid: summary.valid && reasons.is_empty(),
             perf_constraints_met: summary.perf_constraints_met,
             reasons,
-        }
-    }
-}
-
-/// Stand-in for LoadGen's log writers until they land: keeps nothing.
-#[derive(Debug, Default)]
-struct InterimLogs;
-
-impl InterimLogs {
-    fn accuracy_entry(&self, _: u64, _: u64, _: Vec<u8>, _: Option<Vec<u8>>, _: Option<i64>) {}
-    fn runtime_error(&self, error: RuntimeError) {
-        tracing::warn!("{}", error.message());
-    }
-    fn generic_message(&self, message: &str) {
-        tracing::info!("{message}");
-    }
-}
-
-struct InterimSummary {
-    invalid_reasons: Vec<String>,
-    perf_constraints_met: bool,
-}
-
-fn interim_results(settings: &EffectiveSettings, m: &PhaseMeasurements) -> InterimSummary {
-    let r = &m.result;
-    let mut reasons = Vec::new();
-    let failed: u64 = r.failed_samples.values().sum();
-    if failed > 0 {
-        let kinds: Vec<String> = r
-            .failed_samples
-            .iter()
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
-        reasons.push(format!("{failed} samples failed: {}", kinds.join(", ")));
-    }
-    let duration_ns = (r.final_query_all_samples_done_time.max(r.max_latency) * 1e9) as u64;
-    if duration_ns < settings.min_duration_ms.saturating_mul(1_000_000) {
-        reasons.push("min duration not met".to_owned());
-    }
-    if r.queries_issued < settings.min_query_count {
-        reasons.push("min queries not met".to_owned());
-    }
-    InterimSummary {
-        invalid_reasons: reasons,
-        perf_constraints_met: failed == 0,
+        };
+        self.summaries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(summary);
+        verdict
     }
 }

@@ -434,7 +434,17 @@ pub fn execute(config: RunConfig, out: &mut dyn std::io::Write) -> anyhow::Resul
     });
     manifest.write(&dir)?;
 
-    crate::summary::render(out, &dir, &manifest, &outcome, &verdict)?;
+    // The LoadGen results of the phase that stands for the test.
+    let reported = outcome.performance().map(|p| {
+        outcome.phases[..]
+            .iter()
+            .take_while(|q| !std::ptr::eq(*q, p))
+            .filter(|q| q.phase == loadgen::Phase::Performance)
+            .count()
+    });
+    let summaries = hooks.summaries();
+    let loadgen_summary = reported.and_then(|i| summaries.get(i));
+    crate::summary::render(out, &dir, &manifest, &outcome, &verdict, loadgen_summary)?;
     if config.report {
         crate::report_cmd::generate(&dir, out)?;
     }

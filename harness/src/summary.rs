@@ -33,6 +33,10 @@ fn row(out: &mut dyn Write, name: &str, values: &[i64]) -> std::io::Result<()> {
     )
 }
 
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT met" }
+}
+
 /// Renders the summary of a finished run.
 pub fn render(
     out: &mut dyn Write,
@@ -40,6 +44,7 @@ pub fn render(
     manifest: &rundir::RunManifest,
     outcome: &TestOutcome,
     verdict: &TestVerdict,
+    loadgen: Option<&loadgen::results::PerformanceSummary>,
 ) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(
@@ -116,6 +121,20 @@ pub fn render(
                 delay.max_ns as f64 / 1e3
             )?;
         }
+    }
+    if let Some(summary) = loadgen {
+        let use_tokens = outcome
+            .performance()
+            .is_some_and(|p| p.settings.use_token_latencies);
+        let (key, value) = summary.primary_metric(use_tokens);
+        writeln!(
+            out,
+            "LoadGen: {key} = {value:.2}; min duration {}, min queries {}, latency constraints {}, early stopping {}",
+            met(summary.min_duration_met),
+            met(summary.min_queries_met),
+            met(summary.perf_constraints_met),
+            met(summary.early_stopping_met),
+        )?;
     }
     if verdict.valid {
         writeln!(out, "Result: VALID")?;

@@ -11,8 +11,10 @@
 
 pub mod config;
 pub mod driver;
+pub mod early_stopping;
 pub mod find_peak;
 pub mod format;
+pub mod logging;
 pub mod record;
 pub mod results;
 pub mod rng;
@@ -21,8 +23,11 @@ pub mod schedule;
 pub mod settings;
 pub mod sut;
 
+pub use logging::{LogError, LogHeader, LogPaths, LogWriter};
 pub use record::{Phase, PhaseEnd, PhaseStart, QueryRecord, RunObserver};
-pub use results::{PerformanceResult, QuerySampleLatency, TokenPerformanceResults};
+pub use results::{
+    PerformanceResult, PerformanceSummary, QuerySampleLatency, TokenPerformanceResults,
+};
 pub use run::{
     IssuePlan, IssueStop, NoPhaseLog, PhaseClock, PhaseLog, PhaseMeasurements, PhaseRequest,
     RunOptions, RuntimeError, StopSignal, run_phase,
