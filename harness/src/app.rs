@@ -65,7 +65,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => {
             let config = crate::run_cmd::RunConfig::from_args(&args, redacted_command())?;
-            let result = crate::run_cmd::execute(config, &mut out)?;
+            let result = crate::run_cmd::execute(&config, &mut out)?;
             out.flush()?;
             Ok(if result.interrupted {
                 ExitCode::from(EXIT_INTERRUPTED)

@@ -120,13 +120,15 @@ impl RunHooks {
         if outcome.interrupted {
             reasons.push("the run was interrupted before it finished".to_owned());
         }
-        if let Some(search) = &outcome.find_peak {
-            if search.peak_qps.is_none() {
-                reasons.push(
-                    "find-peak: the initial target QPS does not meet the performance constraints"
-                        .to_owned(),
-                );
-            }
+        if outcome
+            .find_peak
+            .as_ref()
+            .is_some_and(|search| search.peak_qps.is_none())
+        {
+            reasons.push(
+                "find-peak: the initial target QPS does not meet the performance constraints"
+                    .to_owned(),
+            );
         }
         match outcome.performance() {
             Some(phase) => {

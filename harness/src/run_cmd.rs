@@ -183,7 +183,6 @@ impl RunConfig {
             sut_config.dispatch = sut::Dispatch::Batched(sut::BatchPolicy {
                 max_in_flight: args.max_in_flight,
                 prompts_per_request: args.prompts_per_request,
-                ..sut::BatchPolicy::default()
             });
         }
         sut_config.client.request_timeout = seconds("request-timeout", args.request_timeout)?;
@@ -293,7 +292,7 @@ impl RunObserver for Observers {
 }
 
 /// Runs the test; `out` receives the summary.
-pub fn execute(config: RunConfig, out: &mut dyn std::io::Write) -> anyhow::Result<RunResult> {
+pub fn execute(config: &RunConfig, out: &mut dyn std::io::Write) -> anyhow::Result<RunResult> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("harness-io")
@@ -379,12 +378,12 @@ pub fn execute(config: RunConfig, out: &mut dyn std::io::Write) -> anyhow::Resul
     .context("the settings are inconsistent")?;
 
     let records = Arc::new(rundir::RecordsWriter::create(&dir, start_unix_ns)?);
-    let hooks = RunHooks::open(&dir, &config, &effective, &warnings, &*dataset, sut.model())?;
+    let hooks = RunHooks::open(&dir, config, &effective, &warnings, &*dataset, sut.model())?;
     let mut observers: Vec<Arc<dyn RunObserver>> = vec![records.clone(), progress.clone()];
 
     let telemetry = crate::metrics::start(
         &runtime,
-        &config,
+        config,
         &dir,
         &endpoints,
         run_start,
@@ -403,7 +402,7 @@ pub fn execute(config: RunConfig, out: &mut dyn std::io::Write) -> anyhow::Resul
     }
     let options = RunOptions {
         observer: Some(Arc::new(Observers(observers))),
-        stop: stop.clone(),
+        stop,
         idle_timeout: Some(config.idle_timeout),
         ..RunOptions::default()
     };

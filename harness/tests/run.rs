@@ -7,12 +7,13 @@ use std::process::{Command, Output};
 
 use rundir::{RunManifest, RunStatus, read_records};
 
-/// Short runs: half a second, 40 queries.
+/// Short runs: about a second; 480 Server queries, enough for LoadGen's
+/// early stopping at p99.
 const QUICK_CONF: &str = "\
-*.Server.target_qps = 100
+*.Server.target_qps = 500
 *.Offline.target_qps = 2000
 *.*.min_duration = 500
-*.Server.min_query_count = 40
+*.Server.min_query_count = 480
 *.Offline.min_query_count = 40
 *.SingleStream.min_query_count = 10
 *.SingleStream.target_latency = 50
@@ -111,10 +112,7 @@ fn check_accounted(dir: &Path) -> (RunManifest, u64, u64) {
         end.completed_samples,
         "one record per issued sample"
     );
-    assert_eq!(
-        perf.header.start.sample_count >= end.completed_samples,
-        true
-    );
+    assert!(perf.header.start.sample_count >= end.completed_samples);
     let mut seqs: Vec<u64> = perf.records.iter().map(|r| r.seq).collect();
     seqs.sort_unstable();
     seqs.dedup();
@@ -308,5 +306,85 @@ fn an_api_key_never_reaches_the_run_directory_or_the_output() {
     for entry in std::fs::read_dir(&scratch.run_dirs()[0]).unwrap() {
         let content = std::fs::read(entry.unwrap().path()).unwrap();
         assert!(!String::from_utf8_lossy(&content).contains("sk-very-secret-value"));
+    }
+}
+
+#[test]
+fn an_accuracy_run_logs_every_sample_and_scores_with_the_simulators_vocabulary() {
+    let scratch = Scratch::new();
+    let output = scratch.run(&[
+        "--scenario",
+        "Offline",
+        "--test-mode",
+        "AccuracyOnly",
+        "--sim-profile",
+        "tiny-fast",
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let dir = &scratch.run_dirs()[0];
+    for log in [
+        "mlperf_log_summary.txt",
+        "mlperf_log_detail.txt",
+        "mlperf_log_accuracy.json",
+    ] {
+        assert!(dir.join(log).is_file(), "{log} written");
+    }
+    let accuracy: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("mlperf_log_accuracy.json")).unwrap())
+            .unwrap();
+    let entries = accuracy.as_array().unwrap();
+    let mut indices: Vec<u64> = entries
+        .iter()
+        .map(|e| e["qsl_idx"].as_u64().unwrap())
+        .collect();
+    indices.sort_unstable();
+    assert_eq!(
+        indices,
+        (0..51).collect::<Vec<u64>>(),
+        "every bundled sample once"
+    );
+
+    let scored = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["accuracy"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    // Simulated text is random words: ROUGE is far below the targets.
+    assert_eq!(scored.status.code(), Some(3), "{}", text(&scored));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("accuracy.json")).unwrap()).unwrap();
+    assert_eq!(report["gen_num"], 51);
+    assert!(report["rouge1"].as_f64().unwrap() < 38.0);
+    assert_eq!(report["passed"], false);
+}
+
+#[test]
+fn loadgens_logs_carry_the_settings_and_the_result() {
+    let scratch = Scratch::new();
+    let output = scratch.run(&["--scenario", "Server", "--sim-profile", "tiny-fast"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let dir = &scratch.run_dirs()[0];
+    let summary = std::fs::read_to_string(dir.join("mlperf_log_summary.txt")).unwrap();
+    assert!(summary.contains("Scenario : Server"), "{summary}");
+    assert!(summary.contains("Result is : VALID"), "{summary}");
+    let detail = std::fs::read_to_string(dir.join("mlperf_log_detail.txt")).unwrap();
+    let keys: Vec<String> = detail
+        .lines()
+        .filter_map(|l| l.strip_prefix(":::MLLOG "))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["key"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for key in [
+        "requested_server_target_qps",
+        "effective_min_query_count",
+        "loaded_qsl_set",
+        "generated_query_count",
+        "result_validity",
+    ] {
+        assert!(keys.iter().any(|k| k == key), "{key} logged");
     }
 }
