@@ -75,6 +75,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(EXIT_INVALID)
             })
         }
+        Command::Sweep(args) => {
+            let result = crate::sweep_cmd::run(&args, &redacted_command(), &mut out)?;
+            out.flush()?;
+            Ok(if result.interrupted {
+                ExitCode::from(EXIT_INTERRUPTED)
+            } else if result.failed > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Report(args) => {
             crate::report_cmd::generate(&args.run_dir, &mut out)?;
             Ok(ExitCode::SUCCESS)

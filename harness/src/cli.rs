@@ -30,8 +30,31 @@ pub enum Command {
     /// Score a run's mlperf_log_accuracy.json (ROUGE, gen_len) against the
     /// dataset's references.
     Accuracy(AccuracyArgs),
+    /// Run a grid of runs over settings (target QPS, max tokens, backends,
+    /// any user.conf key...), each a normal run directory, plus sweep.json
+    /// and sweep.csv; an interrupted sweep resumes where it stopped.
+    Sweep(Box<SweepArgs>),
     /// Serve the built-in vLLM simulator.
     Sim(Box<crate::sim_cmd::SimArgs>),
+}
+
+/// `harness sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// A dimension of the grid, NAME=V1,V2,... (repeatable; the grid is
+    /// their product). NAME is one of target_qps, max_tokens,
+    /// max_in_flight, prompts_per_request, scenario, dataset, backend
+    /// (values separated by `,`; one point's replicas by `+`), or
+    /// conf:KEY for any user.conf key (applied as `*.*.KEY = V`).
+    #[arg(long = "vary", value_name = "NAME=V1,V2,...", required = true)]
+    pub vary: Vec<String>,
+    /// Continue the sweep in this directory: points already complete are
+    /// kept, the others run.
+    #[arg(long, value_name = "SWEEP_DIR")]
+    pub resume: Option<PathBuf>,
+    /// Options of every run (as for `harness run`).
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// LoadGen scenarios, plus MLPerf's Interactive category (a Server run under
@@ -95,7 +118,7 @@ pub enum DatasetFormatArg {
 }
 
 /// `harness run`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Scenario.
     #[arg(long, value_enum, default_value = "Server")]

@@ -15,6 +15,7 @@ mod report_cmd;
 mod run_cmd;
 mod sim_cmd;
 mod summary;
+mod sweep_cmd;
 
 use clap::Parser;
 

@@ -17,7 +17,7 @@ use crate::hooks::{RunHooks, TestVerdict};
 use crate::progress::Progress;
 
 /// The example user.conf, used when no --user-conf is given.
-const BUILTIN_USER_CONF: &str = include_str!("../../user.conf");
+pub const BUILTIN_USER_CONF: &str = include_str!("../../user.conf");
 
 /// The bundled dataset, used when no --dataset-path is given.
 pub const BUNDLED_DATASET: &str = "datasets/cnn_dailymail_sample.json";
@@ -257,6 +257,10 @@ fn bundled_dataset() -> anyhow::Result<PathBuf> {
 /// What a finished run reports back to `main`.
 #[derive(Debug)]
 pub struct RunResult {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// Key figures of the reported performance phase.
+    pub metrics: crate::summary::KeyMetrics,
     /// Validity and reasons.
     pub verdict: TestVerdict,
     /// The run was stopped before it finished.
@@ -448,6 +452,8 @@ pub fn execute(config: &RunConfig, out: &mut dyn std::io::Write) -> anyhow::Resu
         crate::report_cmd::generate(&dir, out)?;
     }
     Ok(RunResult {
+        metrics: crate::summary::KeyMetrics::of(&outcome),
+        dir,
         verdict,
         interrupted: outcome.interrupted,
     })

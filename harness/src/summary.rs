@@ -7,6 +7,63 @@ use loadgen::{Phase, TestOutcome};
 
 use crate::hooks::TestVerdict;
 
+/// The figures of a run that sweeps and comparisons tabulate, from the
+/// performance phase that stands for the test.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct KeyMetrics {
+    /// Target QPS the phase ran at.
+    pub target_qps: f64,
+    /// Completed samples per second over the phase.
+    pub samples_per_s: f64,
+    /// Output tokens per second over the phase.
+    pub output_tokens_per_s: f64,
+    /// Failed samples.
+    pub failed: u64,
+    /// Latency percentiles, ms.
+    pub latency_p50_ms: Option<f64>,
+    /// Latency p99, ms.
+    pub latency_p99_ms: Option<f64>,
+    /// TTFT p50, ms.
+    pub ttft_p50_ms: Option<f64>,
+    /// TTFT p99, ms.
+    pub ttft_p99_ms: Option<f64>,
+    /// TPOT p50, ms.
+    pub tpot_p50_ms: Option<f64>,
+    /// TPOT p99, ms.
+    pub tpot_p99_ms: Option<f64>,
+}
+
+impl KeyMetrics {
+    /// The figures of `outcome`'s reported performance phase (defaults for
+    /// an accuracy-only test).
+    pub fn of(outcome: &TestOutcome) -> KeyMetrics {
+        let Some(phase) = outcome.performance() else {
+            return KeyMetrics::default();
+        };
+        let r = &phase.measurements.result;
+        let duration = r.final_query_all_samples_done_time.max(r.max_latency);
+        let per_s = |n: f64| if duration > 0.0 { n / duration } else { 0.0 };
+        let pct = |values: &[i64], p: f64| {
+            let mut sorted = values.to_vec();
+            sorted.sort_unstable();
+            percentile(&sorted, p).map(|ns| ns as f64 / 1e6)
+        };
+        let t = &r.token_results;
+        KeyMetrics {
+            target_qps: phase.settings.target_qps,
+            samples_per_s: per_s(r.sample_latencies.len() as f64),
+            output_tokens_per_s: per_s(t.tokens_per_sample.iter().sum::<i64>() as f64),
+            failed: r.failed_samples.values().sum(),
+            latency_p50_ms: pct(&r.sample_latencies, 0.5),
+            latency_p99_ms: pct(&r.sample_latencies, 0.99),
+            ttft_p50_ms: pct(&t.first_token_latencies, 0.5),
+            ttft_p99_ms: pct(&t.first_token_latencies, 0.99),
+            tpot_p50_ms: pct(&t.time_per_output_token_arr, 0.5),
+            tpot_p99_ms: pct(&t.time_per_output_token_arr, 0.99),
+        }
+    }
+}
+
 /// LoadGen's percentile: `sorted[floor(N * p)]`.
 fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
     if sorted.is_empty() {

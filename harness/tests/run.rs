@@ -388,3 +388,116 @@ fn loadgens_logs_carry_the_settings_and_the_result() {
         assert!(keys.iter().any(|k| k == key), "{key} logged");
     }
 }
+
+#[test]
+fn a_sweep_runs_every_point_and_resumes_only_what_is_unfinished() {
+    let scratch = Scratch::new();
+    let sweep = |extra: &[&str]| {
+        let dataset =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json");
+        Command::new(env!("CARGO_BIN_EXE_harness"))
+            .current_dir(scratch.path())
+            .args([
+                "sweep",
+                "--vary",
+                "target_qps=400,600",
+                "--vary",
+                "max_tokens=4,8",
+            ])
+            .args([
+                "--quiet",
+                "--no-report",
+                "--user-conf",
+                "user.conf",
+                "--sim-profile",
+                "tiny-fast",
+            ])
+            .arg("--dataset-path")
+            .arg(&dataset)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let output = sweep(&[]);
+    assert!(output.status.success(), "{}", text(&output));
+    let dirs = scratch.run_dirs();
+    assert_eq!(dirs.len(), 1, "one sweep directory");
+    let sweep_dir = &dirs[0];
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sweep_dir.join("sweep.json")).unwrap()).unwrap();
+    let points = record["points"].as_array().unwrap();
+    assert_eq!(points.len(), 4);
+    for p in points {
+        assert_eq!(p["status"], "complete");
+        assert!(
+            sweep_dir
+                .join(p["run_dir"].as_str().unwrap())
+                .join("run.json")
+                .is_file()
+        );
+    }
+    let csv = std::fs::read_to_string(sweep_dir.join("sweep.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert!(
+        csv.starts_with("point,target_qps,max_tokens,status,valid,"),
+        "{csv}"
+    );
+
+    // As if the sweep had been interrupted during point 2: resuming runs
+    // points 2 and 3 again and leaves 0 and 1 alone.
+    let mut edited = record.clone();
+    for i in [2, 3] {
+        edited["points"][i]["status"] = "interrupted".into();
+    }
+    std::fs::write(
+        sweep_dir.join("sweep.json"),
+        serde_json::to_vec(&edited).unwrap(),
+    )
+    .unwrap();
+    let runs_before = std::fs::read_dir(sweep_dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_dir())
+        .count();
+    let output = sweep(&["--resume", sweep_dir.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+    let runs_after = std::fs::read_dir(sweep_dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_dir())
+        .count();
+    assert_eq!(
+        runs_after,
+        runs_before + 2,
+        "only the two unfinished points ran again"
+    );
+    let resumed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sweep_dir.join("sweep.json")).unwrap()).unwrap();
+    assert_eq!(
+        resumed["points"][0]["run_dir"],
+        record["points"][0]["run_dir"]
+    );
+    assert_ne!(
+        resumed["points"][3]["run_dir"],
+        record["points"][3]["run_dir"]
+    );
+    assert!(
+        resumed["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["status"] == "complete")
+    );
+
+    // Resuming with another grid is refused.
+    let other = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .current_dir(scratch.path())
+        .args([
+            "sweep",
+            "--vary",
+            "target_qps=1",
+            "--resume",
+            sweep_dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(other.status.code(), Some(1), "{}", text(&other));
+}
