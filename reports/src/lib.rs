@@ -1,1 +1,186 @@
 //! Statistical summaries, charts, CSV and HTML reports from run directories.
+//!
+//! [`generate`] reads a run directory's raw files (`run.json`,
+//! `records.jsonl`, `metrics.jsonl`) and writes, next to them:
+//!
+//! | file | content |
+//! |---|---|
+//! | `summary.json` | [`summary::Summary`], schema in `reports/SCHEMA.md` |
+//! | `queries.csv` | one row per sample of the reported phase ([`csv`]) |
+//! | `metrics.csv` | metrics in long format, only when the run did not write it |
+//! | `*.png` | charts ([`charts`]) |
+//! | `report.html` | everything above in one self-contained page ([`html`]) |
+//!
+//! Run data files are never touched; report outputs are rewritten on each
+//! call (through a temporary file and a rename, so a reader never sees half
+//! a file).
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+pub mod charts;
+pub mod csv;
+pub mod html;
+pub mod load;
+pub mod stats;
+pub mod summary;
+
+pub use load::{RunData, load};
+pub use summary::{SCHEMA_VERSION, Summary, summarize};
+
+/// `summary.json`.
+pub const SUMMARY_FILE: &str = "summary.json";
+/// `queries.csv`.
+pub const QUERIES_CSV_FILE: &str = "queries.csv";
+/// `report.html`.
+pub const HTML_FILE: &str = "report.html";
+
+/// Errors generating reports. Each names the file concerned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// An I/O error on a file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A malformed line.
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What was wrong.
+        message: String,
+    },
+    /// No `records.jsonl` in the directory.
+    #[error("{path}: not a run directory (no {})", rundir::RECORDS_FILE)]
+    NotARunDir {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A chart could not be drawn.
+    #[error("{path}: drawing failed: {message}")]
+    Chart {
+        /// The chart file.
+        path: PathBuf,
+        /// The plotting error.
+        message: String,
+    },
+}
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportOptions {
+    /// Draw PNG charts (and embed them in the HTML).
+    pub charts: bool,
+    /// Write `report.html`.
+    pub html: bool,
+    /// Write `queries.csv` and (if the run did not) `metrics.csv`.
+    pub csv: bool,
+    /// Parser threads for `records.jsonl`; 0 = available parallelism.
+    pub threads: usize,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions {
+            charts: true,
+            html: true,
+            csv: true,
+            threads: 0,
+        }
+    }
+}
+
+/// What [`generate`] produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReportOutputs {
+    /// Files written, in order.
+    pub files: Vec<PathBuf>,
+    /// Outputs not produced, each with the reason (`gpu.png: no GPU metrics`).
+    pub skipped: Vec<String>,
+    /// The run's data is partial (crashed, interrupted, truncated).
+    pub incomplete: bool,
+}
+
+impl ReportOutputs {
+    /// Lists what was written and skipped, one line each.
+    pub fn render(&self, w: &mut impl Write) -> io::Result<()> {
+        if self.incomplete {
+            writeln!(
+                w,
+                "report: the run is incomplete (see summary.json completeness)"
+            )?;
+        }
+        for f in &self.files {
+            writeln!(w, "wrote {}", f.display())?;
+        }
+        for s in &self.skipped {
+            writeln!(w, "skipped {s}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `name` in `dir` through a temporary file and a rename.
+pub(crate) fn write_output(
+    dir: &Path,
+    name: &str,
+    render: impl FnOnce(&mut io::BufWriter<std::fs::File>) -> io::Result<()>,
+) -> Result<PathBuf, ReportError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let io_err = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| ReportError::Io { path: p, source }
+    };
+    let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    let mut w = io::BufWriter::with_capacity(1 << 20, file);
+    render(&mut w).map_err(io_err(&tmp))?;
+    w.flush().map_err(io_err(&tmp))?;
+    drop(w);
+    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    Ok(path)
+}
+
+/// Generates every report of the run directory `run_dir`.
+pub fn generate(run_dir: &Path, opts: &ReportOptions) -> Result<ReportOutputs, ReportError> {
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        opts.threads
+    };
+    let data = load::load(run_dir, threads)?;
+    let summary = summarize(&data);
+    let mut out = ReportOutputs {
+        incomplete: summary.completeness.incomplete,
+        ..ReportOutputs::default()
+    };
+    out.files.push(write_output(run_dir, SUMMARY_FILE, |w| {
+        summary::render_json(&summary, w)
+    })?);
+    if opts.csv {
+        csv::write_all(&data, &mut out)?;
+    } else {
+        out.skipped.push("csv: disabled".into());
+    }
+    let charts = if opts.charts {
+        charts::draw_all(&data, &summary, &mut out)?
+    } else {
+        out.skipped.push("charts: disabled".into());
+        Vec::new()
+    };
+    if opts.html {
+        out.files.push(write_output(run_dir, HTML_FILE, |w| {
+            html::render(&summary, &charts, w)
+        })?);
+    } else {
+        out.skipped.push("report.html: disabled".into());
+    }
+    Ok(out)
+}

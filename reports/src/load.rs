@@ -1,0 +1,513 @@
+//! Loading a run directory: `run.json`, `records.jsonl` (parsed in parallel
+//! blocks, tolerant of a crash's cut last line) and `metrics.jsonl`.
+//!
+//! Records are kept as compact [`Sample`]s; the chunk arrival times, which
+//! are most of the file, are reduced while parsing to inter-token gaps (for
+//! ITL statistics) and a fine token-arrival histogram (for throughput charts).
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, mpsc};
+
+use loadgen::{ErrorKind, PhaseEnd, QueryError};
+use rundir::metrics::MetricsSample;
+use rundir::{PhaseHeader, RecordLine, RunManifest};
+use serde::Deserialize;
+
+use crate::ReportError;
+use crate::stats::BucketCounts;
+
+/// Width of the fine time bins filled while parsing (phase clock).
+pub const FINE_BIN_NS: u64 = 100_000_000;
+
+/// One sample, without its chunk times.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Issue-order sequence number.
+    pub seq: u64,
+    /// Query index.
+    pub query: u64,
+    /// Index in the QSL.
+    pub sample_index: u64,
+    /// Scheduled time (phase clock, ns).
+    pub scheduled_ns: u64,
+    /// Issue time (phase clock, ns).
+    pub issued_ns: u64,
+    /// First-token time, if any.
+    pub first_token_ns: Option<u64>,
+    /// Completion time.
+    pub end_ns: u64,
+    /// Output tokens as reported.
+    pub n_tokens: i64,
+    /// Prompt tokens, if reported.
+    pub input_tokens: Option<u32>,
+    /// Endpoint that served it.
+    pub endpoint: Option<u32>,
+    /// Streamed chunks that carried tokens.
+    pub chunks: u32,
+    /// The failure, if it failed.
+    pub error: Option<Box<QueryError>>,
+}
+
+impl Sample {
+    /// LoadGen's latency (end − scheduled).
+    pub fn latency_ns(&self) -> u64 {
+        self.end_ns.saturating_sub(self.scheduled_ns)
+    }
+    /// LoadGen's TTFT (first token − scheduled).
+    pub fn ttft_ns(&self) -> Option<u64> {
+        self.first_token_ns
+            .map(|t| t.saturating_sub(self.scheduled_ns))
+    }
+    /// LoadGen's TPOT, `(latency − ttft) / (n_tokens − 1)` in integers.
+    pub fn tpot_ns(&self) -> Option<u64> {
+        let ttft = self.ttft_ns()?;
+        if self.n_tokens < 2 {
+            return None;
+        }
+        Some(self.latency_ns().saturating_sub(ttft) / (self.n_tokens as u64 - 1))
+    }
+    /// Issue delay (issued − scheduled).
+    pub fn issue_delay_ns(&self) -> u64 {
+        self.issued_ns.saturating_sub(self.scheduled_ns)
+    }
+    /// The error kind, if failed.
+    pub fn error_kind(&self) -> Option<ErrorKind> {
+        self.error.as_ref().map(|e| e.kind)
+    }
+}
+
+/// One phase of `records.jsonl`, reduced.
+#[derive(Debug, Clone)]
+pub struct PhaseData {
+    /// The header.
+    pub header: PhaseHeader,
+    /// The end, absent when the run died first.
+    pub end: Option<PhaseEnd>,
+    /// Samples in file (completion) order.
+    pub samples: Vec<Sample>,
+    /// Inter-chunk gaps (ns) of successful samples, in parts.
+    pub itl_parts: Vec<Vec<u64>>,
+    /// Bucket counts of all of `itl_parts`.
+    pub itl_counts: BucketCounts,
+    /// Sum and sum of squares of the gaps.
+    pub itl_sum: (u128, u128),
+    /// Output tokens arriving per [`FINE_BIN_NS`] bin (successful samples).
+    pub token_bins: Vec<u64>,
+}
+
+impl PhaseData {
+    fn new(header: PhaseHeader) -> Self {
+        PhaseData {
+            header,
+            end: None,
+            samples: Vec::new(),
+            itl_parts: Vec::new(),
+            itl_counts: BucketCounts::default(),
+            itl_sum: (0, 0),
+            token_bins: Vec::new(),
+        }
+    }
+
+    /// Number of ITL gaps.
+    pub fn itl_count(&self) -> usize {
+        self.itl_parts.iter().map(Vec::len).sum()
+    }
+}
+
+/// Everything loaded from a run directory.
+#[derive(Debug)]
+pub struct RunData {
+    /// The directory.
+    pub dir: PathBuf,
+    /// `run.json`, if present and readable.
+    pub manifest: Option<RunManifest>,
+    /// Phases in file order.
+    pub phases: Vec<PhaseData>,
+    /// `metrics.jsonl` samples (empty when absent).
+    pub metrics: Vec<MetricsSample>,
+    /// A cut last line was skipped somewhere.
+    pub truncated: bool,
+    /// Problems that did not stop loading, one line each.
+    pub warnings: Vec<String>,
+}
+
+impl RunData {
+    /// The phase reports are about: the performance phase, else the last one.
+    pub fn main_phase(&self) -> Option<&PhaseData> {
+        self.phases
+            .iter()
+            .find(|p| p.header.start.phase == loadgen::Phase::Performance)
+            .or(self.phases.last())
+    }
+}
+
+/// The query line's fields we keep (the `type` tag and anything unknown are
+/// skipped by serde).
+#[derive(Deserialize)]
+struct RawQuery {
+    seq: u64,
+    query: u64,
+    sample_index: u64,
+    scheduled_ns: u64,
+    issued_ns: u64,
+    #[serde(default)]
+    first_token_ns: Option<u64>,
+    end_ns: u64,
+    n_tokens: i64,
+    #[serde(default)]
+    input_tokens: Option<u32>,
+    #[serde(default)]
+    endpoint: Option<u32>,
+    #[serde(default)]
+    error: Option<QueryError>,
+    #[serde(default)]
+    chunk_ns: Vec<u64>,
+    #[serde(default)]
+    chunk_tokens: Vec<u32>,
+}
+
+/// Part of a block: a run of query lines, or another line.
+enum Piece {
+    Queries(Batch),
+    Line(RecordLine),
+}
+
+#[derive(Default)]
+struct Batch {
+    samples: Vec<Sample>,
+    itl: Vec<u64>,
+    itl_counts: Option<Box<BucketCounts>>,
+    itl_sum: (u128, u128),
+    token_bins: Vec<u64>,
+}
+
+struct BlockResult {
+    pieces: Vec<Piece>,
+    lines: usize,
+    /// (line within block, message) of the first bad line.
+    error: Option<(usize, String)>,
+    /// The bad line was the unterminated last line of the file.
+    bad_is_tail: bool,
+}
+
+const BLOCK: usize = 16 << 20;
+
+fn parse_block(data: &[u8], is_last: bool) -> BlockResult {
+    let mut pieces = Vec::new();
+    let mut batch = Batch::default();
+    let mut lines = 0usize;
+    let mut start = 0usize;
+    while start < data.len() {
+        let (end, complete) = match memchr_newline(&data[start..]) {
+            Some(i) => (start + i, true),
+            None => (data.len(), false),
+        };
+        let line = &data[start..end];
+        start = end + 1;
+        lines += 1;
+        let line = trim_ascii(line);
+        if line.is_empty() {
+            continue;
+        }
+        let result = if line.starts_with(br#"{"type":"query","#) {
+            serde_json::from_slice::<RawQuery>(line)
+                .map(|q| add_query(&mut batch, q))
+                .map_err(|e| e.to_string())
+        } else {
+            serde_json::from_slice::<RecordLine>(line)
+                .map(|l| {
+                    if let RecordLine::Query(q) = l {
+                        add_query(&mut batch, raw_from_record(q));
+                    } else {
+                        if !batch.samples.is_empty() {
+                            pieces.push(Piece::Queries(std::mem::take(&mut batch)));
+                        }
+                        pieces.push(Piece::Line(l));
+                    }
+                })
+                .map_err(|e| e.to_string())
+        };
+        if let Err(message) = result {
+            if !batch.samples.is_empty() {
+                pieces.push(Piece::Queries(std::mem::take(&mut batch)));
+            }
+            return BlockResult {
+                pieces,
+                lines,
+                error: Some((lines, message)),
+                bad_is_tail: is_last && !complete,
+            };
+        }
+    }
+    if !batch.samples.is_empty() {
+        pieces.push(Piece::Queries(batch));
+    }
+    BlockResult {
+        pieces,
+        lines,
+        error: None,
+        bad_is_tail: false,
+    }
+}
+
+fn raw_from_record(q: loadgen::QueryRecord) -> RawQuery {
+    RawQuery {
+        seq: q.seq,
+        query: q.query,
+        sample_index: q.sample_index,
+        scheduled_ns: q.scheduled_ns,
+        issued_ns: q.issued_ns,
+        first_token_ns: q.first_token_ns,
+        end_ns: q.end_ns,
+        n_tokens: q.n_tokens,
+        input_tokens: q.input_tokens,
+        endpoint: q.endpoint,
+        error: q.error,
+        chunk_ns: q.chunk_ns,
+        chunk_tokens: q.chunk_tokens,
+    }
+}
+
+fn add_query(batch: &mut Batch, q: RawQuery) {
+    if q.error.is_none() {
+        let counts = batch.itl_counts.get_or_insert_with(Default::default);
+        for w in q.chunk_ns.windows(2) {
+            let gap = w[1].saturating_sub(w[0]);
+            batch.itl.push(gap);
+            counts.add(gap);
+            batch.itl_sum.0 += u128::from(gap);
+            batch.itl_sum.1 += u128::from(gap) * u128::from(gap);
+        }
+        for (i, &t) in q.chunk_ns.iter().enumerate() {
+            let bin = (t / FINE_BIN_NS) as usize;
+            if bin >= batch.token_bins.len() {
+                batch.token_bins.resize(bin + 1, 0);
+            }
+            batch.token_bins[bin] += u64::from(q.chunk_tokens.get(i).copied().unwrap_or(1));
+        }
+    }
+    batch.samples.push(Sample {
+        seq: q.seq,
+        query: q.query,
+        sample_index: q.sample_index,
+        scheduled_ns: q.scheduled_ns,
+        issued_ns: q.issued_ns,
+        first_token_ns: q.first_token_ns,
+        end_ns: q.end_ns,
+        n_tokens: q.n_tokens,
+        input_tokens: q.input_tokens,
+        endpoint: q.endpoint,
+        chunks: q.chunk_ns.len() as u32,
+        error: q.error.map(Box::new),
+    });
+}
+
+fn memchr_newline(s: &[u8]) -> Option<usize> {
+    s.iter().position(|&b| b == b'\n')
+}
+
+fn trim_ascii(s: &[u8]) -> &[u8] {
+    s.trim_ascii()
+}
+
+/// Reads `records.jsonl` with `threads` parser threads. Returns the phases
+/// and whether a cut last line was skipped.
+pub fn read_records(path: &Path, threads: usize) -> Result<(Vec<PhaseData>, bool), ReportError> {
+    let io = |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let threads = threads.max(1);
+    let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>, bool)>(threads * 2);
+    let rx = Mutex::new(rx);
+    let results: Mutex<Vec<(usize, BlockResult)>> = Mutex::new(Vec::new());
+    let read_result = std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let next = match rx.lock() {
+                        Ok(guard) => guard.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((index, data, is_last)) = next else {
+                        return;
+                    };
+                    let result = parse_block(&data, is_last);
+                    if let Ok(mut all) = results.lock() {
+                        all.push((index, result));
+                    }
+                }
+            });
+        }
+        // Read blocks, cut at the last newline; the remainder starts the next.
+        let mut carry: Vec<u8> = Vec::new();
+        let mut index = 0usize;
+        let outcome = loop {
+            let mut buf = std::mem::take(&mut carry);
+            let have = buf.len();
+            buf.resize(have + BLOCK, 0);
+            let mut filled = have;
+            let mut eof = false;
+            let mut failed = None;
+            while filled < buf.len() {
+                match file.read(&mut buf[filled..]) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                break Err(io(e));
+            }
+            buf.truncate(filled);
+            if eof {
+                if !buf.is_empty() && tx.send((index, buf, true)).is_err() {
+                    break Ok(());
+                }
+                break Ok(());
+            }
+            match buf.iter().rposition(|&b| b == b'\n') {
+                Some(cut) => {
+                    carry = buf[cut + 1..].to_vec();
+                    buf.truncate(cut + 1);
+                    if tx.send((index, buf, false)).is_err() {
+                        break Ok(());
+                    }
+                    index += 1;
+                }
+                // A line longer than a block: keep reading into it.
+                None => carry = buf,
+            }
+        };
+        drop(tx);
+        outcome
+    });
+    read_result?;
+    let mut blocks = results.into_inner().unwrap_or_default();
+    blocks.sort_by_key(|(i, _)| *i);
+
+    let mut phases: Vec<PhaseData> = Vec::new();
+    let mut truncated = false;
+    let mut line_base = 0usize;
+    let n_blocks = blocks.len();
+    for (bi, (_, block)) in blocks.into_iter().enumerate() {
+        for piece in block.pieces {
+            match piece {
+                Piece::Line(RecordLine::Phase(header)) => phases.push(PhaseData::new(*header)),
+                Piece::Line(RecordLine::PhaseEnd(end)) => match phases.last_mut() {
+                    Some(p) => p.end = Some(end),
+                    None => {
+                        return Err(parse_err(
+                            path,
+                            line_base + 1,
+                            "phase end before any phase header",
+                        ));
+                    }
+                },
+                Piece::Line(RecordLine::Query(_)) => {}
+                Piece::Queries(batch) => {
+                    let Some(phase) = phases.last_mut() else {
+                        return Err(parse_err(
+                            path,
+                            line_base + 1,
+                            "query record before any phase header",
+                        ));
+                    };
+                    phase.samples.extend(batch.samples);
+                    if let Some(c) = &batch.itl_counts {
+                        phase.itl_counts.merge(c);
+                    }
+                    phase.itl_sum.0 += batch.itl_sum.0;
+                    phase.itl_sum.1 += batch.itl_sum.1;
+                    if !batch.itl.is_empty() {
+                        phase.itl_parts.push(batch.itl);
+                    }
+                    if phase.token_bins.len() < batch.token_bins.len() {
+                        phase.token_bins.resize(batch.token_bins.len(), 0);
+                    }
+                    for (a, b) in phase.token_bins.iter_mut().zip(&batch.token_bins) {
+                        *a += b;
+                    }
+                }
+            }
+        }
+        if let Some((line, message)) = block.error {
+            if block.bad_is_tail && bi + 1 == n_blocks {
+                truncated = true;
+            } else {
+                return Err(parse_err(path, line_base + line, &message));
+            }
+        }
+        line_base += block.lines;
+    }
+    Ok((phases, truncated))
+}
+
+fn parse_err(path: &Path, line: usize, message: &str) -> ReportError {
+    ReportError::Parse {
+        path: path.to_path_buf(),
+        line,
+        message: message.to_owned(),
+    }
+}
+
+/// Loads a run directory. Only `records.jsonl` is required; a missing or
+/// unreadable `run.json` or `metrics.jsonl` becomes a warning.
+pub fn load(dir: &Path, threads: usize) -> Result<RunData, ReportError> {
+    let records = dir.join(rundir::RECORDS_FILE);
+    if !records.is_file() {
+        return Err(ReportError::NotARunDir {
+            path: dir.to_path_buf(),
+        });
+    }
+    let mut warnings = Vec::new();
+    let manifest = if dir.join(rundir::MANIFEST_FILE).is_file() {
+        match RunManifest::read(dir) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                warnings.push(format!("ignoring {}: {e}", rundir::MANIFEST_FILE));
+                None
+            }
+        }
+    } else {
+        warnings.push(format!("no {}", rundir::MANIFEST_FILE));
+        None
+    };
+    let (phases, truncated) = read_records(&records, threads)?;
+    let metrics_path = dir.join(rundir::METRICS_FILE);
+    let metrics = if metrics_path.is_file() {
+        match rundir::metrics::read_metrics(&metrics_path) {
+            Ok(m) => m,
+            Err(e) => {
+                warnings.push(format!("ignoring {}: {e}", rundir::METRICS_FILE));
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    if truncated {
+        warnings.push(format!(
+            "{}: last line cut short (the run died mid-write); skipped",
+            rundir::RECORDS_FILE
+        ));
+    }
+    Ok(RunData {
+        dir: dir.to_path_buf(),
+        manifest,
+        phases,
+        metrics,
+        truncated,
+        warnings,
+    })
+}
