@@ -1,10 +1,18 @@
-//! `harness report RUN_DIR`: regenerates the reports from a run's files.
+//! `harness report RUN_DIR`: regenerates a run's reports (summary.json,
+//! CSV exports, PNG charts, report.html) from its files alone; `harness run`
+//! calls the same function at the end.
 
 use std::io::Write;
 use std::path::Path;
 
+use anyhow::Context;
+
 /// Generates every report of `dir` and lists what was written.
 pub fn generate(dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
-    let _ = (dir, out);
+    let outputs = reports::generate(dir, &reports::ReportOptions::default())
+        .with_context(|| format!("reporting on {}", dir.display()))?;
+    let mut text = Vec::new();
+    outputs.render(&mut text)?;
+    out.write_all(&text)?;
     Ok(())
 }
