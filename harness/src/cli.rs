@@ -139,6 +139,14 @@ pub struct RunArgs {
     /// Dataset file. Default: the bundled CNN-DailyMail-shaped sample.
     #[arg(long)]
     pub dataset_path: Option<PathBuf>,
+    /// A synthetic dataset instead of a file: seeded random token ids,
+    /// e.g. `samples=1000,input=128:1024,output=128,prefix=0,seed=1`
+    /// (lengths: N, MIN:MAX, or normal:MEAN:STD[:MIN:MAX]).
+    #[arg(long, value_name = "SPEC", conflicts_with = "dataset_path")]
+    pub synthetic: Option<String>,
+    /// tokenizer.json, to turn text-only datasets (ShareGPT) into token ids.
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<PathBuf>,
     /// Format of --dataset-path.
     #[arg(long, value_enum, default_value = "auto")]
     pub dataset_format: DatasetFormatArg,

@@ -1,26 +1,206 @@
-//! Loading the run's dataset (the LoadGen QSL).
+//! Loading the run's dataset (the LoadGen QSL): a file, or a synthetic one.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use dataset::synthetic::{LengthDist, SyntheticSpec};
+use dataset::tokenizer::{HfTokenizer, Tokenizer};
 use dataset::{Dataset, DatasetFormat, DatasetOptions};
 
 use crate::cli::DatasetFormatArg;
-use crate::run_cmd::DatasetSpec;
+
+/// Where the samples come from.
+#[derive(Debug, Clone)]
+pub enum DatasetSource {
+    /// A file.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Its format.
+        format: DatasetFormatArg,
+    },
+    /// Seeded random token ids.
+    Synthetic(SyntheticSpec),
+}
+
+/// Which dataset, and how to read it.
+#[derive(Debug, Clone)]
+pub struct DatasetSpec {
+    /// The source.
+    pub source: DatasetSource,
+    /// Keep only the first N samples.
+    pub limit: Option<usize>,
+    /// tokenizer.json, for formats that need token ids from text (ShareGPT).
+    pub tokenizer: Option<PathBuf>,
+}
+
+impl DatasetSpec {
+    /// How the run describes its dataset (run.json, logs).
+    pub fn describe(&self) -> String {
+        match &self.source {
+            DatasetSource::File { path, .. } => path.display().to_string(),
+            DatasetSource::Synthetic(spec) => format!("synthetic {spec:?}"),
+        }
+    }
+}
+
+/// Parses a length: `N`, `MIN:MAX` (uniform) or `normal:MEAN:STD[:MIN:MAX]`.
+fn length(field: &str, text: &str) -> anyhow::Result<LengthDist> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let num = |s: &str| -> anyhow::Result<u32> {
+        s.parse()
+            .with_context(|| format!("--synthetic {field}={text}: {s:?} is not a whole number"))
+    };
+    let float = |s: &str| -> anyhow::Result<f64> {
+        s.parse()
+            .with_context(|| format!("--synthetic {field}={text}: {s:?} is not a number"))
+    };
+    Ok(match parts.as_slice() {
+        [n] => LengthDist::Fixed { len: num(n)? },
+        [min, max] => LengthDist::Uniform {
+            min: num(min)?,
+            max: num(max)?,
+        },
+        ["normal", mean, std] => LengthDist::Normal {
+            mean: float(mean)?,
+            std: float(std)?,
+            min: 1,
+            max: u32::MAX,
+        },
+        ["normal", mean, std, min, max] => LengthDist::Normal {
+            mean: float(mean)?,
+            std: float(std)?,
+            min: num(min)?,
+            max: num(max)?,
+        },
+        _ => bail!("--synthetic {field}={text}: expected N, MIN:MAX or normal:MEAN:STD[:MIN:MAX]"),
+    })
+}
+
+/// Parses `--synthetic samples=1000,input=128:1024,output=128,prefix=0,seed=1,vocab=1000:30000`.
+pub fn parse_synthetic(text: &str) -> anyhow::Result<SyntheticSpec> {
+    let mut spec = SyntheticSpec::default();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (key, value) = item
+            .split_once('=')
+            .with_context(|| format!("--synthetic: {item:?} is not KEY=VALUE"))?;
+        let whole = |v: &str| -> anyhow::Result<u64> {
+            v.parse()
+                .with_context(|| format!("--synthetic {key}={v}: not a whole number"))
+        };
+        match key {
+            "samples" => spec.num_samples = whole(value)? as usize,
+            "seed" => spec.seed = whole(value)?,
+            "input" => spec.input_len = length(key, value)?,
+            "output" => spec.output_len = length(key, value)?,
+            "prefix" => spec.prefix_len = whole(value)? as u32,
+            "vocab" => {
+                let (min, max) = value
+                    .split_once(':')
+                    .with_context(|| format!("--synthetic vocab={value}: expected MIN:MAX"))?;
+                spec.vocab_min = whole(min)? as u32;
+                spec.vocab_max = whole(max)? as u32;
+            }
+            other => bail!(
+                "--synthetic: unknown key {other:?} (samples, input, output, prefix, seed, vocab)"
+            ),
+        }
+    }
+    Ok(spec)
+}
 
 /// Reads the dataset a run asked for.
 pub fn load(spec: &DatasetSpec) -> anyhow::Result<Dataset> {
-    let mut options = DatasetOptions::new();
-    options = match spec.format {
-        DatasetFormatArg::Auto => options,
-        DatasetFormatArg::CnnEval => options.with_format(DatasetFormat::MlperfJson),
-        DatasetFormatArg::Pickle => options.with_format(DatasetFormat::PandasPickle),
-        DatasetFormatArg::Jsonl => options.with_format(DatasetFormat::Jsonl),
-        DatasetFormatArg::Sharegpt => options.with_format(DatasetFormat::ShareGpt),
+    let dataset = match &spec.source {
+        DatasetSource::Synthetic(synthetic) => {
+            let mut dataset = dataset::synthetic::generate(synthetic)?;
+            if let Some(n) = spec.limit {
+                dataset.samples.truncate(n);
+                dataset.performance_sample_count = dataset.performance_sample_count.min(n);
+            }
+            dataset
+        }
+        DatasetSource::File { path, format } => {
+            let mut options = DatasetOptions::new();
+            options = match format {
+                DatasetFormatArg::Auto => options,
+                DatasetFormatArg::CnnEval => options.with_format(DatasetFormat::MlperfJson),
+                DatasetFormatArg::Pickle => options.with_format(DatasetFormat::PandasPickle),
+                DatasetFormatArg::Jsonl => options.with_format(DatasetFormat::Jsonl),
+                DatasetFormatArg::Sharegpt => options.with_format(DatasetFormat::ShareGpt),
+            };
+            if let Some(n) = spec.limit {
+                options = options.with_total_sample_count(n);
+            }
+            if let Some(path) = &spec.tokenizer {
+                let tokenizer: Arc<dyn Tokenizer> = Arc::new(
+                    HfTokenizer::from_file(path)
+                        .with_context(|| format!("loading --tokenizer {}", path.display()))?,
+                );
+                options = options.with_sharegpt(
+                    dataset::sharegpt::ShareGptOptions::new().with_tokenizer(tokenizer),
+                );
+            }
+            Dataset::load(path, &options)?
+        }
     };
-    if let Some(n) = spec.limit {
-        options = options.with_total_sample_count(n);
-    }
-    let dataset = Dataset::load(&spec.path, &options)?;
     if dataset.samples.is_empty() {
-        anyhow::bail!("{}: the dataset has no samples", spec.path.display());
+        bail!("{}: the dataset has no samples", spec.describe());
     }
     Ok(dataset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_specs_parse_every_length_form() {
+        let spec = parse_synthetic(
+            "samples=10, input=64:128, output=normal:100:20:1:200, prefix=16, seed=3, vocab=5:9",
+        )
+        .unwrap();
+        assert_eq!(spec.num_samples, 10);
+        assert_eq!(spec.input_len, LengthDist::Uniform { min: 64, max: 128 });
+        assert_eq!(
+            spec.output_len,
+            LengthDist::Normal {
+                mean: 100.0,
+                std: 20.0,
+                min: 1,
+                max: 200
+            }
+        );
+        assert_eq!(
+            (spec.prefix_len, spec.seed, spec.vocab_min, spec.vocab_max),
+            (16, 3, 5, 9)
+        );
+        assert_eq!(
+            parse_synthetic("input=32").unwrap().input_len,
+            LengthDist::Fixed { len: 32 }
+        );
+    }
+
+    #[test]
+    fn bad_synthetic_specs_name_the_key() {
+        assert!(
+            parse_synthetic("size=3")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown key \"size\"")
+        );
+        assert!(
+            parse_synthetic("input=a")
+                .unwrap_err()
+                .to_string()
+                .contains("input=a")
+        );
+        assert!(
+            parse_synthetic("samples")
+                .unwrap_err()
+                .to_string()
+                .contains("KEY=VALUE")
+        );
+    }
 }

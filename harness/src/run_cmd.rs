@@ -61,16 +61,7 @@ pub struct RunConfig {
     pub command: Vec<String>,
 }
 
-/// Which dataset, and how to read it.
-#[derive(Debug, Clone)]
-pub struct DatasetSpec {
-    /// The file.
-    pub path: PathBuf,
-    /// Its format.
-    pub format: crate::cli::DatasetFormatArg,
-    /// Keep only the first N samples.
-    pub limit: Option<usize>,
-}
+pub use crate::data::DatasetSpec;
 
 fn seconds(name: &str, value: f64) -> anyhow::Result<Option<Duration>> {
     if !value.is_finite() || value < 0.0 {
@@ -206,9 +197,18 @@ impl RunConfig {
         } else {
             None
         };
-        let dataset_path = match &args.dataset_path {
-            Some(path) => path.clone(),
-            None => bundled_dataset()?,
+        let source = match (&args.synthetic, &args.dataset_path) {
+            (Some(spec), _) => {
+                crate::data::DatasetSource::Synthetic(crate::data::parse_synthetic(spec)?)
+            }
+            (None, Some(path)) => crate::data::DatasetSource::File {
+                path: path.clone(),
+                format: args.dataset_format,
+            },
+            (None, None) => crate::data::DatasetSource::File {
+                path: bundled_dataset()?,
+                format: args.dataset_format,
+            },
         };
         Ok(RunConfig {
             settings,
@@ -216,9 +216,9 @@ impl RunConfig {
             model_key,
             user_conf,
             dataset: DatasetSpec {
-                path: dataset_path,
-                format: args.dataset_format,
+                source,
                 limit: args.total_sample_count,
+                tokenizer: args.tokenizer.clone(),
             },
             backends: args.backends.clone(),
             sim_profile: args.sim_profile.clone(),
@@ -304,13 +304,10 @@ pub fn execute(config: &RunConfig, out: &mut dyn std::io::Write) -> anyhow::Resu
         .context("starting the async runtime")?;
 
     let progress = Arc::new(Progress::new(config.progress));
-    progress.step(&format!(
-        "loading dataset {}",
-        config.dataset.path.display()
-    ));
+    progress.step(&format!("loading dataset {}", config.dataset.describe()));
     let dataset = Arc::new(
         crate::data::load(&config.dataset)
-            .with_context(|| format!("loading dataset {}", config.dataset.path.display()))?,
+            .with_context(|| format!("loading dataset {}", config.dataset.describe()))?,
     );
 
     // The backend: the given URLs, or the simulator on a free local port.
@@ -359,7 +356,7 @@ pub fn execute(config: &RunConfig, out: &mut dyn std::io::Write) -> anyhow::Resu
         scenario: scenario.as_str().to_owned(),
         mode: config.settings.mode.to_string(),
         backends: backends_for_manifest,
-        dataset: Some(config.dataset.path.display().to_string()),
+        dataset: Some(config.dataset.describe()),
         labels: config
             .label
             .iter()

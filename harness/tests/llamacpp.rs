@@ -108,8 +108,20 @@ fn harness_runs_against_llama_cpp() {
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
+        let errors: Vec<String> = std::fs::read_dir(dir.path().join("runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("records.jsonl")).ok())
+            .flat_map(|t| {
+                t.lines()
+                    .filter(|l| l.contains("\"error\":{"))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         let context = format!(
-            "{scenario}: {:?}\n{stdout}\n{}",
+            "{scenario}: {:?}\n{stdout}\n{}\nerrors: {errors:#?}",
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );

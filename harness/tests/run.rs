@@ -501,3 +501,39 @@ fn a_sweep_runs_every_point_and_resumes_only_what_is_unfinished() {
         .unwrap();
     assert_eq!(other.status.code(), Some(1), "{}", text(&other));
 }
+
+#[test]
+fn a_synthetic_dataset_runs_without_a_file() {
+    let scratch = Scratch::new();
+    let output = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .current_dir(scratch.path())
+        .args([
+            "run",
+            "--quiet",
+            "--no-report",
+            "--user-conf",
+            "user.conf",
+            "--sim-profile",
+            "tiny-fast",
+        ])
+        .args([
+            "--scenario",
+            "Offline",
+            "--synthetic",
+            "samples=64,input=16:64,output=4,seed=9",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let dir = &scratch.run_dirs()[0];
+    let records = read_records(&dir.join(rundir::RECORDS_FILE)).unwrap();
+    let perf = records.performance().unwrap();
+    assert!(perf.records.iter().all(|r| r.sample_index < 64));
+    assert!(
+        perf.records
+            .iter()
+            .all(|r| r.error.is_none() && r.n_tokens <= 4)
+    );
+    let manifest = RunManifest::read(dir).unwrap();
+    assert!(manifest.dataset.unwrap().starts_with("synthetic"));
+}

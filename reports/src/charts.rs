@@ -124,7 +124,7 @@ pub fn cdf_points(sorted: &[f64], points: usize) -> Vec<(f64, f64)> {
     let steps = points.min(n);
     let mut out = Vec::with_capacity(steps + 1);
     for i in 0..=steps {
-        let idx = if steps == 0 { 0 } else { i * (n - 1) / steps };
+        let idx = (i * (n - 1)).checked_div(steps).unwrap_or(0);
         out.push((sorted[idx], (idx + 1) as f64 / n as f64));
     }
     out
