@@ -86,6 +86,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::History(args) => {
+            crate::history_cmd::run(&args, &mut out)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Report(args) => {
             crate::report_cmd::generate(&args.run_dir, &mut out)?;
             Ok(ExitCode::SUCCESS)

@@ -34,8 +34,33 @@ pub enum Command {
     /// any user.conf key...), each a normal run directory, plus sweep.json
     /// and sweep.csv; an interrupted sweep resumes where it stopped.
     Sweep(Box<SweepArgs>),
+    /// List recorded runs, or follow one metric over time (table and chart).
+    History(HistoryArgs),
     /// Serve the built-in vLLM simulator.
     Sim(Box<crate::sim_cmd::SimArgs>),
+}
+
+/// `harness history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The history database.
+    #[arg(long, value_name = "FILE", default_value = "runs/history.sqlite")]
+    pub db: PathBuf,
+    /// Only runs of this LoadGen model key.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Only runs of this scenario.
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// At most this many runs, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Show this metric's trend (e.g. samples_per_s, ttft_p99_ms).
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// With --metric: also draw the trend to this PNG file.
+    #[arg(long, value_name = "FILE.png", requires = "metric")]
+    pub chart: Option<PathBuf>,
 }
 
 /// `harness sweep`.
@@ -229,6 +254,13 @@ pub struct RunArgs {
     /// Write mlperf_log_trace.json.
     #[arg(long)]
     pub enable_log_trace: bool,
+    /// Results history database (SQLite) every run is recorded in.
+    /// Default: history.sqlite in --output-dir.
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// Do not record the run in the history database.
+    #[arg(long)]
+    pub no_history: bool,
     /// Skip report generation at the end (`harness report` can make it later).
     #[arg(long)]
     pub no_report: bool,

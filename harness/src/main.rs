@@ -8,6 +8,7 @@ mod accuracy_cmd;
 mod app;
 mod cli;
 mod data;
+mod history_cmd;
 mod hooks;
 mod metrics;
 mod progress;

@@ -53,6 +53,8 @@ pub struct RunConfig {
     pub prometheus_listen: Option<std::net::SocketAddr>,
     /// Write the trace log.
     pub trace: bool,
+    /// History database to record the run in.
+    pub history_db: Option<PathBuf>,
     /// Generate reports at the end.
     pub report: bool,
     /// Progress display.
@@ -229,6 +231,15 @@ impl RunConfig {
             metrics_interval,
             prometheus_listen: args.prometheus_listen,
             trace: args.enable_log_trace,
+            history_db: if args.no_history {
+                None
+            } else {
+                Some(
+                    args.db
+                        .clone()
+                        .unwrap_or_else(|| args.output_dir.join("history.sqlite")),
+                )
+            },
             report: !args.no_report,
             progress: !args.quiet,
             command,
@@ -445,11 +456,18 @@ pub fn execute(config: &RunConfig, out: &mut dyn std::io::Write) -> anyhow::Resu
     let summaries = hooks.summaries();
     let loadgen_summary = reported.and_then(|i| summaries.get(i));
     crate::summary::render(out, &dir, &manifest, &outcome, &verdict, loadgen_summary)?;
+    let metrics = crate::summary::KeyMetrics::of(&outcome);
+    if let Some(db) = &config.history_db {
+        // The run's files are complete; a history problem only warns.
+        if let Err(e) = crate::history_cmd::record(db, &dir, &manifest, &metrics) {
+            tracing::warn!("not recorded in the history: {e:#}");
+        }
+    }
     if config.report {
         crate::report_cmd::generate(&dir, out)?;
     }
     Ok(RunResult {
-        metrics: crate::summary::KeyMetrics::of(&outcome),
+        metrics,
         dir,
         verdict,
         interrupted: outcome.interrupted,

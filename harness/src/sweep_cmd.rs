@@ -196,6 +196,10 @@ fn point_args(
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         args.user_conf = Some(path);
     }
+    if args.db.is_none() {
+        // Points record where the sweep's runs would have.
+        args.db = Some(base.output_dir.join("history.sqlite"));
+    }
     args.output_dir = sweep_dir.to_path_buf();
     let label: Vec<String> = params.iter().map(|(n, v)| format!("{n}={v}")).collect();
     args.label = Some(format!("p{index:03}-{}", label.join("-")));
@@ -375,7 +379,87 @@ pub fn run(
         dir.join(SWEEP_FILE).display(),
         csv_path.display()
     )?;
+    for chart in draw_charts(&record, &dir)? {
+        writeln!(out, "wrote {}", chart.display())?;
+    }
     Ok(result)
+}
+
+/// The sweep's curves: latency against achieved throughput, output tokens/s
+/// and validity against target QPS.
+fn draw_charts(record: &SweepRecord, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    use reports::charts::{XySeries, xy_chart};
+    let mut done: Vec<(&Point, &KeyMetrics)> = record
+        .points
+        .iter()
+        .filter(|p| p.status == PointStatus::Complete)
+        .filter_map(|p| p.metrics.as_ref().map(|m| (p, m)))
+        .collect();
+    if done.is_empty() {
+        return Ok(Vec::new());
+    }
+    done.sort_by(|a, b| a.1.target_qps.total_cmp(&b.1.target_qps));
+    let series = |name: &str, f: &dyn Fn(&KeyMetrics) -> Option<(f64, f64)>| XySeries {
+        name: name.to_owned(),
+        points: done.iter().filter_map(|(_, m)| f(m)).collect(),
+    };
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut written = Vec::new();
+    let latency: Vec<XySeries> = [
+        series("TTFT p50", &|m| m.ttft_p50_ms.map(|v| (m.samples_per_s, v))),
+        series("TTFT p99", &|m| m.ttft_p99_ms.map(|v| (m.samples_per_s, v))),
+        series("TPOT p50", &|m| m.tpot_p50_ms.map(|v| (m.samples_per_s, v))),
+        series("TPOT p99", &|m| m.tpot_p99_ms.map(|v| (m.samples_per_s, v))),
+        series("latency p99", &|m| {
+            m.latency_p99_ms.map(|v| (m.samples_per_s, v))
+        }),
+    ]
+    .into_iter()
+    .filter(|s| !s.points.is_empty())
+    .collect();
+    if !latency.is_empty() {
+        let title = format!("Latency vs throughput | {name}");
+        xy_chart(
+            dir,
+            "sweep_latency.png",
+            &title,
+            ("completed samples/s", "ms"),
+            &latency,
+        )?;
+        written.push(dir.join("sweep_latency.png"));
+    }
+    let tokens = [series("output tokens/s", &|m| {
+        Some((m.target_qps, m.output_tokens_per_s))
+    })];
+    let title = format!("Output tokens/s vs target QPS | {name}");
+    xy_chart(
+        dir,
+        "sweep_tokens.png",
+        &title,
+        ("target QPS", "tokens/s"),
+        &tokens,
+    )?;
+    written.push(dir.join("sweep_tokens.png"));
+    let validity = [XySeries {
+        name: "VALID (1) / INVALID (0)".to_owned(),
+        points: done
+            .iter()
+            .map(|(p, m)| (m.target_qps, if p.valid == Some(true) { 1.0 } else { 0.0 }))
+            .collect(),
+    }];
+    let title = format!("Validity vs target QPS | {name}");
+    xy_chart(
+        dir,
+        "sweep_validity.png",
+        &title,
+        ("target QPS", "valid"),
+        &validity,
+    )?;
+    written.push(dir.join("sweep_validity.png"));
+    Ok(written)
 }
 
 #[cfg(test)]

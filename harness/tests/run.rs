@@ -58,7 +58,12 @@ impl Scratch {
 
     fn run_dirs(&self) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.path().join("runs"))
-            .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
             .unwrap_or_default();
         dirs.sort();
         dirs
@@ -436,6 +441,13 @@ fn a_sweep_runs_every_point_and_resumes_only_what_is_unfinished() {
                 .is_file()
         );
     }
+    for chart in [
+        "sweep_latency.png",
+        "sweep_tokens.png",
+        "sweep_validity.png",
+    ] {
+        assert!(sweep_dir.join(chart).is_file(), "{chart}");
+    }
     let csv = std::fs::read_to_string(sweep_dir.join("sweep.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5, "{csv}");
     assert!(
@@ -536,4 +548,53 @@ fn a_synthetic_dataset_runs_without_a_file() {
     );
     let manifest = RunManifest::read(dir).unwrap();
     assert!(manifest.dataset.unwrap().starts_with("synthetic"));
+}
+
+#[test]
+fn every_run_is_recorded_in_the_history_and_listed_newest_first() {
+    let scratch = Scratch::new();
+    for qps in ["400", "500"] {
+        let output = scratch.run(&[
+            "--scenario",
+            "Server",
+            "--sim-profile",
+            "tiny-fast",
+            "--target-qps",
+            qps,
+        ]);
+        assert!(output.status.success(), "{}", text(&output));
+    }
+    let history = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_harness"))
+            .current_dir(scratch.path())
+            .arg("history")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let listed = history(&[]);
+    assert!(listed.status.success(), "{}", text(&listed));
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    let dirs = scratch.run_dirs();
+    let names: Vec<String> = dirs
+        .iter()
+        .filter(|d| d.is_dir())
+        .map(|d| d.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2);
+    let first = stdout.find(&names[1]).expect("newest listed");
+    let second = stdout.find(&names[0]).expect("oldest listed");
+    assert!(first < second, "newest first: {stdout}");
+    assert_eq!(stdout.matches("VALID").count(), 2, "{stdout}");
+
+    let trend = history(&["--metric", "target_qps", "--chart", "trend.png"]);
+    assert!(trend.status.success(), "{}", text(&trend));
+    let stdout = String::from_utf8_lossy(&trend.stdout);
+    let values: Vec<&str> = stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(values, ["400.000", "500.000"], "{stdout}");
+    assert!(scratch.path().join("trend.png").is_file());
 }

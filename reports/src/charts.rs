@@ -866,3 +866,70 @@ fn queue_panel(area: &Area<'_>, p: &Prepared) -> DrawResult {
         &series,
     )
 }
+
+/// One named line of an [`xy_chart`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct XySeries {
+    /// Legend text.
+    pub name: String,
+    /// Points, drawn in the order given.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A line chart with point markers written to `dir/name` (history trends,
+/// sweep curves such as throughput against latency); returns the PNG bytes.
+pub fn xy_chart(
+    dir: &Path,
+    name: &str,
+    title: &str,
+    axes: (&str, &str),
+    series: &[XySeries],
+) -> Result<Vec<u8>, ReportError> {
+    let all = || series.iter().flat_map(|s| s.points.iter());
+    let (x0, x1) = padded(
+        all().map(|p| p.0).fold(f64::INFINITY, f64::min),
+        all().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max),
+    );
+    let (y0, y1) = padded(
+        all().map(|p| p.1).fold(f64::INFINITY, f64::min).min(0.0),
+        all().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max),
+    );
+    render_png(dir, name, (1200, 700), title, |area| {
+        let mut chart = ChartBuilder::on(area)
+            .margin(15)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(axes.0)
+            .y_desc(axes.1)
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(err)?;
+        for (i, s) in series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied(),
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(s.name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(s.points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font((FONT, 14))
+            .draw()
+            .map_err(err)
+    })
+}

@@ -1,0 +1,155 @@
+//! The results history: `harness run` records every run; `harness history`
+//! lists them or follows one metric over time.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use history::{Filter, History, RunEntry};
+
+use crate::cli::HistoryArgs;
+use crate::summary::KeyMetrics;
+
+/// The named figures recorded per run.
+pub fn metric_pairs(m: &KeyMetrics) -> Vec<(String, f64)> {
+    let mut out = vec![
+        ("target_qps".to_owned(), m.target_qps),
+        ("samples_per_s".to_owned(), m.samples_per_s),
+        ("output_tokens_per_s".to_owned(), m.output_tokens_per_s),
+        ("failed".to_owned(), m.failed as f64),
+    ];
+    for (name, value) in [
+        ("latency_p50_ms", m.latency_p50_ms),
+        ("latency_p99_ms", m.latency_p99_ms),
+        ("ttft_p50_ms", m.ttft_p50_ms),
+        ("ttft_p99_ms", m.ttft_p99_ms),
+        ("tpot_p50_ms", m.tpot_p50_ms),
+        ("tpot_p99_ms", m.tpot_p99_ms),
+    ] {
+        if let Some(v) = value {
+            out.push((name.to_owned(), v));
+        }
+    }
+    out
+}
+
+/// Records a finished run.
+pub fn record(
+    db: &Path,
+    dir: &Path,
+    manifest: &rundir::RunManifest,
+    metrics: &KeyMetrics,
+) -> anyhow::Result<()> {
+    let mut history = History::open(db)?;
+    let status = serde_json::to_value(manifest.status)?
+        .as_str()
+        .unwrap_or("unknown")
+        .to_owned();
+    history.record(&RunEntry {
+        run_id: manifest.run_id.clone(),
+        run_dir: dir.display().to_string(),
+        started_at: manifest.started_at.clone(),
+        model: manifest.model.clone(),
+        scenario: manifest.scenario.clone(),
+        mode: manifest.mode.clone(),
+        backends: manifest.backends.clone(),
+        dataset: manifest.dataset.clone(),
+        labels: manifest.labels.clone().into_iter().collect(),
+        status,
+        valid: manifest.verdict.as_ref().map(|v| v.valid),
+        reasons: manifest
+            .verdict
+            .as_ref()
+            .map(|v| v.reasons.clone())
+            .unwrap_or_default(),
+        harness_version: manifest.harness_version.clone(),
+        metrics: metric_pairs(metrics),
+    })?;
+    Ok(())
+}
+
+/// `harness history`.
+pub fn run(args: &HistoryArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    if !args.db.is_file() {
+        anyhow::bail!(
+            "{}: no history database (runs record into <output-dir>/history.sqlite)",
+            args.db.display()
+        );
+    }
+    let history = History::open(&args.db)?;
+    let filter = Filter {
+        model: args.model.clone(),
+        scenario: args.scenario.clone(),
+        limit: Some(args.limit),
+    };
+    match &args.metric {
+        None => {
+            let runs = history.list(&filter)?;
+            writeln!(
+                out,
+                "{:<44} {:<12} {:<16} {:<8} {:>10} {:>12} {:>12}",
+                "run", "scenario", "mode", "result", "samples/s", "TTFT p99 ms", "TPOT p99 ms"
+            )?;
+            for run in &runs {
+                let metric = |name: &str| {
+                    run.metrics
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map_or_else(|| "-".to_owned(), |(_, v)| format!("{v:.2}"))
+                };
+                let result = match run.valid {
+                    Some(true) => "VALID",
+                    Some(false) => "INVALID",
+                    None => "-",
+                };
+                writeln!(
+                    out,
+                    "{:<44} {:<12} {:<16} {:<8} {:>10} {:>12} {:>12}",
+                    run.run_id,
+                    run.scenario,
+                    run.mode,
+                    result,
+                    metric("samples_per_s"),
+                    metric("ttft_p99_ms"),
+                    metric("tpot_p99_ms"),
+                )?;
+            }
+        }
+        Some(metric) => {
+            let mut trend = history.trend(metric, &filter)?;
+            let skip = trend.len().saturating_sub(args.limit);
+            trend.drain(..skip);
+            writeln!(out, "{:<32} {:<44} {:>14}", "started", "run", metric)?;
+            for (at, run, value) in &trend {
+                writeln!(out, "{at:<32} {run:<44} {value:>14.3}")?;
+            }
+            if let Some(path) = &args.chart {
+                let dir = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .context("--chart needs a file name")?;
+                let series = reports::charts::XySeries {
+                    name: metric.clone(),
+                    points: trend
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| (i as f64, t.2))
+                        .collect(),
+                };
+                reports::charts::xy_chart(
+                    dir,
+                    name,
+                    &format!("{metric} over the last {} runs", trend.len()),
+                    ("run (oldest to newest)", metric),
+                    &[series],
+                )?;
+                writeln!(out, "wrote {}", path.display())?;
+            }
+        }
+    }
+    Ok(())
+}
