@@ -40,6 +40,18 @@ pub enum PointStatus {
     Failed,
 }
 
+impl PointStatus {
+    /// The name used in sweep.json and sweep.csv.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PointStatus::Pending => "pending",
+            PointStatus::Complete => "complete",
+            PointStatus::Interrupted => "interrupted",
+            PointStatus::Failed => "failed",
+        }
+    }
+}
+
 /// One point of the grid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Point {
@@ -210,7 +222,7 @@ fn write_csv(record: &SweepRecord, out: &mut impl Write) -> std::io::Result<()> 
     let names: Vec<&str> = record.dimensions.iter().map(|d| d.name.as_str()).collect();
     writeln!(
         out,
-        "point,{},status,valid,target_qps,samples_per_s,output_tokens_per_s,failed,\
+        "point,{},status,valid,effective_target_qps,samples_per_s,output_tokens_per_s,failed,\
          latency_p50_ms,latency_p99_ms,ttft_p50_ms,ttft_p99_ms,tpot_p50_ms,tpot_p99_ms,run_dir",
         names.join(",")
     )?;
@@ -220,10 +232,10 @@ fn write_csv(record: &SweepRecord, out: &mut impl Write) -> std::io::Result<()> 
         let m = p.metrics.clone().unwrap_or_default();
         writeln!(
             out,
-            "{},{},{:?},{},{},{:.3},{:.3},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{:.3},{:.3},{},{},{},{},{},{},{},{}",
             p.index,
             values.join(","),
-            p.status,
+            p.status.as_str(),
             p.valid.map(|v| v.to_string()).unwrap_or_default(),
             m.target_qps,
             m.samples_per_s,
