@@ -22,6 +22,7 @@ pub mod charts;
 pub mod csv;
 pub mod html;
 pub mod load;
+pub mod significance;
 pub mod stats;
 pub mod summary;
 

@@ -1,0 +1,206 @@
+//! Is a difference between two runs real? Pure functions over two samples
+//! of one quantity (e.g. per-query TTFT in ms), used by `harness compare`
+//! and `harness gate`.
+//!
+//! - [`bootstrap_percentile_diff`]: the difference of a percentile (B − A)
+//!   with a percentile-bootstrap confidence interval: both samples are
+//!   resampled with replacement `resamples` times from a seeded mt19937, the
+//!   percentile of each resample taken (LoadGen's `sorted[floor(N*p)]`), and
+//!   the interval is the `(1−level)/2` and `(1+level)/2` quantiles of the
+//!   differences. Samples above [`BOOTSTRAP_MAX_N`] are first thinned to an
+//!   evenly spaced subsample of the sorted values (which keeps their
+//!   distribution) so a million-query run stays fast.
+//! - [`mann_whitney`]: the two-sided Mann-Whitney U test (statrs, which
+//!   matches scipy), for "do the distributions differ at all".
+
+use loadgen::rng::{Mt19937, uniform_int};
+use serde::Serialize;
+use statrs::stats_tests::Alternative;
+use statrs::stats_tests::mannwhitneyu::{MannWhitneyUMethod, mannwhitneyu};
+
+/// Largest sample resampled as is by [`bootstrap_percentile_diff`].
+pub const BOOTSTRAP_MAX_N: usize = 20_000;
+
+/// LoadGen's percentile of sorted values: `sorted[floor(N*p)]`.
+pub fn percentile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((sorted.len() as f64 * p) as usize).min(sorted.len() - 1);
+    Some(sorted[i])
+}
+
+/// A difference with its confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DiffEstimate {
+    /// Percentile of A.
+    pub a: f64,
+    /// Percentile of B.
+    pub b: f64,
+    /// B − A.
+    pub diff: f64,
+    /// Lower end of the interval of B − A.
+    pub lo: f64,
+    /// Upper end.
+    pub hi: f64,
+    /// Confidence level of the interval.
+    pub level: f64,
+}
+
+impl DiffEstimate {
+    /// The interval excludes zero: the difference is significant at `level`.
+    pub fn significant(&self) -> bool {
+        self.lo > 0.0 || self.hi < 0.0
+    }
+}
+
+fn sorted_thinned(values: &[f64]) -> Vec<f64> {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.len() <= BOOTSTRAP_MAX_N {
+        return sorted;
+    }
+    let n = sorted.len();
+    (0..BOOTSTRAP_MAX_N)
+        .map(|i| sorted[i * (n - 1) / (BOOTSTRAP_MAX_N - 1)])
+        .collect()
+}
+
+fn resampled_percentile(sorted: &[f64], p: f64, rng: &mut Mt19937, scratch: &mut Vec<f64>) -> f64 {
+    scratch.clear();
+    let last = sorted.len() as u64 - 1;
+    scratch.extend((0..sorted.len()).map(|_| sorted[uniform_int(rng, 0, last) as usize]));
+    let k = ((scratch.len() as f64 * p) as usize).min(scratch.len() - 1);
+    let (_, v, _) = scratch.select_nth_unstable_by(k, f64::total_cmp);
+    *v
+}
+
+/// B − A for percentile `p` (0..1) with a `level` bootstrap interval.
+/// `None` when either sample is empty or `resamples` is 0.
+pub fn bootstrap_percentile_diff(
+    a: &[f64],
+    b: &[f64],
+    p: f64,
+    level: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<DiffEstimate> {
+    let a = sorted_thinned(a);
+    let b = sorted_thinned(b);
+    let pa = percentile_sorted(&a, p)?;
+    let pb = percentile_sorted(&b, p)?;
+    if resamples == 0 {
+        return None;
+    }
+    let mut rng = Mt19937::new(seed);
+    let mut scratch = Vec::with_capacity(a.len().max(b.len()));
+    let mut diffs: Vec<f64> = (0..resamples)
+        .map(|_| {
+            let ra = resampled_percentile(&a, p, &mut rng, &mut scratch);
+            let rb = resampled_percentile(&b, p, &mut rng, &mut scratch);
+            rb - ra
+        })
+        .collect();
+    diffs.sort_by(f64::total_cmp);
+    let tail = (1.0 - level) / 2.0;
+    let at = |q: f64| diffs[((q * resamples as f64) as usize).min(resamples - 1)];
+    Some(DiffEstimate {
+        a: pa,
+        b: pb,
+        diff: pb - pa,
+        lo: at(tail),
+        hi: at(1.0 - tail),
+        level,
+    })
+}
+
+/// Two-sided Mann-Whitney U test: `(U, p-value)`, normal approximation
+/// with continuity correction (scipy's `method="asymptotic"`); `None` when a
+/// sample is empty.
+///
+/// statrs 0.19.1's exact method (which `Automatic` picks for small samples
+/// without ties) returns p = 1 even for fully separated samples, so it is
+/// not used; latency samples are large and tied anyway.
+pub fn mann_whitney(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
+    mannwhitneyu(
+        a,
+        b,
+        MannWhitneyUMethod::AsymptoticInclContinuityCorrection,
+        Alternative::TwoSided,
+    )
+    .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(seed: u64, n: usize, shift: f64) -> Vec<f64> {
+        let mut rng = Mt19937::new(seed);
+        (0..n)
+            .map(|_| shift + uniform_int(&mut rng, 0, 1000) as f64 / 10.0)
+            .collect()
+    }
+
+    #[test]
+    fn a_real_shift_is_significant_and_no_shift_is_not() {
+        let a = sample(1, 2000, 0.0);
+        let shifted = sample(2, 2000, 20.0);
+        let same = sample(3, 2000, 0.0);
+        let d = bootstrap_percentile_diff(&a, &shifted, 0.99, 0.95, 400, 7).unwrap();
+        assert!(d.significant() && d.lo > 10.0 && d.hi < 30.0, "{d:?}");
+        let d = bootstrap_percentile_diff(&a, &same, 0.5, 0.95, 400, 7).unwrap();
+        assert!(!d.significant(), "{d:?}");
+        assert!(d.lo <= d.diff && d.diff <= d.hi, "{d:?}");
+    }
+
+    #[test]
+    fn the_interval_covers_the_truth_at_about_the_nominal_rate() {
+        // Two samples of the same distribution: the true difference is 0, so
+        // a 90% interval should exclude it about 10% of the time.
+        let trials = 60;
+        let excluded = (0..trials)
+            .filter(|&t| {
+                let a = sample(100 + t, 400, 0.0);
+                let b = sample(900 + t, 400, 0.0);
+                bootstrap_percentile_diff(&a, &b, 0.5, 0.90, 300, t)
+                    .unwrap()
+                    .significant()
+            })
+            .count();
+        assert!(
+            excluded <= 15,
+            "{excluded} of {trials} intervals excluded 0"
+        );
+    }
+
+    #[test]
+    fn same_seed_same_interval() {
+        let a = sample(1, 500, 0.0);
+        let b = sample(2, 500, 1.0);
+        assert_eq!(
+            bootstrap_percentile_diff(&a, &b, 0.9, 0.95, 200, 3),
+            bootstrap_percentile_diff(&a, &b, 0.9, 0.95, 200, 3)
+        );
+    }
+
+    #[test]
+    fn mann_whitney_matches_scipy_on_a_textbook_case() {
+        // scipy.stats.mannwhitneyu([1,2,3,4,5], [6,7,8,9,10],
+        // method="asymptotic") -> U=0, p=0.012185780354826866: z = (0 - 12.5
+        // + 0.5) / sqrt(5*5*11/12), two-sided normal tail.
+        let (u, p) = mann_whitney(&[1.0, 2.0, 3.0, 4.0, 5.0], &[6.0, 7.0, 8.0, 9.0, 10.0]).unwrap();
+        assert_eq!(u, 0.0);
+        assert!((p - 0.012_185_780_354_826_866).abs() < 1e-12, "{p}");
+        assert!(mann_whitney(&[], &[1.0]).is_none());
+    }
+
+    #[test]
+    fn large_samples_are_thinned_evenly() {
+        let big: Vec<f64> = (0..100_000).map(f64::from).collect();
+        let thin = sorted_thinned(&big);
+        assert_eq!(thin.len(), BOOTSTRAP_MAX_N);
+        assert_eq!(thin[0], 0.0);
+        assert_eq!(*thin.last().unwrap(), 99_999.0);
+    }
+}
