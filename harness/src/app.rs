@@ -86,6 +86,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Compare(args) => {
+            crate::compare_cmd::run_compare(&args, &mut out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gate(args) => {
+            let passed = crate::compare_cmd::run_gate(&args, &mut out)?;
+            out.flush()?;
+            Ok(if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::History(args) => {
             crate::history_cmd::run(&args, &mut out)?;
             Ok(ExitCode::SUCCESS)

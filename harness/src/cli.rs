@@ -34,10 +34,55 @@ pub enum Command {
     /// any user.conf key...), each a normal run directory, plus sweep.json
     /// and sweep.csv; an interrupted sweep resumes where it stopped.
     Sweep(Box<SweepArgs>),
+    /// Compare runs (or sweeps' points) side by side: percentiles with
+    /// bootstrap intervals of the difference, Mann-Whitney tests, rankings.
+    Compare(CompareArgs),
+    /// Fail (exit 1) when a candidate run regresses against a baseline
+    /// beyond the thresholds in a rules file, significantly.
+    Gate(GateArgs),
     /// List recorded runs, or follow one metric over time (table and chart).
     History(HistoryArgs),
     /// Serve the built-in vLLM simulator.
     Sim(Box<crate::sim_cmd::SimArgs>),
+}
+
+/// Output of `harness compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    /// Aligned columns.
+    Terminal,
+    /// A markdown table.
+    Markdown,
+    /// JSON.
+    Json,
+}
+
+/// `harness compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Run directories or sweep directories; the first run is the baseline.
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "terminal")]
+    pub format: CompareFormat,
+}
+
+/// `harness gate`.
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// The reference run.
+    #[arg(long)]
+    pub baseline: PathBuf,
+    /// The run under test.
+    #[arg(long)]
+    pub candidate: PathBuf,
+    /// Rules (TOML): `[[rule]] metric = "ttft_p99_ms" max_regression_pct = 10`.
+    #[arg(long)]
+    pub rules: PathBuf,
+    /// Also write the checks as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 /// `harness history`.

@@ -7,6 +7,7 @@
 mod accuracy_cmd;
 mod app;
 mod cli;
+mod compare_cmd;
 mod data;
 mod history_cmd;
 mod hooks;

@@ -598,3 +598,85 @@ fn every_run_is_recorded_in_the_history_and_listed_newest_first() {
     assert_eq!(values, ["400.000", "500.000"], "{stdout}");
     assert!(scratch.path().join("trend.png").is_file());
 }
+
+#[test]
+fn compare_and_gate_read_two_run_directories() {
+    let scratch = Scratch::new();
+    for qps in ["300", "600"] {
+        let output = scratch.run(&[
+            "--scenario",
+            "Server",
+            "--sim-profile",
+            "tiny-fast",
+            "--target-qps",
+            qps,
+        ]);
+        assert!(output.status.success(), "{}", text(&output));
+    }
+    let dirs = scratch.run_dirs();
+    let harness = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_harness"))
+            .current_dir(scratch.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let (a, b) = (dirs[0].to_str().unwrap(), dirs[1].to_str().unwrap());
+    let compared = harness(&["compare", a, b, "--format", "json"]);
+    assert!(compared.status.success(), "{}", text(&compared));
+    let json: serde_json::Value = serde_json::from_slice(&compared.stdout).unwrap();
+    assert_eq!(json["runs"].as_array().unwrap().len(), 2);
+    let tput = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["metric"] == "samples_per_s")
+        .unwrap();
+    assert_eq!(
+        tput["ranking"][0], 1,
+        "the 600 QPS run completes more samples per second"
+    );
+
+    std::fs::write(scratch.path().join("loose.toml"), "[[rule]]\nmetric = \"failed\"\n[[rule]]\nmetric = \"ttft_p99_ms\"\nmax_regression_abs = 10000\n").unwrap();
+    let passed = harness(&[
+        "gate",
+        "--baseline",
+        a,
+        "--candidate",
+        b,
+        "--rules",
+        "loose.toml",
+    ]);
+    assert!(passed.status.success(), "{}", text(&passed));
+    // Throughput may not fall at all: the slower run as candidate fails.
+    std::fs::write(
+        scratch.path().join("strict.toml"),
+        "[[rule]]\nmetric = \"samples_per_s\"\nmax_regression_pct = 0\n",
+    )
+    .unwrap();
+    let failed = harness(&[
+        "gate",
+        "--baseline",
+        b,
+        "--candidate",
+        a,
+        "--rules",
+        "strict.toml",
+    ]);
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    assert!(String::from_utf8_lossy(&failed.stdout).contains("gate FAILED"));
+    let bad = harness(&[
+        "gate",
+        "--baseline",
+        a,
+        "--candidate",
+        b,
+        "--rules",
+        "missing.toml",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("missing.toml"),
+        "{}",
+        text(&bad)
+    );
+}

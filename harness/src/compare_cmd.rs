@@ -1,0 +1,542 @@
+//! `harness compare` and `harness gate`: runs side by side with the
+//! statistics that say whether a difference is real.
+//!
+//! Every figure comes from the run directories' files (records.jsonl), so
+//! runs from different machines and days compare the same way. Percentile
+//! differences carry a seeded bootstrap interval (B − A, 95%), distributions
+//! a Mann-Whitney p-value; a gate only fails on a difference that is both
+//! past its threshold and significant.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use reports::significance::{DiffEstimate, bootstrap_percentile_diff, mann_whitney};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{CompareArgs, CompareFormat, GateArgs};
+
+/// Bootstrap resamples for every interval.
+const RESAMPLES: usize = 1000;
+/// Seed of the bootstrap: the same runs give the same intervals.
+const SEED: u64 = 20_261_122;
+
+/// The per-query quantities compared.
+const QUANTITIES: [&str; 3] = ["latency", "ttft", "tpot"];
+/// The percentiles tabulated.
+const PERCENTILES: [(&str, f64); 3] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)];
+
+/// One run, reduced to what comparisons need.
+#[derive(Debug, Clone)]
+pub struct RunSamples {
+    /// Display name (the run directory's name).
+    pub name: String,
+    /// Per-query values in ms of successful samples, by quantity.
+    pub values: BTreeMap<&'static str, Vec<f64>>,
+    /// Scalar figures: throughput, failures, validity.
+    pub scalars: BTreeMap<String, f64>,
+}
+
+impl RunSamples {
+    /// Reads a run directory.
+    pub fn load(dir: &Path) -> anyhow::Result<RunSamples> {
+        let data = reports::load(dir, 0).with_context(|| format!("reading {}", dir.display()))?;
+        let phase = data
+            .main_phase()
+            .with_context(|| format!("{}: no phase in records.jsonl", dir.display()))?;
+        let ok: Vec<_> = phase.samples.iter().filter(|s| s.error.is_none()).collect();
+        let ms = |ns: u64| ns as f64 / 1e6;
+        let mut values = BTreeMap::new();
+        values.insert(
+            "latency",
+            ok.iter().map(|s| ms(s.latency_ns())).collect::<Vec<_>>(),
+        );
+        values.insert(
+            "ttft",
+            ok.iter().filter_map(|s| s.ttft_ns().map(ms)).collect(),
+        );
+        values.insert(
+            "tpot",
+            ok.iter().filter_map(|s| s.tpot_ns().map(ms)).collect(),
+        );
+        let end_s = phase.samples.iter().map(|s| s.end_ns).max().unwrap_or(0) as f64 / 1e9;
+        let per_s = |n: f64| if end_s > 0.0 { n / end_s } else { 0.0 };
+        let tokens: i64 = ok.iter().map(|s| s.n_tokens.max(0)).sum();
+        let mut scalars = BTreeMap::new();
+        scalars.insert("samples_per_s".to_owned(), per_s(ok.len() as f64));
+        scalars.insert("output_tokens_per_s".to_owned(), per_s(tokens as f64));
+        scalars.insert("failed".to_owned(), (phase.samples.len() - ok.len()) as f64);
+        let valid = data
+            .manifest
+            .as_ref()
+            .and_then(|m| m.verdict.as_ref())
+            .map(|v| v.valid)
+            .or_else(|| phase.end.as_ref().and_then(|e| e.valid));
+        if let Some(valid) = valid {
+            scalars.insert("valid".to_owned(), f64::from(u8::from(valid)));
+        }
+        for quantity in QUANTITIES {
+            let mut sorted = values[quantity].clone();
+            sorted.sort_by(f64::total_cmp);
+            for (label, p) in PERCENTILES {
+                if let Some(v) = reports::significance::percentile_sorted(&sorted, p) {
+                    scalars.insert(format!("{quantity}_{label}_ms"), v);
+                }
+            }
+        }
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string());
+        Ok(RunSamples {
+            name,
+            values,
+            scalars,
+        })
+    }
+
+    /// The per-query values behind a `<quantity>_<pNN>_ms` metric.
+    fn distribution(&self, metric: &str) -> Option<(&[f64], f64)> {
+        let (quantity, rest) = metric.split_once('_')?;
+        let label = rest.strip_suffix("_ms")?;
+        let p = PERCENTILES.iter().find(|(l, _)| *l == label)?.1;
+        let values = self.values.get(quantity)?;
+        Some((values.as_slice(), p))
+    }
+}
+
+/// Whether less is better for a metric.
+fn lower_is_better(metric: &str) -> bool {
+    !matches!(metric, "samples_per_s" | "output_tokens_per_s" | "valid")
+}
+
+/// Expands sweep directories into their completed points.
+fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        let sweep = path.join(crate::sweep_cmd::SWEEP_FILE);
+        if sweep.is_file() {
+            let record: crate::sweep_cmd::SweepRecord = serde_json::from_slice(
+                &std::fs::read(&sweep).with_context(|| format!("reading {}", sweep.display()))?,
+            )
+            .with_context(|| format!("{}: not a sweep record", sweep.display()))?;
+            out.extend(
+                record
+                    .points
+                    .iter()
+                    .filter_map(|p| p.run_dir.as_ref().map(|d| path.join(d))),
+            );
+        } else {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// One row of the comparison: a metric across runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricRow {
+    /// The metric.
+    pub metric: String,
+    /// Its value per run (in the order given).
+    pub values: Vec<Option<f64>>,
+    /// Per run after the first: B − A against the first run, with interval.
+    pub diffs: Vec<Option<DiffEstimate>>,
+    /// Per run after the first: Mann-Whitney p-value against the first run.
+    pub mann_whitney_p: Vec<Option<f64>>,
+    /// Run indices from best to worst.
+    pub ranking: Vec<usize>,
+}
+
+/// A comparison of runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    /// Run names, in the order given; the first is the baseline.
+    pub runs: Vec<String>,
+    /// One row per metric.
+    pub rows: Vec<MetricRow>,
+}
+
+/// Compares runs against the first one.
+pub fn compare(runs: &[RunSamples]) -> Comparison {
+    let mut metrics: Vec<String> = runs
+        .iter()
+        .flat_map(|r| r.scalars.keys().cloned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    // Throughput first, then latencies in quantity order.
+    metrics.sort_by_key(|m| (lower_is_better(m), m.clone()));
+    let rows = metrics
+        .into_iter()
+        .map(|metric| {
+            let values: Vec<Option<f64>> = runs
+                .iter()
+                .map(|r| r.scalars.get(&metric).copied())
+                .collect();
+            let (mut diffs, mut mw) = (Vec::new(), Vec::new());
+            if let Some(base) = runs.first() {
+                for run in &runs[1..] {
+                    let pair = base.distribution(&metric).zip(run.distribution(&metric));
+                    diffs.push(pair.and_then(|((a, p), (b, _))| {
+                        bootstrap_percentile_diff(a, b, p, 0.95, RESAMPLES, SEED)
+                    }));
+                    mw.push(pair.and_then(|((a, _), (b, _))| mann_whitney(a, b).map(|(_, p)| p)));
+                }
+            }
+            let mut ranking: Vec<usize> =
+                (0..runs.len()).filter(|&i| values[i].is_some()).collect();
+            let lower = lower_is_better(&metric);
+            ranking.sort_by(|&a, &b| {
+                let (x, y) = (values[a].unwrap_or(0.0), values[b].unwrap_or(0.0));
+                if lower {
+                    x.total_cmp(&y)
+                } else {
+                    y.total_cmp(&x)
+                }
+            });
+            MetricRow {
+                metric,
+                values,
+                diffs,
+                mann_whitney_p: mw,
+                ranking,
+            }
+        })
+        .collect();
+    Comparison {
+        runs: runs.iter().map(|r| r.name.clone()).collect(),
+        rows,
+    }
+}
+
+fn fmt_value(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"))
+}
+
+fn fmt_diff(d: Option<&DiffEstimate>) -> String {
+    d.map_or_else(String::new, |d| {
+        format!(
+            " ({:+.3} [{:+.3}, {:+.3}]{})",
+            d.diff,
+            d.lo,
+            d.hi,
+            if d.significant() { " *" } else { "" }
+        )
+    })
+}
+
+/// Renders a comparison as a terminal table or markdown.
+pub fn render(c: &Comparison, markdown: bool, out: &mut dyn Write) -> std::io::Result<()> {
+    if markdown {
+        write!(out, "| metric |")?;
+        for name in &c.runs {
+            write!(out, " {name} |")?;
+        }
+        writeln!(out, " best |")?;
+        write!(out, "|---|")?;
+        for _ in &c.runs {
+            write!(out, "---:|")?;
+        }
+        writeln!(out, "---|")?;
+    } else {
+        for (i, name) in c.runs.iter().enumerate() {
+            writeln!(
+                out,
+                "[{i}] {name}{}",
+                if i == 0 { " (baseline)" } else { "" }
+            )?;
+        }
+        write!(out, "{:<22}", "metric")?;
+        for i in 0..c.runs.len() {
+            write!(out, " {:>40}", format!("[{i}]"))?;
+        }
+        writeln!(out, "  best")?;
+    }
+    for row in &c.rows {
+        let cells: Vec<String> = row
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let diff = if i == 0 {
+                    None
+                } else {
+                    row.diffs.get(i - 1).and_then(Option::as_ref)
+                };
+                format!("{}{}", fmt_value(*v), fmt_diff(diff))
+            })
+            .collect();
+        let best = row.ranking.first().map_or_else(
+            || "-".to_owned(),
+            |&i| {
+                if markdown {
+                    c.runs[i].clone()
+                } else {
+                    format!("[{i}]")
+                }
+            },
+        );
+        if markdown {
+            writeln!(out, "| {} | {} | {best} |", row.metric, cells.join(" | "))?;
+        } else {
+            write!(out, "{:<22}", row.metric)?;
+            for cell in cells {
+                write!(out, " {cell:>40}")?;
+            }
+            writeln!(out, "  {best}")?;
+        }
+    }
+    writeln!(
+        out,
+        "\n(B - A against the first run with its 95% bootstrap interval; * = significant)"
+    )?;
+    for row in c
+        .rows
+        .iter()
+        .filter(|r| r.mann_whitney_p.iter().any(Option::is_some))
+    {
+        let ps: Vec<String> = row
+            .mann_whitney_p
+            .iter()
+            .map(|p| p.map_or("-".into(), |p| format!("{p:.3e}")))
+            .collect();
+        if row.metric.ends_with("_p50_ms") {
+            writeln!(
+                out,
+                "Mann-Whitney p, {} distribution vs baseline: {}",
+                row.metric.trim_end_matches("_p50_ms"),
+                ps.join(", ")
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `harness compare`.
+pub fn run_compare(args: &CompareArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let dirs = expand(&args.runs)?;
+    if dirs.len() < 2 {
+        bail!("compare needs at least two runs (a sweep directory counts as its points)");
+    }
+    let runs = dirs
+        .iter()
+        .map(|d| RunSamples::load(d))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let comparison = compare(&runs);
+    match args.format {
+        CompareFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, &comparison)?;
+            writeln!(out)?;
+        }
+        CompareFormat::Markdown => render(&comparison, true, out)?,
+        CompareFormat::Terminal => render(&comparison, false, out)?,
+    }
+    Ok(())
+}
+
+/// One gate rule.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GateRule {
+    /// The metric (`ttft_p99_ms`, `samples_per_s`, `failed`, `valid`...).
+    pub metric: String,
+    /// Worse by more than this percentage of the baseline fails.
+    #[serde(default)]
+    pub max_regression_pct: Option<f64>,
+    /// Worse by more than this absolute amount fails.
+    #[serde(default)]
+    pub max_regression_abs: Option<f64>,
+}
+
+/// `gate.toml`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GateRules {
+    /// Confidence level of the significance check (default 0.95).
+    #[serde(default)]
+    pub confidence: Option<f64>,
+    /// The rules.
+    #[serde(rename = "rule")]
+    pub rules: Vec<GateRule>,
+}
+
+/// What a rule found.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateCheck {
+    /// The metric.
+    pub metric: String,
+    /// Baseline value.
+    pub baseline: Option<f64>,
+    /// Candidate value.
+    pub candidate: Option<f64>,
+    /// How much worse the candidate is (positive = worse).
+    pub regression: Option<f64>,
+    /// The allowed regression.
+    pub allowed: f64,
+    /// The bootstrap interval of the difference, for per-query metrics.
+    pub interval: Option<(f64, f64)>,
+    /// Failed: past the threshold and (where it can be tested) significant.
+    pub failed: bool,
+    /// One line explaining the outcome.
+    pub note: String,
+}
+
+/// Applies the rules to a baseline and a candidate.
+pub fn gate(rules: &GateRules, baseline: &RunSamples, candidate: &RunSamples) -> Vec<GateCheck> {
+    let level = rules.confidence.unwrap_or(0.95);
+    rules
+        .rules
+        .iter()
+        .map(|rule| {
+            let metric = &rule.metric;
+            let a = baseline.scalars.get(metric).copied();
+            let b = candidate.scalars.get(metric).copied();
+            let sign = if lower_is_better(metric) { 1.0 } else { -1.0 };
+            let regression = a.zip(b).map(|(a, b)| sign * (b - a));
+            let allowed = match (rule.max_regression_pct, rule.max_regression_abs, a) {
+                (Some(pct), Some(abs), Some(a)) => (pct / 100.0 * a.abs()).max(abs),
+                (Some(pct), None, Some(a)) => pct / 100.0 * a.abs(),
+                (None, Some(abs), _) => abs,
+                _ => 0.0,
+            };
+            let interval = baseline
+                .distribution(metric)
+                .zip(candidate.distribution(metric))
+                .and_then(|((x, p), (y, _))| bootstrap_percentile_diff(x, y, p, level, RESAMPLES, SEED));
+            let (failed, note) = match (regression, &interval) {
+                (None, _) => (true, "missing in one of the runs".to_owned()),
+                (Some(r), _) if r <= allowed => (false, "within the allowed regression".to_owned()),
+                (Some(_), Some(d)) => {
+                    // Worse past the threshold; is it noise? The interval of
+                    // the regression must lie entirely above zero.
+                    let (lo, hi) = if sign > 0.0 { (d.lo, d.hi) } else { (-d.hi, -d.lo) };
+                    if lo > 0.0 {
+                        (true, format!("regressed beyond {allowed:.3}, significant at {level}"))
+                    } else {
+                        (false, format!("past the threshold but not significant ([{lo:.3}, {hi:.3}] includes 0)"))
+                    }
+                }
+                (Some(_), None) => (true, format!("regressed beyond {allowed:.3}")),
+            };
+            GateCheck {
+                metric: metric.clone(),
+                baseline: a,
+                candidate: b,
+                regression,
+                allowed,
+                interval: interval.map(|d| (d.lo, d.hi)),
+                failed,
+                note,
+            }
+        })
+        .collect()
+}
+
+/// `harness gate`: returns whether every rule passed.
+pub fn run_gate(args: &GateArgs, out: &mut dyn Write) -> anyhow::Result<bool> {
+    let text = std::fs::read_to_string(&args.rules)
+        .with_context(|| format!("reading --rules {}", args.rules.display()))?;
+    let rules: GateRules =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.rules.display()))?;
+    if rules.rules.is_empty() {
+        bail!("{}: no [[rule]] entries", args.rules.display());
+    }
+    let baseline = RunSamples::load(&args.baseline)?;
+    let candidate = RunSamples::load(&args.candidate)?;
+    let checks = gate(&rules, &baseline, &candidate);
+    writeln!(
+        out,
+        "baseline  {}\ncandidate {}",
+        baseline.name, candidate.name
+    )?;
+    for c in &checks {
+        writeln!(
+            out,
+            "{} {:<22} {} -> {}  {}",
+            if c.failed { "FAIL" } else { "ok  " },
+            c.metric,
+            fmt_value(c.baseline),
+            fmt_value(c.candidate),
+            c.note
+        )?;
+    }
+    let failed = checks.iter().filter(|c| c.failed).count();
+    if failed == 0 {
+        writeln!(out, "gate passed: {} rules", checks.len())?;
+    } else {
+        writeln!(out, "gate FAILED: {failed} of {} rules", checks.len())?;
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&checks)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(failed == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(name: &str, shift: f64, throughput: f64) -> RunSamples {
+        let ttft: Vec<f64> = (0..2000).map(|i| shift + f64::from(i % 100)).collect();
+        let mut scalars = BTreeMap::new();
+        scalars.insert("samples_per_s".to_owned(), throughput);
+        let mut sorted = ttft.clone();
+        sorted.sort_by(f64::total_cmp);
+        scalars.insert(
+            "ttft_p99_ms".to_owned(),
+            reports::significance::percentile_sorted(&sorted, 0.99).unwrap(),
+        );
+        let mut values = BTreeMap::new();
+        values.insert("ttft", ttft);
+        RunSamples {
+            name: name.into(),
+            values,
+            scalars,
+        }
+    }
+
+    fn rules(text: &str) -> GateRules {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_significant_regression_past_the_threshold_fails_the_gate() {
+        let r = rules("[[rule]]\nmetric = \"ttft_p99_ms\"\nmax_regression_pct = 10\n");
+        let checks = gate(&r, &run("a", 0.0, 10.0), &run("b", 30.0, 10.0));
+        assert!(checks[0].failed, "{checks:?}");
+        let checks = gate(&r, &run("a", 0.0, 10.0), &run("b", 5.0, 10.0));
+        assert!(!checks[0].failed, "5 ms on 99 ms is within 10%: {checks:?}");
+    }
+
+    #[test]
+    fn throughput_regresses_downwards_and_missing_metrics_fail() {
+        let r = rules(
+            "[[rule]]\nmetric = \"samples_per_s\"\nmax_regression_pct = 5\n[[rule]]\nmetric = \"tpot_p99_ms\"\n",
+        );
+        let checks = gate(&r, &run("a", 0.0, 100.0), &run("b", 0.0, 90.0));
+        assert!(checks[0].failed && checks[1].failed, "{checks:?}");
+        let checks = gate(&r, &run("a", 0.0, 100.0), &run("b", 0.0, 120.0));
+        assert!(!checks[0].failed, "more throughput is no regression");
+    }
+
+    #[test]
+    fn unknown_rule_fields_are_refused() {
+        assert!(
+            toml::from_str::<GateRules>("[[rule]]\nmetric = \"x\"\nmax_regresion_pct = 1\n")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn comparison_ranks_lower_latency_and_higher_throughput_first() {
+        let c = compare(&[run("a", 10.0, 50.0), run("b", 0.0, 60.0)]);
+        let ttft = c.rows.iter().find(|r| r.metric == "ttft_p99_ms").unwrap();
+        assert_eq!(ttft.ranking, vec![1, 0]);
+        assert!(ttft.diffs[0].unwrap().significant());
+        let tput = c.rows.iter().find(|r| r.metric == "samples_per_s").unwrap();
+        assert_eq!(tput.ranking, vec![1, 0]);
+    }
+}
