@@ -99,6 +99,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::FindPeak(args) => {
+            let found = crate::find_peak_cmd::run(&args, &redacted_command(), &mut out)?;
+            out.flush()?;
+            Ok(if found {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_INVALID)
+            })
+        }
         Command::History(args) => {
             crate::history_cmd::run(&args, &mut out)?;
             Ok(ExitCode::SUCCESS)

@@ -40,6 +40,9 @@ pub enum Command {
     /// Fail (exit 1) when a candidate run regresses against a baseline
     /// beyond the thresholds in a rules file, significantly.
     Gate(GateArgs),
+    /// Find the highest Server QPS that meets the latency constraints
+    /// (LoadGen's FindPeakPerformance search, or --fast), each step a run.
+    FindPeak(Box<FindPeakArgs>),
     /// List recorded runs, or follow one metric over time (table and chart).
     History(HistoryArgs),
     /// Serve the built-in vLLM simulator.
@@ -83,6 +86,29 @@ pub struct GateArgs {
     /// Also write the checks as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+/// `harness find-peak`.
+#[derive(Debug, Args)]
+pub struct FindPeakArgs {
+    /// Search with shortened runs, then confirm the peak at full length.
+    #[arg(long)]
+    pub fast: bool,
+    /// With --fast: fraction of min_duration and min_query_count per step.
+    #[arg(long, default_value_t = 0.2)]
+    pub fast_factor: f64,
+    /// Decimals of QPS the bisection resolves
+    /// (server_find_peak_qps_decimals_of_precision; LoadGen's default 1).
+    #[arg(long, value_parser = clap::value_parser!(u8))]
+    pub precision: Option<u8>,
+    /// Widening factor minus one (server_find_peak_qps_boundary_step_size;
+    /// LoadGen's default 1: double the QPS).
+    #[arg(long)]
+    pub step_size: Option<f64>,
+    /// Options of every run (as for `harness run`; the search starts at the
+    /// Server target QPS and uses the conf's server_find_peak_* settings).
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// `harness history`.

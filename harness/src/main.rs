@@ -9,6 +9,7 @@ mod app;
 mod cli;
 mod compare_cmd;
 mod data;
+mod find_peak_cmd;
 mod history_cmd;
 mod hooks;
 mod metrics;

@@ -272,6 +272,8 @@ pub struct RunResult {
     pub dir: PathBuf,
     /// Key figures of the reported performance phase.
     pub metrics: crate::summary::KeyMetrics,
+    /// LoadGen's PerfConstraintsMet for that phase.
+    pub perf_constraints_met: Option<bool>,
     /// Validity and reasons.
     pub verdict: TestVerdict,
     /// The run was stopped before it finished.
@@ -467,6 +469,7 @@ pub fn execute(config: &RunConfig, out: &mut dyn std::io::Write) -> anyhow::Resu
         crate::report_cmd::generate(&dir, out)?;
     }
     Ok(RunResult {
+        perf_constraints_met: loadgen_summary.map(|s| s.perf_constraints_met),
         metrics,
         dir,
         verdict,

@@ -680,3 +680,78 @@ fn compare_and_gate_read_two_run_directories() {
         text(&bad)
     );
 }
+
+#[test]
+fn find_peak_brackets_and_bisects_to_the_highest_passing_qps() {
+    let scratch = Scratch::new();
+    // A tight TTFT limit puts the peak within the simulator's capacity.
+    std::fs::write(
+        scratch.path().join("peak.conf"),
+        "*.Server.target_qps = 200\n*.*.min_duration = 200\n*.Server.min_query_count = 100\n*.Server.ttft_latency = 12\n",
+    )
+    .unwrap();
+    let dataset =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .current_dir(scratch.path())
+        .args([
+            "find-peak",
+            "--fast",
+            "--fast-factor",
+            "0.5",
+            "--precision",
+            "0",
+        ])
+        .args([
+            "--quiet",
+            "--no-report",
+            "--user-conf",
+            "peak.conf",
+            "--sim-profile",
+            "tiny-fast",
+            "--max-tokens",
+            "8",
+        ])
+        .arg("--dataset-path")
+        .arg(&dataset)
+        .output()
+        .unwrap();
+    assert!(
+        matches!(output.status.code(), Some(0 | 3)),
+        "{}",
+        text(&output)
+    );
+    let dir = &scratch.run_dirs()[0];
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("find_peak.json")).unwrap()).unwrap();
+    let steps = record["steps"].as_array().unwrap();
+    assert!(steps.len() >= 2, "{record}");
+    for step in steps {
+        assert!(
+            dir.join(step["run_dir"].as_str().unwrap())
+                .join("run.json")
+                .is_file()
+        );
+    }
+    if let Some(peak) = record["peak_qps"].as_f64() {
+        let (lo, hi) = (
+            record["bracket"][0].as_f64().unwrap(),
+            record["bracket"][1].as_f64().unwrap(),
+        );
+        assert!(lo <= peak && peak < hi, "{record}");
+        // Bisection to whole QPS: the highest passing step is the peak, and
+        // no passing short step is above it.
+        let short_passing = steps
+            .iter()
+            .filter(|s| s["short"] == true && s["passed"] == true);
+        assert!(
+            short_passing
+                .map(|s| s["qps"].as_f64().unwrap())
+                .all(|q| q <= peak)
+        );
+        assert_eq!(record["confirmation"]["qps"].as_f64(), Some(peak));
+        assert_eq!(record["confirmation"]["short"], false);
+    } else {
+        assert_eq!(steps.len(), 1, "only the base run when it fails: {record}");
+    }
+}
