@@ -69,6 +69,9 @@ pub struct CompareArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "terminal")]
     pub format: CompareFormat,
+    /// Also draw CDF overlays of latency, TTFT and TPOT into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub charts: Option<PathBuf>,
 }
 
 /// `harness gate`.
@@ -140,8 +143,9 @@ pub struct SweepArgs {
     /// A dimension of the grid, NAME=V1,V2,... (repeatable; the grid is
     /// their product). NAME is one of target_qps, max_tokens,
     /// max_in_flight, prompts_per_request, scenario, dataset, backend
-    /// (values separated by `,`; one point's replicas by `+`), or
-    /// conf:KEY for any user.conf key (applied as `*.*.KEY = V`).
+    /// (values separated by `,`; one point's replicas by `+`), user_conf
+    /// (named configurations: one user.conf file per value), or conf:KEY
+    /// for any user.conf key (applied as `*.*.KEY = V`).
     #[arg(long = "vary", value_name = "NAME=V1,V2,...", required = true)]
     pub vary: Vec<String>,
     /// Continue the sweep in this directory: points already complete are

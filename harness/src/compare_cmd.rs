@@ -333,7 +333,53 @@ pub fn run_compare(args: &CompareArgs, out: &mut dyn Write) -> anyhow::Result<()
         CompareFormat::Markdown => render(&comparison, true, out)?,
         CompareFormat::Terminal => render(&comparison, false, out)?,
     }
+    if let Some(dir) = &args.charts {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for path in cdf_charts(&runs, dir)? {
+            // JSON output stays one parseable document.
+            if args.format != CompareFormat::Json {
+                writeln!(out, "wrote {}", path.display())?;
+            }
+        }
+    }
     Ok(())
+}
+
+/// CDF overlays of each per-query quantity, one line per run.
+fn cdf_charts(runs: &[RunSamples], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    const POINTS: usize = 200;
+    let mut written = Vec::new();
+    for quantity in QUANTITIES {
+        let series: Vec<reports::charts::XySeries> = runs
+            .iter()
+            .filter_map(|run| {
+                let mut sorted = run.values.get(quantity)?.clone();
+                if sorted.is_empty() {
+                    return None;
+                }
+                sorted.sort_by(f64::total_cmp);
+                let n = sorted.len();
+                let points = (0..POINTS)
+                    .map(|i| {
+                        let idx = i * (n - 1) / (POINTS - 1);
+                        (sorted[idx], (idx + 1) as f64 / n as f64)
+                    })
+                    .collect();
+                Some(reports::charts::XySeries {
+                    name: run.name.clone(),
+                    points,
+                })
+            })
+            .collect();
+        if series.is_empty() {
+            continue;
+        }
+        let name = format!("compare_{quantity}_cdf.png");
+        let title = format!("{} CDF, {} runs", quantity.to_uppercase(), series.len());
+        reports::charts::xy_chart(dir, &name, &title, ("ms", "fraction of queries"), &series)?;
+        written.push(dir.join(name));
+    }
+    Ok(written)
 }
 
 /// One gate rule.

@@ -113,7 +113,8 @@ pub fn parse_dimension(text: &str) -> anyhow::Result<Dimension> {
         .split_once('=')
         .with_context(|| format!("--vary {text:?}: expected NAME=V1,V2,..."))?;
     let name = name.trim().to_owned();
-    const NAMES: [&str; 7] = [
+    const NAMES: [&str; 8] = [
+        "user_conf",
         "target_qps",
         "max_tokens",
         "max_in_flight",
@@ -185,6 +186,7 @@ fn point_args(
                     .map_err(|_| anyhow::anyhow!(bad("a scenario")))?;
             }
             "dataset" => args.dataset_path = Some(PathBuf::from(value)),
+            "user_conf" => args.user_conf = Some(PathBuf::from(value)),
             "backend" => args.backends = value.split('+').map(str::to_owned).collect(),
             other => {
                 let key = other.strip_prefix("conf:").unwrap_or(other);

@@ -622,7 +622,7 @@ fn compare_and_gate_read_two_run_directories() {
             .unwrap()
     };
     let (a, b) = (dirs[0].to_str().unwrap(), dirs[1].to_str().unwrap());
-    let compared = harness(&["compare", a, b, "--format", "json"]);
+    let compared = harness(&["compare", a, b, "--format", "json", "--charts", "cmp"]);
     assert!(compared.status.success(), "{}", text(&compared));
     let json: serde_json::Value = serde_json::from_slice(&compared.stdout).unwrap();
     assert_eq!(json["runs"].as_array().unwrap().len(), 2);
