@@ -300,6 +300,10 @@ pub struct RunArgs {
     /// A stream silent this long (seconds) fails its query (0: never).
     #[arg(long, default_value_t = 60.0)]
     pub stall_timeout: f64,
+    /// Wait up to this long (seconds) for the backends to become healthy (a
+    /// server still loading its model); 0 checks once.
+    #[arg(long, default_value_t = 0.0)]
+    pub wait_ready: f64,
     /// Give up on the run when nothing completes for this long (seconds).
     #[arg(long, default_value_t = 120.0)]
     pub idle_timeout: f64,

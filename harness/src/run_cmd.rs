@@ -180,6 +180,7 @@ impl RunConfig {
         }
         sut_config.client.request_timeout = seconds("request-timeout", args.request_timeout)?;
         sut_config.client.stall_timeout = seconds("stall-timeout", args.stall_timeout)?;
+        sut_config.client.wait_ready = seconds("wait-ready", args.wait_ready)?;
         sut_config.api_key = match (&args.api_key_env, &args.api_key_file) {
             (Some(var), _) => Some(sut::ApiKey::from_env(var)?),
             (None, Some(file)) => Some(sut::ApiKey::from_file(file)?),

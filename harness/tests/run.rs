@@ -755,3 +755,32 @@ fn find_peak_brackets_and_bisects_to_the_highest_passing_qps() {
         assert_eq!(steps.len(), 1, "only the base run when it fails: {record}");
     }
 }
+
+#[test]
+fn a_server_still_starting_is_waited_for_with_wait_ready() {
+    // /health answers 503 for the first 3 s (long enough that the first run
+    // below certainly starts inside it).
+    let slow = faulty_sim(|c| c.faults.unready_secs = 3.0);
+    let scratch = Scratch::new();
+    let refused = scratch.run(&["--scenario", "Offline", "--backend", &slow.url]);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "one check fails fast: {}",
+        text(&refused)
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains(&slow.url),
+        "{}",
+        text(&refused)
+    );
+    let waited = scratch.run(&[
+        "--scenario",
+        "Offline",
+        "--backend",
+        &slow.url,
+        "--wait-ready",
+        "30",
+    ]);
+    assert!(waited.status.success(), "{}", text(&waited));
+}

@@ -169,6 +169,10 @@ pub struct ClientOptions {
     pub health_check: bool,
     /// Limit on each health-check and model-discovery request.
     pub health_timeout: Duration,
+    /// Keep retrying the health check (every 500 ms) this long before
+    /// giving up: a server that is still loading its model answers 503 or
+    /// refuses connections for a while. `None`: one attempt.
+    pub wait_ready: Option<Duration>,
 }
 
 impl Default for ClientOptions {
@@ -179,11 +183,15 @@ impl Default for ClientOptions {
             request_timeout: Some(Duration::from_secs(600)),
             stall_timeout: Some(Duration::from_secs(60)),
             pool_max_idle_per_endpoint: usize::MAX,
-            pool_idle_timeout: Some(Duration::from_secs(90)),
+            // Below the 5 s keep-alive timeout of uvicorn (vLLM) and
+            // cpp-httplib (llama.cpp): a connection the server may be closing
+            // is never reused, which would fail the request as a disconnect.
+            pool_idle_timeout: Some(Duration::from_secs(4)),
             max_in_flight_per_endpoint: None,
             max_event_bytes: crate::sse::DEFAULT_MAX_EVENT_BYTES,
             health_check: true,
             health_timeout: Duration::from_secs(10),
+            wait_ready: None,
         }
     }
 }

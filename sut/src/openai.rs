@@ -210,7 +210,20 @@ impl OpenAiSut {
             let checks = roots.iter().map(|root| {
                 let (http, auth, options) = (&http, auth.as_ref(), &options);
                 async move {
-                    client::check_health(http, root, auth, options).await?;
+                    let deadline = options.wait_ready.map(|d| tokio::time::Instant::now() + d);
+                    loop {
+                        match client::check_health(http, root, auth, options).await {
+                            Ok(()) => break,
+                            Err(e) => match deadline {
+                                // Polling is the only way to see a server
+                                // become ready.
+                                Some(d) if tokio::time::Instant::now() < d => {
+                                    tokio::time::sleep(Duration::from_millis(500)).await;
+                                }
+                                _ => return Err(e),
+                            },
+                        }
+                    }
                     let models = client::list_models(http, root, auth, options).await?;
                     Ok::<_, SutError>((root.clone(), models))
                 }
