@@ -409,9 +409,22 @@ pub fn execute(config: &RunConfig, out: &mut dyn std::io::Write) -> anyhow::Resu
     let stop = StopSignal::new();
     {
         let stop = stop.clone();
+        // Ctrl-C or SIGTERM (a job scheduler, `kill`): stop issuing, give
+        // answers in flight a moment, then write everything as interrupted.
         runtime.spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.request();
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let terminated = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => if r.is_ok() { stop.request() },
+                () = terminated => stop.request(),
             }
         });
     }
@@ -419,6 +432,9 @@ pub fn execute(config: &RunConfig, out: &mut dyn std::io::Write) -> anyhow::Resu
         observer: Some(Arc::new(Observers(observers))),
         stop,
         idle_timeout: Some(config.idle_timeout),
+        // After a stop, answers in flight get this long before they are
+        // recorded as cancelled.
+        stop_grace: Duration::from_secs(2),
         ..RunOptions::default()
     };
 

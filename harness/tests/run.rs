@@ -784,3 +784,80 @@ fn a_server_still_starting_is_waited_for_with_wait_ready() {
     ]);
     assert!(waited.status.success(), "{}", text(&waited));
 }
+
+#[test]
+fn sigterm_and_ctrl_c_end_a_run_as_interrupted_with_everything_kept() {
+    use std::io::{BufRead, BufReader};
+    for signal in ["INT", "TERM"] {
+        let scratch = Scratch::new();
+        // A run that would take a minute.
+        let dataset =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
+            .current_dir(scratch.path())
+            .args([
+                "run",
+                "--no-report",
+                "--user-conf",
+                "user.conf",
+                "--sim-profile",
+                "tiny-fast",
+            ])
+            .args([
+                "--target-qps",
+                "50",
+                "--min-duration-ms",
+                "60000",
+                "--max-tokens",
+                "8",
+                "--log",
+                "harness=debug",
+            ])
+            .arg("--dataset-path")
+            .arg(&dataset)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until records are being written, then signal.
+        let records = loop {
+            if let Some(dir) = scratch.run_dirs().first() {
+                let path = dir.join(rundir::RECORDS_FILE);
+                if std::fs::read_to_string(&path).is_ok_and(|t| t.lines().count() > 5) {
+                    break path;
+                }
+            }
+            std::thread::yield_now();
+        };
+        let pid = child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([&format!("-{signal}"), &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = child.wait().unwrap();
+        let mut stderr = String::new();
+        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+            stderr.push_str(&line.unwrap());
+        }
+        assert_eq!(status.code(), Some(130), "SIG{signal}: {stderr}");
+        let dir = records.parent().unwrap();
+        let manifest = RunManifest::read(dir).unwrap();
+        assert_eq!(manifest.status, RunStatus::Interrupted, "SIG{signal}");
+        assert!(!manifest.verdict.unwrap().valid);
+        let file = read_records(&records).unwrap();
+        let perf = file.performance().unwrap();
+        assert!(perf.end.as_ref().unwrap().interrupted, "SIG{signal}");
+        assert_eq!(
+            perf.records.len() as u64,
+            perf.end.as_ref().unwrap().completed_samples
+        );
+        // LoadGen's logs are complete files too.
+        let summary = std::fs::read_to_string(dir.join("mlperf_log_summary.txt")).unwrap();
+        assert!(summary.contains("INVALID"), "{summary}");
+        let accuracy = std::fs::read(dir.join("mlperf_log_accuracy.json")).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&accuracy).unwrap();
+    }
+}
