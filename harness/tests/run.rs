@@ -861,3 +861,65 @@ fn sigterm_and_ctrl_c_end_a_run_as_interrupted_with_everything_kept() {
         serde_json::from_slice::<serde_json::Value>(&accuracy).unwrap();
     }
 }
+
+#[test]
+fn metrics_collection_samples_the_simulators_metrics_and_summarises_the_window() {
+    let scratch = Scratch::new();
+    let output = scratch.run(&[
+        "--scenario",
+        "Server",
+        "--sim-profile",
+        "tiny-fast",
+        "--enable-metrics-collection",
+        "--metrics-collection-interval",
+        "0.2",
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let dir = &scratch.run_dirs()[0];
+    let samples = rundir::metrics::read_metrics(&dir.join(rundir::METRICS_FILE)).unwrap();
+    let server: Vec<_> = samples
+        .iter()
+        .filter(|s| s.source == rundir::metrics::MetricSource::Server)
+        .collect();
+    assert!(server.len() >= 2, "at least two scrapes in a ~1 s run");
+    for name in [
+        "requests_running",
+        "requests_waiting",
+        "kv_cache_usage_frac",
+    ] {
+        assert!(
+            server.iter().all(|s| s.values.contains_key(name)),
+            "{name} in every scrape"
+        );
+    }
+    assert!(
+        server.iter().any(|s| s
+            .values
+            .get("generation_tokens_per_s")
+            .is_some_and(|v| *v > 0.0)),
+        "the simulator generated tokens during the run"
+    );
+    assert!(
+        samples
+            .iter()
+            .any(|s| s.source == rundir::metrics::MetricSource::Process)
+    );
+    let summary =
+        rundir::metrics::read_server_summary(&dir.join(rundir::metrics::SERVER_SUMMARY_FILE))
+            .unwrap();
+    let total = summary.total.expect("a window was measured");
+    // The server counted (at least) every request the harness completed in
+    // the window: the sim's success counter against our records.
+    let records = read_records(&dir.join(rundir::RECORDS_FILE)).unwrap();
+    let completed = records.performance().unwrap().records.len() as f64;
+    let counted: f64 = total
+        .counts
+        .iter()
+        .filter(|(k, _)| k.contains("success"))
+        .map(|(_, v)| v)
+        .sum();
+    assert!(
+        counted >= completed * 0.9 && counted <= completed * 1.1,
+        "server counted {counted}, we completed {completed}: {total:?}"
+    );
+}
