@@ -300,6 +300,10 @@ pub struct RunArgs {
     /// A stream silent this long (seconds) fails its query (0: never).
     #[arg(long, default_value_t = 60.0)]
     pub stall_timeout: f64,
+    /// A new connection per request (no HTTP keep-alive), for servers that
+    /// drop idle or reused connections.
+    #[arg(long)]
+    pub no_keep_alive: bool,
     /// Wait up to this long (seconds) for the backends to become healthy (a
     /// server still loading its model); 0 checks once.
     #[arg(long, default_value_t = 0.0)]

@@ -181,6 +181,9 @@ impl RunConfig {
         sut_config.client.request_timeout = seconds("request-timeout", args.request_timeout)?;
         sut_config.client.stall_timeout = seconds("stall-timeout", args.stall_timeout)?;
         sut_config.client.wait_ready = seconds("wait-ready", args.wait_ready)?;
+        if args.no_keep_alive {
+            sut_config.client.pool_max_idle_per_endpoint = 0;
+        }
         sut_config.api_key = match (&args.api_key_env, &args.api_key_file) {
             (Some(var), _) => Some(sut::ApiKey::from_env(var)?),
             (None, Some(file)) => Some(sut::ApiKey::from_file(file)?),

@@ -3,7 +3,8 @@
 //! `scripts/peers/llamacpp.sh`): one short Offline and one short Server run
 //! must finish with every sample answered and LoadGen's logs written.
 //! (Server VALID needs LoadGen's early-stopping minimum of 459 queries, too
-//! many for a CPU model in a test, so only its statistical checks may fail.)
+//! many for a CPU model in a test, and a loaded machine may miss the
+//! latency limits, so only those checks may fail.)
 //! Skipped, with the reason printed, when `LLAMACPP_PYTHON` /
 //! `LLAMACPP_MODEL` are unset.
 #![allow(
@@ -134,9 +135,11 @@ fn harness_runs_against_llama_cpp() {
         } else {
             assert!(matches!(output.status.code(), Some(0 | 3)), "{context}");
             for line in stdout.lines().filter(|l| l.starts_with("  - ")) {
+                // A CPU model on a busy 2-core machine may also miss the
+                // llama3.1-8b latency limits; failures are what matter.
                 assert!(
-                    line.contains("early stopping"),
-                    "only statistical reasons: {context}"
+                    line.contains("early stopping") || line.contains("performance constraints"),
+                    "only statistical or latency reasons: {context}"
                 );
             }
         }
