@@ -118,15 +118,14 @@ pub fn run_phase(request: &PhaseRequest<'_>) -> PhaseMeasurements {
     };
 
     let _slack = TimerSlackGuard::tighten();
-    let clock = PhaseClock::start_now();
     let state = Arc::new(PhaseState::new(
-        clock,
         Arc::clone(&plan),
         flags,
         options.observer.clone(),
         Arc::clone(&request.log),
         thread::current(),
     ));
+    let clock = state.clock;
     if let Some(observer) = &options.observer {
         observer.phase_started(&PhaseStart {
             phase: request.phase,
@@ -220,6 +219,10 @@ pub fn run_phase(request: &PhaseRequest<'_>) -> PhaseMeasurements {
             .runtime_error(RuntimeError::UnknownIds { count: unknown });
     }
 
+    // Issue delays first: their scratch array is freed before the result's
+    // latency array is allocated, which keeps the phase's peak memory lower.
+    let issue_delay =
+        (scenario == Scenario::Server).then(|| issue_delay_stats(&state, queries_issued));
     let result = collect_result(
         &state,
         settings,
@@ -228,8 +231,6 @@ pub fn run_phase(request: &PhaseRequest<'_>) -> PhaseMeasurements {
         last_query,
         stop,
     );
-    let issue_delay =
-        (scenario == Scenario::Server).then(|| issue_delay_stats(&state, queries_issued));
     PhaseMeasurements {
         clock,
         stop,
