@@ -117,6 +117,19 @@ pub fn run_phase(request: &PhaseRequest<'_>) -> PhaseMeasurements {
         use_tokens: settings.use_token_latencies,
     };
 
+    // The buffer of one `issue_query` call, sized and touched before the
+    // clock starts: growing it while issuing (Offline: every sample in one
+    // call) would put reallocation and page faults on the clock.
+    let mut batch = vec![
+        // Not all-zero bytes: a zeroed buffer may come untouched from calloc.
+        QuerySample {
+            id: ResponseId(u64::MAX),
+            index: 0,
+        };
+        plan.samples_per_query.min(plan.sample_count())
+    ];
+    batch.clear();
+
     let _slack = TimerSlackGuard::tighten();
     let state = Arc::new(PhaseState::new(
         Arc::clone(&plan),
@@ -146,7 +159,7 @@ pub fn run_phase(request: &PhaseRequest<'_>) -> PhaseMeasurements {
         waiter: Waiter {
             spin: options.issue_spin,
         },
-        batch: Vec::new(),
+        batch,
         queries_issued: 0,
         samples_issued: 0,
         last_query: None,

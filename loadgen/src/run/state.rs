@@ -159,6 +159,9 @@ impl PhaseState {
                 ended += 1;
             }
         }
+        if ended > 0 {
+            self.max_complete_ns.fetch_max(now, Ordering::Relaxed);
+        }
         self.completed.fetch_add(ended, Ordering::AcqRel);
         ended
     }
@@ -179,7 +182,6 @@ impl PhaseState {
             return false;
         }
         let i = seq as usize;
-        self.max_complete_ns.fetch_max(now, Ordering::Relaxed);
         self.n_tokens[i].store(response.n_tokens, Ordering::Relaxed);
         if let Some(error) = &response.detail.error {
             self.error_kind[i].store(error.kind.index() as u8 + 1, Ordering::Relaxed);
@@ -291,6 +293,9 @@ impl CompletionSink for PhaseState {
         if newly == 0 {
             return;
         }
+        // One shared read-modify-write per call, not per sample: every
+        // sample of the call completed at `now`.
+        self.max_complete_ns.fetch_max(now, Ordering::Relaxed);
         let done = self.completed.fetch_add(newly, Ordering::AcqRel) + newly;
         if done >= self.wake_at.load(Ordering::SeqCst) {
             self.issuer.unpark();
