@@ -8,8 +8,11 @@
 #                       loadgen/ directory). Default: the mlcommons-loadgen
 #                       6.0.17 sdist from PyPI, fetched with pip into .cache/peers/
 #   --qps "Q1 Q2 ..."   Server target QPS ladder
-#                       (default: 1000 10000 100000 150000 200000 250000 300000
-#                        400000 500000 600000 800000 1000000)
+#                       (default: 1000 10000 100000 200000 300000 400000 450000
+#                        500000 550000 600000 800000 1000000 2000000 4000000
+#                        6000000 8000000;
+#                        the top points need ~60 B (Rust) / ~350 B (C++) of RAM
+#                        per query: 8M QPS x 5 s is 2.4 GB for Rust)
 #   --duration-ms N     Server min_duration_ms (default 5000); min_query_count 100
 #   --latency-ms N      Server target latency at p99 (default 10, ResNet-style)
 #   --repeats N         runs per ladder point and implementation (default 3)
@@ -23,7 +26,7 @@ root="$PWD"
 
 VERSION="6.0.17"
 src_arg=""
-ladder="1000 10000 100000 150000 200000 250000 300000 400000 500000 600000 800000 1000000"
+ladder="1000 10000 100000 200000 300000 400000 450000 500000 550000 600000 800000 1000000 2000000 4000000 6000000 8000000"
 duration_ms=5000
 latency_ms=10
 repeats=3

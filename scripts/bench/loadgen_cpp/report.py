@@ -111,8 +111,8 @@ def table(path):
 
     print("### Server (instant SUT, target latency at p99; medians of the repeats)\n")
     print("| target QPS | impl | VALID runs | completed/s | p50 latency | p99 latency "
-          "| max latency | issue lateness p50 / p99 / max | peak RSS | RSS B/query |")
-    print("|---:|---|---|---:|---:|---:|---:|---|---:|---:|")
+          "| max latency | > target | issue lateness p50 / p99 / max | peak RSS | RSS B/query |")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---|---:|---:|")
     peak = {}
     for qps in sorted({r["target_qps"] for r in server}):
         for impl in ("rust", "cpp"):
@@ -127,7 +127,10 @@ def table(path):
             if n_valid == len(rs):
                 peak[impl] = max(peak.get(impl, 0), qps)
             lateness = "n/a (not logged)"
+            over = "n/a"
             if impl == "rust":
+                frac = med([r["over_latency"] / max(r["samples_issued"], 1) for r in rs])
+                over = f"{frac:.3%}"
                 lateness = " / ".join(
                     fmt_ns(med([r[k] for r in rs]))
                     for k in ("issue_lateness_p50_ns", "issue_lateness_p99_ns",
@@ -136,7 +139,7 @@ def table(path):
                   f"{fmt_rate(med([r['completed_per_s'] for r in rs]))} | "
                   f"{fmt_ns(med([r['latency_p50_ns'] for r in rs]))} | "
                   f"{fmt_ns(med([r['latency_p99_ns'] for r in rs]))} | "
-                  f"{fmt_ns(med([r['latency_max_ns'] for r in rs]))} | {lateness} | "
+                  f"{fmt_ns(med([r['latency_max_ns'] for r in rs]))} | {over} | {lateness} | "
                   f"{med([r['peak_rss_bytes'] for r in rs]) / 2**20:,.0f} MiB | "
                   f"{med([r['peak_rss_growth_per_query'] for r in rs]):.0f} |")
     print()
