@@ -57,21 +57,31 @@ if [ -n "$src_arg" ]; then
   # A checkout lacks the two files setup.py generates; write them into a
   # copy so the checkout stays untouched.
   copy="$peers/loadgen-cpp/src-checkout"
-  rm -rf "$copy" && mkdir -p "$copy/generated"
-  cp "$src"/*.cc "$src"/*.h "$src"/mlperf.conf "$copy/"
+  mkdir -p "$copy/generated"
+  # -p keeps mtimes, so unchanged sources are not recompiled.
+  cp -p "$src"/*.cc "$src"/*.h "$src"/mlperf.conf "$copy/"
   python3 - "$copy" "$(cat "$src/VERSION.txt" 2>/dev/null || echo unknown)" <<'EOF'
-import pathlib, sys
+import hashlib, pathlib, sys
 d = pathlib.Path(sys.argv[1])
+
+def write(path, text):  # only when changed, so make-like mtime checks hold
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
 conf = (d / "mlperf.conf").read_text()
 conf = conf.replace("\\", "\\\\").replace('"', '\\"').replace("\n", '\\n"\n"')
-(d / "mlperf_conf.h").write_text(f'const char* mlperf_conf =\n"{conf}";\n')
+write(d / "mlperf_conf.h", f'const char* mlperf_conf =\n"{conf}";\n')
+# LoadGen parses Sha1OfFiles as "<sha1> <name>" lines (asserts on it).
+sha1s = "\\n".join(
+    f"{hashlib.sha1(f.read_bytes()).hexdigest()} {f.name}"
+    for f in sorted(d.iterdir()) if f.suffix in (".cc", ".h"))
 fns = {"LoadgenVersion": sys.argv[2].strip(), "LoadgenBuildDateLocal": "",
        "LoadgenBuildDateUtc": "", "LoadgenGitRevision": "", "LoadgenGitCommitDate": "",
-       "LoadgenGitStatus": "", "LoadgenGitLog": "", "LoadgenSha1OfFiles": ""}
+       "LoadgenGitStatus": "", "LoadgenGitLog": "", "LoadgenSha1OfFiles": sha1s}
 body = "".join(f'const std::string& {n}() {{ static const std::string s = "{v}"; return s; }}\n'
                for n, v in fns.items())
-(d / "generated" / "version_generated.cc").write_text(
-    "#include <string>\nnamespace mlperf {\n" + body + "}\n")
+write(d / "generated" / "version_generated.cc",
+      "#include <string>\nnamespace mlperf {\n" + body + "}\n")
 EOF
   src="$copy"
 else
@@ -96,14 +106,14 @@ for f in early_stopping issue_query_controller loadgen logging test_settings_int
   utils version results generated/version_generated; do
   o="$build/$(basename "$f").o"
   objs+=("$o")
-  if [ ! -f "$o" ]; then
+  if [ ! -f "$o" ] || [ "$src/$f.cc" -nt "$o" ]; then
     $cxx $cxxflags -I"$src" -c "$src/$f.cc" -o "$o" & pids+=($!)
   fi
 done
 for p in "${pids[@]}"; do wait "$p"; done
 driver="$root/scripts/bench/loadgen_cpp/instant_sut.cc"
 cpp_bin="$build/instant_sut"
-if [ ! -x "$cpp_bin" ] || [ "$driver" -nt "$cpp_bin" ]; then
+if [ ! -x "$cpp_bin" ] || [ "$driver" -nt "$cpp_bin" ] || [ -n "$(find "$build" -name '*.o' -newer "$cpp_bin")" ]; then
   log "building the LoadGen C++ driver ($cxx $cxxflags)"
   $cxx $cxxflags -I"$src" "$driver" "${objs[@]}" -o "$cpp_bin" -lpthread
 fi
