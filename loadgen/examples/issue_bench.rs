@@ -15,8 +15,9 @@
 //! latency, the last query was scheduled at or after the minimum duration,
 //! and enough queries and samples were issued. Offline: the minimum
 //! duration (max latency >= min duration) and counts. Early stopping is not
-//! computed here; `over_latency` (samples above the target) says how far it
-//! is from mattering.
+//! computed here: `over_latency` (samples above the target) and
+//! `samples_issued` are all it needs, and `scripts/bench/loadgen_cpp/report.py`
+//! applies LoadGen's Server early-stopping check to them.
 
 // A benchmark's output is its purpose.
 #![allow(clippy::print_stdout)]

@@ -10,6 +10,7 @@ table RESULTS_JSONL
 """
 
 import json
+import math
 import pathlib
 import re
 import statistics
@@ -70,6 +71,42 @@ def parse_cpp(directory, driver_json, scenario, qps, load_before, load_after):
     print(json.dumps(row))
 
 
+def _beta_reg_upper_odds(h, t, p):
+    """P[at most t of h + t samples exceed the p-quantile]: LoadGen's
+    early-stopping odds (regularized incomplete beta I_p(h, t + 1), via the
+    terminating hypergeometric series LoadGen uses)."""
+    a, b, x = h, 1 + t, p
+    term, total, i = 1.0, 1.0, 0
+    z = x / (x - 1)
+    while abs(term) > 2.0 ** -33:
+        term *= (1 - b + i) * z / (1 + a + i)
+        total += term
+        i += 1
+    lbeta = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+    return math.exp(a * math.log(x) + (b - 1) * math.log(1 - x) - lbeta) / a * total
+
+
+def server_early_stopping(n, t, p=0.99, confidence=0.99):
+    """LoadGen's Server early-stopping check (early_stopping.cc, results.cc)
+    for n samples of which t exceed the target latency: passes when n >= h + t,
+    h the fewest under-target samples that make t overs unlikely enough. A
+    fresh finder per check, as LoadGen builds one per EarlyStopping call."""
+    y1 = math.ceil(math.log(1 - confidence) / math.log(p))
+    lo = int(t * p / (1 - p) + y1)
+    if n < lo + t:  # the search cannot end below lo
+        return False
+    hi = int(t * y1 + y1 + 1)
+    count = hi - lo
+    while count > 0:  # lower bound of odds < 1 - confidence
+        step = count // 2
+        if _beta_reg_upper_odds(lo + step, t, p) < 1 - confidence:
+            count = step
+        else:
+            lo += step + 1
+            count -= step + 1
+    return n >= lo + t
+
+
 def med(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -103,6 +140,11 @@ def slope(rows):
 
 def table(path):
     rows = [json.loads(line) for line in open(path) if line.strip()]
+    for r in rows:
+        if r["impl"] == "rust" and r["scenario"] == "Server":
+            r["valid_without_early_stopping"] = r["valid"]
+            r["early_stopping_met"] = server_early_stopping(r["samples_issued"], r["over_latency"])
+            r["valid"] = r["valid"] and r["early_stopping_met"]
     server = [r for r in rows if r["scenario"] == "Server"]
     offline = [r for r in rows if r["scenario"] == "Offline"]
     loads = [r["load_before"] for r in rows] + [r["load_after"] for r in rows]
@@ -121,9 +163,8 @@ def table(path):
                 continue
             n_valid = sum(r["valid"] for r in rs)
             valid = f"{n_valid}/{len(rs)}"
-            if impl == "cpp":
-                n_rule = sum(r["valid_without_early_stopping"] for r in rs)
-                valid += f" ({n_rule}/{len(rs)} w/o early stopping)"
+            n_rule = sum(r["valid_without_early_stopping"] for r in rs)
+            valid += f" ({n_rule}/{len(rs)} w/o early stopping)"
             if n_valid == len(rs):
                 peak[impl] = max(peak.get(impl, 0), qps)
             lateness = "n/a (not logged)"
