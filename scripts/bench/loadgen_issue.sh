@@ -124,13 +124,14 @@ rust_bin="$CARGO_TARGET_DIR/release/examples/issue_bench"
 
 # --- run ----------------------------------------------------------------------
 results="$out/results.jsonl"
+report="$root/scripts/bench/loadgen_cpp/report.py"
 : >"$results"
 load() { cut -d' ' -f1 /proc/loadavg; }
 
 run_rust() { # scenario qps duration_ms min_queries
   local l0 j
   l0=$(load)
-  j=$("$rust_bin" "$1" "$2" "$3" "$4" "$latency_ms")
+  j=$(python3 "$report" measure "$rust_bin" "$1" "$2" "$3" "$4" "$latency_ms")
   python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["load_before"]=float(sys.argv[2]); d["load_after"]=float(sys.argv[3]); print(json.dumps(d))' \
     "$j" "$l0" "$(load)" >>"$results"
 }
@@ -140,8 +141,8 @@ run_cpp() { # scenario qps duration_ms min_queries tag
   l0=$(load)
   dir="$out/cpp-$5"
   mkdir -p "$dir"
-  j=$("$cpp_bin" "$1" "$2" "$3" "$4" "$dir" "$latency_ms")
-  python3 "$root/scripts/bench/loadgen_cpp/report.py" parse-cpp "$dir" "$j" "$1" "$2" "$l0" "$(load)" >>"$results"
+  j=$(python3 "$report" measure "$cpp_bin" "$1" "$2" "$3" "$4" "$dir" "$latency_ms")
+  python3 "$report" parse-cpp "$dir" "$j" "$1" "$2" "$l0" "$(load)" >>"$results"
 }
 
 # The last field of the newest result line for this impl: was it VALID?
@@ -183,4 +184,4 @@ echo "machine: $(nproc) cores, $(uname -srm); LoadGen C++ $VERSION built with $c
 echo "command: scripts/bench/loadgen_issue.sh --qps \"$ladder\" --duration-ms $duration_ms --latency-ms $latency_ms --repeats $repeats --offline-samples $offline_samples"
 echo "raw results: $results"
 echo
-python3 "$root/scripts/bench/loadgen_cpp/report.py" table "$results"
+python3 "$report" table "$results"

@@ -7,14 +7,24 @@ parse-cpp DIR DRIVER_JSON SCENARIO QPS LOAD_BEFORE LOAD_AFTER
     line with the keys issue_bench prints.
 table RESULTS_JSONL
     Prints the markdown tables of a whole benchmark.
+measure CMD...
+    Runs CMD and prints its stdout (one JSON object) with
+    "others_cpu_cores" added: the CPU time everything else on the machine
+    used during the run (all busy time in /proc/stat minus CMD's own), per
+    second of wall time. The 1-minute load average cannot tell our own
+    previous run from someone else's compile; this can.
 """
 
 import json
 import math
+import os
 import pathlib
 import re
+import resource
 import statistics
+import subprocess
 import sys
+import time
 
 
 def parse_cpp(directory, driver_json, scenario, qps, load_before, load_after):
@@ -65,6 +75,7 @@ def parse_cpp(directory, driver_json, scenario, qps, load_before, load_after):
         "peak_rss_bytes": driver["peak_rss_bytes"],
         "peak_rss_growth_per_query": (driver["peak_rss_bytes"] - driver["rss_before_bytes"])
         / max(queries, 1),
+        "others_cpu_cores": driver.get("others_cpu_cores"),
         "load_before": float(load_before),
         "load_after": float(load_after),
     }
@@ -148,13 +159,19 @@ def table(path):
     server = [r for r in rows if r["scenario"] == "Server"]
     offline = [r for r in rows if r["scenario"] == "Offline"]
     loads = [r["load_before"] for r in rows] + [r["load_after"] for r in rows]
-    print(f"Load average (1 min) during the runs: min {min(loads):.2f}, "
-          f"median {med(loads):.2f}, max {max(loads):.2f}\n")
+    print(f"Load average (1 min) before/after the runs: min {min(loads):.2f}, "
+          f"median {med(loads):.2f}, max {max(loads):.2f}")
+    others = [r["others_cpu_cores"] for r in rows if "others_cpu_cores" in r]
+    if others:
+        print(f"CPU used by other processes during the runs (cores): median "
+              f"{med(others):.2f}, max {max(others):.2f}")
+    print()
 
     print("### Server (instant SUT, target latency at p99; medians of the repeats)\n")
     print("| target QPS | impl | VALID runs | completed/s | p50 latency | p99 latency "
-          "| max latency | > target | issue lateness p50 / p99 / max | peak RSS | RSS B/query |")
-    print("|---:|---|---|---:|---:|---:|---:|---:|---|---:|---:|")
+          "| max latency | > target | issue lateness p50 / p99 / max | peak RSS | RSS B/query "
+          "| others' CPU |")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|")
     peak = {}
     for qps in sorted({r["target_qps"] for r in server}):
         for impl in ("rust", "cpp"):
@@ -182,7 +199,8 @@ def table(path):
                   f"{fmt_ns(med([r['latency_p99_ns'] for r in rs]))} | "
                   f"{fmt_ns(med([r['latency_max_ns'] for r in rs]))} | {over} | {lateness} | "
                   f"{med([r['peak_rss_bytes'] for r in rs]) / 2**20:,.0f} MiB | "
-                  f"{med([r['peak_rss_growth_per_query'] for r in rs]):.0f} |")
+                  f"{med([r['peak_rss_growth_per_query'] for r in rs]):.0f} | "
+                  f"{max(r.get('others_cpu_cores') or 0 for r in rs):.2f} |")
     print()
     for impl in ("rust", "cpp"):
         print(f"- highest target QPS VALID in every repeat, {impl}: "
@@ -227,8 +245,32 @@ def table(path):
                   f"{med([(r['peak_rss_bytes'] - r['rss_before_bytes']) / samples for r in rs]):.0f} B |")
 
 
+def _busy_seconds():
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(cmd):
+    before_busy = _busy_seconds()
+    before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    wall = time.monotonic() - start
+    after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = (after_children.ru_utime - before_children.ru_utime
+           + after_children.ru_stime - before_children.ru_stime)
+    others = max(_busy_seconds() - before_busy - own, 0.0) / wall
+    row = json.loads(out.strip().splitlines()[-1])
+    row["others_cpu_cores"] = round(others, 3)
+    print(json.dumps(row))
+
+
 def main():
-    if len(sys.argv) >= 2 and sys.argv[1] == "parse-cpp" and len(sys.argv) == 8:
+    if len(sys.argv) >= 3 and sys.argv[1] == "measure":
+        measure(sys.argv[2:])
+    elif len(sys.argv) >= 2 and sys.argv[1] == "parse-cpp" and len(sys.argv) == 8:
         parse_cpp(*sys.argv[2:])
     elif len(sys.argv) == 3 and sys.argv[1] == "table":
         table(sys.argv[2])
