@@ -18,8 +18,10 @@
 #   --repeats N         runs per ladder point and implementation (default 3)
 #   --offline-samples N Offline query size (default 4000000)
 #   --out DIR           where run outputs go (default .cache/bench/loadgen_issue/<time>)
+#   --quiet-cores X     before each run, wait (up to 120 s) until the machine
+#                       uses less than X cores (default: don't wait)
 # A ladder point is skipped for an implementation once it was INVALID in
-# every repeat at two lower points. Prints a markdown table on stdout.
+# every repeat at three consecutive lower points. Prints a markdown table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root="$PWD"
@@ -32,6 +34,7 @@ latency_ms=10
 repeats=3
 offline_samples=4000000
 out=""
+quiet_cores=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --loadgen-src) src_arg="$2"; shift 2 ;;
@@ -41,6 +44,7 @@ while [ $# -gt 0 ]; do
     --repeats) repeats="$2"; shift 2 ;;
     --offline-samples) offline_samples="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
+    --quiet-cores) quiet_cores="$2"; shift 2 ;;
     *) echo "loadgen_issue: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -128,8 +132,11 @@ report="$root/scripts/bench/loadgen_cpp/report.py"
 : >"$results"
 load() { cut -d' ' -f1 /proc/loadavg; }
 
+quiet() { [ -z "$quiet_cores" ] || python3 "$report" wait-quiet "$quiet_cores" 120; }
+
 run_rust() { # scenario qps duration_ms min_queries
   local l0 j
+  quiet
   l0=$(load)
   j=$(python3 "$report" measure "$rust_bin" "$1" "$2" "$3" "$4" "$latency_ms")
   python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["load_before"]=float(sys.argv[2]); d["load_after"]=float(sys.argv[3]); print(json.dumps(d))' \
@@ -138,6 +145,7 @@ run_rust() { # scenario qps duration_ms min_queries
 
 run_cpp() { # scenario qps duration_ms min_queries tag
   local l0 dir j
+  quiet
   l0=$(load)
   dir="$out/cpp-$5"
   mkdir -p "$dir"
@@ -155,7 +163,7 @@ log "machine: $(nproc) cores, $(uname -srm); load $(load); output in $out"
 declare -A invalid_points=([rust]=0 [cpp]=0)
 for qps in $ladder; do
   for impl in rust cpp; do
-    if [ "${invalid_points[$impl]}" -ge 2 ]; then continue; fi
+    if [ "${invalid_points[$impl]}" -ge 3 ]; then continue; fi
     for r in $(seq 1 "$repeats"); do
       log "server $impl qps=$qps run $r/$repeats (load $(load))"
       if [ "$impl" = rust ]; then
@@ -181,7 +189,7 @@ for r in $(seq 1 "$repeats"); do
 done
 
 echo "machine: $(nproc) cores, $(uname -srm); LoadGen C++ $VERSION built with $cxx $cxxflags from $src"
-echo "command: scripts/bench/loadgen_issue.sh --qps \"$ladder\" --duration-ms $duration_ms --latency-ms $latency_ms --repeats $repeats --offline-samples $offline_samples"
+echo "command: scripts/bench/loadgen_issue.sh --qps \"$ladder\" --duration-ms $duration_ms --latency-ms $latency_ms --repeats $repeats --offline-samples $offline_samples${quiet_cores:+ --quiet-cores $quiet_cores}"
 echo "raw results: $results"
 echo
 python3 "$report" table "$results"

@@ -7,6 +7,9 @@ parse-cpp DIR DRIVER_JSON SCENARIO QPS LOAD_BEFORE LOAD_AFTER
     line with the keys issue_bench prints.
 table RESULTS_JSONL
     Prints the markdown tables of a whole benchmark.
+wait-quiet MAX_CORES TIMEOUT_S
+    Waits (up to TIMEOUT_S) until the machine's busy time over a 3 s window
+    is below MAX_CORES cores; prints what it saw on stderr.
 measure CMD...
     Runs CMD and prints its stdout (one JSON object) with
     "others_cpu_cores" added: the CPU time everything else on the machine
@@ -252,6 +255,17 @@ def _busy_seconds():
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def wait_quiet(max_cores, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        before = _busy_seconds()
+        time.sleep(3)
+        busy = (_busy_seconds() - before) / 3
+        if busy < max_cores or time.monotonic() > deadline:
+            print(f"loadgen_issue: machine busy {busy:.2f} cores", file=sys.stderr)
+            return
+
+
 def measure(cmd):
     before_busy = _busy_seconds()
     before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -268,7 +282,9 @@ def measure(cmd):
 
 
 def main():
-    if len(sys.argv) >= 3 and sys.argv[1] == "measure":
+    if len(sys.argv) == 4 and sys.argv[1] == "wait-quiet":
+        wait_quiet(float(sys.argv[2]), float(sys.argv[3]))
+    elif len(sys.argv) >= 3 and sys.argv[1] == "measure":
         measure(sys.argv[2:])
     elif len(sys.argv) >= 2 and sys.argv[1] == "parse-cpp" and len(sys.argv) == 8:
         parse_cpp(*sys.argv[2:])
