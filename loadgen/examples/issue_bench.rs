@@ -89,6 +89,10 @@ impl QuerySampleLibrary for Qsl {
 #[derive(Default)]
 struct Seen {
     generated_at: Option<Instant>,
+    /// Peak RSS when the schedule was generated and when the phase ended
+    /// (before the verdict's own copy of the latencies).
+    peak_rss_generated: Option<u64>,
+    peak_rss_phase_end: Option<u64>,
     queries: usize,
     samples: usize,
     schedule_heap_bytes: usize,
@@ -118,6 +122,7 @@ impl TestHooks for Hooks {
     fn generated(&self, schedule: &Schedule) {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         seen.generated_at = Some(Instant::now());
+        seen.peak_rss_generated = proc_status_bytes("VmHWM");
         seen.queries = schedule.len();
         seen.samples = schedule.sample_count();
         seen.schedule_heap_bytes = schedule.heap_bytes();
@@ -128,6 +133,7 @@ impl TestHooks for Hooks {
         settings: &EffectiveSettings,
         measurements: &PhaseMeasurements,
     ) -> PhaseVerdict {
+        let peak_rss_phase_end = proc_status_bytes("VmHWM");
         let result = &measurements.result;
         let mut sorted = result.sample_latencies.clone();
         sorted.sort_unstable();
@@ -151,10 +157,9 @@ impl TestHooks for Hooks {
             settings.scenario != Scenario::Server || target_percentile_ns <= target;
         let failed: u64 = result.failed_samples.values().sum();
         let valid = min_duration_met && min_queries_met && perf_constraints_met && failed == 0;
-        self.seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .latency = Some(LatencySummary {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.peak_rss_phase_end = peak_rss_phase_end;
+        seen.latency = Some(LatencySummary {
             p50_ns,
             p99_ns,
             target_percentile_ns,
@@ -308,6 +313,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "rss_before_bytes": rss_before,
         "peak_rss_bytes": peak_rss,
         "peak_rss_growth_per_query": rss_growth.map(|g| g as f64 / queries),
+        "peak_rss_at_generation_bytes": seen.peak_rss_generated,
+        "peak_rss_at_phase_end_bytes": seen.peak_rss_phase_end,
         "schedule_heap_bytes_per_query": seen.schedule_heap_bytes as f64 / queries,
         "plan_heap_bytes_per_query": plan_heap_bytes as f64 / queries,
         "state_bytes_per_query": state_bytes as f64 / queries,
