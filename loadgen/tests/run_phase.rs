@@ -236,6 +236,11 @@ fn server_issues_every_query_on_schedule_and_records_each_sample_once() {
         assert!(r.first_token_ns.is_some());
         assert!(r.is_ok());
     }
+    // The latest completion, as recorded per sample.
+    assert_eq!(
+        m.max_complete_ns,
+        records.iter().map(|r| r.end_ns).max().unwrap()
+    );
     let result = &m.result;
     assert_eq!(result.sample_latencies.len(), 200);
     assert_eq!(result.queries_issued, 200);
@@ -389,6 +394,10 @@ fn a_silent_sut_is_given_up_on_after_the_idle_timeout() {
     );
     let records = collect.records.lock().unwrap();
     assert_eq!(records.len(), 20, "every issued sample is accounted for");
+    assert_eq!(
+        m.max_complete_ns,
+        records.iter().map(|r| r.end_ns).max().unwrap()
+    );
     assert!(
         records
             .iter()

@@ -77,8 +77,11 @@ fn atomics_u64(n: usize, value: u64) -> Box<[AtomicU64]> {
 }
 
 impl PhaseState {
+    /// Allocates the phase's arrays, then starts the phase clock: filling
+    /// the arrays takes tens of milliseconds per million queries (page
+    /// faults), and a clock started before that would make the first
+    /// queries of a Server run late by as much.
     pub fn new(
-        clock: PhaseClock,
         plan: Arc<IssuePlan>,
         flags: PhaseFlags,
         observer: Option<Arc<dyn RunObserver>>,
@@ -95,15 +98,20 @@ impl PhaseState {
                 .collect(),
             _ => atomics_u64(queries, 0),
         };
+        let query_issued_ns = atomics_u64(queries, UNSET);
+        let first_token_ns = atomics_u64(samples, UNSET);
+        let complete_ns = atomics_u64(samples, UNSET);
+        let n_tokens = (0..samples).map(|_| AtomicI64::new(0)).collect();
+        let error_kind = (0..samples).map(|_| AtomicU8::new(NO_ERROR)).collect();
         PhaseState {
-            clock,
+            clock: PhaseClock::start_now(),
             flags,
             query_scheduled_ns,
-            query_issued_ns: atomics_u64(queries, UNSET),
-            first_token_ns: atomics_u64(samples, UNSET),
-            complete_ns: atomics_u64(samples, UNSET),
-            n_tokens: (0..samples).map(|_| AtomicI64::new(0)).collect(),
-            error_kind: (0..samples).map(|_| AtomicU8::new(NO_ERROR)).collect(),
+            query_issued_ns,
+            first_token_ns,
+            complete_ns,
+            n_tokens,
+            error_kind,
             completed: AtomicU64::new(0),
             wake_at: AtomicU64::new(u64::MAX),
             issuer,
@@ -151,6 +159,9 @@ impl PhaseState {
                 ended += 1;
             }
         }
+        if ended > 0 {
+            self.max_complete_ns.fetch_max(now, Ordering::Relaxed);
+        }
         self.completed.fetch_add(ended, Ordering::AcqRel);
         ended
     }
@@ -171,7 +182,6 @@ impl PhaseState {
             return false;
         }
         let i = seq as usize;
-        self.max_complete_ns.fetch_max(now, Ordering::Relaxed);
         self.n_tokens[i].store(response.n_tokens, Ordering::Relaxed);
         if let Some(error) = &response.detail.error {
             self.error_kind[i].store(error.kind.index() as u8 + 1, Ordering::Relaxed);
@@ -283,6 +293,9 @@ impl CompletionSink for PhaseState {
         if newly == 0 {
             return;
         }
+        // One shared read-modify-write per call, not per sample: every
+        // sample of the call completed at `now`.
+        self.max_complete_ns.fetch_max(now, Ordering::Relaxed);
         let done = self.completed.fetch_add(newly, Ordering::AcqRel) + newly;
         if done >= self.wake_at.load(Ordering::SeqCst) {
             self.issuer.unpark();

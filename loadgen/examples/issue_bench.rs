@@ -1,0 +1,325 @@
+//! Measures the issuer's own overhead: a full `start_test` (query
+//! generation, issuing, completion bookkeeping, result collection) against a
+//! SUT that answers every sample inside `issue_query`. The C++ twin is
+//! `scripts/bench/loadgen_cpp/instant_sut.cc`; `scripts/bench/loadgen_issue.sh`
+//! runs both side by side.
+//!
+//! `cargo run --release -p loadgen --example issue_bench -- <server|offline>
+//! <target_qps> <min_duration_ms> <min_query_count> [target_latency_ms=10]
+//! [performance_sample_count=1024]`
+//!
+//! Prints one JSON object. `valid` applies LoadGen's Server rules that can
+//! fail with an instant SUT (`PerformanceSummary::PerfConstraintsMet`,
+//! `MinDurationMet`, `MinQueriesMet`, `MinSamplesMet`): the latency at the
+//! target percentile (`sorted[(size_t)(N * p)]`) is within the target
+//! latency, the last query was scheduled at or after the minimum duration,
+//! and enough queries and samples were issued. Offline: the minimum
+//! duration (max latency >= min duration) and counts. Early stopping is not
+//! computed here: `over_latency` (samples above the target) and
+//! `samples_issued` are all it needs, and `scripts/bench/loadgen_cpp/report.py`
+//! applies LoadGen's Server early-stopping check to them.
+
+// A benchmark's output is its purpose.
+#![allow(clippy::print_stdout)]
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use loadgen::schedule::{SequenceGen, generate_queries, performance_set};
+use loadgen::{
+    EffectiveSettings, IssuePlan, NoPhaseLog, Phase, PhaseLog, PhaseMeasurements, PhaseVerdict,
+    QslError, QuerySample, QuerySampleIndex, QuerySampleLibrary, QuerySampleResponse, Responder,
+    RunOptions, Scenario, Schedule, SystemUnderTest, TestHooks, TestMode, TestSettings, start_test,
+};
+use serde_json::json;
+
+/// Responses handed to `complete_all` at once (Offline's one query holds
+/// millions of samples; a bounded buffer keeps the SUT's memory flat).
+const CHUNK: usize = 4096;
+
+struct InstantSut;
+
+impl SystemUnderTest for InstantSut {
+    fn name(&self) -> &str {
+        "instant_sut"
+    }
+
+    fn issue_query(&self, samples: &[QuerySample], responder: &Responder) {
+        if let [sample] = samples {
+            responder.complete(QuerySampleResponse {
+                id: sample.id,
+                ..QuerySampleResponse::default()
+            });
+            return;
+        }
+        let mut buf: Vec<QuerySampleResponse> = (0..samples.len().min(CHUNK))
+            .map(|_| QuerySampleResponse::default())
+            .collect();
+        for chunk in samples.chunks(CHUNK) {
+            let responses = &mut buf[..chunk.len()];
+            for (response, sample) in responses.iter_mut().zip(chunk) {
+                response.id = sample.id;
+            }
+            responder.complete_all(responses);
+        }
+    }
+}
+
+struct Qsl(usize);
+
+impl QuerySampleLibrary for Qsl {
+    fn name(&self) -> &str {
+        "instant_qsl"
+    }
+    fn total_sample_count(&self) -> usize {
+        self.0
+    }
+    fn performance_sample_count(&self) -> usize {
+        self.0
+    }
+    fn load_samples_to_ram(&self, _: &[QuerySampleIndex]) -> Result<(), QslError> {
+        Ok(())
+    }
+    fn unload_samples_from_ram(&self, _: &[QuerySampleIndex]) -> Result<(), QslError> {
+        Ok(())
+    }
+}
+
+/// What the hooks saw, for the report.
+#[derive(Default)]
+struct Seen {
+    generated_at: Option<Instant>,
+    /// Peak RSS when the schedule was generated and when the phase ended
+    /// (before the verdict's own copy of the latencies).
+    peak_rss_generated: Option<u64>,
+    peak_rss_phase_end: Option<u64>,
+    queries: usize,
+    samples: usize,
+    schedule_heap_bytes: usize,
+    latency: Option<LatencySummary>,
+}
+
+struct LatencySummary {
+    p50_ns: i64,
+    p99_ns: i64,
+    target_percentile_ns: i64,
+    max_ns: i64,
+    over_latency: usize,
+    min_duration_met: bool,
+    min_queries_met: bool,
+    perf_constraints_met: bool,
+}
+
+struct Hooks {
+    seen: Mutex<Seen>,
+}
+
+impl TestHooks for Hooks {
+    fn phase_log(&self) -> Arc<dyn PhaseLog> {
+        Arc::new(NoPhaseLog)
+    }
+
+    fn generated(&self, schedule: &Schedule) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.generated_at = Some(Instant::now());
+        seen.peak_rss_generated = proc_status_bytes("VmHWM");
+        seen.queries = schedule.len();
+        seen.samples = schedule.sample_count();
+        seen.schedule_heap_bytes = schedule.heap_bytes();
+    }
+
+    fn performance_finished(
+        &self,
+        settings: &EffectiveSettings,
+        measurements: &PhaseMeasurements,
+    ) -> PhaseVerdict {
+        let peak_rss_phase_end = proc_status_bytes("VmHWM");
+        let result = &measurements.result;
+        let mut sorted = result.sample_latencies.clone();
+        sorted.sort_unstable();
+        let n = sorted.len();
+        // LoadGen's percentile: sorted[(size_t)(N * p)].
+        let at = |p: f64| sorted.get(((n as f64 * p) as usize).min(n.saturating_sub(1)));
+        let p50_ns = at(0.5).copied().unwrap_or(0);
+        let p99_ns = at(0.99).copied().unwrap_or(0);
+        let target_percentile_ns = at(settings.target_latency_percentile).copied().unwrap_or(0);
+        let target = settings.target_latency_ns as i64;
+        let over_latency = n - sorted.partition_point(|&l| l <= target);
+        let min_duration_s = settings.min_duration_ms as f64 / 1e3;
+        let min_duration_met = match settings.scenario {
+            Scenario::Server => result.final_query_scheduled_time >= min_duration_s,
+            Scenario::Offline => result.max_latency >= min_duration_s,
+            _ => result.final_query_issued_time >= min_duration_s,
+        };
+        let min_queries_met = result.queries_issued >= settings.min_query_count
+            && n as u64 >= settings.min_sample_count;
+        let perf_constraints_met =
+            settings.scenario != Scenario::Server || target_percentile_ns <= target;
+        let failed: u64 = result.failed_samples.values().sum();
+        let valid = min_duration_met && min_queries_met && perf_constraints_met && failed == 0;
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.peak_rss_phase_end = peak_rss_phase_end;
+        seen.latency = Some(LatencySummary {
+            p50_ns,
+            p99_ns,
+            target_percentile_ns,
+            max_ns: sorted.last().copied().unwrap_or(0),
+            over_latency,
+            min_duration_met,
+            min_queries_met,
+            perf_constraints_met,
+        });
+        PhaseVerdict {
+            valid,
+            perf_constraints_met,
+            reasons: Vec::new(),
+        }
+    }
+}
+
+/// A `/proc/self/status` field (`VmRSS`, `VmHWM`) in bytes (Linux).
+fn proc_status_bytes(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], i: usize, default: Option<T>) -> Result<T, String> {
+    match args.get(i) {
+        Some(a) => a
+            .parse()
+            .map_err(|_| format!("argument {i}: bad value {a:?}")),
+        None => default.ok_or_else(|| {
+            "usage: issue_bench <server|offline> <target_qps> <min_duration_ms> \
+             <min_query_count> [target_latency_ms=10] [performance_sample_count=1024]"
+                .to_owned()
+        }),
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let scenario = match arg::<String>(&args, 1, None)?.as_str() {
+        "server" => Scenario::Server,
+        "offline" => Scenario::Offline,
+        other => return Err(format!("unknown scenario {other:?}").into()),
+    };
+    let qps: f64 = arg(&args, 2, None)?;
+    let min_duration_ms: u64 = arg(&args, 3, None)?;
+    let min_query_count: u64 = arg(&args, 4, None)?;
+    let target_latency_ms: f64 = arg(&args, 5, Some(10.0))?;
+    let sample_count: usize = arg(&args, 6, Some(1024))?;
+
+    let requested = TestSettings {
+        scenario,
+        mode: TestMode::PerformanceOnly,
+        server_target_qps: qps,
+        offline_expected_qps: qps,
+        server_target_latency_ns: (target_latency_ms * 1e6) as u64,
+        server_target_latency_percentile: 0.99,
+        min_duration_ms,
+        min_query_count,
+        // MLPerf's seeds (mlperf.conf), the same ones the C++ driver uses.
+        qsl_rng_seed: 2_085_463_073_848_966_840,
+        sample_index_rng_seed: 2_747_215_439_041_700_203,
+        schedule_rng_seed: 16_159_082_839_903_944_936,
+        ..TestSettings::default()
+    };
+    let total = sample_count as u64;
+    let (settings, _) = EffectiveSettings::new(&requested, total, total)?;
+    let hooks = Hooks {
+        seen: Mutex::new(Seen::default()),
+    };
+
+    let rss_before = proc_status_bytes("VmRSS");
+    let start = Instant::now();
+    let outcome = start_test(
+        &InstantSut,
+        &Qsl(sample_count),
+        &settings,
+        &hooks,
+        &RunOptions::default(),
+    )?;
+    let wall_s = start.elapsed().as_secs_f64();
+    let peak_rss = proc_status_bytes("VmHWM");
+
+    let phase = outcome.performance().ok_or("no performance phase ran")?;
+    let m = &phase.measurements;
+    let r = &m.result;
+    let seen = hooks
+        .seen
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    let latency = seen.latency.as_ref().ok_or("no verdict was computed")?;
+    let generation_s = seen
+        .generated_at
+        .map_or(0.0, |t| t.duration_since(start).as_secs_f64());
+
+    // Structural accounting, after the timed test so it cannot raise its
+    // peak: the issuer's plan for the same schedule, plus the per-phase
+    // arrays of run/state.rs (per query: scheduled and issued times, 16 B;
+    // per sample: first token, completion, n_tokens, error kind, 25 B) and
+    // the collected sample latencies (8 B per sample).
+    let set = performance_set(&settings, total)?;
+    let schedule = generate_queries(&settings, Phase::Performance, &set, &mut SequenceGen::new())?;
+    let plan_heap_bytes = IssuePlan::from_schedule(&schedule).heap_bytes();
+    drop(schedule);
+    let state_bytes = seen.queries * 16 + seen.samples * 25;
+    let result_bytes = seen.samples * 8;
+    let queries = seen.queries.max(1) as f64;
+
+    let n = m.samples_issued as f64;
+    let completed_per_s = match scenario {
+        Scenario::Offline => n / r.max_latency,
+        _ => (n - 1.0) / r.final_query_all_samples_done_time,
+    };
+    let scheduled_per_s = (n - 1.0) / r.final_query_scheduled_time;
+    let verdict = phase.verdict.clone().unwrap_or_default();
+    let rss_growth = match (rss_before, peak_rss) {
+        (Some(before), Some(peak)) => Some(peak.saturating_sub(before)),
+        _ => None,
+    };
+    let report = json!({
+        "impl": "rust",
+        "scenario": scenario.to_string(),
+        "target_qps": qps,
+        "min_duration_ms": min_duration_ms,
+        "min_query_count": min_query_count,
+        "target_latency_ns": settings.target_latency_ns,
+        "generated_queries": seen.queries,
+        "generated_samples": seen.samples,
+        "queries_issued": r.queries_issued,
+        "samples_issued": m.samples_issued,
+        "completed_per_s": completed_per_s,
+        "scheduled_per_s": scheduled_per_s,
+        "latency_p50_ns": latency.p50_ns,
+        "latency_p99_ns": latency.p99_ns,
+        "latency_target_percentile_ns": latency.target_percentile_ns,
+        "latency_max_ns": latency.max_ns,
+        "over_latency": latency.over_latency,
+        "issue_lateness_p50_ns": m.issue_delay.map(|d| d.p50_ns),
+        "issue_lateness_p99_ns": m.issue_delay.map(|d| d.p99_ns),
+        "issue_lateness_max_ns": m.issue_delay.map(|d| d.max_ns),
+        "min_duration_met": latency.min_duration_met,
+        "min_queries_met": latency.min_queries_met,
+        "perf_constraints_met": latency.perf_constraints_met,
+        "valid": verdict.valid,
+        "validity_rule": "perf constraint (target-percentile latency <= target) + min duration + min queries/samples; no early stopping",
+        "generation_s": generation_s,
+        "start_test_wall_s": wall_s,
+        "rss_before_bytes": rss_before,
+        "peak_rss_bytes": peak_rss,
+        "peak_rss_growth_per_query": rss_growth.map(|g| g as f64 / queries),
+        "peak_rss_at_generation_bytes": seen.peak_rss_generated,
+        "peak_rss_at_phase_end_bytes": seen.peak_rss_phase_end,
+        "schedule_heap_bytes_per_query": seen.schedule_heap_bytes as f64 / queries,
+        "plan_heap_bytes_per_query": plan_heap_bytes as f64 / queries,
+        "state_bytes_per_query": state_bytes as f64 / queries,
+        "result_bytes_per_query": result_bytes as f64 / queries,
+    });
+    println!("{report}");
+    Ok(())
+}

@@ -1,0 +1,298 @@
+#!/usr/bin/env python3
+"""Helper of scripts/bench/loadgen_issue.sh.
+
+parse-cpp DIR DRIVER_JSON SCENARIO QPS LOAD_BEFORE LOAD_AFTER
+    Turns one LoadGen C++ run (its mlperf_log_summary.txt and
+    mlperf_log_detail.txt in DIR, plus the driver's JSON line) into a result
+    line with the keys issue_bench prints.
+table RESULTS_JSONL
+    Prints the markdown tables of a whole benchmark.
+wait-quiet MAX_CORES TIMEOUT_S
+    Waits (up to TIMEOUT_S) until the machine's busy time over a 3 s window
+    is below MAX_CORES cores; prints what it saw on stderr.
+measure CMD...
+    Runs CMD and prints its stdout (one JSON object) with
+    "others_cpu_cores" added: the CPU time everything else on the machine
+    used during the run (all busy time in /proc/stat minus CMD's own), per
+    second of wall time. The 1-minute load average cannot tell our own
+    previous run from someone else's compile; this can.
+"""
+
+import json
+import math
+import os
+import pathlib
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+def parse_cpp(directory, driver_json, scenario, qps, load_before, load_after):
+    d = pathlib.Path(directory)
+    summary = {}
+    for line in (d / "mlperf_log_summary.txt").read_text().splitlines():
+        m = re.match(r"^\s*(.*?)\s*:\s*(.*?)\s*$", line)
+        if m:
+            summary.setdefault(m.group(1), m.group(2))
+    detail = {}
+    for line in (d / "mlperf_log_detail.txt").read_text().splitlines():
+        if line.startswith(":::MLLOG "):
+            entry = json.loads(line[len(":::MLLOG "):])
+            detail.setdefault(entry["key"], entry["value"])
+    driver = json.loads(driver_json)
+
+    def num(key):
+        v = summary.get(key)
+        return float(v) if v is not None else None
+
+    yes = lambda key: summary.get(key) == "Yes"  # noqa: E731
+    queries = int(detail["generated_query_count"])
+    spq = int(detail["generated_samples_per_query"])
+    server = scenario == "server"
+    perf_ok = yes("Performance constraints satisfied") if server else True
+    row = {
+        "impl": "cpp",
+        "scenario": "Server" if server else "Offline",
+        "target_qps": float(qps),
+        "generated_queries": queries,
+        "generated_samples": queries * spq,
+        "completed_per_s": num("Completed samples per second" if server else "Samples per second"),
+        "scheduled_per_s": num("Scheduled samples per second"),
+        "latency_p50_ns": num("50.00 percentile latency (ns)"),
+        "latency_p99_ns": num("99.00 percentile latency (ns)"),
+        "latency_max_ns": num("Max latency (ns)"),
+        "perf_constraints_met": perf_ok,
+        "min_duration_met": yes("Min duration satisfied"),
+        "min_queries_met": yes("Min queries satisfied"),
+        "early_stopping_met": yes("Early stopping satisfied"),
+        "valid": summary.get("Result is") == "VALID",
+        # The rule issue_bench applies (no early stopping), for a like-for-like column.
+        "valid_without_early_stopping": perf_ok
+        and yes("Min duration satisfied")
+        and yes("Min queries satisfied"),
+        "start_test_wall_s": driver["start_test_wall_s"],
+        "rss_before_bytes": driver["rss_before_bytes"],
+        "peak_rss_bytes": driver["peak_rss_bytes"],
+        "peak_rss_growth_per_query": (driver["peak_rss_bytes"] - driver["rss_before_bytes"])
+        / max(queries, 1),
+        "others_cpu_cores": driver.get("others_cpu_cores"),
+        "load_before": float(load_before),
+        "load_after": float(load_after),
+    }
+    print(json.dumps(row))
+
+
+def _beta_reg_upper_odds(h, t, p):
+    """P[at most t of h + t samples exceed the p-quantile]: LoadGen's
+    early-stopping odds (regularized incomplete beta I_p(h, t + 1), via the
+    terminating hypergeometric series LoadGen uses)."""
+    a, b, x = h, 1 + t, p
+    term, total, i = 1.0, 1.0, 0
+    z = x / (x - 1)
+    while abs(term) > 2.0 ** -33:
+        term *= (1 - b + i) * z / (1 + a + i)
+        total += term
+        i += 1
+    lbeta = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+    return math.exp(a * math.log(x) + (b - 1) * math.log(1 - x) - lbeta) / a * total
+
+
+def server_early_stopping(n, t, p=0.99, confidence=0.99):
+    """LoadGen's Server early-stopping check (early_stopping.cc, results.cc)
+    for n samples of which t exceed the target latency: passes when n >= h + t,
+    h the fewest under-target samples that make t overs unlikely enough. A
+    fresh finder per check, as LoadGen builds one per EarlyStopping call."""
+    y1 = math.ceil(math.log(1 - confidence) / math.log(p))
+    lo = int(t * p / (1 - p) + y1)
+    if n < lo + t:  # the search cannot end below lo
+        return False
+    hi = int(t * y1 + y1 + 1)
+    count = hi - lo
+    while count > 0:  # lower bound of odds < 1 - confidence
+        step = count // 2
+        if _beta_reg_upper_odds(lo + step, t, p) < 1 - confidence:
+            count = step
+        else:
+            lo += step + 1
+            count -= step + 1
+    return n >= lo + t
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt_ns(ns):
+    if ns is None:
+        return "n/a"
+    if ns < 1e3:
+        return f"{ns:.0f} ns"
+    if ns < 1e6:
+        return f"{ns / 1e3:.1f} µs"
+    return f"{ns / 1e6:.2f} ms"
+
+
+def fmt_rate(r):
+    return "n/a" if r is None else f"{r / 1e3:,.1f}k"
+
+
+def slope(rows):
+    """Least-squares bytes of peak RSS per generated query."""
+    pts = [(r["generated_queries"], r["peak_rss_bytes"]) for r in rows]
+    if len({x for x, _ in pts}) < 2:
+        return None
+    mx = statistics.mean(x for x, _ in pts)
+    my = statistics.mean(y for _, y in pts)
+    num = sum((x - mx) * (y - my) for x, y in pts)
+    den = sum((x - mx) ** 2 for x, _ in pts)
+    return num / den
+
+
+def table(path):
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    for r in rows:
+        if r["impl"] == "rust" and r["scenario"] == "Server":
+            r["valid_without_early_stopping"] = r["valid"]
+            r["early_stopping_met"] = server_early_stopping(r["samples_issued"], r["over_latency"])
+            r["valid"] = r["valid"] and r["early_stopping_met"]
+    server = [r for r in rows if r["scenario"] == "Server"]
+    offline = [r for r in rows if r["scenario"] == "Offline"]
+    loads = [r["load_before"] for r in rows] + [r["load_after"] for r in rows]
+    print(f"Load average (1 min) before/after the runs: min {min(loads):.2f}, "
+          f"median {med(loads):.2f}, max {max(loads):.2f}")
+    others = [r["others_cpu_cores"] for r in rows if "others_cpu_cores" in r]
+    if others:
+        print(f"CPU used by other processes during the runs (cores): median "
+              f"{med(others):.2f}, max {max(others):.2f}")
+    print()
+
+    print("### Server (instant SUT, target latency at p99; medians of the repeats)\n")
+    print("| target QPS | impl | VALID runs | completed/s | p50 latency | p99 latency "
+          "| max latency | > target | issue lateness p50 / p99 / max | peak RSS | RSS B/query "
+          "| others' CPU |")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|")
+    peak = {}
+    for qps in sorted({r["target_qps"] for r in server}):
+        for impl in ("rust", "cpp"):
+            rs = [r for r in server if r["target_qps"] == qps and r["impl"] == impl]
+            if not rs:
+                continue
+            n_valid = sum(r["valid"] for r in rs)
+            valid = f"{n_valid}/{len(rs)}"
+            n_rule = sum(r["valid_without_early_stopping"] for r in rs)
+            valid += f" ({n_rule}/{len(rs)} w/o early stopping)"
+            if n_valid == len(rs):
+                peak[impl] = max(peak.get(impl, 0), qps)
+            lateness = "n/a (not logged)"
+            over = "n/a"
+            if impl == "rust":
+                frac = med([r["over_latency"] / max(r["samples_issued"], 1) for r in rs])
+                over = f"{frac:.3%}"
+                lateness = " / ".join(
+                    fmt_ns(med([r[k] for r in rs]))
+                    for k in ("issue_lateness_p50_ns", "issue_lateness_p99_ns",
+                              "issue_lateness_max_ns"))
+            print(f"| {qps:,.0f} | {impl} | {valid} | "
+                  f"{fmt_rate(med([r['completed_per_s'] for r in rs]))} | "
+                  f"{fmt_ns(med([r['latency_p50_ns'] for r in rs]))} | "
+                  f"{fmt_ns(med([r['latency_p99_ns'] for r in rs]))} | "
+                  f"{fmt_ns(med([r['latency_max_ns'] for r in rs]))} | {over} | {lateness} | "
+                  f"{med([r['peak_rss_bytes'] for r in rs]) / 2**20:,.0f} MiB | "
+                  f"{med([r['peak_rss_growth_per_query'] for r in rs]):.0f} | "
+                  f"{max(r.get('others_cpu_cores') or 0 for r in rs):.2f} |")
+    print()
+    for impl in ("rust", "cpp"):
+        print(f"- highest target QPS VALID in every repeat, {impl}: "
+              f"{peak.get(impl, 0):,.0f}")
+    if peak.get("cpp"):
+        print(f"- ratio rust / cpp: {peak.get('rust', 0) / peak['cpp']:.2f}x "
+              "(bounded above by the top of the ladder when rust never failed)")
+    print()
+
+    print("### Memory per generated query (Server runs with >= 1M queries)\n")
+    print("| impl | peak RSS growth / query (median) | slope of peak RSS vs queries |")
+    print("|---|---:|---:|")
+    for impl in ("rust", "cpp"):
+        rs = [r for r in server if r["impl"] == impl and r["generated_queries"] >= 1_000_000]
+        if rs:
+            s = slope(rs)
+            print(f"| {impl} | {med([r['peak_rss_growth_per_query'] for r in rs]):.1f} B | "
+                  f"{'n/a' if s is None else f'{s:.1f} B'} |")
+    rust = [r for r in server if r["impl"] == "rust" and r["generated_queries"] >= 1_000_000]
+    if rust:
+        r = rust[-1]
+        print(f"\nRust structure (B/query): schedule {r['schedule_heap_bytes_per_query']:.1f} "
+              f"(freed before issuing), plan {r['plan_heap_bytes_per_query']:.1f}, "
+              f"phase arrays {r['state_bytes_per_query']:.1f}, "
+              f"collected latencies {r['result_bytes_per_query']:.1f}")
+    print()
+
+    if offline:
+        print("### Offline (one query, instant SUT)\n")
+        print("| impl | samples | samples/s (median) | samples/s (best) | StartTest wall | "
+              "peak RSS growth / sample |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for impl in ("rust", "cpp"):
+            rs = [r for r in offline if r["impl"] == impl]
+            if not rs:
+                continue
+            samples = rs[0]["generated_samples"]
+            print(f"| {impl} | {samples:,} | "
+                  f"{med([r['completed_per_s'] for r in rs]) / 1e6:.1f}M | "
+                  f"{max(r['completed_per_s'] for r in rs) / 1e6:.1f}M | "
+                  f"{med([r['start_test_wall_s'] for r in rs]):.3f} s | "
+                  f"{med([(r['peak_rss_bytes'] - r['rss_before_bytes']) / samples for r in rs]):.0f} B |")
+
+
+def _busy_seconds():
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(max_cores, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        before = _busy_seconds()
+        time.sleep(3)
+        busy = (_busy_seconds() - before) / 3
+        if busy < max_cores or time.monotonic() > deadline:
+            print(f"loadgen_issue: machine busy {busy:.2f} cores", file=sys.stderr)
+            return
+
+
+def measure(cmd):
+    before_busy = _busy_seconds()
+    before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    wall = time.monotonic() - start
+    after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = (after_children.ru_utime - before_children.ru_utime
+           + after_children.ru_stime - before_children.ru_stime)
+    others = max(_busy_seconds() - before_busy - own, 0.0) / wall
+    row = json.loads(out.strip().splitlines()[-1])
+    row["others_cpu_cores"] = round(others, 3)
+    print(json.dumps(row))
+
+
+def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "wait-quiet":
+        wait_quiet(float(sys.argv[2]), float(sys.argv[3]))
+    elif len(sys.argv) >= 3 and sys.argv[1] == "measure":
+        measure(sys.argv[2:])
+    elif len(sys.argv) >= 2 and sys.argv[1] == "parse-cpp" and len(sys.argv) == 8:
+        parse_cpp(*sys.argv[2:])
+    elif len(sys.argv) == 3 and sys.argv[1] == "table":
+        table(sys.argv[2])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
