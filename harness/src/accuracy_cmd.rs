@@ -28,12 +28,43 @@ impl Tokenizer for SimTokenizer {
     }
 }
 
+/// A server's /detokenize, called synchronously (scoring is a batch job).
+struct RemoteDecoder {
+    runtime: tokio::runtime::Runtime,
+    remote: sut::RemoteTokenizer,
+}
+
+impl Tokenizer for RemoteDecoder {
+    fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, TokenizerError> {
+        self.runtime
+            .block_on(self.remote.tokenize(text, add_special_tokens))
+            .map_err(|e| TokenizerError::Codec(e.to_string()))
+    }
+    fn decode(&self, ids: &[u32], _skip_special_tokens: bool) -> Result<String, TokenizerError> {
+        self.runtime
+            .block_on(self.remote.detokenize(ids))
+            .map_err(|e| TokenizerError::Codec(e.to_string()))
+    }
+}
+
+fn remote_decoder(url: &str, api_key_env: Option<&str>) -> anyhow::Result<RemoteDecoder> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let key = api_key_env.map(sut::ApiKey::from_env).transpose()?;
+    let remote = runtime
+        .block_on(sut::RemoteTokenizer::detect(url, key.as_ref()))
+        .with_context(|| format!("--detokenize-url {}", crate::run_cmd::redact_url(url)))?;
+    Ok(RemoteDecoder { runtime, remote })
+}
+
 /// A validated `harness accuracy`.
 #[derive(Debug)]
 struct AccuracyConfig {
     log: PathBuf,
     dataset: PathBuf,
     tokenizer: Option<PathBuf>,
+    detokenize_url: Option<String>,
     sim_profile: Option<String>,
     model: Option<Model>,
     dtype: TokenDtype,
@@ -71,8 +102,10 @@ impl AccuracyConfig {
             .and_then(|m| m.backends.first())
             .and_then(|b| b.strip_prefix("sim://"))
             .map(str::to_owned);
-        if args.tokenizer.is_none() && sim_profile.is_none() {
-            bail!("--tokenizer tokenizer.json is needed to decode the output token ids");
+        if args.tokenizer.is_none() && args.detokenize_url.is_none() && sim_profile.is_none() {
+            bail!(
+                "--tokenizer tokenizer.json (or --detokenize-url URL) is needed to decode the output token ids"
+            );
         }
         let dtype = match args.dtype.as_str() {
             "int32" => TokenDtype::Int32,
@@ -83,6 +116,7 @@ impl AccuracyConfig {
             log,
             dataset,
             tokenizer: args.tokenizer.clone(),
+            detokenize_url: args.detokenize_url.clone(),
             sim_profile,
             model: Model::from_name(&args.lg_model_name),
             dtype,
@@ -103,13 +137,18 @@ pub fn run(args: &AccuracyArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode>
     let config = AccuracyConfig::from_args(args)?;
     let dataset = Dataset::load(&config.dataset, &DatasetOptions::new())
         .with_context(|| format!("loading {}", config.dataset.display()))?;
-    let tokenizer: Box<dyn Tokenizer> = match (&config.tokenizer, &config.sim_profile) {
-        (Some(path), _) => Box::new(
+    let tokenizer: Box<dyn Tokenizer> = match (
+        &config.tokenizer,
+        &config.detokenize_url,
+        &config.sim_profile,
+    ) {
+        (Some(path), _, _) => Box::new(
             HfTokenizer::from_file(path)
                 .with_context(|| format!("loading tokenizer {}", path.display()))?,
         ),
-        (None, Some(profile)) => Box::new(sim_tokenizer(profile)?),
-        (None, None) => bail!("no tokenizer"),
+        (None, Some(url), _) => Box::new(remote_decoder(url, args.api_key_env.as_deref())?),
+        (None, None, Some(profile)) => Box::new(sim_tokenizer(profile)?),
+        (None, None, None) => bail!("no tokenizer"),
     };
     let mut options = AccuracyOptions::new().with_dtype(config.dtype);
     if let Some(model) = config.model {

@@ -370,6 +370,13 @@ pub struct AccuracyArgs {
     /// tokenizer.json used to decode the output token ids.
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
+    /// Decode with this server's /detokenize instead (vLLM or llama.cpp;
+    /// special tokens are decoded as the server does).
+    #[arg(long, value_name = "URL", conflicts_with = "tokenizer")]
+    pub detokenize_url: Option<String>,
+    /// Environment variable holding the server's API key.
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
     /// Model whose accuracy targets apply.
     #[arg(long, default_value = "llama3_1-8b")]
     pub lg_model_name: String,

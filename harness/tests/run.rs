@@ -923,3 +923,37 @@ fn metrics_collection_samples_the_simulators_metrics_and_summarises_the_window()
         "server counted {counted}, we completed {completed}: {total:?}"
     );
 }
+
+#[test]
+fn a_servers_detokenize_endpoint_decodes_like_the_local_vocabulary() {
+    let scratch = Scratch::new();
+    let output = scratch.run(&[
+        "--scenario",
+        "Offline",
+        "--test-mode",
+        "AccuracyOnly",
+        "--sim-profile",
+        "tiny-fast",
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let dir = scratch.run_dirs()[0].clone();
+    let score = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+            .arg("accuracy")
+            .arg(&dir)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        serde_json::from_slice::<serde_json::Value>(
+            &std::fs::read(dir.join("accuracy.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let local = score(&[]);
+    let server = faulty_sim(|_| {});
+    let remote = score(&["--detokenize-url", &server.url]);
+    for key in ["rouge1", "rouge2", "rougeL", "gen_len", "gen_tok_len"] {
+        assert_eq!(local[key], remote[key], "{key}");
+    }
+}
