@@ -32,20 +32,19 @@ impl std::fmt::Debug for Telemetry {
     }
 }
 
-/// Marks the collector's measured window at the performance phase's start
-/// and end, and feeds the live metrics.
+/// Feeds the live metrics and marks the collector's measured window (the
+/// performance phase) through the collector's own marker, which waits for
+/// the edge scrapes when called from LoadGen's plain thread.
 struct WindowObserver {
     live: Arc<LiveMetrics>,
-    collector: Option<Arc<Collector>>,
+    marker: Option<telemetry::WindowMarker>,
 }
 
 impl RunObserver for WindowObserver {
     fn phase_started(&self, start: &PhaseStart) {
         self.live.phase_started(start);
-        if let (loadgen::Phase::Performance, Some(c)) = (start.phase, &self.collector) {
-            // Waiting here would delay the first issue; the scrape happens
-            // within milliseconds of it.
-            drop(c.mark_window_start());
+        if let Some(m) = &self.marker {
+            m.phase_started(start);
         }
     }
     fn query_issued(&self, query: u64, samples: usize, issued_ns: u64) {
@@ -59,8 +58,8 @@ impl RunObserver for WindowObserver {
     }
     fn phase_finished(&self, end: &PhaseEnd) {
         self.live.phase_finished(end);
-        if let (loadgen::Phase::Performance, Some(c)) = (end.phase, &self.collector) {
-            drop(c.mark_window_end());
+        if let Some(m) = &self.marker {
+            m.phase_finished(end);
         }
     }
 }
@@ -70,7 +69,7 @@ impl Telemetry {
     pub fn observer(&self) -> Arc<dyn RunObserver> {
         Arc::new(WindowObserver {
             live: Arc::clone(&self.live),
-            collector: self.collector.clone(),
+            marker: self.collector.as_ref().map(|c| c.window_marker()),
         })
     }
 

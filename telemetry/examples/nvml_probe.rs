@@ -1,37 +1,77 @@
-//! Prints one NVML reading per GPU, as the collector records it: a quick
-//! check of the GPU path on a machine with NVIDIA GPUs.
+//! Reads every GPU once through NVML and prints one `metrics.jsonl`-style
+//! line per device, exactly as the collector would write it, preceded by the
+//! driver version and device names on stderr.
 //!
-//!     cargo run --release -p telemetry --example nvml_probe
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+//! `cargo run -p telemetry --example nvml_probe` (exit status 1 without a
+//! driver or GPU, 2 when a device could not be read).
 
-use telemetry::gpu::{NvmlGpus, read_all};
+// An example binary: printing and exit codes are its job.
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
 
-fn main() -> std::process::ExitCode {
+use rundir::metrics::{MetricSource, MetricsSample};
+use telemetry::gpu::read_all;
+use telemetry::{GpuReader, NvmlGpus};
+
+fn main() {
     let mut gpus = match NvmlGpus::init() {
-        Ok(gpus) => gpus,
+        Ok(g) => g,
         Err(e) => {
-            eprintln!("no NVML: {e}");
-            return std::process::ExitCode::FAILURE;
+            eprintln!("nvml_probe: {e}");
+            std::process::exit(1);
         }
     };
-    println!(
+    eprintln!(
         "driver {}",
-        gpus.driver_version().unwrap_or_else(|| "?".into())
+        gpus.driver_version().as_deref().unwrap_or("unknown")
     );
-    match read_all(&mut gpus) {
-        Ok(readings) => {
-            for (index, (instance, reading)) in readings.into_iter().enumerate() {
-                let name = gpus.device_name(index as u32).unwrap_or_default();
-                match reading {
-                    Ok(r) => println!("{instance} {name}: {:?}", r.values()),
-                    Err(e) => println!("{instance} {name}: error {e}"),
+    let n = match gpus.device_count() {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("nvml_probe: {e}");
+            std::process::exit(1);
+        }
+    };
+    for i in 0..n {
+        eprintln!(
+            "gpu{i}: {}",
+            gpus.device_name(i).as_deref().unwrap_or("unknown")
+        );
+    }
+    let devices = match read_all(&mut gpus) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("nvml_probe: {e}");
+            std::process::exit(1);
+        }
+    };
+    let mut failed = false;
+    for (instance, reading) in devices {
+        match reading {
+            Ok(r) => {
+                let sample = MetricsSample {
+                    t_ns: 0,
+                    source: MetricSource::Gpu,
+                    instance,
+                    values: r.values(),
+                };
+                match serde_json::to_string(&sample) {
+                    Ok(line) => println!("{line}"),
+                    Err(e) => {
+                        eprintln!(
+                            "nvml_probe: {instance_err}: {e}",
+                            instance_err = sample.instance
+                        );
+                        failed = true;
+                    }
                 }
             }
-            std::process::ExitCode::SUCCESS
+            Err(e) => {
+                eprintln!("nvml_probe: {instance}: {e}");
+                failed = true;
+            }
         }
-        Err(e) => {
-            eprintln!("reading GPUs: {e}");
-            std::process::ExitCode::FAILURE
-        }
+    }
+    if failed {
+        std::process::exit(2);
     }
 }

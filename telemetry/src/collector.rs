@@ -28,6 +28,8 @@ use rundir::{JsonlWriter, METRICS_FILE};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use loadgen::{Phase, PhaseEnd, PhaseStart, RunObserver};
+
 use crate::TelemetryError;
 use crate::csv::CsvWriter;
 use crate::expo::Exposition;
@@ -357,9 +359,17 @@ impl Collector {
     }
 
     fn mark(&self, edge: Edge) -> Pending {
-        let (done, rx) = oneshot::channel();
-        let _ = self.tx.send(Command::Mark(edge, self.clock.now_ns(), done));
-        Pending(rx)
+        self.window_marker().mark(edge)
+    }
+
+    /// A cloneable handle that marks the window, for observers that do not
+    /// own the collector. It is also a [`RunObserver`] that marks the
+    /// performance phase's window by itself.
+    pub fn window_marker(&self) -> WindowMarker {
+        WindowMarker {
+            tx: self.tx.clone(),
+            clock: Arc::clone(&self.clock),
+        }
     }
 
     /// Stops sampling, waits for the sources, writes `server_summary.json`
@@ -532,6 +542,65 @@ impl MainLoop {
             }
             let _ = done.send(());
         });
+    }
+}
+
+/// Marks the measured window of a running [`Collector`] (see
+/// [`Collector::window_marker`]). Marks sent after the collector finished
+/// are ignored.
+///
+/// As a [`RunObserver`] it marks the start when the performance phase
+/// starts (just before its first issue) and the end when it finishes
+/// (after its last completion); the accuracy phase is not a measured
+/// window. Off a tokio runtime (LoadGen on a plain `std::thread`) each mark
+/// waits for its scrapes, bounded by the scrape timeout, so the start
+/// scrapes precede the load and the end scrapes precede whatever comes
+/// next. On a thread with a runtime context (a runtime worker, but also
+/// `spawn_blocking`), where blocking may be forbidden, it does not wait and
+/// the scrapes trail the marks by a few milliseconds.
+#[derive(Debug, Clone)]
+pub struct WindowMarker {
+    tx: mpsc::UnboundedSender<Command>,
+    clock: Arc<dyn Clock>,
+}
+
+impl WindowMarker {
+    /// As [`Collector::mark_window_start`].
+    pub fn mark_window_start(&self) -> Pending {
+        self.mark(Edge::Start)
+    }
+
+    /// As [`Collector::mark_window_end`].
+    pub fn mark_window_end(&self) -> Pending {
+        self.mark(Edge::End)
+    }
+
+    fn mark(&self, edge: Edge) -> Pending {
+        let (done, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::Mark(edge, self.clock.now_ns(), done));
+        Pending(rx)
+    }
+}
+
+impl RunObserver for WindowMarker {
+    fn phase_started(&self, start: &PhaseStart) {
+        if start.phase == Phase::Performance {
+            let pending = self.mark_window_start();
+            if tokio::runtime::Handle::try_current().is_err() {
+                pending.wait_blocking();
+            }
+        }
+    }
+
+    fn phase_finished(&self, end: &PhaseEnd) {
+        if end.phase == Phase::Performance {
+            // Waiting keeps a following accuracy phase's load out of the
+            // end scrapes.
+            let pending = self.mark_window_end();
+            if tokio::runtime::Handle::try_current().is_err() {
+                pending.wait_blocking();
+            }
+        }
     }
 }
 

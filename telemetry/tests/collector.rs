@@ -370,3 +370,71 @@ fn starting_outside_a_runtime_is_an_error_not_a_panic() {
     assert!(matches!(err, TelemetryError::NoRuntime(_)), "{err}");
     assert!(!tmp.path().join("metrics.jsonl").exists());
 }
+
+fn phase_start(phase: loadgen::Phase) -> loadgen::PhaseStart {
+    let settings = loadgen::TestSettings::default();
+    let (effective, _) = loadgen::EffectiveSettings::new(&settings, 10, 10).unwrap();
+    loadgen::PhaseStart {
+        phase,
+        scenario: loadgen::Scenario::Server,
+        mode: loadgen::TestMode::PerformanceOnly,
+        start_unix_ns: 0,
+        settings: effective,
+        query_count: 10,
+        sample_count: 10,
+    }
+}
+
+fn phase_end(phase: loadgen::Phase) -> loadgen::PhaseEnd {
+    loadgen::PhaseEnd {
+        phase,
+        end_ns: 1,
+        completed_samples: 10,
+        failed_samples: 0,
+        valid: Some(true),
+        invalid_reasons: vec![],
+        interrupted: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_marker_observes_the_performance_phase_only() {
+    use loadgen::{Phase, RunObserver};
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = MetricsServer::start(&fixture("vllm_v1_a.txt"), false).await;
+    let clock = Arc::new(ManualClock::at(5_000_000_000));
+    let config = CollectorConfig {
+        interval: None,
+        targets: vec![ScrapeTarget::for_backend(&backend.url()).unwrap()],
+        gpu: GpuSource::Off,
+        system: false,
+        ..CollectorConfig::default()
+    };
+    let collector = Collector::start_with_clock(config, tmp.path(), clock.clone(), None).unwrap();
+    let marker = collector.window_marker();
+    // LoadGen calls its observer from its own (non-runtime) thread; there
+    // the start mark returns only once the start scrape is done, so the text
+    // can change right after it.
+    let state = Arc::clone(&backend.state);
+    let clock_t = Arc::clone(&clock);
+    std::thread::spawn(move || {
+        marker.phase_started(&phase_start(Phase::Performance));
+        *state.text.lock().unwrap() = fixture("vllm_v1_b.txt");
+        clock_t.set(7_000_000_000);
+        marker.phase_finished(&phase_end(Phase::Performance));
+        // The accuracy phase that follows is no measured window.
+        clock_t.set(9_000_000_000);
+        marker.phase_started(&phase_start(Phase::Accuracy));
+        marker.phase_finished(&phase_end(Phase::Accuracy));
+    })
+    .join()
+    .unwrap();
+    let report = collector.finish().await.unwrap();
+    let summary = report.server_summary.unwrap();
+    assert_eq!(summary.window_start_ns, Some(5_000_000_000));
+    assert_eq!(summary.window_end_ns, Some(7_000_000_000));
+    let stats = summary.backends[0].stats.as_ref().unwrap();
+    assert_eq!(stats.duration_s, 2.0);
+    assert_eq!(stats.counts["prompt_tokens"], 3072.0);
+    assert!(tmp.path().join("server_summary.json").exists());
+}
