@@ -124,7 +124,7 @@ pub fn cdf_points(sorted: &[f64], points: usize) -> Vec<(f64, f64)> {
     let steps = points.min(n);
     let mut out = Vec::with_capacity(steps + 1);
     for i in 0..=steps {
-        let idx = if steps == 0 { 0 } else { i * (n - 1) / steps };
+        let idx = (i * (n - 1)).checked_div(steps).unwrap_or(0);
         out.push((sorted[idx], (idx + 1) as f64 / n as f64));
     }
     out
@@ -178,9 +178,11 @@ fn hist_panel(area: &Area<'_>, title: &str, unit: &str, d: &Distribution) -> Dra
         .draw()
         .map_err(err)?;
     chart
-        .draw_series(bars.iter().map(|&(a, b, c)| {
-            Rectangle::new([(a, 0.0), (b, c as f64)], BLUE.mix(0.7).filled())
-        }))
+        .draw_series(
+            bars.iter().map(|&(a, b, c)| {
+                Rectangle::new([(a, 0.0), (b, c as f64)], BLUE.mix(0.7).filled())
+            }),
+        )
         .map_err(err)?;
     if let Some(l) = limit_on_scale {
         chart
@@ -295,7 +297,10 @@ fn series_panel(area: &Area<'_>, title: &str, y_desc: &str, series: &[Series]) -
                 .map_err(err)?
         } else {
             chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied(),
+                    color.stroke_width(2),
+                ))
                 .map_err(err)?
         };
         drawn
@@ -416,8 +421,14 @@ pub fn time_series(p: &PhaseData) -> TimeSeries {
         }
         v.sort_unstable();
         let n = v.len();
-        p50.push((mid(i), v[crate::stats::nearest_rank_index(n, 500_000)] as f64 / 1e6));
-        p99.push((mid(i), v[crate::stats::nearest_rank_index(n, 990_000)] as f64 / 1e6));
+        p50.push((
+            mid(i),
+            v[crate::stats::nearest_rank_index(n, 500_000)] as f64 / 1e6,
+        ));
+        p99.push((
+            mid(i),
+            v[crate::stats::nearest_rank_index(n, 990_000)] as f64 / 1e6,
+        ));
     }
     TimeSeries {
         bin_s,
@@ -527,11 +538,41 @@ fn prepare(data: &RunData, summary: &Summary, p: &PhaseData) -> Prepared {
             limit_ms: limit_ms(s.server_tpot_latency),
         },
         ts: time_series(p),
-        server_running: metric_series(data, MetricSource::Server, names::REQUESTS_RUNNING, 1.0, offset),
-        server_waiting: metric_series(data, MetricSource::Server, names::REQUESTS_WAITING, 1.0, offset),
-        kv: metric_series(data, MetricSource::Server, names::KV_CACHE_USAGE_FRAC, 100.0, offset),
-        gpu_util: metric_series(data, MetricSource::Gpu, names::GPU_UTILIZATION_PCT, 1.0, offset),
-        gpu_mem: metric_series(data, MetricSource::Gpu, names::GPU_MEMORY_USED_BYTES, gib, offset),
+        server_running: metric_series(
+            data,
+            MetricSource::Server,
+            names::REQUESTS_RUNNING,
+            1.0,
+            offset,
+        ),
+        server_waiting: metric_series(
+            data,
+            MetricSource::Server,
+            names::REQUESTS_WAITING,
+            1.0,
+            offset,
+        ),
+        kv: metric_series(
+            data,
+            MetricSource::Server,
+            names::KV_CACHE_USAGE_FRAC,
+            100.0,
+            offset,
+        ),
+        gpu_util: metric_series(
+            data,
+            MetricSource::Gpu,
+            names::GPU_UTILIZATION_PCT,
+            1.0,
+            offset,
+        ),
+        gpu_mem: metric_series(
+            data,
+            MetricSource::Gpu,
+            names::GPU_MEMORY_USED_BYTES,
+            gib,
+            offset,
+        ),
         gpu_power: metric_series(data, MetricSource::Gpu, names::GPU_POWER_W, 1.0, offset),
     }
 }
@@ -618,20 +659,31 @@ pub fn draw_all(
             tokens_panel(&rows[1], &p.ts)?;
             in_flight_panel(&rows[2], &p.ts)
         })?;
-        emit("throughput.png", "Throughput and in-flight requests over time".into(), png, out);
+        emit(
+            "throughput.png",
+            "Throughput and in-flight requests over time".into(),
+            png,
+            out,
+        );
     }
 
     if p.ts.ttft_scatter.is_empty() {
-        out.skipped.push("ttft_over_time.png: no TTFT values".into());
+        out.skipped
+            .push("ttft_over_time.png: no TTFT values".into());
     } else {
         let title = format!("TTFT over time | {}", p.title);
-        let png = render_png(&data.dir, "ttft_over_time.png", CHART_SIZE, &title, |area| {
-            ttft_time_panel(area, &p.ts)
-        })?;
+        let png = render_png(
+            &data.dir,
+            "ttft_over_time.png",
+            CHART_SIZE,
+            &title,
+            |area| ttft_time_panel(area, &p.ts),
+        )?;
         emit("ttft_over_time.png", "TTFT over time".into(), png, out);
     }
 
-    let has_server = !(p.server_running.is_empty() && p.server_waiting.is_empty() && p.kv.is_empty());
+    let has_server =
+        !(p.server_running.is_empty() && p.server_waiting.is_empty() && p.kv.is_empty());
     if has_server {
         let title = format!("Server queue and KV cache | {}", p.title);
         let png = render_png(&data.dir, "server.png", (1200, 900), &title, |area| {
@@ -639,7 +691,12 @@ pub fn draw_all(
             queue_panel(&rows[0], &p)?;
             series_panel(&rows[1], "KV-cache usage", "KV cache used (%)", &p.kv)
         })?;
-        emit("server.png", "Server queue and KV-cache usage over time".into(), png, out);
+        emit(
+            "server.png",
+            "Server queue and KV-cache usage over time".into(),
+            png,
+            out,
+        );
     } else {
         out.skipped
             .push("server.png: no server metrics (requests running/waiting, KV cache)".into());
@@ -665,7 +722,12 @@ pub fn draw_all(
             }
             Ok(())
         })?;
-        emit("gpu.png", "GPU utilisation, memory and power over time".into(), png, out);
+        emit(
+            "gpu.png",
+            "GPU utilisation, memory and power over time".into(),
+            png,
+            out,
+        );
     }
 
     let title = format!("Performance overview | {}", p.title);
@@ -679,9 +741,13 @@ pub fn draw_all(
             )
             .map_err(err)
         };
-        for (i, (d, what)) in [(&p.latency, "Latency"), (&p.ttft, "TTFT"), (&p.tpot, "TPOT")]
-            .into_iter()
-            .enumerate()
+        for (i, (d, what)) in [
+            (&p.latency, "Latency"),
+            (&p.ttft, "TTFT"),
+            (&p.tpot, "TPOT"),
+        ]
+        .into_iter()
+        .enumerate()
         {
             if d.sorted_ms.is_empty() {
                 empty(&cells[i], what)?;
@@ -793,5 +859,10 @@ fn queue_panel(area: &Area<'_>, p: &Prepared) -> DrawResult {
         .chain(&p.server_waiting)
         .cloned()
         .collect();
-    series_panel(area, "Server requests running / waiting", "requests", &series)
+    series_panel(
+        area,
+        "Server requests running / waiting",
+        "requests",
+        &series,
+    )
 }

@@ -71,9 +71,17 @@ fn stats_row(
     fmt: &dyn Fn(f64) -> String,
 ) -> io::Result<()> {
     let Some(s) = s else {
-        return writeln!(w, "<tr><td>{}</td><td colspan=\"11\">no values</td></tr>", escape(name));
+        return writeln!(
+            w,
+            "<tr><td>{}</td><td colspan=\"11\">no values</td></tr>",
+            escape(name)
+        );
     };
-    let p = |k: &str| s.percentiles.get(k).map_or("-".to_owned(), |p| fmt(p.loadgen));
+    let p = |k: &str| {
+        s.percentiles
+            .get(k)
+            .map_or("-".to_owned(), |p| fmt(p.loadgen))
+    };
     let ci = |k: &str| {
         s.percentiles
             .get(k)
@@ -121,7 +129,10 @@ pub fn render(summary: &Summary, charts: &[Chart], w: &mut impl Write) -> io::Re
     let c = &summary.completeness;
     let valid = v.run_valid.or(v.mlperf_valid);
     let (class, text) = if c.incomplete {
-        ("incomplete", "INCOMPLETE run: statistics cover the data recorded")
+        (
+            "incomplete",
+            "INCOMPLETE run: statistics cover the data recorded",
+        )
     } else if valid == Some(true) {
         ("valid", "VALID")
     } else if valid == Some(false) {
@@ -129,13 +140,15 @@ pub fn render(summary: &Summary, charts: &[Chart], w: &mut impl Write) -> io::Re
     } else {
         ("incomplete", "validity unknown")
     };
-    writeln!(w, "<div id=\"validity\" class=\"banner {class}\">{text}</div><ul>")?;
-    for r in c
-        .reasons
-        .iter()
-        .chain(&v.mlperf_reasons)
-        .chain(v.run_reasons.iter().filter(|r| !v.mlperf_reasons.contains(r)))
-    {
+    writeln!(
+        w,
+        "<div id=\"validity\" class=\"banner {class}\">{text}</div><ul>"
+    )?;
+    for r in c.reasons.iter().chain(&v.mlperf_reasons).chain(
+        v.run_reasons
+            .iter()
+            .filter(|r| !v.mlperf_reasons.contains(r)),
+    ) {
         writeln!(w, "<li>{}</li>", escape(r))?;
     }
     writeln!(w, "</ul>")?;
@@ -167,7 +180,10 @@ pub fn render(summary: &Summary, charts: &[Chart], w: &mut impl Write) -> io::Re
     let n = &summary.counts;
     writeln!(w, "<h2>Throughput</h2><table id=\"throughput\">")?;
     let mut kv = |k: &str, v: String| writeln!(w, "<tr><th>{k}</th><td>{}</td></tr>", escape(&v));
-    kv("samples (succeeded / failed)", format!("{} ({} / {})", n.samples, n.succeeded, n.failed))?;
+    kv(
+        "samples (succeeded / failed)",
+        format!("{} ({} / {})", n.samples, n.succeeded, n.failed),
+    )?;
     if let Some(win) = &summary.window {
         kv("measured window (s)", format!("{:.3}", win.duration_s))?;
     }
@@ -175,12 +191,19 @@ pub fn render(summary: &Summary, charts: &[Chart], w: &mut impl Write) -> io::Re
         kv("samples/s", format!("{:.3}", t.samples_per_s))?;
         kv("output tokens/s", format!("{:.1}", t.output_tokens_per_s))?;
         kv("total tokens/s", format!("{:.1}", t.total_tokens_per_s))?;
-        kv("peak output tokens/s (1 s bins)", format!("{:.0}", t.peak_output_tokens_per_s))?;
+        kv(
+            "peak output tokens/s (1 s bins)",
+            format!("{:.0}", t.peak_output_tokens_per_s),
+        )?;
     }
     if let Some(g) = &summary.goodput {
         kv(
             "goodput (samples/s within TTFT and TPOT limits)",
-            format!("{:.3} ({:.2}% of samples)", g.goodput_samples_per_s, g.good_fraction * 100.0),
+            format!(
+                "{:.3} ({:.2}% of samples)",
+                g.goodput_samples_per_s,
+                g.good_fraction * 100.0
+            ),
         )?;
     }
     writeln!(w, "</table>")?;
@@ -207,7 +230,10 @@ pub fn render(summary: &Summary, charts: &[Chart], w: &mut impl Write) -> io::Re
     writeln!(w, "</table>")?;
 
     // Errors.
-    writeln!(w, "<h2>Errors</h2><table id=\"errors\"><tr><th>kind</th><th>count</th></tr>")?;
+    writeln!(
+        w,
+        "<h2>Errors</h2><table id=\"errors\"><tr><th>kind</th><th>count</th></tr>"
+    )?;
     if summary.errors.by_kind.is_empty() {
         writeln!(w, "<tr><td>none</td><td>0</td></tr>")?;
     }
@@ -216,7 +242,10 @@ pub fn render(summary: &Summary, charts: &[Chart], w: &mut impl Write) -> io::Re
     }
     writeln!(w, "</table>")?;
     if !summary.errors.examples.is_empty() {
-        writeln!(w, "<table><tr><th>seq</th><th>kind</th><th>HTTP</th><th>message</th></tr>")?;
+        writeln!(
+            w,
+            "<table><tr><th>seq</th><th>kind</th><th>HTTP</th><th>message</th></tr>"
+        )?;
         for e in &summary.errors.examples {
             writeln!(
                 w,
@@ -309,6 +338,9 @@ mod tests {
 
     #[test]
     fn escaping() {
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

@@ -24,6 +24,7 @@ pub mod html;
 pub mod load;
 pub mod stats;
 pub mod summary;
+pub mod synthetic;
 
 pub use load::{RunData, load};
 pub use summary::{SCHEMA_VERSION, Summary, summarize};
