@@ -527,10 +527,10 @@ mod tests {
         // Too few values for a p99 interval.
         assert_eq!(percentile_ci_indexes(20, 0.99), None);
         assert_eq!(percentile_ci_indexes(0, 0.5), None);
-        // The upper bound exists once 1 - p^N >= 0.975: N >= 367 for p99,
+        // The upper bound exists once 1 - p^N >= 0.975: N >= 368 for p99,
         // N >= 3688 for p99.9.
-        assert!(percentile_ci_indexes(366, 0.99).is_none());
-        assert!(percentile_ci_indexes(367, 0.99).is_some());
+        assert!(percentile_ci_indexes(367, 0.99).is_none());
+        assert!(percentile_ci_indexes(368, 0.99).is_some());
         assert!(percentile_ci_indexes(3687, 0.999).is_none());
         assert!(percentile_ci_indexes(3688, 0.999).is_some());
     }

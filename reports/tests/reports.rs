@@ -3,6 +3,9 @@
 //! computed from `rundir::read_records` and `loadgen::QueryRecord`'s own
 //! latency definitions.
 
+// Test helpers outside #[test] functions may unwrap too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::fs;
 use std::path::Path;
 
