@@ -25,6 +25,7 @@ pub mod load;
 pub mod significance;
 pub mod stats;
 pub mod summary;
+pub mod synthetic;
 
 pub use load::{RunData, load};
 pub use summary::{SCHEMA_VERSION, Summary, summarize};

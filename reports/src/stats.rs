@@ -102,9 +102,33 @@ pub fn mean_ci(n: usize, mean: f64, std: f64) -> Option<(f64, f64)> {
     if n < 2 || !mean.is_finite() || !std.is_finite() {
         return None;
     }
-    let t = StudentsT::new(0.0, 1.0, (n - 1) as f64).ok()?;
-    let half = t.inverse_cdf(0.975) * std / (n as f64).sqrt();
+    let half = t_quantile_975((n - 1) as f64)? * std / (n as f64).sqrt();
     Some((mean - half, mean + half))
+}
+
+/// Degrees of freedom above which [`t_quantile_975`] uses the expansion.
+const T_EXPANSION_DF: f64 = 1e4;
+
+/// The 0.975 quantile of Student's t with `df` degrees of freedom.
+///
+/// statrs' `inverse_cdf` loses accuracy past about 1e5 degrees of freedom
+/// (1.8266 instead of 1.95996 at 1e7) and slows to minutes near 1e8, which
+/// pooled ITL samples reach; above [`T_EXPANSION_DF`] we use the
+/// Cornish-Fisher expansion around the normal quantile (error < 1e-12 there).
+pub fn t_quantile_975(df: f64) -> Option<f64> {
+    if df.is_nan() || df <= 0.0 {
+        return None;
+    }
+    if df <= T_EXPANSION_DF {
+        return Some(StudentsT::new(0.0, 1.0, df).ok()?.inverse_cdf(0.975));
+    }
+    let z = 1.959_963_984_540_054_f64;
+    let (z3, z5, z7) = (z.powi(3), z.powi(5), z.powi(7));
+    Some(
+        z + (z3 + z) / (4.0 * df)
+            + (5.0 * z5 + 16.0 * z3 + 3.0 * z) / (96.0 * df * df)
+            + (3.0 * z7 + 19.0 * z5 + 17.0 * z3 - 15.0 * z) / (384.0 * df.powi(3)),
+    )
 }
 
 /// One percentile of a [`Stats`] block.
@@ -503,6 +527,12 @@ mod tests {
         // Too few values for a p99 interval.
         assert_eq!(percentile_ci_indexes(20, 0.99), None);
         assert_eq!(percentile_ci_indexes(0, 0.5), None);
+        // The upper bound exists once 1 - p^N >= 0.975: N >= 368 for p99,
+        // N >= 3688 for p99.9.
+        assert!(percentile_ci_indexes(367, 0.99).is_none());
+        assert!(percentile_ci_indexes(368, 0.99).is_some());
+        assert!(percentile_ci_indexes(3687, 0.999).is_none());
+        assert!(percentile_ci_indexes(3688, 0.999).is_some());
     }
 
     #[test]
@@ -556,6 +586,19 @@ mod tests {
         // Skewed data: the t interval undercovers slightly at n = 200.
         assert!((0.92..0.97).contains(&mean_rate), "{mean_rate}");
         assert!((0.94..0.99).contains(&p90_rate), "{p90_rate}");
+    }
+
+    #[test]
+    fn t_quantile_is_continuous_where_the_expansion_takes_over() {
+        let exact = StudentsT::new(0.0, 1.0, T_EXPANSION_DF)
+            .unwrap()
+            .inverse_cdf(0.975);
+        let expansion = t_quantile_975(T_EXPANSION_DF * (1.0 + 1e-12)).unwrap();
+        assert!((exact - expansion).abs() < 1e-9, "{exact} {expansion}");
+        // scipy.stats.t.ppf(0.975, 1e7) = 1.959964221767205; tends to the normal quantile.
+        let t = t_quantile_975(1e7).unwrap();
+        assert!((t - 1.959_964_221_767_205).abs() < 1e-12, "{t}");
+        assert!((t_quantile_975(1e12).unwrap() - 1.959_963_984_540_054).abs() < 1e-11);
     }
 
     #[test]
