@@ -66,7 +66,7 @@ free_port() {
 
 if [ "${1:-}" = "stop" ]; then
   if [ -f "$data/postmaster.pid" ]; then
-    pg "$bin/pg_ctl" -D "$data" -m fast -w stop >&2 || true
+    pg "$bin/pg_ctl" -D "$data" -m fast -w -t 15 stop >&2 || true
   fi
   exit 0
 fi
@@ -114,7 +114,7 @@ if [ -n "$port" ] && pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1 && serve
 else
   if pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     say "a server is running but does not answer on the saved port: restarting it"
-    pg "$bin/pg_ctl" -D "$data" -m fast -w stop >&2 || true
+    pg "$bin/pg_ctl" -D "$data" -m fast -w -t 15 stop >&2 || true
   fi
   port="$(free_port)"
   say "starting PostgreSQL $major on 127.0.0.1:$port (log: $log)"
