@@ -50,8 +50,15 @@ fn redacted_command() -> Vec<String> {
             out.push(format!("--backend={}", crate::run_cmd::redact_url(url)));
             continue;
         }
+        // A PostgreSQL history URL (--db) may carry a password.
+        if let Some(db) = arg.strip_prefix("--db=") {
+            out.push(format!("--db={}", history::Database::parse(db)));
+            continue;
+        }
         out.push(if arg.starts_with("http") {
             crate::run_cmd::redact_url(&arg)
+        } else if arg.starts_with("postgres") {
+            history::Database::parse(&arg).to_string()
         } else {
             arg
         });

@@ -117,9 +117,10 @@ pub struct FindPeakArgs {
 /// `harness history`.
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// The history database.
-    #[arg(long, value_name = "FILE", default_value = "runs/history.sqlite")]
-    pub db: PathBuf,
+    /// The history database: an SQLite file, or a PostgreSQL server's
+    /// `postgres://user:password@host:port/dbname` URL.
+    #[arg(long, value_name = "FILE|URL", default_value = "runs/history.sqlite")]
+    pub db: history::Database,
     /// Only runs of this LoadGen model key.
     #[arg(long)]
     pub model: Option<String>,
@@ -337,10 +338,11 @@ pub struct RunArgs {
     /// Write mlperf_log_trace.json.
     #[arg(long)]
     pub enable_log_trace: bool,
-    /// Results history database (SQLite) every run is recorded in.
+    /// Results history every run is recorded in: an SQLite file, or a
+    /// PostgreSQL server's `postgres://` URL (shared by a team).
     /// Default: history.sqlite in --output-dir.
-    #[arg(long, value_name = "FILE")]
-    pub db: Option<PathBuf>,
+    #[arg(long, value_name = "FILE|URL")]
+    pub db: Option<history::Database>,
     /// Do not record the run in the history database.
     #[arg(long)]
     pub no_history: bool,

@@ -71,7 +71,7 @@ pub fn run(args: &FindPeakArgs, command: &[String], out: &mut dyn Write) -> anyh
     let label = base.label.clone().unwrap_or_else(|| "find-peak".to_owned());
     let dir = rundir::create_run_dir(&base.output_dir, &label)?;
     if base.db.is_none() {
-        base.db = Some(base.output_dir.join("history.sqlite"));
+        base.db = Some(base.output_dir.join("history.sqlite").into());
     }
     base.output_dir = dir.clone();
 

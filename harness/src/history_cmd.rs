@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use history::{Filter, History, RunEntry};
+use history::{Database, Filter, History, RunEntry};
 
 use crate::cli::HistoryArgs;
 use crate::summary::KeyMetrics;
@@ -35,7 +35,7 @@ pub fn metric_pairs(m: &KeyMetrics) -> Vec<(String, f64)> {
 
 /// Records a finished run.
 pub fn record(
-    db: &Path,
+    db: &Database,
     dir: &Path,
     manifest: &rundir::RunManifest,
     metrics: &KeyMetrics,
@@ -70,10 +70,12 @@ pub fn record(
 
 /// `harness history`.
 pub fn run(args: &HistoryArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    if !args.db.is_file() {
+    if let Database::Sqlite(path) = &args.db
+        && !path.is_file()
+    {
         anyhow::bail!(
             "{}: no history database (runs record into <output-dir>/history.sqlite)",
-            args.db.display()
+            path.display()
         );
     }
     let history = History::open(&args.db)?;

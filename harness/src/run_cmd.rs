@@ -54,7 +54,7 @@ pub struct RunConfig {
     /// Write the trace log.
     pub trace: bool,
     /// History database to record the run in.
-    pub history_db: Option<PathBuf>,
+    pub history_db: Option<history::Database>,
     /// Generate reports at the end.
     pub report: bool,
     /// Progress display.
@@ -241,7 +241,7 @@ impl RunConfig {
                 Some(
                     args.db
                         .clone()
-                        .unwrap_or_else(|| args.output_dir.join("history.sqlite")),
+                        .unwrap_or_else(|| args.output_dir.join("history.sqlite").into()),
                 )
             },
             report: !args.no_report,

@@ -212,7 +212,7 @@ fn point_args(
     }
     if args.db.is_none() {
         // Points record where the sweep's runs would have.
-        args.db = Some(base.output_dir.join("history.sqlite"));
+        args.db = Some(base.output_dir.join("history.sqlite").into());
     }
     args.output_dir = sweep_dir.to_path_buf();
     let label: Vec<String> = params.iter().map(|(n, v)| format!("{n}={v}")).collect();

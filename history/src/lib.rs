@@ -1,66 +1,119 @@
-//! Results history: one row per run in an embedded SQLite database, so runs
-//! can be listed and a metric followed over time without keeping every run
-//! directory around.
+//! Results history: one row per run, so runs can be listed and a metric
+//! followed over time without keeping every run directory around.
 //!
-//! The schema is versioned with SQLite's `user_version`; [`History::open`]
-//! applies the migrations a database lacks, in order, each in a
-//! transaction, and refuses a database written by a newer schema.
+//! The history lives in an embedded SQLite file by default, or on a
+//! PostgreSQL server (a `postgres://` URL) that a team shares; both hold the
+//! same schema and answer the same API. The schema is versioned (SQLite's
+//! `user_version`; PostgreSQL's `schema_version` table): [`History::open`]
+//! applies the migrations a database lacks, in order, in transactions, and
+//! refuses a database written by a newer schema.
 
-use std::path::{Path, PathBuf};
+use std::cell::RefCell;
+use std::fmt;
+use std::path::PathBuf;
 
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+mod database;
+mod pg;
+mod sqlite;
+
+pub use database::{Database, PostgresUrl};
+
+/// One schema migration, in each backend's SQL dialect. Both describe the
+/// same tables; PostgreSQL's types are chosen so values round-trip exactly
+/// as in SQLite (`DOUBLE PRECISION`, not the 4-byte `REAL`; byte-order
+/// `"C"` collation for the columns runs are ordered by).
+struct Migration {
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
 /// Schema migrations; entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[Migration] = &[
     // 1: runs and their metrics.
-    "CREATE TABLE runs (
-        run_id      TEXT PRIMARY KEY,
-        run_dir     TEXT NOT NULL,
-        started_at  TEXT NOT NULL,
-        model       TEXT NOT NULL,
-        scenario    TEXT NOT NULL,
-        mode        TEXT NOT NULL,
-        backends    TEXT NOT NULL,
-        dataset     TEXT,
-        labels      TEXT NOT NULL,
-        status      TEXT NOT NULL,
-        valid       INTEGER,
-        reasons     TEXT NOT NULL
-    );
-    CREATE TABLE metrics (
-        run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-        name   TEXT NOT NULL,
-        value  REAL NOT NULL,
-        PRIMARY KEY (run_id, name)
-    );
-    CREATE INDEX runs_started ON runs(started_at);",
+    Migration {
+        sqlite: "CREATE TABLE runs (
+            run_id      TEXT PRIMARY KEY,
+            run_dir     TEXT NOT NULL,
+            started_at  TEXT NOT NULL,
+            model       TEXT NOT NULL,
+            scenario    TEXT NOT NULL,
+            mode        TEXT NOT NULL,
+            backends    TEXT NOT NULL,
+            dataset     TEXT,
+            labels      TEXT NOT NULL,
+            status      TEXT NOT NULL,
+            valid       INTEGER,
+            reasons     TEXT NOT NULL
+        );
+        CREATE TABLE metrics (
+            run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+            name   TEXT NOT NULL,
+            value  REAL NOT NULL,
+            PRIMARY KEY (run_id, name)
+        );
+        CREATE INDEX runs_started ON runs(started_at);",
+        postgres: r#"CREATE TABLE runs (
+            run_id      TEXT COLLATE "C" PRIMARY KEY,
+            run_dir     TEXT NOT NULL,
+            started_at  TEXT COLLATE "C" NOT NULL,
+            model       TEXT NOT NULL,
+            scenario    TEXT NOT NULL,
+            mode        TEXT NOT NULL,
+            backends    TEXT NOT NULL,
+            dataset     TEXT,
+            labels      TEXT NOT NULL,
+            status      TEXT NOT NULL,
+            valid       BOOLEAN,
+            reasons     TEXT NOT NULL
+        );
+        CREATE TABLE metrics (
+            run_id TEXT COLLATE "C" NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+            name   TEXT COLLATE "C" NOT NULL,
+            value  DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (run_id, name)
+        );
+        CREATE INDEX runs_started ON runs(started_at);"#,
+    },
     // 2: the harness version that made the run.
-    "ALTER TABLE runs ADD COLUMN harness_version TEXT NOT NULL DEFAULT '';",
+    Migration {
+        sqlite: "ALTER TABLE runs ADD COLUMN harness_version TEXT NOT NULL DEFAULT '';",
+        postgres: "ALTER TABLE runs ADD COLUMN harness_version TEXT NOT NULL DEFAULT '';",
+    },
 ];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
-/// Errors of the history database. Each names the database file.
+/// Errors of the history database. Each names the database (a PostgreSQL
+/// URL without its password).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HistoryError {
     /// SQLite failed.
     #[error("{path}: {source}")]
     Sqlite {
-        /// The database.
+        /// The database file.
         path: PathBuf,
         /// The cause.
         source: rusqlite::Error,
     },
+    /// PostgreSQL failed (connecting, or a statement).
+    #[error("{db}: {source}")]
+    Postgres {
+        /// The server's URL, redacted.
+        db: String,
+        /// The cause.
+        source: postgres::Error,
+    },
     /// The database comes from a newer harness.
     #[error(
-        "{path}: schema version {found} is newer than this harness's {SCHEMA_VERSION}; upgrade the harness"
+        "{db}: schema version {found} is newer than this harness's {SCHEMA_VERSION}; upgrade the harness"
     )]
     NewerSchema {
-        /// The database.
-        path: PathBuf,
+        /// The database (a URL redacted).
+        db: String,
         /// Its version.
         found: u32,
     },
@@ -110,210 +163,136 @@ pub struct Filter {
     pub limit: Option<usize>,
 }
 
+/// One point of a metric's trend: (started_at, run_id, value).
+pub type TrendPoint = (String, String, f64);
+
 /// Reads a JSON column; a value this build cannot read becomes empty
 /// rather than hiding the whole run.
 fn parse<T: serde::de::DeserializeOwned + Default>(text: &str) -> T {
     serde_json::from_str(text).unwrap_or_default()
 }
 
+/// JSON text of a value, for the JSON columns.
+fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// The open connection.
+enum Backend {
+    Sqlite(rusqlite::Connection),
+    // The sync client needs `&mut` for every query; the history's readers
+    // take `&self`, as they do for SQLite.
+    Postgres(RefCell<postgres::Client>),
+}
+
+fn sqlite_error(db: &Database, source: rusqlite::Error) -> HistoryError {
+    HistoryError::Sqlite {
+        path: match db {
+            Database::Sqlite(path) => path.clone(),
+            // Unreachable: an SQLite connection comes from a path.
+            other => PathBuf::from(other.to_string()),
+        },
+        source,
+    }
+}
+
 /// An open history database.
-#[derive(Debug)]
 pub struct History {
-    conn: Connection,
-    path: PathBuf,
+    backend: Backend,
+    db: Database,
+}
+
+impl fmt::Debug for History {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("History").field("db", &self.db).finish()
+    }
 }
 
 impl History {
-    /// Opens (creating if needed) the database at `path` and migrates it to
-    /// [`SCHEMA_VERSION`].
-    pub fn open(path: &Path) -> Result<History, HistoryError> {
-        let err = |source| HistoryError::Sqlite {
-            path: path.to_path_buf(),
-            source,
+    /// Opens (creating if needed) the history at `db` and migrates it to
+    /// [`SCHEMA_VERSION`]. An SQLite file's directory is created when
+    /// missing; a PostgreSQL database must exist (its tables are created in
+    /// the connection's current schema).
+    pub fn open(db: &Database) -> Result<History, HistoryError> {
+        let backend = match db {
+            Database::Sqlite(path) => Backend::Sqlite(sqlite::open(path)?),
+            Database::Postgres(url) => Backend::Postgres(RefCell::new(pg::open(url)?)),
         };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            // A missing directory surfaces as SQLite's open error below.
-            let _ = std::fs::create_dir_all(parent);
-        }
-        let mut conn = Connection::open(path).map_err(err)?;
-        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
-            .map_err(err)?;
-        let found: u32 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(err)?;
-        if found > SCHEMA_VERSION {
-            return Err(HistoryError::NewerSchema {
-                path: path.to_path_buf(),
-                found,
-            });
-        }
-        for (version, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let tx = conn.transaction().map_err(err)?;
-            tx.execute_batch(migration).map_err(err)?;
-            tx.execute_batch(&format!("PRAGMA user_version = {}", version + 1))
-                .map_err(err)?;
-            tx.commit().map_err(err)?;
-        }
         Ok(History {
-            conn,
-            path: path.to_path_buf(),
+            backend,
+            db: db.clone(),
         })
     }
 
-    fn err(&self) -> impl FnOnce(rusqlite::Error) -> HistoryError + '_ {
-        move |source| HistoryError::Sqlite {
-            path: self.path.clone(),
+    /// Where this history is.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    fn sqlite_err(&self) -> impl FnOnce(rusqlite::Error) -> HistoryError + '_ {
+        move |source| sqlite_error(&self.db, source)
+    }
+
+    fn pg_err(&self) -> impl FnOnce(postgres::Error) -> HistoryError + '_ {
+        move |source| HistoryError::Postgres {
+            db: self.db.to_string(),
             source,
         }
     }
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<u32, HistoryError> {
-        self.conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(self.err())
+        match &self.backend {
+            Backend::Sqlite(conn) => sqlite::schema_version(conn).map_err(self.sqlite_err()),
+            Backend::Postgres(client) => {
+                pg::schema_version(&mut client.borrow_mut()).map_err(self.pg_err())
+            }
+        }
     }
 
     /// Records a run (replacing an earlier record of the same run id).
+    /// Metrics that are not finite are left out.
     pub fn record(&mut self, run: &RunEntry) -> Result<(), HistoryError> {
-        let path = self.path.clone();
-        let err = |source| HistoryError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let json = |v: &dyn erased::Json| v.to_json();
-        let tx = self.conn.transaction().map_err(err)?;
-        tx.execute("DELETE FROM runs WHERE run_id = ?1", params![run.run_id])
-            .map_err(err)?;
-        tx.execute(
-            "INSERT INTO runs (run_id, run_dir, started_at, model, scenario, mode, backends, dataset,
-                               labels, status, valid, reasons, harness_version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            params![
-                run.run_id,
-                run.run_dir,
-                run.started_at,
-                run.model,
-                run.scenario,
-                run.mode,
-                json(&run.backends),
-                run.dataset,
-                json(&run.labels),
-                run.status,
-                run.valid,
-                json(&run.reasons),
-                run.harness_version,
-            ],
-        )
-        .map_err(err)?;
-        for (name, value) in &run.metrics {
-            if value.is_finite() {
-                tx.execute(
-                    "INSERT OR REPLACE INTO metrics (run_id, name, value) VALUES (?1, ?2, ?3)",
-                    params![run.run_id, name, value],
-                )
-                .map_err(err)?;
+        match &mut self.backend {
+            Backend::Sqlite(conn) => {
+                sqlite::record(conn, run).map_err(|source| sqlite_error(&self.db, source))
+            }
+            Backend::Postgres(client) => {
+                pg::record(client.get_mut(), run).map_err(|source| HistoryError::Postgres {
+                    db: self.db.to_string(),
+                    source,
+                })
             }
         }
-        tx.commit().map_err(err)
     }
 
-    /// Runs, newest first.
+    /// Runs, newest first (by start time, then run id).
     pub fn list(&self, filter: &Filter) -> Result<Vec<RunEntry>, HistoryError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT run_id, run_dir, started_at, model, scenario, mode, backends, dataset, labels,
-                        status, valid, reasons, harness_version
-                 FROM runs
-                 WHERE (?1 IS NULL OR model = ?1) AND (?2 IS NULL OR scenario = ?2)
-                 ORDER BY started_at DESC, run_id DESC
-                 LIMIT ?3",
-            )
-            .map_err(self.err())?;
-        let limit = filter.limit.map_or(-1, |n| n as i64);
-        let rows = stmt
-            .query_map(params![filter.model, filter.scenario, limit], |r| {
-                Ok(RunEntry {
-                    run_id: r.get(0)?,
-                    run_dir: r.get(1)?,
-                    started_at: r.get(2)?,
-                    model: r.get(3)?,
-                    scenario: r.get(4)?,
-                    mode: r.get(5)?,
-                    backends: parse(&r.get::<_, String>(6)?),
-                    dataset: r.get(7)?,
-                    labels: parse(&r.get::<_, String>(8)?),
-                    status: r.get(9)?,
-                    valid: r.get(10)?,
-                    reasons: parse(&r.get::<_, String>(11)?),
-                    harness_version: r.get(12)?,
-                    metrics: Vec::new(),
-                })
-            })
-            .map_err(self.err())?;
-        let mut runs = rows.collect::<Result<Vec<_>, _>>().map_err(self.err())?;
-        let mut metrics = self
-            .conn
-            .prepare("SELECT name, value FROM metrics WHERE run_id = ?1 ORDER BY name")
-            .map_err(self.err())?;
-        for run in &mut runs {
-            run.metrics = metrics
-                .query_map(params![run.run_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(self.err())?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(self.err())?;
+        match &self.backend {
+            Backend::Sqlite(conn) => sqlite::list(conn, filter).map_err(self.sqlite_err()),
+            Backend::Postgres(client) => {
+                pg::list(&mut client.borrow_mut(), filter).map_err(self.pg_err())
+            }
         }
-        Ok(runs)
     }
 
-    /// One metric over time: (started_at, run_id, value), oldest first.
-    pub fn trend(
-        &self,
-        metric: &str,
-        filter: &Filter,
-    ) -> Result<Vec<(String, String, f64)>, HistoryError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT runs.started_at, runs.run_id, metrics.value
-                 FROM metrics JOIN runs ON runs.run_id = metrics.run_id
-                 WHERE metrics.name = ?1 AND (?2 IS NULL OR runs.model = ?2)
-                   AND (?3 IS NULL OR runs.scenario = ?3)
-                 ORDER BY runs.started_at, runs.run_id",
-            )
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map(params![metric, filter.model, filter.scenario], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .map_err(self.err())?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    /// One metric over time, oldest first.
+    pub fn trend(&self, metric: &str, filter: &Filter) -> Result<Vec<TrendPoint>, HistoryError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => sqlite::trend(conn, metric, filter).map_err(self.sqlite_err()),
+            Backend::Postgres(client) => {
+                pg::trend(&mut client.borrow_mut(), metric, filter).map_err(self.pg_err())
+            }
+        }
     }
 
     /// Whether a run id is recorded.
     pub fn contains(&self, run_id: &str) -> Result<bool, HistoryError> {
-        self.conn
-            .query_row(
-                "SELECT 1 FROM runs WHERE run_id = ?1",
-                params![run_id],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|r| r.is_some())
-            .map_err(self.err())
-    }
-}
-
-mod erased {
-    /// JSON text of a value, for the JSON columns.
-    pub trait Json {
-        fn to_json(&self) -> String;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> String {
-            serde_json::to_string(self).unwrap_or_default()
+        match &self.backend {
+            Backend::Sqlite(conn) => sqlite::contains(conn, run_id).map_err(self.sqlite_err()),
+            Backend::Postgres(client) => {
+                pg::contains(&mut client.borrow_mut(), run_id).map_err(self.pg_err())
+            }
         }
     }
 }
@@ -321,6 +300,7 @@ mod erased {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::Connection;
 
     fn entry(id: &str, at: &str, qps: f64) -> RunEntry {
         RunEntry {
@@ -345,7 +325,7 @@ mod tests {
     fn runs_round_trip_and_trend_in_time_order() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("h.sqlite");
-        let mut h = History::open(&path).unwrap();
+        let mut h = History::open(&Database::from(path.as_path())).unwrap();
         assert_eq!(h.schema_version().unwrap(), SCHEMA_VERSION);
         h.record(&entry("b", "2026-11-22T10:00:00+00:00", 20.0))
             .unwrap();
@@ -384,7 +364,7 @@ mod tests {
         {
             // A version-1 database, as the first release wrote it.
             let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(MIGRATIONS[0].sqlite).unwrap();
             conn.execute_batch("PRAGMA user_version = 1").unwrap();
             conn.execute(
                 "INSERT INTO runs VALUES ('old', 'runs/old', '2026-01-01', 'm', 'Server', 'PerformanceOnly', '[]', NULL, '[]', 'complete', 1, '[]')",
@@ -392,7 +372,7 @@ mod tests {
             )
             .unwrap();
         }
-        let h = History::open(&path).unwrap();
+        let h = History::open(&Database::from(path.as_path())).unwrap();
         assert_eq!(h.schema_version().unwrap(), SCHEMA_VERSION);
         let runs = h.list(&Filter::default()).unwrap();
         assert_eq!(runs[0].run_id, "old");
@@ -402,7 +382,7 @@ mod tests {
             .unwrap()
             .execute_batch("PRAGMA user_version = 99")
             .unwrap();
-        let err = History::open(&path).unwrap_err();
+        let err = History::open(&Database::from(path.as_path())).unwrap_err();
         assert!(
             matches!(err, HistoryError::NewerSchema { found: 99, .. }),
             "{err}"

@@ -1,0 +1,185 @@
+//! The PostgreSQL backend: the same tables in the connection's current
+//! schema, versioned by a one-row `schema_version` table.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use postgres::{Client, NoTls};
+
+use crate::{
+    Filter, HistoryError, MIGRATIONS, PostgresUrl, RunEntry, SCHEMA_VERSION, TrendPoint, parse,
+    to_json,
+};
+
+/// How long connecting may take when the URL sets no `connect_timeout`: an
+/// unreachable server must fail the open, not hang it.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// First key of the advisory lock held while migrating (the second is the
+/// schema's hash), so that harnesses opening one new database at the same
+/// time migrate it once.
+const MIGRATION_LOCK: i32 = 0x4853_5459; // "HSTY"
+
+/// Connects and migrates.
+pub(crate) fn open(url: &PostgresUrl) -> Result<Client, HistoryError> {
+    let err = |source| HistoryError::Postgres {
+        db: url.redacted(),
+        source,
+    };
+    let mut config: postgres::Config = url.secret().parse().map_err(err)?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let mut client = config.connect(NoTls).map_err(err)?;
+    let mut tx = client.transaction().map_err(err)?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+        &[&MIGRATION_LOCK],
+    )
+    .map_err(err)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .map_err(err)?;
+    let found: Option<i32> = tx
+        .query_one("SELECT max(version) FROM schema_version", &[])
+        .map_err(err)?
+        .get(0);
+    let found = u32::try_from(found.unwrap_or(0)).unwrap_or(0);
+    if found > SCHEMA_VERSION {
+        return Err(HistoryError::NewerSchema {
+            db: url.redacted(),
+            found,
+        });
+    }
+    if found < SCHEMA_VERSION {
+        for migration in MIGRATIONS.iter().skip(found as usize) {
+            tx.batch_execute(migration.postgres).map_err(err)?;
+        }
+        let version = i32::try_from(SCHEMA_VERSION).unwrap_or(i32::MAX);
+        tx.execute("DELETE FROM schema_version", &[]).map_err(err)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&version],
+        )
+        .map_err(err)?;
+    }
+    tx.commit().map_err(err)?;
+    Ok(client)
+}
+
+pub(crate) fn schema_version(client: &mut Client) -> Result<u32, postgres::Error> {
+    let found: Option<i32> = client
+        .query_one("SELECT max(version) FROM schema_version", &[])?
+        .get(0);
+    Ok(u32::try_from(found.unwrap_or(0)).unwrap_or(0))
+}
+
+pub(crate) fn record(client: &mut Client, run: &RunEntry) -> Result<(), postgres::Error> {
+    let mut tx = client.transaction()?;
+    tx.execute("DELETE FROM runs WHERE run_id = $1", &[&run.run_id])?;
+    tx.execute(
+        "INSERT INTO runs (run_id, run_dir, started_at, model, scenario, mode, backends, dataset,
+                           labels, status, valid, reasons, harness_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        &[
+            &run.run_id,
+            &run.run_dir,
+            &run.started_at,
+            &run.model,
+            &run.scenario,
+            &run.mode,
+            &to_json(&run.backends),
+            &run.dataset,
+            &to_json(&run.labels),
+            &run.status,
+            &run.valid,
+            &to_json(&run.reasons),
+            &run.harness_version,
+        ],
+    )?;
+    let insert = tx.prepare(
+        "INSERT INTO metrics (run_id, name, value) VALUES ($1, $2, $3)
+         ON CONFLICT (run_id, name) DO UPDATE SET value = EXCLUDED.value",
+    )?;
+    for (name, value) in &run.metrics {
+        if value.is_finite() {
+            tx.execute(&insert, &[&run.run_id, name, value])?;
+        }
+    }
+    tx.commit()
+}
+
+pub(crate) fn list(client: &mut Client, filter: &Filter) -> Result<Vec<RunEntry>, postgres::Error> {
+    // LIMIT NULL is no limit.
+    let limit = filter.limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+    let rows = client.query(
+        "SELECT run_id, run_dir, started_at, model, scenario, mode, backends, dataset, labels,
+                status, valid, reasons, harness_version
+         FROM runs
+         WHERE ($1::TEXT IS NULL OR model = $1) AND ($2::TEXT IS NULL OR scenario = $2)
+         ORDER BY started_at DESC, run_id DESC
+         LIMIT $3",
+        &[&filter.model, &filter.scenario, &limit],
+    )?;
+    let mut runs = rows
+        .iter()
+        .map(|r| {
+            Ok(RunEntry {
+                run_id: r.try_get(0)?,
+                run_dir: r.try_get(1)?,
+                started_at: r.try_get(2)?,
+                model: r.try_get(3)?,
+                scenario: r.try_get(4)?,
+                mode: r.try_get(5)?,
+                backends: parse(r.try_get(6)?),
+                dataset: r.try_get(7)?,
+                labels: parse(r.try_get(8)?),
+                status: r.try_get(9)?,
+                valid: r.try_get(10)?,
+                reasons: parse(r.try_get(11)?),
+                harness_version: r.try_get(12)?,
+                metrics: Vec::new(),
+            })
+        })
+        .collect::<Result<Vec<_>, postgres::Error>>()?;
+    // One round trip for every listed run's metrics.
+    let ids: Vec<&str> = runs.iter().map(|r| r.run_id.as_str()).collect();
+    let mut metrics: HashMap<String, Vec<(String, f64)>> = HashMap::new();
+    for row in client.query(
+        "SELECT run_id, name, value FROM metrics WHERE run_id = ANY($1) ORDER BY run_id, name",
+        &[&ids],
+    )? {
+        metrics
+            .entry(row.try_get(0)?)
+            .or_default()
+            .push((row.try_get(1)?, row.try_get(2)?));
+    }
+    for run in &mut runs {
+        run.metrics = metrics.remove(&run.run_id).unwrap_or_default();
+    }
+    Ok(runs)
+}
+
+pub(crate) fn trend(
+    client: &mut Client,
+    metric: &str,
+    filter: &Filter,
+) -> Result<Vec<TrendPoint>, postgres::Error> {
+    client
+        .query(
+            "SELECT runs.started_at, runs.run_id, metrics.value
+             FROM metrics JOIN runs ON runs.run_id = metrics.run_id
+             WHERE metrics.name = $1 AND ($2::TEXT IS NULL OR runs.model = $2)
+               AND ($3::TEXT IS NULL OR runs.scenario = $3)
+             ORDER BY runs.started_at, runs.run_id",
+            &[&metric, &filter.model, &filter.scenario],
+        )?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
+}
+
+pub(crate) fn contains(client: &mut Client, run_id: &str) -> Result<bool, postgres::Error> {
+    Ok(client
+        .query_opt("SELECT 1 FROM runs WHERE run_id = $1", &[&run_id])?
+        .is_some())
+}

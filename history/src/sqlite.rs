@@ -1,0 +1,147 @@
+//! The SQLite backend: one file, versioned by `PRAGMA user_version`.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{
+    Filter, HistoryError, MIGRATIONS, RunEntry, SCHEMA_VERSION, TrendPoint, parse, to_json,
+};
+
+/// Opens (creating) the file and migrates it.
+pub(crate) fn open(path: &Path) -> Result<Connection, HistoryError> {
+    let err = |source| HistoryError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // A missing directory surfaces as SQLite's open error below.
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let mut conn = Connection::open(path).map_err(err)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+        .map_err(err)?;
+    let found = schema_version(&conn).map_err(err)?;
+    if found > SCHEMA_VERSION {
+        return Err(HistoryError::NewerSchema {
+            db: path.display().to_string(),
+            found,
+        });
+    }
+    for (version, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute_batch(migration.sqlite).map_err(err)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", version + 1))
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    Ok(conn)
+}
+
+pub(crate) fn schema_version(conn: &Connection) -> rusqlite::Result<u32> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+pub(crate) fn record(conn: &mut Connection, run: &RunEntry) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute("DELETE FROM runs WHERE run_id = ?1", params![run.run_id])?;
+    tx.execute(
+        "INSERT INTO runs (run_id, run_dir, started_at, model, scenario, mode, backends, dataset,
+                           labels, status, valid, reasons, harness_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            run.run_id,
+            run.run_dir,
+            run.started_at,
+            run.model,
+            run.scenario,
+            run.mode,
+            to_json(&run.backends),
+            run.dataset,
+            to_json(&run.labels),
+            run.status,
+            run.valid,
+            to_json(&run.reasons),
+            run.harness_version,
+        ],
+    )?;
+    for (name, value) in &run.metrics {
+        if value.is_finite() {
+            tx.execute(
+                "INSERT OR REPLACE INTO metrics (run_id, name, value) VALUES (?1, ?2, ?3)",
+                params![run.run_id, name, value],
+            )?;
+        }
+    }
+    tx.commit()
+}
+
+pub(crate) fn list(conn: &Connection, filter: &Filter) -> rusqlite::Result<Vec<RunEntry>> {
+    let mut stmt = conn.prepare(
+        "SELECT run_id, run_dir, started_at, model, scenario, mode, backends, dataset, labels,
+                status, valid, reasons, harness_version
+         FROM runs
+         WHERE (?1 IS NULL OR model = ?1) AND (?2 IS NULL OR scenario = ?2)
+         ORDER BY started_at DESC, run_id DESC
+         LIMIT ?3",
+    )?;
+    // SQLite reads a negative LIMIT as none.
+    let limit = filter
+        .limit
+        .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let rows = stmt.query_map(params![filter.model, filter.scenario, limit], |r| {
+        Ok(RunEntry {
+            run_id: r.get(0)?,
+            run_dir: r.get(1)?,
+            started_at: r.get(2)?,
+            model: r.get(3)?,
+            scenario: r.get(4)?,
+            mode: r.get(5)?,
+            backends: parse(&r.get::<_, String>(6)?),
+            dataset: r.get(7)?,
+            labels: parse(&r.get::<_, String>(8)?),
+            status: r.get(9)?,
+            valid: r.get(10)?,
+            reasons: parse(&r.get::<_, String>(11)?),
+            harness_version: r.get(12)?,
+            metrics: Vec::new(),
+        })
+    })?;
+    let mut runs = rows.collect::<Result<Vec<_>, _>>()?;
+    let mut metrics =
+        conn.prepare("SELECT name, value FROM metrics WHERE run_id = ?1 ORDER BY name")?;
+    for run in &mut runs {
+        run.metrics = metrics
+            .query_map(params![run.run_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+    }
+    Ok(runs)
+}
+
+pub(crate) fn trend(
+    conn: &Connection,
+    metric: &str,
+    filter: &Filter,
+) -> rusqlite::Result<Vec<TrendPoint>> {
+    let mut stmt = conn.prepare(
+        "SELECT runs.started_at, runs.run_id, metrics.value
+         FROM metrics JOIN runs ON runs.run_id = metrics.run_id
+         WHERE metrics.name = ?1 AND (?2 IS NULL OR runs.model = ?2)
+           AND (?3 IS NULL OR runs.scenario = ?3)
+         ORDER BY runs.started_at, runs.run_id",
+    )?;
+    let rows = stmt.query_map(params![metric, filter.model, filter.scenario], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    rows.collect()
+}
+
+pub(crate) fn contains(conn: &Connection, run_id: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM runs WHERE run_id = ?1",
+        params![run_id],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|r| r.is_some())
+}
