@@ -169,6 +169,13 @@ pub struct ClientOptions {
     pub health_check: bool,
     /// Limit on each health-check and model-discovery request.
     pub health_timeout: Duration,
+    /// When set, every generation request carries `X-Request-Id:
+    /// <prefix><seq>`, `seq` being its first sample's sequence number (the
+    /// `seq` of records.jsonl), so server-side logs can be joined to the
+    /// records. vLLM names the request after this header (`cmpl-<id>`); ids
+    /// must be unique among the requests a server has in flight, hence the
+    /// prefix (make it unique per run).
+    pub request_id_prefix: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -184,6 +191,7 @@ impl Default for ClientOptions {
             max_event_bytes: crate::sse::DEFAULT_MAX_EVENT_BYTES,
             health_check: true,
             health_timeout: Duration::from_secs(10),
+            request_id_prefix: None,
         }
     }
 }
