@@ -14,7 +14,8 @@ use crate::config::GroundTruthConfig;
 /// started (`SimHandle::started_at`); add `SimHandle::started_unix_ns` for Unix time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroundTruthRecord {
-    /// The response id (`cmpl-…` / `chatcmpl-…`), also sent in the `x-request-id` header.
+    /// The response id (`cmpl-…` / `chatcmpl-…`); `cmpl-<X-Request-Id>` when the request
+    /// carried that header, as in vLLM.
     pub id: String,
     /// Arrival order of generation requests, from 0.
     pub seq: u64,

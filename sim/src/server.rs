@@ -82,14 +82,20 @@ pub(crate) async fn handle(
             Ok(b) => detokenize(&state, &b),
             Err(r) => r,
         },
-        (&Method::POST, "/v1/completions") => match read_body(req).await {
-            Ok(b) => generate(&state, &b, arrival, Flavor::Completion),
-            Err(r) => r,
-        },
-        (&Method::POST, "/v1/chat/completions") => match read_body(req).await {
-            Ok(b) => generate(&state, &b, arrival, Flavor::Chat),
-            Err(r) => r,
-        },
+        (&Method::POST, "/v1/completions") => {
+            let client_id = client_request_id(&req);
+            match read_body(req).await {
+                Ok(b) => generate(&state, &b, arrival, Flavor::Completion, client_id),
+                Err(r) => r,
+            }
+        }
+        (&Method::POST, "/v1/chat/completions") => {
+            let client_id = client_request_id(&req);
+            match read_body(req).await {
+                Ok(b) => generate(&state, &b, arrival, Flavor::Chat, client_id),
+                Err(r) => r,
+            }
+        }
         (
             _,
             "/health"
@@ -237,7 +243,26 @@ fn stop_reason_json(f: Option<&Finish>) -> serde_json::Value {
     }
 }
 
-fn generate(state: &Arc<ServerState>, body: &[u8], arrival: Instant, flavor: Flavor) -> Resp {
+/// The client's `X-Request-Id`, which vLLM makes the request's id
+/// (`cmpl-<id>`). Only short ids of URL-safe characters are taken, so the id
+/// can go into JSON and logs unescaped; others are ignored.
+fn client_request_id(req: &Request<Incoming>) -> Option<String> {
+    let value = req.headers().get("x-request-id")?.to_str().ok()?;
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    ok.then(|| value.to_owned())
+}
+
+fn generate(
+    state: &Arc<ServerState>,
+    body: &[u8],
+    arrival: Instant,
+    flavor: Flavor,
+    client_id: Option<String>,
+) -> Resp {
     let seq_no = state.requests.fetch_add(1, Ordering::Relaxed);
     let faults = &state.config.faults;
     if let Some(limit) = faults.refuse_after
@@ -255,10 +280,13 @@ fn generate(state: &Arc<ServerState>, body: &[u8], arrival: Instant, flavor: Fla
     } else {
         "cmpl"
     };
-    let id = format!(
-        "{prefix}-{:032x}",
-        u128::from(mix(state.config.seed ^ 0xA5A5)) << 64 | u128::from(seq_no)
-    );
+    let id = match client_id {
+        Some(client_id) => format!("{prefix}-{client_id}"),
+        None => format!(
+            "{prefix}-{:032x}",
+            u128::from(mix(state.config.seed ^ 0xA5A5)) << 64 | u128::from(seq_no)
+        ),
+    };
     let gt = |status: u16, outcome: &str, prompt_tokens: u32| {
         if state.ground_truth.enabled() {
             let now = state.ground_truth.ns(Instant::now());

@@ -385,6 +385,35 @@ async fn ground_truth_times_are_ordered() {
     sim.shutdown().await;
 }
 
+#[tokio::test]
+async fn client_request_id_names_the_request_as_in_vllm() {
+    let mut c = tiny();
+    c.ground_truth.in_memory = true;
+    let sim = start(c).await;
+    let body = serde_json::json!({"prompt": [1, 2], "max_tokens": 2, "ignore_eos": true});
+    for header in ["run7-42", "bad id with spaces"] {
+        let r = client()
+            .post(format!("{}/v1/completions", sim.base_url()))
+            .header("x-request-id", header)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let v: serde_json::Value = r.json().await.unwrap();
+        let id = v["id"].as_str().unwrap();
+        if header == "run7-42" {
+            assert_eq!(id, "cmpl-run7-42");
+        } else {
+            assert!(id.starts_with("cmpl-") && !id.contains(' '), "{id}");
+        }
+    }
+    let gt = sim.ground_truth();
+    assert_eq!(gt.len(), 2);
+    assert_eq!(gt[0].id, "cmpl-run7-42");
+    assert_ne!(gt[1].id, gt[0].id);
+    sim.shutdown().await;
+}
+
 async fn statuses(seed: u64) -> Vec<u16> {
     let mut c = tiny();
     c.seed = seed;

@@ -173,6 +173,13 @@ pub struct ClientOptions {
     /// giving up: a server that is still loading its model answers 503 or
     /// refuses connections for a while. `None`: one attempt.
     pub wait_ready: Option<Duration>,
+    /// When set, every generation request carries `X-Request-Id:
+    /// <prefix><seq>`, `seq` being its first sample's sequence number (the
+    /// `seq` of records.jsonl), so server-side logs can be joined to the
+    /// records. vLLM names the request after this header (`cmpl-<id>`); ids
+    /// must be unique among the requests a server has in flight, hence the
+    /// prefix (make it unique per run).
+    pub request_id_prefix: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -192,6 +199,7 @@ impl Default for ClientOptions {
             health_check: true,
             health_timeout: Duration::from_secs(10),
             wait_ready: None,
+            request_id_prefix: None,
         }
     }
 }

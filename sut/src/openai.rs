@@ -16,6 +16,10 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+/// The request-id header vLLM reads (and echoes with
+/// `--enable-request-id-headers`).
+const X_REQUEST_ID: &str = "x-request-id";
+
 use crate::SutError;
 use crate::body::RequestTemplate;
 use crate::client::{self, classify, error_body_message, one_line};
@@ -184,6 +188,13 @@ impl OpenAiSut {
                     "chat requests carry one prompt: set prompts per request to 1".into(),
                 ));
             }
+        }
+        if let Some(prefix) = &options.request_id_prefix
+            && HeaderValue::try_from(prefix.as_str()).is_err()
+        {
+            return Err(SutError::Config(format!(
+                "request id prefix {prefix:?} has characters an HTTP header cannot carry"
+            )));
         }
         if options.max_in_flight_per_endpoint == Some(0) {
             return Err(SutError::Config(
@@ -727,6 +738,11 @@ impl Inner {
         }
         if let Some(auth) = &self.auth {
             request = request.header(AUTHORIZATION, auth.clone());
+        }
+        if let (Some(prefix), Some(first)) = (&self.options.request_id_prefix, samples.first())
+            && let Ok(id) = HeaderValue::try_from(format!("{prefix}{}", first.id.0))
+        {
+            request = request.header(X_REQUEST_ID, id);
         }
         let mut response = tokio::select! {
             biased;

@@ -470,3 +470,36 @@ async fn one_connection_is_reused_for_sequential_streams() {
     assert_eq!(peers[0], peers[1]);
     assert_eq!(peers[1], peers[2]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_id_header_carries_the_sample_sequence_number() {
+    let server = MockServer::start(|_| Reply::Sse(vllm_stream(&[("a", Some(&[7]))], 1))).await;
+    let plain = connect(&server.url, |_| {}).await;
+    let (rec, responder) = Recorder::new();
+    plain.issue_query(&samples([1]), &responder);
+    rec.wait_done(1).await;
+    let req = server.next_request().await;
+    assert!(req.headers.get("x-request-id").is_none());
+    plain.drain().await;
+
+    let tagged = connect(&server.url, |c| {
+        c.client.request_id_prefix = Some("run7-".into());
+    })
+    .await;
+    let (rec, responder) = Recorder::new();
+    tagged.issue_query(&samples([3, 5]), &responder);
+    rec.wait_done(2).await;
+    let mut ids: Vec<String> = Vec::new();
+    for _ in 0..2 {
+        let req = server.next_request().await;
+        ids.push(req.headers["x-request-id"].to_str().unwrap().to_owned());
+    }
+    ids.sort();
+    assert_eq!(ids, ["run7-1003", "run7-1005"]);
+    tagged.drain().await;
+
+    let mut config = SutConfig::new([server.url.as_str()]);
+    config.client.request_id_prefix = Some("bad\nprefix".into());
+    let err = OpenAiSut::connect(config, dataset(8)).await.unwrap_err();
+    assert!(err.to_string().contains("request id prefix"), "{err}");
+}
