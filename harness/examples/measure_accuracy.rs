@@ -40,6 +40,9 @@ use loadgen::{
     RunObserver, RunOptions, Scenario, TestHooks, TestMode, TestSettings,
 };
 
+const USAGE: &str = "usage: measure_accuracy [--qps 1000] [--duration-s 25] [--max-tokens 16] \
+[--profile tiny-fast] [--client-workers 1] [--sim-cpu 1] [--client-cpu 0] [--no-pin] [--json PATH]";
+
 struct Args {
     qps: f64,
     duration_s: f64,
@@ -69,6 +72,10 @@ fn parse_args() -> anyhow::Result<Args> {
         if flag == "--no-pin" {
             args.pin = false;
             continue;
+        }
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
         }
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         let bad = |e: &dyn std::fmt::Display| anyhow::anyhow!("{flag} {value}: {e}");
