@@ -40,6 +40,9 @@ use loadgen::{
     RunObserver, RunOptions, Scenario, TestHooks, TestMode, TestSettings,
 };
 
+const USAGE: &str = "usage: measure_accuracy [--qps 1000] [--duration-s 25] [--max-tokens 16] \
+[--profile tiny-fast] [--client-workers 1] [--sim-cpu 1] [--client-cpu 0] [--no-pin] [--json PATH]";
+
 struct Args {
     qps: f64,
     duration_s: f64,
@@ -52,7 +55,8 @@ struct Args {
     json: Option<String>,
 }
 
-fn parse_args() -> anyhow::Result<Args> {
+/// The options, or `None` when only the usage was asked for.
+fn parse_args() -> anyhow::Result<Option<Args>> {
     let mut args = Args {
         qps: 1000.0,
         duration_s: 25.0,
@@ -69,6 +73,10 @@ fn parse_args() -> anyhow::Result<Args> {
         if flag == "--no-pin" {
             args.pin = false;
             continue;
+        }
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            return Ok(None);
         }
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         let bad = |e: &dyn std::fmt::Display| anyhow::anyhow!("{flag} {value}: {e}");
@@ -87,7 +95,7 @@ fn parse_args() -> anyhow::Result<Args> {
     if !(args.qps > 0.0 && args.duration_s > 0.0 && args.client_workers > 0) {
         bail!("--qps, --duration-s and --client-workers must be above 0");
     }
-    Ok(args)
+    Ok(Some(args))
 }
 
 /// Pins the calling thread (and the threads it spawns later, which inherit
@@ -218,7 +226,9 @@ impl Stat {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let Some(args) = parse_args()? else {
+        return Ok(());
+    };
     let sim = start_sim(&args)?;
     if args.pin {
         pin_current_thread(args.client_cpu)?;
