@@ -194,7 +194,12 @@ async fn real_llama_cpp_server() {
     assert!(
         responses
             .values()
-            .all(|r| r.detail.error.is_none() && r.n_tokens == 8)
+            .all(|r| r.detail.error.is_none() && r.n_tokens == 8),
+        "{:?}",
+        responses
+            .values()
+            .map(|r| (&r.detail.error, r.n_tokens))
+            .collect::<Vec<_>>()
     );
 
     // Several prompts per request: llama.cpp returns no token ids, so the

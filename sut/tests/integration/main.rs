@@ -12,7 +12,6 @@
 mod balancing;
 mod common;
 mod failures;
-mod llamacpp;
 mod offline;
 mod shutdown;
 mod streaming;
