@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use loadgen::find_peak::{FindPeakSettings, FindPeakStep, find_peak};
+use loadgen::find_peak::{FindPeakSettings, find_peak};
 use serde::Serialize;
 
 use crate::cli::{FindPeakArgs, ScenarioArg, TestModeArg};
@@ -147,7 +147,7 @@ pub fn run(args: &FindPeakArgs, command: &[String], out: &mut dyn Write) -> anyh
 
     writeln!(out, "\nfind-peak steps:")?;
     for s in &outcome.steps {
-        writeln!(out, "  {}", describe(s))?;
+        writeln!(out, "  {s}")?;
     }
     if let Some((lo, hi)) = outcome.boundaries {
         writeln!(out, "bracket: [{lo}, {hi})")?;
@@ -175,10 +175,6 @@ pub fn run(args: &FindPeakArgs, command: &[String], out: &mut dyn Write) -> anyh
     };
     writeln!(out, "wrote {}", dir.join("find_peak.json").display())?;
     Ok(found)
-}
-
-fn describe(step: &FindPeakStep) -> String {
-    format!("{step}")
 }
 
 fn write_record(dir: &Path, record: &FindPeakRecord) -> anyhow::Result<()> {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use loadgen::logging::{LogHeader, LogWriter};
 use loadgen::results::PerformanceSummary;
-use loadgen::run::{IssueStop, PhaseLog, RuntimeError};
+use loadgen::run::{IssueStop, PhaseLog};
 use loadgen::{
     EffectiveSettings, LogOutputSettings, LogSettings, PhaseMeasurements, PhaseVerdict, TestHooks,
     TestOutcome,
@@ -22,34 +22,6 @@ pub struct TestVerdict {
     pub valid: bool,
     /// Why not, one line each.
     pub reasons: Vec<String>,
-}
-
-/// Passes the issuer's log output to the LoadGen logs. The driver has
-/// already turned phase positions into sequence ids, so no offset here.
-struct Log {
-    logs: Arc<LogWriter>,
-}
-
-impl PhaseLog for Log {
-    fn accuracy_entry(
-        &self,
-        seq: u64,
-        qsl_idx: u64,
-        data: Vec<u8>,
-        token_data: Option<Vec<u8>>,
-        token_count: Option<i64>,
-    ) {
-        self.logs
-            .accuracy_entry(seq, qsl_idx, data, token_data, token_count);
-    }
-
-    fn runtime_error(&self, error: RuntimeError) {
-        self.logs.runtime_error(&error);
-    }
-
-    fn generic_message(&self, message: &str) {
-        self.logs.generic_message(message);
-    }
 }
 
 /// [`TestHooks`] writing LoadGen's logs into the run directory.
@@ -157,9 +129,9 @@ impl RunHooks {
 
 impl TestHooks for RunHooks {
     fn phase_log(&self) -> Arc<dyn PhaseLog> {
-        Arc::new(Log {
-            logs: Arc::clone(&self.logs),
-        })
+        // The driver already turns phase positions into sequence ids, so the
+        // writer's own adapter adds no offset.
+        LogWriter::phase_log(&self.logs, 0)
     }
 
     fn loaded_qsl_set(&self, set: &loadgen::schedule::LoadableSet) {

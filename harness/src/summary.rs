@@ -69,8 +69,7 @@ fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
     if sorted.is_empty() {
         return None;
     }
-    let i = ((sorted.len() as f64 * p) as usize).min(sorted.len() - 1);
-    Some(sorted[i])
+    Some(sorted[reports::stats::loadgen_index(sorted.len(), p)])
 }
 
 fn ms(ns: Option<i64>) -> String {

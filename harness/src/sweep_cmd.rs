@@ -258,12 +258,12 @@ fn write_csv(record: &SweepRecord, out: &mut impl Write) -> std::io::Result<()> 
     Ok(())
 }
 
+/// One CSV field, quoted as the reports' CSV files quote theirs.
 fn csv_field(v: &str) -> String {
-    if v.contains([',', '"', '\n']) {
-        format!("\"{}\"", v.replace('"', "\"\""))
-    } else {
-        v.to_owned()
-    }
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = reports::csv::field(&mut out, v);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What a sweep ended with.

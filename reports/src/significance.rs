@@ -26,8 +26,7 @@ pub fn percentile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
-    let i = ((sorted.len() as f64 * p) as usize).min(sorted.len() - 1);
-    Some(sorted[i])
+    Some(sorted[crate::stats::loadgen_index(sorted.len(), p)])
 }
 
 /// A difference with its confidence interval.
@@ -70,7 +69,7 @@ fn resampled_percentile(sorted: &[f64], p: f64, rng: &mut Mt19937, scratch: &mut
     scratch.clear();
     let last = sorted.len() as u64 - 1;
     scratch.extend((0..sorted.len()).map(|_| sorted[uniform_int(rng, 0, last) as usize]));
-    let k = ((scratch.len() as f64 * p) as usize).min(scratch.len() - 1);
+    let k = crate::stats::loadgen_index(scratch.len(), p);
     let (_, v, _) = scratch.select_nth_unstable_by(k, f64::total_cmp);
     *v
 }
