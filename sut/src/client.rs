@@ -21,7 +21,8 @@ pub(crate) fn build_client(options: &ClientOptions) -> Result<reqwest::Client, S
         .connect_timeout(options.connect_timeout)
         .pool_max_idle_per_host(options.pool_max_idle_per_endpoint)
         .pool_idle_timeout(options.pool_idle_timeout)
-        // A benchmark counts every failure: no silent retries.
+        // A benchmark counts every failure: reqwest's own retries are off,
+        // and the one resend we make is counted (`closed_before_answer`).
         .retry(reqwest::retry::never())
         .no_proxy()
         .user_agent(concat!("harness-sut/", env!("CARGO_PKG_VERSION")));
@@ -96,6 +97,24 @@ pub(crate) fn one_line(text: &str, max_chars: usize) -> String {
         }
     }
     out
+}
+
+/// Whether a send failed because the server closed the connection after the
+/// request went out and before any byte of an answer: the race of a
+/// kept-alive connection the server had already decided to close (llama.cpp
+/// closes after every streamed answer without saying `Connection: close`).
+/// The server never read such a request, so it is sent once more; browsers
+/// and Go's `net/http` do the same. A failure after an answer began is never
+/// retried: every such failure is counted.
+pub(crate) fn closed_before_answer(e: &reqwest::Error) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(hyper_error) = err.downcast_ref::<hyper::Error>() {
+            return hyper_error.is_incomplete_message();
+        }
+        current = err.source();
+    }
+    false
 }
 
 /// Maps a failed send or body read to a query error.

@@ -38,6 +38,10 @@ pub struct EndpointStats {
     pub errors: u64,
     /// Requests whose samples are not all answered yet.
     pub in_flight: u64,
+    /// Requests sent a second time because the server closed a kept-alive
+    /// connection after the request went out and before any answer (see
+    /// [`client::closed_before_answer`]).
+    pub resent: u64,
 }
 
 /// One server replica.
@@ -48,6 +52,7 @@ struct Endpoint {
     requests: AtomicU64,
     errors: AtomicU64,
     in_flight: AtomicU64,
+    resent: AtomicU64,
     limit: Option<Arc<Semaphore>>,
 }
 
@@ -117,6 +122,7 @@ struct Inner {
     outstanding: Arc<Outstanding>,
     round_robin: AtomicUsize,
     warned_usage_mismatch: AtomicBool,
+    warned_resend: AtomicBool,
 }
 
 /// The system under test for vLLM, llama.cpp and any OpenAI-compatible
@@ -285,6 +291,7 @@ impl OpenAiSut {
                     requests: AtomicU64::new(0),
                     errors: AtomicU64::new(0),
                     in_flight: AtomicU64::new(0),
+                    resent: AtomicU64::new(0),
                     limit: options
                         .max_in_flight_per_endpoint
                         .map(|n| Arc::new(Semaphore::new(n))),
@@ -310,6 +317,7 @@ impl OpenAiSut {
                 outstanding: Arc::new(Outstanding::default()),
                 round_robin: AtomicUsize::new(0),
                 warned_usage_mismatch: AtomicBool::new(false),
+                warned_resend: AtomicBool::new(false),
             }),
         })
     }
@@ -334,6 +342,7 @@ impl OpenAiSut {
                 requests: e.requests.load(Ordering::Relaxed),
                 errors: e.errors.load(Ordering::Relaxed),
                 in_flight: e.in_flight.load(Ordering::Relaxed),
+                resent: e.resent.load(Ordering::Relaxed),
             })
             .collect()
     }
@@ -744,10 +753,32 @@ impl Inner {
         {
             request = request.header(X_REQUEST_ID, id);
         }
-        let mut response = tokio::select! {
+        // The body is in memory, so the copy for a resend shares its bytes.
+        let resend = request.try_clone();
+        let first = tokio::select! {
             biased;
-            r = request.send() => r.map_err(|e| classify(&e, url, &self.options))?,
+            r = request.send() => r,
             () = &mut deadline_sleep, if deadline.is_some() => return Err(timed_out()),
+        };
+        let mut response = match (first, resend) {
+            (Err(e), Some(resend)) if client::closed_before_answer(&e) => {
+                ep.resent.fetch_add(1, Ordering::Relaxed);
+                if !self.warned_resend.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        endpoint = %ep.root,
+                        "the server closed a kept-alive connection without answering a request \
+                         on it; such requests are sent once more on a new connection \
+                         (llama.cpp closes after every streamed answer: --no-keep-alive \
+                         avoids the extra round trip; reported once)"
+                    );
+                }
+                tokio::select! {
+                    biased;
+                    r = resend.send() => r.map_err(|e| classify(&e, url, &self.options))?,
+                    () = &mut deadline_sleep, if deadline.is_some() => return Err(timed_out()),
+                }
+            }
+            (r, _) => r.map_err(|e| classify(&e, url, &self.options))?,
         };
 
         // The stall timer is armed at the first piece and not moved at each

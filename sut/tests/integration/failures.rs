@@ -1,5 +1,7 @@
 //! Every failure answers the sample with one error kind and a clear line.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use loadgen::{ErrorKind, QueryError, SystemUnderTest};
@@ -303,4 +305,116 @@ async fn sample_index_out_of_range_is_an_error_not_a_panic() {
     let e = rec.responses()[&1005].detail.error.clone().unwrap();
     assert_eq!(e.kind, ErrorKind::Other);
     assert!(e.message.contains("out of range"), "{}", e.message);
+}
+
+/// A raw HTTP/1.1 server that answers at most `answers_per_connection`
+/// requests on a connection, then closes it when the next request arrives,
+/// without a word and without `Connection: close` (llama.cpp's way after
+/// every streamed answer). Returns its URL and the requests it saw.
+async fn closing_server(answers_per_connection: usize) -> (String, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let counter = Arc::clone(&counter);
+            tokio::spawn(async move {
+                let mut answered = 0;
+                let mut buffer = Vec::new();
+                loop {
+                    // One whole request: the head, then Content-Length bytes.
+                    let (head_end, body_len) = loop {
+                        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+                            let len = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                            break (end + 4, len);
+                        }
+                        let mut piece = [0u8; 4096];
+                        match socket.read(&mut piece).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&piece[..n]),
+                        }
+                    };
+                    while buffer.len() < head_end + body_len {
+                        let mut piece = [0u8; 4096];
+                        match socket.read(&mut piece).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&piece[..n]),
+                        }
+                    }
+                    buffer.drain(..head_end + body_len);
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    if answered == answers_per_connection {
+                        return; // drops the socket: closed, unanswered
+                    }
+                    answered += 1;
+                    let body = format!("{}data: [DONE]\n\n", chunk("hi", 7));
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                         content-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if socket.write_all(response.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+fn one_at_a_time(url: &str) -> SutConfig {
+    let mut config = SutConfig::new([url]);
+    config.client.health_check = false;
+    config.request.model = Some("m".into());
+    config.client.max_in_flight_per_endpoint = Some(1);
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_alive_connection_closed_unanswered_is_resent_once_and_counted() {
+    let (url, seen) = closing_server(1).await;
+    let sut = OpenAiSut::connect(one_at_a_time(&url), dataset(4))
+        .await
+        .unwrap();
+    let (rec, responder) = Recorder::new();
+    // One at a time, so each request after the first finds the previous
+    // one's connection in the pool, and the server closes it unanswered.
+    for i in 0..4 {
+        sut.issue_query(&samples([i]), &responder);
+        within(rec.wait_done(i + 1)).await;
+    }
+    for r in rec.responses().values() {
+        assert_eq!(r.detail.error, None);
+        assert_eq!(r.n_tokens, 1);
+    }
+    let stats = &sut.endpoint_stats()[0];
+    assert_eq!((stats.requests, stats.errors, stats.resent), (4, 0, 3));
+    assert_eq!(seen.load(Ordering::SeqCst), 4 + 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_fails_after_one_resend() {
+    let (url, seen) = closing_server(0).await;
+    let sut = OpenAiSut::connect(one_at_a_time(&url), dataset(1))
+        .await
+        .unwrap();
+    let (rec, responder) = Recorder::new();
+    sut.issue_query(&samples([0]), &responder);
+    within(rec.wait_done(1)).await;
+    let e = rec.responses()[&1000].detail.error.clone().unwrap();
+    assert_eq!(e.kind, ErrorKind::Disconnected, "{}", e.message);
+    assert!(e.message.contains("closed"), "{}", e.message);
+    let stats = &sut.endpoint_stats()[0];
+    assert_eq!((stats.requests, stats.errors, stats.resent), (1, 1, 1));
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
 }
