@@ -33,5 +33,8 @@ fuzz_target!(|data: &[u8]| {
     let whole = parse(&[stream]);
     let pieces: Vec<&[u8]> = stream.chunks(step).collect();
     let cut = parse(&pieces);
-    assert_eq!(whole, cut, "events depend on how the stream was cut (step {step})");
+    assert_eq!(
+        whole, cut,
+        "events depend on how the stream was cut (step {step})"
+    );
 });

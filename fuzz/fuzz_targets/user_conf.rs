@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use loadgen::settings::{EffectiveSettings, Scenario, TestSettings};
 use loadgen::ConfigLoader;
+use loadgen::settings::{EffectiveSettings, Scenario, TestSettings};
 
 const SCENARIOS: [Scenario; 4] = [
     Scenario::Offline,
@@ -25,7 +25,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut loader = ConfigLoader::new();
     if loader
-        .user_conf_text(&mut settings, "fuzz.conf", &text, "llama3_1-8b", scenario.as_str())
+        .user_conf_text(
+            &mut settings,
+            "fuzz.conf",
+            &text,
+            "llama3_1-8b",
+            scenario.as_str(),
+        )
         .is_ok()
     {
         let _ = EffectiveSettings::new(&settings, 1024, 13368);
