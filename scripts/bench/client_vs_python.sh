@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Streaming request rate one client process sustains: the harness against
-# GuideLLM (a Python client in the `vllm bench serve` family), same server,
-# same run of this script.
+# GuideLLM (the vLLM project's Python client) and vLLM 0.7.3's standalone
+# benchmarks/benchmark_serving.py (the client `vllm bench serve` grew out
+# of), same server, same run of this script.
 #
 # The server is `harness sim --profile throughput-bench` (2 ms steps, free
 # prefill: the server is not the bottleneck), restarted for every run with a
@@ -18,7 +19,8 @@
 #
 # usage: scripts/bench/client_vs_python.sh [SECONDS=20]
 # env:   HARNESS_RATES, GUIDELLM_RATES (space-separated req/s), SIM_CPU=1,
-#        CLIENT_CPU=0, PORT=18431, OUTPUT_TOKENS=16, PROMPT_TOKENS=128
+#        BENCHMARK_SERVING_RATES, CLIENT_CPU=0, PORT=18431, OUTPUT_TOKENS=16,
+#        PROMPT_TOKENS=128
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root="$(pwd)"
@@ -26,6 +28,7 @@ root="$(pwd)"
 seconds="${1:-20}"
 harness_rates="${HARNESS_RATES:-500 1000 2000 3000 4000 5000}"
 guidellm_rates="${GUIDELLM_RATES:-50 100 200 300 400 600}"
+bs_rates="${BENCHMARK_SERVING_RATES:-50 100 200 300 400 600}"
 sim_cpu="${SIM_CPU:-1}"
 client_cpu="${CLIENT_CPU:-0}"
 port="${PORT:-18431}"
@@ -37,6 +40,7 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 cargo build --release -q -p harness --bin harness
 harness="$target_dir/release/harness"
 eval "$(bash scripts/bench/client_peer_guidellm.sh)"
+eval "$(bash scripts/bench/client_peer_benchmark_serving.sh)"
 
 work="$(mktemp -d)"
 sim_pid=""
@@ -113,6 +117,15 @@ if client == "harness":
     ttft = [(r["first_token_ns"] - r["scheduled_ns"]) / 1e6 for r in ok if "first_token_ns" in r]
     ttft_issued = [(r["first_token_ns"] - r["issued_ns"]) / 1e6 for r in ok if "first_token_ns" in r]
     ok_n = len(ok)
+elif client == "benchmark_serving":
+    doc = json.load(open(os.path.join(out, "bs.json")))
+    sent = len(doc["errors"])
+    ok_n = doc["completed"]
+    # Its own figure: completed requests over the whole benchmark, from the
+    # first request sent to the last answer.
+    achieved = doc["request_throughput"]
+    ttft = [t * 1000 for t, e in zip(doc["ttfts"], doc["errors"]) if not e and t]
+    ttft_issued = None
 else:
     doc = json.load(open(os.path.join(out, "guidellm.json")))
     b = doc["benchmarks"][0]
@@ -165,6 +178,16 @@ run_one() {
       "$harness" run --backend "$url" --scenario Server --target-qps "$rate" \
       --user-conf "$work/user-$secs.conf" --max-tokens "$output_tokens" --ignore-eos \
       --quiet --no-report --output-dir "$out/runs" --label "r$rate" >"$out/log.txt" 2>&1 || true
+  elif [ "$client" = benchmark_serving ]; then
+    # Poisson arrivals (burstiness 1), like the harness's Server scenario.
+    /usr/bin/time -f "%U %S %e" -o "$out/time.txt" taskset -c "$client_cpu" \
+      "$BENCHMARK_SERVING_PYTHON" "$BENCHMARK_SERVING" --backend vllm --base-url "$url" \
+      --endpoint /v1/completions --model sim-bench --tokenizer "$GUIDELLM_PROCESSOR" \
+      --dataset-name random --random-input-len "$prompt_tokens" \
+      --random-output-len "$output_tokens" --ignore-eos \
+      --num-prompts "$(python3 -c "print(max(1, int($rate * $secs)))")" --request-rate "$rate" \
+      --seed 1 --disable-tqdm --save-result --result-dir "$out" --result-filename bs.json \
+      >"$out/log.txt" 2>&1 || true
   else
     /usr/bin/time -f "%U %S %e" -o "$out/time.txt" taskset -c "$client_cpu" \
       "$GUIDELLM" run \
@@ -194,9 +217,11 @@ startup_cpu() {
   python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1]).get("cpu_s", 0))' "$work/startup.jsonl"
 }
 g_startup="$(startup_cpu guidellm)"
+b_startup="$(startup_cpu benchmark_serving)"
 h_startup="$(startup_cpu harness)"
-echo "start-up CPU: guidellm ${g_startup} s, harness ${h_startup} s" >&2
+echo "start-up CPU: guidellm ${g_startup} s, benchmark_serving ${b_startup} s, harness ${h_startup} s" >&2
 for rate in $guidellm_rates; do run_one guidellm "$rate" "$seconds" "$g_startup"; done
+for rate in $bs_rates; do run_one benchmark_serving "$rate" "$seconds" "$b_startup"; done
 for rate in $harness_rates; do run_one harness "$rate" "$seconds" "$h_startup"; done
 
 python3 - "$results" "$seconds" <<'PY'
@@ -223,6 +248,7 @@ for r in rows:
 print()
 for c, v in best.items():
     print(f"- {c}: max sustained {v:.0f} req/s")
-if "harness" in best and "guidellm" in best:
-    print(f"- ratio harness / guidellm: {best['harness'] / best['guidellm']:.1f}x")
+for peer in ("guidellm", "benchmark_serving"):
+    if "harness" in best and peer in best:
+        print(f"- ratio harness / {peer}: {best['harness'] / best[peer]:.1f}x")
 PY
