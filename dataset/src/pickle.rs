@@ -70,13 +70,26 @@ fn pickle_error(path: &Path, message: impl Into<String>) -> DatasetError {
 /// Reads a pandas DataFrame pickle.
 pub fn read_dataframe(path: &Path) -> Result<DataFrame, DatasetError> {
     let file = std::fs::File::open(path).map_err(|e| crate::io_error(path, e))?;
-    let value = serde_pickle::value_from_reader(
-        std::io::BufReader::new(file),
-        DeOptions::new()
-            .replace_unresolved_globals()
-            .keep_restore_state(),
-    )
-    .map_err(|e| pickle_error(path, e.to_string()))?;
+    // serde-pickle 1.2 panics on some malformed pickles instead of failing
+    // (a set or frozenset holding NaN floats: sorting them into a BTreeSet
+    // sees no total order; found by fuzzing). A bad file must be an error
+    // naming it, never a crash, so its panic is caught here. Nothing
+    // outlives the closure: unwind safety holds.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        serde_pickle::value_from_reader(
+            std::io::BufReader::new(file),
+            DeOptions::new()
+                .replace_unresolved_globals()
+                .keep_restore_state(),
+        )
+    }))
+    .map_err(|_| {
+        pickle_error(
+            path,
+            "malformed pickle: the decoder gave up on its contents (e.g. a set holding NaN)",
+        )
+    })?;
+    let value = decoded.map_err(|e| pickle_error(path, e.to_string()))?;
     walk(&value).map_err(|m| pickle_error(path, m))
 }
 

@@ -120,3 +120,21 @@ fn unreadable_pickle_suggests_the_jsonl_conversion() {
         DatasetError::Pickle { .. }
     ));
 }
+
+/// Inputs the fuzzer once crashed on (`fuzz/regressions/dataset_pickle/`):
+/// each is an error naming the file, never a panic.
+#[test]
+fn fuzz_regressions_are_errors_not_panics() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/dataset_pickle");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let e = read_dataframe(&path).unwrap_err();
+        assert!(matches!(e, DatasetError::Pickle { .. }), "{e:?}");
+        assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+        let options = DatasetOptions::new().with_format(DatasetFormat::PandasPickle);
+        assert!(Dataset::load(&path, &options).is_err());
+        replayed += 1;
+    }
+    assert!(replayed > 0, "no regression inputs in {}", dir.display());
+}

@@ -30,7 +30,7 @@ echo "machine: $(nproc) cores, $(uname -srm); load before: $(cut -d' ' -f1-3 /pr
 echo
 echo "### Load generator: one whole test per size (instant SUT)"
 echo
-echo "| queries | Server wall | Server ns/query | Server peak RSS growth / query | Offline wall | Offline ns/sample | Offline peak RSS growth / sample |"
+echo "| queries (Server / Offline) | Server wall | Server ns/query | Server peak RSS growth / query | Offline wall | Offline ns/sample | Offline peak RSS growth / sample |"
 echo "|---:|---:|---:|---:|---:|---:|---:|"
 for n in $sizes; do
   dur=$(( n / 1000 )); [ "$dur" -ge 1 ] || dur=1
@@ -43,10 +43,13 @@ s = json.load(open(sys.argv[1])); o = json.load(open(sys.argv[2]))
 def cell(r, key):
     n = r["generated_samples"]
     wall = r["start_test_wall_s"]
-    g = r.get("peak_rss_growth_per_query")
+    before, peak = r.get("rss_before_bytes"), r.get("peak_rss_bytes")
     per = wall * 1e9 / n
-    return f"{wall:.3f} s | {per:.0f} | {g:.1f} B" if g is not None else f"{wall:.3f} s | {per:.0f} | n/a"
-print(f"| {s['generated_queries']:,} | {cell(s, 'q')} | {cell(o, 's')} |")
+    if before is None or peak is None:
+        return f"{wall:.3f} s | {per:.0f} | n/a"
+    # Per sample: an Offline test is one query of n samples.
+    return f"{wall:.3f} s | {per:.0f} | {(peak - before) / n:.1f} B"
+print(f"| {s['generated_samples']:,} / {o['generated_samples']:,} | {cell(s, 'q')} | {cell(o, 's')} |")
 PY
 done
 echo
