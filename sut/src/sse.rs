@@ -407,13 +407,13 @@ mod tests {
         assert_eq!(cut_outcome(&line, 8, 3), cut_outcome(&line, 8, line.len()));
     }
 
-    /// What the fuzz target `sse` compares: events, error and partial state
-    /// for `stream` fed in pieces of `step` bytes.
-    fn cut_outcome(
-        stream: &[u8],
-        limit: usize,
-        step: usize,
-    ) -> (Vec<(String, Vec<u8>)>, Option<SseError>, bool) {
+    /// Events parsed, the error that stopped parsing, and whether an event
+    /// was left unfinished.
+    type Outcome = (Vec<(String, Vec<u8>)>, Option<SseError>, bool);
+
+    /// What the fuzz target `sse` compares: the outcome for `stream` fed in
+    /// pieces of `step` bytes.
+    fn cut_outcome(stream: &[u8], limit: usize, step: usize) -> Outcome {
         let mut p = SseParser::new(limit);
         let mut events = Vec::new();
         for piece in stream.chunks(step.max(1)) {
