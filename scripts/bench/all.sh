@@ -123,5 +123,7 @@ section telemetry_overhead "Metrics collection overhead at 1 s" text \
   fi
   for s in "${sections[@]}"; do cat "$raw/$s.md"; done
 } > "$out"
+# No path of this machine in a file meant for the repository.
+sed -i "s|$root/||g; s|$CARGO_TARGET_DIR/|target/|g" "$out"
 echo "wrote $out" >&2
 [ ${#failed[@]} -eq 0 ]
