@@ -107,14 +107,11 @@ pub(crate) fn one_line(text: &str, max_chars: usize) -> String {
 /// and Go's `net/http` do the same. A failure after an answer began is never
 /// retried: every such failure is counted.
 pub(crate) fn closed_before_answer(e: &reqwest::Error) -> bool {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = current {
-        if let Some(hyper_error) = err.downcast_ref::<hyper::Error>() {
-            return hyper_error.is_incomplete_message();
-        }
-        current = err.source();
-    }
-    false
+    std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |err| {
+        err.source()
+    })
+    .find_map(|err| err.downcast_ref::<hyper::Error>())
+    .is_some_and(hyper::Error::is_incomplete_message)
 }
 
 /// Maps a failed send or body read to a query error.

@@ -737,31 +737,39 @@ impl Inner {
         };
 
         let stream = self.template.stream();
-        let mut request = self
-            .client
-            .post(ep.url.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(body);
-        if stream {
-            request = request.header(ACCEPT, HeaderValue::from_static("text/event-stream"));
-        }
-        if let Some(auth) = &self.auth {
-            request = request.header(AUTHORIZATION, auth.clone());
-        }
-        if let (Some(prefix), Some(first)) = (&self.options.request_id_prefix, samples.first())
-            && let Ok(id) = HeaderValue::try_from(format!("{prefix}{}", first.id.0))
-        {
-            request = request.header(X_REQUEST_ID, id);
-        }
-        // The body is in memory, so the copy for a resend shares its bytes.
-        let resend = request.try_clone();
+        let request_id = match (&self.options.request_id_prefix, samples.first()) {
+            (Some(prefix), Some(first)) => {
+                HeaderValue::try_from(format!("{prefix}{}", first.id.0)).ok()
+            }
+            _ => None,
+        };
+        // Built again only for the rare resend, so the common path makes
+        // one request and copies nothing; the body's bytes are shared.
+        let body = bytes::Bytes::from(body);
+        let build_request = || {
+            let mut request = self
+                .client
+                .post(ep.url.clone())
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(body.clone());
+            if stream {
+                request = request.header(ACCEPT, HeaderValue::from_static("text/event-stream"));
+            }
+            if let Some(auth) = &self.auth {
+                request = request.header(AUTHORIZATION, auth.clone());
+            }
+            if let Some(id) = &request_id {
+                request = request.header(X_REQUEST_ID, id.clone());
+            }
+            request
+        };
         let first = tokio::select! {
             biased;
-            r = request.send() => r,
+            r = build_request().send() => r,
             () = &mut deadline_sleep, if deadline.is_some() => return Err(timed_out()),
         };
-        let mut response = match (first, resend) {
-            (Err(e), Some(resend)) if client::closed_before_answer(&e) => {
+        let mut response = match first {
+            Err(e) if client::closed_before_answer(&e) => {
                 ep.resent.fetch_add(1, Ordering::Relaxed);
                 if !self.warned_resend.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
@@ -774,11 +782,11 @@ impl Inner {
                 }
                 tokio::select! {
                     biased;
-                    r = resend.send() => r.map_err(|e| classify(&e, url, &self.options))?,
+                    r = build_request().send() => r.map_err(|e| classify(&e, url, &self.options))?,
                     () = &mut deadline_sleep, if deadline.is_some() => return Err(timed_out()),
                 }
             }
-            (r, _) => r.map_err(|e| classify(&e, url, &self.options))?,
+            r => r.map_err(|e| classify(&e, url, &self.options))?,
         };
 
         // The stall timer is armed at the first piece and not moved at each

@@ -328,14 +328,16 @@ async fn closing_server(answers_per_connection: usize) -> (String, Arc<AtomicUsi
                 let mut buffer = Vec::new();
                 loop {
                     // One whole request: the head, then Content-Length bytes.
-                    let (head_end, body_len) = loop {
+                    let request_len = loop {
                         if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
                             let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
-                            let len = head
+                            let body_len = head
                                 .lines()
                                 .find_map(|l| l.strip_prefix("content-length:"))
                                 .map_or(0, |v| v.trim().parse::<usize>().unwrap());
-                            break (end + 4, len);
+                            if buffer.len() >= end + 4 + body_len {
+                                break end + 4 + body_len;
+                            }
                         }
                         let mut piece = [0u8; 4096];
                         match socket.read(&mut piece).await {
@@ -343,14 +345,7 @@ async fn closing_server(answers_per_connection: usize) -> (String, Arc<AtomicUsi
                             Ok(n) => buffer.extend_from_slice(&piece[..n]),
                         }
                     };
-                    while buffer.len() < head_end + body_len {
-                        let mut piece = [0u8; 4096];
-                        match socket.read(&mut piece).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buffer.extend_from_slice(&piece[..n]),
-                        }
-                    }
-                    buffer.drain(..head_end + body_len);
+                    buffer.drain(..request_len);
                     counter.fetch_add(1, Ordering::SeqCst);
                     if answered == answers_per_connection {
                         return; // drops the socket: closed, unanswered
