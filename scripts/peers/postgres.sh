@@ -10,6 +10,8 @@
 # Progress goes to stderr. Run again: a running server is reused, a stopped
 # one restarted. `bash scripts/peers/postgres.sh stop` stops it.
 #
+# peer-stop: `bash scripts/peers/postgres.sh stop` stops the server (.ci/run does, on exit).
+#
 # PostgreSQL refuses to run as root; as root, the server runs as `nobody`.
 set -euo pipefail
 
