@@ -22,7 +22,10 @@ use std::sync::Arc;
 
 use crate::find_peak::{FindPeakError, FindPeakOutcome, FindPeakSettings, find_peak};
 use crate::record::{Phase, PhaseEnd};
-use crate::run::{IssuePlan, PhaseLog, PhaseMeasurements, PhaseRequest, RunOptions, RuntimeError};
+use crate::results::PerformanceSummary;
+use crate::run::{
+    IssuePlan, NoPhaseLog, PhaseLog, PhaseMeasurements, PhaseRequest, RunOptions, RuntimeError,
+};
 use crate::schedule::{
     LoadableSet, Schedule, ScheduleError, SequenceGen, accuracy_sets, generate_queries,
     performance_set,
@@ -57,6 +60,48 @@ pub trait TestHooks: Send + Sync {
         settings: &EffectiveSettings,
         measurements: &PhaseMeasurements,
     ) -> PhaseVerdict;
+}
+
+/// [`TestHooks`] for a library user who wants LoadGen's verdicts but no log
+/// files: each performance phase is judged with LoadGen's result maths
+/// ([`PerformanceSummary::compute`]) and its summary kept, in order.
+#[derive(Debug, Default)]
+pub struct SummaryHooks {
+    summaries: std::sync::Mutex<Vec<PerformanceSummary>>,
+}
+
+impl SummaryHooks {
+    /// The performance summaries, in the order the phases ran.
+    pub fn summaries(&self) -> Vec<PerformanceSummary> {
+        self.summaries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl TestHooks for SummaryHooks {
+    fn phase_log(&self) -> Arc<dyn PhaseLog> {
+        Arc::new(NoPhaseLog)
+    }
+
+    fn performance_finished(
+        &self,
+        settings: &EffectiveSettings,
+        measurements: &PhaseMeasurements,
+    ) -> PhaseVerdict {
+        let summary = PerformanceSummary::compute(settings, &measurements.result);
+        let verdict = PhaseVerdict {
+            valid: summary.valid,
+            perf_constraints_met: summary.perf_constraints_met,
+            reasons: summary.reasons.clone(),
+        };
+        self.summaries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(summary);
+        verdict
+    }
 }
 
 /// One phase's outcome.

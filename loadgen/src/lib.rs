@@ -43,7 +43,9 @@ pub use sut::{
 };
 
 pub use config::{ConfType, ConfigError, ConfigLoader, MLPERF_CONF};
-pub use driver::{PhaseOutcome, PhaseVerdict, TestError, TestHooks, TestOutcome, start_test};
+pub use driver::{
+    PhaseOutcome, PhaseVerdict, SummaryHooks, TestError, TestHooks, TestOutcome, start_test,
+};
 pub use find_peak::{FindPeakOutcome, FindPeakSettings, find_peak};
 pub use schedule::{
     LoadableSet, Schedule, ScheduleError, ScheduledQuery, SequenceGen, generate_loadable_sets,
