@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use telemetry::expo::Exposition;
+use telemetry::prom_parse::Exposition;
 use telemetry::server::{ServerDelta, ServerSnapshot};
 
 fuzz_target!(|data: &[u8]| {

@@ -19,7 +19,7 @@ use crate::run_cmd::RunConfig;
 pub struct Telemetry {
     live: Arc<LiveMetrics>,
     collector: Option<Arc<Collector>>,
-    exporter: Option<telemetry::export::PrometheusServer>,
+    exporter: Option<telemetry::prom_endpoint::PrometheusServer>,
     ticker_stop: Arc<AtomicBool>,
     ticker: Option<thread::JoinHandle<()>>,
 }

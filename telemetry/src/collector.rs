@@ -32,9 +32,9 @@ use loadgen::{Phase, PhaseEnd, PhaseStart, RunObserver};
 
 use crate::TelemetryError;
 use crate::csv::CsvWriter;
-use crate::expo::Exposition;
 use crate::gpu::{GpuReader, NvmlGpus, read_all};
 use crate::live::LiveMetrics;
+use crate::prom_parse::Exposition;
 use crate::scrape::{ScrapeTarget, Scraper};
 use crate::server::{ServerDelta, ServerSnapshot, interval_values};
 use crate::system::SystemSampler;

@@ -104,11 +104,12 @@ use std::path::PathBuf;
 
 pub mod collector;
 pub mod csv;
-pub mod expo;
-pub mod export;
+pub mod fixed_histogram;
 pub mod gpu;
 pub mod histogram;
 pub mod live;
+pub mod prom_endpoint;
+pub mod prom_parse;
 pub mod scrape;
 pub mod server;
 pub mod system;
@@ -118,9 +119,9 @@ pub use collector::{
     Clock, Collector, CollectorConfig, CollectorReport, GpuSource, ManualClock, Pending, RunClock,
     WindowMarker,
 };
-pub use export::{EXPORTED_METRICS, PrometheusServer, serve_prometheus};
 pub use gpu::{GpuError, GpuReader, GpuReading, NvmlGpus};
 pub use live::{LiveMetrics, LiveSnapshot, render_live};
+pub use prom_endpoint::{EXPORTED_METRICS, PrometheusServer, serve_prometheus};
 pub use scrape::{ScrapeError, ScrapeTarget};
 
 /// Errors starting or finishing telemetry. Failures while sampling are

@@ -22,7 +22,9 @@ use hdrhistogram::Histogram;
 use loadgen::{Phase, PhaseEnd, PhaseStart, QueryRecord, RunObserver};
 use rundir::metrics::{MetricSource, names};
 
-use crate::export::{FixedHistogram, ISSUE_DELAY_BOUNDS, LATENCY_BOUNDS, TPOT_BOUNDS, TTFT_BOUNDS};
+use crate::fixed_histogram::{
+    FixedHistogram, ISSUE_DELAY_BOUNDS, LATENCY_BOUNDS, TPOT_BOUNDS, TTFT_BOUNDS,
+};
 
 /// Highest value the live HDR histograms hold: one hour, in µs.
 const HDR_MAX_US: u64 = 3_600_000_000;

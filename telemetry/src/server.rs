@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 
 use rundir::metrics::names;
 
-use crate::expo::{Exposition, Sample};
 use crate::histogram::BucketHistogram;
+use crate::prom_parse::{Exposition, Sample};
 
 /// The quantiles reported for every server histogram, with their names.
 pub const QUANTILES: [(f64, &str); 3] = [(0.5, "p50"), (0.9, "p90"), (0.99, "p99")];

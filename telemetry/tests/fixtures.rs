@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use rundir::metrics::names;
-use telemetry::expo::Exposition;
+use telemetry::prom_parse::Exposition;
 use telemetry::server::{CounterId, ServerDelta, ServerSnapshot, interval_values};
 
 fn fixture(name: &str) -> String {

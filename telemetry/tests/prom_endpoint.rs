@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use loadgen::{ErrorKind, QueryError, QueryRecord, RunObserver};
-use telemetry::expo::{Exposition, MetricType};
+use telemetry::prom_parse::{Exposition, MetricType};
 use telemetry::{EXPORTED_METRICS, LiveMetrics, serve_prometheus};
 
 fn record(seq: u64, ttft_ms: u64, latency_ms: u64, tokens: i64) -> QueryRecord {
