@@ -27,6 +27,12 @@ while [ $# -gt 0 ]; do
     *) echo "usage: scripts/bench/all.sh [--quick] [--out FILE]" >&2; exit 2 ;;
   esac
 done
+# BENCHMARKS.md must name the code that produced it: refuse a dirty tree
+# (BENCHMARKS.md itself aside) unless writing somewhere else.
+if [ "$out" = "$root/BENCHMARKS.md" ] && ! git diff --quiet HEAD -- . ':!BENCHMARKS.md'; then
+  echo "scripts/bench/all.sh: the work tree has uncommitted changes; commit them first (or use --out FILE for a scratch run)" >&2
+  exit 2
+fi
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 raw="$root/.cache/bench/all/$stamp"
 mkdir -p "$raw"
