@@ -9,7 +9,15 @@ use serde::Deserialize;
 
 use crate::SutError;
 use crate::config::{ApiKey, ClientOptions, HttpVersion};
-use crate::response::query_error;
+
+/// A `QueryError` in one call.
+pub(crate) fn query_error(kind: ErrorKind, message: impl Into<String>) -> QueryError {
+    QueryError {
+        kind,
+        http_status: None,
+        message: message.into(),
+    }
+}
 
 /// Builds the shared client. Installs rustls' ring provider first (reqwest
 /// is built without a default provider).
@@ -150,7 +158,7 @@ pub(crate) fn classify(e: &reqwest::Error, url: &str, options: &ClientOptions) -
 /// The message of an error response body: the JSON error's message, or the
 /// body's text.
 pub(crate) fn error_body_message(body: &[u8]) -> String {
-    let mut parsed = crate::response::ParsedChunk::default();
+    let mut parsed = crate::chunk::ParsedChunk::default();
     if parsed.parse(body).is_ok()
         && let Some(message) = parsed.error.take()
     {

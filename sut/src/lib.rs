@@ -38,12 +38,13 @@
 //! ```
 
 mod body;
+mod chunk;
 mod client;
 pub mod config;
 mod openai;
-mod response;
 pub mod sse;
 pub mod tokenizer;
+mod tracker;
 
 pub use config::{
     ApiKey, ApiKeySource, BatchPolicy, ClientOptions, Dispatch, EndpointKind, HttpVersion,

@@ -6,26 +6,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use dataset::{Dataset, Sample};
-use loadgen::{
-    ErrorKind, QueryError, QuerySample, QuerySampleResponse, Responder, SystemUnderTest,
-};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use dataset::Dataset;
+use loadgen::{ErrorKind, QuerySample, QuerySampleResponse, Responder, SystemUnderTest};
+use reqwest::header::HeaderValue;
 use tokio::runtime::Handle;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::AbortHandle;
-use tokio::time::Instant;
-
-/// The request-id header vLLM reads (and echoes with
-/// `--enable-request-id-headers`).
-const X_REQUEST_ID: &str = "x-request-id";
 
 use crate::SutError;
 use crate::body::RequestTemplate;
-use crate::client::{self, classify, error_body_message, one_line};
-use crate::config::{ClientOptions, Dispatch, EndpointKind, SutConfig};
-use crate::response::{AnswerHook, ParsedChunk, Tracker, query_error};
-use crate::sse::SseParser;
+use crate::client::{self, query_error};
+use crate::config::{ClientOptions, Dispatch, EndpointKind, RequestOptions, SutConfig};
+use crate::tracker::{AnswerHook, Tracker};
+
+mod request;
 
 /// Counters of one endpoint, as [`OpenAiSut::endpoint_stats`] reports them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,57 +217,7 @@ impl OpenAiSut {
         let http = client::build_client(&options)?;
         let auth = api_key.as_ref().map(client::auth_header).transpose()?;
 
-        let model = if options.health_check {
-            let checks = roots.iter().map(|root| {
-                let (http, auth, options) = (&http, auth.as_ref(), &options);
-                async move {
-                    let deadline = options.wait_ready.map(|d| tokio::time::Instant::now() + d);
-                    loop {
-                        match client::check_health(http, root, auth, options).await {
-                            Ok(()) => break,
-                            Err(e) => match deadline {
-                                // Polling is the only way to see a server
-                                // become ready.
-                                Some(d) if tokio::time::Instant::now() < d => {
-                                    tokio::time::sleep(Duration::from_millis(500)).await;
-                                }
-                                _ => return Err(e),
-                            },
-                        }
-                    }
-                    let models = client::list_models(http, root, auth, options).await?;
-                    Ok::<_, SutError>((root.clone(), models))
-                }
-            });
-            let listed = futures_util::future::try_join_all(checks).await?;
-            let model = match &request.model {
-                Some(model) => model.clone(),
-                None => first_model(&listed[0].0, &listed[0].1)?,
-            };
-            for (root, models) in &listed {
-                if !models.iter().any(|m| m.id == model) {
-                    return Err(SutError::ModelNotServed {
-                        url: format!("{root}/v1/models"),
-                        model,
-                        served: models
-                            .iter()
-                            .map(|m| m.id.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    });
-                }
-            }
-            model
-        } else {
-            match &request.model {
-                Some(model) => model.clone(),
-                None => {
-                    let models =
-                        client::list_models(&http, &roots[0], auth.as_ref(), &options).await?;
-                    first_model(&roots[0], &models)?
-                }
-            }
-        };
+        let model = check_endpoints(&http, &roots, auth.as_ref(), &options, &request).await?;
         let template = RequestTemplate::new(endpoint_kind, &request, &model)?;
         let endpoints = roots
             .into_iter()
@@ -379,6 +323,67 @@ impl OpenAiSut {
             handle.abort();
         }
         self.drain().await;
+    }
+}
+
+/// Checks every endpoint's health (polling up to `wait_ready`) and that it
+/// lists the model, which is discovered from the first endpoint when none is
+/// set. Without health checks only the discovery is done.
+async fn check_endpoints(
+    http: &reqwest::Client,
+    roots: &[String],
+    auth: Option<&HeaderValue>,
+    options: &ClientOptions,
+    request: &RequestOptions,
+) -> Result<String, SutError> {
+    if options.health_check {
+        let checks = roots.iter().map(|root| {
+            async move {
+                let deadline = options.wait_ready.map(|d| tokio::time::Instant::now() + d);
+                loop {
+                    match client::check_health(http, root, auth, options).await {
+                        Ok(()) => break,
+                        Err(e) => match deadline {
+                            // Polling is the only way to see a server
+                            // become ready.
+                            Some(d) if tokio::time::Instant::now() < d => {
+                                tokio::time::sleep(Duration::from_millis(500)).await;
+                            }
+                            _ => return Err(e),
+                        },
+                    }
+                }
+                let models = client::list_models(http, root, auth, options).await?;
+                Ok::<_, SutError>((root.clone(), models))
+            }
+        });
+        let listed = futures_util::future::try_join_all(checks).await?;
+        let model = match &request.model {
+            Some(model) => model.clone(),
+            None => first_model(&listed[0].0, &listed[0].1)?,
+        };
+        for (root, models) in &listed {
+            if !models.iter().any(|m| m.id == model) {
+                return Err(SutError::ModelNotServed {
+                    url: format!("{root}/v1/models"),
+                    model,
+                    served: models
+                        .iter()
+                        .map(|m| m.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+        Ok(model)
+    } else {
+        match &request.model {
+            Some(model) => Ok(model.clone()),
+            None => {
+                let models = client::list_models(http, &roots[0], auth, options).await?;
+                first_model(&roots[0], &models)
+            }
+        }
     }
 }
 
@@ -659,326 +664,4 @@ impl Inner {
         endpoint.requests.fetch_add(1, Ordering::Relaxed);
         best
     }
-
-    /// Runs one request for these samples (one prompt each, in order) and
-    /// answers every sample.
-    async fn execute(&self, mut request: StartedRequest, samples: &[QuerySample]) {
-        let ep = &self.endpoints[request.endpoint];
-        let tracker = &mut request.tracker;
-        if let Err(error) = self.run_request(ep, samples, tracker).await {
-            ep.errors.fetch_add(1, Ordering::Relaxed);
-            tracker.fail_all(&error);
-        }
-        if let Some((usage, ids)) = tracker.usage_mismatch()
-            && !self.warned_usage_mismatch.swap(true, Ordering::Relaxed)
-        {
-            tracing::warn!(
-                endpoint = %ep.root,
-                usage_completion_tokens = usage,
-                token_ids = ids,
-                "the server's usage disagrees with the token ids it streamed; n_tokens \
-                 follows the token ids (reported once)"
-            );
-        }
-    }
-
-    async fn run_request(
-        &self,
-        ep: &Endpoint,
-        samples: &[QuerySample],
-        tracker: &mut Tracker,
-    ) -> Result<(), QueryError> {
-        let mut prompts: Vec<&Sample> = Vec::with_capacity(samples.len());
-        for s in samples {
-            let sample = self.dataset.samples.get(s.index).ok_or_else(|| {
-                query_error(
-                    ErrorKind::Other,
-                    format!(
-                        "sample index {} is out of range (dataset {:?} has {} samples)",
-                        s.index,
-                        self.dataset.name,
-                        self.dataset.samples.len()
-                    ),
-                )
-            })?;
-            prompts.push(sample);
-        }
-        let mut body = Vec::with_capacity(
-            256 + prompts
-                .iter()
-                .map(|p| p.input_tokens.len() * 7)
-                .sum::<usize>(),
-        );
-        self.template
-            .write_body(&prompts, &mut body)
-            .map_err(|e| query_error(ErrorKind::Other, e))?;
-
-        let _permit = match &ep.limit {
-            Some(limit) => Some(
-                Arc::clone(limit)
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| query_error(ErrorKind::Cancelled, "endpoint limit closed"))?,
-            ),
-            None => None,
-        };
-        let url = ep.url.as_str();
-        let deadline = self.options.request_timeout.map(|d| Instant::now() + d);
-        let deadline_sleep = tokio::time::sleep_until(deadline.unwrap_or_else(far_future));
-        tokio::pin!(deadline_sleep);
-        let timed_out = || {
-            query_error(
-                ErrorKind::Timeout,
-                format!(
-                    "no complete answer from {url} within the request timeout ({:?})",
-                    self.options.request_timeout.unwrap_or_default()
-                ),
-            )
-        };
-
-        let stream = self.template.stream();
-        let request_id = match (&self.options.request_id_prefix, samples.first()) {
-            (Some(prefix), Some(first)) => {
-                HeaderValue::try_from(format!("{prefix}{}", first.id.0)).ok()
-            }
-            _ => None,
-        };
-        // Built again only for the rare resend, so the common path makes
-        // one request and copies nothing; the body's bytes are shared.
-        let body = bytes::Bytes::from(body);
-        let build_request = || {
-            let mut request = self
-                .client
-                .post(ep.url.clone())
-                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .body(body.clone());
-            if stream {
-                request = request.header(ACCEPT, HeaderValue::from_static("text/event-stream"));
-            }
-            if let Some(auth) = &self.auth {
-                request = request.header(AUTHORIZATION, auth.clone());
-            }
-            if let Some(id) = &request_id {
-                request = request.header(X_REQUEST_ID, id.clone());
-            }
-            request
-        };
-        let first = tokio::select! {
-            biased;
-            r = build_request().send() => r,
-            () = &mut deadline_sleep, if deadline.is_some() => return Err(timed_out()),
-        };
-        let mut response = match first {
-            Err(e) if client::closed_before_answer(&e) => {
-                ep.resent.fetch_add(1, Ordering::Relaxed);
-                if !self.warned_resend.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        endpoint = %ep.root,
-                        "the server closed a kept-alive connection without answering a request \
-                         on it; such requests are sent once more on a new connection \
-                         (llama.cpp closes after every streamed answer: --no-keep-alive \
-                         avoids the extra round trip; reported once)"
-                    );
-                }
-                tokio::select! {
-                    biased;
-                    r = build_request().send() => r.map_err(|e| classify(&e, url, &self.options))?,
-                    () = &mut deadline_sleep, if deadline.is_some() => return Err(timed_out()),
-                }
-            }
-            r => r.map_err(|e| classify(&e, url, &self.options))?,
-        };
-
-        // The stall timer is armed at the first piece and not moved at each
-        // piece after it (a timer reset per chunk costs more than the chunk):
-        // when it fires, it checks how long the stream has really been quiet
-        // and re-arms for the rest.
-        let stall = self.options.stall_timeout;
-        let stall_sleep = tokio::time::sleep(stall.unwrap_or(Duration::ZERO));
-        tokio::pin!(stall_sleep);
-        let mut stall_armed = false;
-        let mut last_piece_ns: u64 = 0;
-        let mut pieces: u64 = 0;
-        // Reads the next piece of the body under the request and stall
-        // timeouts. The run clock is read once per piece, the moment its
-        // bytes are handed over and before anything parses them.
-        macro_rules! next_piece {
-            () => {{
-                let piece = loop {
-                    tokio::select! {
-                        biased;
-                        r = response.chunk() => {
-                            break r.map_err(|e| classify(&e, url, &self.options))?;
-                        }
-                        () = &mut deadline_sleep, if deadline.is_some() => return Err(timed_out()),
-                        () = &mut stall_sleep, if stall_armed => {
-                            let limit = stall.unwrap_or_default();
-                            let quiet = Duration::from_nanos(
-                                tracker.now_ns().saturating_sub(last_piece_ns),
-                            );
-                            if quiet >= limit {
-                                return Err(query_error(
-                                    ErrorKind::Stalled,
-                                    format!(
-                                        "{url} sent nothing for {limit:?} after {pieces} \
-            piece(s) of the response"
-                                    ),
-                                ));
-                            }
-                            stall_sleep.as_mut().reset(Instant::now() + (limit - quiet));
-                        }
-                    }
-                };
-                let at = tracker.now_ns();
-                last_piece_ns = at;
-                if let (Some(limit), false) = (stall, stall_armed) {
-                    stall_sleep.as_mut().reset(Instant::now() + limit);
-                    stall_armed = true;
-                }
-                pieces += 1;
-                (piece, at)
-            }};
-        }
-
-        let status = response.status();
-        if !status.is_success() {
-            // The body only improves the message: read a little of it,
-            // giving up quietly on any failure or timeout.
-            let mut body = Vec::new();
-            while body.len() < 4096 {
-                let piece = tokio::select! {
-                    biased;
-                    r = response.chunk() => r,
-                    () = &mut deadline_sleep, if deadline.is_some() => break,
-                    () = tokio::time::sleep(Duration::from_secs(5)) => break,
-                };
-                match piece {
-                    Ok(Some(bytes)) => body.extend_from_slice(&bytes),
-                    _ => break,
-                }
-            }
-            return Err(QueryError {
-                kind: ErrorKind::HttpStatus,
-                http_status: Some(status.as_u16()),
-                message: format!("{url}: {}", error_body_message(&body)),
-            });
-        }
-        let is_sse = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
-        let mut chunk = ParsedChunk::default();
-
-        if !(stream && is_sse) {
-            // A whole JSON body (also what a server that ignores `stream`
-            // sends).
-            let limit = self.options.max_event_bytes;
-            let mut body = Vec::new();
-            while let (Some(bytes), _) = next_piece!() {
-                if body.len() + bytes.len() > limit {
-                    return Err(query_error(
-                        ErrorKind::MalformedResponse,
-                        format!("the response from {url} is larger than {limit} bytes"),
-                    ));
-                }
-                body.extend_from_slice(&bytes);
-            }
-            chunk.parse(&body).map_err(|e| {
-                query_error(
-                    ErrorKind::MalformedResponse,
-                    format!("the response from {url} is not valid JSON: {e}"),
-                )
-            })?;
-            if let Some(message) = chunk.error.take() {
-                return Err(query_error(
-                    ErrorKind::ServerError,
-                    format!("{url}: {}", one_line(&message, 300)),
-                ));
-            }
-            tracker.apply_response(&chunk)?;
-            return Ok(());
-        }
-
-        let mut parser = SseParser::new(self.options.max_event_bytes);
-        let mut events: u64 = 0;
-        let mut done = false;
-        while !done {
-            let (piece, at) = next_piece!();
-            let Some(bytes) = piece else {
-                let message = if parser.has_partial_event() {
-                    format!("the stream from {url} ended in the middle of an event")
-                } else {
-                    format!("the stream from {url} ended after {events} event(s) without [DONE]")
-                };
-                // Samples that finished and knew their token count were
-                // answered already; the rest lost their ending.
-                return Err(query_error(ErrorKind::Disconnected, message));
-            };
-            parser.feed(&bytes);
-            loop {
-                let event = match parser.next_event() {
-                    Ok(Some(event)) => event,
-                    Ok(None) => break,
-                    Err(e) => {
-                        return Err(query_error(
-                            ErrorKind::MalformedResponse,
-                            format!("the stream from {url} is not valid SSE: {e}"),
-                        ));
-                    }
-                };
-                events += 1;
-                if event.is_done() {
-                    done = true;
-                    break;
-                }
-                let is_error_event = event.event == "error";
-                if let Err(e) = chunk.parse(event.data) {
-                    if is_error_event {
-                        let text = String::from_utf8_lossy(event.data);
-                        return Err(query_error(
-                            ErrorKind::ServerError,
-                            format!("{url}: {}", one_line(&text, 300)),
-                        ));
-                    }
-                    return Err(query_error(
-                        ErrorKind::MalformedResponse,
-                        format!("event {events} from {url} is not valid JSON: {e}"),
-                    ));
-                }
-                if let Some(message) = chunk.error.take() {
-                    return Err(query_error(
-                        ErrorKind::ServerError,
-                        format!("{url}: {}", one_line(&message, 300)),
-                    ));
-                }
-                if is_error_event {
-                    return Err(query_error(
-                        ErrorKind::ServerError,
-                        format!("{url} sent an error event"),
-                    ));
-                }
-                tracker.apply_chunk(at, &chunk)?;
-            }
-        }
-        tracker.finish();
-        // Read to the end so the connection can be reused; what comes after
-        // [DONE] no longer matters to any sample.
-        for _ in 0..4 {
-            let piece = tokio::select! {
-                biased;
-                r = response.chunk() => r,
-                () = &mut deadline_sleep, if deadline.is_some() => break,
-                () = &mut stall_sleep, if stall_armed => break,
-            };
-            if !matches!(piece, Ok(Some(_))) {
-                break;
-            }
-        }
-        Ok(())
-    }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86400 * 365)
 }

@@ -1,0 +1,521 @@
+//! Parsing OpenAI-compatible response bodies and stream chunks into reused
+//! buffers.
+//!
+//! A chunk (or a whole non-streamed response) is parsed with serde seeds into
+//! [`ParsedChunk`]: token ids are pushed straight into a `Vec<u32>` and text
+//! is appended to a `String`, so steady-state streaming allocates nothing per
+//! chunk. [`crate::tracker::Tracker`] then applies chunks to the samples of
+//! one request.
+//!
+//! Both vLLM's and llama.cpp's shapes are accepted: `text` (completions),
+//! `delta` (chat chunks) and `message` (chat responses); `token_ids` and
+//! `prompt_token_ids` (vLLM's `return_token_ids`); usage in a separate
+//! `choices: []` chunk (vLLM), in the final chunk (llama.cpp) or in every
+//! chunk (vLLM's `continuous_usage_stats`); error objects as
+//! `{"error": {...}}`, `{"error": "..."}` or `{"object": "error", ...}`.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// Token counts a server reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub(crate) struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: Option<u32>,
+    #[serde(default)]
+    pub completion_tokens: Option<u32>,
+}
+
+/// One choice of a chunk, in reused buffers.
+#[derive(Debug, Default)]
+pub(crate) struct ChoiceDelta {
+    pub index: u32,
+    /// `text`, `delta.content` or `message.content`.
+    pub text: String,
+    /// Reasoning text or tool calls arrived: generated content that is not
+    /// part of `text`.
+    pub other_content: bool,
+    pub ids: Vec<u32>,
+    /// `token_ids` was present and not null.
+    pub has_ids: bool,
+    pub finished: bool,
+    /// Length of `prompt_token_ids`, when present.
+    pub prompt_ids: Option<u32>,
+}
+
+impl ChoiceDelta {
+    fn reset(&mut self) {
+        self.index = 0;
+        self.text.clear();
+        self.other_content = false;
+        self.ids.clear();
+        self.has_ids = false;
+        self.finished = false;
+        self.prompt_ids = None;
+    }
+}
+
+/// One parsed chunk or response. Reuse it: parsing resets it.
+#[derive(Debug, Default)]
+pub(crate) struct ParsedChunk {
+    slots: Vec<ChoiceDelta>,
+    used: usize,
+    pub usage: Option<Usage>,
+    /// Set when the chunk is an error object: its message.
+    pub error: Option<String>,
+}
+
+impl ParsedChunk {
+    /// The choices of the last parsed chunk.
+    pub fn choices(&self) -> &[ChoiceDelta] {
+        &self.slots[..self.used]
+    }
+
+    fn reset(&mut self) {
+        self.used = 0;
+        self.usage = None;
+        self.error = None;
+    }
+
+    fn next_slot(&mut self) -> &mut ChoiceDelta {
+        if self.used == self.slots.len() {
+            self.slots.push(ChoiceDelta::default());
+        }
+        let slot = &mut self.slots[self.used];
+        slot.reset();
+        slot
+    }
+
+    /// Parses one JSON object (a stream chunk's data or a whole response).
+    pub fn parse(&mut self, json: &[u8]) -> Result<(), serde_json::Error> {
+        self.reset();
+        let mut de = serde_json::Deserializer::from_slice(json);
+        ChunkSeed(self).deserialize(&mut de)?;
+        de.end()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum TopField {
+    Choices,
+    Usage,
+    Error,
+    Object,
+    Message,
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum ChoiceField {
+    Index,
+    Text,
+    Delta,
+    Message,
+    TokenIds,
+    PromptTokenIds,
+    FinishReason,
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum DeltaField {
+    Content,
+    ReasoningContent,
+    Reasoning,
+    ToolCalls,
+    #[serde(other)]
+    Other,
+}
+
+/// The shapes servers use for an error: a string or an object with a message.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ErrorValue {
+    Text(String),
+    Object {
+        #[serde(default)]
+        message: Option<String>,
+        #[serde(default, rename = "type")]
+        kind: Option<String>,
+    },
+    Other(IgnoredAny),
+}
+
+impl ErrorValue {
+    fn message(self) -> String {
+        match self {
+            ErrorValue::Text(text) => text,
+            ErrorValue::Object {
+                message: Some(message),
+                ..
+            } => message,
+            ErrorValue::Object {
+                message: None,
+                kind: Some(kind),
+            } => kind,
+            ErrorValue::Object { .. } | ErrorValue::Other(_) => {
+                "error object without a message".to_string()
+            }
+        }
+    }
+}
+
+struct ChunkSeed<'a>(&'a mut ParsedChunk);
+
+impl<'de> DeserializeSeed<'de> for ChunkSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ChunkSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut object_is_error = false;
+        let mut top_message: Option<String> = None;
+        while let Some(key) = map.next_key::<TopField>()? {
+            match key {
+                TopField::Choices => map.next_value_seed(ChoicesSeed(self.0))?,
+                TopField::Usage => self.0.usage = map.next_value::<Option<Usage>>()?,
+                TopField::Error => {
+                    if let Some(error) = map.next_value::<Option<ErrorValue>>()? {
+                        self.0.error = Some(error.message());
+                    }
+                }
+                TopField::Object => object_is_error = map.next_value_seed(IsErrorSeed)?,
+                TopField::Message => top_message = map.next_value::<Option<String>>()?,
+                TopField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if object_is_error && self.0.error.is_none() {
+            self.0.error =
+                Some(top_message.unwrap_or_else(|| "error object without a message".into()));
+        }
+        Ok(())
+    }
+}
+
+/// `"object": "error"` (vLLM's older top-level error shape).
+struct IsErrorSeed;
+
+impl<'de> DeserializeSeed<'de> for IsErrorSeed {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for IsErrorSeed {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
+        Ok(v == "error")
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+}
+
+struct ChoicesSeed<'a>(&'a mut ParsedChunk);
+
+impl<'de> DeserializeSeed<'de> for ChoicesSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ChoicesSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of choices")
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        loop {
+            let slot = self.0.next_slot();
+            if seq.next_element_seed(ChoiceSeed(slot))?.is_none() {
+                return Ok(());
+            }
+            self.0.used += 1;
+        }
+    }
+}
+
+struct ChoiceSeed<'a>(&'a mut ChoiceDelta);
+
+impl<'de> DeserializeSeed<'de> for ChoiceSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ChoiceSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a choice object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let c = self.0;
+        while let Some(key) = map.next_key::<ChoiceField>()? {
+            match key {
+                ChoiceField::Index => c.index = map.next_value()?,
+                ChoiceField::Text => map.next_value_seed(TextSeed(&mut c.text))?,
+                ChoiceField::Delta | ChoiceField::Message => {
+                    map.next_value_seed(DeltaSeed(c))?;
+                }
+                ChoiceField::TokenIds => {
+                    c.has_ids |= map.next_value_seed(IdsSeed(Some(&mut c.ids)))?.is_some();
+                }
+                ChoiceField::PromptTokenIds => {
+                    c.prompt_ids = map.next_value_seed(IdsSeed(None))?;
+                }
+                ChoiceField::FinishReason => {
+                    c.finished = map.next_value::<Option<IgnoredAny>>()?.is_some();
+                }
+                ChoiceField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `delta` (chat chunks) or `message` (chat responses).
+struct DeltaSeed<'a>(&'a mut ChoiceDelta);
+
+impl<'de> DeserializeSeed<'de> for DeltaSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DeltaSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a delta or message object")
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let c = self.0;
+        while let Some(key) = map.next_key::<DeltaField>()? {
+            match key {
+                DeltaField::Content => map.next_value_seed(TextSeed(&mut c.text))?,
+                DeltaField::ReasoningContent | DeltaField::Reasoning | DeltaField::ToolCalls => {
+                    c.other_content |= map.next_value_seed(NonEmptySeed)?;
+                }
+                DeltaField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Appends a string (or nothing for null) to a buffer.
+struct TextSeed<'a>(&'a mut String);
+
+impl<'de> DeserializeSeed<'de> for TextSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TextSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or null")
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.push_str(v);
+        Ok(())
+    }
+}
+
+/// A token id array: pushed into the buffer (when given) and counted.
+/// `None` for null.
+struct IdsSeed<'a>(Option<&'a mut Vec<u32>>);
+
+impl<'de> DeserializeSeed<'de> for IdsSeed<'_> {
+    type Value = Option<u32>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<u32>, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for IdsSeed<'_> {
+    type Value = Option<u32>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of token ids or null")
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<Option<u32>, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Option<u32>, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<u32>, D::Error> {
+        d.deserialize_seq(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Option<u32>, A::Error> {
+        let mut n: u32 = 0;
+        while let Some(id) = seq.next_element::<u32>()? {
+            if let Some(buf) = self.0.as_deref_mut() {
+                buf.push(id);
+            }
+            n = n.saturating_add(1);
+        }
+        Ok(Some(n))
+    }
+}
+
+/// True for a non-empty string or array; false for null or empty.
+struct NonEmptySeed;
+
+impl<'de> DeserializeSeed<'de> for NonEmptySeed {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NonEmptySeed {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, array or null")
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
+        Ok(!v.is_empty())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        let mut any = false;
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            any = true;
+        }
+        Ok(any)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let mut any = false;
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
+            any = true;
+        }
+        Ok(any)
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_shapes() {
+        let mut chunk = ParsedChunk::default();
+        for (json, want) in [
+            (
+                r#"{"error":{"message":"boom","type":"server_error","code":500}}"#,
+                "boom",
+            ),
+            (r#"{"error":"plain"}"#, "plain"),
+            (
+                r#"{"object":"error","message":"old vllm","type":"BadRequestError","code":400}"#,
+                "old vllm",
+            ),
+            (r#"{"error":{"type":"only_type"}}"#, "only_type"),
+        ] {
+            chunk.parse(json.as_bytes()).unwrap();
+            assert_eq!(chunk.error.as_deref(), Some(want), "{json}");
+        }
+        chunk
+            .parse(br#"{"object":"text_completion","choices":[]}"#)
+            .unwrap();
+        assert!(chunk.error.is_none());
+        assert!(chunk.parse(b"{\"choices\": [").is_err());
+        assert!(chunk.parse(b"[1,2]").is_err());
+        assert!(
+            chunk
+                .parse(br#"{"choices":[{"index":0,"token_ids":["a"]}]}"#)
+                .is_err()
+        );
+        assert!(chunk.parse(b"{} trailing").is_err());
+    }
+}
