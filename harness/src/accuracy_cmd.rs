@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use dataset::accuracy::{AccuracyOptions, Model, TokenDtype, score_accuracy};
@@ -12,6 +11,7 @@ use dataset::tokenizer::{HfTokenizer, Tokenizer, TokenizerError};
 use dataset::{Dataset, DatasetOptions};
 
 use crate::cli::AccuracyArgs;
+use crate::outcome::Outcome;
 
 /// The accuracy log's file name in a run directory.
 const ACCURACY_LOG: &str = "mlperf_log_accuracy.json";
@@ -54,7 +54,7 @@ fn remote_decoder(url: &str, api_key_env: Option<&str>) -> anyhow::Result<Remote
     let key = api_key_env.map(sut::ApiKey::from_env).transpose()?;
     let remote = runtime
         .block_on(sut::RemoteTokenizer::detect(url, key.as_ref()))
-        .with_context(|| format!("--detokenize-url {}", crate::run_cmd::redact_url(url)))?;
+        .with_context(|| format!("--detokenize-url {}", crate::shared::redact_url(url)))?;
     Ok(RemoteDecoder { runtime, remote })
 }
 
@@ -133,7 +133,7 @@ fn sim_tokenizer(profile: &str) -> anyhow::Result<SimTokenizer> {
 
 /// Scores and prints; exit 0 when the targets are met (or there are none),
 /// 3 when a target is missed.
-pub fn run(args: &AccuracyArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+pub fn main(args: &AccuracyArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let config = AccuracyConfig::from_args(args)?;
     let dataset = Dataset::load(&config.dataset, &DatasetOptions::new())
         .with_context(|| format!("loading {}", config.dataset.display()))?;
@@ -164,10 +164,10 @@ pub fn run(args: &AccuracyArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode>
             .with_context(|| format!("writing {}", path.display()))?;
         writeln!(out, "wrote {}", path.display())?;
     }
-    Ok(match report.passed {
-        Some(false) => ExitCode::from(crate::app::EXIT_INVALID),
-        _ => ExitCode::SUCCESS,
-    })
+    Ok(Outcome::success_if(
+        report.passed != Some(false),
+        Outcome::Invalid,
+    ))
 }
 
 /// `accuracy.json` goes next to the log when the log is in a run directory.

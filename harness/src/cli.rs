@@ -2,7 +2,7 @@
 //! validates its arguments into a plain config struct before doing anything.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -119,7 +119,7 @@ pub struct FindPeakArgs {
 pub struct HistoryArgs {
     /// The history database: an SQLite file, or a PostgreSQL server's
     /// `postgres://user:password@host:port/dbname` URL.
-    #[arg(long, value_name = "FILE|URL", default_value = "runs/history.sqlite")]
+    #[arg(long, value_name = "FILE|URL", default_value_t = crate::shared::default_db(Path::new(crate::shared::DEFAULT_OUTPUT_DIR)))]
     pub db: history::Database,
     /// Only runs of this LoadGen model key.
     #[arg(long)]
@@ -255,7 +255,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub total_sample_count: Option<usize>,
     /// Where run directories are created (each run gets a fresh one).
-    #[arg(long, default_value = "runs")]
+    #[arg(long, default_value = crate::shared::DEFAULT_OUTPUT_DIR)]
     pub output_dir: PathBuf,
     /// A label added to the run directory's name and run.json.
     #[arg(long)]

@@ -16,6 +16,7 @@ use reports::significance::{DiffEstimate, bootstrap_percentile_diff, mann_whitne
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{CompareArgs, CompareFormat, GateArgs};
+use crate::outcome::Outcome;
 
 /// Bootstrap resamples for every interval.
 const RESAMPLES: usize = 1000;
@@ -315,7 +316,19 @@ pub fn render(c: &Comparison, markdown: bool, out: &mut dyn Write) -> std::io::R
 }
 
 /// `harness compare`.
-pub fn run_compare(args: &CompareArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+/// `harness compare`.
+pub fn main_compare(args: &CompareArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    run_compare(args, out)?;
+    Ok(Outcome::Success)
+}
+
+/// `harness gate`: a failed check fails the command (exit 1).
+pub fn main_gate(args: &GateArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let passed = run_gate(args, out)?;
+    Ok(Outcome::success_if(passed, Outcome::Failed))
+}
+
+fn run_compare(args: &CompareArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let dirs = expand(&args.runs)?;
     if dirs.len() < 2 {
         bail!("compare needs at least two runs (a sweep directory counts as its points)");
@@ -481,7 +494,7 @@ pub fn gate(rules: &GateRules, baseline: &RunSamples, candidate: &RunSamples) ->
 }
 
 /// `harness gate`: returns whether every rule passed.
-pub fn run_gate(args: &GateArgs, out: &mut dyn Write) -> anyhow::Result<bool> {
+fn run_gate(args: &GateArgs, out: &mut dyn Write) -> anyhow::Result<bool> {
     let text = std::fs::read_to_string(&args.rules)
         .with_context(|| format!("reading --rules {}", args.rules.display()))?;
     let rules: GateRules =

@@ -16,6 +16,7 @@ use loadgen::find_peak::{FindPeakSettings, find_peak};
 use serde::Serialize;
 
 use crate::cli::{FindPeakArgs, ScenarioArg, TestModeArg};
+use crate::outcome::Outcome;
 
 /// `find_peak.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +58,12 @@ impl std::fmt::Display for StepFailed {
 
 impl std::error::Error for StepFailed {}
 
+/// `harness find-peak`: exit 3 when no peak was found (or confirmed).
+pub fn main(args: &FindPeakArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let found = run(args, &crate::shared::redacted_command(), out)?;
+    Ok(Outcome::success_if(found, Outcome::Invalid))
+}
+
 /// Runs the search; returns whether a peak was found (and confirmed).
 pub fn run(args: &FindPeakArgs, command: &[String], out: &mut dyn Write) -> anyhow::Result<bool> {
     if !(args.fast_factor > 0.0 && args.fast_factor <= 1.0) {
@@ -71,7 +78,7 @@ pub fn run(args: &FindPeakArgs, command: &[String], out: &mut dyn Write) -> anyh
     let label = base.label.clone().unwrap_or_else(|| "find-peak".to_owned());
     let dir = rundir::create_run_dir(&base.output_dir, &label)?;
     if base.db.is_none() {
-        base.db = Some(base.output_dir.join("history.sqlite").into());
+        base.db = Some(crate::shared::default_db(&base.output_dir));
     }
     base.output_dir = dir.clone();
 

@@ -8,6 +8,7 @@ use anyhow::Context;
 use history::{Database, Filter, History, RunEntry};
 
 use crate::cli::HistoryArgs;
+use crate::outcome::Outcome;
 use crate::summary::KeyMetrics;
 
 /// The named figures recorded per run.
@@ -69,13 +70,19 @@ pub fn record(
 }
 
 /// `harness history`.
-pub fn run(args: &HistoryArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn main(args: &HistoryArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    run(args, out)?;
+    Ok(Outcome::Success)
+}
+
+fn run(args: &HistoryArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     if let Database::Sqlite(path) = &args.db
         && !path.is_file()
     {
         anyhow::bail!(
-            "{}: no history database (runs record into <output-dir>/history.sqlite)",
-            path.display()
+            "{}: no history database (runs record into <output-dir>/{})",
+            path.display(),
+            crate::shared::DEFAULT_DB_FILE
         );
     }
     let history = History::open(&args.db)?;

@@ -13,7 +13,14 @@ use loadgen::{
     TestOutcome,
 };
 
-use crate::run_cmd::RunConfig;
+/// LoadGen's log files.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    /// Write the trace log.
+    pub trace: bool,
+    /// LoadGen's `error_invalid_config` messages from the conf files.
+    pub conf_diagnostics: Vec<String>,
+}
 
 /// The run's verdict.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,7 +50,7 @@ impl RunHooks {
     /// Opens LoadGen's log files in `dir` and logs the settings.
     pub fn open(
         dir: &Path,
-        config: &RunConfig,
+        options: &LogOptions,
         effective: &EffectiveSettings,
         warnings: &[loadgen::SettingsWarning],
         qsl: &dyn loadgen::QuerySampleLibrary,
@@ -54,7 +61,7 @@ impl RunHooks {
                 outdir: dir.to_path_buf(),
                 ..LogOutputSettings::default()
             },
-            enable_trace: config.trace,
+            enable_trace: options.trace,
         };
         let header = LogHeader::new(
             &format!("harness-openai ({server_model})"),
@@ -65,11 +72,11 @@ impl RunHooks {
             effective.use_token_latencies,
         );
         let logs = Arc::new(LogWriter::open(&settings, &header)?);
-        logs.log_config_diagnostics(&config.conf_diagnostics);
+        logs.log_config_diagnostics(&options.conf_diagnostics);
         logs.log_settings(effective, warnings);
         Ok(RunHooks {
             logs,
-            conf_diagnostics: config.conf_diagnostics.clone(),
+            conf_diagnostics: options.conf_diagnostics.clone(),
             summaries: Mutex::default(),
         })
     }

@@ -3,6 +3,7 @@
 //! `--enable-metrics-collection`, the collector that samples the backends'
 //! /metrics, the GPUs and the host into the run directory.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,10 +11,17 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use loadgen::{PhaseEnd, PhaseStart, QueryRecord, RunObserver};
+use loadgen::RunObserver;
 use telemetry::{Collector, CollectorConfig, LiveMetrics, ScrapeTarget};
 
-use crate::run_cmd::RunConfig;
+/// Telemetry of a run.
+#[derive(Debug, Clone, Default)]
+pub struct TelemetryOptions {
+    /// Metrics collection interval, when enabled.
+    pub metrics_interval: Option<Duration>,
+    /// Prometheus exposition address.
+    pub prometheus_listen: Option<SocketAddr>,
+}
 
 /// Running telemetry.
 pub struct Telemetry {
@@ -32,45 +40,17 @@ impl std::fmt::Debug for Telemetry {
     }
 }
 
-/// Feeds the live metrics and marks the collector's measured window (the
-/// performance phase) through the collector's own marker, which waits for
-/// the edge scrapes when called from LoadGen's plain thread.
-struct WindowObserver {
-    live: Arc<LiveMetrics>,
-    marker: Option<telemetry::WindowMarker>,
-}
-
-impl RunObserver for WindowObserver {
-    fn phase_started(&self, start: &PhaseStart) {
-        self.live.phase_started(start);
-        if let Some(m) = &self.marker {
-            m.phase_started(start);
-        }
-    }
-    fn query_issued(&self, query: u64, samples: usize, issued_ns: u64) {
-        self.live.query_issued(query, samples, issued_ns);
-    }
-    fn first_token(&self, seq: u64, at_ns: u64) {
-        self.live.first_token(seq, at_ns);
-    }
-    fn sample_completed(&self, record: QueryRecord) {
-        self.live.sample_completed(record);
-    }
-    fn phase_finished(&self, end: &PhaseEnd) {
-        self.live.phase_finished(end);
-        if let Some(m) = &self.marker {
-            m.phase_finished(end);
-        }
-    }
-}
-
 impl Telemetry {
-    /// The observer to add to the run.
-    pub fn observer(&self) -> Arc<dyn RunObserver> {
-        Arc::new(WindowObserver {
-            live: Arc::clone(&self.live),
-            marker: self.collector.as_ref().map(|c| c.window_marker()),
-        })
+    /// The observers to add to the run: the live metrics, and the
+    /// collector's marker of the measured window (the performance phase),
+    /// which waits for the edge scrapes when called from LoadGen's plain
+    /// thread.
+    pub fn observers(&self) -> Vec<Arc<dyn RunObserver>> {
+        let mut out: Vec<Arc<dyn RunObserver>> = vec![Arc::clone(&self.live) as _];
+        if let Some(c) = &self.collector {
+            out.push(Arc::new(c.window_marker()));
+        }
+        out
     }
 
     /// Stops the collector (writing server_summary.json) and the exporter.
@@ -99,14 +79,14 @@ impl Telemetry {
 /// configured. `progress` receives the live line once a second.
 pub fn start(
     runtime: &tokio::runtime::Runtime,
-    config: &RunConfig,
+    options: &TelemetryOptions,
     dir: &Path,
     endpoints: &[String],
     run_start: Instant,
     progress: Option<Arc<crate::progress::Progress>>,
 ) -> anyhow::Result<Telemetry> {
     let live = Arc::new(LiveMetrics::new());
-    let collector = match config.metrics_interval {
+    let collector = match options.metrics_interval {
         Some(interval) => {
             let targets = endpoints
                 .iter()
@@ -125,7 +105,7 @@ pub fn start(
         }
         None => None,
     };
-    let exporter = match config.prometheus_listen {
+    let exporter = match options.prometheus_listen {
         Some(addr) => {
             let server = runtime
                 .block_on(telemetry::serve_prometheus(addr, Arc::clone(&live)))

@@ -7,6 +7,15 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use crate::cli::ReportArgs;
+use crate::outcome::Outcome;
+
+/// `harness report`.
+pub fn main(args: &ReportArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    generate(&args.run_dir, out)?;
+    Ok(Outcome::Success)
+}
+
 /// Generates every report of `dir` and lists what was written.
 pub fn generate(dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
     let outputs = reports::generate(dir, &reports::ReportOptions::default())

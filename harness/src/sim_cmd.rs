@@ -186,8 +186,20 @@ impl SimArgs {
     }
 }
 
-/// Serves until Ctrl-C.
-pub async fn run(args: SimArgs) -> anyhow::Result<()> {
+/// `harness sim`: serves until Ctrl-C. Prints nothing on stdout (the
+/// address goes to the log).
+pub fn main(
+    args: &SimArgs,
+    _out: &mut dyn std::io::Write,
+) -> anyhow::Result<crate::outcome::Outcome> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(args))?;
+    Ok(crate::outcome::Outcome::Success)
+}
+
+async fn serve(args: &SimArgs) -> anyhow::Result<()> {
     let config = args.to_config()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

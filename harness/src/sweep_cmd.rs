@@ -10,6 +10,7 @@ use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{RunArgs, ScenarioArg, SweepArgs};
+use crate::outcome::Outcome;
 use crate::summary::KeyMetrics;
 
 /// The sweep record's file name.
@@ -200,7 +201,7 @@ fn point_args(
         let base_text = match &base.user_conf {
             Some(path) => std::fs::read_to_string(path)
                 .with_context(|| format!("reading --user-conf {}", path.display()))?,
-            None => crate::run_cmd::BUILTIN_USER_CONF.to_owned(),
+            None => crate::shared::BUILTIN_USER_CONF.to_owned(),
         };
         let path = sweep_dir.join(format!("p{index:03}-user.conf"));
         let text = format!(
@@ -212,7 +213,7 @@ fn point_args(
     }
     if args.db.is_none() {
         // Points record where the sweep's runs would have.
-        args.db = Some(base.output_dir.join("history.sqlite").into());
+        args.db = Some(crate::shared::default_db(&base.output_dir));
     }
     args.output_dir = sweep_dir.to_path_buf();
     let label: Vec<String> = params.iter().map(|(n, v)| format!("{n}={v}")).collect();
@@ -273,6 +274,17 @@ pub struct SweepResult {
     pub interrupted: bool,
     /// Points that could not run.
     pub failed: usize,
+}
+
+/// `harness sweep`: a failed point fails the command (exit 1), an
+/// interrupted one stops it (130).
+pub fn main(args: &SweepArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let result = run(args, &crate::shared::redacted_command(), out)?;
+    Ok(if result.interrupted {
+        Outcome::Interrupted
+    } else {
+        Outcome::success_if(result.failed == 0, Outcome::Failed)
+    })
 }
 
 /// Runs (or resumes) a sweep.

@@ -138,13 +138,30 @@ impl TestOutcome {
     /// The performance phase whose results stand for the test: the last one
     /// run, or for FindPeakPerformance the peak's.
     pub fn performance(&self) -> Option<&PhaseOutcome> {
+        self.phases.get(self.performance_index()?)
+    }
+
+    /// The index in `phases` of [`TestOutcome::performance`].
+    pub fn performance_index(&self) -> Option<usize> {
         if let Some(search) = &self.find_peak {
-            return self.phases.get(search.reported);
+            return (search.reported < self.phases.len()).then_some(search.reported);
         }
         self.phases
             .iter()
-            .rev()
-            .find(|p| p.phase == Phase::Performance)
+            .rposition(|p| p.phase == Phase::Performance)
+    }
+
+    /// How many performance phases ran before [`TestOutcome::performance`]:
+    /// its position among the performance phases (the order in which a
+    /// [`crate::TestHooks`] saw them finish).
+    pub fn performance_ordinal(&self) -> Option<usize> {
+        let index = self.performance_index()?;
+        Some(
+            self.phases[..index]
+                .iter()
+                .filter(|p| p.phase == Phase::Performance)
+                .count(),
+        )
     }
 
     /// Whether every performance phase that stands for the test was valid

@@ -1,5 +1,6 @@
-//! Pure statistics: exact percentiles, confidence intervals and two-sample
-//! tests. Nothing here reads files or allocates more than its inputs need.
+//! Pure statistics: exact percentiles and confidence intervals (the
+//! two-sample tests that compare runs are in [`crate::significance`]).
+//! Nothing here reads files or allocates more than its inputs need.
 //!
 //! # Percentile methods
 //! Both methods pick one observed value (no interpolation):
@@ -380,102 +381,6 @@ impl SplitMix64 {
     }
 }
 
-/// Nearest-rank percentile of an unsorted sample (reorders it).
-fn percentile_in_place(values: &mut [f64], ppm: u32) -> f64 {
-    let idx = nearest_rank_index(values.len(), ppm);
-    let (_, v, _) = values.select_nth_unstable_by(idx, f64::total_cmp);
-    *v
-}
-
-/// Percentile bootstrap 95% interval for `pct(b) - pct(a)`, the difference
-/// of the nearest-rank `ppm` percentiles of two samples: `resamples` draws
-/// of each sample with replacement, seeded. `None` if either is empty.
-pub fn bootstrap_percentile_diff_ci(
-    a: &[f64],
-    b: &[f64],
-    ppm: u32,
-    resamples: usize,
-    seed: u64,
-) -> Option<(f64, f64)> {
-    if a.is_empty() || b.is_empty() || resamples == 0 {
-        return None;
-    }
-    let mut rng = SplitMix64::new(seed);
-    let mut ra = vec![0.0; a.len()];
-    let mut rb = vec![0.0; b.len()];
-    let mut diffs = Vec::with_capacity(resamples);
-    for _ in 0..resamples {
-        for x in ra.iter_mut() {
-            *x = a[rng.below(a.len())];
-        }
-        for x in rb.iter_mut() {
-            *x = b[rng.below(b.len())];
-        }
-        diffs.push(percentile_in_place(&mut rb, ppm) - percentile_in_place(&mut ra, ppm));
-    }
-    diffs.sort_unstable_by(f64::total_cmp);
-    Some((
-        diffs[nearest_rank_index(resamples, 25_000)],
-        diffs[nearest_rank_index(resamples, 975_000)],
-    ))
-}
-
-/// Result of a two-sample test.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TestResult {
-    /// The test statistic (U for Mann-Whitney, t for Welch).
-    pub statistic: f64,
-    /// Two-sided p-value.
-    pub p_value: f64,
-    /// Degrees of freedom (Welch only).
-    pub df: Option<f64>,
-}
-
-/// Two-sided Mann-Whitney U test (statrs, scipy's `method="auto"` with the
-/// continuity correction). The statistic is U of `a`, as scipy reports it.
-/// `None` for an empty sample.
-pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> Option<TestResult> {
-    use statrs::stats_tests::Alternative;
-    use statrs::stats_tests::mannwhitneyu::{MannWhitneyUMethod, mannwhitneyu};
-    let (_, p_value) =
-        mannwhitneyu(a, b, MannWhitneyUMethod::Automatic, Alternative::TwoSided).ok()?;
-    // statrs gives max(U1, U2) for two-sided; the one-sided call gives U1.
-    let (statistic, _) =
-        mannwhitneyu(a, b, MannWhitneyUMethod::Automatic, Alternative::Greater).ok()?;
-    Some(TestResult {
-        statistic,
-        p_value,
-        df: None,
-    })
-}
-
-/// Welch's unequal-variance t-test of `mean(a) - mean(b)`, two-sided, with
-/// Welch-Satterthwaite degrees of freedom. `None` below 2 values per sample
-/// or with zero variance in both.
-pub fn welch_t_test(a: &[f64], b: &[f64]) -> Option<TestResult> {
-    if a.len() < 2 || b.len() < 2 {
-        return None;
-    }
-    let (ma, sa) = moments_f64(a);
-    let (mb, sb) = moments_f64(b);
-    let (na, nb) = (a.len() as f64, b.len() as f64);
-    let va = sa * sa / na;
-    let vb = sb * sb / nb;
-    let se2 = va + vb;
-    if se2 <= 0.0 {
-        return None;
-    }
-    let t = (ma - mb) / se2.sqrt();
-    let df = se2 * se2 / (va * va / (na - 1.0) + vb * vb / (nb - 1.0));
-    let dist = StudentsT::new(0.0, 1.0, df).ok()?;
-    let p_value = (2.0 * dist.sf(t.abs())).clamp(0.0, 1.0);
-    Some(TestResult {
-        statistic: t,
-        p_value,
-        df: Some(df),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,54 +504,5 @@ mod tests {
         let t = t_quantile_975(1e7).unwrap();
         assert!((t - 1.959_964_221_767_205).abs() < 1e-12, "{t}");
         assert!((t_quantile_975(1e12).unwrap() - 1.959_963_984_540_054).abs() < 1e-11);
-    }
-
-    #[test]
-    fn welch_matches_a_textbook_value() {
-        // scipy.stats.ttest_ind([1,2,3,4,5],[2,4,6,8,10], equal_var=False):
-        // t = -1.8973665961010275, df = 5.882352941176471, p = 0.10753119493062728
-        let r = welch_t_test(&[1., 2., 3., 4., 5.], &[2., 4., 6., 8., 10.]).unwrap();
-        assert!((r.statistic + 1.897_366_596_101_027_5).abs() < 1e-12);
-        assert!((r.df.unwrap() - 5.882_352_941_176_471).abs() < 1e-9);
-        assert!(
-            (r.p_value - 0.107_531_194_930_627_28).abs() < 1e-12,
-            "{}",
-            r.p_value
-        );
-    }
-
-    #[test]
-    fn mann_whitney_matches_scipy() {
-        // scipy.stats.mannwhitneyu(a, b, alternative="two-sided") (scipy 1.x):
-        // exact method without ties: U = 99, p = 0.0021899994345199467.
-        let a = [19., 22., 16., 29., 24., 31., 40., 18., 25., 27., 33.];
-        let b = [20., 11., 17., 12., 15., 14., 21., 23., 10., 13.];
-        let r = mann_whitney_u(&a, &b).unwrap();
-        assert_eq!(r.statistic, 99.0);
-        assert!(
-            (r.p_value - 0.002_189_999_434_519_946_7).abs() < 1e-9,
-            "{}",
-            r.p_value
-        );
-        // With ties (asymptotic, continuity-corrected): U = 2.5, p = 0.026324467776937442.
-        let r = mann_whitney_u(&[1., 2., 3., 3., 4.], &[3., 4., 5., 6., 6., 7.]).unwrap();
-        assert_eq!(r.statistic, 2.5);
-        assert!(
-            (r.p_value - 0.026_324_467_776_937_442).abs() < 1e-9,
-            "{}",
-            r.p_value
-        );
-    }
-
-    #[test]
-    fn bootstrap_is_seeded_and_brackets_a_clear_shift() {
-        let a: Vec<f64> = (0..300).map(f64::from).collect();
-        let b: Vec<f64> = (0..300).map(|x| f64::from(x) + 100.0).collect();
-        let ci = bootstrap_percentile_diff_ci(&a, &b, 500_000, 500, 1).unwrap();
-        assert_eq!(
-            ci,
-            bootstrap_percentile_diff_ci(&a, &b, 500_000, 500, 1).unwrap()
-        );
-        assert!(ci.0 < 100.0 && 100.0 < ci.1 && ci.0 > 50.0, "{ci:?}");
     }
 }

@@ -1,0 +1,390 @@
+//! `harness run`'s arguments validated into a [`RunConfig`]: the conf files
+//! read, every number checked, nothing started. Each part of the pipeline
+//! gets only the option struct it needs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use loadgen::{ConfigLoader, Scenario, TestMode, TestSettings};
+
+use crate::cli::{ApiArg, RunArgs, ScenarioArg, TestModeArg};
+use crate::data::{DatasetSource, DatasetSpec};
+use crate::hooks::LogOptions;
+use crate::metrics::TelemetryOptions;
+use crate::shared::{BUILTIN_USER_CONF, bundled_dataset, default_db};
+
+/// A validated `harness run`.
+#[derive(Debug)]
+pub struct RunConfig {
+    /// LoadGen settings after mlperf.conf, user.conf, audit.config and flags.
+    pub settings: TestSettings,
+    /// The model key used for conf lookups.
+    pub model_key: String,
+    /// Where the user.conf came from (a path, or "built-in example").
+    pub user_conf: String,
+    /// Dataset to load.
+    pub dataset: DatasetSpec,
+    /// The system under test.
+    pub backend: BackendOptions,
+    /// LoadGen's log files.
+    pub logs: LogOptions,
+    /// Live metrics, collection and the Prometheus endpoint.
+    pub telemetry: TelemetryOptions,
+    /// Where results go.
+    pub output: OutputOptions,
+    /// The command line, redacted.
+    pub command: Vec<String>,
+}
+
+/// The system under test.
+#[derive(Debug, Clone)]
+pub struct BackendOptions {
+    /// Backend URLs; empty: start the simulator.
+    pub backends: Vec<String>,
+    /// Simulator profile for the in-process simulator.
+    pub sim_profile: String,
+    /// How the SUT talks to the backend.
+    pub sut: sut::SutConfig,
+    /// Give up when nothing completes for this long.
+    pub idle_timeout: Duration,
+}
+
+/// Where a run's results go.
+#[derive(Debug, Clone)]
+pub struct OutputOptions {
+    /// Parent directory of run directories.
+    pub output_dir: PathBuf,
+    /// Optional label.
+    pub label: Option<String>,
+    /// History database to record the run in.
+    pub history_db: Option<history::Database>,
+    /// Generate reports at the end.
+    pub report: bool,
+    /// Progress display.
+    pub progress: bool,
+}
+
+fn seconds(name: &str, value: f64) -> anyhow::Result<Option<Duration>> {
+    if !value.is_finite() || value < 0.0 {
+        bail!("--{name} must be a number of seconds >= 0, got {value}");
+    }
+    Ok((value > 0.0).then(|| Duration::from_secs_f64(value)))
+}
+
+fn scenario_name(scenario: ScenarioArg) -> &'static str {
+    match scenario {
+        ScenarioArg::Offline => "Offline",
+        ScenarioArg::Server => "Server",
+        ScenarioArg::SingleStream => "SingleStream",
+        ScenarioArg::MultiStream => "MultiStream",
+        ScenarioArg::Interactive => "Interactive",
+    }
+}
+
+/// LoadGen's settings from the conf files and the flags that override
+/// them: `(settings, model key, user.conf description, diagnostics)`.
+fn test_settings(args: &RunArgs) -> anyhow::Result<(TestSettings, String, String, Vec<String>)> {
+    let scenario_name = scenario_name(args.scenario);
+    let (model_key, scenario) = loadgen::config::config_target(&args.lg_model_name, scenario_name)
+        .with_context(|| format!("--scenario {scenario_name}"))?;
+    let mut settings = TestSettings {
+        scenario,
+        ..TestSettings::default()
+    };
+    let mut loader = ConfigLoader::new();
+    let user_conf = match &args.user_conf {
+        Some(path) => {
+            loader
+                .user_conf(&mut settings, path, &model_key, scenario.as_str())
+                .with_context(|| format!("reading --user-conf {}", path.display()))?;
+            path.display().to_string()
+        }
+        None => {
+            loader.user_conf_text(
+                &mut settings,
+                "user.conf (built-in example)",
+                BUILTIN_USER_CONF,
+                &model_key,
+                scenario.as_str(),
+            )?;
+            "built-in example user.conf".to_owned()
+        }
+    };
+    if let Some(path) = &args.audit_conf {
+        loader
+            .audit_config(&mut settings, path, "*", scenario.as_str())
+            .with_context(|| format!("reading --audit-conf {}", path.display()))?;
+    }
+    if loadgen::config::apply_test05(&mut settings) {
+        tracing::warn!("Test05 flag detected Overriding random seeds");
+    }
+    settings.mode = match args.test_mode {
+        TestModeArg::PerformanceOnly => TestMode::PerformanceOnly,
+        TestModeArg::AccuracyOnly => TestMode::AccuracyOnly,
+        TestModeArg::SubmissionRun => TestMode::SubmissionRun,
+        TestModeArg::FindPeakPerformance => TestMode::FindPeakPerformance,
+    };
+    if let Some(qps) = args.target_qps {
+        if !(qps.is_finite() && qps > 0.0) {
+            bail!("--target-qps must be above 0, got {qps}");
+        }
+        match scenario {
+            Scenario::Server => settings.server_target_qps = qps,
+            Scenario::Offline => settings.offline_expected_qps = qps,
+            _ => bail!("--target-qps applies to Server and Offline, not {scenario}"),
+        }
+    }
+    if let Some(ms) = args.min_duration_ms {
+        settings.min_duration_ms = ms;
+    }
+    if let Some(n) = args.min_query_count {
+        settings.min_query_count = n;
+    }
+    if let Some(ms) = args.max_duration_ms {
+        settings.max_duration_ms = ms;
+    }
+    let diagnostics = loader.diagnostics().to_vec();
+    Ok((settings, model_key, user_conf, diagnostics))
+}
+
+/// How the SUT talks to the backends.
+fn sut_config(args: &RunArgs, scenario: Scenario) -> anyhow::Result<sut::SutConfig> {
+    let mut sut_config = sut::SutConfig::new(args.backends.iter().cloned());
+    sut_config.endpoint_kind = match args.api {
+        ApiArg::Completions => sut::EndpointKind::Completions,
+        ApiArg::CompletionsText => sut::EndpointKind::CompletionsText,
+        ApiArg::Chat => sut::EndpointKind::ChatCompletions,
+    };
+    let request = &mut sut_config.request;
+    request.model = args.model.clone();
+    request.max_tokens = Some(args.max_tokens);
+    // The MLPerf llama3.1-8b reference SUT's sampling parameters.
+    request.min_tokens = Some(1);
+    request.temperature = Some(0.0);
+    request.top_p = Some(1.0);
+    request.seed = Some(42);
+    if args.ignore_eos {
+        request.ignore_eos = Some(true);
+    }
+    if let Some(extra) = &args.extra_body {
+        let value: serde_json::Value =
+            serde_json::from_str(extra).context("--extra-body is not valid JSON")?;
+        let serde_json::Value::Object(map) = value else {
+            bail!("--extra-body must be a JSON object");
+        };
+        request.extra_body = map;
+    }
+    // Offline sends every sample at once: a bounded work queue keeps the
+    // server saturated without opening thousands of connections.
+    if scenario == Scenario::Offline {
+        if args.max_in_flight == 0 || args.prompts_per_request == 0 {
+            bail!("--max-in-flight and --prompts-per-request must be at least 1");
+        }
+        sut_config.dispatch = sut::Dispatch::Batched(sut::BatchPolicy {
+            max_in_flight: args.max_in_flight,
+            prompts_per_request: args.prompts_per_request,
+        });
+    }
+    sut_config.client.request_timeout = seconds("request-timeout", args.request_timeout)?;
+    sut_config.client.stall_timeout = seconds("stall-timeout", args.stall_timeout)?;
+    sut_config.client.wait_ready = seconds("wait-ready", args.wait_ready)?;
+    if args.no_keep_alive {
+        sut_config.client.pool_max_idle_per_endpoint = 0;
+    }
+    sut_config.api_key = match (&args.api_key_env, &args.api_key_file) {
+        (Some(var), _) => Some(sut::ApiKey::from_env(var)?),
+        (None, Some(file)) => Some(sut::ApiKey::from_file(file)?),
+        (None, None) => None,
+    };
+    Ok(sut_config)
+}
+
+fn dataset_spec(args: &RunArgs) -> anyhow::Result<DatasetSpec> {
+    let source = match (&args.synthetic, &args.dataset_path) {
+        (Some(spec), _) => DatasetSource::Synthetic(crate::data::parse_synthetic(spec)?),
+        (None, Some(path)) => DatasetSource::File {
+            path: path.clone(),
+            format: args.dataset_format,
+        },
+        (None, None) => DatasetSource::File {
+            path: bundled_dataset()?,
+            format: args.dataset_format,
+        },
+    };
+    Ok(DatasetSpec {
+        source,
+        limit: args.total_sample_count,
+        tokenizer: args.tokenizer.clone(),
+    })
+}
+
+impl RunConfig {
+    /// Validates the arguments and reads the conf files.
+    pub fn from_args(args: &RunArgs, command: Vec<String>) -> anyhow::Result<RunConfig> {
+        let (settings, model_key, user_conf, conf_diagnostics) = test_settings(args)?;
+        let sut = sut_config(args, settings.scenario)?;
+        let idle_timeout = seconds("idle-timeout", args.idle_timeout)?
+            .context("--idle-timeout must be above 0: a silent backend would hang the run")?;
+        let metrics_interval = if args.enable_metrics_collection {
+            Some(
+                seconds(
+                    "metrics-collection-interval",
+                    args.metrics_collection_interval,
+                )?
+                .context("--metrics-collection-interval must be above 0")?,
+            )
+        } else {
+            None
+        };
+        Ok(RunConfig {
+            settings,
+            model_key,
+            user_conf,
+            dataset: dataset_spec(args)?,
+            backend: BackendOptions {
+                backends: args.backends.clone(),
+                sim_profile: args.sim_profile.clone(),
+                sut,
+                idle_timeout,
+            },
+            logs: LogOptions {
+                trace: args.enable_log_trace,
+                conf_diagnostics,
+            },
+            telemetry: TelemetryOptions {
+                metrics_interval,
+                prometheus_listen: args.prometheus_listen,
+            },
+            output: OutputOptions {
+                output_dir: args.output_dir.clone(),
+                label: args.label.clone(),
+                history_db: if args.no_history {
+                    None
+                } else {
+                    Some(
+                        args.db
+                            .clone()
+                            .unwrap_or_else(|| default_db(&args.output_dir)),
+                    )
+                },
+                report: !args.no_report,
+                progress: !args.quiet,
+            },
+            command,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    /// `harness run ARGS` through clap and validation, in-process.
+    fn config(args: &[&str]) -> anyhow::Result<RunConfig> {
+        let cli = Cli::try_parse_from(["harness", "run"].iter().chain(args))?;
+        let Command::Run(run) = cli.command else {
+            unreachable!("parsed a run command");
+        };
+        RunConfig::from_args(&run, vec!["harness".into()])
+    }
+
+    fn error(args: &[&str]) -> String {
+        format!("{:#}", config(args).unwrap_err())
+    }
+
+    #[test]
+    fn defaults_are_a_server_run_against_the_simulator() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.settings.scenario, Scenario::Server);
+        assert_eq!(c.settings.mode, TestMode::PerformanceOnly);
+        assert_eq!(c.model_key, "llama3_1-8b");
+        assert!(c.backend.backends.is_empty());
+        assert_eq!(c.user_conf, "built-in example user.conf");
+        assert_eq!(
+            c.output.history_db.unwrap().to_string(),
+            default_db(std::path::Path::new("runs")).to_string()
+        );
+        assert!(c.output.report && c.output.progress);
+        assert_eq!(c.telemetry.metrics_interval, None);
+        assert_eq!(c.backend.idle_timeout, Duration::from_secs(120));
+        // The reference SUT's sampling.
+        assert_eq!(c.backend.sut.request.temperature, Some(0.0));
+        assert_eq!(c.backend.sut.request.max_tokens, Some(128));
+    }
+
+    #[test]
+    fn flags_override_the_conf_files() {
+        let c = config(&[
+            "--scenario",
+            "Offline",
+            "--target-qps",
+            "7.5",
+            "--min-duration-ms",
+            "1234",
+            "--min-query-count",
+            "9",
+            "--no-history",
+            "--quiet",
+            "--enable-metrics-collection",
+            "--metrics-collection-interval",
+            "0.5",
+        ])
+        .unwrap();
+        assert_eq!(c.settings.scenario, Scenario::Offline);
+        assert_eq!(c.settings.offline_expected_qps, 7.5);
+        assert_eq!(c.settings.min_duration_ms, 1234);
+        assert_eq!(c.settings.min_query_count, 9);
+        assert!(c.output.history_db.is_none() && !c.output.progress);
+        assert_eq!(
+            c.telemetry.metrics_interval,
+            Some(Duration::from_millis(500))
+        );
+        assert!(matches!(c.backend.sut.dispatch, sut::Dispatch::Batched(_)));
+    }
+
+    #[test]
+    fn bad_values_are_refused_by_flag_name() {
+        assert!(error(&["--target-qps", "0"]).contains("--target-qps must be above 0"));
+        assert!(
+            error(&["--scenario", "SingleStream", "--target-qps", "2"])
+                .contains("--target-qps applies to Server and Offline")
+        );
+        assert!(error(&["--idle-timeout", "0"]).contains("--idle-timeout must be above 0"));
+        assert!(
+            error(&["--request-timeout=-1"])
+                .contains("--request-timeout must be a number of seconds")
+        );
+        assert!(error(&["--extra-body", "[1]"]).contains("--extra-body must be a JSON object"));
+        assert!(error(&["--extra-body", "{"]).contains("--extra-body is not valid JSON"));
+        assert!(
+            error(&["--scenario", "Offline", "--max-in-flight", "0"])
+                .contains("--max-in-flight and --prompts-per-request")
+        );
+        assert!(
+            error(&["--user-conf", "/nonexistent/user.conf"])
+                .contains("reading --user-conf /nonexistent/user.conf")
+        );
+        assert!(
+            error(&[
+                "--enable-metrics-collection",
+                "--metrics-collection-interval",
+                "0"
+            ])
+            .contains("--metrics-collection-interval must be above 0")
+        );
+    }
+
+    #[test]
+    fn an_explicit_database_wins_over_the_default() {
+        let c = config(&["--db", "elsewhere.sqlite", "--output-dir", "out"]).unwrap();
+        assert_eq!(c.output.history_db.unwrap().to_string(), "elsewhere.sqlite");
+        let c = config(&["--output-dir", "out"]).unwrap();
+        assert_eq!(
+            c.output.history_db.unwrap().to_string(),
+            default_db(std::path::Path::new("out")).to_string()
+        );
+    }
+}

@@ -1,0 +1,129 @@
+//! Helpers every subcommand may use: secrets kept out of what is written or
+//! printed, and the defaults several commands share (the history database,
+//! the built-in user.conf and dataset). Nothing here depends on another
+//! module of the binary.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// The history database's file name inside an output directory.
+pub const DEFAULT_DB_FILE: &str = "history.sqlite";
+
+/// The output directory `harness run` and its relatives default to.
+pub const DEFAULT_OUTPUT_DIR: &str = "runs";
+
+/// The example user.conf, used when no --user-conf is given.
+pub const BUILTIN_USER_CONF: &str = include_str!("../../user.conf");
+
+/// The bundled dataset, used when no --dataset-path is given.
+pub const BUNDLED_DATASET: &str = "datasets/cnn_dailymail_sample.json";
+
+/// The history database runs under `output_dir` record into by default.
+pub fn default_db(output_dir: &Path) -> history::Database {
+    output_dir.join(DEFAULT_DB_FILE).into()
+}
+
+/// A URL without user info or query string (credentials never reach
+/// run.json, logs or the terminal).
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let rest = rest.split_once('?').map_or(rest, |(base, _)| base);
+    if scheme.is_empty() {
+        rest.to_owned()
+    } else {
+        format!("{scheme}://{rest}")
+    }
+}
+
+/// `args` (a command line) with secrets' values replaced.
+pub fn redact_command(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    // API keys never come on the command line (--api-key-env / -file), but
+    // URLs may carry user info.
+    for arg in args {
+        if let Some(url) = arg.strip_prefix("--backend=") {
+            out.push(format!("--backend={}", redact_url(url)));
+            continue;
+        }
+        // A PostgreSQL history URL (--db) may carry a password.
+        if let Some(db) = arg.strip_prefix("--db=") {
+            out.push(format!("--db={}", history::Database::parse(db)));
+            continue;
+        }
+        out.push(if arg.starts_with("http") {
+            redact_url(&arg)
+        } else if arg.starts_with("postgres") {
+            history::Database::parse(&arg).to_string()
+        } else {
+            arg
+        });
+    }
+    out
+}
+
+/// This process's command line, redacted (recorded in run.json).
+pub fn redacted_command() -> Vec<String> {
+    redact_command(std::env::args())
+}
+
+/// The bundled dataset: next to the working directory when run from a
+/// checkout, else next to the binary's workspace.
+pub fn bundled_dataset() -> anyhow::Result<PathBuf> {
+    let candidates = [
+        PathBuf::from(BUNDLED_DATASET),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(BUNDLED_DATASET),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .with_context(|| {
+            format!("the bundled dataset {BUNDLED_DATASET} is missing: pass --dataset-path")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_survive_redaction() {
+        assert_eq!(
+            redact_url("https://user:secret@host:8000/v1?key=abc"),
+            "https://host:8000/v1"
+        );
+        assert_eq!(redact_url("http://127.0.0.1:8000"), "http://127.0.0.1:8000");
+    }
+
+    #[test]
+    fn command_lines_lose_url_passwords() {
+        let line = redact_command(
+            [
+                "harness",
+                "run",
+                "--backend=http://u:pw@h:1/v1",
+                "http://a:b@c",
+                "--db=postgres://me:hunter2@db/x",
+            ]
+            .map(String::from),
+        );
+        let text = line.join(" ");
+        assert!(!text.contains("pw@") && !text.contains("hunter2") && !text.contains("a:b@"));
+        assert!(text.contains("--backend=http://h:1/v1"), "{text}");
+    }
+
+    #[test]
+    fn the_default_database_lives_in_the_output_directory() {
+        assert_eq!(
+            default_db(Path::new("runs")).to_string(),
+            Path::new("runs")
+                .join("history.sqlite")
+                .display()
+                .to_string()
+        );
+    }
+}
