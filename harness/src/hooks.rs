@@ -150,6 +150,10 @@ impl TestHooks for RunHooks {
         self.logs.log_generated(schedule);
     }
 
+    fn phase_ended(&self, _phase: loadgen::Phase, measurements: &PhaseMeasurements) {
+        self.logs.log_phase_end(measurements);
+    }
+
     fn performance_finished(
         &self,
         settings: &EffectiveSettings,

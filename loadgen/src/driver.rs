@@ -54,6 +54,11 @@ pub trait TestHooks: Send + Sync {
     fn loaded_qsl_set(&self, _set: &LoadableSet) {}
     /// A phase's queries were generated (LoadGen logs `generated_*`).
     fn generated(&self, _schedule: &Schedule) {}
+    /// A phase's samples have all completed (or were given up on), before
+    /// its results are judged; called for accuracy phases too. LoadGen logs
+    /// its `logger_*` counters and `power_begin` / `power_end` here
+    /// ([`LogWriter::log_phase_end`](crate::LogWriter::log_phase_end)).
+    fn phase_ended(&self, _phase: Phase, _measurements: &PhaseMeasurements) {}
     /// A performance phase ended: compute, log and judge its results.
     fn performance_finished(
         &self,
@@ -307,6 +312,7 @@ impl Test<'_> {
             log,
             options: self.options,
         });
+        self.hooks.phase_ended(phase, &measurements);
         let verdict = (phase == Phase::Performance)
             .then(|| self.hooks.performance_finished(settings, &measurements));
         if let Some(observer) = &self.options.observer {

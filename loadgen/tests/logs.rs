@@ -24,8 +24,8 @@ use loadgen::logging::summary::write_summary;
 use loadgen::logging::{LogHeader, LogWriter};
 use loadgen::results::{PerformanceSummary, REPORTED_PERCENTILES};
 use loadgen::{
-    EffectiveSettings, LogSettings, PerformanceResult, RuntimeError, Scenario, TestMode,
-    TestSettings, TokenPerformanceResults,
+    EffectiveSettings, IssueStop, LogSettings, PerformanceResult, PhaseClock, PhaseMeasurements,
+    RuntimeError, Scenario, TestMode, TestSettings, TokenPerformanceResults,
 };
 use serde_json::Value;
 
@@ -100,7 +100,18 @@ fn write_logs(dir: &Path, scenario: Scenario) -> (EffectiveSettings, Performance
     phase.accuracy_entry(0, 3, vec![0xEB, 0x49], Some(vec![0xEB]), Some(2));
     phase.generic_message("a \"quoted\"\nmessage");
     phase.runtime_error(RuntimeError::OneToken);
-    let summary = PerformanceSummary::compute(&effective, &result(scenario));
+    let result = result(scenario);
+    log.log_phase_end(&PhaseMeasurements {
+        clock: PhaseClock::start_now(),
+        stop: IssueStop::AllIssued,
+        queries_issued: result.queries_issued,
+        samples_issued: result.sample_latencies.len() as u64,
+        samples_given_up: 0,
+        result: result.clone(),
+        issue_delay: None,
+        max_complete_ns: 2_345_000_000,
+    });
+    let summary = PerformanceSummary::compute(&effective, &result);
     log.log_results(&effective, &summary).unwrap();
     log.finish().unwrap();
     (effective, summary)
@@ -172,6 +183,9 @@ fn detail_log_has_the_checker_keys_and_parses() {
             "generic_message",
             "loaded_qsl_set",
             "num_errors",
+            "loadgen_file_sha1",
+            "power_begin",
+            "power_end",
         ] {
             let _ = value(k);
         }
@@ -241,9 +255,12 @@ fn detail_log_has_the_checker_keys_and_parses() {
                 let f = f.unwrap();
                 std::fs::copy(f.path(), dest.join(f.file_name())).unwrap();
             }
+            // Our summary, plus the power window write_logs logged.
+            let mut expected = serde_json::to_value(&summary).unwrap();
+            expected["power_window_s"] = serde_json::json!(2.345);
             std::fs::write(
                 dest.join("expected.json"),
-                serde_json::to_string_pretty(&summary).unwrap(),
+                serde_json::to_string_pretty(&expected).unwrap(),
             )
             .unwrap();
         }

@@ -5,6 +5,7 @@ Usage: check_parsers.py <inference-checkout> <logs-dir>
 with MLPERF_LOG_OUT_DIR set), each with the four log files and
 expected.json (our PerformanceSummary). Exits non-zero on any mismatch.
 """
+import datetime
 import json
 import math
 import os
@@ -62,6 +63,22 @@ def main():
             if len(errors) != 1 or errors[0]["value"] != "Number of tokens need to be greater than 1":
                 failures.append(f"{scenario} {name}: get_errors() = {errors!r}")
             print(f"{scenario}: {name} parsed {len(log.get_keys())} keys")
+        # The power checker's own reading of power_begin / power_end (it
+        # asserts both exist and parses them as UTC).
+        from submission_checker.checks.power import power_checker  # noqa: E402
+        begin, end = power_checker._get_begin_end_time_from_mlperf_log_detail(d, None)
+        if not begin <= end:
+            failures.append(f"{scenario} power_checker: power_begin {begin} after power_end {end}")
+        # performance_check's reading of the same keys (strptime, no regex).
+        fmt = "%m-%d-%Y %H:%M:%S.%f"
+        log = LoadgenParser(detail, strict=True)
+        b = datetime.datetime.strptime(log["power_begin"], fmt)
+        e = datetime.datetime.strptime(log["power_end"], fmt)
+        if abs((e - b).total_seconds() - expected["power_window_s"]) > 0.0015:
+            failures.append(f"{scenario} power window {e - b}, want {expected['power_window_s']} s")
+        sha1 = log["loadgen_file_sha1"]
+        if not isinstance(sha1, dict) or "/src/lib.rs" not in sha1:
+            failures.append(f"{scenario} loadgen_file_sha1 = {sha1!r}")
     for f in failures:
         print("FAIL", f)
     if failures or not scenarios:

@@ -22,6 +22,9 @@ pub enum DetailValue {
     Bool(bool),
     /// `[1,2,3]`.
     List(Vec<u64>),
+    /// `{"k":"v",...}`: LoadGen's `std::map<std::string, std::string>`
+    /// (`loadgen_file_sha1`), in the given order.
+    Map(Vec<(String, String)>),
 }
 
 impl DetailValue {
@@ -52,6 +55,22 @@ impl DetailValue {
                     let _ = write!(out, "{v}");
                 }
                 out.push(']');
+            }
+            DetailValue::Map(items) => {
+                // LoadGen writes `{"k":"v",...}` without spaces; like `List`,
+                // an empty map stays valid JSON (`{}`).
+                out.push('{');
+                for (i, (k, v)) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push('"');
+                    escape_json_into(k, out);
+                    out.push_str("\":\"");
+                    escape_json_into(v, out);
+                    out.push('"');
+                }
+                out.push('}');
             }
         }
     }

@@ -26,7 +26,8 @@
 //! log.log_loaded_qsl_set(loaded);
 //! log.log_generated(schedule);                                   // generated_*
 //! let phase_log = LogWriter::phase_log(&log, schedule.first_sample_id());
-//! // ... run_phase(&PhaseRequest { log: phase_log, .. }) ...
+//! // let measurements = run_phase(&PhaseRequest { log: phase_log, .. });
+//! // log.log_phase_end(&measurements);                          // logger_*, power_*
 //! let summary = PerformanceSummary::compute(effective, result);
 //! log.log_results(effective, &summary)?;                        // summary file + result_* keys
 //! let paths = log.finish()?;                                     // trailer, footers, flush
@@ -54,7 +55,7 @@ use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::results::PerformanceSummary;
-use crate::run::{PhaseLog, RuntimeError};
+use crate::run::{PhaseLog, PhaseMeasurements, RuntimeError};
 use crate::schedule::Schedule;
 use crate::settings::{EffectiveSettings, LogSettings, Scenario, SettingsWarning};
 use accuracy::AccuracyFormat;
@@ -179,24 +180,87 @@ pub fn iso8601_utc(t: SystemTime) -> String {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let c = CivilTime::from_unix_secs(secs);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
     )
 }
+
+/// LoadGen's `DateTimeStringForPower`: `%m-%d-%Y %T` in UTC plus `.mmm`
+/// (`12-04-2026 23:28:08.858`), the text of `power_begin` / `power_end` that
+/// MLCommons' power checker parses with `%m-%d-%Y %H:%M:%S.%f`.
+pub fn power_datetime(unix_ns: u64) -> String {
+    let c = CivilTime::from_unix_secs(unix_ns / 1_000_000_000);
+    format!(
+        "{:02}-{:02}-{:04} {:02}:{:02}:{:02}.{:03}",
+        c.month,
+        c.day,
+        c.year,
+        c.hour,
+        c.minute,
+        c.second,
+        unix_ns % 1_000_000_000 / 1_000_000
+    )
+}
+
+/// A UTC calendar date and time of day.
+struct CivilTime {
+    year: i64,
+    month: i64,
+    day: i64,
+    hour: u64,
+    minute: u64,
+    second: u64,
+}
+
+impl CivilTime {
+    fn from_unix_secs(secs: u64) -> CivilTime {
+        let (days, rem) = (secs / 86_400, secs % 86_400);
+        // Civil-from-days (Howard Hinnant's algorithm).
+        let z = days as i64 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        CivilTime {
+            year: yoe + era * 400 + i64::from(month <= 2),
+            month,
+            day,
+            hour: rem / 3600,
+            minute: rem % 3600 / 60,
+            second: rem % 60,
+        }
+    }
+}
+
+/// The SHA-1 of each of this crate's source files (`"/src/lib.rs"`, ...),
+/// embedded by `build.rs`: the value of `loadgen_file_sha1`. LoadGen lists
+/// its own C++ sources there; ours name the Rust code that really ran.
+pub fn file_sha1() -> &'static [(&'static str, &'static str)] {
+    generated::FILE_SHA1
+}
+
+mod generated {
+    include!(concat!(env!("OUT_DIR"), "/file_sha1.rs"));
+}
+
+/// LoadGen's `logger_*` contention counters, in its order. They count retries
+/// in LoadGen's lock-free scheme (swap-request slots, thread-local buffer
+/// CAS); our writer is one channel to one thread, with no slot, CAS or
+/// buffer swap that could retry, so each of these events happens zero times
+/// and the counts are truthfully 0. LoadGen also resets them after logging.
+pub const LOGGER_COUNTERS: [&str; 6] = [
+    "logger_swap_request_slots_retry_count",
+    "logger_swap_request_slots_retry_retry_count",
+    "logger_swap_request_slots_retry_reencounter_count",
+    "logger_start_reading_entries_retry_count",
+    "logger_tls_total_log_cas_fail_count",
+    "logger_tls_total_swap_buffers_slot_retry_count",
+];
 
 enum Msg {
     Detail {
@@ -347,6 +411,15 @@ impl LogWriter {
         writer.detail("loadgen_git_commit_date", "");
         writer.detail("loadgen_git_log_message", "");
         writer.detail("loadgen_git_status_message", "");
+        writer.detail(
+            "loadgen_file_sha1",
+            DetailValue::Map(
+                file_sha1()
+                    .iter()
+                    .map(|&(name, hash)| (name.to_owned(), hash.to_owned()))
+                    .collect(),
+            ),
+        );
         writer.detail("test_datetime", test_datetime);
         writer.detail("sut_name", header.sut_name.as_str());
         writer.detail("get_sut_name_duration_ns", header.get_sut_name_duration_ns);
@@ -481,6 +554,24 @@ impl LogWriter {
         self.detail(
             "generated_query_duration",
             schedule.generated_query_duration(),
+        );
+    }
+
+    /// What LoadGen logs when a phase's samples have all completed (every
+    /// phase, accuracy ones too): the `logger_*` counters (see
+    /// [`LOGGER_COUNTERS`]), then `power_begin` (wall clock when issuing
+    /// started) and `power_end` (that plus the time to the last completion),
+    /// the window a power analyzer's samples are averaged over.
+    #[track_caller]
+    pub fn log_phase_end(&self, measurements: &PhaseMeasurements) {
+        for key in LOGGER_COUNTERS {
+            self.detail(key, 0_u64);
+        }
+        let begin = measurements.clock.origin_unix_ns();
+        self.detail("power_begin", power_datetime(begin));
+        self.detail(
+            "power_end",
+            power_datetime(begin.saturating_add(measurements.max_complete_ns)),
         );
     }
 
@@ -758,5 +849,30 @@ impl Files {
             self.record(r, &p);
         }
         self.flush_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn power_datetime_is_loadgens_utc_format_with_truncated_milliseconds() {
+        // Expected values from Python's datetime in UTC.
+        assert_eq!(power_datetime(0), "01-01-1970 00:00:00.000");
+        assert_eq!(
+            power_datetime(1_796_426_888_858_999_999),
+            "12-04-2026 23:28:08.858"
+        );
+        assert_eq!(
+            power_datetime(951_782_400_123_000_000),
+            "02-29-2000 00:00:00.123"
+        );
+    }
+
+    #[test]
+    fn iso8601_and_power_datetime_agree_on_the_date() {
+        let t = UNIX_EPOCH + std::time::Duration::from_secs(951_782_400);
+        assert_eq!(iso8601_utc(t), "2000-02-29T00:00:00Z");
     }
 }
