@@ -12,21 +12,10 @@ use dataset::{Dataset, DatasetOptions};
 
 use crate::cli::AccuracyArgs;
 use crate::outcome::Outcome;
+use crate::replay::SimTokenizer;
 
 /// The accuracy log's file name in a run directory.
 const ACCURACY_LOG: &str = "mlperf_log_accuracy.json";
-
-/// The built-in simulator's tokenizer, for runs made against it.
-struct SimTokenizer(sim::tokenizer::Tokenizer);
-
-impl Tokenizer for SimTokenizer {
-    fn encode(&self, text: &str, _add_special_tokens: bool) -> Result<Vec<u32>, TokenizerError> {
-        Ok(self.0.encode(text))
-    }
-    fn decode(&self, ids: &[u32], _skip_special_tokens: bool) -> Result<String, TokenizerError> {
-        Ok(self.0.decode(ids))
-    }
-}
 
 /// A server's /detokenize, called synchronously (scoring is a batch job).
 struct RemoteDecoder {
@@ -124,13 +113,6 @@ impl AccuracyConfig {
     }
 }
 
-fn sim_tokenizer(profile: &str) -> anyhow::Result<SimTokenizer> {
-    let config = sim::SimConfig::from_profile(profile)?;
-    Ok(SimTokenizer(sim::tokenizer::Tokenizer::new(
-        config.vocab_size,
-    )))
-}
-
 /// Scores and prints; exit 0 when the targets are met (or there are none),
 /// 3 when a target is missed.
 pub fn main(args: &AccuracyArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
@@ -147,7 +129,7 @@ pub fn main(args: &AccuracyArgs, out: &mut dyn Write) -> anyhow::Result<Outcome>
                 .with_context(|| format!("loading tokenizer {}", path.display()))?,
         ),
         (None, Some(url), _) => Box::new(remote_decoder(url, args.api_key_env.as_deref())?),
-        (None, None, Some(profile)) => Box::new(sim_tokenizer(profile)?),
+        (None, None, Some(profile)) => Box::new(SimTokenizer::for_profile(profile)?),
         (None, None, None) => bail!("no tokenizer"),
     };
     let mut options = AccuracyOptions::new().with_dtype(config.dtype);

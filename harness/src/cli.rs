@@ -268,6 +268,11 @@ pub struct RunArgs {
     /// Simulator profile when no --backend is given.
     #[arg(long, default_value = "llama3.1-8b-h100")]
     pub sim_profile: String,
+    /// The built-in simulator answers each prompt with the dataset's
+    /// reference output (encoded with --tokenizer, else its own vocabulary)
+    /// instead of sampled tokens: an AccuracyOnly run scores the reference.
+    #[arg(long, conflicts_with = "backends")]
+    pub sim_replay: bool,
     /// Served model name (default: asked from /v1/models).
     #[arg(long)]
     pub model: Option<String>,

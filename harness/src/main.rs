@@ -15,6 +15,7 @@ mod hooks;
 mod metrics;
 mod outcome;
 mod progress;
+mod replay;
 mod report_cmd;
 mod run_cmd;
 mod shared;

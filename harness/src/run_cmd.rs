@@ -80,7 +80,17 @@ impl Backend {
     ) -> anyhow::Result<Backend> {
         let mut sut_config = options.sut.clone();
         let simulator = if options.backends.is_empty() {
-            let sim = runtime.block_on(start_simulator(&options.sim_profile))?;
+            let replay = match &options.sim_replay {
+                Some(replay) => {
+                    let tokenizer = crate::replay::replay_tokenizer(
+                        replay.tokenizer.as_deref(),
+                        &options.sim_profile,
+                    )?;
+                    Some(Arc::new(crate::replay::replay_table(dataset, &*tokenizer)?))
+                }
+                None => None,
+            };
+            let sim = runtime.block_on(start_simulator(&options.sim_profile, replay))?;
             sut_config.endpoints = vec![format!("http://{}", sim.local_addr())];
             Some(sim)
         } else {
@@ -326,9 +336,13 @@ fn stop_on_signals(runtime: &tokio::runtime::Runtime, stop: StopSignal) {
 }
 
 /// The built-in simulator on a free local port, on the run's runtime.
-async fn start_simulator(profile: &str) -> anyhow::Result<sim::SimHandle> {
-    let config = sim::SimConfig::from_profile(profile)
+async fn start_simulator(
+    profile: &str,
+    replay: Option<Arc<sim::Replay>>,
+) -> anyhow::Result<sim::SimHandle> {
+    let mut config = sim::SimConfig::from_profile(profile)
         .with_context(|| format!("--sim-profile {profile}"))?;
+    config.replay = replay;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("binding the simulator to 127.0.0.1")?;

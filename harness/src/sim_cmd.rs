@@ -106,6 +106,15 @@ pub struct SimArgs {
     /// Write one ground-truth JSON line per request to FILE (must not exist).
     #[arg(long, value_name = "FILE")]
     pub ground_truth: Option<PathBuf>,
+    /// Replay mode: answer each prompt of this dataset (cnn_eval.json, a
+    /// llama2-70b pickle, ...) with its reference output instead of sampled
+    /// tokens; other prompts are sampled as usual.
+    #[arg(long, value_name = "DATASET")]
+    pub replay: Option<PathBuf>,
+    /// tokenizer.json to encode the replayed references with (default: the
+    /// profile's own vocabulary, lossy for words outside it).
+    #[arg(long, value_name = "FILE", requires = "replay")]
+    pub tokenizer: Option<PathBuf>,
 }
 
 fn parse_error_rate(s: &str) -> Result<sim::ErrorRate, String> {
@@ -180,6 +189,16 @@ impl SimArgs {
         }
         if self.ground_truth.is_some() {
             c.ground_truth.file = self.ground_truth.clone();
+        }
+        if let Some(path) = &self.replay {
+            let data = dataset::Dataset::load(path, &dataset::DatasetOptions::new())
+                .with_context(|| format!("--replay {}", path.display()))?;
+            let tokenizer =
+                crate::replay::replay_tokenizer(self.tokenizer.as_deref(), &self.profile)?;
+            c.replay = Some(std::sync::Arc::new(crate::replay::replay_table(
+                &data,
+                &*tokenizer,
+            )?));
         }
         c.validate()?;
         Ok(c)

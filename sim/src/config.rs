@@ -1,10 +1,12 @@
 //! Simulator configuration: model shape, performance model, faults, profiles.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::SimError;
+use crate::replay::Replay;
 
 /// The profiles shipped with the crate (a JSON object: profile name -> partial [`SimConfig`]).
 pub const BUILTIN_PROFILES: &str = include_str!("../profiles.json");
@@ -40,6 +42,11 @@ pub struct SimConfig {
     pub faults: FaultConfig,
     /// Ground-truth per-request log.
     pub ground_truth: GroundTruthConfig,
+    /// Replay mode: prompts found in this table are answered with its output
+    /// tokens (then EOS) instead of sampled ones. Data, not a profile
+    /// setting, so never read from or written to JSON.
+    #[serde(skip)]
+    pub replay: Option<Arc<Replay>>,
 }
 
 /// The engine: scheduler limits, KV cache and the step-time model.
@@ -141,6 +148,7 @@ impl Default for SimConfig {
             engine: EngineConfig::default(),
             faults: FaultConfig::default(),
             ground_truth: GroundTruthConfig::default(),
+            replay: None,
         }
     }
 }

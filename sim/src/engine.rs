@@ -12,6 +12,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::config::{EngineConfig, SimConfig};
 use crate::kv::BlockPool;
 use crate::metrics::{FinishReason, Metrics, RequestTimes};
+use crate::replay::Replay;
 use crate::rng::{Rng, hash_tokens};
 use crate::tokenizer::{EOS_TOKEN_ID, Tokenizer};
 
@@ -105,6 +106,8 @@ struct Seq {
     scheduled: Option<Instant>,
     first_token: Option<Instant>,
     last_token: Option<Instant>,
+    /// Replay mode: the output to answer with, when the prompt is known.
+    replay: Option<Arc<[u32]>>,
 }
 
 impl Seq {
@@ -151,6 +154,7 @@ pub(crate) struct Scheduler {
     waiting: VecDeque<Seq>,
     running: Vec<Seq>,
     tokenizer: Arc<Tokenizer>,
+    replay: Option<Arc<Replay>>,
 }
 
 /// A token produced by a step, to be sent once the step's time has passed.
@@ -171,6 +175,7 @@ impl Scheduler {
             waiting: VecDeque::new(),
             running: Vec::new(),
             tokenizer,
+            replay: config.replay.clone(),
         }
     }
 
@@ -190,6 +195,16 @@ impl Scheduler {
         };
         let rng = Rng::new(hash_tokens(req.params.seed, &req.prompt) ^ u64::from(req.choice));
         let text = (!req.params.stop.is_empty()).then(String::new);
+        let replay = self.replay.as_ref().and_then(|r| {
+            let output = r.output(&req.prompt);
+            if output.is_none() {
+                tracing::warn!(
+                    prompt_tokens = req.prompt.len(),
+                    "replay: prompt not in the replay table; sampling its output"
+                );
+            }
+            output
+        });
         metrics.waiting += 1;
         self.waiting.push_back(Seq {
             req,
@@ -203,6 +218,7 @@ impl Scheduler {
             scheduled: None,
             first_token: None,
             last_token: None,
+            replay,
         });
     }
 
@@ -377,16 +393,30 @@ impl Scheduler {
             }
             // Sample.
             let p = &s.req.params;
-            let token = if !p.ignore_eos && s.output_len >= p.min_tokens && s.rng.chance(eos_p) {
-                EOS_TOKEN_ID
-            } else {
-                7 + s.rng.below(u64::from(self.tokenizer.vocab_size() - 7)) as u32
+            let may_stop = !p.ignore_eos && s.output_len >= p.min_tokens;
+            // Replay: the reference tokens, and the sequence ends on the last
+            // one (no EOS token is emitted, so the output is exactly the
+            // reference). Where min_tokens or ignore_eos forbid ending there,
+            // sampled tokens follow, as a real server keeps generating.
+            let reference = s.replay.as_ref().filter(|r| !r.is_empty());
+            let (token, is_eos) = match reference.and_then(|r| r.get(s.output_len as usize)) {
+                Some(&token) => (token, false),
+                None if reference.is_none() && may_stop && s.rng.chance(eos_p) => {
+                    (EOS_TOKEN_ID, true)
+                }
+                None => (
+                    7 + s.rng.below(u64::from(self.tokenizer.vocab_size() - 7)) as u32,
+                    false,
+                ),
             };
             s.output_len += 1;
             metrics.generation_tokens += 1;
             let mut finish = None;
             let past_min = s.output_len > p.min_tokens;
-            if token == EOS_TOKEN_ID && !p.ignore_eos && past_min {
+            let reference_done = reference.is_some_and(|r| s.output_len as usize == r.len())
+                && !p.ignore_eos
+                && s.output_len >= p.min_tokens;
+            if (is_eos && !p.ignore_eos && past_min) || reference_done {
                 finish = Some((FinishReason::Stop, StopReason::None, None));
             } else if past_min && p.stop_token_ids.contains(&token) {
                 finish = Some((FinishReason::Stop, StopReason::Token(token), None));
@@ -795,5 +825,40 @@ mod tests {
         let lens: Vec<usize> = rxs.iter_mut().map(|rx| tokens(rx).len()).collect();
         let mean = lens.iter().sum::<usize>() as f64 / lens.len() as f64;
         assert!((15.0..25.0).contains(&mean), "mean length {mean}");
+    }
+    #[test]
+    fn replay_answers_known_prompts_with_the_reference_and_samples_the_rest() {
+        let mut c = config(1000, 8, 1000);
+        c.eos_probability = 0.0;
+        c.replay = Some(Arc::new(Replay::new([
+            (vec![10, 11, 12], vec![500, 2, 501]),
+            (vec![20], vec![600]),
+        ])));
+        let run = |prompt: Vec<u32>, min_tokens: u32, ignore_eos: bool| {
+            let mut m = Metrics::new(0.0, c.max_model_len);
+            let mut s = Scheduler::new(&c, Arc::new(Tokenizer::new(c.vocab_size)));
+            let (mut r, mut rx) = req(prompt, 6);
+            r.params.min_tokens = min_tokens;
+            r.params.ignore_eos = ignore_eos;
+            s.add(r, &mut m);
+            while !s.is_idle() {
+                step(&mut s, &mut m);
+            }
+            tokens(&mut rx)
+        };
+        // Exactly the reference; a reference token equal to the EOS id does
+        // not end it, and no EOS token is added after it.
+        assert_eq!(run(vec![10, 11, 12], 1, false), vec![500, 2, 501]);
+        // min_tokens past the reference, or ignore_eos: sampled tokens
+        // follow until max_tokens (6).
+        let longer = run(vec![20], 3, false);
+        assert_eq!(longer.len(), 6);
+        assert_eq!(longer[0], 600);
+        let ignored = run(vec![10, 11, 12], 0, true);
+        assert_eq!((ignored.len(), &ignored[..3]), (6, &[500, 2, 501][..]));
+        // A prompt not in the table is sampled as without replay.
+        let unknown = run(vec![30], 0, false);
+        assert_eq!(unknown.len(), 6);
+        assert!(unknown.iter().all(|&t| t >= 7));
     }
 }

@@ -21,6 +21,7 @@ mod engine;
 mod ground_truth;
 mod kv;
 mod metrics;
+pub mod replay;
 mod rng;
 mod server;
 pub mod tokenizer;
@@ -41,6 +42,7 @@ pub use config::{
 pub use engine::{StepTiming, step_time_us};
 pub use ground_truth::GroundTruthRecord;
 pub use metrics::FinishReason;
+pub use replay::Replay;
 
 /// Errors of the simulator.
 #[derive(Debug, thiserror::Error)]

@@ -44,10 +44,20 @@ pub struct BackendOptions {
     pub backends: Vec<String>,
     /// Simulator profile for the in-process simulator.
     pub sim_profile: String,
+    /// Replay mode for the in-process simulator (`--sim-replay`).
+    pub sim_replay: Option<SimReplay>,
     /// How the SUT talks to the backend.
     pub sut: sut::SutConfig,
     /// Give up when nothing completes for this long.
     pub idle_timeout: Duration,
+}
+
+/// The in-process simulator answers each prompt with its reference output.
+#[derive(Debug, Clone)]
+pub struct SimReplay {
+    /// tokenizer.json encoding the references (`--tokenizer`); `None`: the
+    /// simulator profile's own vocabulary.
+    pub tokenizer: Option<PathBuf>,
 }
 
 /// Where a run's results go.
@@ -245,6 +255,9 @@ impl RunConfig {
             backend: BackendOptions {
                 backends: args.backends.clone(),
                 sim_profile: args.sim_profile.clone(),
+                sim_replay: args.sim_replay.then(|| SimReplay {
+                    tokenizer: args.tokenizer.clone(),
+                }),
                 sut,
                 idle_timeout,
             },
