@@ -957,3 +957,96 @@ fn a_servers_detokenize_endpoint_decodes_like_the_local_vocabulary() {
         assert_eq!(local[key], remote[key], "{key}");
     }
 }
+
+/// A llama.cpp-like server on 127.0.0.1:0: every completion streams three
+/// text chunks without token counts, and the final `usage` says four tokens
+/// (llama.cpp counts the EOS token it never streams).
+fn usage_beyond_stream_server() -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut out = stream;
+                loop {
+                    let mut request_line = String::new();
+                    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut length = 0usize;
+                    loop {
+                        let mut header = String::new();
+                        reader.read_line(&mut header).unwrap();
+                        let header = header.trim_end();
+                        if header.is_empty() {
+                            break;
+                        }
+                        if let Some((name, value)) = header.split_once(':')
+                            && name.eq_ignore_ascii_case("content-length")
+                        {
+                            length = value.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    if !request_line.starts_with("POST") {
+                        let json = r#"{"object":"list","data":[{"id":"fake","object":"model"}]}"#;
+                        let _ = write!(
+                            out,
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{json}",
+                            json.len()
+                        );
+                        continue;
+                    }
+                    let mut events = String::new();
+                    for text in ["a", "b", "c"] {
+                        events.push_str(&format!(
+                            "data: {{\"id\":\"x\",\"object\":\"text_completion\",\"choices\":[{{\"index\":0,\"text\":\"{text}\",\"finish_reason\":null}}]}}\n\n"
+                        ));
+                    }
+                    events.push_str(
+                        "data: {\"id\":\"x\",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":4,\"total_tokens\":9}}\n\ndata: [DONE]\n\n",
+                    );
+                    let _ = write!(
+                        out,
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n{events}",
+                        events.len()
+                    );
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn output_tokens_known_only_from_the_final_usage_reach_the_time_series() {
+    let url = usage_beyond_stream_server();
+    let scratch = Scratch::new();
+    let output = scratch.run(&[
+        "--scenario",
+        "Offline",
+        "--backend",
+        &url,
+        "--api",
+        "completions-text",
+        "--total-sample-count",
+        "8",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let data = reports::load(&scratch.run_dirs()[0], 1).unwrap();
+    let summary = reports::summarize(&data);
+    let throughput = summary.throughput.unwrap();
+    let samples = data.main_phase().unwrap().samples.len() as u64;
+    assert!(samples > 0);
+    // Every sample: 3 streamed chunks, 4 tokens by the usage.
+    assert_eq!(throughput.output_tokens, 4 * samples);
+    let series = reports::charts::time_series(data.main_phase().unwrap());
+    let charted: f64 = series.tokens_per_s.iter().map(|&(_, y)| y).sum::<f64>() * series.bin_s;
+    assert_eq!(charted.round() as u64, throughput.output_tokens);
+    // The peak second cannot hold fewer tokens than a fair share of the run.
+    assert!(throughput.peak_output_tokens_per_s >= 4.0, "{throughput:?}");
+}

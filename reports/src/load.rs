@@ -279,6 +279,40 @@ fn raw_from_record(q: loadgen::QueryRecord) -> RawQuery {
     }
 }
 
+/// When a successful sample's output tokens arrived, as `(time, tokens)`,
+/// adding up to its `n_tokens` (the server's final count).
+///
+/// Chunks with a known count keep it. The rest of `n_tokens` is what only the
+/// final usage told: llama.cpp, for one, streams text without counts and
+/// counts the EOS token it never streams. That rest is spread evenly over the
+/// chunks whose count was unknown (each carried some of it; the last ones
+/// take the remainder of the division), or, when every chunk's count was
+/// known (or nothing was streamed), placed at completion, when it became
+/// known. A stream that claims more tokens than `n_tokens` keeps its claims.
+fn token_arrivals(q: &RawQuery) -> Vec<(u64, u64)> {
+    // Records written before per-chunk counts existed: one token a chunk.
+    let count = |i: usize| q.chunk_tokens.get(i).map_or(1, |&n| u64::from(n));
+    let known: u64 = (0..q.chunk_ns.len()).map(count).sum();
+    let rest = u64::try_from(q.n_tokens).unwrap_or(0).saturating_sub(known);
+    let unknown = (0..q.chunk_ns.len()).filter(|&i| count(i) == 0).count() as u64;
+    let mut out = Vec::with_capacity(q.chunk_ns.len() + 1);
+    let mut seen_unknown = 0u64;
+    for (i, &t) in q.chunk_ns.iter().enumerate() {
+        let mut n = count(i);
+        if n == 0 {
+            n = rest / unknown + u64::from(seen_unknown >= unknown - rest % unknown);
+            seen_unknown += 1;
+        }
+        if n > 0 {
+            out.push((t, n));
+        }
+    }
+    if unknown == 0 && rest > 0 {
+        out.push((q.end_ns, rest));
+    }
+    out
+}
+
 fn add_query(batch: &mut Batch, q: impl std::borrow::Borrow<RawQuery>) {
     let q = q.borrow();
     if q.error.is_none() {
@@ -290,12 +324,12 @@ fn add_query(batch: &mut Batch, q: impl std::borrow::Borrow<RawQuery>) {
             batch.itl_sum.0 += u128::from(gap);
             batch.itl_sum.1 += u128::from(gap) * u128::from(gap);
         }
-        for (i, &t) in q.chunk_ns.iter().enumerate() {
+        for (t, n) in token_arrivals(q) {
             let bin = (t / FINE_BIN_NS) as usize;
             if bin >= batch.token_bins.len() {
                 batch.token_bins.resize(bin + 1, 0);
             }
-            batch.token_bins[bin] += u64::from(q.chunk_tokens.get(i).copied().unwrap_or(1));
+            batch.token_bins[bin] += n;
         }
     }
     batch.samples.push(Sample {
@@ -757,5 +791,52 @@ mod fast {
             let ok = r#"{"type":"query","seq":1,"query":1,"sample_index":1,"scheduled_ns":1,"issued_ns":1,"end_ns":1,"n_tokens":1}"#;
             assert!(parse_query(ok.as_bytes(), &mut scratch).is_some());
         }
+    }
+}
+
+#[cfg(test)]
+mod token_arrival_tests {
+    use super::*;
+
+    fn query(n_tokens: i64, chunk_ns: &[u64], chunk_tokens: &[u32]) -> RawQuery {
+        RawQuery {
+            end_ns: 1_000,
+            n_tokens,
+            chunk_ns: chunk_ns.to_vec(),
+            chunk_tokens: chunk_tokens.to_vec(),
+            ..RawQuery::default()
+        }
+    }
+
+    fn total(a: &[(u64, u64)]) -> u64 {
+        a.iter().map(|&(_, n)| n).sum()
+    }
+
+    #[test]
+    fn usage_beyond_unknown_chunks_is_spread_over_them() {
+        // llama.cpp: 3 text chunks without counts, usage says 4 (the EOS).
+        let a = token_arrivals(&query(4, &[10, 20, 30], &[0, 0, 0]));
+        assert_eq!(a, vec![(10, 1), (20, 1), (30, 2)]);
+        let a = token_arrivals(&query(10, &[10, 20, 30], &[0, 2, 0]));
+        assert_eq!(a, vec![(10, 4), (20, 2), (30, 4)]);
+        assert_eq!(total(&a), 10);
+    }
+
+    #[test]
+    fn usage_beyond_known_chunks_arrives_at_completion() {
+        let a = token_arrivals(&query(5, &[10, 20], &[1, 1]));
+        assert_eq!(a, vec![(10, 1), (20, 1), (1_000, 3)]);
+        // Nothing streamed at all.
+        assert_eq!(token_arrivals(&query(7, &[], &[])), vec![(1_000, 7)]);
+        // Counts that already add up are left alone.
+        assert_eq!(
+            token_arrivals(&query(3, &[10, 20], &[2, 1])),
+            vec![(10, 2), (20, 1)]
+        );
+        // Old records without per-chunk counts: one token a chunk.
+        assert_eq!(
+            token_arrivals(&query(3, &[10, 20], &[])),
+            vec![(10, 1), (20, 1), (1_000, 1)]
+        );
     }
 }
