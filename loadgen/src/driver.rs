@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use crate::find_peak::{FindPeakError, FindPeakOutcome, FindPeakSettings, find_peak};
-use crate::record::{Phase, PhaseEnd};
+use crate::record::{Phase, PhaseEnd, PhaseStart, QueryRecord, RunObserver};
 use crate::results::PerformanceSummary;
 use crate::run::{
     IssuePlan, NoPhaseLog, PhaseLog, PhaseMeasurements, PhaseRequest, RunOptions, RuntimeError,
@@ -304,13 +304,23 @@ impl Test<'_> {
             inner: self.hooks.phase_log(),
             first_sample_id,
         });
+        // The observer sees the same sequence ids as the accuracy log.
+        let options = RunOptions {
+            observer: self.options.observer.clone().map(|inner| {
+                Arc::new(SequencedObserver {
+                    inner,
+                    first_sample_id,
+                }) as Arc<dyn RunObserver>
+            }),
+            ..self.options.clone()
+        };
         let measurements = crate::run::run_phase(&PhaseRequest {
             sut: self.sut,
             plan,
             settings,
             phase,
             log,
-            options: self.options,
+            options: &options,
         });
         self.hooks.phase_ended(phase, &measurements);
         let verdict = (phase == Phase::Performance)
@@ -381,6 +391,38 @@ impl Test<'_> {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct RunFailed(String);
+
+/// Gives the observer LoadGen's sequence ids (the accuracy log's `seq_id`,
+/// counting on across phases and accuracy sets) instead of the issuer's
+/// phase-relative sample positions, so records.jsonl's `seq` and
+/// mlperf_log_accuracy.json's `seq_id` name a sample alike.
+struct SequencedObserver {
+    inner: Arc<dyn RunObserver>,
+    first_sample_id: u64,
+}
+
+impl RunObserver for SequencedObserver {
+    fn phase_started(&self, start: &PhaseStart) {
+        self.inner.phase_started(start);
+    }
+
+    fn query_issued(&self, query: u64, samples: usize, issued_ns: u64) {
+        self.inner.query_issued(query, samples, issued_ns);
+    }
+
+    fn first_token(&self, seq: u64, at_ns: u64) {
+        self.inner.first_token(self.first_sample_id + seq, at_ns);
+    }
+
+    fn sample_completed(&self, mut record: QueryRecord) {
+        record.seq += self.first_sample_id;
+        self.inner.sample_completed(record);
+    }
+
+    fn phase_finished(&self, end: &PhaseEnd) {
+        self.inner.phase_finished(end);
+    }
+}
 
 /// Turns the issuer's phase-relative sample positions into LoadGen's
 /// sequence ids (the accuracy log's `seq_id`).

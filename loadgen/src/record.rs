@@ -42,7 +42,11 @@ impl std::fmt::Display for Phase {
 /// Field names are the file format of `records.jsonl`: keep them stable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueryRecord {
-    /// Sequence number of the sample in issue order (the accuracy log's `seq_id`).
+    /// LoadGen's sequence id of the sample, in issue order: the accuracy
+    /// log's `seq_id`. It keeps counting across phases and accuracy sets (the
+    /// second set of an accuracy run starts where the first ended; a
+    /// SubmissionRun's performance phase follows its accuracy phase), as in
+    /// real LoadGen, so a record and its accuracy-log entry share the number.
     pub seq: u64,
     /// Index of the query the sample was issued in.
     pub query: u64,
@@ -156,7 +160,7 @@ pub trait RunObserver: Send + Sync {
     fn phase_started(&self, _start: &PhaseStart) {}
     /// A query of `samples` samples was issued at `issued_ns`.
     fn query_issued(&self, _query: u64, _samples: usize, _issued_ns: u64) {}
-    /// A first token arrived.
+    /// A first token arrived for sample `seq` ([`QueryRecord::seq`]).
     fn first_token(&self, _seq: u64, _at_ns: u64) {}
     /// A sample completed (or was given up on).
     fn sample_completed(&self, _record: QueryRecord) {}

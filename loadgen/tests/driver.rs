@@ -197,6 +197,53 @@ fn accuracy_only_answers_every_sample_of_the_library_once() {
     );
 }
 
+/// The observer's records as (seq, sample_index).
+#[derive(Default)]
+struct Records(Mutex<Vec<(u64, u64)>>);
+
+impl loadgen::RunObserver for Records {
+    fn sample_completed(&self, record: loadgen::QueryRecord) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((record.seq, record.sample_index));
+    }
+}
+
+#[test]
+fn records_carry_the_accuracy_logs_sequence_ids_across_sets() {
+    let qsl = Qsl {
+        total: 37,
+        performance: 10,
+        ..Qsl::default()
+    };
+    let hooks = Hooks::new(f64::INFINITY);
+    let s = settings(Scenario::Offline, TestMode::AccuracyOnly, |_| {});
+    let (effective, _) =
+        EffectiveSettings::new(&s, qsl.performance as u64, qsl.total as u64).unwrap();
+    let records = Arc::new(Records::default());
+    let options = RunOptions {
+        observer: Some(Arc::clone(&records) as Arc<dyn loadgen::RunObserver>),
+        ..RunOptions::default()
+    };
+    start_test(
+        &EchoSut,
+        &qsl,
+        &effective,
+        &HookHandle(Arc::clone(&hooks)),
+        &options,
+    )
+    .unwrap();
+    let mut got = records.0.lock().unwrap().clone();
+    let mut logged = hooks.entries.lock().unwrap().clone();
+    got.sort_unstable();
+    logged.sort_unstable();
+    // Four sets (10, 10, 10, 7): the second set's first record is seq 10,
+    // not 0, as in mlperf_log_accuracy.json.
+    assert_eq!(got.len(), 37);
+    assert_eq!(got, logged);
+}
+
 #[test]
 fn submission_run_runs_accuracy_then_performance_with_continuing_sequence_ids() {
     let qsl = Qsl {
