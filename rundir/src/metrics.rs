@@ -63,7 +63,9 @@ pub mod names {
     pub const PREEMPTIONS_PER_S: &str = "preemptions_per_s";
     /// Server: prefix-cache hit rate over the interval, 0..1.
     pub const PREFIX_CACHE_HIT_FRAC: &str = "prefix_cache_hit_frac";
-    /// Server histogram quantiles over the interval: `<metric>_p50_s` etc.
+    /// Server histogram quantiles over the interval, as the bounds of the
+    /// bucket holding them (`<metric>_p50_gt_s`, `<metric>_p50_le_s`), and
+    /// the exact mean `<metric>_mean_s`.
     /// Metric stems: time to first token.
     pub const TTFT: &str = "ttft";
     /// Stem: inter-token latency.
@@ -121,10 +123,25 @@ pub mod names {
     /// Harness process: resident memory.
     pub const PROCESS_RSS_BYTES: &str = "process_rss_bytes";
 
-    /// `<stem>_<q>_s`, e.g. `quantile_name(TTFT, "p99")` = `ttft_p99_s`;
-    /// `quantile_name(TTFT, "mean")` = `ttft_mean_s` is the interval's mean.
+    /// `<stem>_<q>_s`: `quantile_name(TTFT, "mean")` = `ttft_mean_s` is the
+    /// interval's exact mean (`_sum / _count`).
     pub fn quantile_name(stem: &str, quantile: &str) -> String {
         format!("{stem}_{quantile}_s")
+    }
+
+    /// `<stem>_<q>_le_s`, e.g. `ttft_p99_le_s`: the upper bound of the
+    /// server's histogram bucket holding quantile `q`. The quantile is at
+    /// most this; a server histogram cannot say more (no interpolated
+    /// value is reported). Absent when the quantile is past the highest
+    /// finite bucket bound.
+    pub fn quantile_upper_name(stem: &str, quantile: &str) -> String {
+        format!("{stem}_{quantile}_le_s")
+    }
+
+    /// `<stem>_<q>_gt_s`, e.g. `ttft_p99_gt_s`: the lower bound of that
+    /// bucket. The quantile lies in `(gt, le]`.
+    pub fn quantile_lower_name(stem: &str, quantile: &str) -> String {
+        format!("{stem}_{quantile}_gt_s")
     }
 }
 
@@ -185,7 +202,8 @@ pub struct WindowStats {
     /// Observations per histogram stem ([`names::TTFT`]...).
     pub observations: BTreeMap<String, f64>,
     /// Vocabulary values over the window: `*_per_s` rates,
-    /// `prefix_cache_hit_frac`, `<stem>_p50_s`/`_p90_s`/`_p99_s`/`_mean_s`.
+    /// `prefix_cache_hit_frac`, `<stem>_mean_s`, and per quantile (`p50`,
+    /// `p90`, `p99`) the bucket bounds `<stem>_p50_gt_s` / `<stem>_p50_le_s`.
     pub values: BTreeMap<String, f64>,
     /// Server series that went down in the window and were taken to have
     /// restarted (a server restart makes the window suspect).
@@ -245,7 +263,7 @@ mod tests {
         let path = tmp.path().join(crate::METRICS_FILE);
         let mut values = BTreeMap::new();
         values.insert(names::KV_CACHE_USAGE_FRAC.to_owned(), 0.5);
-        values.insert(names::quantile_name(names::TTFT, "p99"), 0.02);
+        values.insert(names::quantile_upper_name(names::TTFT, "p99"), 0.02);
         let sample = MetricsSample {
             t_ns: 1_000_000_000,
             source: MetricSource::Server,
@@ -260,7 +278,7 @@ mod tests {
         assert!(
             std::fs::read_to_string(&path)
                 .unwrap()
-                .contains("\"ttft_p99_s\":0.02")
+                .contains("\"ttft_p99_le_s\":0.02")
         );
     }
 
@@ -275,7 +293,7 @@ mod tests {
         stats.counts.insert("prompt_tokens".into(), 3072.0);
         stats
             .values
-            .insert(names::quantile_name(names::TTFT, "p50"), 0.064);
+            .insert(names::quantile_upper_name(names::TTFT, "p50"), 0.08);
         let summary = ServerSummary {
             window_start_ns: Some(1),
             window_end_ns: Some(2),

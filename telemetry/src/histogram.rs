@@ -21,6 +21,9 @@
 //!
 //! So a server-side quantile is only as fine as the server's buckets: vLLM's
 //! TTFT p99 between the 0.1 s and 0.25 s bounds is a straight-line guess.
+//! The harness therefore reports [`quantile_bucket`], the bounds the
+//! quantile lies between, and the exact mean from `_sum / _count`, never the
+//! interpolated value.
 
 /// Relative difference below which two bucket counts are considered equal
 /// (Prometheus' `smallDeltaTolerance`).
@@ -62,6 +65,12 @@ impl BucketHistogram {
     pub fn quantile(&self, q: f64) -> Option<f64> {
         let v = histogram_quantile(q, &self.buckets);
         (!v.is_nan()).then_some(v)
+    }
+
+    /// The bounds of the bucket holding the `q` quantile
+    /// ([`quantile_bucket`]).
+    pub fn quantile_bucket(&self, q: f64) -> Option<(f64, f64)> {
+        quantile_bucket(q, &self.buckets)
     }
 
     /// Mean observation, `sum / count`, when there are observations.
@@ -159,6 +168,36 @@ fn common_bounds(series: &[&BucketHistogram]) -> Vec<f64> {
     bounds
 }
 
+/// Buckets as PromQL's `BucketQuantile` prepares them: sorted by bound,
+/// equal bounds merged, counts made monotonic. `None` where it returns NaN:
+/// no `+Inf` bucket, fewer than 2 buckets, or no observations.
+fn prepared(buckets: &[(f64, f64)]) -> Option<Vec<(f64, f64)>> {
+    let mut b: Vec<(f64, f64)> = buckets.to_vec();
+    b.sort_by(|x, y| x.0.total_cmp(&y.0));
+    if b.last().is_none_or(|last| last.0 != f64::INFINITY) {
+        return None;
+    }
+    b.dedup_by(|later, kept| {
+        if later.0 == kept.0 {
+            kept.1 += later.1;
+            true
+        } else {
+            false
+        }
+    });
+    ensure_monotonic(&mut b);
+    if b.len() < 2 || b[b.len() - 1].1 == 0.0 {
+        return None;
+    }
+    Some(b)
+}
+
+/// Index of the first bucket (the `+Inf` one included) whose cumulative
+/// count reaches `rank`.
+fn rank_bucket(b: &[(f64, f64)], rank: f64) -> usize {
+    b[..b.len() - 1].partition_point(|x| x.1 < rank)
+}
+
 /// PromQL's `histogram_quantile(q, ...)` over `(upper bound, cumulative
 /// count)` pairs in any order. See the module documentation for the method.
 pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> f64 {
@@ -171,30 +210,11 @@ pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    let mut b: Vec<(f64, f64)> = buckets.to_vec();
-    b.sort_by(|x, y| x.0.total_cmp(&y.0));
-    if b.last().is_none_or(|last| last.0 != f64::INFINITY) {
+    let Some(b) = prepared(buckets) else {
         return f64::NAN;
-    }
-    b.dedup_by(|later, kept| {
-        if later.0 == kept.0 {
-            kept.1 += later.1;
-            true
-        } else {
-            false
-        }
-    });
-    ensure_monotonic(&mut b);
-    if b.len() < 2 {
-        return f64::NAN;
-    }
-    let observations = b[b.len() - 1].1;
-    if observations == 0.0 {
-        return f64::NAN;
-    }
-    let mut rank = q * observations;
-    // First bucket (the +Inf one excluded) whose count reaches the rank.
-    let idx = b[..b.len() - 1].partition_point(|x| x.1 < rank);
+    };
+    let mut rank = q * b[b.len() - 1].1;
+    let idx = rank_bucket(&b, rank);
     if idx == b.len() - 1 {
         return b[b.len() - 2].0;
     }
@@ -210,6 +230,32 @@ pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> f64 {
         rank -= b[idx - 1].1;
     }
     bucket_start + (bucket_end - bucket_start) * (rank / count)
+}
+
+/// What the buckets can say about the `q` quantile (0..=1) without
+/// guessing: it lies in `(lower, upper]`, the bounds of the bucket that
+/// holds the same rank [`histogram_quantile`] looks for. `upper` is `+Inf`
+/// when the rank is past the highest finite bound; `lower` is 0 for a
+/// first bucket with a positive bound (latencies are not negative, as
+/// PromQL also assumes) and `-Inf` otherwise. `None` where
+/// [`histogram_quantile`] is NaN or `q` is outside 0..=1.
+///
+/// The interpolated value can contradict the data: with vLLM's queue-time
+/// buckets (first bound 0.3 s) a median of a few ms interpolates to 0.15 s,
+/// while the bucket says only "at most 0.3 s".
+pub fn quantile_bucket(q: f64, buckets: &[(f64, f64)]) -> Option<(f64, f64)> {
+    if !(0.0..=1.0).contains(&q) {
+        return None;
+    }
+    let b = prepared(buckets)?;
+    let idx = rank_bucket(&b, q * b[b.len() - 1].1);
+    let upper = b[idx].0;
+    let lower = match idx {
+        0 if upper > 0.0 => 0.0,
+        0 => f64::NEG_INFINITY,
+        i => b[i - 1].0,
+    };
+    Some((lower, upper))
 }
 
 /// Prometheus' `ensureMonotonicAndIgnoreSmallDeltas`.
@@ -311,6 +357,55 @@ mod tests {
         // Duplicate bounds are summed.
         let dup = [(1.0, 2.0), (1.0, 2.0), (INF, 4.0)];
         assert!(close(histogram_quantile(0.5, &dup), 0.5));
+    }
+
+    #[test]
+    fn quantile_bucket_reports_only_what_the_buckets_hold() {
+        // vLLM's queue-time buckets as a real server exposed them over a
+        // window: 20 requests, all in the first bucket, 3.5 ms on average.
+        let text = "\
+vllm:request_queue_time_seconds_bucket{le=\"0.3\"} 20
+vllm:request_queue_time_seconds_bucket{le=\"0.5\"} 20
+vllm:request_queue_time_seconds_bucket{le=\"0.8\"} 20
+vllm:request_queue_time_seconds_bucket{le=\"1.0\"} 20
+vllm:request_queue_time_seconds_bucket{le=\"+Inf\"} 20
+vllm:request_queue_time_seconds_sum 0.07
+vllm:request_queue_time_seconds_count 20
+";
+        let expo = crate::prom_parse::Exposition::parse(text);
+        let buckets: Vec<(f64, f64)> = expo
+            .samples_named("vllm:request_queue_time_seconds_bucket")
+            .map(|s| {
+                let le = s.label("le").unwrap();
+                let le = if le == "+Inf" {
+                    INF
+                } else {
+                    le.parse().unwrap()
+                };
+                (le, s.value)
+            })
+            .collect();
+        let h = BucketHistogram::from_buckets(buckets, Some(20.0), Some(0.07));
+        assert!(close(h.mean().unwrap(), 0.0035));
+        // Interpolation claims 0.15 s, 40 times the mean; the bucket says
+        // only "at most 0.3 s".
+        assert!(close(h.quantile(0.5).unwrap(), 0.15));
+        assert_eq!(h.quantile_bucket(0.5), Some((0.0, 0.3)));
+        assert_eq!(h.quantile_bucket(0.99), Some((0.0, 0.3)));
+
+        let b = docs_example();
+        for q in [0.1, 0.5, 0.9, 0.99] {
+            let (lo, hi) = quantile_bucket(q, &b).unwrap();
+            let v = histogram_quantile(q, &b);
+            assert!(lo <= v && v <= hi, "{q}: {v} outside ({lo}, {hi}]");
+        }
+        // Past the highest finite bound: only the lower bound is known.
+        let tail = [(1.0, 1.0), (2.0, 1.0), (INF, 10.0)];
+        assert_eq!(quantile_bucket(0.5, &tail), Some((2.0, INF)));
+        // Where PromQL gives NaN, nothing.
+        assert_eq!(quantile_bucket(0.5, &[(1.0, 0.0), (INF, 0.0)]), None);
+        assert_eq!(quantile_bucket(0.5, &b[..5]), None);
+        assert_eq!(quantile_bucket(1.5, &b), None);
     }
 
     #[test]

@@ -71,9 +71,12 @@
 //! Gauges are summed over label sets (`engine`, ...), except fractions, which
 //! are averaged. Counters become per-second rates over each interval, summed
 //! over label sets after per-series reset handling. Histograms become
-//! per-interval deltas, merged over label sets, reported as `<stem>_p50_s`,
-//! `_p90_s`, `_p99_s` (PromQL `histogram_quantile` linear interpolation, see
-//! [`histogram`]) and `_mean_s`. Where several sources are listed, the first
+//! per-interval deltas, merged over label sets, reported as the exact mean
+//! `<stem>_mean_s` (`_sum / _count`) and, for p50, p90 and p99, the bounds of
+//! the bucket holding the quantile, `<stem>_p50_gt_s` and `<stem>_p50_le_s`
+//! (the quantile lies in `(gt, le]`; see [`histogram::quantile_bucket`]).
+//! No interpolated quantile is reported: within vLLM's coarse buckets it is a
+//! guess that can contradict the mean. Where several sources are listed, the first
 //! present wins.
 //!
 //! | source | our name |

@@ -137,7 +137,7 @@ pub enum Mapping {
     },
     /// A histogram, turned into per-interval quantiles.
     Histogram {
-        /// Vocabulary stem (`ttft` gives `ttft_p50_s`...).
+        /// Vocabulary stem (`ttft` gives `ttft_mean_s`, `ttft_p50_le_s`...).
         target: &'static str,
         /// Source families (`<name>_bucket`, `_sum`, `_count`) in order of
         /// preference.
@@ -521,8 +521,8 @@ impl ServerDelta {
 
     /// Everything derived from the delta that does not depend on time:
     /// prefix-cache hit fraction, and for each histogram with observations
-    /// its quantiles ([`QUANTILES`]) and mean, as `<stem>_<p>_s` and
-    /// `<stem>_mean_s`.
+    /// the bucket bounds of its quantiles ([`QUANTILES`]), as
+    /// `<stem>_<p>_gt_s` and `<stem>_<p>_le_s`, and its mean, `<stem>_mean_s`.
     pub fn distribution_values(&self) -> BTreeMap<String, f64> {
         let mut out = BTreeMap::new();
         let queries = self.counters.get(&CounterId::PrefixCacheQueries).copied();
@@ -536,9 +536,18 @@ impl ServerDelta {
             if h.count <= 0.0 {
                 continue;
             }
+            // Only what the buckets support: the bounds the quantile lies
+            // between, never an interpolated value (which can contradict
+            // the mean: a median of a few ms interpolates to 0.15 s in a
+            // first bucket of (0, 0.3]).
             for (q, label) in QUANTILES {
-                if let Some(v) = h.quantile(q) {
-                    out.insert(names::quantile_name(stem, label), v);
+                if let Some((lower, upper)) = h.quantile_bucket(q) {
+                    if lower.is_finite() {
+                        out.insert(names::quantile_lower_name(stem, label), lower);
+                    }
+                    if upper.is_finite() {
+                        out.insert(names::quantile_upper_name(stem, label), upper);
+                    }
                 }
             }
             if let Some(mean) = h.mean() {

@@ -173,7 +173,9 @@ async fn collector_streams_interval_values_and_summarises_the_window() {
     assert_close(v, names::REQUESTS_RUNNING, 5.0);
     assert_close(v, names::PROMPT_TOKENS_PER_S, 1536.0);
     assert_close(v, names::REQUEST_FAILURE_PER_S, 0.5);
-    assert_close(v, &names::quantile_name(names::TTFT, "p99"), 0.235);
+    // The p99 bucket, not the interpolated 0.235 s.
+    assert_close(v, &names::quantile_lower_name(names::TTFT, "p99"), 0.1);
+    assert_close(v, &names::quantile_upper_name(names::TTFT, "p99"), 0.25);
 
     // GPU 0 sampled twice, GPU 1 never; host and process each round.
     let gpu: Vec<_> = samples
@@ -251,10 +253,22 @@ async fn collector_streams_interval_values_and_summarises_the_window() {
     assert_eq!(stats.counts["request_failure"], 1.0);
     assert_eq!(stats.observations["ttft"], 20.0);
     assert_close(&stats.values, names::GENERATION_TOKENS_PER_S, 384.0);
+    // server_summary.json: the p50 bucket (the interpolated 0.064 s is
+    // gone) beside the exact mean.
     assert_close(
         &stats.values,
-        &names::quantile_name(names::TTFT, "p50"),
-        0.064,
+        &names::quantile_upper_name(names::TTFT, "p50"),
+        0.08,
+    );
+    assert!(
+        !stats
+            .values
+            .contains_key(&names::quantile_name(names::TTFT, "p50"))
+    );
+    assert_close(
+        &stats.values,
+        &names::quantile_name(names::TTFT, "mean"),
+        1.28 / 20.0,
     );
     assert_close(&stats.values, names::PREFIX_CACHE_HIT_FRAC, 1.0 / 3.0);
     assert_eq!(stats.counter_resets, 0);

@@ -26,6 +26,18 @@ fn snapshot(text: &str) -> ServerSnapshot {
     ServerSnapshot::from_exposition(&expo)
 }
 
+/// The server's quantile `p` of `stem` is reported as the bucket it lies
+/// in, `(lower, upper]`, never as an interpolated value.
+#[track_caller]
+fn assert_bucket(values: &BTreeMap<String, f64>, stem: &str, p: &str, lower: f64, upper: f64) {
+    assert_close(values, &names::quantile_lower_name(stem, p), lower);
+    assert_close(values, &names::quantile_upper_name(stem, p), upper);
+    assert!(
+        !values.contains_key(&names::quantile_name(stem, p)),
+        "no interpolated {stem} {p}"
+    );
+}
+
 #[track_caller]
 fn assert_close(values: &BTreeMap<String, f64>, name: &str, expected: f64) {
     let got = values
@@ -63,21 +75,25 @@ fn vllm_v1_two_engines_rates_and_quantiles() {
     assert_close(&v, names::PREEMPTIONS_PER_S, 1.0);
     assert_close(&v, names::PREFIX_CACHE_HIT_FRAC, 1.0 / 3.0);
     // TTFT over the window, both engines merged.
-    let q = |stem: &str, p: &str| names::quantile_name(stem, p);
-    assert_close(&v, &q(names::TTFT, "p50"), 0.064);
-    assert_close(&v, &q(names::TTFT, "p90"), 0.08);
-    assert_close(&v, &q(names::TTFT, "p99"), 0.235);
-    assert_close(&v, &q(names::TTFT, "mean"), 1.28 / 20.0);
-    assert_close(&v, &q(names::ITL, "p50"), 0.025);
-    assert_close(&v, &q(names::ITL, "p90"), 0.045);
-    assert_close(&v, &q(names::ITL, "p99"), 0.0495);
-    assert_close(&v, &q(names::TPOT, "p50"), 0.0175);
-    assert_close(&v, &q(names::TPOT, "p99"), 0.02485);
-    assert_close(&v, &q(names::E2E, "p50"), 1.25);
-    assert_close(&v, &q(names::E2E, "p90"), 1.45);
-    assert_close(&v, &q(names::QUEUE, "p50"), 0.15);
-    assert_close(&v, &q(names::PREFILL, "p50"), 0.15);
-    assert_close(&v, &q(names::DECODE, "p50"), 1.25);
+    // The interpolated values these buckets used to give (TTFT p50 0.064,
+    // queue p50 0.15 s...) were straight-line guesses; the bucket bounds are
+    // what the histogram supports.
+    assert_bucket(&v, names::TTFT, "p50", 0.06, 0.08);
+    assert_bucket(&v, names::TTFT, "p90", 0.06, 0.08);
+    assert_bucket(&v, names::TTFT, "p99", 0.1, 0.25);
+    assert_close(&v, &names::quantile_name(names::TTFT, "mean"), 1.28 / 20.0);
+    assert_bucket(&v, names::ITL, "p50", 0.01, 0.025);
+    assert_bucket(&v, names::ITL, "p90", 0.025, 0.05);
+    assert_bucket(&v, names::ITL, "p99", 0.025, 0.05);
+    assert_bucket(&v, names::TPOT, "p50", 0.01, 0.025);
+    assert_bucket(&v, names::TPOT, "p99", 0.01, 0.025);
+    assert_bucket(&v, names::E2E, "p50", 1.0, 1.5);
+    assert_bucket(&v, names::E2E, "p90", 1.0, 1.5);
+    // Every queue time fell in vLLM's first bucket: at most 0.3 s is all
+    // the histogram says (interpolation made it 0.15 s).
+    assert_bucket(&v, names::QUEUE, "p50", 0.0, 0.3);
+    assert_bucket(&v, names::PREFILL, "p50", 0.0, 0.3);
+    assert_bucket(&v, names::DECODE, "p50", 1.0, 1.5);
 
     // Observation counts per histogram and counter deltas.
     let d = ServerDelta::between(&a, &b, 2.0);
@@ -105,11 +121,11 @@ fn older_vllm_names_map_to_the_same_vocabulary() {
     assert_close(&v, names::REQUEST_FAILURE_PER_S, 0.0);
     assert_close(&v, names::PREEMPTIONS_PER_S, 0.5);
     assert_close(&v, names::PREFIX_CACHE_HIT_FRAC, 0.25);
-    assert_close(&v, &names::quantile_name(names::TTFT, "p50"), 0.375);
+    assert_bucket(&v, names::TTFT, "p50", 0.25, 0.5);
     // time_per_output_token_seconds stands in for the inter-token latency.
-    assert_close(&v, &names::quantile_name(names::ITL, "p50"), 0.0625);
-    assert_close(&v, &names::quantile_name(names::E2E, "p50"), 3.75);
-    assert!(!v.contains_key(&names::quantile_name(names::TPOT, "p50")));
+    assert_bucket(&v, names::ITL, "p50", 0.05, 0.075);
+    assert_bucket(&v, names::E2E, "p50", 2.5, 5.0);
+    assert!(!v.contains_key(&names::quantile_upper_name(names::TPOT, "p50")));
 }
 
 #[test]
@@ -137,7 +153,7 @@ fn real_llamacpp_scrapes_map_to_the_vocabulary() {
     // histograms: those keys are absent, not zero.
     assert!(!v.contains_key(names::KV_CACHE_USAGE_FRAC));
     assert!(!v.contains_key(names::REQUEST_SUCCESS_PER_S));
-    assert!(!v.keys().any(|k| k.ends_with("_p50_s")));
+    assert!(!v.keys().any(|k| k.contains("_p50_")));
 }
 
 #[test]
@@ -163,7 +179,7 @@ fn damaged_scrapes_are_reported_and_the_rest_is_used() {
     let v = interval_values(Some(&a), &b, 2.0);
     assert_close(&v, names::KV_CACHE_USAGE_FRAC, 0.375);
     assert_close(&v, names::REQUESTS_RUNNING, 5.0);
-    assert_close(&v, &names::quantile_name(names::TTFT, "p50"), 0.064);
+    assert_bucket(&v, names::TTFT, "p50", 0.06, 0.08);
 
     // Text that is not an exposition at all maps to nothing, without panic.
     let junk = Exposition::parse("\u{0}\u{1}binary\u{fffd} junk\n{}}}\n");
