@@ -72,6 +72,14 @@ pub struct CompareArgs {
     /// Also draw CDF overlays of latency, TTFT and TPOT into this directory.
     #[arg(long, value_name = "DIR")]
     pub charts: Option<PathBuf>,
+    /// Compare runs whose workloads differ (scenario, mode, LoadGen model,
+    /// target QPS, dataset, max tokens, sampling); refused (exit 4) without.
+    #[arg(long)]
+    pub allow_mismatch: bool,
+    /// Compare runs that crashed, were interrupted, or had failed queries;
+    /// refused (exit 4) without.
+    #[arg(long)]
+    pub allow_failed_runs: bool,
 }
 
 /// `harness gate`.
@@ -89,10 +97,18 @@ pub struct GateArgs {
     /// Also write the checks as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Gate runs whose workloads differ (scenario, mode, LoadGen model,
+    /// target QPS, dataset, max tokens, sampling); refused (exit 4) without.
+    #[arg(long)]
+    pub allow_mismatch: bool,
+    /// Gate runs that crashed, were interrupted, or had failed queries;
+    /// refused (exit 4) without.
+    #[arg(long)]
+    pub allow_failed_runs: bool,
 }
 
 /// `harness find-peak`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct FindPeakArgs {
     /// Search with shortened runs, then confirm the peak at full length.
     #[arg(long)]
@@ -108,6 +124,11 @@ pub struct FindPeakArgs {
     /// LoadGen's default 1: double the QPS).
     #[arg(long)]
     pub step_size: Option<f64>,
+    /// Continue the search in this directory (after Ctrl-C or a failed
+    /// step) with its own settings: the finished steps are kept, the
+    /// others run.
+    #[arg(long, value_name = "SEARCH_DIR")]
+    pub resume: Option<PathBuf>,
     /// Options of every run (as for `harness run`; the search starts at the
     /// Server target QPS and uses the conf's server_find_peak_* settings).
     #[command(flatten)]
@@ -139,7 +160,7 @@ pub struct HistoryArgs {
 }
 
 /// `harness sweep`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct SweepArgs {
     /// A dimension of the grid, NAME=V1,V2,... (repeatable; the grid is
     /// their product). NAME is one of target_qps, max_tokens,
@@ -147,10 +168,15 @@ pub struct SweepArgs {
     /// (values separated by `,`; one point's replicas by `+`), user_conf
     /// (named configurations: one user.conf file per value), or conf:KEY
     /// for any user.conf key (applied as `*.*.KEY = V`).
-    #[arg(long = "vary", value_name = "NAME=V1,V2,...", required = true)]
+    #[arg(
+        long = "vary",
+        value_name = "NAME=V1,V2,...",
+        required_unless_present = "resume"
+    )]
     pub vary: Vec<String>,
-    /// Continue the sweep in this directory: points already complete are
-    /// kept, the others run.
+    /// Continue the sweep in this directory with its own settings (those
+    /// it began with, stored in sweep.json): points already complete are
+    /// kept, the others run. Other flags must agree with the stored ones.
     #[arg(long, value_name = "SWEEP_DIR")]
     pub resume: Option<PathBuf>,
     /// Options of every run (as for `harness run`).

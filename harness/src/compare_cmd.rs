@@ -28,6 +28,46 @@ const QUANTITIES: [&str; 3] = ["latency", "ttft", "tpot"];
 /// The percentiles tabulated.
 const PERCENTILES: [(&str, f64); 3] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)];
 
+/// Every metric a comparison or a gate rule can name.
+pub fn metric_names() -> Vec<String> {
+    let mut names: Vec<String> = ["samples_per_s", "output_tokens_per_s", "failed", "valid"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    for quantity in QUANTITIES {
+        for (label, _) in PERCENTILES {
+            names.push(format!("{quantity}_{label}_ms"));
+        }
+    }
+    names
+}
+
+/// Whether a setting's difference changes the workload (comparing such runs
+/// is apples to oranges) or only the system under test (what comparisons
+/// are for: server A against server B on the same workload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettingKind {
+    /// Scenario, mode, LoadGen model, target QPS, dataset, request
+    /// settings: a difference is refused unless `--allow-mismatch`.
+    Workload,
+    /// Backend URL, served model name: a difference is stated only.
+    System,
+}
+
+/// The settings compared between runs, in the order they are stated.
+const SETTINGS: [(&str, SettingKind); 9] = [
+    ("scenario", SettingKind::Workload),
+    ("mode", SettingKind::Workload),
+    ("model", SettingKind::Workload),
+    ("target_qps", SettingKind::Workload),
+    ("dataset", SettingKind::Workload),
+    ("max_tokens", SettingKind::Workload),
+    ("sampling", SettingKind::Workload),
+    ("backend", SettingKind::System),
+    ("server_model", SettingKind::System),
+];
+
 /// One run, reduced to what comparisons need.
 #[derive(Debug, Clone)]
 pub struct RunSamples {
@@ -37,6 +77,82 @@ pub struct RunSamples {
     pub values: BTreeMap<&'static str, Vec<f64>>,
     /// Scalar figures: throughput, failures, validity.
     pub scalars: BTreeMap<String, f64>,
+    /// The settings in [`SETTINGS`] (absent when the run's files do not
+    /// say, e.g. a run.json from an older harness).
+    pub settings: BTreeMap<&'static str, String>,
+    /// Why the run cannot be judged: it crashed, was interrupted, or is
+    /// INVALID because queries failed. `None` for a sound run.
+    pub unsound: Option<String>,
+}
+
+/// Reads the settings of a run from its run.json and phase header.
+fn run_settings(
+    manifest: Option<&rundir::RunManifest>,
+    phase: &reports::load::PhaseData,
+) -> BTreeMap<&'static str, String> {
+    let mut out = BTreeMap::new();
+    let start = &phase.header.start;
+    out.insert("scenario", start.scenario.as_str().to_owned());
+    out.insert("mode", start.mode.to_string());
+    out.insert("target_qps", format!("{}", start.settings.target_qps));
+    let Some(m) = manifest else {
+        return out;
+    };
+    out.insert("model", m.model.clone());
+    if let Some(dataset) = &m.dataset {
+        out.insert("dataset", dataset.clone());
+    }
+    out.insert("backend", m.backends.join(" + "));
+    if let Some(served) = m.config.get("server_model").and_then(|v| v.as_str()) {
+        out.insert("server_model", served.to_owned());
+    }
+    if let Some(request) = m.config.get("request").and_then(|v| v.as_object()) {
+        if let Some(n) = request.get("max_tokens") {
+            out.insert("max_tokens", n.to_string());
+        }
+        // Everything else a request asks for, as one comparable text.
+        let mut rest = request.clone();
+        rest.remove("max_tokens");
+        out.insert("sampling", serde_json::Value::Object(rest).to_string());
+    }
+    out
+}
+
+/// Why a run cannot be judged, if it cannot.
+fn unsoundness(
+    manifest: Option<&rundir::RunManifest>,
+    phase: &reports::load::PhaseData,
+) -> Option<String> {
+    let failed = phase.samples.iter().filter(|s| s.error.is_some()).count();
+    let status = manifest.map(|m| m.status);
+    match status {
+        None => return Some("no run.json: not a run the harness finished".to_owned()),
+        Some(rundir::RunStatus::Running) => {
+            return Some(
+                "it crashed: run.json still says \"running\" (the process died)".to_owned(),
+            );
+        }
+        Some(rundir::RunStatus::Failed) => {
+            return Some("it failed before producing results".to_owned());
+        }
+        Some(rundir::RunStatus::Interrupted) => {
+            return Some(format!(
+                "it was interrupted after {} of {} samples",
+                phase.samples.len(),
+                phase.header.start.sample_count
+            ));
+        }
+        Some(rundir::RunStatus::Complete) => {}
+    }
+    match &phase.end {
+        None => Some("its performance phase never ended (records.jsonl has no end)".to_owned()),
+        Some(end) if end.interrupted => Some("it was interrupted".to_owned()),
+        _ if failed > 0 => Some(format!(
+            "INVALID because {failed} of {} queries failed",
+            phase.samples.len()
+        )),
+        _ => None,
+    }
 }
 
 impl RunSamples {
@@ -94,6 +210,8 @@ impl RunSamples {
             name,
             values,
             scalars,
+            settings: run_settings(data.manifest.as_ref(), phase),
+            unsound: unsoundness(data.manifest.as_ref(), phase),
         })
     }
 
@@ -112,9 +230,24 @@ fn lower_is_better(metric: &str) -> bool {
     !matches!(metric, "samples_per_s" | "output_tokens_per_s" | "valid")
 }
 
-/// Expands sweep directories into their completed points.
-fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+/// The comparison settings a sweep dimension varies.
+fn setting_of_dimension(name: &str) -> &'static str {
+    match name {
+        "target_qps" => "target_qps",
+        "scenario" => "scenario",
+        "dataset" => "dataset",
+        "max_tokens" => "max_tokens",
+        "backend" => "backend",
+        _ => "sampling",
+    }
+}
+
+/// Expands sweep directories into their points, and says which settings
+/// the sweeps vary (those differ by design).
+fn expand(paths: &[PathBuf]) -> anyhow::Result<(Vec<PathBuf>, Vec<&'static str>)> {
     let mut out = Vec::new();
+    let mut varied = Vec::new();
+    let mut all_sweeps = true;
     for path in paths {
         let sweep = path.join(crate::sweep_cmd::SWEEP_FILE);
         if sweep.is_file() {
@@ -128,11 +261,133 @@ fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
                     .iter()
                     .filter_map(|p| p.run_dir.as_ref().map(|d| path.join(d))),
             );
+            varied.extend(
+                record
+                    .dimensions
+                    .iter()
+                    .map(|d| setting_of_dimension(&d.name)),
+            );
         } else {
+            all_sweeps = false;
             out.push(path.clone());
         }
     }
-    Ok(out)
+    if !all_sweeps {
+        // A run given by itself is not part of any sweep's design.
+        varied.clear();
+    }
+    Ok((out, varied))
+}
+
+/// A setting that differs between the runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Difference {
+    /// The setting.
+    pub setting: String,
+    /// Its value per run (in the order given; `None`: the run does not say).
+    pub values: Vec<Option<String>>,
+    /// Workload or system under test.
+    pub kind: SettingKind,
+    /// Differs by a sweep's design (one of its varied dimensions).
+    pub varied: bool,
+}
+
+/// Every setting of [`SETTINGS`] whose value is not the same in all runs.
+pub fn differences(runs: &[RunSamples], varied: &[&str]) -> Vec<Difference> {
+    SETTINGS
+        .iter()
+        .filter_map(|&(setting, kind)| {
+            let values: Vec<Option<String>> = runs
+                .iter()
+                .map(|r| r.settings.get(setting).cloned())
+                .collect();
+            let known: Vec<&String> = values.iter().flatten().collect();
+            // A run that does not record a setting (older run.json) is not
+            // a difference by itself.
+            let differ = known.windows(2).any(|w| w[0] != w[1]);
+            differ.then(|| Difference {
+                setting: setting.to_owned(),
+                values,
+                kind,
+                varied: varied.contains(&setting),
+            })
+        })
+        .collect()
+}
+
+/// What the user allows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Allow {
+    /// Compare runs whose workloads differ.
+    pub mismatch: bool,
+    /// Judge runs that crashed, were interrupted or had failed queries.
+    pub unsound: bool,
+}
+
+/// States the differences and problems, and refuses (exit 4) what the user
+/// did not allow.
+fn check_comparable(
+    runs: &[RunSamples],
+    names: &[&str],
+    varied: &[&str],
+    allow: Allow,
+    command: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<Vec<Difference>> {
+    let unsound: Vec<String> = runs
+        .iter()
+        .zip(names)
+        .filter_map(|(r, name)| r.unsound.as_ref().map(|why| format!("{name}: {why}")))
+        .collect();
+    let diffs = differences(runs, varied);
+    let mut refused = Vec::new();
+    if !unsound.is_empty() && !allow.unsound {
+        refused.push(format!(
+            "{command} refuses runs whose figures cannot be trusted:\n  {}\n(--allow-failed-runs \
+             judges them anyway)",
+            unsound.join("\n  ")
+        ));
+    }
+    let mismatched: Vec<&Difference> = diffs
+        .iter()
+        .filter(|d| d.kind == SettingKind::Workload && !d.varied)
+        .collect();
+    if !mismatched.is_empty() && !allow.mismatch {
+        refused.push(format!(
+            "{command} refuses runs of different workloads (apples to oranges):\n  {}\n\
+             (--allow-mismatch compares them anyway)",
+            mismatched
+                .iter()
+                .map(|d| describe(d, names))
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        ));
+    }
+    if !refused.is_empty() {
+        return Err(crate::outcome::Refused(refused.join("\n")).into());
+    }
+    for line in unsound {
+        writeln!(out, "warning: {line} (judged anyway: --allow-failed-runs)")?;
+    }
+    for d in &diffs {
+        let note = match (d.kind, d.varied) {
+            (_, true) => "varied by the sweep",
+            (SettingKind::System, _) => "the systems compared",
+            (SettingKind::Workload, _) => "compared anyway: --allow-mismatch",
+        };
+        writeln!(out, "differs: {} ({note})", describe(d, names))?;
+    }
+    Ok(diffs)
+}
+
+fn describe(d: &Difference, names: &[&str]) -> String {
+    let values: Vec<String> = d
+        .values
+        .iter()
+        .zip(names)
+        .map(|(v, name)| format!("{name}: {}", v.as_deref().unwrap_or("-")))
+        .collect();
+    format!("{} ({})", d.setting, values.join(", "))
 }
 
 /// One row of the comparison: a metric across runs.
@@ -155,6 +410,8 @@ pub struct MetricRow {
 pub struct Comparison {
     /// Run names, in the order given; the first is the baseline.
     pub runs: Vec<String>,
+    /// Settings that differ between the runs.
+    pub differences: Vec<Difference>,
     /// One row per metric.
     pub rows: Vec<MetricRow>,
 }
@@ -208,6 +465,7 @@ pub fn compare(runs: &[RunSamples]) -> Comparison {
         .collect();
     Comparison {
         runs: runs.iter().map(|r| r.name.clone()).collect(),
+        differences: differences(runs, &[]),
         rows,
     }
 }
@@ -329,7 +587,7 @@ pub fn main_gate(args: &GateArgs, out: &mut dyn Write) -> anyhow::Result<Outcome
 }
 
 fn run_compare(args: &CompareArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let dirs = expand(&args.runs)?;
+    let (dirs, varied) = expand(&args.runs)?;
     if dirs.len() < 2 {
         bail!("compare needs at least two runs (a sweep directory counts as its points)");
     }
@@ -337,7 +595,17 @@ fn run_compare(args: &CompareArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         .iter()
         .map(|d| RunSamples::load(d))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let comparison = compare(&runs);
+    let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+    let allow = Allow {
+        mismatch: args.allow_mismatch,
+        unsound: args.allow_failed_runs,
+    };
+    // JSON output stays one parseable document: the differences are in it.
+    let mut notes = Vec::new();
+    let mut comparison = compare(&runs);
+    comparison.differences =
+        check_comparable(&runs, &names, &varied, allow, "compare", &mut notes)?;
+
     match args.format {
         CompareFormat::Json => {
             serde_json::to_writer_pretty(&mut *out, &comparison)?;
@@ -345,6 +613,9 @@ fn run_compare(args: &CompareArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         CompareFormat::Markdown => render(&comparison, true, out)?,
         CompareFormat::Terminal => render(&comparison, false, out)?,
+    }
+    if args.format != CompareFormat::Json {
+        out.write_all(&notes)?;
     }
     if let Some(dir) = &args.charts {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -502,14 +773,46 @@ fn run_gate(args: &GateArgs, out: &mut dyn Write) -> anyhow::Result<bool> {
     if rules.rules.is_empty() {
         bail!("{}: no [[rule]] entries", args.rules.display());
     }
+    let known = metric_names();
+    let unknown: Vec<&str> = rules
+        .rules
+        .iter()
+        .map(|r| r.metric.as_str())
+        .filter(|m| !known.iter().any(|k| k == m))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(crate::outcome::UsageError(format!(
+            "{}: unknown metric {} (valid metrics: {})",
+            args.rules.display(),
+            unknown
+                .iter()
+                .map(|m| format!("{m:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            known.join(", ")
+        ))
+        .into());
+    }
     let baseline = RunSamples::load(&args.baseline)?;
     let candidate = RunSamples::load(&args.candidate)?;
-    let checks = gate(&rules, &baseline, &candidate);
     writeln!(
         out,
         "baseline  {}\ncandidate {}",
         baseline.name, candidate.name
     )?;
+    let allow = Allow {
+        mismatch: args.allow_mismatch,
+        unsound: args.allow_failed_runs,
+    };
+    check_comparable(
+        &[baseline.clone(), candidate.clone()],
+        &["baseline", "candidate"],
+        &[],
+        allow,
+        "gate",
+        out,
+    )?;
+    let checks = gate(&rules, &baseline, &candidate);
     for c in &checks {
         writeln!(
             out,
@@ -554,6 +857,8 @@ mod tests {
             name: name.into(),
             values,
             scalars,
+            settings: BTreeMap::new(),
+            unsound: None,
         }
     }
 

@@ -69,6 +69,48 @@ pub fn record(
     Ok(())
 }
 
+/// An empty trend: fine for a metric runs record (none recorded it yet
+/// under this filter), a usage error (exit 2) listing the valid names for
+/// any other.
+fn check_metric_name(history: &History, metric: &str) -> anyhow::Result<()> {
+    let mut known: Vec<String> = metric_pairs(&KeyMetrics {
+        latency_p50_ms: Some(0.0),
+        latency_p99_ms: Some(0.0),
+        ttft_p50_ms: Some(0.0),
+        ttft_p99_ms: Some(0.0),
+        tpot_p50_ms: Some(0.0),
+        tpot_p99_ms: Some(0.0),
+        ..KeyMetrics::default()
+    })
+    .into_iter()
+    .map(|(name, _)| name)
+    .collect();
+    if known.iter().any(|k| k == metric) {
+        return Ok(());
+    }
+    // Any other metric a recorded run holds is valid too.
+    let everything = Filter {
+        model: None,
+        scenario: None,
+        limit: None,
+    };
+    for run in history.list(&everything)? {
+        for (name, _) in run.metrics {
+            if name == metric {
+                return Ok(());
+            }
+            if !known.contains(&name) {
+                known.push(name);
+            }
+        }
+    }
+    Err(crate::outcome::UsageError(format!(
+        "--metric {metric:?}: no such metric (valid metrics: {})",
+        known.join(", ")
+    ))
+    .into())
+}
+
 /// `harness history`.
 pub fn main(args: &HistoryArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     run(args, out)?;
@@ -126,6 +168,9 @@ fn run(args: &HistoryArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         Some(metric) => {
             let mut trend = history.trend(metric, &filter)?;
+            if trend.is_empty() {
+                check_metric_name(&history, metric)?;
+            }
             let skip = trend.len().saturating_sub(args.limit);
             trend.drain(..skip);
             writeln!(out, "{:<32} {:<44} {:>14}", "started", "run", metric)?;

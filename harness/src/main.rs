@@ -17,6 +17,7 @@ mod outcome;
 mod progress;
 mod replay;
 mod report_cmd;
+mod resume;
 mod run_cmd;
 mod shared;
 mod sim_cmd;

@@ -221,11 +221,31 @@ fn create_run_dir(
             "user_conf": config.user_conf,
             "server_model": backend.sut.model(),
             "settings": config.settings,
+            // What each request asks for: compare and gate state (and
+            // refuse) differences here.
+            "request": request_settings(&config.backend.sut),
         }),
         verdict: None,
     };
     manifest.write(&dir)?;
     Ok((dir, manifest))
+}
+
+/// The request settings run.json records (no secrets: the API key is not
+/// among them).
+fn request_settings(sut: &sut::SutConfig) -> serde_json::Value {
+    let r = &sut.request;
+    serde_json::json!({
+        "api": format!("{:?}", sut.endpoint_kind),
+        "max_tokens": r.max_tokens,
+        "min_tokens": r.min_tokens,
+        "ignore_eos": r.ignore_eos,
+        "temperature": r.temperature,
+        "top_p": r.top_p,
+        "top_k": r.top_k,
+        "seed": r.seed,
+        "extra_body": r.extra_body,
+    })
 }
 
 /// The run's zero, on the monotonic clock and the wall clock.

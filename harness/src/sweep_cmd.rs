@@ -84,6 +84,10 @@ pub struct SweepRecord {
     pub format_version: u32,
     /// When the sweep began, RFC 3339.
     pub created_at: String,
+    /// The command line the sweep began with (redacted): `--resume` runs
+    /// the remaining points with exactly these settings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
     /// The grid's dimensions.
     pub dimensions: Vec<Dimension>,
     /// Every point, in run order.
@@ -100,11 +104,7 @@ impl SweepRecord {
 
     /// Writes atomically (temporary file, then rename).
     fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        let path = dir.join(SWEEP_FILE);
-        let tmp = dir.join(format!(".{SWEEP_FILE}.tmp"));
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+        crate::resume::write_json_atomic(dir, SWEEP_FILE, self)
     }
 }
 
@@ -114,7 +114,7 @@ pub fn parse_dimension(text: &str) -> anyhow::Result<Dimension> {
         .split_once('=')
         .with_context(|| format!("--vary {text:?}: expected NAME=V1,V2,..."))?;
     let name = name.trim().to_owned();
-    const NAMES: [&str; 8] = [
+    const NAMES: [&str; 10] = [
         "user_conf",
         "target_qps",
         "max_tokens",
@@ -123,13 +123,21 @@ pub fn parse_dimension(text: &str) -> anyhow::Result<Dimension> {
         "scenario",
         "dataset",
         "backend",
+        "temperature",
+        "top_p",
     ];
-    let is_conf = name.strip_prefix("conf:").is_some_and(|key| {
-        !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    });
-    if !NAMES.contains(&name.as_str()) && !is_conf {
+    let is_key = |prefix: &str| {
+        name.strip_prefix(prefix).is_some_and(|key| {
+            !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        })
+    };
+    if !NAMES.contains(&name.as_str()) && !is_key("conf:") && !is_key("extra_body:") {
         bail!(
-            "--vary {text:?}: unknown setting {name:?} (one of {}, or conf:KEY)",
+            "--vary {text:?}: unknown setting {name:?} (one of {}, conf:KEY for a user.conf key, \
+             or extra_body:KEY for a request body field)",
             NAMES.join(", ")
         );
     }
@@ -171,6 +179,7 @@ fn point_args(
 ) -> anyhow::Result<RunArgs> {
     let mut args = base.clone();
     let mut conf_lines = Vec::new();
+    let mut body_fields: Vec<(String, serde_json::Value)> = Vec::new();
     for (name, value) in params {
         let bad = |what: &str| format!("sweep point {index}: {name}={value:?} is not {what}");
         match name.as_str() {
@@ -189,11 +198,39 @@ fn point_args(
             "dataset" => args.dataset_path = Some(PathBuf::from(value)),
             "user_conf" => args.user_conf = Some(PathBuf::from(value)),
             "backend" => args.backends = value.split('+').map(str::to_owned).collect(),
+            "temperature" | "top_p" => {
+                let number: f64 = value.parse().with_context(|| bad("a number"))?;
+                body_fields.push((name.clone(), serde_json::json!(number)));
+            }
+            other if other.starts_with("extra_body:") => {
+                let key = other.trim_start_matches("extra_body:");
+                // A JSON value as written (1, 0.5, true, "x", {...}); any
+                // other text is a string.
+                let parsed = serde_json::from_str(value)
+                    .unwrap_or_else(|_| serde_json::Value::String(value.clone()));
+                body_fields.push((key.to_owned(), parsed));
+            }
             other => {
                 let key = other.strip_prefix("conf:").unwrap_or(other);
                 conf_lines.push(format!("*.*.{key} = {value}"));
             }
         }
+    }
+    if !body_fields.is_empty() {
+        // The point's request body: the sweep's --extra-body, then the
+        // varied fields (they replace the harness's own, temperature and
+        // top_p included).
+        let mut body = match &base.extra_body {
+            Some(text) => match serde_json::from_str(text) {
+                Ok(serde_json::Value::Object(map)) => map,
+                _ => bail!("--extra-body {text:?} is not a JSON object"),
+            },
+            None => serde_json::Map::new(),
+        };
+        for (key, value) in body_fields {
+            body.insert(key, value);
+        }
+        args.extra_body = Some(serde_json::Value::Object(body).to_string());
     }
     if !conf_lines.is_empty() {
         // The point's user.conf: the sweep's own, then the varied keys
@@ -287,19 +324,42 @@ pub fn main(args: &SweepArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     })
 }
 
+fn dimensions_of(args: &SweepArgs) -> anyhow::Result<Vec<Dimension>> {
+    if args.vary.is_empty() {
+        return Err(crate::outcome::UsageError(
+            "sweep needs at least one --vary NAME=V1,V2,...".into(),
+        )
+        .into());
+    }
+    args.vary.iter().map(|v| parse_dimension(v)).collect()
+}
+
 /// Runs (or resumes) a sweep.
 pub fn run(
     args: &SweepArgs,
     command: &[String],
     out: &mut dyn Write,
 ) -> anyhow::Result<SweepResult> {
-    let dimensions = args
-        .vary
-        .iter()
-        .map(|v| parse_dimension(v))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut restored = None;
     let (dir, mut record) = match &args.resume {
+        Some(dir) if !SweepRecord::read(dir)?.command.is_empty() => {
+            // The sweep's own settings, whatever else is on the command
+            // line now (flags that differ are refused).
+            let record = SweepRecord::read(dir)?;
+            let mut stored: SweepArgs =
+                crate::resume::restore(&record.command, command, "sweep", "sweep", dir)?;
+            stored.resume = Some(dir.clone());
+            // Points record where the sweep's own runs did.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                stored.run.output_dir = parent.to_path_buf();
+            }
+            restored = Some(stored);
+            (dir.clone(), record)
+        }
         Some(dir) => {
+            // A sweep.json from before the command line was stored: the
+            // grid must be given again.
+            let dimensions = dimensions_of(args)?;
             let record = SweepRecord::read(dir)?;
             if record.dimensions != dimensions {
                 bail!(
@@ -315,6 +375,7 @@ pub fn run(
             (dir.clone(), record)
         }
         None => {
+            let dimensions = dimensions_of(args)?;
             let label = args.run.label.clone().unwrap_or_else(|| "sweep".to_owned());
             let dir = rundir::create_run_dir(&args.run.output_dir, &label)?;
             let points = grid(&dimensions)
@@ -333,6 +394,7 @@ pub fn run(
             let record = SweepRecord {
                 format_version: 1,
                 created_at: chrono::Local::now().to_rfc3339(),
+                command: command.to_vec(),
                 dimensions,
                 points,
             };
@@ -340,6 +402,7 @@ pub fn run(
             (dir, record)
         }
     };
+    let args = restored.as_ref().unwrap_or(args);
     writeln!(
         out,
         "sweep {} ({} points)",
@@ -411,41 +474,135 @@ pub fn run(
     Ok(result)
 }
 
-/// The sweep's curves: latency against achieved throughput, output tokens/s
-/// and validity against target QPS.
-fn draw_charts(record: &SweepRecord, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    use reports::charts::{XySeries, xy_chart};
-    let mut done: Vec<(&Point, &KeyMetrics)> = record
+/// The completed points grouped into the lines of the sweep's charts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartSeries<'a> {
+    /// The x axis: a varied numeric setting (`target_qps` when varied),
+    /// or `None` for each point's effective target QPS.
+    pub x_dimension: Option<String>,
+    /// One line per combination of the other dimensions' values (server,
+    /// model, sampling setting...), named by them; its points are
+    /// `(x, point)` in increasing x.
+    pub lines: Vec<(String, Vec<(f64, &'a Point)>)>,
+}
+
+/// Groups the completed points into one line per series, so "server A vs
+/// server B over request rates" reads as two curves, not one zig-zag.
+pub fn chart_series(record: &SweepRecord) -> ChartSeries<'_> {
+    let numeric = |d: &Dimension| d.values.iter().all(|v| v.parse::<f64>().is_ok());
+    let x_dimension = record
+        .dimensions
+        .iter()
+        .find(|d| d.name == "target_qps")
+        .or_else(|| record.dimensions.iter().find(|d| numeric(d)))
+        .map(|d| d.name.clone());
+    let mut lines: Vec<(String, Vec<(f64, &Point)>)> = Vec::new();
+    for point in record
         .points
         .iter()
-        .filter(|p| p.status == PointStatus::Complete)
-        .filter_map(|p| p.metrics.as_ref().map(|m| (p, m)))
-        .collect();
-    if done.is_empty() {
+        .filter(|p| p.status == PointStatus::Complete && p.metrics.is_some())
+    {
+        let x = match &x_dimension {
+            Some(name) => point
+                .params
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, v)| v.parse::<f64>().ok()),
+            None => point.metrics.as_ref().map(|m| m.target_qps),
+        };
+        let Some(x) = x else { continue };
+        let key: Vec<String> = point
+            .params
+            .iter()
+            .filter(|(n, _)| Some(n) != x_dimension.as_ref())
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        let key = key.join(" ");
+        match lines.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, points)) => points.push((x, point)),
+            None => lines.push((key, vec![(x, point)])),
+        }
+    }
+    for (_, points) in &mut lines {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    ChartSeries { x_dimension, lines }
+}
+
+/// The sweep's curves, one line per series: latency against achieved
+/// throughput, output tokens/s and validity against the varied setting.
+fn draw_charts(record: &SweepRecord, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    use reports::charts::{XySeries, xy_chart};
+    let grouped = chart_series(record);
+    if grouped.lines.is_empty() {
         return Ok(Vec::new());
     }
-    done.sort_by(|a, b| a.1.target_qps.total_cmp(&b.1.target_qps));
-    let series = |name: &str, f: &dyn Fn(&KeyMetrics) -> Option<(f64, f64)>| XySeries {
-        name: name.to_owned(),
-        points: done.iter().filter_map(|(_, m)| f(m)).collect(),
+    let x_name = grouped
+        .x_dimension
+        .clone()
+        .unwrap_or_else(|| "target QPS".to_owned());
+    let several = grouped.lines.len() > 1;
+    let named = |line: &str, what: &str| match (several, line.is_empty()) {
+        (true, false) => format!("{what} | {line}"),
+        _ => what.to_owned(),
     };
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    type Pick = fn(&KeyMetrics) -> Option<f64>;
+    // One series: every percentile; several: the p99s, or the lines
+    // would drown each other.
+    let all: [(&str, Pick); 5] = [
+        ("TTFT p50", |m| m.ttft_p50_ms),
+        ("TTFT p99", |m| m.ttft_p99_ms),
+        ("TPOT p50", |m| m.tpot_p50_ms),
+        ("TPOT p99", |m| m.tpot_p99_ms),
+        ("latency p99", |m| m.latency_p99_ms),
+    ];
+    let stats: Vec<(&str, Pick)> = if several {
+        all.into_iter()
+            .filter(|(n, _)| n.ends_with("p99"))
+            .collect()
+    } else {
+        all.to_vec()
+    };
+    let mut latency = Vec::new();
+    let mut tokens = Vec::new();
+    let mut validity = Vec::new();
+    for (line, points) in &grouped.lines {
+        for (stat, pick) in &stats {
+            // Points in order of achieved throughput: the curve's x.
+            let mut xy: Vec<(f64, f64)> = points
+                .iter()
+                .filter_map(|(_, p)| {
+                    let m = p.metrics.as_ref()?;
+                    pick(m).map(|v| (m.samples_per_s, v))
+                })
+                .collect();
+            xy.sort_by(|a, b| a.0.total_cmp(&b.0));
+            latency.push(XySeries {
+                name: named(line, stat),
+                points: xy,
+            });
+        }
+        tokens.push(XySeries {
+            name: named(line, "output tokens/s"),
+            points: points
+                .iter()
+                .filter_map(|(x, p)| p.metrics.as_ref().map(|m| (*x, m.output_tokens_per_s)))
+                .collect(),
+        });
+        validity.push(XySeries {
+            name: named(line, "VALID (1) / INVALID (0)"),
+            points: points
+                .iter()
+                .map(|(x, p)| (*x, if p.valid == Some(true) { 1.0 } else { 0.0 }))
+                .collect(),
+        });
+    }
+    latency.retain(|s| !s.points.is_empty());
     let mut written = Vec::new();
-    let latency: Vec<XySeries> = [
-        series("TTFT p50", &|m| m.ttft_p50_ms.map(|v| (m.samples_per_s, v))),
-        series("TTFT p99", &|m| m.ttft_p99_ms.map(|v| (m.samples_per_s, v))),
-        series("TPOT p50", &|m| m.tpot_p50_ms.map(|v| (m.samples_per_s, v))),
-        series("TPOT p99", &|m| m.tpot_p99_ms.map(|v| (m.samples_per_s, v))),
-        series("latency p99", &|m| {
-            m.latency_p99_ms.map(|v| (m.samples_per_s, v))
-        }),
-    ]
-    .into_iter()
-    .filter(|s| !s.points.is_empty())
-    .collect();
     if !latency.is_empty() {
         let title = format!("Latency vs throughput | {name}");
         xy_chart(
@@ -457,31 +614,21 @@ fn draw_charts(record: &SweepRecord, dir: &Path) -> anyhow::Result<Vec<PathBuf>>
         )?;
         written.push(dir.join("sweep_latency.png"));
     }
-    let tokens = [series("output tokens/s", &|m| {
-        Some((m.target_qps, m.output_tokens_per_s))
-    })];
-    let title = format!("Output tokens/s vs target QPS | {name}");
+    let title = format!("Output tokens/s vs {x_name} | {name}");
     xy_chart(
         dir,
         "sweep_tokens.png",
         &title,
-        ("target QPS", "tokens/s"),
+        (&x_name, "tokens/s"),
         &tokens,
     )?;
     written.push(dir.join("sweep_tokens.png"));
-    let validity = [XySeries {
-        name: "VALID (1) / INVALID (0)".to_owned(),
-        points: done
-            .iter()
-            .map(|(p, m)| (m.target_qps, if p.valid == Some(true) { 1.0 } else { 0.0 }))
-            .collect(),
-    }];
-    let title = format!("Validity vs target QPS | {name}");
+    let title = format!("Validity vs {x_name} | {name}");
     xy_chart(
         dir,
         "sweep_validity.png",
         &title,
-        ("target QPS", "valid"),
+        (&x_name, "valid"),
         &validity,
     )?;
     written.push(dir.join("sweep_validity.png"));
@@ -537,6 +684,127 @@ mod tests {
                 .contains("no values")
         );
         assert!(parse_dimension("conf:bad key=1").is_err());
+    }
+
+    fn point(index: usize, params: &[(&str, &str)], qps: f64) -> Point {
+        Point {
+            index,
+            params: params
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+            status: PointStatus::Complete,
+            run_dir: None,
+            valid: Some(true),
+            reasons: Vec::new(),
+            metrics: Some(KeyMetrics {
+                target_qps: qps,
+                ..KeyMetrics::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn charts_draw_one_line_per_server_in_increasing_rate() {
+        let dims = vec![
+            parse_dimension("backend=http://a,http://b").unwrap(),
+            parse_dimension("target_qps=4,1,2").unwrap(),
+        ];
+        let points: Vec<Point> = grid(&dims)
+            .iter()
+            .enumerate()
+            .map(|(i, params)| {
+                let p: Vec<(&str, &str)> = params
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                point(i, &p, 0.0)
+            })
+            .collect();
+        let mut record = SweepRecord {
+            format_version: 1,
+            created_at: String::new(),
+            command: Vec::new(),
+            dimensions: dims,
+            points,
+        };
+        record.points[5].status = PointStatus::Interrupted;
+        let grouped = chart_series(&record);
+        assert_eq!(grouped.x_dimension.as_deref(), Some("target_qps"));
+        let names: Vec<&str> = grouped.lines.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["backend=http://a", "backend=http://b"]);
+        let xs: Vec<Vec<f64>> = grouped
+            .lines
+            .iter()
+            .map(|(_, pts)| pts.iter().map(|(x, _)| *x).collect())
+            .collect();
+        // Sorted by rate within each server; the unfinished point is left out.
+        assert_eq!(xs, [vec![1.0, 2.0, 4.0], vec![1.0, 4.0]]);
+    }
+
+    #[test]
+    fn without_a_numeric_dimension_the_effective_qps_is_the_axis() {
+        let record = SweepRecord {
+            format_version: 1,
+            created_at: String::new(),
+            command: Vec::new(),
+            dimensions: vec![parse_dimension("scenario=Server,Offline").unwrap()],
+            points: vec![
+                point(0, &[("scenario", "Server")], 10.0),
+                point(1, &[("scenario", "Offline")], 20.0),
+            ],
+        };
+        let grouped = chart_series(&record);
+        assert_eq!(grouped.x_dimension, None);
+        assert_eq!(grouped.lines.len(), 2);
+        assert_eq!(grouped.lines[1].1[0].0, 20.0);
+    }
+
+    #[test]
+    fn sampling_settings_vary_through_the_request_body() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "harness",
+            "sweep",
+            "--vary",
+            "temperature=0,0.7",
+            "--extra-body",
+            r#"{"top_k": 5, "temperature": 1}"#,
+        ])
+        .unwrap();
+        let crate::cli::Command::Sweep(sweep) = cli.command else {
+            panic!("not a sweep")
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let params = vec![
+            ("temperature".to_owned(), "0.7".to_owned()),
+            ("extra_body:repetition_penalty".to_owned(), "1.1".to_owned()),
+            ("extra_body:stop".to_owned(), "[\"x\"]".to_owned()),
+            ("extra_body:note".to_owned(), "plain text".to_owned()),
+        ];
+        let args = point_args(&sweep.run, &params, dir.path(), 0).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(args.extra_body.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "top_k": 5,
+                "temperature": 0.7,
+                "repetition_penalty": 1.1,
+                "stop": ["x"],
+                "note": "plain text",
+            })
+        );
+        assert!(parse_dimension("top_p=0.9,1").is_ok());
+        assert!(parse_dimension("extra_body:min_p=0,0.1").is_ok());
+        assert!(parse_dimension("extra_body:=1").is_err());
+        let bad = point_args(
+            &sweep.run,
+            &[("temperature".to_owned(), "hot".to_owned())],
+            dir.path(),
+            1,
+        );
+        assert!(bad.unwrap_err().to_string().contains("temperature=\"hot\""));
     }
 
     #[test]

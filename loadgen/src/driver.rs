@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 
-use crate::find_peak::{FindPeakError, FindPeakOutcome, FindPeakSettings, find_peak};
+use crate::find_peak::{FindPeakError, FindPeakOutcome, FindPeakSettings, find_peak, step_passed};
 use crate::record::{Phase, PhaseEnd, PhaseStart, QueryRecord, RunObserver};
 use crate::results::PerformanceSummary;
 use crate::run::{
@@ -367,10 +367,15 @@ impl Test<'_> {
             let index = self
                 .performance(&settings)
                 .map_err(|e| RunFailed(e.to_string()))?;
-            let passed = self.outcome.phases[index]
-                .verdict
-                .as_ref()
-                .is_some_and(|v| v.perf_constraints_met);
+            let phase = &self.outcome.phases[index];
+            let failed: u64 = phase.measurements.result.failed_samples.values().sum();
+            let passed = phase.verdict.as_ref().is_some_and(|v| {
+                step_passed(
+                    v.perf_constraints_met,
+                    failed,
+                    phase.measurements.result.interrupted,
+                )
+            });
             Ok((passed, index))
         });
         match result {

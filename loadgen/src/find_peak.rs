@@ -14,8 +14,12 @@
 //!    `server_find_peak_qps_decimals_of_precision` as a `uint8_t`;
 //! 4. reports the last passing lower bound and that run's results.
 //!
-//! "Passing" is `PerfConstraintsMet` only (the latency or TTFT/TPOT bound);
-//! minimum duration, query count and early stopping are not consulted.
+//! "Passing" is `PerfConstraintsMet` (the latency or TTFT/TPOT bound);
+//! minimum duration, query count and early stopping are not consulted. One
+//! addition ([`step_passed`]): a run with failed samples, or one that was
+//! interrupted, fails its step. LoadGen's SUTs cannot fail a query, and
+//! without this a server answering every request with an error "meets" its
+//! latency bound (no latencies at all) and the search widens forever.
 //! Every run uses the same effective settings but for `target_qps`.
 //!
 //! [`find_peak`] drives the search with a caller-supplied run function, so
@@ -44,6 +48,12 @@ pub fn is_finished(lower_qps: f64, upper_qps: f64, decimals_of_precision: i32) -
 /// `WidenPerformanceField`: the next upper bound to try.
 pub fn widen(qps: f64, boundary_step_size: f64) -> f64 {
     qps * (1.0 + boundary_step_size)
+}
+
+/// Whether a run passes its step of the search: it met its performance
+/// constraints, no sample failed and it ran to the end.
+pub fn step_passed(perf_constraints_met: bool, failed_samples: u64, interrupted: bool) -> bool {
+    perf_constraints_met && failed_samples == 0 && !interrupted
 }
 
 /// `ToStringPerformanceField`: `std::to_string(target_qps)` (`%f`).
@@ -363,6 +373,28 @@ mod tests {
     /// A server that meets its constraints up to `capacity` qps.
     fn search(base: f64, s: FindPeakSettings, capacity: f64) -> FindPeakOutcome<f64> {
         find_peak(base, s, |qps| Ok::<_, Boom>((qps <= capacity, qps))).unwrap()
+    }
+
+    #[test]
+    fn failed_samples_or_an_interruption_fail_the_step() {
+        assert!(step_passed(true, 0, false));
+        assert!(!step_passed(false, 0, false));
+        assert!(
+            !step_passed(true, 1, false),
+            "a failed query fails the step"
+        );
+        assert!(
+            !step_passed(true, 0, true),
+            "an interrupted run fails the step"
+        );
+        // A server failing every query: its steps never pass, so the search
+        // stops at the base run instead of widening.
+        let out = find_peak(10.0, settings(1, 1.0), |q| {
+            Ok::<_, Boom>((step_passed(true, 5, false), q))
+        })
+        .unwrap();
+        assert_eq!(out.steps.len(), 1);
+        assert_eq!(out.peak_qps, None);
     }
 
     #[test]
