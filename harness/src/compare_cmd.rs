@@ -329,6 +329,7 @@ pub struct Allow {
 fn check_comparable(
     runs: &[RunSamples],
     names: &[&str],
+    labels: &[&str],
     varied: &[&str],
     allow: Allow,
     command: &str,
@@ -375,7 +376,7 @@ fn check_comparable(
             (SettingKind::System, _) => "the systems compared",
             (SettingKind::Workload, _) => "compared anyway: --allow-mismatch",
         };
-        writeln!(out, "differs: {} ({note})", describe(d, names))?;
+        writeln!(out, "differs: {} ({note})", describe(d, labels))?;
     }
     Ok(diffs)
 }
@@ -596,6 +597,12 @@ fn run_compare(args: &CompareArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         .map(|d| RunSamples::load(d))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+    // The terminal table names runs [0], [1]...; the notes follow it.
+    let indices: Vec<String> = (0..runs.len()).map(|i| format!("[{i}]")).collect();
+    let labels: Vec<&str> = match args.format {
+        CompareFormat::Terminal => indices.iter().map(String::as_str).collect(),
+        _ => names.clone(),
+    };
     let allow = Allow {
         mismatch: args.allow_mismatch,
         unsound: args.allow_failed_runs,
@@ -603,8 +610,9 @@ fn run_compare(args: &CompareArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     // JSON output stays one parseable document: the differences are in it.
     let mut notes = Vec::new();
     let mut comparison = compare(&runs);
-    comparison.differences =
-        check_comparable(&runs, &names, &varied, allow, "compare", &mut notes)?;
+    comparison.differences = check_comparable(
+        &runs, &names, &labels, &varied, allow, "compare", &mut notes,
+    )?;
 
     match args.format {
         CompareFormat::Json => {
@@ -806,6 +814,7 @@ fn run_gate(args: &GateArgs, out: &mut dyn Write) -> anyhow::Result<bool> {
     };
     check_comparable(
         &[baseline.clone(), candidate.clone()],
+        &["baseline", "candidate"],
         &["baseline", "candidate"],
         &[],
         allow,

@@ -499,7 +499,7 @@ fn a_sweep_runs_every_point_and_resumes_only_what_is_unfinished() {
             .all(|p| p["status"] == "complete")
     );
 
-    // Resuming with another grid is refused.
+    // Resuming with another grid is refused, as a usage error naming the flag.
     let other = Command::new(env!("CARGO_BIN_EXE_harness"))
         .current_dir(scratch.path())
         .args([
@@ -511,7 +511,8 @@ fn a_sweep_runs_every_point_and_resumes_only_what_is_unfinished() {
         ])
         .output()
         .unwrap();
-    assert_eq!(other.status.code(), Some(1), "{}", text(&other));
+    assert_eq!(other.status.code(), Some(2), "{}", text(&other));
+    assert!(String::from_utf8_lossy(&other.stderr).contains("--vary target_qps=1"));
 }
 
 #[test]
@@ -622,7 +623,21 @@ fn compare_and_gate_read_two_run_directories() {
             .unwrap()
     };
     let (a, b) = (dirs[0].to_str().unwrap(), dirs[1].to_str().unwrap());
-    let compared = harness(&["compare", a, b, "--format", "json", "--charts", "cmp"]);
+    // The runs differ in target QPS (a different workload), so compare
+    // and gate refuse them (exit 4) unless told otherwise.
+    let refused = harness(&["compare", a, b]);
+    assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("target_qps"));
+    let compared = harness(&[
+        "compare",
+        a,
+        b,
+        "--format",
+        "json",
+        "--charts",
+        "cmp",
+        "--allow-mismatch",
+    ]);
     assert!(compared.status.success(), "{}", text(&compared));
     let json: serde_json::Value = serde_json::from_slice(&compared.stdout).unwrap();
     assert_eq!(json["runs"].as_array().unwrap().len(), 2);
@@ -646,6 +661,7 @@ fn compare_and_gate_read_two_run_directories() {
         b,
         "--rules",
         "loose.toml",
+        "--allow-mismatch",
     ]);
     assert!(passed.status.success(), "{}", text(&passed));
     // Throughput may not fall at all: the slower run as candidate fails.
@@ -662,6 +678,7 @@ fn compare_and_gate_read_two_run_directories() {
         a,
         "--rules",
         "strict.toml",
+        "--allow-mismatch",
     ]);
     assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
     assert!(String::from_utf8_lossy(&failed.stdout).contains("gate FAILED"));
@@ -673,6 +690,7 @@ fn compare_and_gate_read_two_run_directories() {
         b,
         "--rules",
         "missing.toml",
+        "--allow-mismatch",
     ]);
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("missing.toml"),
@@ -751,6 +769,13 @@ fn find_peak_brackets_and_bisects_to_the_highest_passing_qps() {
         );
         assert_eq!(record["confirmation"]["qps"].as_f64(), Some(peak));
         assert_eq!(record["confirmation"]["short"], false);
+        // Only a VALID confirmation is reported as the peak.
+        assert_eq!(record["confirmation"]["valid"], true, "{record}");
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    } else if let Some(search_peak) = record["search_peak_qps"].as_f64() {
+        // The short runs found a peak that did not hold at full length.
+        assert_eq!(record["confirmation"]["qps"].as_f64(), Some(search_peak));
+        assert_eq!(output.status.code(), Some(3), "{}", text(&output));
     } else {
         assert_eq!(steps.len(), 1, "only the base run when it fails: {record}");
     }
