@@ -476,3 +476,53 @@ fn step_line(s: &StepRecord) -> String {
     }
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(qps: f64, passed: bool, valid: bool, short: bool) -> StepRecord {
+        StepRecord {
+            qps,
+            passed,
+            valid,
+            perf_constraints_met: passed,
+            failed: 0,
+            reasons: Vec::new(),
+            run_dir: format!("step-{qps}"),
+            short,
+        }
+    }
+
+    #[test]
+    fn only_a_valid_run_is_reported_as_the_peak() {
+        let steps = [
+            step(100.0, true, true, false),
+            step(200.0, true, false, false),
+            step(400.0, false, false, false),
+            step(300.0, true, false, false),
+        ];
+        // The search ends at 300 (INVALID): the highest VALID passing step.
+        assert_eq!(
+            valid_peak(&steps, Some(300.0), None).map(|s| s.qps),
+            Some(100.0)
+        );
+        // None VALID: no peak.
+        let invalid = [
+            step(100.0, true, false, false),
+            step(200.0, false, false, false),
+        ];
+        assert_eq!(valid_peak(&invalid, Some(100.0), None), None);
+        assert_eq!(valid_peak(&steps, None, None), None);
+        // --fast: the confirmation decides; short steps never count.
+        let short = [
+            step(100.0, true, true, true),
+            step(200.0, false, false, true),
+        ];
+        let held = step(100.0, true, true, false);
+        assert_eq!(valid_peak(&short, Some(100.0), Some(&held)), Some(&held));
+        let not_held = step(100.0, true, false, false);
+        assert_eq!(valid_peak(&short, Some(100.0), Some(&not_held)), None);
+        assert_eq!(valid_peak(&short, Some(100.0), None), None);
+    }
+}

@@ -103,3 +103,59 @@ pub fn write_json_atomic(
     std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::SweepArgs;
+
+    fn argv(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_stored_settings_come_back_and_differing_flags_are_refused_by_name() {
+        let stored = argv(&[
+            "harness",
+            "sweep",
+            "--vary",
+            "target_qps=1,2",
+            "--max-tokens",
+            "8",
+        ]);
+        let dir = std::path::Path::new("runs/s");
+        let alone = argv(&["harness", "sweep", "--resume", "runs/s"]);
+        let args: SweepArgs = restore(&stored, &alone, "sweep", "sweep", dir).unwrap();
+        assert_eq!(args.run.max_tokens, 8, "not the default 128");
+        assert_eq!(args.vary, ["target_qps=1,2"]);
+        // The same value again, or a flag that changes nothing, is fine.
+        let same = argv(&[
+            "harness",
+            "sweep",
+            "--resume",
+            "runs/s",
+            "--max-tokens",
+            "8",
+            "--quiet",
+        ]);
+        assert!(restore::<SweepArgs>(&stored, &same, "sweep", "sweep", dir).is_ok());
+        let other = argv(&[
+            "harness",
+            "sweep",
+            "--resume",
+            "runs/s",
+            "--max-tokens",
+            "16",
+            "--target-qps",
+            "3",
+        ]);
+        let error = restore::<SweepArgs>(&stored, &other, "sweep", "sweep", dir).unwrap_err();
+        assert!(error.downcast_ref::<crate::outcome::UsageError>().is_some());
+        let text = error.to_string();
+        assert!(text.contains("--max-tokens 16 (the sweep has 8)"), "{text}");
+        assert!(
+            text.contains("--target-qps 3 (the sweep has not set)"),
+            "{text}"
+        );
+    }
+}
