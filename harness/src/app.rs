@@ -44,5 +44,6 @@ fn dispatch(command: Command, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         Command::Report(args) => crate::report_cmd::main(&args, out),
         Command::Accuracy(args) => crate::accuracy_cmd::main(&args, out),
         Command::Sim(args) => crate::sim_cmd::main(&args, out),
+        Command::Audit(args) => crate::audit_cmd::main(&args, out),
     }
 }

@@ -47,6 +47,10 @@ pub enum Command {
     History(HistoryArgs),
     /// Serve the built-in vLLM simulator.
     Sim(Box<crate::sim_cmd::SimArgs>),
+    /// Run an MLPerf compliance audit (TEST06): the audited test under the
+    /// test's audit.config, then MLCommons' verification of its logs,
+    /// writing TEST06/verify_accuracy.txt and TEST06/accuracy/.
+    Audit(Box<crate::audit_cmd::AuditArgs>),
 }
 
 /// Output of `harness compare`.
@@ -260,9 +264,14 @@ pub struct RunArgs {
     /// into the binary (short runs, not submission durations).
     #[arg(long)]
     pub user_conf: Option<PathBuf>,
-    /// audit.config (compliance tests), read after user.conf.
+    /// audit.config (compliance tests); like LoadGen's, its keys override
+    /// mlperf.conf, user.conf and the flags (`harness audit` writes it).
     #[arg(long)]
     pub audit_conf: Option<PathBuf>,
+    /// An audit.config's text (name, text) given by `harness audit` instead
+    /// of a file; not a flag.
+    #[arg(skip)]
+    pub audit_text: Option<(String, String)>,
     /// Dataset file. Default: the bundled CNN-DailyMail-shaped sample.
     #[arg(long)]
     pub dataset_path: Option<PathBuf>,

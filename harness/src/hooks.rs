@@ -20,6 +20,8 @@ pub struct LogOptions {
     pub trace: bool,
     /// LoadGen's `error_invalid_config` messages from the conf files.
     pub conf_diagnostics: Vec<String>,
+    /// An audit.config was applied (LoadGen then logs a warning saying so).
+    pub audit_config: bool,
 }
 
 /// The run's verdict.
@@ -73,6 +75,11 @@ impl RunHooks {
         );
         let logs = Arc::new(LogWriter::open(&settings, &header)?);
         logs.log_config_diagnostics(&options.conf_diagnostics);
+        if options.audit_config {
+            logs.warning(
+                "Found Audit Config file (audit.config). Overriding TestSettings from audit.config file.",
+            );
+        }
         logs.log_settings(effective, warnings);
         Ok(RunHooks {
             logs,

@@ -6,6 +6,7 @@
 
 mod accuracy_cmd;
 mod app;
+mod audit_cmd;
 mod cli;
 mod compare_cmd;
 mod data;

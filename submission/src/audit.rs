@@ -215,7 +215,7 @@ impl Test06Report {
     }
 
     /// `verify_accuracy.txt`, exactly as the script writes it.
-    pub fn render(&self, w: &mut impl Write) -> io::Result<()> {
+    pub fn render(&self, w: &mut (impl Write + ?Sized)) -> io::Result<()> {
         let py = |b: bool| if b { "True" } else { "False" };
         match self.first_token {
             Some(b) => writeln!(w, "First token check pass: {}", py(b))?,
@@ -367,7 +367,11 @@ fn python_int(v: &Value) -> Result<i64, String> {
     match v {
         Value::Number(n) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.trunc() as i64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f.trunc() as i64)
+            })
             .ok_or_else(|| format!("int() of {n}")),
         Value::String(s) => s
             .trim()
@@ -512,11 +516,20 @@ mod tests {
     #[test]
     fn each_check_fails_on_its_own_fault() {
         let r = verify(&[entry(&[5, 6], &[7], 2)], false);
-        assert_eq!((r.first_token, r.eos, r.sample_len), (Some(false), true, true));
+        assert_eq!(
+            (r.first_token, r.eos, r.sample_len),
+            (Some(false), true, true)
+        );
         let r = verify(&[entry(&[5, 2, 2], &[5], 3)], false);
-        assert_eq!((r.first_token, r.eos, r.sample_len), (Some(true), false, true));
+        assert_eq!(
+            (r.first_token, r.eos, r.sample_len),
+            (Some(true), false, true)
+        );
         let r = verify(&[entry(&[5, 6], &[5], 3)], false);
-        assert_eq!((r.first_token, r.eos, r.sample_len), (Some(true), true, false));
+        assert_eq!(
+            (r.first_token, r.eos, r.sample_len),
+            (Some(true), true, false)
+        );
         assert!(rendered(&r).ends_with("TEST06 verification failed\n"));
     }
 
@@ -525,7 +538,10 @@ mod tests {
         // Index 0 is never examined: two EOS tokens alone pass.
         assert!(verify(&[entry(&[2, 2], &[2], 2)], false).eos);
         // A first-token report longer than the response compares the overlap.
-        assert_eq!(verify(&[entry(&[5], &[5, 9], 1)], false).first_token, Some(true));
+        assert_eq!(
+            verify(&[entry(&[5], &[5, 9], 1)], false).first_token,
+            Some(true)
+        );
         // An unreadable token_data fails the first-token check with the
         // script's message instead of stopping.
         let mut e = entry(&[5, 6], &[5], 2);

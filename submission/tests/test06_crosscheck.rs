@@ -42,19 +42,55 @@ fn cases() -> Vec<(&'static str, &'static str, Value)> {
     let mut float_count = entry(&[5, 6, 7], &[5], 3);
     float_count["token_count"] = json!(3.0);
     vec![
-        ("clean", "Server", json!([entry(&[5, 6, 2], &[5], 3), entry(&[9, 9], &[9], 2)])),
-        ("clean-offline", "Offline", json!([entry(&[5, 6, 2], &[], 3)])),
+        (
+            "clean",
+            "Server",
+            json!([entry(&[5, 6, 2], &[5], 3), entry(&[9, 9], &[9], 2)]),
+        ),
+        (
+            "clean-offline",
+            "Offline",
+            json!([entry(&[5, 6, 2], &[], 3)]),
+        ),
         ("empty-log", "Server", json!([])),
-        ("first-token-differs", "Server", json!([entry(&[5, 6], &[7], 2)])),
-        ("first-token-differs-offline", "Offline", json!([entry(&[5, 6], &[7], 2)])),
-        ("two-trailing-eos", "Interactive", json!([entry(&[5, 2, 2], &[5], 3)])),
-        ("eos-inside-then-end", "Server", json!([entry(&[2, 5, 2, 6, 2], &[2], 5)])),
+        (
+            "first-token-differs",
+            "Server",
+            json!([entry(&[5, 6], &[7], 2)]),
+        ),
+        (
+            "first-token-differs-offline",
+            "Offline",
+            json!([entry(&[5, 6], &[7], 2)]),
+        ),
+        (
+            "two-trailing-eos",
+            "Interactive",
+            json!([entry(&[5, 2, 2], &[5], 3)]),
+        ),
+        (
+            "eos-inside-then-end",
+            "Server",
+            json!([entry(&[2, 5, 2, 6, 2], &[2], 5)]),
+        ),
         ("only-eos-pair", "Server", json!([entry(&[2, 2], &[2], 2)])),
-        ("count-mismatch", "Offline", json!([entry(&[5, 6], &[5], 3)])),
-        ("long-first-token", "Server", json!([entry(&[5], &[5, 9], 1)])),
+        (
+            "count-mismatch",
+            "Offline",
+            json!([entry(&[5, 6], &[5], 3)]),
+        ),
+        (
+            "long-first-token",
+            "Server",
+            json!([entry(&[5], &[5, 9], 1)]),
+        ),
         ("unreadable-token-data", "Server", json!([bad_first])),
         ("float-token-count", "SingleStream", json!([float_count])),
-        ("mismatch-before-unreadable", "Server", json!([entry(&[5], &[5], 2), bad_data.clone()])),
+        (
+            "mismatch-before-unreadable",
+            "Server",
+            json!([entry(&[5], &[5], 2), bad_data.clone()]),
+        ),
         ("unreadable-data", "Server", json!([bad_data])),
     ]
 }
@@ -120,11 +156,15 @@ fn test06_outputs_match_mlcommons_run_verification() {
                 printed.push_str(&String::from_utf8(text).unwrap());
                 printed.push('\n');
                 assert_eq!(stdout, printed, "{name}: printed output");
-                println!("{name}: identical ({})", if report.passed() { "pass" } else { "fail" });
+                println!(
+                    "{name}: identical ({})",
+                    if report.passed() { "pass" } else { "fail" }
+                );
             }
             Err(e) => {
                 assert!(
-                    !out.status.success() && !theirs_dir.join("TEST06/verify_accuracy.txt").exists(),
+                    !out.status.success()
+                        && !theirs_dir.join("TEST06/verify_accuracy.txt").exists(),
                     "{name}: we refused ({e}) but the script wrote a verdict: {stdout}"
                 );
                 println!("{name}: both refuse ({e})");

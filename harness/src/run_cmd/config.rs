@@ -121,14 +121,6 @@ fn test_settings(args: &RunArgs) -> anyhow::Result<(TestSettings, String, String
             "built-in example user.conf".to_owned()
         }
     };
-    if let Some(path) = &args.audit_conf {
-        loader
-            .audit_config(&mut settings, path, "*", scenario.as_str())
-            .with_context(|| format!("reading --audit-conf {}", path.display()))?;
-    }
-    if loadgen::config::apply_test05(&mut settings) {
-        tracing::warn!("Test05 flag detected Overriding random seeds");
-    }
     settings.mode = match args.test_mode {
         TestModeArg::PerformanceOnly => TestMode::PerformanceOnly,
         TestModeArg::AccuracyOnly => TestMode::AccuracyOnly,
@@ -153,6 +145,21 @@ fn test_settings(args: &RunArgs) -> anyhow::Result<(TestSettings, String, String
     }
     if let Some(ms) = args.max_duration_ms {
         settings.max_duration_ms = ms;
+    }
+    // LoadGen applies audit.config in StartTest, over everything the
+    // application set (its flags included), then test05.
+    if let Some(path) = &args.audit_conf {
+        loader
+            .audit_config(&mut settings, path, "*", scenario.as_str())
+            .with_context(|| format!("reading --audit-conf {}", path.display()))?;
+    }
+    if let Some((name, text)) = &args.audit_text {
+        loader
+            .audit_config_text(&mut settings, name, text, "*", scenario.as_str())
+            .with_context(|| format!("reading {name}"))?;
+    }
+    if loadgen::config::apply_test05(&mut settings) {
+        tracing::warn!("Test05 flag detected Overriding random seeds");
     }
     let diagnostics = loader.diagnostics().to_vec();
     Ok((settings, model_key, user_conf, diagnostics))
@@ -264,6 +271,7 @@ impl RunConfig {
             logs: LogOptions {
                 trace: args.enable_log_trace,
                 conf_diagnostics,
+                audit_config: args.audit_conf.is_some() || args.audit_text.is_some(),
             },
             telemetry: TelemetryOptions {
                 metrics_interval,
@@ -326,6 +334,27 @@ mod tests {
         // The reference SUT's sampling.
         assert_eq!(c.backend.sut.request.temperature, Some(0.0));
         assert_eq!(c.backend.sut.request.max_tokens, Some(128));
+    }
+
+    #[test]
+    fn an_audit_config_overrides_the_flags_as_in_loadgen() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = dir.path().join("audit.config");
+        std::fs::write(&audit, "*.*.mode = 2\n*.*.min_query_count = 100\n").unwrap();
+        let audit = audit.to_str().unwrap();
+        let c = config(&[
+            "--test-mode",
+            "AccuracyOnly",
+            "--min-query-count",
+            "9",
+            "--audit-conf",
+            audit,
+        ])
+        .unwrap();
+        assert_eq!(c.settings.mode, TestMode::PerformanceOnly);
+        assert_eq!(c.settings.min_query_count, 100);
+        assert!(c.logs.audit_config);
+        assert!(!config(&[]).unwrap().logs.audit_config);
     }
 
     #[test]
