@@ -452,7 +452,7 @@ pub fn run(
         if result.interrupted {
             writeln!(
                 out,
-                "sweep interrupted: resume with --resume {}",
+                "sweep interrupted: continue with `harness sweep --resume {}` (the sweep's own settings)",
                 dir.display()
             )?;
             break;

@@ -481,6 +481,16 @@ fn a_sweep_over_two_servers_resumes_with_its_own_settings() {
         assert!(sweep.join(chart).is_file(), "{chart}");
     }
 
+    // Given as a sweep directory, its points compare: the settings the sweep
+    // varies differ by design and are stated, not refused.
+    let compared = harness(dir.path(), &["compare", sweep.to_str().unwrap()]);
+    assert!(compared.status.success(), "{}", text(&compared));
+    let stdout = String::from_utf8_lossy(&compared.stdout);
+    assert!(
+        stdout.contains("differs: target_qps") && stdout.contains("varied by the sweep"),
+        "{stdout}"
+    );
+
     // Interrupted during point 2: `--resume DIR` alone runs points 2 and 3
     // with the sweep's settings (8 tokens, not the default 128).
     let mut edited = record.clone();
@@ -566,5 +576,69 @@ fn a_sweep_varies_sampling_settings_through_the_request_body() {
     assert!(
         csv.starts_with("point,temperature,extra_body:top_k,status"),
         "{csv}"
+    );
+}
+
+#[test]
+fn ctrl_c_during_a_sweep_exits_130_and_names_the_resume_command() {
+    use std::io::Read;
+    let dir = scratch();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .current_dir(dir.path())
+        .args(with(
+            &["sweep", "--vary", "target_qps=100,200"],
+            &["--sim-profile", "tiny-fast", "--min-duration-ms", "60000"],
+        ))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let sweep = loop {
+        if let Some(sweep) = dirs_in(&dir.path().join("runs")).first()
+            && let Some(point) = dirs_in(sweep).first()
+            && std::fs::read_to_string(point.join(rundir::RECORDS_FILE))
+                .is_ok_and(|t| t.lines().count() > 5)
+        {
+            break sweep.clone();
+        }
+        std::thread::yield_now();
+    };
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{stdout}");
+    let expected = format!(
+        "harness sweep --resume {}",
+        sweep.strip_prefix(dir.path()).unwrap().display()
+    );
+    assert!(stdout.contains(&expected), "{expected} in {stdout}");
+    let record = json(&sweep.join("sweep.json"));
+    assert_eq!(record["points"][0]["status"], "interrupted");
+    assert_eq!(record["points"][1]["status"], "pending");
+    // The stored command line is what `--resume` alone runs again.
+    let command: Vec<&str> = record["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        command
+            .windows(2)
+            .any(|w| w == ["--min-duration-ms", "60000"]),
+        "{command:?}"
     );
 }
