@@ -51,6 +51,10 @@ pub enum Command {
     /// test's audit.config, then MLCommons' verification of its logs,
     /// writing TEST06/verify_accuracy.txt and TEST06/accuracy/.
     Audit(Box<crate::audit_cmd::AuditArgs>),
+    /// Build the MLPerf v6.0 submission tree (results/, systems/,
+    /// measurements) from run directories; refuses runs that cannot belong
+    /// to a valid submission, with the reason.
+    Submission(crate::submission_cmd::SubmissionArgs),
 }
 
 /// Output of `harness compare`.

@@ -22,6 +22,7 @@ mod resume;
 mod run_cmd;
 mod shared;
 mod sim_cmd;
+mod submission_cmd;
 mod summary;
 mod sweep_cmd;
 

@@ -1,11 +1,14 @@
 //! What an MLPerf Inference submitter does after the runs, from run
 //! directories: the compliance audits (which ones a benchmark needs, their
 //! `audit.config`, and the verification MLCommons' `compliance/TESTxx`
-//! scripts do, with the same output files, text and verdicts).
+//! scripts do, with the same output files, text and verdicts) and the
+//! submission tree (`tree`).
 //!
 //! It reads files and writes files; it knows nothing of HTTP or of how the
 //! audited run was made.
 
 pub mod audit;
+pub mod tree;
 
 pub use audit::{AuditError, AuditTest, Test06Options, Test06Report, TokenDtype};
+pub use tree::{Division, RunLogs, TreeError, TreeOptions, TreeReport, build_tree};

@@ -1,0 +1,112 @@
+//! `harness submission` end to end: real run directories (an audit, a short
+//! performance run, an accuracy run) against the built-in simulator, placed
+//! in the v6.0 tree or refused with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn harness(dir: &Path, args: &[&str]) -> Output {
+    let dataset =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_harness"));
+    c.current_dir(dir).args(args);
+    if matches!(args[0], "run" | "audit") {
+        c.args([
+            "--quiet",
+            "--no-report",
+            "--no-history",
+            "--user-conf",
+            "user.conf",
+            "--sim-profile",
+            "tiny-fast",
+            "--max-tokens",
+            "16",
+            "--scenario",
+            "Offline",
+        ])
+        .arg("--dataset-path")
+        .arg(dataset);
+    }
+    c.output().unwrap()
+}
+
+fn newest_run(dir: &Path) -> PathBuf {
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(dir.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    runs.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    runs.pop().unwrap()
+}
+
+#[test]
+fn runs_are_placed_in_the_tree_or_refused_with_the_reason() {
+    let scratch = tempfile::tempdir().unwrap();
+    let s = scratch.path();
+    std::fs::write(
+        s.join("user.conf"),
+        "*.Offline.target_qps = 2000\n*.*.min_duration = 200\n",
+    )
+    .unwrap();
+    let out = harness(s, &["audit", "TEST06"]);
+    assert!(out.status.success(), "{out:?}");
+    let audit = newest_run(s);
+    let out = harness(s, &["run"]);
+    assert!(out.status.success(), "{out:?}");
+    let performance = newest_run(s);
+    let out = harness(s, &["run", "--test-mode", "AccuracyOnly"]);
+    assert!(out.status.success(), "{out:?}");
+    let accuracy = newest_run(s);
+    // Random simulator words miss the ROUGE targets: exit 3, accuracy.json written.
+    let scored = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("accuracy")
+        .arg(&accuracy)
+        .output()
+        .unwrap();
+    assert_eq!(scored.status.code(), Some(3), "{scored:?}");
+
+    let tree = s.join("tree");
+    let submit = |division: &str| {
+        Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(["submission", "--division", division, "--submitter", "Acme"])
+            .args(["--system", "box", "--out"])
+            .arg(&tree)
+            .args([&audit, &performance, &accuracy])
+            .output()
+            .unwrap()
+    };
+    let out = submit("open");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    let offline = tree.join("open/Acme/results/box/llama3.1-8b/Offline");
+    assert_eq!(
+        std::fs::read_to_string(offline.join("TEST06/verify_accuracy.txt")).unwrap(),
+        std::fs::read_to_string(audit.join("TEST06/verify_accuracy.txt")).unwrap()
+    );
+    assert!(offline.join("measurements.json").is_file());
+    assert!(offline.join("user.conf").is_file());
+    assert!(!offline.join("performance").exists(), "{text}");
+    assert!(!offline.join("accuracy").exists(), "{text}");
+    assert!(
+        text.contains("below the 600000 ms the rules require"),
+        "{text}"
+    );
+    assert!(text.contains("accuracy: a target was missed"), "{text}");
+    assert!(
+        text.contains("systems/box.json: host_processor_model_name"),
+        "{text}"
+    );
+    assert!(tree.join("open/Acme/systems/box.json").is_file());
+
+    let out = submit("closed");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert_eq!(
+        text.matches("needs the official MLPerf LoadGen").count(),
+        3,
+        "{text}"
+    );
+    assert!(!tree.join("closed/Acme/results").exists(), "{text}");
+}
