@@ -120,6 +120,7 @@ fn run_settings(
 
 /// Why a run cannot be judged, if it cannot.
 fn unsoundness(
+    dir: &Path,
     manifest: Option<&rundir::RunManifest>,
     phase: &reports::load::PhaseData,
 ) -> Option<String> {
@@ -151,8 +152,28 @@ fn unsoundness(
             "INVALID because {failed} of {} queries failed",
             phase.samples.len()
         )),
-        _ => None,
+        _ => match loadgen_errors(dir) {
+            0 => None,
+            n => Some(format!(
+                "INVALID because LoadGen logged {n} error{} (mlperf_log_detail.txt)",
+                if n == 1 { "" } else { "s" }
+            )),
+        },
     }
+}
+
+/// The error lines in the run's LoadGen detail log (any one makes a
+/// submission invalid); 0 when there is no log.
+fn loadgen_errors(dir: &Path) -> usize {
+    use std::io::BufRead;
+    let Ok(file) = std::fs::File::open(dir.join("mlperf_log_detail.txt")) else {
+        return 0;
+    };
+    std::io::BufReader::new(file)
+        .lines()
+        .map_while(Result::ok)
+        .filter(|line| line.contains("\"is_error\": true"))
+        .count()
 }
 
 impl RunSamples {
@@ -211,7 +232,7 @@ impl RunSamples {
             values,
             scalars,
             settings: run_settings(data.manifest.as_ref(), phase),
-            unsound: unsoundness(data.manifest.as_ref(), phase),
+            unsound: unsoundness(dir, data.manifest.as_ref(), phase),
         })
     }
 

@@ -367,6 +367,35 @@ fn compare_and_gate_refuse_mismatched_and_unsound_runs_unless_allowed() {
         text(&judged)
     );
 
+    // A candidate whose LoadGen log holds errors though no query failed:
+    // one output token per answer is an error to LoadGen's token latencies.
+    let output = harness_v(
+        dir.path(),
+        &with(
+            &["run"],
+            &[
+                "--sim-profile",
+                "tiny-fast",
+                "--max-tokens",
+                "1",
+                "--label",
+                "onetoken",
+            ],
+        ),
+    );
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let one_token = dirs_in(&dir.path().join("runs"))
+        .into_iter()
+        .find(|d| d.to_string_lossy().ends_with("-onetoken"))
+        .unwrap();
+    let refused = gate(one_token.to_str().unwrap(), &["--allow-mismatch"]);
+    assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("LoadGen logged"),
+        "{}",
+        text(&refused)
+    );
+
     // A candidate killed mid-run (SIGKILL: run.json still says running).
     let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
         .current_dir(dir.path())
