@@ -124,12 +124,9 @@ pub fn start(
                 thread::Builder::new()
                     .name("live-view".into())
                     .spawn(move || {
-                        let mut previous = None;
                         while !stop.load(Ordering::Relaxed) {
                             thread::sleep(Duration::from_secs(1));
-                            let snapshot = live.snapshot();
-                            progress.set_live(telemetry::render_live(&snapshot, previous.as_ref()));
-                            previous = Some(snapshot);
+                            progress.update(live.snapshot());
                         }
                     })
                     .context("starting the live view")?,

@@ -297,6 +297,17 @@ fn measure(
         clock.start,
         Some(Arc::clone(progress)),
     )?;
+    // The live view's Offline "on the wire" count: requests the client has
+    // sent and not finished, beside the samples still queued behind them.
+    let samples_per_request = match config.backend.sut.dispatch {
+        sut::Dispatch::Batched(policy) => policy.prompts_per_request as u64,
+        _ => 1,
+    };
+    let sut = Arc::clone(&backend.sut);
+    progress.set_requests_on_wire(
+        move || sut.endpoint_stats().iter().map(|e| e.in_flight).sum(),
+        samples_per_request,
+    );
     let mut observers = Observers::default();
     observers.push(records.clone());
     observers.push(progress.clone());

@@ -36,15 +36,20 @@
 //! let exporter = telemetry::serve_prometheus("127.0.0.1:9400".parse()?, Arc::clone(&live)).await?;
 //! let observer = Arc::new(Observers { live: Arc::clone(&live), marker: collector.window_marker() });
 //! // Run LoadGen on a std::thread with `observer`; meanwhile, when stdout is
-//! // a terminal, once a second:
-//! let mut prev = None;
-//! let snap = live.snapshot();
-//! let line: String = telemetry::render_live(&snap, prev.as_ref()); // -> indicatif
-//! prev = Some(snap);
+//! // a terminal, once a second (keeping a snapshot from a few seconds back
+//! // for the rates):
+//! let view = telemetry::LiveView {
+//!     now: live.snapshot(),
+//!     window_start: None, // the snapshot of ~5 s ago, once there is one
+//!     requests_on_wire: None,
+//!     samples_per_request: 1,
+//! };
+//! let mut frame = Vec::new();
+//! telemetry::render_live(&view, 80, &mut frame)?; // -> indicatif
 //! // After LoadGen returns:
 //! let report = collector.finish().await?; // writes server_summary.json
 //! exporter.shutdown().await;
-//! # let _ = (observer, line, prev, report); Ok(()) }
+//! # let _ = (observer, frame, report); Ok(()) }
 //! ```
 //!
 //! Without a `RunObserver`, `collector.mark_window_start().wait().await`
@@ -123,7 +128,7 @@ pub use collector::{
     WindowMarker,
 };
 pub use gpu::{GpuError, GpuReader, GpuReading, NvmlGpus};
-pub use live::{LiveMetrics, LiveSnapshot, render_live};
+pub use live::{LiveMetrics, LiveSnapshot, LiveView, render_live};
 pub use prom_endpoint::{EXPORTED_METRICS, PrometheusServer, serve_prometheus};
 pub use scrape::{ScrapeError, ScrapeTarget};
 

@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -62,6 +63,7 @@ struct Totals {
 #[derive(Debug)]
 struct PhaseState {
     phase: Option<Phase>,
+    scenario: Option<loadgen::Scenario>,
     finished: bool,
     started_at_ns: u64,
     expected_samples: u64,
@@ -110,6 +112,7 @@ impl LiveMetrics {
             errors: Mutex::new(BTreeMap::new()),
             phase: Mutex::new(PhaseState {
                 phase: None,
+                scenario: None,
                 finished: false,
                 started_at_ns: 0,
                 expected_samples: 0,
@@ -201,6 +204,7 @@ impl LiveMetrics {
         };
         if let Ok(state) = self.phase.lock() {
             snap.phase = state.phase;
+            snap.scenario = state.scenario;
             snap.phase_finished = state.finished;
             snap.phase_elapsed_s = now.saturating_sub(state.started_at_ns) as f64 / 1e9;
             snap.expected_samples = state.expected_samples;
@@ -257,6 +261,7 @@ impl RunObserver for LiveMetrics {
         let now = self.now_ns();
         if let Ok(mut state) = self.phase.lock() {
             state.phase = Some(start.phase);
+            state.scenario = Some(start.scenario);
             state.finished = false;
             state.started_at_ns = now;
             state.expected_samples = start.sample_count;
@@ -292,6 +297,8 @@ pub struct LiveSnapshot {
     pub at_ns: u64,
     /// The phase running (or last run).
     pub phase: Option<Phase>,
+    /// The run's scenario, once a phase started.
+    pub scenario: Option<loadgen::Scenario>,
     /// The phase has ended.
     pub phase_finished: bool,
     /// Seconds since the phase started.
@@ -334,79 +341,191 @@ pub struct LiveSnapshot {
     pub gpu_utilization_pct: Option<f64>,
 }
 
-/// The one-line live view. QPS and token rates are over the time since
-/// `prev` (the previous line) when given and in the same phase, else since
-/// the phase started.
+/// One frame of the live view: what [`render_live`] draws.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveView {
+    /// The state now.
+    pub now: LiveSnapshot,
+    /// An earlier snapshot of the same phase, a few seconds back: the rates
+    /// are measured from it, and the view says over how long. Without it
+    /// (the first second of a phase) they are over the whole phase so far.
+    pub window_start: Option<LiveSnapshot>,
+    /// Requests the client has on the wire (sent, not fully answered), when
+    /// the SUT tells. In Offline LoadGen issues every sample at once and the
+    /// client sends at most `--max-in-flight` requests; the rest wait.
+    pub requests_on_wire: Option<u64>,
+    /// Samples each request carries (Offline `--prompts-per-request`).
+    pub samples_per_request: u64,
+}
+
+/// Draws `view` as lines of at most `width` columns, one fact a line:
 ///
-/// `perf 1200/24576 (3 failed) | 34 in flight | 12.3 QPS 890 tok/s | TTFT p50 45.1 ms p99 120 ms | TPOT p50 12 ms | server run 32 wait 2 KV 45% | GPU 87%`
-pub fn render_live(cur: &LiveSnapshot, prev: Option<&LiveSnapshot>) -> String {
-    let mut s = String::with_capacity(160);
+/// ```text
+/// performance Server  12 s  [#######.............]  1200/24576
+/// issued 1234  completed 1200  failed 3
+/// last 5 s: issued 12.0/s  completed 11.8/s  890 tok/s
+/// in flight 34 samples
+/// TTFT p50 45.1 ms  p99 120 ms  TPOT p50 12 ms
+/// server running 32  waiting 2  KV 45%  GPU 87%
+/// ```
+///
+/// Counts are the current phase's, from the same events records.jsonl is
+/// written from, so they end where the summary starts. Percentiles are live
+/// approximations (HDR histograms); the report's come from records.jsonl.
+pub fn render_live(view: &LiveView, width: usize, w: &mut impl io::Write) -> io::Result<()> {
+    let cur = &view.now;
+    let mut lines: Vec<String> = Vec::with_capacity(6);
+
     let phase = match cur.phase {
-        Some(Phase::Performance) => "perf",
+        Some(Phase::Performance) => "performance",
         Some(Phase::Accuracy) => "accuracy",
-        None => "idle",
+        None => "starting",
     };
-    let _ = write!(s, "{phase} {}", cur.completed);
-    if cur.expected_samples > 0 {
-        let _ = write!(s, "/{}", cur.expected_samples);
+    let mut head = phase.to_owned();
+    if let Some(scenario) = cur.scenario {
+        let _ = write!(head, " {scenario}");
     }
-    if cur.failed > 0 {
-        let _ = write!(s, " ({} failed)", cur.failed);
-    }
-    if cur.phase_finished {
-        s.push_str(" done");
+    let _ = write!(head, "  {}", elapsed(cur.phase_elapsed_s));
+    let count = if cur.expected_samples > 0 {
+        format!("{}/{}", cur.completed, cur.expected_samples)
     } else {
-        let _ = write!(s, " | {} in flight", cur.in_flight);
-    }
-    let (done, tokens, secs) = match prev {
-        Some(p) if p.phase == cur.phase && p.completed <= cur.completed && cur.at_ns > p.at_ns => (
-            cur.completed - p.completed,
-            cur.output_tokens.saturating_sub(p.output_tokens),
-            (cur.at_ns - p.at_ns) as f64 / 1e9,
-        ),
-        _ => (cur.completed, cur.output_tokens, cur.phase_elapsed_s),
+        cur.completed.to_string()
     };
-    if secs > 0.0 && !cur.phase_finished {
+    let tail = if cur.phase_finished {
+        format!("{count} done")
+    } else {
+        count
+    };
+    // The bar takes what the text leaves, between 10 and 40 columns.
+    let room = width.saturating_sub(head.chars().count() + tail.chars().count() + 6);
+    if cur.expected_samples > 0 && room >= 10 {
+        let cells = room.min(40);
+        let filled = ((cur.completed.min(cur.expected_samples) as f64
+            / cur.expected_samples as f64)
+            * cells as f64)
+            .floor() as usize;
         let _ = write!(
-            s,
-            " | {} QPS {} tok/s",
-            sig3(done as f64 / secs),
-            sig3(tokens as f64 / secs)
+            head,
+            "  [{}{}]  {tail}",
+            "#".repeat(filled),
+            ".".repeat(cells - filled)
         );
+    } else {
+        let _ = write!(head, "  {tail}");
     }
+    lines.push(head);
+
+    let mut counts = format!("issued {}  completed {}", cur.issued, cur.completed);
+    if cur.failed > 0 {
+        let _ = write!(counts, "  failed {}", cur.failed);
+    }
+    lines.push(counts);
+
+    if !cur.phase_finished {
+        let from = view.window_start.as_ref().filter(|p| {
+            p.phase == cur.phase && p.at_ns < cur.at_ns && p.completed <= cur.completed
+        });
+        let (issued, done, tokens, secs, label) = match from {
+            Some(p) => {
+                let secs = (cur.at_ns - p.at_ns) as f64 / 1e9;
+                (
+                    cur.issued.saturating_sub(p.issued),
+                    cur.completed - p.completed,
+                    cur.output_tokens.saturating_sub(p.output_tokens),
+                    secs,
+                    format!("last {} s", sig3(secs)),
+                )
+            }
+            None => (
+                cur.issued,
+                cur.completed,
+                cur.output_tokens,
+                cur.phase_elapsed_s,
+                "since start".to_owned(),
+            ),
+        };
+        if secs > 0.0 {
+            lines.push(format!(
+                "{label}: issued {}/s  completed {}/s  {} tok/s",
+                sig3(issued as f64 / secs),
+                sig3(done as f64 / secs),
+                sig3(tokens as f64 / secs)
+            ));
+        }
+        let offline = cur.scenario == Some(loadgen::Scenario::Offline);
+        match view.requests_on_wire {
+            Some(requests) if offline => {
+                let on_wire = requests.saturating_mul(view.samples_per_request.max(1));
+                lines.push(format!(
+                    "on the wire {requests} requests  queued {} samples",
+                    cur.in_flight.saturating_sub(on_wire)
+                ));
+            }
+            _ => lines.push(format!("in flight {} samples", cur.in_flight)),
+        }
+    }
+
+    let mut latency = String::new();
     if let Some(p50) = cur.ttft_p50_s {
-        let _ = write!(s, " | TTFT p50 {}", duration(p50));
+        let _ = write!(latency, "TTFT p50 {}", duration(p50));
         if let Some(p99) = cur.ttft_p99_s {
-            let _ = write!(s, " p99 {}", duration(p99));
+            let _ = write!(latency, "  p99 {}", duration(p99));
         }
     } else if let Some(p50) = cur.latency_p50_s {
-        let _ = write!(s, " | latency p50 {}", duration(p50));
+        let _ = write!(latency, "latency p50 {}", duration(p50));
         if let Some(p99) = cur.latency_p99_s {
-            let _ = write!(s, " p99 {}", duration(p99));
+            let _ = write!(latency, "  p99 {}", duration(p99));
         }
     }
     if let Some(p50) = cur.tpot_p50_s {
-        let _ = write!(s, " | TPOT p50 {}", duration(p50));
+        let sep = if latency.is_empty() { "" } else { "  " };
+        let _ = write!(latency, "{sep}TPOT p50 {}", duration(p50));
     }
-    if cur.server_running.is_some()
-        || cur.server_waiting.is_some()
-        || cur.kv_cache_usage_frac.is_some()
-    {
-        s.push_str(" | server");
-        if let Some(r) = cur.server_running {
-            let _ = write!(s, " run {}", sig3(r));
-        }
-        if let Some(w) = cur.server_waiting {
-            let _ = write!(s, " wait {}", sig3(w));
-        }
-        if let Some(kv) = cur.kv_cache_usage_frac {
-            let _ = write!(s, " KV {:.0}%", kv * 100.0);
-        }
+    if !latency.is_empty() {
+        lines.push(latency);
+    }
+
+    let mut state = Vec::new();
+    if let Some(r) = cur.server_running {
+        state.push(format!("running {}", sig3(r)));
+    }
+    if let Some(wt) = cur.server_waiting {
+        state.push(format!("waiting {}", sig3(wt)));
+    }
+    if let Some(kv) = cur.kv_cache_usage_frac {
+        state.push(format!("KV {:.0}%", kv * 100.0));
+    }
+    let mut server = String::new();
+    if !state.is_empty() {
+        server = format!("server {}", state.join("  "));
     }
     if let Some(g) = cur.gpu_utilization_pct {
-        let _ = write!(s, " | GPU {g:.0}%");
+        let sep = if server.is_empty() { "" } else { "  " };
+        let _ = write!(server, "{sep}GPU {g:.0}%");
     }
-    s
+    if !server.is_empty() {
+        lines.push(server);
+    }
+
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 {
+            w.write_all(b"\n")?;
+        }
+        // Never wider than the terminal: a wrapped line breaks the redraw.
+        let cut: String = line.chars().take(width).collect();
+        w.write_all(cut.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Elapsed time as `12 s` or `3 min 05 s`.
+fn elapsed(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    if s < 60 {
+        format!("{s} s")
+    } else {
+        format!("{} min {:02} s", s / 60, s % 60)
+    }
 }
 
 /// Three significant digits, no exponent, no trailing zeros.
@@ -552,18 +671,25 @@ mod tests {
         assert_eq!(s.gpu_utilization_pct, Some(85.0));
     }
 
-    #[test]
-    fn the_live_line_shows_rates_percentiles_and_server_state() {
+    fn render(view: &LiveView, width: usize) -> String {
+        let mut out = Vec::new();
+        render_live(view, width, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn busy() -> LiveView {
         let prev = LiveSnapshot {
-            at_ns: 10_000_000_000,
+            at_ns: 7_000_000_000,
             phase: Some(Phase::Performance),
-            completed: 1000,
-            output_tokens: 100_000,
+            issued: 1174,
+            completed: 1141,
+            output_tokens: 97_330,
             ..LiveSnapshot::default()
         };
-        let cur = LiveSnapshot {
+        let now = LiveSnapshot {
             at_ns: 12_000_000_000,
             phase: Some(Phase::Performance),
+            scenario: Some(loadgen::Scenario::Server),
             phase_elapsed_s: 12.0,
             expected_samples: 24576,
             issued: 1234,
@@ -580,15 +706,62 @@ mod tests {
             gpu_utilization_pct: Some(87.2),
             ..LiveSnapshot::default()
         };
+        LiveView {
+            now,
+            window_start: Some(prev),
+            requests_on_wire: Some(34),
+            samples_per_request: 1,
+        }
+    }
+
+    #[test]
+    fn the_live_view_is_one_fact_a_line_within_80_columns() {
+        let text = render(&busy(), 80);
         assert_eq!(
-            render_live(&cur, Some(&prev)),
-            "perf 1200/24576 (3 failed) | 34 in flight | 100 QPS 890 tok/s | TTFT p50 45.1 ms p99 120 ms \
-             | TPOT p50 12 ms | server run 32 wait 2 KV 45% | GPU 87%"
+            text,
+            "performance Server  12 s  [#.......................................]  1200/24576\n\
+             issued 1234  completed 1200  failed 3\n\
+             last 5 s: issued 12/s  completed 11.8/s  890 tok/s\n\
+             in flight 34 samples\n\
+             TTFT p50 45.1 ms  p99 120 ms  TPOT p50 12 ms\n\
+             server running 32  waiting 2  KV 45%  GPU 87%"
         );
-        // Without a previous line, rates are over the whole phase.
-        assert!(render_live(&cur, None).contains("| 100 QPS 8482 tok/s"));
-        let idle = render_live(&LiveSnapshot::default(), None);
-        assert_eq!(idle, "idle 0 | 0 in flight");
+        for width in [40, 60, 80, 120] {
+            for line in render(&busy(), width).lines() {
+                assert!(line.chars().count() <= width, "{width}: {line:?}");
+            }
+        }
+        // Without an earlier snapshot the rates say they are since the start.
+        let first = LiveView {
+            window_start: None,
+            ..busy()
+        };
+        assert!(render(&first, 80).contains("\nsince start: issued 103/s  completed 100/s"));
+        let idle = render(&LiveView::default(), 80);
+        assert_eq!(
+            idle,
+            "starting  0 s  0\nissued 0  completed 0\nin flight 0 samples"
+        );
+    }
+
+    #[test]
+    fn offline_shows_requests_on_the_wire_and_queued_samples_apart() {
+        let mut view = busy();
+        view.now.scenario = Some(loadgen::Scenario::Offline);
+        view.now.in_flight = 2152;
+        view.requests_on_wire = Some(128);
+        view.samples_per_request = 2;
+        let text = render(&view, 80);
+        assert!(
+            text.contains("\non the wire 128 requests  queued 1896 samples\n"),
+            "{text}"
+        );
+        // A finished phase shows its final counts and no rates.
+        view.now.phase_finished = true;
+        let done = render(&view, 80);
+        assert!(done.starts_with("performance Offline  12 s  ["), "{done}");
+        assert!(done.contains("1200/24576 done\nissued 1234  completed 1200"));
+        assert!(!done.contains("/s"));
     }
 
     #[test]
