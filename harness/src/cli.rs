@@ -66,12 +66,16 @@ pub enum CompareFormat {
     Markdown,
     /// JSON.
     Json,
+    /// CSV (submission trees only).
+    Csv,
 }
 
 /// `harness compare`.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
     /// Run directories or sweep directories; the first run is the baseline.
+    /// Or two submission trees (or MLCommons results repositories): their
+    /// results side by side per benchmark and scenario, with ratios.
     #[arg(required = true)]
     pub runs: Vec<PathBuf>,
     /// Output format.

@@ -598,6 +598,16 @@ pub fn render(c: &Comparison, markdown: bool, out: &mut dyn Write) -> std::io::R
 /// `harness compare`.
 /// `harness compare`.
 pub fn main_compare(args: &CompareArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    if args
+        .runs
+        .iter()
+        .all(|d| submission::results::is_submission_tree(d))
+    {
+        return crate::submission_cmd::compare_trees(&args.runs, args.format, out);
+    }
+    if args.format == CompareFormat::Csv {
+        bail!("--format csv compares submission trees; for runs use terminal, markdown or json");
+    }
     run_compare(args, out)?;
     Ok(Outcome::Success)
 }
@@ -641,7 +651,8 @@ fn run_compare(args: &CompareArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             writeln!(out)?;
         }
         CompareFormat::Markdown => render(&comparison, true, out)?,
-        CompareFormat::Terminal => render(&comparison, false, out)?,
+        // Refused in main_compare before any run was read.
+        CompareFormat::Terminal | CompareFormat::Csv => render(&comparison, false, out)?,
     }
     if args.format != CompareFormat::Json {
         out.write_all(&notes)?;

@@ -112,3 +112,110 @@ pub fn main(args: &SubmissionArgs, out: &mut dyn Write) -> anyhow::Result<Outcom
     )?;
     Ok(Outcome::success_if(report.all_accepted(), Outcome::Invalid))
 }
+
+/// `harness compare TREE_A TREE_B`: per benchmark and scenario, the two
+/// trees' results and the second's speedup over the first.
+pub fn compare_trees(
+    trees: &[PathBuf],
+    format: crate::cli::CompareFormat,
+    out: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
+    use crate::cli::CompareFormat;
+    use submission::results::{compare, read_results};
+    let [a, b] = trees else {
+        bail!("compare takes exactly two submission trees");
+    };
+    let read = |t: &Path| read_results(t).with_context(|| format!("reading {}", t.display()));
+    let rows = compare(&read(a)?, &read(b)?);
+    if rows.is_empty() {
+        bail!(
+            "no performance results under {} or {}",
+            a.display(),
+            b.display()
+        );
+    }
+    let value = |e: &Option<submission::results::ResultEntry>| match e {
+        Some(e) => format!("{:.2}{}", e.value, if e.valid { "" } else { " (INVALID)" }),
+        None => "-".to_owned(),
+    };
+    let system = |e: &Option<submission::results::ResultEntry>| {
+        e.as_ref().map_or("-".to_owned(), |e| e.system.clone())
+    };
+    let unit = |r: &submission::results::ComparedRow| {
+        r.a.as_ref()
+            .or(r.b.as_ref())
+            .map_or(String::new(), |e| e.unit.clone())
+    };
+    let speedup = |s: Option<f64>| s.map_or("-".to_owned(), |s| format!("{s:.3}"));
+    let header = [
+        "benchmark".to_owned(),
+        "scenario".to_owned(),
+        "unit".to_owned(),
+        format!("system A ({})", a.display()),
+        "A".to_owned(),
+        format!("system B ({})", b.display()),
+        "B".to_owned(),
+        "B/A speedup".to_owned(),
+    ];
+    let table: Vec<[String; 8]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.benchmark.clone(),
+                r.scenario.clone(),
+                unit(r),
+                system(&r.a),
+                value(&r.a),
+                system(&r.b),
+                value(&r.b),
+                speedup(r.speedup),
+            ]
+        })
+        .collect();
+    match format {
+        CompareFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, &rows)?;
+            writeln!(out)?;
+        }
+        CompareFormat::Csv => {
+            let mut csv = Vec::new();
+            for line in std::iter::once(&header).chain(&table) {
+                for (i, cell) in line.iter().enumerate() {
+                    if i > 0 {
+                        csv.push(b',');
+                    }
+                    reports::csv::field(&mut csv, cell)?;
+                }
+                csv.push(b'\n');
+            }
+            out.write_all(&csv)?;
+        }
+        CompareFormat::Markdown => {
+            writeln!(out, "| {} |", header.join(" | "))?;
+            writeln!(out, "|{}", "---|".repeat(header.len()))?;
+            for line in &table {
+                writeln!(out, "| {} |", line.join(" | "))?;
+            }
+        }
+        CompareFormat::Terminal => {
+            let widths: Vec<usize> = (0..header.len())
+                .map(|i| {
+                    std::iter::once(&header)
+                        .chain(&table)
+                        .map(|l| l[i].chars().count())
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            for line in std::iter::once(&header).chain(&table) {
+                let cells: Vec<String> = line
+                    .iter()
+                    .zip(&widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect();
+                writeln!(out, "{}", cells.join("  ").trim_end())?;
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}

@@ -110,3 +110,72 @@ fn runs_are_placed_in_the_tree_or_refused_with_the_reason() {
     );
     assert!(!tree.join("closed/Acme/results").exists(), "{text}");
 }
+
+/// A tree with one llama3.1-8b result per given scenario.
+fn tree(root: &Path, system: &str, results: &[(&str, &str, f64)]) {
+    for (scenario, key, value) in results {
+        let dir = root
+            .join("closed/Acme/results")
+            .join(system)
+            .join("llama3.1-8b")
+            .join(scenario)
+            .join("performance/run_1");
+        std::fs::create_dir_all(&dir).unwrap();
+        let lines = [
+            serde_json::json!({"key": "requested_use_token_latencies", "value": true}),
+            serde_json::json!({"key": "result_validity", "value": "VALID"}),
+            serde_json::json!({"key": key, "value": value}),
+        ];
+        let text: String = lines.iter().map(|l| format!(":::MLLOG {l}\n")).collect();
+        std::fs::write(dir.join("mlperf_log_detail.txt"), text).unwrap();
+    }
+}
+
+#[test]
+fn compare_puts_two_submission_trees_side_by_side_in_every_format() {
+    let s = tempfile::tempdir().unwrap();
+    let (a, b) = (s.path().join("a"), s.path().join("b"));
+    tree(
+        &a,
+        "box1",
+        &[
+            ("Offline", "result_tokens_per_second", 1000.0),
+            ("Server", "result_completed_tokens_per_second", 900.0),
+        ],
+    );
+    tree(
+        &b,
+        "box2",
+        &[("Offline", "result_tokens_per_second", 1500.0)],
+    );
+    let compare = |format: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(["compare", "--format", format])
+            .args([&a, &b])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let csv = compare("csv");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("benchmark,scenario,unit,"), "{csv}");
+    assert_eq!(
+        lines[1],
+        "llama3.1-8b,Offline,Tokens/s,box1,1000.00,box2,1500.00,1.500"
+    );
+    assert_eq!(lines[2], "llama3.1-8b,Server,Tokens/s,box1,900.00,-,-,-");
+    let json: serde_json::Value = serde_json::from_str(&compare("json")).unwrap();
+    assert_eq!(json[0]["speedup"], 1.5);
+    assert_eq!(json[1]["b"], serde_json::Value::Null);
+    let md = compare("markdown");
+    assert!(
+        md.contains(
+            "| llama3.1-8b | Offline | Tokens/s | box1 | 1000.00 | box2 | 1500.00 | 1.500 |"
+        ),
+        "{md}"
+    );
+    let text = compare("terminal");
+    assert!(text.lines().nth(1).unwrap().ends_with("1.500"), "{text}");
+}
