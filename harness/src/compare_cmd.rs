@@ -198,31 +198,9 @@ impl RunSamples {
             "tpot",
             ok.iter().filter_map(|s| s.tpot_ns().map(ms)).collect(),
         );
-        let end_s = phase.samples.iter().map(|s| s.end_ns).max().unwrap_or(0) as f64 / 1e9;
-        let per_s = |n: f64| if end_s > 0.0 { n / end_s } else { 0.0 };
-        let tokens: i64 = ok.iter().map(|s| s.n_tokens.max(0)).sum();
-        let mut scalars = BTreeMap::new();
-        scalars.insert("samples_per_s".to_owned(), per_s(ok.len() as f64));
-        scalars.insert("output_tokens_per_s".to_owned(), per_s(tokens as f64));
-        scalars.insert("failed".to_owned(), (phase.samples.len() - ok.len()) as f64);
-        let valid = data
-            .manifest
-            .as_ref()
-            .and_then(|m| m.verdict.as_ref())
-            .map(|v| v.valid)
-            .or_else(|| phase.end.as_ref().and_then(|e| e.valid));
-        if let Some(valid) = valid {
-            scalars.insert("valid".to_owned(), f64::from(u8::from(valid)));
-        }
-        for quantity in QUANTITIES {
-            let mut sorted = values[quantity].clone();
-            sorted.sort_by(f64::total_cmp);
-            for (label, p) in PERCENTILES {
-                if let Some(v) = reports::significance::percentile_sorted(&sorted, p) {
-                    scalars.insert(format!("{quantity}_{label}_ms"), v);
-                }
-            }
-        }
+        // The scalar figures are the run's registered figures, the values
+        // the terminal, the history and summary.json show.
+        let scalars = reports::summarize(&data).figures;
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -246,9 +224,9 @@ impl RunSamples {
     }
 }
 
-/// Whether less is better for a metric.
+/// Whether less is better for a metric (unknown names: latencies).
 fn lower_is_better(metric: &str) -> bool {
-    !matches!(metric, "samples_per_s" | "output_tokens_per_s" | "valid")
+    reports::figures::find(metric).is_none_or(|f| f.better == reports::figures::Better::Lower)
 }
 
 /// The comparison settings a sweep dimension varies.

@@ -9,37 +9,12 @@ use history::{Database, Filter, History, RunEntry};
 
 use crate::cli::HistoryArgs;
 use crate::outcome::Outcome;
-use crate::summary::KeyMetrics;
-
-/// The named figures recorded per run.
-pub fn metric_pairs(m: &KeyMetrics) -> Vec<(String, f64)> {
-    let mut out = vec![
-        ("target_qps".to_owned(), m.target_qps),
-        ("samples_per_s".to_owned(), m.samples_per_s),
-        ("output_tokens_per_s".to_owned(), m.output_tokens_per_s),
-        ("failed".to_owned(), m.failed as f64),
-    ];
-    for (name, value) in [
-        ("latency_p50_ms", m.latency_p50_ms),
-        ("latency_p99_ms", m.latency_p99_ms),
-        ("ttft_p50_ms", m.ttft_p50_ms),
-        ("ttft_p99_ms", m.ttft_p99_ms),
-        ("tpot_p50_ms", m.tpot_p50_ms),
-        ("tpot_p99_ms", m.tpot_p99_ms),
-    ] {
-        if let Some(v) = value {
-            out.push((name.to_owned(), v));
-        }
-    }
-    out
-}
-
-/// Records a finished run.
+/// Records a finished run with its figures (summary.json `figures`).
 pub fn record(
     db: &Database,
     dir: &Path,
     manifest: &rundir::RunManifest,
-    metrics: &KeyMetrics,
+    figures: &std::collections::BTreeMap<String, f64>,
 ) -> anyhow::Result<()> {
     let mut history = History::open(db)?;
     let status = serde_json::to_value(manifest.status)?
@@ -64,7 +39,7 @@ pub fn record(
             .map(|v| v.reasons.clone())
             .unwrap_or_default(),
         harness_version: manifest.harness_version.clone(),
-        metrics: metric_pairs(metrics),
+        metrics: figures.iter().map(|(k, v)| (k.clone(), *v)).collect(),
     })?;
     Ok(())
 }
@@ -73,18 +48,11 @@ pub fn record(
 /// under this filter), a usage error (exit 2) listing the valid names for
 /// any other.
 fn check_metric_name(history: &History, metric: &str) -> anyhow::Result<()> {
-    let mut known: Vec<String> = metric_pairs(&KeyMetrics {
-        latency_p50_ms: Some(0.0),
-        latency_p99_ms: Some(0.0),
-        ttft_p50_ms: Some(0.0),
-        ttft_p99_ms: Some(0.0),
-        tpot_p50_ms: Some(0.0),
-        tpot_p99_ms: Some(0.0),
-        ..KeyMetrics::default()
-    })
-    .into_iter()
-    .map(|(name, _)| name)
-    .collect();
+    // Every figure of the registry is a name runs record.
+    let mut known: Vec<String> = reports::figures::FIGURES
+        .iter()
+        .map(|f| f.name.to_owned())
+        .collect();
     if known.iter().any(|k| k == metric) {
         return Ok(());
     }

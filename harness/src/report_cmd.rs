@@ -16,6 +16,21 @@ pub fn main(args: &ReportArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// Writes the reports of a loaded and summarised run and lists what was
+/// written.
+pub fn write(
+    data: &reports::RunData,
+    summary: &reports::Summary,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let outputs = reports::write_reports(data, summary, &reports::ReportOptions::default())
+        .with_context(|| format!("reporting on {}", data.dir.display()))?;
+    let mut text = Vec::new();
+    outputs.render(&mut text)?;
+    out.write_all(&text)?;
+    Ok(())
+}
+
 /// Generates every report of `dir` and lists what was written.
 pub fn generate(dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
     let outputs = reports::generate(dir, &reports::ReportOptions::default())

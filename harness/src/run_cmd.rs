@@ -159,22 +159,28 @@ pub fn execute(config: &RunConfig, out: &mut dyn Write) -> anyhow::Result<RunRes
         valid: verdict.valid,
         reasons: verdict.reasons.clone(),
     });
+    let perf_constraints_met = reported.as_ref().map(|s| s.perf_constraints_met);
+    manifest.loadgen_results = reported;
     manifest.write(&dir)?;
 
-    crate::summary::render(out, &dir, &manifest, &outcome, &verdict, reported.as_ref())?;
-    let metrics = crate::summary::KeyMetrics::of(&outcome);
+    // One path for every output: the run's files are read back once and
+    // summarised; the terminal, the history and the reports all show that
+    // summary's figures.
+    let data = reports::load(&dir, 0).with_context(|| format!("reading {}", dir.display()))?;
+    let summary = reports::summarize(&data);
+    crate::summary::render(out, &dir, &manifest, &outcome, &summary)?;
     if let Some(db) = &config.output.history_db {
         // The run's files are complete; a history problem only warns.
-        if let Err(e) = crate::history_cmd::record(db, &dir, &manifest, &metrics) {
+        if let Err(e) = crate::history_cmd::record(db, &dir, &manifest, &summary.figures) {
             tracing::warn!("not recorded in the history: {e:#}");
         }
     }
     if config.output.report {
-        crate::report_cmd::generate(&dir, out)?;
+        crate::report_cmd::write(&data, &summary, out)?;
     }
     Ok(RunResult {
-        perf_constraints_met: reported.as_ref().map(|s| s.perf_constraints_met),
-        metrics,
+        perf_constraints_met,
+        metrics: crate::summary::KeyMetrics::from_figures(&summary.figures),
         dir,
         verdict,
         interrupted: outcome.interrupted,
@@ -226,6 +232,7 @@ fn create_run_dir(
             "request": request_settings(&config.backend.sut),
         }),
         verdict: None,
+        loadgen_results: None,
     };
     manifest.write(&dir)?;
     Ok((dir, manifest))

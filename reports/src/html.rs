@@ -2,8 +2,11 @@
 //! data URLs, no scripts, no external fetches) that opens offline.
 //!
 //! Stable element ids, for tests and scripts: `validity` (the banner, with
-//! class `valid`, `invalid` or `incomplete`), `run`, `throughput`, `latency`,
-//! `errors`, `metrics`, `charts` (each chart an `img.chart`), `warnings`.
+//! class `valid`, `invalid` or `incomplete`; its text is the verdict line),
+//! `run`, `figures` (the run-level figures, one row each with `data-name`
+//! and the full value in `data-value`), `throughput`, `latency`, `errors`,
+//! `metrics`, `charts` (each chart an `img.chart`), `warnings` (only when
+//! there are any).
 
 use std::io::{self, Write};
 
@@ -128,21 +131,25 @@ pub fn render(summary: &Summary, charts: &[Chart], w: &mut impl Write) -> io::Re
     let v = &summary.validity;
     let c = &summary.completeness;
     let valid = v.run_valid.or(v.mlperf_valid);
-    let (class, text) = if c.incomplete {
-        (
-            "incomplete",
-            "INCOMPLETE run: statistics cover the data recorded",
-        )
+    let class = if c.incomplete || valid.is_none() {
+        "incomplete"
     } else if valid == Some(true) {
-        ("valid", "VALID")
-    } else if valid == Some(false) {
-        ("invalid", "INVALID")
+        "valid"
     } else {
-        ("incomplete", "validity unknown")
+        "invalid"
+    };
+    let text = if c.incomplete {
+        format!(
+            "INCOMPLETE run: statistics cover the data recorded. {}",
+            v.verdict
+        )
+    } else {
+        v.verdict.clone()
     };
     writeln!(
         w,
-        "<div id=\"validity\" class=\"banner {class}\">{text}</div><ul>"
+        "<div id=\"validity\" class=\"banner {class}\">{}</div><ul>",
+        escape(&text)
     )?;
     for r in c.reasons.iter().chain(&v.mlperf_reasons).chain(
         v.run_reasons
@@ -176,6 +183,28 @@ pub fn render(summary: &Summary, charts: &[Chart], w: &mut impl Write) -> io::Re
     }
     writeln!(w, "</table>")?;
 
+    // The run-level figures.
+    writeln!(
+        w,
+        "<h2>Figures</h2><p class=\"note\">LoadGen's figures where LoadGen defines them; \
+         the same values as the terminal, the history and summary.json <code>figures</code>.</p>\
+         <table id=\"figures\"><tr><th>figure</th><th>value</th><th>unit</th><th>definition</th></tr>"
+    )?;
+    for f in crate::figures::FIGURES {
+        if let Some(value) = summary.figures.get(f.name) {
+            writeln!(
+                w,
+                "<tr data-name=\"{}\" data-value=\"{value}\"><th>{}</th><td>{value:.3}</td><td>{}</td>\
+                 <td style=\"text-align:left\">{}</td></tr>",
+                f.name,
+                f.name,
+                escape(f.unit),
+                escape(f.definition)
+            )?;
+        }
+    }
+    writeln!(w, "</table>")?;
+
     // Throughput.
     let n = &summary.counts;
     writeln!(w, "<h2>Throughput</h2><table id=\"throughput\">")?;
@@ -188,9 +217,18 @@ pub fn render(summary: &Summary, charts: &[Chart], w: &mut impl Write) -> io::Re
         kv("measured window (s)", format!("{:.3}", win.duration_s))?;
     }
     if let Some(t) = &summary.throughput {
-        kv("samples/s", format!("{:.3}", t.samples_per_s))?;
-        kv("output tokens/s", format!("{:.1}", t.output_tokens_per_s))?;
-        kv("total tokens/s", format!("{:.1}", t.total_tokens_per_s))?;
+        kv(
+            "successful samples/s over the window",
+            format!("{:.3}", t.window_samples_per_s),
+        )?;
+        kv(
+            "output tokens/s over the window",
+            format!("{:.1}", t.window_output_tokens_per_s),
+        )?;
+        kv(
+            "total tokens/s over the window",
+            format!("{:.1}", t.total_tokens_per_s),
+        )?;
         kv(
             "peak output tokens/s (1 s bins)",
             format!("{:.0}", t.peak_output_tokens_per_s),
@@ -211,8 +249,9 @@ pub fn render(summary: &Summary, charts: &[Chart], w: &mut impl Write) -> io::Re
     // Latency table.
     writeln!(
         w,
-        "<h2>Latencies</h2><p class=\"note\">Times in ms; percentiles by LoadGen's method \
-         (sorted[floor(N·p)]); p99 CI: 95% distribution-free order-statistic interval.</p>\
+        "<h2>Latencies</h2><p class=\"note\">Successful samples of records.jsonl (LoadGen's \
+         own percentiles, failed samples included, are in Figures). Times in ms; percentiles \
+         by LoadGen's method (sorted[floor(N·p)]); p99 CI: 95% distribution-free order-statistic interval.</p>\
          <table id=\"latency\"><tr><th>metric</th><th>count</th><th>mean</th><th>std</th>\
          <th>min</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th>\
          <th>p99 95% CI</th></tr>"
@@ -305,13 +344,16 @@ pub fn render(summary: &Summary, charts: &[Chart], w: &mut impl Write) -> io::Re
     }
     writeln!(w, "</table>")?;
 
-    writeln!(w, "<h2>Warnings</h2><ul id=\"warnings\">")?;
-    for x in &summary.warnings {
-        writeln!(w, "<li>{}</li>", escape(x))?;
+    if !summary.warnings.is_empty() {
+        writeln!(w, "<h2>Warnings</h2><ul id=\"warnings\">")?;
+        for x in &summary.warnings {
+            writeln!(w, "<li>{}</li>", escape(x))?;
+        }
+        writeln!(w, "</ul>")?;
     }
     writeln!(
         w,
-        "</ul><p class=\"note\">Generated by {} (summary.json schema {}).</p></body></html>",
+        "<p class=\"note\">Generated by {} (summary.json schema {}).</p></body></html>",
         escape(&summary.generator),
         summary.schema_version
     )

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub mod charts;
 pub mod csv;
+pub mod figures;
 pub mod html;
 pub mod load;
 pub mod significance;
@@ -159,27 +160,39 @@ pub fn generate(run_dir: &Path, opts: &ReportOptions) -> Result<ReportOutputs, R
     };
     let data = load::load(run_dir, threads)?;
     let summary = summarize(&data);
+    write_reports(&data, &summary, opts)
+}
+
+/// Writes the reports of a loaded run whose summary is already computed
+/// (`harness run` computes it once for the terminal, the history and the
+/// reports).
+pub fn write_reports(
+    data: &RunData,
+    summary: &Summary,
+    opts: &ReportOptions,
+) -> Result<ReportOutputs, ReportError> {
+    let run_dir = data.dir.as_path();
     let mut out = ReportOutputs {
         incomplete: summary.completeness.incomplete,
         ..ReportOutputs::default()
     };
     out.files.push(write_output(run_dir, SUMMARY_FILE, |w| {
-        summary::render_json(&summary, w)
+        summary::render_json(summary, w)
     })?);
     if opts.csv {
-        csv::write_all(&data, &mut out)?;
+        csv::write_all(data, &mut out)?;
     } else {
         out.skipped.push("csv: disabled".into());
     }
     let charts = if opts.charts {
-        charts::draw_all(&data, &summary, &mut out)?
+        charts::draw_all(data, summary, &mut out)?
     } else {
         out.skipped.push("charts: disabled".into());
         Vec::new()
     };
     if opts.html {
         out.files.push(write_output(run_dir, HTML_FILE, |w| {
-            html::render(&summary, &charts, w)
+            html::render(summary, &charts, w)
         })?);
     } else {
         out.skipped.push("report.html: disabled".into());

@@ -131,6 +131,66 @@ pub struct RunData {
     pub truncated: bool,
     /// Problems that did not stop loading, one line each.
     pub warnings: Vec<String>,
+    /// The error lines of LoadGen's detail log, grouped.
+    pub loadgen_errors: Vec<LoadgenError>,
+}
+
+/// LoadGen's detail log.
+pub const LOADGEN_DETAIL_FILE: &str = "mlperf_log_detail.txt";
+
+/// Identical error lines (`"is_error": true`) of LoadGen's detail log: what
+/// its summary counts as "N ERRORS encountered".
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LoadgenError {
+    /// The line's key (`error_runtime`, `error_invalid_config`...).
+    pub key: String,
+    /// The message.
+    pub message: String,
+    /// How many lines said it.
+    pub count: u64,
+}
+
+/// The error lines of `mlperf_log_detail.txt` in `dir`, grouped by key and
+/// message in order of first appearance. A missing log has none.
+pub fn read_loadgen_errors(dir: &Path) -> Result<Vec<LoadgenError>, ReportError> {
+    let path = dir.join(LOADGEN_DETAIL_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(ReportError::Io { path, source }),
+    };
+    let mut errors: Vec<LoadgenError> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some(json) = line.strip_prefix(":::MLLOG ") else {
+            continue;
+        };
+        // Error lines are rare; most lines are skipped before parsing.
+        if !json.contains("\"is_error\": true") && !json.contains("\"is_error\":true") {
+            continue;
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| parse_err(&path, i + 1, &e.to_string()))?;
+        if value["metadata"]["is_error"] != serde_json::Value::Bool(true) {
+            continue;
+        }
+        let key = value["key"].as_str().unwrap_or_default().to_owned();
+        let message = match &value["value"] {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        match errors
+            .iter_mut()
+            .find(|e| e.key == key && e.message == message)
+        {
+            Some(e) => e.count += 1,
+            None => errors.push(LoadgenError {
+                key,
+                message,
+                count: 1,
+            }),
+        }
+    }
+    Ok(errors)
 }
 
 impl RunData {
@@ -546,6 +606,13 @@ pub fn load(dir: &Path, threads: usize) -> Result<RunData, ReportError> {
             rundir::RECORDS_FILE
         ));
     }
+    let loadgen_errors = match read_loadgen_errors(dir) {
+        Ok(errors) => errors,
+        Err(e) => {
+            warnings.push(format!("ignoring {LOADGEN_DETAIL_FILE}: {e}"));
+            Vec::new()
+        }
+    };
     Ok(RunData {
         dir: dir.to_path_buf(),
         manifest,
@@ -553,6 +620,7 @@ pub fn load(dir: &Path, threads: usize) -> Result<RunData, ReportError> {
         metrics,
         truncated,
         warnings,
+        loadgen_errors,
     })
 }
 

@@ -9,12 +9,12 @@ use loadgen::ErrorKind;
 use rundir::RunStatus;
 use serde::{Deserialize, Serialize};
 
-use crate::load::{FINE_BIN_NS, PhaseData, RunData};
+use crate::load::{FINE_BIN_NS, LoadgenError, PhaseData, RunData};
 use crate::stats::{self, Stats};
 
 /// Version of the `summary.json` schema. Bump on any change that is not a
 /// purely additive optional field.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,7 +61,14 @@ pub struct Summary {
     pub output_tokens: Option<Stats>,
     /// Statistics of every series in `metrics.jsonl`.
     pub metrics: Vec<MetricStats>,
-    /// Problems met while loading, one line each.
+    /// The run-level figures by name ([`crate::figures::FIGURES`]): what the
+    /// terminal, the history, sweeps, compare and gate show.
+    pub figures: BTreeMap<String, f64>,
+    /// LoadGen's results of the reported performance phase, as run.json
+    /// keeps them (`null` for accuracy-only runs and older run directories).
+    pub loadgen: Option<loadgen::results::PerformanceSummary>,
+    /// Every LoadGen error and every class of failed samples, then problems
+    /// met while loading, one line each.
     pub warnings: Vec<String>,
 }
 
@@ -141,6 +148,9 @@ pub struct Validity {
     pub run_reasons: Vec<String>,
     /// The phase was stopped early.
     pub interrupted: bool,
+    /// The verdict line the terminal and report.html show: VALID/INVALID,
+    /// with LoadGen's errors and the failed samples by kind.
+    pub verdict: String,
 }
 
 /// Sample counts.
@@ -167,6 +177,8 @@ pub struct Errors {
     pub by_http_status: BTreeMap<String, u64>,
     /// Up to 10 examples: first failure of each kind, then the earliest others.
     pub examples: Vec<ErrorExample>,
+    /// The error lines of LoadGen's detail log (its "N ERRORS"), grouped.
+    pub loadgen: Vec<LoadgenError>,
 }
 
 /// One failure.
@@ -193,15 +205,18 @@ pub struct Window {
     pub duration_s: f64,
 }
 
-/// Throughputs over [`Window`].
+/// Throughputs over [`Window`] (the run-level throughputs, LoadGen's, are
+/// `figures.samples_per_s` and `figures.output_tokens_per_s`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Throughput {
-    /// Successful samples per second.
-    pub samples_per_s: f64,
-    /// All completed samples (failed included) per second.
-    pub completed_per_s: f64,
-    /// Output tokens of successful samples per second.
-    pub output_tokens_per_s: f64,
+    /// Successful samples per second of the window (LoadGen's
+    /// `samples_per_s` counts failed samples too and divides by its own
+    /// duration).
+    pub window_samples_per_s: f64,
+    /// All completed samples (failed included) per second of the window.
+    pub window_completed_per_s: f64,
+    /// Output tokens of successful samples per second of the window.
+    pub window_output_tokens_per_s: f64,
     /// Prompt tokens of successful samples per second (where reported).
     pub input_tokens_per_s: f64,
     /// Input plus output tokens per second.
@@ -353,6 +368,7 @@ pub fn summarize(data: &RunData) -> Summary {
                 .manifest
                 .as_ref()
                 .is_some_and(|m| m.status == RunStatus::Interrupted),
+        verdict: String::new(),
     };
 
     let mut summary = Summary {
@@ -377,12 +393,45 @@ pub fn summarize(data: &RunData) -> Summary {
         input_tokens: None,
         output_tokens: None,
         metrics: metric_stats(&data.metrics),
-        warnings: data.warnings.clone(),
+        figures: BTreeMap::new(),
+        loadgen: data
+            .manifest
+            .as_ref()
+            .and_then(|m| m.loadgen_results.clone()),
+        warnings: Vec::new(),
     };
     if let Some(p) = phase {
         fill_phase(&mut summary, p);
     }
+    summary.errors.loadgen = data.loadgen_errors.clone();
+    summary.warnings = error_warnings(&summary);
+    summary.warnings.extend(data.warnings.iter().cloned());
+    summary.figures = crate::figures::compute(&summary);
+    summary.validity.verdict = crate::figures::verdict_line(&summary);
     summary
+}
+
+/// One warning per LoadGen error and per kind of failed sample (with an
+/// example message).
+fn error_warnings(s: &Summary) -> Vec<String> {
+    let mut out: Vec<String> = s
+        .errors
+        .loadgen
+        .iter()
+        .map(|e| format!("LoadGen error ({}) x{}: {}", e.key, e.count, e.message))
+        .collect();
+    for (kind, n) in &s.errors.by_kind {
+        let noun = if *n == 1 { "sample" } else { "samples" };
+        let example = s
+            .errors
+            .examples
+            .iter()
+            .find(|e| &e.kind == kind)
+            .map(|e| format!(", e.g. sample {}: {}", e.seq, e.message))
+            .unwrap_or_default();
+        out.push(format!("{n} {noun} failed: {kind}{example}"));
+    }
+    out
 }
 
 fn fill_phase(s: &mut Summary, p: &PhaseData) {
@@ -498,9 +547,9 @@ fn fill_phase(s: &mut Summary, p: &PhaseData) {
             .max()
             .unwrap_or(0);
         s.throughput = Some(Throughput {
-            samples_per_s: per_s((n as u64 - failed) as f64),
-            completed_per_s: per_s(n as f64),
-            output_tokens_per_s: per_s(out_tokens as f64),
+            window_samples_per_s: per_s((n as u64 - failed) as f64),
+            window_completed_per_s: per_s(n as f64),
+            window_output_tokens_per_s: per_s(out_tokens as f64),
             input_tokens_per_s: per_s(in_tokens as f64),
             total_tokens_per_s: per_s((in_tokens + out_tokens) as f64),
             peak_output_tokens_per_s: peak as f64,

@@ -266,6 +266,7 @@ pub fn write_run(dir: &Path, run: &SyntheticRun) -> Result<(), ReportError> {
                 vec![format!("{failed} samples failed")]
             },
         }),
+        loadgen_results: None,
     };
     manifest.write(dir).map_err(|e| ReportError::Io {
         path: dir.join(rundir::MANIFEST_FILE),

@@ -195,7 +195,7 @@ fn summary_matches_a_naive_reference_and_the_committed_schema() {
     assert!(!out.incomplete);
     let s = summary(&dir);
     assert_eq!(schema_errors(&s), Vec::<String>::new());
-    assert_eq!(s["schema_version"], 1);
+    assert_eq!(s["schema_version"], 2);
 
     let (lat, ttft, tpot, itl, n) = reference(&dir);
     assert_eq!(s["counts"]["samples"], n as u64);
@@ -228,7 +228,7 @@ fn summary_matches_a_naive_reference_and_the_committed_schema() {
     let w = &s["window"];
     let dur = w["duration_s"].as_f64().unwrap();
     let ok = (n as u64 - failed) as f64;
-    assert!((s["throughput"]["samples_per_s"].as_f64().unwrap() - ok / dur).abs() < 1e-9);
+    assert!((s["throughput"]["window_samples_per_s"].as_f64().unwrap() - ok / dur).abs() < 1e-9);
     // Goodput: the synthetic TTFT (<= 220 ms) and TPOT (<= 17 ms) meet the limits.
     assert_eq!(s["goodput"]["good_samples"], n as u64 - failed);
     // Metrics statistics per series.

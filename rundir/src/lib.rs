@@ -188,6 +188,12 @@ pub struct RunManifest {
     /// Set when the run finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<RunVerdict>,
+    /// LoadGen's results (its `PerformanceSummary`, as written to
+    /// mlperf_log_summary.txt and mlperf_log_detail.txt) of the performance
+    /// phase that stands for the test, kept exactly so every report shows
+    /// LoadGen's own figures. Absent for accuracy-only runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loadgen_results: Option<loadgen::results::PerformanceSummary>,
 }
 
 impl RunManifest {
@@ -619,6 +625,7 @@ mod tests {
             labels: BTreeMap::new(),
             config: serde_json::Value::Null,
             verdict: None,
+            loadgen_results: None,
         };
         manifest.write(tmp.path()).unwrap();
         assert_eq!(RunManifest::read(tmp.path()).unwrap(), manifest);
