@@ -28,18 +28,13 @@ const QUANTITIES: [&str; 3] = ["latency", "ttft", "tpot"];
 /// The percentiles tabulated.
 const PERCENTILES: [(&str, f64); 3] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)];
 
-/// Every metric a comparison or a gate rule can name.
+/// Every metric a comparison or a gate rule can name: the run-level
+/// figures of the registry ([`reports::figures::FIGURES`]).
 pub fn metric_names() -> Vec<String> {
-    let mut names: Vec<String> = ["samples_per_s", "output_tokens_per_s", "failed", "valid"]
+    reports::figures::FIGURES
         .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-    for quantity in QUANTITIES {
-        for (label, _) in PERCENTILES {
-            names.push(format!("{quantity}_{label}_ms"));
-        }
-    }
-    names
+        .map(|f| f.name.to_owned())
+        .collect()
 }
 
 /// Whether a setting's difference changes the workload (comparing such runs
