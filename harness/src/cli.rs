@@ -177,7 +177,9 @@ pub struct SweepArgs {
     /// A dimension of the grid, NAME=V1,V2,... (repeatable; the grid is
     /// their product). NAME is one of target_qps, max_tokens,
     /// max_in_flight, prompts_per_request, scenario, dataset, backend
-    /// (values separated by `,`; one point's replicas by `+`), user_conf
+    /// (values separated by `,`; one point's replicas by `+`), model (the
+    /// served model asked for), temperature, top_p, extra_body:KEY (a
+    /// request body field), user_conf
     /// (named configurations: one user.conf file per value), or conf:KEY
     /// for any user.conf key (applied as `*.*.KEY = V`).
     #[arg(

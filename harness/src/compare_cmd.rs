@@ -232,6 +232,7 @@ fn setting_of_dimension(name: &str) -> &'static str {
         "dataset" => "dataset",
         "max_tokens" => "max_tokens",
         "backend" => "backend",
+        "model" => "server_model",
         _ => "sampling",
     }
 }

@@ -114,7 +114,7 @@ pub fn parse_dimension(text: &str) -> anyhow::Result<Dimension> {
         .split_once('=')
         .with_context(|| format!("--vary {text:?}: expected NAME=V1,V2,..."))?;
     let name = name.trim().to_owned();
-    const NAMES: [&str; 10] = [
+    const NAMES: [&str; 11] = [
         "user_conf",
         "target_qps",
         "max_tokens",
@@ -123,6 +123,7 @@ pub fn parse_dimension(text: &str) -> anyhow::Result<Dimension> {
         "scenario",
         "dataset",
         "backend",
+        "model",
         "temperature",
         "top_p",
     ];
@@ -191,6 +192,9 @@ fn point_args(
             "prompts_per_request" => {
                 args.prompts_per_request = value.parse().with_context(|| bad("an integer"))?;
             }
+            // The served model asked for (a server serving several, or a
+            // backend dimension's servers each serving its own).
+            "model" => args.model = Some(value.clone()),
             "scenario" => {
                 args.scenario = ScenarioArg::from_str(value, true)
                     .map_err(|_| anyhow::anyhow!(bad("a scenario")))?;
@@ -796,6 +800,14 @@ mod tests {
             })
         );
         assert!(parse_dimension("top_p=0.9,1").is_ok());
+        let served = point_args(
+            &sweep.run,
+            &[("model".to_owned(), "m-8b".to_owned())],
+            dir.path(),
+            2,
+        )
+        .unwrap();
+        assert_eq!(served.model.as_deref(), Some("m-8b"));
         assert!(parse_dimension("extra_body:min_p=0,0.1").is_ok());
         assert!(parse_dimension("extra_body:=1").is_err());
         let bad = point_args(
