@@ -126,7 +126,18 @@ pub fn render(summary: &Summary, charts: &[Chart], w: &mut impl Write) -> io::Re
         escape(&title)
     )?;
     writeln!(w, "<h1>{}</h1>", escape(&title))?;
+    banner(summary, w)?;
+    run_table(summary, w)?;
+    figures_table(summary, w)?;
+    throughput_table(summary, w)?;
+    latency_table(summary, w)?;
+    errors_table(summary, w)?;
+    charts_section(charts, w)?;
+    metrics_and_footer(summary, w)
+}
 
+/// The validity banner (the verdict line) and the reasons.
+fn banner(summary: &Summary, w: &mut impl Write) -> io::Result<()> {
     // Validity banner.
     let v = &summary.validity;
     let c = &summary.completeness;
@@ -159,7 +170,12 @@ pub fn render(summary: &Summary, charts: &[Chart], w: &mut impl Write) -> io::Re
         writeln!(w, "<li>{}</li>", escape(r))?;
     }
     writeln!(w, "</ul>")?;
+    Ok(())
+}
 
+/// What ran.
+fn run_table(summary: &Summary, w: &mut impl Write) -> io::Result<()> {
+    let run = &summary.run;
     // Run.
     writeln!(w, "<h2>Run</h2><table id=\"run\">")?;
     let mut kv = |k: &str, v: String| writeln!(w, "<tr><th>{}</th><td>{}</td></tr>", k, escape(&v));
@@ -182,7 +198,11 @@ pub fn render(summary: &Summary, charts: &[Chart], w: &mut impl Write) -> io::Re
         kv(&format!("label {}", escape(k)), v.clone())?;
     }
     writeln!(w, "</table>")?;
+    Ok(())
+}
 
+/// The run-level figures, LoadGen's where it defines them.
+fn figures_table(summary: &Summary, w: &mut impl Write) -> io::Result<()> {
     // The run-level figures.
     writeln!(
         w,
@@ -204,7 +224,11 @@ pub fn render(summary: &Summary, charts: &[Chart], w: &mut impl Write) -> io::Re
         }
     }
     writeln!(w, "</table>")?;
+    Ok(())
+}
 
+/// Sample counts and throughputs over the window.
+fn throughput_table(summary: &Summary, w: &mut impl Write) -> io::Result<()> {
     // Throughput.
     let n = &summary.counts;
     writeln!(w, "<h2>Throughput</h2><table id=\"throughput\">")?;
@@ -245,7 +269,11 @@ pub fn render(summary: &Summary, charts: &[Chart], w: &mut impl Write) -> io::Re
         )?;
     }
     writeln!(w, "</table>")?;
+    Ok(())
+}
 
+/// Per-sample statistics of successful samples.
+fn latency_table(summary: &Summary, w: &mut impl Write) -> io::Result<()> {
     // Latency table.
     writeln!(
         w,
@@ -267,7 +295,11 @@ pub fn render(summary: &Summary, charts: &[Chart], w: &mut impl Write) -> io::Re
     stats_row(w, "input tokens", summary.input_tokens.as_ref(), &plain)?;
     stats_row(w, "output tokens", summary.output_tokens.as_ref(), &plain)?;
     writeln!(w, "</table>")?;
+    Ok(())
+}
 
+/// Failures by kind, with examples.
+fn errors_table(summary: &Summary, w: &mut impl Write) -> io::Result<()> {
     // Errors.
     writeln!(
         w,
@@ -297,7 +329,11 @@ pub fn render(summary: &Summary, charts: &[Chart], w: &mut impl Write) -> io::Re
         }
         writeln!(w, "</table>")?;
     }
+    Ok(())
+}
 
+/// The charts, embedded.
+fn charts_section(charts: &[Chart], w: &mut impl Write) -> io::Result<()> {
     // Charts.
     writeln!(w, "<h2>Charts</h2><div id=\"charts\">")?;
     if charts.is_empty() {
@@ -313,7 +349,11 @@ pub fn render(summary: &Summary, charts: &[Chart], w: &mut impl Write) -> io::Re
         )?;
     }
     writeln!(w, "</div>")?;
+    Ok(())
+}
 
+/// Collected metrics, warnings (only when there are any) and the footer.
+fn metrics_and_footer(summary: &Summary, w: &mut impl Write) -> io::Result<()> {
     // Metrics.
     writeln!(
         w,
