@@ -224,14 +224,18 @@ fn py_float(v: f64) -> String {
     }
 }
 
-/// `accuracy.txt` as the llama3.1-8b `evaluation.py` prints it, from a
-/// harness `accuracy.json` (`gen_len` as numpy < 2 prints it: numpy 2's
+/// `accuracy.txt` as the reference evaluation script prints its result
+/// dict, from a harness `accuracy.json`: llama3.1-8b's `evaluation.py`
+/// quotes the ROUGE values (`'rouge1': '38.7792'`); llama2-70b's
+/// `evaluate-accuracy.py` does not and adds `gen_tok_len` and
+/// `tokens_per_sample`. Numbers print as numpy < 2 prints them (numpy 2's
 /// `np.int64(...)` would not match the checker's `'gen_len':\s([\d.]+)`).
-/// llama2-70b's report adds `gen_tok_len` and `tokens_per_sample`.
 pub fn accuracy_txt(accuracy: &Value, benchmark: &str) -> String {
     let f = |k: &str| py_float(accuracy[k].as_f64().unwrap_or(0.0));
+    let llama2 = benchmark.starts_with("llama2-70b");
+    let q = if llama2 { "" } else { "'" };
     let mut s = format!(
-        "\nResults\n\n{{'rouge1': '{}', 'rouge2': '{}', 'rougeL': '{}', 'rougeLsum': '{}', 'gen_len': {}, 'gen_num': {}",
+        "\nResults\n\n{{'rouge1': {q}{}{q}, 'rouge2': {q}{}{q}, 'rougeL': {q}{}{q}, 'rougeLsum': {q}{}{q}, 'gen_len': {}, 'gen_num': {}",
         f("rouge1"),
         f("rouge2"),
         f("rougeL"),
@@ -239,7 +243,7 @@ pub fn accuracy_txt(accuracy: &Value, benchmark: &str) -> String {
         accuracy["gen_len"].as_u64().unwrap_or(0),
         accuracy["gen_num"].as_u64().unwrap_or(0),
     );
-    if benchmark.starts_with("llama2-70b") {
+    if llama2 {
         let _ = write!(
             s,
             ", 'gen_tok_len': {}, 'tokens_per_sample': {}",
@@ -259,6 +263,33 @@ fn official_loadgen(run: &RunLogs) -> bool {
         .get("loadgen_file_sha1")
         .and_then(Value::as_object)
         .is_some_and(|m| m.contains_key("/loadgen.cc"))
+}
+
+/// What MLCommons' `truncate_accuracy_log.py` does to an accuracy folder
+/// before submission (the checker requires its `hash=` line): appends
+/// `\nhash=<sha256 of mlperf_log_accuracy.json>\n` to accuracy.txt, then
+/// cuts a log of 4096 bytes or more to its first and last 4096 bytes around
+/// `\n\n...\n\n`. The full log stays in the run directory.
+pub fn seal_accuracy(dir: &Path) -> Result<(), TreeError> {
+    use sha2::{Digest, Sha256};
+    const VIEWABLE_SIZE: usize = 4096;
+    let log = dir.join("mlperf_log_accuracy.json");
+    let bytes = std::fs::read(&log).map_err(io(&log))?;
+    let mut hex = String::with_capacity(64);
+    for b in Sha256::digest(&bytes) {
+        let _ = write!(hex, "{b:02x}");
+    }
+    let txt = dir.join("accuracy.txt");
+    let mut text = std::fs::read_to_string(&txt).map_err(io(&txt))?;
+    let _ = write!(text, "\nhash={hex}\n");
+    std::fs::write(&txt, text).map_err(io(&txt))?;
+    if bytes.len() >= VIEWABLE_SIZE {
+        let mut cut = bytes[..VIEWABLE_SIZE].to_vec();
+        cut.extend_from_slice(b"\n\n...\n\n");
+        cut.extend_from_slice(&bytes[bytes.len() - VIEWABLE_SIZE..]);
+        std::fs::write(&log, cut).map_err(io(&log))?;
+    }
+    Ok(())
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), TreeError> {
@@ -394,6 +425,10 @@ pub fn build_tree(
             for (from, to) in targets {
                 copy(&from, &root.join(&to))?;
                 placement.written.push(to.display().to_string());
+            }
+            let accuracy_dir = root.join(&base).join("accuracy");
+            if accuracy_dir.join("accuracy.txt").is_file() {
+                seal_accuracy(&accuracy_dir)?;
             }
             scenarios.entry(scenario).or_default().push(run);
         }
@@ -536,15 +571,23 @@ mod tests {
         let run = tmp.path().join("run");
         std::fs::create_dir(&run).unwrap();
         detail(&run, &ours("PerformanceOnly", "VALID", 600_000));
-        let out = tmp.path().join("tree");
-        let report = build_tree(
-            &out,
-            &options(Division::Open),
-            &[RunLogs::read(&run).unwrap()],
+        let acc = tmp.path().join("acc");
+        std::fs::create_dir(&acc).unwrap();
+        detail(&acc, &ours("AccuracyOnly", "VALID", 600_000));
+        std::fs::write(
+            acc.join("accuracy.json"),
+            r#"{"rouge1": 40.1, "rouge2": 16.0, "rougeL": 25.0, "rougeLsum": 36.0,
+                "gen_len": 8000000, "gen_num": 13368, "passed": true}"#,
         )
         .unwrap();
+        let out = tmp.path().join("tree");
+        let runs = [RunLogs::read(&run).unwrap(), RunLogs::read(&acc).unwrap()];
+        let report = build_tree(&out, &options(Division::Open), &runs).unwrap();
         assert!(report.all_accepted(), "{report:?}");
         let scen = out.join("open/Acme/results/box/llama3.1-8b/Offline");
+        let txt = std::fs::read_to_string(scen.join("accuracy/accuracy.txt")).unwrap();
+        assert!(txt.contains("'rouge1': '40.1'"), "{txt}");
+        assert!(txt.contains("\nhash="), "{txt}");
         assert!(
             scen.join("performance/run_1/mlperf_log_detail.txt")
                 .is_file()
@@ -607,6 +650,27 @@ mod tests {
         // Closed: a valid run of this harness's LoadGen is refused too.
         let report = build_tree(&out, &options(Division::Closed), &runs[..1]).unwrap();
         assert!(report.runs[0].refused[0].contains("official MLPerf LoadGen"));
+    }
+
+    #[test]
+    fn sealing_adds_the_hash_line_and_truncates_like_the_script() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log: Vec<u8> = (0..10_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        std::fs::write(tmp.path().join("mlperf_log_accuracy.json"), &log).unwrap();
+        std::fs::write(tmp.path().join("accuracy.txt"), "\nResults\n\n{}\n").unwrap();
+        seal_accuracy(tmp.path()).unwrap();
+        // sha256 of the full log, from Python's hashlib.
+        let txt = std::fs::read_to_string(tmp.path().join("accuracy.txt")).unwrap();
+        assert!(txt.starts_with("\nResults\n\n{}\n\nhash="), "{txt}");
+        assert_eq!(
+            txt.lines().last(),
+            Some("hash=5b92f844f0ed521b75688f4b6ff58e127711709613589eb6ec88fdfbbdc7dc63")
+        );
+        let cut = std::fs::read(tmp.path().join("mlperf_log_accuracy.json")).unwrap();
+        assert_eq!(cut.len(), 4096 * 2 + 7);
+        assert_eq!(&cut[..4096], &log[..4096]);
+        assert_eq!(&cut[4096..4103], b"\n\n...\n\n");
+        assert_eq!(&cut[4103..], &log[log.len() - 4096..]);
     }
 
     #[test]
