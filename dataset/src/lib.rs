@@ -304,12 +304,31 @@ impl Dataset {
             Some(f) => f,
             None => DatasetFormat::detect(path)?,
         };
-        let mut samples = match format {
+        let samples = match format {
             DatasetFormat::MlperfJson => mlperf_json::load(path)?,
             DatasetFormat::PandasPickle => pickle::load(path)?,
             DatasetFormat::Jsonl => jsonl::load(path, &options.jsonl)?,
             DatasetFormat::ShareGpt => sharegpt::load(path, &options.sharegpt)?,
         };
+        Self::finish_load(path, samples, options)
+    }
+
+    /// An MLPerf `cnn_eval.json` already in memory (a dataset built into the
+    /// binary); `path` is how errors and the dataset's name refer to it.
+    pub fn load_mlperf_json_bytes(
+        path: impl AsRef<Path>,
+        bytes: &[u8],
+        options: &DatasetOptions,
+    ) -> Result<Self, DatasetError> {
+        let path = path.as_ref();
+        Self::finish_load(path, mlperf_json::parse(path, bytes)?, options)
+    }
+
+    fn finish_load(
+        path: &Path,
+        mut samples: Vec<Sample>,
+        options: &DatasetOptions,
+    ) -> Result<Self, DatasetError> {
         if let Some(n) = options.total_sample_count {
             samples.truncate(n);
         }

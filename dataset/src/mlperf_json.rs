@@ -40,12 +40,16 @@ struct Record {
 }
 
 pub(crate) fn load(path: &Path) -> Result<Vec<Sample>, DatasetError> {
-    let bytes = read_file(path)?;
+    parse(path, &read_file(path)?)
+}
+
+/// Parses the file's bytes; `path` names it in errors.
+pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Sample>, DatasetError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
     let records: Vec<Record> = match first {
-        Some(b'[') => serde_json::from_slice(&bytes)
+        Some(b'[') => serde_json::from_slice(bytes)
             .map_err(|e| format_error(path, format!("not an MLPerf JSON record array: {e}")))?,
-        Some(b'{') => columns_to_records(path, &bytes)?,
+        Some(b'{') => columns_to_records(path, bytes)?,
         _ => {
             return Err(format_error(
                 path,

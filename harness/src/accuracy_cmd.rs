@@ -117,8 +117,12 @@ impl AccuracyConfig {
 /// 3 when a target is missed.
 pub fn main(args: &AccuracyArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let config = AccuracyConfig::from_args(args)?;
-    let dataset = Dataset::load(&config.dataset, &DatasetOptions::new())
-        .with_context(|| format!("loading {}", config.dataset.display()))?;
+    let dataset = if config.dataset == Path::new(crate::data::BUNDLED_NAME) {
+        crate::data::load_bundled(None)?
+    } else {
+        Dataset::load(&config.dataset, &DatasetOptions::new())
+            .with_context(|| format!("loading {}", config.dataset.display()))?
+    };
     let tokenizer: Box<dyn Tokenizer> = match (
         &config.tokenizer,
         &config.detokenize_url,

@@ -198,6 +198,34 @@ pub struct SweepArgs {
     pub run: RunArgs,
 }
 
+/// `--gpus`: NVML indices, in the order given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuList(pub Vec<u32>);
+
+/// Parses `--gpus 0,2`: whole numbers, each once.
+pub fn parse_gpus(text: &str) -> Result<GpuList, String> {
+    let mut out: Vec<u32> = Vec::new();
+    for item in text.split(',').map(str::trim) {
+        let index: u32 = item
+            .parse()
+            .map_err(|_| format!("{item:?} is not a GPU index (NVML indices, e.g. 0,2)"))?;
+        if out.contains(&index) {
+            return Err(format!("GPU {index} is listed twice"));
+        }
+        out.push(index);
+    }
+    Ok(GpuList(out))
+}
+
+/// `--metrics-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MetricsFormatArg {
+    /// One `t_ns,source,instance,metric,value` row per reading, streamed.
+    Long,
+    /// One row per collection round, one column per series.
+    Wide,
+}
+
 /// LoadGen scenarios, plus MLPerf's Interactive category (a Server run under
 /// the model's `-interactive` settings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -382,6 +410,23 @@ pub struct RunArgs {
     /// Sampling interval, seconds.
     #[arg(long, default_value_t = 1.0)]
     pub metrics_collection_interval: f64,
+    /// The GPUs to monitor, by NVML index (`0,2`); default all.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_parser = parse_gpus,
+        requires = "enable_metrics_collection"
+    )]
+    pub gpus: Option<GpuList>,
+    /// Layout of metrics.csv: a row per reading, or a row per collection
+    /// round and a column per series.
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = MetricsFormatArg::Long,
+        requires = "enable_metrics_collection"
+    )]
+    pub metrics_format: MetricsFormatArg,
     /// Serve the harness's own live metrics for Prometheus on ADDR.
     #[arg(long, value_name = "ADDR")]
     pub prometheus_listen: Option<SocketAddr>,
@@ -435,4 +480,19 @@ pub struct AccuracyArgs {
     /// Token id width in the log.
     #[arg(long, default_value = "int32")]
     pub dtype: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpu_lists_are_nvml_indices_each_once() {
+        assert_eq!(parse_gpus("0,2").unwrap(), GpuList(vec![0, 2]));
+        assert_eq!(parse_gpus(" 3 ").unwrap(), GpuList(vec![3]));
+        assert!(parse_gpus("0,0").unwrap_err().contains("twice"));
+        assert!(parse_gpus("0,").unwrap_err().contains("\"\""));
+        assert!(parse_gpus("gpu1").unwrap_err().contains("\"gpu1\""));
+        assert!(parse_gpus("-1").is_err());
+    }
 }

@@ -10,9 +10,33 @@ use dataset::{Dataset, DatasetFormat, DatasetOptions};
 
 use crate::cli::DatasetFormatArg;
 
+/// The bundled sample dataset (CNN-DailyMail-shaped, llama3.1-8b token
+/// ids), built into the binary so a copied or installed harness runs
+/// without the checkout.
+pub const BUNDLED_BYTES: &[u8] = include_bytes!("../../datasets/cnn_dailymail_sample.json");
+
+/// How run.json names the bundled dataset (`harness accuracy` reads it back
+/// from there).
+pub const BUNDLED_NAME: &str = "bundled:cnn_dailymail_sample.json";
+
+/// Reads the bundled dataset, keeping the first `limit` samples.
+pub fn load_bundled(limit: Option<usize>) -> anyhow::Result<Dataset> {
+    let mut options = DatasetOptions::new().with_name("cnn_dailymail_sample");
+    if let Some(n) = limit {
+        options = options.with_total_sample_count(n);
+    }
+    Ok(Dataset::load_mlperf_json_bytes(
+        BUNDLED_NAME,
+        BUNDLED_BYTES,
+        &options,
+    )?)
+}
+
 /// Where the samples come from.
 #[derive(Debug, Clone)]
 pub enum DatasetSource {
+    /// The dataset built into the binary ([`BUNDLED_BYTES`]).
+    Bundled,
     /// A file.
     File {
         /// The file.
@@ -39,6 +63,7 @@ impl DatasetSpec {
     /// How the run describes its dataset (run.json, logs).
     pub fn describe(&self) -> String {
         match &self.source {
+            DatasetSource::Bundled => BUNDLED_NAME.to_owned(),
             DatasetSource::File { path, .. } => path.display().to_string(),
             DatasetSource::Synthetic(spec) => format!("synthetic {spec:?}"),
         }
@@ -113,6 +138,7 @@ pub fn parse_synthetic(text: &str) -> anyhow::Result<SyntheticSpec> {
 /// Reads the dataset a run asked for.
 pub fn load(spec: &DatasetSpec) -> anyhow::Result<Dataset> {
     let dataset = match &spec.source {
+        DatasetSource::Bundled => load_bundled(spec.limit)?,
         DatasetSource::Synthetic(synthetic) => {
             let mut dataset = dataset::synthetic::generate(synthetic)?;
             if let Some(n) = spec.limit {
@@ -180,6 +206,14 @@ mod tests {
             parse_synthetic("input=32").unwrap().input_len,
             LengthDist::Fixed { len: 32 }
         );
+    }
+
+    #[test]
+    fn the_bundled_dataset_is_in_the_binary() {
+        let all = load_bundled(None).unwrap();
+        assert!(all.samples.len() > 8, "{}", all.samples.len());
+        assert!(all.samples.iter().all(|s| !s.input_tokens.is_empty()));
+        assert_eq!(load_bundled(Some(3)).unwrap().samples.len(), 3);
     }
 
     #[test]

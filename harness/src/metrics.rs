@@ -21,6 +21,10 @@ pub struct TelemetryOptions {
     pub metrics_interval: Option<Duration>,
     /// Prometheus exposition address.
     pub prometheus_listen: Option<SocketAddr>,
+    /// GPUs to monitor (NVML indices); `None`: all.
+    pub gpus: Option<Vec<u32>>,
+    /// Layout of metrics.csv.
+    pub metrics_format: rundir::metrics_csv::CsvFormat,
 }
 
 /// Running telemetry.
@@ -95,6 +99,8 @@ pub fn start(
             let collector_config = CollectorConfig {
                 interval: Some(interval),
                 targets,
+                gpus: options.gpus.clone(),
+                csv_format: options.metrics_format,
                 ..CollectorConfig::default()
             };
             let _guard = runtime.enter();

@@ -3,9 +3,7 @@
 //! the built-in user.conf and dataset). Nothing here depends on another
 //! module of the binary.
 
-use std::path::{Path, PathBuf};
-
-use anyhow::Context;
+use std::path::Path;
 
 /// The history database's file name inside an output directory.
 pub const DEFAULT_DB_FILE: &str = "history.sqlite";
@@ -15,9 +13,6 @@ pub const DEFAULT_OUTPUT_DIR: &str = "runs";
 
 /// The example user.conf, used when no --user-conf is given.
 pub const BUILTIN_USER_CONF: &str = include_str!("../../user.conf");
-
-/// The bundled dataset, used when no --dataset-path is given.
-pub const BUNDLED_DATASET: &str = "datasets/cnn_dailymail_sample.json";
 
 /// The history database runs under `output_dir` record into by default.
 pub fn default_db(output_dir: &Path) -> history::Database {
@@ -66,24 +61,6 @@ pub fn redact_command(args: impl IntoIterator<Item = String>) -> Vec<String> {
 /// This process's command line, redacted (recorded in run.json).
 pub fn redacted_command() -> Vec<String> {
     redact_command(std::env::args())
-}
-
-/// The bundled dataset: next to the working directory when run from a
-/// checkout, else next to the binary's workspace.
-pub fn bundled_dataset() -> anyhow::Result<PathBuf> {
-    let candidates = [
-        PathBuf::from(BUNDLED_DATASET),
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(BUNDLED_DATASET),
-    ];
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .with_context(|| {
-            format!("the bundled dataset {BUNDLED_DATASET} is missing: pass --dataset-path")
-        })
 }
 
 #[cfg(test)]

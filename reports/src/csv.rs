@@ -6,8 +6,9 @@
 //!   decimals, so no precision is lost); empty cells where a value does not
 //!   exist (no first token, fewer than 2 tokens, no error).
 //! - `metrics.csv`: long format, one `t_ns,source,instance,metric,value` row per
-//!   reading, the format `harness run` itself streams. Written only when the
-//!   run did not write one (it is run data and is never overwritten).
+//!   reading, by the same writer `harness run` streams it with
+//!   ([`rundir::metrics_csv`]). Written only when the run did not write one
+//!   (it is run data and is never overwritten).
 
 use std::io::{self, Write};
 
@@ -18,9 +19,6 @@ use crate::{ReportError, ReportOutputs, write_output};
 pub const QUERIES_HEADER: &str = "seq,query,sample_index,status,error_kind,http_status,\
 scheduled_ns,issued_ns,first_token_ns,end_ns,latency_ns,ttft_ns,tpot_ns,e2e_ns,issue_delay_ns,\
 latency_ms,ttft_ms,tpot_ms,e2e_ms,issue_delay_ms,output_tokens,input_tokens,chunks,endpoint,error_message";
-
-/// The header of `metrics.csv`.
-pub const METRICS_HEADER: &str = "t_ns,source,instance,metric,value";
 
 fn int(w: &mut impl Write, buf: &mut itoa::Buffer, v: impl itoa::Integer) -> io::Result<()> {
     w.write_all(buf.format(v).as_bytes())
@@ -125,23 +123,9 @@ pub fn render_queries(samples: &[Sample], w: &mut impl Write) -> io::Result<()> 
     Ok(())
 }
 
-/// Renders `metrics.csv` (long format).
+/// Renders `metrics.csv` (long format), as the run itself would have.
 pub fn render_metrics(samples: &[rundir::MetricsSample], w: &mut impl Write) -> io::Result<()> {
-    writeln!(w, "{METRICS_HEADER}")?;
-    for s in samples {
-        let source = serde_json::to_value(s.source)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        for (name, v) in &s.values {
-            write!(w, "{},{source},", s.t_ns)?;
-            field(w, &s.instance)?;
-            w.write_all(b",")?;
-            field(w, name)?;
-            writeln!(w, ",{v}")?;
-        }
-    }
-    Ok(())
+    rundir::metrics_csv::render(samples, rundir::metrics_csv::CsvFormat::Long, w).map(|_| ())
 }
 
 /// Writes the CSV files, recording what was written or skipped.

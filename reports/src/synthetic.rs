@@ -212,6 +212,7 @@ pub fn write_run(dir: &Path, run: &SyntheticRun) -> Result<(), ReportError> {
             values.insert(names::KV_CACHE_USAGE_FRAC.to_owned(), 0.5 * phase.sin());
             let sample = MetricsSample {
                 t_ns,
+                tick: None,
                 source: MetricSource::Server,
                 instance: "http://127.0.0.1:8000".into(),
                 values,
@@ -225,6 +226,7 @@ pub fn write_run(dir: &Path, run: &SyntheticRun) -> Result<(), ReportError> {
                 values.insert(names::GPU_POWER_W.to_owned(), 300.0 + 200.0 * phase.sin());
                 let sample = MetricsSample {
                     t_ns,
+                    tick: None,
                     source: MetricSource::Gpu,
                     instance: "gpu0".into(),
                     values,

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 pub use loadgen::{PhaseEnd, PhaseStart, QueryRecord};
 
 pub mod metrics;
+pub mod metrics_csv;
 
 pub use metrics::MetricsSample;
 

@@ -18,8 +18,13 @@ use crate::RunDirError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MetricSource {
-    /// A backend's Prometheus `/metrics`.
+    /// A backend's Prometheus `/metrics`, mapped onto the vocabulary
+    /// ([`names`]).
     Server,
+    /// The same scrape as scraped: every series under its own name
+    /// (`family{label="value",...}`), counters and histogram buckets as the
+    /// cumulative values the server reported.
+    ServerRaw,
     /// One GPU, through NVML.
     Gpu,
     /// The host the harness runs on.
@@ -28,17 +33,37 @@ pub enum MetricSource {
     Process,
 }
 
+impl MetricSource {
+    /// The name used in files (`server`, `server_raw`, `gpu`, `system`,
+    /// `process`), as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricSource::Server => "server",
+            MetricSource::ServerRaw => "server_raw",
+            MetricSource::Gpu => "gpu",
+            MetricSource::System => "system",
+            MetricSource::Process => "process",
+        }
+    }
+}
+
 /// One source's readings at one instant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricsSample {
     /// Run clock: ns since the run started.
     pub t_ns: u64,
+    /// The collection round (0, 1, ...) the sample belongs to: every source
+    /// is read once per round, each at its own `t_ns`. Absent in files
+    /// written before rounds were numbered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tick: Option<u64>,
     /// Kind of source.
     pub source: MetricSource,
     /// Which one: backend URL, `gpu0`, host name, `harness`.
     pub instance: String,
     /// Readings by vocabulary name ([`names`]); rates are per second over
-    /// the interval that ended at `t_ns`.
+    /// the interval that ended at `t_ns`. For [`MetricSource::ServerRaw`],
+    /// by series name as scraped.
     pub values: BTreeMap<String, f64>,
 }
 
@@ -145,8 +170,9 @@ pub mod names {
     }
 }
 
-/// The flat CSV copy of `metrics.jsonl`: one `t_ns,source,instance,metric,value`
-/// row per reading, streamed.
+/// The flat CSV copy of `metrics.jsonl` ([`crate::metrics_csv`]): long
+/// (one `t_ns,source,instance,metric,value` row per reading, streamed) or
+/// wide (one row per collection round).
 pub const METRICS_CSV_FILE: &str = "metrics.csv";
 
 /// Server-side statistics over exactly the measured window
@@ -266,6 +292,7 @@ mod tests {
         values.insert(names::quantile_upper_name(names::TTFT, "p99"), 0.02);
         let sample = MetricsSample {
             t_ns: 1_000_000_000,
+            tick: Some(3),
             source: MetricSource::Server,
             instance: "http://127.0.0.1:8000".into(),
             values,
@@ -280,6 +307,38 @@ mod tests {
                 .unwrap()
                 .contains("\"ttft_p99_le_s\":0.02")
         );
+    }
+
+    #[test]
+    fn every_float_reads_back_as_written() {
+        // Without serde_json's float_roundtrip, about one value in ten of
+        // these came back one ulp off, and metrics.csv written from the
+        // file disagreed with the one written while collecting.
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(crate::METRICS_FILE);
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut values = BTreeMap::new();
+        for i in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = (x >> 11) as f64 / (1u64 << 53) as f64 * 10f64.powi(i % 12 - 4);
+            values.insert(format!("v{i}"), v);
+        }
+        let sample = MetricsSample {
+            t_ns: 1,
+            tick: None,
+            source: MetricSource::System,
+            instance: "h".into(),
+            values,
+        };
+        let writer = crate::JsonlWriter::create(&path).unwrap();
+        writer.send(sample.clone());
+        writer.finish().unwrap();
+        let back = read_metrics(&path).unwrap();
+        for (k, v) in &sample.values {
+            assert_eq!(back[0].values[k].to_bits(), v.to_bits(), "{k}: {v}");
+        }
     }
 
     #[test]

@@ -49,6 +49,7 @@ fn main() {
         match reading {
             Ok(r) => {
                 let sample = MetricsSample {
+                    tick: None,
                     t_ns: 0,
                     source: MetricSource::Gpu,
                     instance,

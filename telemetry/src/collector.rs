@@ -24,6 +24,7 @@ use rundir::metrics::{
     BackendWindow, METRICS_CSV_FILE, MetricSource, MetricsSample, SERVER_SUMMARY_FILE,
     ServerSummary, WindowStats,
 };
+use rundir::metrics_csv::CsvFormat;
 use rundir::{JsonlWriter, METRICS_FILE};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -32,7 +33,7 @@ use loadgen::{Phase, PhaseEnd, PhaseStart, RunObserver};
 
 use crate::TelemetryError;
 use crate::csv::CsvWriter;
-use crate::gpu::{GpuReader, NvmlGpus, read_all};
+use crate::gpu::{GpuReader, NvmlGpus, read_selected, select_devices};
 use crate::live::LiveMetrics;
 use crate::prom_parse::Exposition;
 use crate::scrape::{ScrapeTarget, Scraper};
@@ -118,6 +119,15 @@ pub struct CollectorConfig {
     pub scrape_timeout: Duration,
     /// A failing source warns at most once per this interval (run clock).
     pub warn_interval: Duration,
+    /// The GPUs to read, by NVML index (`--gpus 0,2`); `None` reads all.
+    /// An index the machine does not have fails [`Collector::start`] when
+    /// the GPUs can be counted (NVML loads, or a given reader).
+    pub gpus: Option<Vec<u32>>,
+    /// The layout of `metrics.csv`.
+    pub csv_format: CsvFormat,
+    /// Read llama.cpp's `GET /slots` beside its `/metrics` (for the KV-cache
+    /// figure, see [`crate::slots`]).
+    pub llamacpp_slots: bool,
 }
 
 impl Default for CollectorConfig {
@@ -129,6 +139,9 @@ impl Default for CollectorConfig {
             system: true,
             scrape_timeout: Duration::from_secs(2),
             warn_interval: Duration::from_secs(60),
+            gpus: None,
+            csv_format: CsvFormat::Long,
+            llamacpp_slots: true,
         }
     }
 }
@@ -138,7 +151,8 @@ impl Default for CollectorConfig {
 pub struct CollectorReport {
     /// Lines written to `metrics.jsonl`.
     pub samples: u64,
-    /// Rows written to `metrics.csv`.
+    /// Rows written to `metrics.csv` (readings in the long layout, rounds in
+    /// the wide one).
     pub csv_rows: u64,
     /// Warnings logged.
     pub warnings: u64,
@@ -185,7 +199,8 @@ enum Command {
 
 #[derive(Debug)]
 enum Job {
-    Tick(Option<oneshot::Sender<()>>),
+    /// Read the source for collection round `n`.
+    Tick(u64, Option<oneshot::Sender<()>>),
     Mark(Edge, oneshot::Sender<()>),
 }
 
@@ -211,7 +226,9 @@ struct Sink {
 
 impl Sink {
     fn emit(&self, sample: MetricsSample) {
-        if let Some(live) = &self.live {
+        if let Some(live) = &self.live
+            && sample.source != MetricSource::ServerRaw
+        {
             live.set_reading(sample.source, &sample.instance, sample.values.clone());
         }
         if let Some(csv) = &self.csv {
@@ -266,7 +283,25 @@ impl Collector {
             .map_err(|e| TelemetryError::NoRuntime(e.to_string()))?;
         let scraper = Scraper::new(config.scrape_timeout)?;
         let jsonl = JsonlWriter::<MetricsSample>::create(&run_dir.join(METRICS_FILE))?;
-        let csv = CsvWriter::create(&run_dir.join(METRICS_CSV_FILE))?;
+        let gpu = match config.gpu {
+            GpuSource::Off => None,
+            GpuSource::Nvml => match (&config.gpus, NvmlGpus::init()) {
+                // Count now, so a wrong --gpus fails before the run.
+                (Some(selection), Ok(mut nvml)) => {
+                    check_selection(&mut nvml, selection)?;
+                    Some(LocalGpu::Reader(Box::new(nvml)))
+                }
+                // Without NVML the worker warns once, as without --gpus.
+                _ => Some(LocalGpu::Nvml),
+            },
+            GpuSource::Reader(mut r) => {
+                if let Some(selection) = &config.gpus {
+                    check_selection(r.as_mut(), selection)?;
+                }
+                Some(LocalGpu::Reader(r))
+            }
+        };
+        let csv = CsvWriter::create(&run_dir.join(METRICS_CSV_FILE), config.csv_format)?;
         let sink = Sink {
             jsonl: jsonl.sender(),
             csv: csv.sender(),
@@ -297,24 +332,23 @@ impl Collector {
                 sink: sink.clone(),
                 prev: None,
                 warn: None,
+                slots: config.llamacpp_slots,
             };
             handles.push(WorkerHandle::Task(runtime.spawn(worker.run(rx))));
             workers.push(tx);
         }
         let mut local_worker = None;
-        let gpu = match config.gpu {
-            GpuSource::Off => None,
-            GpuSource::Nvml => Some(LocalGpu::Nvml),
-            GpuSource::Reader(r) => Some(LocalGpu::Reader(r)),
-        };
         if config.system || gpu.is_some() {
             let (tx, rx) = mpsc::channel::<Job>(4);
             let shared2 = Arc::clone(&shared);
             let sink2 = sink.clone();
             let system = config.system;
+            let selection = config.gpus.clone();
             let handle = std::thread::Builder::new()
                 .name("telemetry-local".into())
-                .spawn(move || local_worker_loop(rx, &shared2, &sink2, system, gpu))
+                .spawn(move || {
+                    local_worker_loop(rx, &shared2, &sink2, system, gpu, selection.as_deref());
+                })
                 .map_err(|source| TelemetryError::Io {
                     path: PathBuf::from("telemetry-local thread"),
                     source,
@@ -332,6 +366,7 @@ impl Collector {
             shared,
             instances,
             run_dir: run_dir.to_path_buf(),
+            next_tick: 0,
         };
         let task = runtime.spawn(main.run(rx, handles, jsonl, csv));
         Ok(Collector { tx, task, clock })
@@ -396,11 +431,13 @@ struct MainLoop {
     shared: Arc<Shared>,
     instances: Vec<String>,
     run_dir: PathBuf,
+    /// The number of the next collection round.
+    next_tick: u64,
 }
 
 impl MainLoop {
     async fn run(
-        self,
+        mut self,
         mut rx: mpsc::UnboundedReceiver<Command>,
         handles: Vec<WorkerHandle>,
         jsonl: JsonlWriter<MetricsSample>,
@@ -486,7 +523,9 @@ impl MainLoop {
     }
 
     /// Hands a tick to every worker; a busy worker skips it.
-    fn dispatch_tick(&self, done: Option<oneshot::Sender<()>>) {
+    fn dispatch_tick(&mut self, done: Option<oneshot::Sender<()>>) {
+        let tick = self.next_tick;
+        self.next_tick += 1;
         let mut waits = Vec::new();
         for worker in self.servers.iter().chain(self.local.as_ref()) {
             let (tx, rx) = match done {
@@ -496,7 +535,7 @@ impl MainLoop {
                 }
                 None => (None, None),
             };
-            match worker.try_send(Job::Tick(tx)) {
+            match worker.try_send(Job::Tick(tick, tx)) {
                 Ok(()) => waits.extend(rx),
                 Err(_) => {
                     self.shared.skipped_ticks.fetch_add(1, Ordering::Relaxed);
@@ -613,6 +652,9 @@ struct ServerWorker {
     sink: Sink,
     prev: Option<(u64, ServerSnapshot)>,
     warn: Option<WarnLimiter>,
+    /// Still reading llama.cpp's `/slots` (off once it failed: a server
+    /// started with `--no-slots`, or not llama.cpp after all).
+    slots: bool,
 }
 
 impl ServerWorker {
@@ -623,8 +665,8 @@ impl ServerWorker {
         ));
         while let Some(job) = rx.recv().await {
             match job {
-                Job::Tick(done) => {
-                    self.tick().await;
+                Job::Tick(tick, done) => {
+                    self.tick(tick).await;
                     if let Some(done) = done {
                         let _ = done.send(());
                     }
@@ -657,7 +699,7 @@ impl ServerWorker {
         let fetched = self.scraper.fetch(&self.target).await;
         let t1 = self.shared.clock.now_ns();
         let t = t0 + (t1.saturating_sub(t0)) / 2;
-        let text = match fetched {
+        let mut text = match fetched {
             Ok(text) => text,
             Err(e) => {
                 let message = format!("scrape failed: {e}");
@@ -665,6 +707,25 @@ impl ServerWorker {
                 return Err(message);
             }
         };
+        if self.slots && text.contains("llamacpp:") {
+            let slots = match self.scraper.fetch_slots(&self.target).await {
+                Ok(json) => crate::slots::slots_exposition(&json),
+                Err(e) => Err(e.to_string()),
+            };
+            match slots {
+                Ok(lines) => text.push_str(&lines),
+                Err(e) => {
+                    self.slots = false;
+                    let now = self.shared.clock.now_ns();
+                    // Once: slots are not read again.
+                    WarnLimiter::new(self.target.instance(), u64::MAX).problem(
+                        &self.shared.warnings,
+                        now,
+                        &format!("llama.cpp /slots unreadable ({e}); no KV-cache figure for it"),
+                    );
+                }
+            }
+        }
         let expo = Exposition::parse(&text);
         if let Some(first) = expo.issues.first() {
             let message = format!(
@@ -675,7 +736,9 @@ impl ServerWorker {
         }
         let snapshot = ServerSnapshot::from_exposition(&expo);
         if snapshot.is_empty() {
-            let message = "no known metrics (vLLM or llama.cpp names) in /metrics".to_owned();
+            let message = "no known metrics (vLLM, llama.cpp, SGLang or TGI names) in /metrics; \
+                           its series are still kept as server_raw"
+                .to_owned();
             self.problem(&message);
         } else if expo.issues.is_empty()
             && let Some(w) = self.warn.as_mut()
@@ -685,8 +748,8 @@ impl ServerWorker {
         Ok((t, snapshot))
     }
 
-    async fn tick(&mut self) {
-        let Ok((t, snapshot)) = self.scrape().await else {
+    async fn tick(&mut self, tick: u64) {
+        let Ok((t, mut snapshot)) = self.scrape().await else {
             return;
         };
         let prev = self.prev.as_ref();
@@ -694,9 +757,17 @@ impl ServerWorker {
         let values = interval_values(prev.map(|(_, s)| s), &snapshot, dt_s);
         self.sink.emit(MetricsSample {
             t_ns: t,
+            tick: Some(tick),
             source: MetricSource::Server,
             instance: self.target.instance().to_owned(),
             values,
+        });
+        self.sink.emit(MetricsSample {
+            t_ns: t,
+            tick: Some(tick),
+            source: MetricSource::ServerRaw,
+            instance: self.target.instance().to_owned(),
+            values: std::mem::take(&mut snapshot.raw),
         });
         self.prev = Some((t, snapshot));
     }
@@ -713,6 +784,7 @@ fn local_worker_loop(
     sink: &Sink,
     system: bool,
     gpu: Option<LocalGpu>,
+    selection: Option<&[u32]>,
 ) {
     let every = shared.warn_every_ns;
     let mut gpu_warn = WarnLimiter::new("gpu", every);
@@ -748,19 +820,20 @@ fn local_worker_loop(
         None
     };
     while let Some(job) = rx.blocking_recv() {
-        let done = match job {
-            Job::Tick(done) => done,
-            Job::Mark(_, done) => Some(done),
+        let (tick, done) = match job {
+            Job::Tick(tick, done) => (Some(tick), done),
+            Job::Mark(_, done) => (None, Some(done)),
         };
         let t = shared.clock.now_ns();
         if let Some(reader) = gpu.as_mut() {
-            match read_all(reader.as_mut()) {
+            match read_selected(reader.as_mut(), selection) {
                 Ok(devices) => {
                     let mut all_ok = true;
                     for (instance, reading) in devices {
                         match reading {
                             Ok(r) => sink.emit(MetricsSample {
                                 t_ns: t,
+                                tick,
                                 source: MetricSource::Gpu,
                                 instance,
                                 values: r.values(),
@@ -784,6 +857,7 @@ fn local_worker_loop(
             let reading = s.sample(t);
             sink.emit(MetricsSample {
                 t_ns: t,
+                tick,
                 source: MetricSource::System,
                 instance: reading.host,
                 values: reading.system,
@@ -791,6 +865,7 @@ fn local_worker_loop(
             if !reading.process.is_empty() {
                 sink.emit(MetricsSample {
                     t_ns: t,
+                    tick,
                     source: MetricSource::Process,
                     instance: "harness".into(),
                     values: reading.process,
@@ -801,6 +876,15 @@ fn local_worker_loop(
             let _ = done.send(());
         }
     }
+}
+
+/// Counts the GPUs and checks a `--gpus` selection against them.
+fn check_selection(reader: &mut dyn GpuReader, selection: &[u32]) -> Result<(), TelemetryError> {
+    reader
+        .device_count()
+        .and_then(|count| select_devices(count, Some(selection)))
+        .map(|_| ())
+        .map_err(TelemetryError::Gpu)
 }
 
 /// Builds the window summary from the edge scrapes.

@@ -1,7 +1,7 @@
-//! `metrics.csv`: the samples of `metrics.jsonl` flattened to one
-//! `t_ns,source,instance,metric,value` row per reading (long format, so the
-//! columns never change as sources come and go), streamed from a writer
-//! thread like [`rundir::JsonlWriter`].
+//! `metrics.csv`, written from a thread while the run goes, in either
+//! layout of [`rundir::metrics_csv`] (the one writer of that file): long
+//! rows are streamed like [`rundir::JsonlWriter`]'s lines; the wide layout
+//! needs every column first, so it is written when the collector finishes.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -10,12 +10,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
 
-use rundir::metrics::{MetricSource, MetricsSample};
+use rundir::metrics::MetricsSample;
+use rundir::metrics_csv::{CsvFormat, LongWriter, WideTable};
 
 use crate::TelemetryError;
-
-/// The header row.
-pub const CSV_HEADER: &str = "t_ns,source,instance,metric,value";
 
 /// Streams samples as CSV rows.
 #[derive(Debug)]
@@ -27,7 +25,7 @@ pub struct CsvWriter {
 
 impl CsvWriter {
     /// Creates `path` (failing if it exists) and starts the writer thread.
-    pub fn create(path: &Path) -> Result<CsvWriter, TelemetryError> {
+    pub fn create(path: &Path, format: CsvFormat) -> Result<CsvWriter, TelemetryError> {
         let io_err = |source| TelemetryError::Io {
             path: path.to_path_buf(),
             source,
@@ -40,7 +38,10 @@ impl CsvWriter {
         let (tx, rx) = mpsc::channel::<MetricsSample>();
         let thread = thread::Builder::new()
             .name("metrics-csv".into())
-            .spawn(move || write_loop(file, &rx))
+            .spawn(move || match format {
+                CsvFormat::Long => write_long(file, &rx),
+                CsvFormat::Wide => write_wide(file, &rx),
+            })
             .map_err(io_err)?;
         Ok(CsvWriter {
             tx: Some(tx),
@@ -54,7 +55,8 @@ impl CsvWriter {
         self.tx.clone()
     }
 
-    /// Flushes and closes once every sender is gone; returns the rows written.
+    /// Flushes and closes once every sender is gone; returns the rows written
+    /// (readings in the long layout, rounds in the wide one).
     pub fn finish(mut self) -> Result<u64, TelemetryError> {
         self.close()
     }
@@ -81,14 +83,14 @@ impl Drop for CsvWriter {
     }
 }
 
-fn write_loop(file: File, rx: &mpsc::Receiver<MetricsSample>) -> io::Result<u64> {
-    let mut out = BufWriter::with_capacity(1 << 16, file);
-    writeln!(out, "{CSV_HEADER}")?;
-    let mut rows = 0u64;
+fn write_long(file: File, rx: &mpsc::Receiver<MetricsSample>) -> io::Result<u64> {
+    let mut out = LongWriter::new(BufWriter::with_capacity(1 << 16, file))?;
     let mut last_flush = Instant::now();
     loop {
         match rx.recv_timeout(rundir::FLUSH_INTERVAL) {
-            Ok(sample) => rows += write_rows(&mut out, &sample)?,
+            Ok(sample) => {
+                out.write_sample(&sample)?;
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
@@ -97,42 +99,23 @@ fn write_loop(file: File, rx: &mpsc::Receiver<MetricsSample>) -> io::Result<u64>
             last_flush = Instant::now();
         }
     }
-    out.flush()?;
-    out.get_ref().sync_data()?;
+    let rows = out.rows();
+    let mut file = out.into_inner()?;
+    file.flush()?;
+    file.get_ref().sync_data()?;
     Ok(rows)
 }
 
-/// Writes one row per value of `sample`; returns the number of rows.
-pub fn write_rows(out: &mut impl Write, sample: &MetricsSample) -> io::Result<u64> {
-    let source = source_name(sample.source);
-    let instance = quote(&sample.instance);
-    for (metric, value) in &sample.values {
-        writeln!(
-            out,
-            "{},{source},{instance},{},{value}",
-            sample.t_ns,
-            quote(metric)
-        )?;
+fn write_wide(file: File, rx: &mpsc::Receiver<MetricsSample>) -> io::Result<u64> {
+    let mut table = WideTable::new();
+    while let Ok(sample) = rx.recv() {
+        table.add(&sample);
     }
-    Ok(sample.values.len() as u64)
-}
-
-fn source_name(source: MetricSource) -> &'static str {
-    match source {
-        MetricSource::Server => "server",
-        MetricSource::Gpu => "gpu",
-        MetricSource::System => "system",
-        MetricSource::Process => "process",
-    }
-}
-
-/// RFC 4180 quoting, only when needed.
-fn quote(field: &str) -> std::borrow::Cow<'_, str> {
-    if field.contains([',', '"', '\n', '\r']) {
-        std::borrow::Cow::Owned(format!("\"{}\"", field.replace('"', "\"\"")))
-    } else {
-        std::borrow::Cow::Borrowed(field)
-    }
+    let mut out = BufWriter::with_capacity(1 << 16, file);
+    let rows = table.write(&mut out)?;
+    out.flush()?;
+    out.get_ref().sync_data()?;
+    Ok(rows)
 }
 
 #[cfg(test)]
@@ -140,46 +123,49 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    #[test]
-    fn rows_are_long_format_and_quoted_when_needed() {
+    use rundir::metrics::MetricSource;
+
+    fn sample(tick: u64) -> MetricsSample {
         let mut values = BTreeMap::new();
-        values.insert("a".to_owned(), 1.5);
-        values.insert("b".to_owned(), 2.0);
-        let sample = MetricsSample {
-            t_ns: 7,
-            source: MetricSource::Server,
-            instance: "http://h:1/a,\"b\"".into(),
+        values.insert("cpu_pct".to_owned(), 12.5);
+        MetricsSample {
+            t_ns: 1 + tick,
+            tick: Some(tick),
+            source: MetricSource::System,
+            instance: "host".into(),
             values,
-        };
-        let mut buf = Vec::new();
-        assert_eq!(write_rows(&mut buf, &sample).unwrap(), 2);
-        assert_eq!(
-            String::from_utf8(buf).unwrap(),
-            "7,server,\"http://h:1/a,\"\"b\"\"\",a,1.5\n7,server,\"http://h:1/a,\"\"b\"\"\",b,2\n"
-        );
+        }
     }
 
     #[test]
     fn writer_streams_and_refuses_to_overwrite() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("metrics.csv");
-        let w = CsvWriter::create(&path).unwrap();
+        let w = CsvWriter::create(&path, CsvFormat::Long).unwrap();
         let tx = w.sender().unwrap();
-        let mut values = BTreeMap::new();
-        values.insert("cpu_pct".to_owned(), 12.5);
-        tx.send(MetricsSample {
-            t_ns: 1,
-            source: MetricSource::System,
-            instance: "host".into(),
-            values,
-        })
-        .unwrap();
+        tx.send(sample(0)).unwrap();
         drop(tx);
         assert_eq!(w.finish().unwrap(), 1);
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            format!("{CSV_HEADER}\n1,system,host,cpu_pct,12.5\n")
+            "t_ns,source,instance,metric,value\n1,system,host,cpu_pct,12.5\n"
         );
-        assert!(CsvWriter::create(&path).is_err());
+        assert!(CsvWriter::create(&path, CsvFormat::Long).is_err());
+    }
+
+    #[test]
+    fn the_wide_layout_is_written_at_the_end() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("metrics.csv");
+        let w = CsvWriter::create(&path, CsvFormat::Wide).unwrap();
+        let tx = w.sender().unwrap();
+        tx.send(sample(0)).unwrap();
+        tx.send(sample(1)).unwrap();
+        drop(tx);
+        assert_eq!(w.finish().unwrap(), 2);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "tick,t_ns,system/host/cpu_pct\n0,1,12.5\n1,2,12.5\n"
+        );
     }
 }

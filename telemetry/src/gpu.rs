@@ -14,6 +14,14 @@ pub enum GpuError {
     /// NVML could not be loaded or initialised (no driver, no GPU).
     #[error("nvml unavailable: {0}")]
     Unavailable(String),
+    /// A selected GPU index that this machine does not have.
+    #[error("no GPU with index {index}: NVML sees {count} GPU(s), numbered from 0")]
+    NoSuchDevice {
+        /// The index asked for.
+        index: u32,
+        /// How many devices there are.
+        count: u32,
+    },
     /// Reading one device failed.
     #[error("gpu {index}: {message}")]
     Device {
@@ -105,8 +113,33 @@ pub type DeviceReading = (String, Result<GpuReading, GpuError>);
 /// Reads every device. A device that fails is reported and the others are
 /// still read.
 pub fn read_all(reader: &mut dyn GpuReader) -> Result<Vec<DeviceReading>, GpuError> {
-    let n = reader.device_count()?;
-    Ok((0..n)
+    read_selected(reader, None)
+}
+
+/// The devices to read among `count`: all of them, or the selected NVML
+/// indices (`--gpus 0,2`), each of which must exist.
+pub fn select_devices(count: u32, selection: Option<&[u32]>) -> Result<Vec<u32>, GpuError> {
+    match selection {
+        None => Ok((0..count).collect()),
+        Some(indices) => {
+            if let Some(&index) = indices.iter().find(|&&i| i >= count) {
+                return Err(GpuError::NoSuchDevice { index, count });
+            }
+            Ok(indices.to_vec())
+        }
+    }
+}
+
+/// Reads the selected devices (all when `selection` is `None`), named
+/// `gpu<NVML index>`. A device that fails is reported and the others are
+/// still read.
+pub fn read_selected(
+    reader: &mut dyn GpuReader,
+    selection: Option<&[u32]>,
+) -> Result<Vec<DeviceReading>, GpuError> {
+    let devices = select_devices(reader.device_count()?, selection)?;
+    Ok(devices
+        .into_iter()
         .map(|i| (format!("gpu{i}"), reader.read(i)))
         .collect())
 }
@@ -264,6 +297,24 @@ mod tests {
         assert!(all[1].1.is_err());
         fake.count_error = Some(GpuError::Unavailable("driver gone".into()));
         assert!(read_all(&mut fake).is_err());
+    }
+
+    #[test]
+    fn a_selection_reads_only_those_devices_under_their_own_indices() {
+        let mut fake = FakeGpus {
+            readings: vec![Ok(h100()), Ok(GpuReading::default()), Ok(h100())],
+            count_error: None,
+        };
+        let read = read_selected(&mut fake, Some(&[2, 0])).unwrap();
+        let names: Vec<&str> = read.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["gpu2", "gpu0"]);
+        assert_eq!(select_devices(3, None).unwrap(), [0, 1, 2]);
+        let err = read_selected(&mut fake, Some(&[0, 3])).unwrap_err();
+        assert_eq!(err, GpuError::NoSuchDevice { index: 3, count: 3 });
+        assert_eq!(
+            err.to_string(),
+            "no GPU with index 3: NVML sees 3 GPU(s), numbered from 0"
+        );
     }
 
     #[test]

@@ -57,9 +57,11 @@
 //!
 //! # Files written into the run directory
 //!
-//! - `metrics.jsonl`: one [`rundir::MetricsSample`] per source per interval;
-//! - `metrics.csv`: the same, one `t_ns,source,instance,metric,value` row per
-//!   reading;
+//! - `metrics.jsonl`: one [`rundir::MetricsSample`] per source per interval
+//!   (two per backend: the normalized view and every series as scraped);
+//! - `metrics.csv`: the same, long (one `t_ns,source,instance,metric,value`
+//!   row per reading) or wide (one row per round), see
+//!   [`rundir::metrics_csv`];
 //! - `server_summary.json`: [`rundir::metrics::ServerSummary`], the backends'
 //!   own counters and histograms over exactly the measured window.
 //!
@@ -73,6 +75,9 @@
 //!
 //! # Vocabulary mapping (source name -> our name)
 //!
+//! Server series are kept as scraped (`server_raw` samples) and mapped onto
+//! the normalized view by the table in [`mapping`] (vLLM, llama.cpp, SGLang,
+//! TGI), which the README's "Server metrics" section shows.
 //! Gauges are summed over label sets (`engine`, ...), except fractions, which
 //! are averaged. Counters become per-second rates over each interval, summed
 //! over label sets after per-series reset handling. Histograms become
@@ -86,22 +91,6 @@
 //!
 //! | source | our name |
 //! |---|---|
-//! | `vllm:num_requests_running`, `llamacpp:requests_processing` | `requests_running` |
-//! | `vllm:num_requests_waiting`, `llamacpp:requests_deferred` | `requests_waiting` |
-//! | `vllm:kv_cache_usage_perc`, `vllm:gpu_cache_usage_perc` (old), `llamacpp:kv_cache_usage_ratio` (old) | `kv_cache_usage_frac` (mean) |
-//! | `vllm:prompt_tokens[_total]`; `llamacpp:prompt_tokens_total` + `llamacpp:prompt_tokens_cached_total` | `prompt_tokens_per_s` |
-//! | `vllm:generation_tokens[_total]`, `llamacpp:tokens_predicted_total` | `generation_tokens_per_s` |
-//! | `vllm:request_success[_total]{finished_reason!~"abort\|error"}` | `request_success_per_s` |
-//! | `vllm:request_success[_total]{finished_reason=~"abort\|error"}` | `request_failure_per_s` |
-//! | `vllm:num_preemptions[_total]` | `preemptions_per_s` |
-//! | hits / queries of `vllm:prefix_cache_{hits,queries}`, `vllm:gpu_prefix_cache_{hits,queries}` (old), llama.cpp cached / (processed + cached); else `vllm:gpu_prefix_cache_hit_rate` (v0 gauge) | `prefix_cache_hit_frac` |
-//! | `vllm:time_to_first_token_seconds` | `ttft_*_s` |
-//! | `vllm:inter_token_latency_seconds`, `vllm:time_per_output_token_seconds` (old) | `itl_*_s` |
-//! | `vllm:request_time_per_output_token_seconds` | `tpot_*_s` |
-//! | `vllm:e2e_request_latency_seconds` | `e2e_*_s` |
-//! | `vllm:request_queue_time_seconds` | `queue_*_s` |
-//! | `vllm:request_prefill_time_seconds` | `prefill_*_s` |
-//! | `vllm:request_decode_time_seconds` | `decode_*_s` |
 //! | NVML utilization, memory info, temperature, power, SM/memory clocks, throttle reasons | `gpu_*` |
 //! | sysinfo global CPU, memory, network and disk counters | `cpu_pct`, `memory_*`, `net_*`, `disk_*` |
 //! | sysinfo, this process | `process_cpu_pct` (of one core), `process_rss_bytes` |
@@ -116,10 +105,12 @@ pub mod fixed_histogram;
 pub mod gpu;
 pub mod histogram;
 pub mod live;
+pub mod mapping;
 pub mod prom_endpoint;
 pub mod prom_parse;
 pub mod scrape;
 pub mod server;
+pub mod slots;
 pub mod system;
 mod warn;
 
@@ -170,6 +161,9 @@ pub enum TelemetryError {
     /// The HTTP client could not be built.
     #[error("http client: {0}")]
     Client(String),
+    /// The GPUs asked for (`--gpus`) are not there.
+    #[error("--gpus: {0}")]
+    Gpu(#[from] gpu::GpuError),
     /// The collector task died.
     #[error("collector task failed: {0}")]
     Task(String),

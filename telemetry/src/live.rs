@@ -241,7 +241,7 @@ impl LiveMetrics {
                         kv.extend(values.get(names::KV_CACHE_USAGE_FRAC));
                     }
                     MetricSource::Gpu => gpu.extend(values.get(names::GPU_UTILIZATION_PCT)),
-                    MetricSource::System | MetricSource::Process => {}
+                    MetricSource::ServerRaw | MetricSource::System | MetricSource::Process => {}
                 }
             }
             let sum = |v: &[&f64]| (!v.is_empty()).then(|| v.iter().copied().sum::<f64>());

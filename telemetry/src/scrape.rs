@@ -96,6 +96,16 @@ impl ScrapeTarget {
     pub fn url(&self) -> &str {
         self.url.as_str()
     }
+
+    /// llama.cpp's `/slots`, beside the `/metrics` scraped.
+    pub fn slots_url(&self) -> String {
+        let mut url = self.url.clone();
+        let path = url.path().trim_end_matches('/');
+        let base = path.strip_suffix("metrics").unwrap_or("/");
+        let slots = format!("{base}slots");
+        url.set_path(&slots);
+        url.to_string()
+    }
 }
 
 /// `scheme://host...` with any `user:pass@` removed, for messages about a
@@ -155,10 +165,28 @@ impl Scraper {
     pub(crate) async fn fetch(&self, target: &ScrapeTarget) -> Result<String, ScrapeError> {
         // Ask for the classic text format: prometheus_client switches to
         // OpenMetrics (with rewritten names) only when asked for it.
-        let mut req = self.client.get(target.url.clone()).header(
-            reqwest::header::ACCEPT,
+        self.get(
+            target,
+            target.url.clone(),
             "text/plain;version=0.0.4;q=1,*/*;q=0.1",
-        );
+        )
+        .await
+    }
+
+    /// Fetches llama.cpp's `/slots` JSON for the target.
+    pub(crate) async fn fetch_slots(&self, target: &ScrapeTarget) -> Result<String, ScrapeError> {
+        let url =
+            Url::parse(&target.slots_url()).map_err(|e| ScrapeError::Transport(e.to_string()))?;
+        self.get(target, url, "application/json").await
+    }
+
+    async fn get(
+        &self,
+        target: &ScrapeTarget,
+        url: Url,
+        accept: &'static str,
+    ) -> Result<String, ScrapeError> {
+        let mut req = self.client.get(url).header(reqwest::header::ACCEPT, accept);
         if let Some((user, pass)) = &target.basic {
             req = req.basic_auth(user, Some(pass));
         }
@@ -223,8 +251,10 @@ mod tests {
         let t = ScrapeTarget::for_backend("https://host:9/v1/?key=secret").unwrap();
         assert_eq!(t.url(), "https://host:9/metrics");
         assert_eq!(t.instance(), "https://host:9/v1");
+        assert_eq!(t.slots_url(), "https://host:9/slots");
         let t = ScrapeTarget::for_backend("http://h:1/custom/metrics").unwrap();
         assert_eq!(t.url(), "http://h:1/custom/metrics");
+        assert_eq!(t.slots_url(), "http://h:1/custom/slots");
 
         let t = ScrapeTarget::for_backend("http://alice:s3cret@h:1/")
             .unwrap()

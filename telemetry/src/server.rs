@@ -1,284 +1,44 @@
-//! Mapping a server's `/metrics` onto the metric vocabulary
-//! ([`rundir::metrics::names`]), and turning two scrapes into per-interval
-//! values.
+//! Turning a server's `/metrics` into the normalized view
+//! ([`rundir::metrics::names`]) through the mapping table ([`crate::mapping`]),
+//! keeping every series as scraped too, and turning two scrapes into
+//! per-interval values.
 //!
-//! A scrape becomes a [`ServerSnapshot`]: gauges already aggregated over
-//! label sets, counters and histograms kept per series (per `engine`,
-//! `finished_reason`, ...). Two snapshots give a [`ServerDelta`]: counter
-//! increases and histogram observations between them, computed per series
-//! with Prometheus' reset rule (a value that went down restarted from zero)
-//! and then summed, so one engine restarting does not hide behind another.
-//!
-//! Each vocabulary entry lists its source names in order of preference; the
-//! first one present in a scrape is used, so a server exposing both a new
-//! and a deprecated name is not counted twice. The table is [`MAPPINGS`].
+//! A scrape becomes a [`ServerSnapshot`]: every series as scraped, gauges
+//! already aggregated over label sets, counters and histograms kept per
+//! series (per `engine`, `finished_reason`, ...). Two snapshots give a
+//! [`ServerDelta`]: counter increases and histogram observations between
+//! them, computed per series with Prometheus' reset rule (a value that went
+//! down restarted from zero) and then summed, so one engine restarting does
+//! not hide behind another.
 
 use std::collections::BTreeMap;
 
 use rundir::metrics::names;
 
 use crate::histogram::BucketHistogram;
+pub use crate::mapping::{
+    Aggregate, CounterId, MAPPINGS, Mapping, Read, SeriesFilter, Target, source_names,
+};
 use crate::prom_parse::{Exposition, Sample};
 
 /// The quantiles reported for every server histogram, with their names.
 pub const QUANTILES: [(f64, &str); 3] = [(0.5, "p50"), (0.9, "p90"), (0.99, "p99")];
 
-/// A cumulative server counter, after mapping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum CounterId {
-    /// Prompt tokens processed.
-    PromptTokens,
-    /// Tokens generated.
-    GenerationTokens,
-    /// Requests finished normally (`stop`, `length`, ...).
-    RequestSuccess,
-    /// Requests aborted or failed (`finished_reason` `abort` or `error`).
-    RequestFailure,
-    /// Preemptions.
-    Preemptions,
-    /// Prompt tokens looked up in the prefix cache.
-    PrefixCacheQueries,
-    /// Prompt tokens found in the prefix cache.
-    PrefixCacheHits,
-}
-
-impl CounterId {
-    /// Every counter.
-    pub const ALL: [CounterId; 7] = [
-        CounterId::PromptTokens,
-        CounterId::GenerationTokens,
-        CounterId::RequestSuccess,
-        CounterId::RequestFailure,
-        CounterId::Preemptions,
-        CounterId::PrefixCacheQueries,
-        CounterId::PrefixCacheHits,
-    ];
-
-    /// Stable name, used for counts in `server_summary.json`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CounterId::PromptTokens => "prompt_tokens",
-            CounterId::GenerationTokens => "generation_tokens",
-            CounterId::RequestSuccess => "request_success",
-            CounterId::RequestFailure => "request_failure",
-            CounterId::Preemptions => "preemptions",
-            CounterId::PrefixCacheQueries => "prefix_cache_queries",
-            CounterId::PrefixCacheHits => "prefix_cache_hits",
-        }
+fn accepts(filter: SeriesFilter, sample: &Sample<'_>) -> bool {
+    let failed = matches!(sample.label("finished_reason"), Some("abort" | "error"));
+    match filter {
+        SeriesFilter::All => true,
+        SeriesFilter::Finished => !failed,
+        SeriesFilter::Failed => failed,
     }
-
-    /// The vocabulary name of its per-second rate, if it has one.
-    pub fn rate_name(self) -> Option<&'static str> {
-        match self {
-            CounterId::PromptTokens => Some(names::PROMPT_TOKENS_PER_S),
-            CounterId::GenerationTokens => Some(names::GENERATION_TOKENS_PER_S),
-            CounterId::RequestSuccess => Some(names::REQUEST_SUCCESS_PER_S),
-            CounterId::RequestFailure => Some(names::REQUEST_FAILURE_PER_S),
-            CounterId::Preemptions => Some(names::PREEMPTIONS_PER_S),
-            CounterId::PrefixCacheQueries | CounterId::PrefixCacheHits => None,
-        }
-    }
-}
-
-/// How a gauge's label sets are combined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Aggregate {
-    /// Added up (request counts).
-    Sum,
-    /// Averaged (fractions such as KV-cache usage, as vLLM's own logger does
-    /// across data-parallel engines).
-    Mean,
-}
-
-/// Which series of a counter family count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeriesFilter {
-    /// All of them.
-    All,
-    /// `finished_reason` other than `abort` and `error` (or no such label).
-    Finished,
-    /// `finished_reason` `abort` or `error`.
-    Failed,
-}
-
-impl SeriesFilter {
-    fn accepts(self, sample: &Sample<'_>) -> bool {
-        let failed = matches!(sample.label("finished_reason"), Some("abort" | "error"));
-        match self {
-            SeriesFilter::All => true,
-            SeriesFilter::Finished => !failed,
-            SeriesFilter::Failed => failed,
-        }
-    }
-}
-
-/// A vocabulary entry and where it comes from.
-#[derive(Debug, Clone, Copy)]
-pub enum Mapping {
-    /// A gauge, read as is.
-    Gauge {
-        /// Vocabulary name.
-        target: &'static str,
-        /// Source names in order of preference.
-        sources: &'static [&'static str],
-        /// How label sets combine.
-        aggregate: Aggregate,
-    },
-    /// A counter, turned into a rate (and counted in window summaries).
-    Counter {
-        /// Which counter.
-        target: CounterId,
-        /// Alternatives in order of preference; each is a list of counter
-        /// families that are added together. A family matches `<name>_total`
-        /// or, failing that, `<name>` itself.
-        sources: &'static [&'static [&'static str]],
-        /// Which series count.
-        filter: SeriesFilter,
-    },
-    /// A histogram, turned into per-interval quantiles.
-    Histogram {
-        /// Vocabulary stem (`ttft` gives `ttft_mean_s`, `ttft_p50_le_s`...).
-        target: &'static str,
-        /// Source families (`<name>_bucket`, `_sum`, `_count`) in order of
-        /// preference.
-        sources: &'static [&'static str],
-    },
-}
-
-/// The mapping table: every source name we understand.
-///
-/// vLLM v1 names come first, then their deprecated forms (vLLM <= 0.10 and
-/// v0), then llama.cpp's. llama.cpp's `prompt_tokens_total` excludes tokens
-/// reused from its cache, so its cached count is added back to match vLLM's
-/// definition (all prompt tokens of admitted requests).
-pub const MAPPINGS: &[Mapping] = &[
-    Mapping::Gauge {
-        target: names::REQUESTS_RUNNING,
-        sources: &["vllm:num_requests_running", "llamacpp:requests_processing"],
-        aggregate: Aggregate::Sum,
-    },
-    Mapping::Gauge {
-        target: names::REQUESTS_WAITING,
-        sources: &["vllm:num_requests_waiting", "llamacpp:requests_deferred"],
-        aggregate: Aggregate::Sum,
-    },
-    Mapping::Gauge {
-        target: names::KV_CACHE_USAGE_FRAC,
-        sources: &[
-            "vllm:kv_cache_usage_perc",
-            "vllm:gpu_cache_usage_perc",
-            "llamacpp:kv_cache_usage_ratio",
-        ],
-        aggregate: Aggregate::Mean,
-    },
-    Mapping::Counter {
-        target: CounterId::PromptTokens,
-        sources: &[
-            &["vllm:prompt_tokens"],
-            &["llamacpp:prompt_tokens", "llamacpp:prompt_tokens_cached"],
-        ],
-        filter: SeriesFilter::All,
-    },
-    Mapping::Counter {
-        target: CounterId::GenerationTokens,
-        sources: &[&["vllm:generation_tokens"], &["llamacpp:tokens_predicted"]],
-        filter: SeriesFilter::All,
-    },
-    Mapping::Counter {
-        target: CounterId::RequestSuccess,
-        sources: &[&["vllm:request_success"]],
-        filter: SeriesFilter::Finished,
-    },
-    Mapping::Counter {
-        target: CounterId::RequestFailure,
-        sources: &[&["vllm:request_success"]],
-        filter: SeriesFilter::Failed,
-    },
-    Mapping::Counter {
-        target: CounterId::Preemptions,
-        sources: &[&["vllm:num_preemptions"]],
-        filter: SeriesFilter::All,
-    },
-    Mapping::Counter {
-        target: CounterId::PrefixCacheQueries,
-        sources: &[
-            &["vllm:prefix_cache_queries"],
-            &["vllm:gpu_prefix_cache_queries"],
-            &["llamacpp:prompt_tokens", "llamacpp:prompt_tokens_cached"],
-        ],
-        filter: SeriesFilter::All,
-    },
-    Mapping::Counter {
-        target: CounterId::PrefixCacheHits,
-        sources: &[
-            &["vllm:prefix_cache_hits"],
-            &["vllm:gpu_prefix_cache_hits"],
-            &["llamacpp:prompt_tokens_cached"],
-        ],
-        filter: SeriesFilter::All,
-    },
-    // vLLM v0 only had a gauge; the counters above win when present.
-    Mapping::Gauge {
-        target: names::PREFIX_CACHE_HIT_FRAC,
-        sources: &["vllm:gpu_prefix_cache_hit_rate"],
-        aggregate: Aggregate::Mean,
-    },
-    Mapping::Histogram {
-        target: names::TTFT,
-        sources: &["vllm:time_to_first_token_seconds"],
-    },
-    Mapping::Histogram {
-        target: names::ITL,
-        sources: &[
-            "vllm:inter_token_latency_seconds",
-            "vllm:time_per_output_token_seconds",
-        ],
-    },
-    Mapping::Histogram {
-        target: names::TPOT,
-        sources: &["vllm:request_time_per_output_token_seconds"],
-    },
-    Mapping::Histogram {
-        target: names::E2E,
-        sources: &["vllm:e2e_request_latency_seconds"],
-    },
-    Mapping::Histogram {
-        target: names::QUEUE,
-        sources: &["vllm:request_queue_time_seconds"],
-    },
-    Mapping::Histogram {
-        target: names::PREFILL,
-        sources: &["vllm:request_prefill_time_seconds"],
-    },
-    Mapping::Histogram {
-        target: names::DECODE,
-        sources: &["vllm:request_decode_time_seconds"],
-    },
-];
-
-/// Every source family name in [`MAPPINGS`] (without `_total`/`_bucket`).
-pub fn source_names() -> Vec<&'static str> {
-    let mut out = Vec::new();
-    for m in MAPPINGS {
-        match m {
-            Mapping::Gauge { sources, .. } | Mapping::Histogram { sources, .. } => {
-                out.extend_from_slice(sources);
-            }
-            Mapping::Counter { sources, .. } => {
-                for alt in *sources {
-                    out.extend_from_slice(alt);
-                }
-            }
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-    out
 }
 
 /// One scrape, mapped.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServerSnapshot {
+    /// Every series with a finite value, as scraped, by
+    /// [`series_name`] (`family{label="value",...}`).
+    pub raw: BTreeMap<String, f64>,
     /// Gauges by vocabulary name, aggregated over label sets.
     pub gauges: BTreeMap<&'static str, f64>,
     /// Cumulative counters, per series (`family{labels}`).
@@ -290,60 +50,116 @@ pub struct ServerSnapshot {
 impl ServerSnapshot {
     /// Maps a parsed scrape.
     pub fn from_exposition(expo: &Exposition<'_>) -> ServerSnapshot {
-        let mut snap = ServerSnapshot::default();
+        let mut snap = ServerSnapshot {
+            raw: expo
+                .samples
+                .iter()
+                .filter(|s| s.value.is_finite())
+                .map(|s| (series_name(s), s.value))
+                .collect(),
+            ..ServerSnapshot::default()
+        };
         for mapping in MAPPINGS {
-            match *mapping {
-                Mapping::Gauge {
-                    target,
-                    sources,
-                    aggregate,
-                } => {
-                    let Some(values) = sources.iter().find_map(|name| {
-                        let v: Vec<f64> = expo
-                            .samples_named(name)
-                            .map(|s| s.value)
-                            .filter(|v| v.is_finite())
-                            .collect();
-                        (!v.is_empty()).then_some(v)
-                    }) else {
-                        continue;
-                    };
-                    let total: f64 = values.iter().sum();
-                    let value = match aggregate {
-                        Aggregate::Sum => total,
-                        Aggregate::Mean => total / values.len() as f64,
-                    };
-                    snap.gauges.insert(target, value);
-                }
-                Mapping::Counter {
-                    target,
-                    sources,
-                    filter,
-                } => {
-                    for families in sources {
-                        let series = counter_series(expo, families, filter);
-                        if let Some(series) = series {
-                            snap.counters.insert(target, series);
-                            break;
-                        }
-                    }
-                }
-                Mapping::Histogram { target, sources } => {
-                    if let Some(series) =
-                        sources.iter().find_map(|name| histogram_series(expo, name))
-                    {
-                        snap.histograms.insert(target, series);
-                    }
+            for source in mapping.sources {
+                if snap.read(expo, mapping.target, source.read) {
+                    break;
                 }
             }
         }
         snap
     }
 
-    /// True when nothing in the scrape was recognised.
+    /// Fills `target` from `read` if its series are in the scrape; false
+    /// when they are not (the next source is tried).
+    fn read(&mut self, expo: &Exposition<'_>, target: Target, read: Read) -> bool {
+        let finite = |name: &str| -> Vec<f64> {
+            expo.samples_named(name)
+                .map(|s| s.value)
+                .filter(|v| v.is_finite())
+                .collect()
+        };
+        match (target, read) {
+            (Target::Gauge(name), Read::Gauge(family, aggregate)) => {
+                let values = finite(family);
+                if values.is_empty() {
+                    return false;
+                }
+                let total: f64 = values.iter().sum();
+                let value = match aggregate {
+                    Aggregate::Sum => total,
+                    Aggregate::Mean => total / values.len() as f64,
+                };
+                self.gauges.insert(name, value);
+                true
+            }
+            (Target::Gauge(name), Read::Ratio(numerator, denominator)) => {
+                let (num, den) = (finite(numerator), finite(denominator));
+                let den: f64 = den.iter().sum();
+                if num.is_empty() || den <= 0.0 {
+                    return false;
+                }
+                self.gauges.insert(name, num.iter().sum::<f64>() / den);
+                true
+            }
+            (Target::Counter(id), Read::Counter(families, filter)) => {
+                match counter_series(expo, families, filter) {
+                    Some(series) => {
+                        self.counters.insert(id, series);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            (Target::Histogram(stem), Read::Histogram(family)) => {
+                match histogram_series(expo, family) {
+                    Some(series) => {
+                        self.histograms.insert(stem, series);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            // A source that does not fit its row's kind; the table test
+            // rules these out.
+            _ => false,
+        }
+    }
+
+    /// True when nothing in the scrape was recognised by the mapping table
+    /// (its series are still kept in [`ServerSnapshot::raw`]).
     pub fn is_empty(&self) -> bool {
         self.gauges.is_empty() && self.counters.is_empty() && self.histograms.is_empty()
     }
+}
+
+/// A series' name as scraped: `family{label="value",...}` with the labels
+/// in name order and values escaped as in the exposition format, or just
+/// the family without labels.
+pub fn series_name(s: &Sample<'_>) -> String {
+    if s.labels.is_empty() {
+        return s.name.to_owned();
+    }
+    let mut key = String::with_capacity(s.name.len() + 48);
+    key.push_str(s.name);
+    key.push('{');
+    for (i, (k, v)) in s.labels.iter().enumerate() {
+        if i > 0 {
+            key.push(',');
+        }
+        key.push_str(k);
+        key.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => key.push_str("\\\\"),
+                '"' => key.push_str("\\\""),
+                '\n' => key.push_str("\\n"),
+                c => key.push(c),
+            }
+        }
+        key.push('"');
+    }
+    key.push('}');
+    key
 }
 
 /// `Some` when any of the families is present (with `_total` or bare); the
@@ -366,7 +182,7 @@ fn counter_series(
         };
         found = true;
         for s in expo.samples_named(name) {
-            if filter.accepts(s) && s.value.is_finite() {
+            if accepts(filter, s) && s.value.is_finite() {
                 out.insert(series_key(s.name, s, None), s.value);
             }
         }
@@ -632,10 +448,34 @@ mod tests {
     }
 
     #[test]
-    fn every_source_name_is_listed() {
-        let names = source_names();
-        assert!(names.contains(&"vllm:gpu_cache_usage_perc"));
-        assert!(names.contains(&"llamacpp:tokens_predicted"));
-        assert!(names.windows(2).all(|w| w[0] < w[1]));
+    fn every_series_is_kept_under_its_own_name() {
+        let text = "# TYPE x_total counter\nx_total 3\nweird{b=\"q\\\"\",a=\"1\"} 2\n\
+                    vllm:num_requests_running 1\nnan_gauge NaN\n";
+        let s = ServerSnapshot::from_exposition(&Exposition::parse(text));
+        let raw: Vec<(&str, f64)> = s.raw.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(
+            raw,
+            [
+                ("vllm:num_requests_running", 1.0),
+                ("weird{a=\"1\",b=\"q\\\"\"}", 2.0),
+                ("x_total", 3.0)
+            ]
+        );
+        assert_eq!(s.gauges[names::REQUESTS_RUNNING], 1.0);
+    }
+
+    #[test]
+    fn every_source_fits_its_row() {
+        for m in MAPPINGS {
+            for source in m.sources {
+                let fits = matches!(
+                    (m.target, source.read),
+                    (Target::Gauge(_), Read::Gauge(..) | Read::Ratio(..))
+                        | (Target::Counter(_), Read::Counter(..))
+                        | (Target::Histogram(_), Read::Histogram(_))
+                );
+                assert!(fits, "{:?} cannot fill {:?}", source, m.target);
+            }
+        }
     }
 }

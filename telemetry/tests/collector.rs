@@ -29,6 +29,8 @@ fn fixture(name: &str) -> String {
 
 struct Backend {
     text: Mutex<String>,
+    /// llama.cpp's `/slots` answer; 404 when `None`.
+    slots: Mutex<Option<String>>,
     hang: bool,
     hits: mpsc::UnboundedSender<()>,
 }
@@ -45,11 +47,13 @@ impl MetricsServer {
         let (tx, rx) = mpsc::unbounded_channel();
         let state = Arc::new(Backend {
             text: Mutex::new(text.to_owned()),
+            slots: Mutex::new(None),
             hang,
             hits: tx,
         });
         let app = Router::new()
             .route("/metrics", get(serve_metrics))
+            .route("/slots", get(serve_slots))
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -65,9 +69,18 @@ impl MetricsServer {
         *self.state.text.lock().unwrap() = text.to_owned();
     }
 
+    fn set_slots(&self, json: &str) {
+        *self.state.slots.lock().unwrap() = Some(json.to_owned());
+    }
+
     fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+}
+
+async fn serve_slots(State(b): State<Arc<Backend>>) -> Result<String, axum::http::StatusCode> {
+    let slots = b.slots.lock().unwrap().clone();
+    slots.ok_or(axum::http::StatusCode::NOT_FOUND)
 }
 
 async fn serve_metrics(State(b): State<Arc<Backend>>) -> String {
@@ -218,20 +231,40 @@ async fn collector_streams_interval_values_and_summarises_the_window() {
 
     // metrics.csv holds the same readings, one per row.
     let csv = std::fs::read_to_string(tmp.path().join("metrics.csv")).unwrap();
-    let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("t_ns,source,instance,metric,value"));
-    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(
+        csv.lines().next(),
+        Some("t_ns,source,instance,metric,value")
+    );
+    // `harness report` writes metrics.csv from metrics.jsonl through the same
+    // writer; read back exactly, the floats give the same bytes.
+    let mut again = Vec::new();
+    rundir::metrics_csv::render(&samples, rundir::metrics_csv::CsvFormat::Long, &mut again)
+        .unwrap();
+    assert_eq!(String::from_utf8(again).unwrap(), csv);
+    let rows: Vec<Vec<String>> = csv::Reader::from_reader(csv.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
     assert_eq!(rows.len() as u64, report.csv_rows);
     let jsonl_values: usize = samples.iter().map(|s| s.values.len()).sum();
     assert_eq!(rows.len(), jsonl_values);
     assert!(rows.iter().all(|r| r.len() == 5));
-    assert!(rows.contains(&vec![
+    let row = |cells: [&str; 5]| cells.map(str::to_owned).to_vec();
+    assert!(rows.contains(&row([
         "12000000000",
         "server",
         backend.url().as_str(),
         "prompt_tokens_per_s",
         "1536"
-    ]));
+    ])));
+    // Every scraped series is kept as scraped, labels and all.
+    assert!(rows.contains(&row([
+        "12000000000",
+        "server_raw",
+        backend.url().as_str(),
+        "vllm:num_requests_running{engine=\"1\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"}",
+        "2"
+    ])));
 
     // server_summary.json: exactly the window between the marks.
     let path = tmp.path().join("server_summary.json");
@@ -303,13 +336,29 @@ async fn a_hanging_backend_times_out_without_holding_back_the_others() {
         scrape_timeout: Duration::from_millis(300),
         ..CollectorConfig::default()
     };
+    good.set_slots(&fixture("llamacpp_slots_busy.json"));
     let collector = Collector::start_with_clock(config, tmp.path(), clock, None).unwrap();
     collector.tick().wait().await;
     let report = collector.finish().await.unwrap();
     let samples = read_metrics(&tmp.path().join(rundir::METRICS_FILE)).unwrap();
-    assert_eq!(samples.len(), 1);
-    assert_eq!(samples[0].instance, good.url());
-    assert_eq!(samples[0].values[names::REQUESTS_WAITING], 1.0);
+    assert_eq!(samples.len(), 2);
+    let server = server_samples(&samples, &good.url());
+    assert_eq!(server.len(), 1);
+    assert_eq!(server[0].values[names::REQUESTS_WAITING], 1.0);
+    // KV cache from /slots: (17 + 6) and (16 + 5) tokens of 2 x 1024.
+    assert_close(&server[0].values, names::KV_CACHE_USAGE_FRAC, 44.0 / 2048.0);
+    // All 15 llama.cpp series and the 4 derived from /slots, as scraped.
+    let raw = samples
+        .iter()
+        .find(|s| s.source == MetricSource::ServerRaw)
+        .unwrap();
+    assert_eq!(raw.tick, server[0].tick);
+    assert_eq!(raw.values.len(), 15 + 4, "{:?}", raw.values.keys());
+    assert_eq!(raw.values["llamacpp:n_busy_slots_per_decode"], 1.93333);
+    assert_eq!(
+        raw.values["llamacpp_slots:busy_context_tokens{slot=\"1\"}"],
+        21.0
+    );
     assert_eq!(report.warnings, 1);
     assert!(
         report.warning_messages[0].contains("timed out after 300ms"),
@@ -341,8 +390,10 @@ async fn the_interval_drives_sampling_and_garbage_is_one_warning() {
     }
     let report = collector.finish().await.unwrap();
     let samples = read_metrics(&tmp.path().join(rundir::METRICS_FILE)).unwrap();
+    let samples = server_samples(&samples, &backend.url());
     assert!(samples.len() >= 3, "{}", samples.len());
     assert!(samples.windows(2).all(|w| w[0].t_ns < w[1].t_ns));
+    assert!(samples.windows(2).all(|w| w[0].tick < w[1].tick));
     assert!(
         samples
             .iter()

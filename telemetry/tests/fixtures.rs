@@ -200,3 +200,87 @@ fn a_restarted_server_counts_from_zero() {
     assert_eq!(d.histograms[names::TTFT].count, 15.0);
     assert!(d.rates().values().all(|v| *v >= 0.0));
 }
+
+#[test]
+fn llamacpp_kv_cache_comes_from_its_slots() {
+    let mut text = fixture("llamacpp_busy.txt");
+    text.push_str(
+        &telemetry::slots::slots_exposition(&fixture("llamacpp_slots_busy.json")).unwrap(),
+    );
+    let busy = snapshot(&text);
+    // Slot 0: 17 prompt + 6 decoded tokens, slot 1: 16 + 5, of 2 x 1024.
+    assert_close(
+        &interval_values(None, &busy, 0.0),
+        names::KV_CACHE_USAGE_FRAC,
+        44.0 / 2048.0,
+    );
+    let mut text = fixture("llamacpp_idle.txt");
+    text.push_str(
+        &telemetry::slots::slots_exposition(&fixture("llamacpp_slots_idle.json")).unwrap(),
+    );
+    assert_close(
+        &interval_values(None, &snapshot(&text), 0.0),
+        names::KV_CACHE_USAGE_FRAC,
+        0.0,
+    );
+    // Every one of llama.cpp's 15 series is kept as scraped.
+    assert_eq!(snapshot(&fixture("llamacpp_busy.txt")).raw.len(), 15);
+}
+
+#[test]
+fn sglang_scrapes_map_to_the_vocabulary() {
+    let a = snapshot(&fixture("sglang_a.txt"));
+    let b = snapshot(&fixture("sglang_b.txt"));
+    let v = interval_values(Some(&a), &b, 2.0);
+    assert_close(&v, names::REQUESTS_RUNNING, 6.0);
+    assert_close(&v, names::REQUESTS_WAITING, 3.0);
+    assert_close(&v, names::KV_CACHE_USAGE_FRAC, 0.45);
+    assert_close(&v, names::PROMPT_TOKENS_PER_S, 1000.0);
+    assert_close(&v, names::GENERATION_TOKENS_PER_S, 200.0);
+    assert_close(&v, names::REQUEST_SUCCESS_PER_S, 2.0);
+    assert_close(&v, names::REQUEST_FAILURE_PER_S, 0.5);
+    assert_close(&v, names::PREEMPTIONS_PER_S, 0.5);
+    assert_close(&v, names::PREFIX_CACHE_HIT_FRAC, 0.25);
+    let q = |stem: &str, p: &str| names::quantile_name(stem, p);
+    assert_bucket(&v, names::TTFT, "p50", 0.1, 0.2);
+    assert_bucket(&v, names::TTFT, "p90", 0.2, 0.4);
+    assert_close(&v, &q(names::TTFT, "mean"), 0.275);
+    assert_bucket(&v, names::ITL, "p50", 0.015, 0.02);
+    assert_bucket(&v, names::E2E, "p50", 1.0, 2.0);
+    assert_close(&v, &q(names::E2E, "mean"), 1.5);
+    assert_bucket(&v, names::QUEUE, "p50", 0.1, 0.2);
+    // Every series, `_created` ones included, is kept as scraped.
+    let text = fixture("sglang_b.txt");
+    assert_eq!(b.raw.len(), Exposition::parse(&text).samples.len());
+    assert!(
+        b.raw
+            .contains_key("sglang:token_usage{model_name=\"meta-llama/Llama-3.1-8B-Instruct\"}")
+    );
+}
+
+#[test]
+fn tgi_scrapes_map_to_the_vocabulary() {
+    let a = snapshot(&fixture("tgi_a.txt"));
+    let b = snapshot(&fixture("tgi_b.txt"));
+    let v = interval_values(Some(&a), &b, 2.0);
+    assert_close(&v, names::REQUESTS_RUNNING, 5.0);
+    assert_close(&v, names::REQUESTS_WAITING, 3.0);
+    // Token counters from the _sum of the per-request token histograms.
+    assert_close(&v, names::PROMPT_TOKENS_PER_S, 300.0);
+    assert_close(&v, names::GENERATION_TOKENS_PER_S, 160.0);
+    assert_close(&v, names::REQUEST_SUCCESS_PER_S, 2.0);
+    assert_close(&v, names::REQUEST_FAILURE_PER_S, 0.5);
+    let q = |stem: &str, p: &str| names::quantile_name(stem, p);
+    assert_close(&v, &q(names::E2E, "mean"), 1.0);
+    assert_close(&v, &q(names::QUEUE, "mean"), 0.05);
+    assert_close(&v, &q(names::TPOT, "mean"), 0.02);
+    // The 4 new requests took 1.0 s, inside TGI's bucket (0.748..., 1.122...].
+    let (gt, le) = (
+        v[&names::quantile_lower_name(names::E2E, "p50")],
+        v[&names::quantile_upper_name(names::E2E, "p50")],
+    );
+    assert!((0.748..0.7482).contains(&gt) && (1.1222..1.1223).contains(&le), "({gt}, {le}]");
+    // TGI has no KV-cache gauge and no TTFT histogram: absent, not zero.
+    assert!(!v.contains_key(names::KV_CACHE_USAGE_FRAC));
+    assert!(!v.contains_key(&q(names::TTFT, "mean")));
+}

@@ -247,8 +247,9 @@ fn grafana_dashboard_is_valid_and_uses_only_real_metrics() {
     loaded().render_prometheus(&mut buf).unwrap();
     let body = String::from_utf8(buf).unwrap();
     let exposed: BTreeSet<&str> = Exposition::parse(&body).types.keys().copied().collect();
-    let vllm: BTreeSet<&str> = telemetry::server::source_names().into_iter().collect();
+    let servers: BTreeSet<&str> = telemetry::mapping::source_names().into_iter().collect();
     let promql = [
+        "or",
         "sum",
         "avg",
         "rate",
@@ -280,11 +281,14 @@ fn grafana_dashboard_is_valid_and_uses_only_real_metrics() {
                     "{token} in {expr:?} is not exported"
                 );
                 used.insert(family.to_owned());
-            } else if token.starts_with("vllm:") {
-                let base = family.strip_suffix("_total").unwrap_or(family);
+            } else if ["vllm:", "llamacpp:", "sglang:", "tgi_"]
+                .iter()
+                .any(|p| token.starts_with(p))
+            {
+                let base = token.strip_suffix("_total").unwrap_or(token);
                 assert!(
-                    vllm.contains(base),
-                    "{token} in {expr:?} is not a vLLM name we know"
+                    servers.contains(base) || servers.contains(family),
+                    "{token} in {expr:?} is not a server metric name we know"
                 );
             } else {
                 assert!(promql.contains(&token), "unexpected {token:?} in {expr:?}");

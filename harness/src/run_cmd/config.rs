@@ -12,7 +12,7 @@ use crate::cli::{ApiArg, RunArgs, ScenarioArg, TestModeArg};
 use crate::data::{DatasetSource, DatasetSpec};
 use crate::hooks::LogOptions;
 use crate::metrics::TelemetryOptions;
-use crate::shared::{BUILTIN_USER_CONF, bundled_dataset, default_db};
+use crate::shared::{BUILTIN_USER_CONF, default_db};
 
 /// A validated `harness run`.
 #[derive(Debug)]
@@ -224,10 +224,7 @@ fn dataset_spec(args: &RunArgs) -> anyhow::Result<DatasetSpec> {
             path: path.clone(),
             format: args.dataset_format,
         },
-        (None, None) => DatasetSource::File {
-            path: bundled_dataset()?,
-            format: args.dataset_format,
-        },
+        (None, None) => DatasetSource::Bundled,
     };
     Ok(DatasetSpec {
         source,
@@ -276,6 +273,11 @@ impl RunConfig {
             telemetry: TelemetryOptions {
                 metrics_interval,
                 prometheus_listen: args.prometheus_listen,
+                gpus: args.gpus.clone().map(|g| g.0),
+                metrics_format: match args.metrics_format {
+                    crate::cli::MetricsFormatArg::Long => rundir::metrics_csv::CsvFormat::Long,
+                    crate::cli::MetricsFormatArg::Wide => rundir::metrics_csv::CsvFormat::Wide,
+                },
             },
             output: OutputOptions {
                 output_dir: args.output_dir.clone(),

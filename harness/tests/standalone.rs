@@ -1,0 +1,118 @@
+//! The harness binary on its own: copied into an empty directory (no
+//! checkout beside it) it runs the README's default `harness run`, and the
+//! metrics options (`--metrics-format`, `--gpus`) work from there.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// An empty directory holding only a copy of the harness binary.
+fn copied_binary() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("harness");
+    std::fs::copy(env!("CARGO_BIN_EXE_harness"), &bin).unwrap();
+    (dir, bin)
+}
+
+fn run_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn a_copied_binary_runs_with_no_arguments() {
+    // The README's first command, exactly: no flags, no files around it.
+    let (dir, bin) = copied_binary();
+    let out = Command::new(&bin)
+        .current_dir(dir.path())
+        .arg("run")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let runs = run_dirs(dir.path());
+    assert_eq!(runs.len(), 1, "{}", text(&out));
+    let manifest = rundir::RunManifest::read(&runs[0]).unwrap();
+    assert_eq!(
+        manifest.dataset.as_deref(),
+        Some("bundled:cnn_dailymail_sample.json")
+    );
+}
+
+#[test]
+fn a_copied_binary_collects_metrics_in_the_wide_layout() {
+    let (dir, bin) = copied_binary();
+    std::fs::write(
+        dir.path().join("user.conf"),
+        "*.Server.target_qps = 200\n*.*.min_duration = 300\n*.Server.min_query_count = 40\n",
+    )
+    .unwrap();
+    let out = Command::new(&bin)
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "--quiet",
+            "--no-report",
+            "--user-conf",
+            "user.conf",
+            "--max-tokens",
+            "8",
+            "--enable-metrics-collection",
+            "--metrics-collection-interval",
+            "0.1",
+            "--metrics-format",
+            "wide",
+            // No GPU here: NVML is missing, which is a warning, not an error.
+            "--gpus",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    // VALID or INVALID both mean the run completed; only the files matter.
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", text(&out));
+    let run = run_dirs(dir.path()).pop().unwrap();
+    let samples = rundir::metrics::read_metrics(&run.join(rundir::METRICS_FILE)).unwrap();
+    let mut ticks: Vec<u64> = samples.iter().filter_map(|s| s.tick).collect();
+    ticks.sort_unstable();
+    ticks.dedup();
+    assert!(ticks.len() >= 2, "{ticks:?}");
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap();
+    assert!(header.starts_with("tick,t_ns,"), "{header}");
+    // The simulator's series, normalized and as scraped, are columns.
+    assert!(header.contains("/requests_running"), "{header}");
+    assert!(header.contains("server_raw/"), "{header}");
+    assert_eq!(lines.count(), ticks.len());
+}
+
+#[test]
+fn bad_gpu_lists_are_usage_errors() {
+    for args in [
+        &["--enable-metrics-collection", "--gpus", "0,x"][..],
+        &["--enable-metrics-collection", "--gpus", "1,1"][..],
+        &["--gpus", "0"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+            .arg("run")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--gpus"), "{args:?}: {stderr}");
+    }
+}
