@@ -279,7 +279,10 @@ fn tgi_scrapes_map_to_the_vocabulary() {
         v[&names::quantile_lower_name(names::E2E, "p50")],
         v[&names::quantile_upper_name(names::E2E, "p50")],
     );
-    assert!((0.748..0.7482).contains(&gt) && (1.1222..1.1223).contains(&le), "({gt}, {le}]");
+    assert!(
+        (0.748..0.7482).contains(&gt) && (1.1222..1.1223).contains(&le),
+        "({gt}, {le}]"
+    );
     // TGI has no KV-cache gauge and no TTFT histogram: absent, not zero.
     assert!(!v.contains_key(names::KV_CACHE_USAGE_FRAC));
     assert!(!v.contains_key(&q(names::TTFT, "mean")));
