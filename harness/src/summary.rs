@@ -142,11 +142,21 @@ pub fn render(
         for step in &search.steps {
             writeln!(out, "  find-peak: {step}")?;
         }
+        // A peak is only quoted when its run is VALID (as `harness
+        // find-peak` reports it).
+        let peak_valid = outcome
+            .performance()
+            .and_then(|p| p.verdict.as_ref())
+            .is_some_and(|v| v.valid);
         match search.peak_qps {
-            Some(qps) => writeln!(out, "  peak target QPS: {qps}")?,
+            Some(qps) if peak_valid => writeln!(out, "  peak target QPS: {qps} (VALID)")?,
+            Some(qps) => writeln!(
+                out,
+                "  no VALID peak: the search ended at {qps} QPS but that run is INVALID (reasons below)"
+            )?,
             None => writeln!(
                 out,
-                "  no passing QPS: the base target fails its latency limits"
+                "  no VALID peak: the base target fails (latency limits or failed queries)"
             )?,
         }
     }

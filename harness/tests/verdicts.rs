@@ -149,6 +149,31 @@ fn find_peak_against_a_failing_server_stops_at_the_first_step_and_exits_3() {
 }
 
 #[test]
+fn loadgens_own_peak_search_stops_at_a_server_that_fails_queries() {
+    let dir = scratch();
+    let failing = sim(|c| {
+        c.faults.error_rates = vec![sim::ErrorRate {
+            status: 500,
+            probability: 0.5,
+        }];
+    });
+    let output = harness_v(
+        dir.path(),
+        &with(
+            &["run", "--test-mode", "FindPeakPerformance"],
+            &["--backend", &failing.url],
+        ),
+    );
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // Failed queries fail the step: one run, no widening, no peak quoted.
+    assert_eq!(stdout.matches("  find-peak: ").count(), 1, "{stdout}");
+    assert!(stdout.contains("qps failed"), "{stdout}");
+    assert!(stdout.contains("no VALID peak"), "{stdout}");
+    assert!(!stdout.contains("peak target QPS"), "{stdout}");
+}
+
+#[test]
 fn find_peak_never_reports_an_invalid_peak_and_resumes_from_its_record() {
     let dir = scratch();
     // A generous TTFT bound: light load passes, the simulator's saturation
