@@ -49,6 +49,37 @@ pub struct SubmissionArgs {
     /// A JSON object with measurements.json's values.
     #[arg(long, value_name = "FILE")]
     pub measurements_json: Option<PathBuf>,
+    /// Fill host_processor_model_name, host_processor_core_count,
+    /// host_memory_capacity and operating_system from this machine (build
+    /// the tree on the system under test); --system-json values win.
+    #[arg(long)]
+    pub host_fields: bool,
+}
+
+/// The system description fields this machine can answer.
+fn host_fields() -> anyhow::Result<Map<String, Value>> {
+    let mut sys =
+        sysinfo::System::new().map_err(|e| anyhow::anyhow!("--host-fields: sysinfo: {e}"))?;
+    sys.refresh_cpu_all();
+    sys.refresh_memory();
+    let mut fields = Map::new();
+    if let Some(cpu) = sys.cpus().first() {
+        fields.insert(
+            "host_processor_model_name".into(),
+            cpu.brand().trim().into(),
+        );
+    }
+    if let Ok(cores) = sysinfo::System::physical_core_count() {
+        fields.insert("host_processor_core_count".into(), cores.into());
+    }
+    fields.insert(
+        "host_memory_capacity".into(),
+        format!("{} GB", sys.total_memory() / 1_000_000_000).into(),
+    );
+    if let Ok(os) = sysinfo::System::long_os_version() {
+        fields.insert("operating_system".into(), os.into());
+    }
+    Ok(fields)
 }
 
 fn json_object(path: Option<&Path>) -> anyhow::Result<Map<String, Value>> {
@@ -74,7 +105,15 @@ pub fn main(args: &SubmissionArgs, out: &mut dyn Write) -> anyhow::Result<Outcom
         submitter: args.submitter.clone(),
         system: args.system.clone(),
         benchmark: args.benchmark.clone(),
-        system_json: json_object(args.system_json.as_deref())?,
+        system_json: {
+            let mut fields = if args.host_fields {
+                host_fields()?
+            } else {
+                Map::new()
+            };
+            fields.extend(json_object(args.system_json.as_deref())?);
+            fields
+        },
         measurements_json: json_object(args.measurements_json.as_deref())?,
     };
     let runs = args

@@ -100,6 +100,28 @@ fn runs_are_placed_in_the_tree_or_refused_with_the_reason() {
     );
     assert!(tree.join("open/Acme/systems/box.json").is_file());
 
+    // --host-fields answers what this machine can.
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["submission", "--division", "open", "--submitter", "Acme"])
+        .args(["--system", "host", "--host-fields", "--out"])
+        .arg(&tree)
+        .arg(&audit)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("host_memory_capacity"), "{text}");
+    assert!(text.contains("systems/host.json: cooling"), "{text}");
+    let host: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tree.join("open/Acme/systems/host.json")).unwrap())
+            .unwrap();
+    assert!(
+        host["host_memory_capacity"]
+            .as_str()
+            .unwrap()
+            .ends_with(" GB")
+    );
+
     let out = submit("closed");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(3), "{text}");
