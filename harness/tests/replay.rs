@@ -54,12 +54,12 @@ fn replay_and_score(scratch: &Path, tokenizer: Option<&str>) -> (PathBuf, Option
     }
     let output = run.output().unwrap();
     assert!(output.status.success(), "{}", text(&output));
+    // The run directory, not the history database beside it.
     let dir = std::fs::read_dir(scratch.join("runs"))
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.is_dir())
+        .unwrap();
     let mut score = Command::new(env!("CARGO_BIN_EXE_harness"));
     score.arg("accuracy").arg(&dir);
     if let Some(t) = tokenizer {
