@@ -4,37 +4,13 @@
 //! does, with its output files (see the `submission` crate).
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::Context as _;
-use clap::Args;
 use submission::audit::{AuditTest, Test06Options, TokenDtype, verify_test06, write_test06};
 
-use crate::cli::RunArgs;
+use crate::cli::AuditArgs;
 use crate::outcome::Outcome;
 use crate::run_cmd::{RunConfig, execute};
-
-/// Arguments of `harness audit`.
-#[derive(Debug, Clone, Args)]
-pub struct AuditArgs {
-    /// The compliance test (the LLM benchmarks need TEST06).
-    #[arg(value_parser = ["TEST06"], ignore_case = true)]
-    pub test: String,
-    /// Where TEST06/ (verify_accuracy.txt, accuracy/) is written, e.g.
-    /// `<results>/<system>/<benchmark>/<scenario>`. Default: the run directory.
-    #[arg(long, value_name = "DIR")]
-    pub compliance_dir: Option<PathBuf>,
-    /// Token id the EOS check counts (the script's `--eos_token_id`; its
-    /// default is 2, Llama 2's EOS).
-    #[arg(long, default_value_t = 2)]
-    pub eos_token_id: i64,
-    /// Element type of the accuracy log's token data (the script's `--dtype`).
-    #[arg(long, default_value = "int32", value_parser = ["int64", "int32", "int16", "float32"])]
-    pub dtype: String,
-    /// The audited run: every `harness run` option.
-    #[command(flatten)]
-    pub run: RunArgs,
-}
 
 /// Runs the audited test and verifies it; exit 0 when the verification
 /// passes, 3 when it fails.

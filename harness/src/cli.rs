@@ -50,11 +50,11 @@ pub enum Command {
     /// Run an MLPerf compliance audit (TEST06): the audited test under the
     /// test's audit.config, then MLCommons' verification of its logs,
     /// writing TEST06/verify_accuracy.txt and TEST06/accuracy/.
-    Audit(Box<crate::audit_cmd::AuditArgs>),
+    Audit(Box<AuditArgs>),
     /// Build the MLPerf v6.0 submission tree (results/, systems/,
     /// measurements) from run directories; refuses runs that cannot belong
     /// to a valid submission, with the reason.
-    Submission(crate::submission_cmd::SubmissionArgs),
+    Submission(SubmissionArgs),
 }
 
 /// Output of `harness compare`.
@@ -495,4 +495,71 @@ mod tests {
         assert!(parse_gpus("gpu1").unwrap_err().contains("\"gpu1\""));
         assert!(parse_gpus("-1").is_err());
     }
+}
+
+/// Arguments of `harness audit`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// The compliance test (the LLM benchmarks need TEST06).
+    #[arg(value_parser = ["TEST06"], ignore_case = true)]
+    pub test: String,
+    /// Where TEST06/ (verify_accuracy.txt, accuracy/) is written, e.g.
+    /// `<results>/<system>/<benchmark>/<scenario>`. Default: the run directory.
+    #[arg(long, value_name = "DIR")]
+    pub compliance_dir: Option<PathBuf>,
+    /// Token id the EOS check counts (the script's `--eos_token_id`; its
+    /// default is 2, Llama 2's EOS).
+    #[arg(long, default_value_t = 2)]
+    pub eos_token_id: i64,
+    /// Element type of the accuracy log's token data (the script's `--dtype`).
+    #[arg(long, default_value = "int32", value_parser = ["int64", "int32", "int16", "float32"])]
+    pub dtype: String,
+    /// The audited run: every `harness run` option.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `--division`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DivisionArg {
+    /// Closed division (official LoadGen only).
+    Closed,
+    /// Open division.
+    Open,
+}
+
+/// Arguments of `harness submission`.
+#[derive(Debug, Clone, Args)]
+pub struct SubmissionArgs {
+    /// Run directories: performance, accuracy (scored by harness accuracy)
+    /// and audit (harness audit) runs.
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub runs: Vec<PathBuf>,
+    /// Where the tree is written (`<out>/<division>/<submitter>/...`).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Division.
+    #[arg(long, value_enum)]
+    pub division: DivisionArg,
+    /// Submitter (organisation) name.
+    #[arg(long)]
+    pub submitter: String,
+    /// System name (systems/<system>.json, results/<system>/).
+    #[arg(long)]
+    pub system: String,
+    /// Benchmark as MLPerf names it (llama3.1-8b, llama2-70b-99, ...).
+    #[arg(long, default_value = "llama3.1-8b")]
+    pub benchmark: String,
+    /// A JSON object with the system description's values (the rest are
+    /// written empty and listed).
+    #[arg(long, value_name = "FILE")]
+    pub system_json: Option<PathBuf>,
+    /// A JSON object with measurements.json's values.
+    #[arg(long, value_name = "FILE")]
+    pub measurements_json: Option<PathBuf>,
+    /// Fill host_processor_model_name, host_processor_core_count,
+    /// host_memory_capacity and operating_system from this machine (build
+    /// the tree on the system under test); --system-json values win.
+    #[arg(long)]
+    pub host_fields: bool,
 }

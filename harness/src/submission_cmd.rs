@@ -5,56 +5,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use clap::{Args, ValueEnum};
 use serde_json::{Map, Value};
 use submission::tree::{Division, RunLogs, TreeOptions, build_tree};
 
+use crate::cli::{DivisionArg, SubmissionArgs};
 use crate::outcome::Outcome;
-
-/// `--division`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DivisionArg {
-    /// Closed division (official LoadGen only).
-    Closed,
-    /// Open division.
-    Open,
-}
-
-/// Arguments of `harness submission`.
-#[derive(Debug, Clone, Args)]
-pub struct SubmissionArgs {
-    /// Run directories: performance, accuracy (scored by harness accuracy)
-    /// and audit (harness audit) runs.
-    #[arg(required = true, value_name = "RUN_DIR")]
-    pub runs: Vec<PathBuf>,
-    /// Where the tree is written (`<out>/<division>/<submitter>/...`).
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-    /// Division.
-    #[arg(long, value_enum)]
-    pub division: DivisionArg,
-    /// Submitter (organisation) name.
-    #[arg(long)]
-    pub submitter: String,
-    /// System name (systems/<system>.json, results/<system>/).
-    #[arg(long)]
-    pub system: String,
-    /// Benchmark as MLPerf names it (llama3.1-8b, llama2-70b-99, ...).
-    #[arg(long, default_value = "llama3.1-8b")]
-    pub benchmark: String,
-    /// A JSON object with the system description's values (the rest are
-    /// written empty and listed).
-    #[arg(long, value_name = "FILE")]
-    pub system_json: Option<PathBuf>,
-    /// A JSON object with measurements.json's values.
-    #[arg(long, value_name = "FILE")]
-    pub measurements_json: Option<PathBuf>,
-    /// Fill host_processor_model_name, host_processor_core_count,
-    /// host_memory_capacity and operating_system from this machine (build
-    /// the tree on the system under test); --system-json values win.
-    #[arg(long)]
-    pub host_fields: bool,
-}
 
 /// The system description fields this machine can answer.
 fn host_fields() -> anyhow::Result<Map<String, Value>> {
