@@ -263,28 +263,37 @@ fn point_args(
 }
 
 fn write_csv(record: &SweepRecord, out: &mut impl Write) -> std::io::Result<()> {
-    let names: Vec<&str> = record.dimensions.iter().map(|d| d.name.as_str()).collect();
-    writeln!(
-        out,
-        "point,{},status,valid,effective_target_qps,samples_per_s,output_tokens_per_s,failed,\
-         latency_p50_ms,latency_p99_ms,ttft_p50_ms,ttft_p99_ms,tpot_p50_ms,tpot_p99_ms,run_dir",
-        names.join(",")
-    )?;
+    let mut w = csv::Writer::from_writer(out);
+    let mut header = vec!["point"];
+    header.extend(record.dimensions.iter().map(|d| d.name.as_str()));
+    header.extend([
+        "status",
+        "valid",
+        "effective_target_qps",
+        "samples_per_s",
+        "output_tokens_per_s",
+        "failed",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "ttft_p50_ms",
+        "ttft_p99_ms",
+        "tpot_p50_ms",
+        "tpot_p99_ms",
+        "run_dir",
+    ]);
+    w.write_record(&header)?;
     let opt = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
     for p in &record.points {
-        let values: Vec<String> = p.params.iter().map(|(_, v)| csv_field(v)).collect();
         let m = p.metrics.clone().unwrap_or_default();
-        writeln!(
-            out,
-            "{},{},{},{},{},{:.3},{:.3},{},{},{},{},{},{},{},{}",
-            p.index,
-            values.join(","),
-            p.status.as_str(),
+        let mut row = vec![p.index.to_string()];
+        row.extend(p.params.iter().map(|(_, v)| v.clone()));
+        row.extend([
+            p.status.as_str().to_owned(),
             p.valid.map(|v| v.to_string()).unwrap_or_default(),
-            m.target_qps,
-            m.samples_per_s,
-            m.output_tokens_per_s,
-            m.failed,
+            m.target_qps.to_string(),
+            format!("{:.3}", m.samples_per_s),
+            format!("{:.3}", m.output_tokens_per_s),
+            m.failed.to_string(),
             opt(m.latency_p50_ms),
             opt(m.latency_p99_ms),
             opt(m.ttft_p50_ms),
@@ -293,19 +302,12 @@ fn write_csv(record: &SweepRecord, out: &mut impl Write) -> std::io::Result<()> 
             opt(m.tpot_p99_ms),
             p.run_dir
                 .as_ref()
-                .map(|d| csv_field(&d.display().to_string()))
+                .map(|d| d.display().to_string())
                 .unwrap_or_default(),
-        )?;
+        ]);
+        w.write_record(&row)?;
     }
-    Ok(())
-}
-
-/// One CSV field, quoted as the reports' CSV files quote theirs.
-fn csv_field(v: &str) -> String {
-    let mut out = Vec::new();
-    // Writing into a Vec cannot fail.
-    let _ = reports::csv::field(&mut out, v);
-    String::from_utf8_lossy(&out).into_owned()
+    w.flush()
 }
 
 /// What a sweep ended with.
@@ -820,8 +822,29 @@ mod tests {
     }
 
     #[test]
-    fn csv_quotes_fields_that_need_it() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("plain"), "plain");
+    fn sweep_csv_quotes_fields_that_need_it_and_reads_back() {
+        let record = SweepRecord {
+            format_version: 1,
+            created_at: String::new(),
+            command: Vec::new(),
+            dimensions: vec![parse_dimension("scenario=Server,Offline").unwrap()],
+            points: vec![
+                point(0, &[("scenario", "a,\"b\"")], 10.0),
+                point(1, &[("scenario", "plain")], 20.0),
+            ],
+        };
+        let mut out = Vec::new();
+        write_csv(&record, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\n0,\"a,\"\"b\"\"\","), "{text}");
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let header = reader.headers().unwrap().clone();
+        assert_eq!(&header[0], "point");
+        assert_eq!(&header[1], "scenario");
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(&rows[0][1], "a,\"b\"");
+        assert_eq!(&rows[1][1], "plain");
+        assert!(rows.iter().all(|r| r.len() == header.len()));
     }
 }

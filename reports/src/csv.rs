@@ -20,65 +20,49 @@ pub const QUERIES_HEADER: &str = "seq,query,sample_index,status,error_kind,http_
 scheduled_ns,issued_ns,first_token_ns,end_ns,latency_ns,ttft_ns,tpot_ns,e2e_ns,issue_delay_ns,\
 latency_ms,ttft_ms,tpot_ms,e2e_ms,issue_delay_ms,output_tokens,input_tokens,chunks,endpoint,error_message";
 
-fn int(w: &mut impl Write, buf: &mut itoa::Buffer, v: impl itoa::Integer) -> io::Result<()> {
-    w.write_all(buf.format(v).as_bytes())
-}
-
-fn opt_int(w: &mut impl Write, buf: &mut itoa::Buffer, v: Option<u64>) -> io::Result<()> {
+/// An integer field (itoa: no allocation per field); empty for none.
+fn int<W: Write>(
+    w: &mut csv::Writer<W>,
+    buf: &mut itoa::Buffer,
+    v: Option<u64>,
+) -> csv::Result<()> {
     match v {
-        Some(v) => int(w, buf, v),
-        None => Ok(()),
+        Some(v) => w.write_field(buf.format(v)),
+        None => w.write_field(""),
     }
 }
 
-fn ms(w: &mut impl Write, buf: &mut itoa::Buffer, ns: Option<u64>) -> io::Result<()> {
+/// `ns` in ms with exactly six decimals (no precision lost); empty for none.
+fn ms<W: Write>(w: &mut csv::Writer<W>, text: &mut String, ns: Option<u64>) -> csv::Result<()> {
+    text.clear();
     if let Some(ns) = ns {
-        int(w, buf, ns / 1_000_000)?;
-        let frac = ns % 1_000_000;
-        let digits = buf.format(frac);
-        w.write_all(b".")?;
-        for _ in digits.len()..6 {
-            w.write_all(b"0")?;
-        }
-        w.write_all(digits.as_bytes())?;
+        let _ = std::fmt::Write::write_fmt(
+            text,
+            format_args!("{}.{:06}", ns / 1_000_000, ns % 1_000_000),
+        );
     }
-    Ok(())
+    w.write_field(text.as_bytes())
 }
 
-/// Writes `s` as a CSV field, quoted when it holds a comma, quote or newline.
-pub fn field(w: &mut impl Write, s: &str) -> io::Result<()> {
-    if s.contains([',', '"', '\n', '\r']) {
-        w.write_all(b"\"")?;
-        w.write_all(s.replace('"', "\"\"").as_bytes())?;
-        w.write_all(b"\"")
-    } else {
-        w.write_all(s.as_bytes())
-    }
-}
-
-fn row(w: &mut impl Write, buf: &mut itoa::Buffer, q: &Sample) -> io::Result<()> {
+fn row<W: Write>(
+    w: &mut csv::Writer<W>,
+    buf: &mut itoa::Buffer,
+    text: &mut String,
+    q: &Sample,
+) -> csv::Result<()> {
     let ok = q.error.is_none();
-    let (ttft, tpot) = if ok {
-        (q.ttft_ns(), q.tpot_ns())
-    } else {
-        (q.ttft_ns(), None)
-    };
+    let ttft = q.ttft_ns();
+    let tpot = if ok { q.tpot_ns() } else { None };
     let latency = Some(q.latency_ns());
     let e2e = Some(q.end_ns.saturating_sub(q.issued_ns));
     let delay = Some(q.issue_delay_ns());
-    int(w, buf, q.seq)?;
-    w.write_all(b",")?;
-    int(w, buf, q.query)?;
-    w.write_all(b",")?;
-    int(w, buf, q.sample_index)?;
-    w.write_all(if ok { b",ok," } else { b",error," })?;
-    if let Some(e) = &q.error {
-        w.write_all(e.kind.as_str().as_bytes())?;
-        w.write_all(b",")?;
-        opt_int(w, buf, e.http_status.map(u64::from))?;
-    } else {
-        w.write_all(b",")?;
-    }
+    int(w, buf, Some(q.seq))?;
+    int(w, buf, Some(q.query))?;
+    int(w, buf, Some(q.sample_index))?;
+    w.write_field(if ok { "ok" } else { "error" })?;
+    w.write_field(q.error.as_ref().map_or("", |e| e.kind.as_str()))?;
+    let status = q.error.as_ref().and_then(|e| e.http_status.map(u64::from));
+    int(w, buf, status)?;
     for v in [
         Some(q.scheduled_ns),
         Some(q.issued_ns),
@@ -90,37 +74,30 @@ fn row(w: &mut impl Write, buf: &mut itoa::Buffer, q: &Sample) -> io::Result<()>
         e2e,
         delay,
     ] {
-        w.write_all(b",")?;
-        opt_int(w, buf, v)?;
+        int(w, buf, v)?;
     }
     for v in [latency, ttft, tpot, e2e, delay] {
-        w.write_all(b",")?;
-        ms(w, buf, v)?;
+        ms(w, text, v)?;
     }
-    w.write_all(b",")?;
-    int(w, buf, q.n_tokens)?;
-    w.write_all(b",")?;
-    opt_int(w, buf, q.input_tokens.map(u64::from))?;
-    w.write_all(b",")?;
-    int(w, buf, q.chunks)?;
-    w.write_all(b",")?;
-    opt_int(w, buf, q.endpoint.map(u64::from))?;
-    w.write_all(b",")?;
-    if let Some(e) = &q.error {
-        field(w, &e.message)?;
-    }
-    w.write_all(b"\n")
+    w.write_field(buf.format(q.n_tokens))?;
+    int(w, buf, q.input_tokens.map(u64::from))?;
+    int(w, buf, Some(u64::from(q.chunks)))?;
+    int(w, buf, q.endpoint.map(u64::from))?;
+    // The one free-text field: the csv crate quotes it when it must.
+    w.write_field(q.error.as_ref().map_or("", |e| e.message.as_str()))?;
+    w.write_record(None::<&[u8]>)
 }
 
 /// Renders `queries.csv` for the given samples.
 pub fn render_queries(samples: &[Sample], w: &mut impl Write) -> io::Result<()> {
-    w.write_all(QUERIES_HEADER.as_bytes())?;
-    w.write_all(b"\n")?;
+    let mut out = csv::Writer::from_writer(w);
+    out.write_record(QUERIES_HEADER.split(','))?;
     let mut buf = itoa::Buffer::new();
+    let mut text = String::new();
     for q in samples {
-        row(w, &mut buf, q)?;
+        row(&mut out, &mut buf, &mut text, q)?;
     }
-    Ok(())
+    out.flush()
 }
 
 /// Renders `metrics.csv` (long format), as the run itself would have.
@@ -157,4 +134,56 @@ pub fn write_all(data: &RunData, out: &mut ReportOutputs) -> Result<(), ReportEr
         })?);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loadgen::{ErrorKind, QueryError};
+
+    #[test]
+    fn queries_csv_reads_back_with_messages_quoted_and_ms_exact() {
+        let ok = Sample {
+            seq: 7,
+            query: 7,
+            sample_index: 3,
+            scheduled_ns: 1_000,
+            issued_ns: 2_000,
+            first_token_ns: Some(5_000_000),
+            end_ns: 12_345_678_901,
+            n_tokens: 3,
+            input_tokens: Some(10),
+            endpoint: Some(0),
+            chunks: 3,
+            error: None,
+        };
+        let failed = Sample {
+            seq: 8,
+            first_token_ns: None,
+            error: Some(Box::new(QueryError {
+                kind: ErrorKind::HttpStatus,
+                http_status: Some(500),
+                message: "bad, \"very\"\nbad".into(),
+            })),
+            ..ok.clone()
+        };
+        let mut out = Vec::new();
+        render_queries(&[ok, failed], &mut out).unwrap();
+        let mut reader = csv::Reader::from_reader(out.as_slice());
+        let header: Vec<String> = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(header.join(","), QUERIES_HEADER);
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+        assert_eq!(&rows[0][col("latency_ms")], "12345.677901");
+        assert_eq!(&rows[0][col("status")], "ok");
+        assert_eq!(&rows[0][col("error_message")], "");
+        assert_eq!(&rows[1][col("http_status")], "500");
+        assert_eq!(&rows[1][col("first_token_ns")], "");
+        assert_eq!(&rows[1][col("error_message")], "bad, \"very\"\nbad");
+    }
 }
