@@ -172,17 +172,11 @@ pub fn compare_trees(
             writeln!(out)?;
         }
         CompareFormat::Csv => {
-            let mut csv = Vec::new();
+            let mut csv = csv::Writer::from_writer(&mut *out);
             for line in std::iter::once(&header).chain(&table) {
-                for (i, cell) in line.iter().enumerate() {
-                    if i > 0 {
-                        csv.push(b',');
-                    }
-                    reports::csv::field(&mut csv, cell)?;
-                }
-                csv.push(b'\n');
+                csv.write_record(line)?;
             }
-            out.write_all(&csv)?;
+            csv.flush()?;
         }
         CompareFormat::Markdown => {
             writeln!(out, "| {} |", header.join(" | "))?;

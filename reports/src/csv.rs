@@ -165,7 +165,7 @@ mod tests {
                 http_status: Some(500),
                 message: "bad, \"very\"\nbad".into(),
             })),
-            ..ok.clone()
+            ..ok
         };
         let mut out = Vec::new();
         render_queries(&[ok, failed], &mut out).unwrap();
