@@ -41,7 +41,31 @@ pub fn record(
         harness_version: manifest.harness_version.clone(),
         metrics: figures.iter().map(|(k, v)| (k.clone(), *v)).collect(),
     })?;
+    let metrics = dir.join(rundir::METRICS_FILE);
+    if metrics.is_file() {
+        let points = metric_series(&rundir::metrics::read_metrics(&metrics)?);
+        history.record_series(&manifest.run_id, &points)?;
+    }
     Ok(())
+}
+
+/// The readings of metrics.jsonl the history keeps: the normalized ones
+/// (server, GPU, host, process); series as scraped stay in the run
+/// directory.
+fn metric_series(samples: &[rundir::MetricsSample]) -> Vec<history::SeriesPoint> {
+    samples
+        .iter()
+        .filter(|s| s.source != rundir::metrics::MetricSource::ServerRaw)
+        .flat_map(|s| {
+            s.values.iter().map(|(name, value)| history::SeriesPoint {
+                t_ns: s.t_ns,
+                source: s.source.as_str().to_owned(),
+                instance: s.instance.clone(),
+                name: name.clone(),
+                value: *value,
+            })
+        })
+        .collect()
 }
 
 /// An empty trend: fine for a metric runs record (none recorded it yet

@@ -1,6 +1,7 @@
 //! The harness binary on its own: copied into an empty directory (no
 //! checkout beside it) it runs the README's default `harness run`, and the
-//! metrics options (`--metrics-format`, `--gpus`) work from there.
+//! metrics options (`--metrics-format`, `--gpus`, the series recorded in
+//! the history) work from there.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -97,6 +98,35 @@ fn a_copied_binary_collects_metrics_in_the_wide_layout() {
     assert!(header.contains("/requests_running"), "{header}");
     assert!(header.contains("server_raw/"), "{header}");
     assert_eq!(lines.count(), ticks.len());
+
+    // The normalized series are in the history with the run, as collected.
+    let manifest = rundir::RunManifest::read(&run).unwrap();
+    let history = history::History::open(&history::Database::from(
+        dir.path().join("runs/history.sqlite"),
+    ))
+    .unwrap();
+    let stored = history
+        .series(&manifest.run_id, Some("requests_running"))
+        .unwrap();
+    let collected: Vec<(u64, f64)> = samples
+        .iter()
+        .filter(|s| s.source == rundir::metrics::MetricSource::Server)
+        .filter_map(|s| s.values.get("requests_running").map(|v| (s.t_ns, *v)))
+        .collect();
+    assert!(!collected.is_empty());
+    let mut stored: Vec<(u64, f64)> = stored.iter().map(|p| (p.t_ns, p.value)).collect();
+    stored.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let mut collected = collected;
+    collected.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(stored, collected);
+    // Series as scraped stay in the run directory only.
+    assert!(
+        history
+            .series(&manifest.run_id, None)
+            .unwrap()
+            .iter()
+            .all(|p| p.source != "server_raw")
+    );
 }
 
 #[test]

@@ -81,6 +81,27 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "ALTER TABLE runs ADD COLUMN harness_version TEXT NOT NULL DEFAULT '';",
         postgres: "ALTER TABLE runs ADD COLUMN harness_version TEXT NOT NULL DEFAULT '';",
     },
+    // 3: the run's metric time series (metrics.jsonl's normalized readings).
+    Migration {
+        sqlite: "CREATE TABLE metric_series (
+            run_id   TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+            t_ns     INTEGER NOT NULL,
+            source   TEXT NOT NULL,
+            instance TEXT NOT NULL,
+            name     TEXT NOT NULL,
+            value    REAL NOT NULL
+        );
+        CREATE INDEX metric_series_run ON metric_series(run_id, name, t_ns);",
+        postgres: r#"CREATE TABLE metric_series (
+            run_id   TEXT COLLATE "C" NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+            t_ns     BIGINT NOT NULL,
+            source   TEXT COLLATE "C" NOT NULL,
+            instance TEXT COLLATE "C" NOT NULL,
+            name     TEXT COLLATE "C" NOT NULL,
+            value    DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX metric_series_run ON metric_series(run_id, name, t_ns);"#,
+    },
 ];
 
 /// The schema version this build writes.
@@ -161,6 +182,21 @@ pub struct Filter {
     pub scenario: Option<String>,
     /// At most this many, newest first.
     pub limit: Option<usize>,
+}
+
+/// One reading of a run's metric time series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    /// Run clock: ns since the run started.
+    pub t_ns: u64,
+    /// `server`, `gpu`, `system`, `process`.
+    pub source: String,
+    /// Which one: backend URL, `gpu0`, host name, `harness`.
+    pub instance: String,
+    /// Metric name (`kv_cache_usage_frac`, `gpu_utilization_pct`, ...).
+    pub name: String,
+    /// The reading.
+    pub value: f64,
 }
 
 /// One point of a metric's trend: (started_at, run_id, value).
@@ -286,6 +322,38 @@ impl History {
         }
     }
 
+    /// Stores a recorded run's metric time series, replacing any it had.
+    /// Readings that are not finite are left out.
+    pub fn record_series(
+        &mut self,
+        run_id: &str,
+        points: &[SeriesPoint],
+    ) -> Result<(), HistoryError> {
+        match &mut self.backend {
+            Backend::Sqlite(conn) => sqlite::record_series(conn, run_id, points)
+                .map_err(|source| sqlite_error(&self.db, source)),
+            Backend::Postgres(client) => pg::record_series(client.get_mut(), run_id, points)
+                .map_err(|source| HistoryError::Postgres {
+                    db: self.db.to_string(),
+                    source,
+                }),
+        }
+    }
+
+    /// A run's metric time series (one metric, or all), in time order.
+    pub fn series(
+        &self,
+        run_id: &str,
+        name: Option<&str>,
+    ) -> Result<Vec<SeriesPoint>, HistoryError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => sqlite::series(conn, run_id, name).map_err(self.sqlite_err()),
+            Backend::Postgres(client) => {
+                pg::series(&mut client.borrow_mut(), run_id, name).map_err(self.pg_err())
+            }
+        }
+    }
+
     /// Whether a run id is recorded.
     pub fn contains(&self, run_id: &str) -> Result<bool, HistoryError> {
         match &self.backend {
@@ -355,6 +423,39 @@ mod tests {
             .len(),
             1
         );
+    }
+
+    #[test]
+    fn a_runs_metric_series_round_trips_and_follows_the_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("h.sqlite");
+        let mut h = History::open(&Database::from(path.as_path())).unwrap();
+        h.record(&entry("a", "2026-11-21T10:00:00+00:00", 10.0))
+            .unwrap();
+        let point = |t_ns, name: &str, value| SeriesPoint {
+            t_ns,
+            source: "server".into(),
+            instance: "http://127.0.0.1:8000".into(),
+            name: name.into(),
+            value,
+        };
+        let points = [
+            point(2_000_000_000, "kv_cache_usage_frac", 0.1 + 0.2),
+            point(1_000_000_000, "kv_cache_usage_frac", 0.25),
+            point(1_000_000_000, "requests_running", 3.0),
+            point(3_000_000_000, "requests_running", f64::NAN),
+        ];
+        h.record_series("a", &points).unwrap();
+        let kv = h.series("a", Some("kv_cache_usage_frac")).unwrap();
+        assert_eq!(kv, [points[1].clone(), points[0].clone()]);
+        // NaN is left out; the rest come back in time order.
+        assert_eq!(h.series("a", None).unwrap().len(), 3);
+        // Recording again replaces; re-recording the run drops its series.
+        h.record_series("a", &points[2..3]).unwrap();
+        assert_eq!(h.series("a", None).unwrap(), [points[2].clone()]);
+        h.record(&entry("a", "2026-11-21T10:00:00+00:00", 11.0))
+            .unwrap();
+        assert!(h.series("a", None).unwrap().is_empty());
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::time::Duration;
 use postgres::{Client, NoTls};
 
 use crate::{
-    Filter, HistoryError, MIGRATIONS, PostgresUrl, RunEntry, SCHEMA_VERSION, TrendPoint, parse,
-    to_json,
+    Filter, HistoryError, MIGRATIONS, PostgresUrl, RunEntry, SCHEMA_VERSION, SeriesPoint,
+    TrendPoint, parse, to_json,
 };
 
 /// How long connecting may take when the URL sets no `connect_timeout`: an
@@ -182,4 +182,59 @@ pub(crate) fn contains(client: &mut Client, run_id: &str) -> Result<bool, postgr
     Ok(client
         .query_opt("SELECT 1 FROM runs WHERE run_id = $1", &[&run_id])?
         .is_some())
+}
+
+pub(crate) fn record_series(
+    client: &mut Client,
+    run_id: &str,
+    points: &[SeriesPoint],
+) -> Result<(), postgres::Error> {
+    use postgres::binary_copy::BinaryCopyInWriter;
+    use postgres::types::Type;
+    let mut tx = client.transaction()?;
+    tx.execute("DELETE FROM metric_series WHERE run_id = $1", &[&run_id])?;
+    // COPY: a long run has tens of thousands of readings.
+    let sink = tx.copy_in(
+        "COPY metric_series (run_id, t_ns, source, instance, name, value) FROM STDIN BINARY",
+    )?;
+    let mut writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::TEXT,
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::FLOAT8,
+        ],
+    );
+    for p in points.iter().filter(|p| p.value.is_finite()) {
+        let t_ns = i64::try_from(p.t_ns).unwrap_or(i64::MAX);
+        writer.write(&[&run_id, &t_ns, &p.source, &p.instance, &p.name, &p.value])?;
+    }
+    writer.finish()?;
+    tx.commit()
+}
+
+pub(crate) fn series(
+    client: &mut Client,
+    run_id: &str,
+    name: Option<&str>,
+) -> Result<Vec<SeriesPoint>, postgres::Error> {
+    let rows = client.query(
+        "SELECT t_ns, source, instance, name, value FROM metric_series
+         WHERE run_id = $1 AND ($2::TEXT IS NULL OR name = $2)
+         ORDER BY t_ns, source, instance, name",
+        &[&run_id, &name],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| SeriesPoint {
+            t_ns: u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
+            source: r.get(1),
+            instance: r.get(2),
+            name: r.get(3),
+            value: r.get(4),
+        })
+        .collect())
 }

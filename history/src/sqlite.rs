@@ -5,7 +5,8 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    Filter, HistoryError, MIGRATIONS, RunEntry, SCHEMA_VERSION, TrendPoint, parse, to_json,
+    Filter, HistoryError, MIGRATIONS, RunEntry, SCHEMA_VERSION, SeriesPoint, TrendPoint, parse,
+    to_json,
 };
 
 /// Opens (creating) the file and migrates it.
@@ -144,4 +145,49 @@ pub(crate) fn contains(conn: &Connection, run_id: &str) -> rusqlite::Result<bool
     )
     .optional()
     .map(|r| r.is_some())
+}
+
+pub(crate) fn record_series(
+    conn: &mut Connection,
+    run_id: &str,
+    points: &[SeriesPoint],
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "DELETE FROM metric_series WHERE run_id = ?1",
+        params![run_id],
+    )?;
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO metric_series (run_id, t_ns, source, instance, name, value)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for p in points.iter().filter(|p| p.value.is_finite()) {
+            let t_ns = i64::try_from(p.t_ns).unwrap_or(i64::MAX);
+            insert.execute(params![run_id, t_ns, p.source, p.instance, p.name, p.value])?;
+        }
+    }
+    tx.commit()
+}
+
+pub(crate) fn series(
+    conn: &Connection,
+    run_id: &str,
+    name: Option<&str>,
+) -> rusqlite::Result<Vec<SeriesPoint>> {
+    let mut stmt = conn.prepare(
+        "SELECT t_ns, source, instance, name, value FROM metric_series
+         WHERE run_id = ?1 AND (?2 IS NULL OR name = ?2)
+         ORDER BY t_ns, source, instance, name",
+    )?;
+    let rows = stmt.query_map(params![run_id, name], |r| {
+        Ok(SeriesPoint {
+            t_ns: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+            source: r.get(1)?,
+            instance: r.get(2)?,
+            name: r.get(3)?,
+            value: r.get(4)?,
+        })
+    })?;
+    rows.collect()
 }

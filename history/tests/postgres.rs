@@ -524,3 +524,39 @@ fn postgres_answers_exactly_as_sqlite_does() {
     };
     assert_eq!(bits(&exact), bits(&exact_lite));
 }
+
+#[test]
+fn metric_series_answer_exactly_as_in_sqlite() {
+    let Some(server) = server("metric_series_answer_exactly_as_in_sqlite") else {
+        return;
+    };
+    let (_admin, _schema, db) = fresh_schema(&server, "series");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut lite = History::open(&Database::from(tmp.path().join("h.sqlite"))).unwrap();
+    let mut pg = History::open(&db).unwrap();
+    let run = entry("r1", "2026-11-21T10:00:00+00:00", "m", "Server", 1.0);
+    let mut rng = Rng(0x5EED_5E41_E500_0001);
+    let points: Vec<history::SeriesPoint> = (0..3000u64)
+        .map(|i| history::SeriesPoint {
+            t_ns: (i / 3) * 1_000_000_000 + i % 3,
+            source: ["server", "gpu", "system"][(i % 3) as usize].into(),
+            instance: "http://h:1".into(),
+            name: format!("m{}", i % 7),
+            value: f64::from_bits(rng.next() >> 2),
+        })
+        .collect();
+    for h in [&mut lite, &mut pg] {
+        h.record(&run).unwrap();
+        h.record_series("r1", &points).unwrap();
+    }
+    for name in [None, Some("m3")] {
+        let (a, b) = (
+            lite.series("r1", name).unwrap(),
+            pg.series("r1", name).unwrap(),
+        );
+        assert!(!a.is_empty());
+        // Bit for bit, in the same order.
+        assert_eq!(a, b);
+    }
+    assert_eq!(pg.series("r1", None).unwrap().len(), 3000);
+}
