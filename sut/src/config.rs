@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use dataset::tokenizer::Tokenizer;
 use serde_json::{Map, Value};
 
 use crate::SutError;
@@ -222,6 +223,43 @@ pub struct SutConfig {
     pub api_key: Option<ApiKey>,
     /// Name logged as `sut_name`; default `openai:<model>`.
     pub name: Option<String>,
+    /// Turns generated text into token ids when the server sends text only,
+    /// so answers (and the accuracy log) hold token ids; `None` keeps text.
+    pub output_tokenizer: Option<OutputTokenizer>,
+}
+
+/// The served model's tokenizer, for answers the server sent as text only
+/// (llama.cpp, chat APIs): MLPerf's accuracy log holds int32 token ids.
+///
+/// The text is encoded when the request ends, so the sample's completion
+/// time includes the encoding: meant for accuracy runs, where time is not
+/// measured.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum OutputTokenizer {
+    /// A tokenizer loaded here (a `tokenizer.json`).
+    Local(Arc<dyn Tokenizer>),
+    /// The server's own `/tokenize` (the first endpoint's), found at connect.
+    Server,
+}
+
+impl fmt::Debug for OutputTokenizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutputTokenizer::Local(_) => f.write_str("Local"),
+            OutputTokenizer::Server => f.write_str("Server"),
+        }
+    }
+}
+
+impl PartialEq for OutputTokenizer {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (OutputTokenizer::Local(a), OutputTokenizer::Local(b)) => Arc::ptr_eq(a, b),
+            (OutputTokenizer::Server, OutputTokenizer::Server) => true,
+            _ => false,
+        }
+    }
 }
 
 impl SutConfig {
@@ -236,6 +274,7 @@ impl SutConfig {
             client: ClientOptions::default(),
             api_key: None,
             name: None,
+            output_tokenizer: None,
         }
     }
 }

@@ -48,7 +48,7 @@ mod tracker;
 
 pub use config::{
     ApiKey, ApiKeySource, BatchPolicy, ClientOptions, Dispatch, EndpointKind, HttpVersion,
-    RequestOptions, SutConfig,
+    OutputTokenizer, RequestOptions, SutConfig,
 };
 pub use openai::{EndpointStats, OpenAiSut};
 pub use tokenizer::{RemoteTokenizer, TokenizerApi, TokenizerError};

@@ -16,7 +16,10 @@ use tokio::task::AbortHandle;
 use crate::SutError;
 use crate::body::RequestTemplate;
 use crate::client::{self, query_error};
-use crate::config::{ClientOptions, Dispatch, EndpointKind, RequestOptions, SutConfig};
+use crate::config::{
+    ApiKey, ClientOptions, Dispatch, EndpointKind, OutputTokenizer, RequestOptions, SutConfig,
+};
+use crate::tokenizer::RemoteTokenizer;
 use crate::tracker::{AnswerHook, Tracker};
 
 mod request;
@@ -117,6 +120,34 @@ struct Inner {
     round_robin: AtomicUsize,
     warned_usage_mismatch: AtomicBool,
     warned_resend: AtomicBool,
+    /// Turns text answers into token ids (see [`OutputTokenizer`]).
+    text_encoder: Option<TextEncoder>,
+}
+
+/// A resolved [`OutputTokenizer`].
+enum TextEncoder {
+    Local(Arc<dyn dataset::tokenizer::Tokenizer>),
+    Remote(Box<RemoteTokenizer>),
+}
+
+/// The server's `/tokenize`, checked once with a short text so a server
+/// without it fails at connect, not at every sample.
+async fn server_tokenizer(
+    root: &str,
+    api_key: Option<&ApiKey>,
+) -> Result<RemoteTokenizer, SutError> {
+    let unusable = |e: crate::TokenizerError| SutError::Unhealthy {
+        url: format!("{root}/tokenize"),
+        reason: format!(
+            "text answers are turned into token ids with the server's tokenizer, which \
+             failed: {e} (give a local tokenizer instead)"
+        ),
+    };
+    let remote = RemoteTokenizer::detect(root, api_key)
+        .await
+        .map_err(unusable)?;
+    remote.tokenize("Hello", false).await.map_err(unusable)?;
+    Ok(remote)
 }
 
 /// The system under test for vLLM, llama.cpp and any OpenAI-compatible
@@ -171,6 +202,7 @@ impl OpenAiSut {
             client: options,
             api_key,
             name,
+            output_tokenizer,
         } = config;
         if endpoints.is_empty() {
             return Err(SutError::Config("no endpoint given".into()));
@@ -219,6 +251,13 @@ impl OpenAiSut {
 
         let model = check_endpoints(&http, &roots, auth.as_ref(), &options, &request).await?;
         let template = RequestTemplate::new(endpoint_kind, &request, &model)?;
+        let text_encoder = match output_tokenizer {
+            None => None,
+            Some(OutputTokenizer::Local(tokenizer)) => Some(TextEncoder::Local(tokenizer)),
+            Some(OutputTokenizer::Server) => Some(TextEncoder::Remote(Box::new(
+                server_tokenizer(&roots[0], api_key.as_ref()).await?,
+            ))),
+        };
         let endpoints = roots
             .into_iter()
             .enumerate()
@@ -262,6 +301,7 @@ impl OpenAiSut {
                 round_robin: AtomicUsize::new(0),
                 warned_usage_mismatch: AtomicBool::new(false),
                 warned_resend: AtomicBool::new(false),
+                text_encoder,
             }),
         })
     }

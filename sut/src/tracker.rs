@@ -90,6 +90,9 @@ pub(crate) struct Tracker {
     mismatch: Option<(u32, u32)>,
     /// Scratch for completions answered together.
     batch: Vec<QuerySampleResponse>,
+    /// Answers are kept in `held` instead of sent (see [`Tracker::hold`]).
+    hold: bool,
+    held: Vec<QuerySampleResponse>,
     scratch_bytes: Vec<u8>,
 }
 
@@ -121,6 +124,8 @@ impl Tracker {
             release: None,
             mismatch: None,
             batch: Vec::new(),
+            hold: false,
+            held: Vec::new(),
             scratch_bytes: Vec::new(),
         }
     }
@@ -128,6 +133,32 @@ impl Tracker {
     /// Drops `release` as soon as every sample is answered.
     pub fn set_release(&mut self, release: Box<dyn std::any::Any + Send>) {
         self.release = Some(release);
+    }
+
+    /// Keeps every answer until [`Tracker::send_held`] instead of sending
+    /// it, so the request's task can still change its data (text turned
+    /// into token ids). A tracker dropped while holding answers sends them
+    /// as `Cancelled`.
+    pub fn hold(&mut self) {
+        self.hold = true;
+    }
+
+    /// The answers kept so far (see [`Tracker::hold`]).
+    pub fn held_mut(&mut self) -> &mut [QuerySampleResponse] {
+        &mut self.held
+    }
+
+    /// Sends the answers kept so far.
+    pub fn send_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let n = self.held.len();
+        self.responder.complete_all(&mut self.held);
+        self.held.clear();
+        if let Some(hook) = &self.hook {
+            hook.answered(n);
+        }
     }
 
     /// The run clock (see [`Responder::now_ns`]).
@@ -353,6 +384,10 @@ impl Tracker {
             if self.unanswered == 0 {
                 self.release = None;
             }
+            if self.hold {
+                self.held.append(&mut self.batch);
+                return;
+            }
             self.responder.complete_all(&mut self.batch);
             self.batch.clear();
             if let Some(hook) = &self.hook {
@@ -424,6 +459,19 @@ fn take_detail(s: &mut SampleState, endpoint: u32, error: Option<QueryError>) ->
 
 impl Drop for Tracker {
     fn drop(&mut self) {
+        self.hold = false;
+        if !self.held.is_empty() {
+            let error = query_error(
+                ErrorKind::Cancelled,
+                "the request was cancelled before its answer was complete",
+            );
+            for response in &mut self.held {
+                response.data.clear();
+                response.n_tokens = 0;
+                response.detail.error = Some(error.clone());
+            }
+            self.send_held();
+        }
         if self.unanswered > 0 {
             self.fail_all(&query_error(
                 ErrorKind::Cancelled,

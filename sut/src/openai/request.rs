@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dataset::Sample;
-use loadgen::{ErrorKind, QueryError, QuerySample};
+use loadgen::{ErrorKind, OutputData, QueryError, QuerySample, QuerySampleResponse};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
-use super::{Endpoint, Inner, StartedRequest};
+use super::{Endpoint, Inner, StartedRequest, TextEncoder};
 use crate::chunk::ParsedChunk;
 use crate::client::{classify, closed_before_answer, error_body_message, one_line, query_error};
 use crate::config::ClientOptions;
@@ -33,9 +33,16 @@ impl Inner {
     pub(super) async fn execute(&self, mut request: StartedRequest, samples: &[QuerySample]) {
         let ep = &self.endpoints[request.endpoint];
         let tracker = &mut request.tracker;
+        if self.text_encoder.is_some() {
+            tracker.hold();
+        }
         if let Err(error) = self.run_request(ep, samples, tracker).await {
             ep.errors.fetch_add(1, Ordering::Relaxed);
             tracker.fail_all(&error);
+        }
+        if let Some(encoder) = &self.text_encoder {
+            encode_text_answers(encoder, tracker.held_mut()).await;
+            tracker.send_held();
         }
         if let Some((usage, ids)) = tracker.usage_mismatch()
             && !self.warned_usage_mismatch.swap(true, Ordering::Relaxed)
@@ -187,6 +194,42 @@ impl Inner {
                 }
             }
             r => r.map_err(|e| classify(&e, url, &self.options)),
+        }
+    }
+}
+
+/// Replaces each text answer's data with the token ids of its text
+/// (little-endian int32, as LoadGen's LLM answers hold). The token count
+/// stays the server's. A text that cannot be encoded fails its sample: the
+/// accuracy log must not mix text with token ids.
+async fn encode_text_answers(encoder: &TextEncoder, answers: &mut [QuerySampleResponse]) {
+    for answer in answers {
+        if answer.detail.error.is_some() || answer.detail.output_data != OutputData::Text {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&answer.data);
+        let ids = match encoder {
+            TextEncoder::Local(tokenizer) => {
+                tokenizer.encode(&text, false).map_err(|e| e.to_string())
+            }
+            TextEncoder::Remote(remote) => remote
+                .tokenize(&text, false)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        match ids {
+            Ok(ids) => {
+                answer.data = loadgen::tokens_to_bytes(&ids);
+                answer.detail.output_data = OutputData::TokenIds;
+            }
+            Err(e) => {
+                answer.data.clear();
+                answer.n_tokens = 0;
+                answer.detail.error = Some(query_error(
+                    ErrorKind::Other,
+                    format!("cannot turn the answer's text into token ids: {e}"),
+                ));
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ mod balancing;
 mod common;
 mod failures;
 mod offline;
+mod output_tokens;
 mod shutdown;
 mod streaming;
 mod tokenizer;
