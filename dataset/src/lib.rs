@@ -297,6 +297,31 @@ pub enum DatasetError {
 }
 
 impl Dataset {
+    /// Replaces every sample's prompt token ids with `tokenizer`'s encoding
+    /// of its prompt text, special tokens added as a server adds them to a
+    /// text prompt: for a served model whose vocabulary is not the
+    /// dataset's. Fails, changing nothing, when a sample has no text.
+    pub fn retokenize(&mut self, tokenizer: &dyn tokenizer::Tokenizer) -> Result<(), DatasetError> {
+        if let Some(index) = self.samples.iter().position(|s| s.input_text.is_none()) {
+            return Err(DatasetError::Options(format!(
+                "sample {index} of {:?} has token ids but no prompt text to re-tokenize",
+                self.name
+            )));
+        }
+        let mut encoded = Vec::with_capacity(self.samples.len());
+        for (index, sample) in self.samples.iter().enumerate() {
+            let text = sample.input_text.as_deref().unwrap_or_default();
+            let ids = tokenizer.encode(text, true).map_err(|e| {
+                DatasetError::Options(format!("cannot re-tokenize sample {index}: {e}"))
+            })?;
+            encoded.push(ids);
+        }
+        for (sample, ids) in self.samples.iter_mut().zip(encoded) {
+            sample.input_tokens = ids;
+        }
+        Ok(())
+    }
+
     /// Reads a dataset file (see the crate docs for formats and detection).
     pub fn load(path: impl AsRef<Path>, options: &DatasetOptions) -> Result<Self, DatasetError> {
         let path = path.as_ref();
@@ -460,6 +485,50 @@ pub(crate) fn record_error(path: &Path, index: usize, message: impl Into<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retokenize_replaces_ids_from_text_or_changes_nothing() {
+        struct Bytes;
+        impl tokenizer::Tokenizer for Bytes {
+            fn encode(
+                &self,
+                text: &str,
+                special: bool,
+            ) -> Result<Vec<u32>, tokenizer::TokenizerError> {
+                let mut ids: Vec<u32> = text.bytes().map(u32::from).collect();
+                if special {
+                    ids.insert(0, 1);
+                }
+                Ok(ids)
+            }
+            fn decode(&self, _: &[u32], _: bool) -> Result<String, tokenizer::TokenizerError> {
+                Ok(String::new())
+            }
+        }
+        let sample = |text: Option<&str>| Sample {
+            input_tokens: vec![128000, 5],
+            input_text: text.map(str::to_owned),
+            reference: None,
+            max_output_tokens: None,
+        };
+        let mut dataset = Dataset {
+            name: "d".into(),
+            samples: vec![sample(Some("ab")), sample(Some("c"))],
+            performance_sample_count: 2,
+        };
+        dataset.retokenize(&Bytes).unwrap();
+        assert_eq!(dataset.samples[0].input_tokens, vec![1, 97, 98]);
+        assert_eq!(dataset.samples[1].input_tokens, vec![1, 99]);
+
+        let mut ids_only = Dataset {
+            name: "d".into(),
+            samples: vec![sample(Some("ab")), sample(None)],
+            performance_sample_count: 2,
+        };
+        let e = ids_only.retokenize(&Bytes).unwrap_err().to_string();
+        assert!(e.contains("sample 1"), "{e}");
+        assert_eq!(ids_only.samples[0].input_tokens, vec![128000, 5]);
+    }
 
     fn ds(n: usize, perf: Option<usize>) -> Dataset {
         let samples = (0..n)

@@ -7,44 +7,35 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use dataset::accuracy::{AccuracyOptions, Model, TokenDtype, score_accuracy};
-use dataset::tokenizer::{HfTokenizer, Tokenizer, TokenizerError};
+use dataset::tokenizer::{HfTokenizer, Tokenizer};
+
 use dataset::{Dataset, DatasetOptions};
 
 use crate::cli::AccuracyArgs;
 use crate::outcome::Outcome;
 use crate::replay::SimTokenizer;
+use crate::tokenizers::BlockingRemoteTokenizer;
 
 /// The accuracy log's file name in a run directory.
 const ACCURACY_LOG: &str = "mlperf_log_accuracy.json";
 
-/// A server's /detokenize, called synchronously (scoring is a batch job).
-struct RemoteDecoder {
-    runtime: tokio::runtime::Runtime,
-    remote: sut::RemoteTokenizer,
-}
-
-impl Tokenizer for RemoteDecoder {
-    fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, TokenizerError> {
-        self.runtime
-            .block_on(self.remote.tokenize(text, add_special_tokens))
-            .map_err(|e| TokenizerError::Codec(e.to_string()))
-    }
-    fn decode(&self, ids: &[u32], _skip_special_tokens: bool) -> Result<String, TokenizerError> {
-        self.runtime
-            .block_on(self.remote.detokenize(ids))
-            .map_err(|e| TokenizerError::Codec(e.to_string()))
-    }
-}
-
-fn remote_decoder(url: &str, api_key_env: Option<&str>) -> anyhow::Result<RemoteDecoder> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+fn remote_decoder(url: &str, api_key_env: Option<&str>) -> anyhow::Result<BlockingRemoteTokenizer> {
     let key = api_key_env.map(sut::ApiKey::from_env).transpose()?;
-    let remote = runtime
-        .block_on(sut::RemoteTokenizer::detect(url, key.as_ref()))
-        .with_context(|| format!("--detokenize-url {}", crate::shared::redact_url(url)))?;
-    Ok(RemoteDecoder { runtime, remote })
+    BlockingRemoteTokenizer::connect(url, key.as_ref())
+        .with_context(|| format!("--detokenize-url {}", crate::shared::redact_url(url)))
+}
+
+/// The tokenizer a run recorded in run.json (`config.tokenizer`, set when
+/// its token ids are not the dataset's vocabulary): a tokenizer.json, or a
+/// server URL whose /detokenize decodes them.
+fn recorded_tokenizer(manifest: &rundir::RunManifest) -> (Option<PathBuf>, Option<String>) {
+    let recorded = &manifest.config["tokenizer"];
+    let file = recorded["file"].as_str().map(PathBuf::from);
+    let server = recorded["server"]
+        .as_str()
+        .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
+        .map(str::to_owned);
+    (file, server)
 }
 
 /// A validated `harness accuracy`.
@@ -91,7 +82,15 @@ impl AccuracyConfig {
             .and_then(|m| m.backends.first())
             .and_then(|b| b.strip_prefix("sim://"))
             .map(str::to_owned);
-        if args.tokenizer.is_none() && args.detokenize_url.is_none() && sim_profile.is_none() {
+        let (mut tokenizer, mut detokenize_url) =
+            (args.tokenizer.clone(), args.detokenize_url.clone());
+        if tokenizer.is_none() && detokenize_url.is_none() {
+            (tokenizer, detokenize_url) = manifest
+                .as_ref()
+                .map(recorded_tokenizer)
+                .unwrap_or_default();
+        }
+        if tokenizer.is_none() && detokenize_url.is_none() && sim_profile.is_none() {
             bail!(
                 "--tokenizer tokenizer.json (or --detokenize-url URL) is needed to decode the output token ids"
             );
@@ -104,8 +103,8 @@ impl AccuracyConfig {
         Ok(AccuracyConfig {
             log,
             dataset,
-            tokenizer: args.tokenizer.clone(),
-            detokenize_url: args.detokenize_url.clone(),
+            tokenizer,
+            detokenize_url,
             sim_profile,
             model: Model::from_name(&args.lg_model_name),
             dtype,

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use dataset::synthetic::{LengthDist, SyntheticSpec};
-use dataset::tokenizer::{HfTokenizer, Tokenizer};
 use dataset::{Dataset, DatasetFormat, DatasetOptions};
 
 use crate::cli::DatasetFormatArg;
+use crate::tokenizers::TokenizerChoice;
 
 /// The bundled sample dataset (CNN-DailyMail-shaped, llama3.1-8b token
 /// ids), built into the binary so a copied or installed harness runs
@@ -55,8 +55,10 @@ pub struct DatasetSpec {
     pub source: DatasetSource,
     /// Keep only the first N samples.
     pub limit: Option<usize>,
-    /// tokenizer.json, for formats that need token ids from text (ShareGPT).
-    pub tokenizer: Option<PathBuf>,
+    /// The served model's tokenizer: turns text-only datasets (ShareGPT)
+    /// into token ids, and re-tokenizes other files' prompt text for a model
+    /// whose vocabulary is not the dataset's.
+    pub tokenizer: Option<TokenizerChoice>,
 }
 
 impl DatasetSpec {
@@ -159,16 +161,26 @@ pub fn load(spec: &DatasetSpec) -> anyhow::Result<Dataset> {
             if let Some(n) = spec.limit {
                 options = options.with_total_sample_count(n);
             }
-            if let Some(path) = &spec.tokenizer {
-                let tokenizer: Arc<dyn Tokenizer> = Arc::new(
-                    HfTokenizer::from_file(path)
-                        .with_context(|| format!("loading --tokenizer {}", path.display()))?,
-                );
+            let tokenizer = spec
+                .tokenizer
+                .as_ref()
+                .map(TokenizerChoice::load)
+                .transpose()?;
+            if let Some(tokenizer) = &tokenizer {
                 options = options.with_sharegpt(
-                    dataset::sharegpt::ShareGptOptions::new().with_tokenizer(tokenizer),
+                    dataset::sharegpt::ShareGptOptions::new().with_tokenizer(Arc::clone(tokenizer)),
                 );
             }
-            Dataset::load(path, &options)?
+            let mut dataset = Dataset::load(path, &options)?;
+            // ShareGPT was just tokenized with it.
+            if let Some(tokenizer) = &tokenizer
+                && !matches!(format, DatasetFormatArg::Sharegpt)
+            {
+                dataset
+                    .retokenize(&**tokenizer)
+                    .with_context(|| format!("--tokenizer: {}", path.display()))?;
+            }
+            dataset
         }
     };
     if dataset.samples.is_empty() {

@@ -187,6 +187,22 @@ pub fn execute(config: &RunConfig, out: &mut dyn Write) -> anyhow::Result<RunRes
     })
 }
 
+/// The tokenizer the run's token ids came from, when not the dataset's own:
+/// `harness accuracy` decodes with it.
+fn run_tokenizer(config: &RunConfig, backend: &Backend) -> serde_json::Value {
+    match (
+        &config.dataset.tokenizer,
+        &config.backend.sut.output_tokenizer,
+    ) {
+        (Some(choice), _) => choice.describe(),
+        (None, Some(_)) => backend.described.first().map_or(
+            serde_json::Value::Null,
+            |url| serde_json::json!({ "server": url }),
+        ),
+        (None, None) => serde_json::Value::Null,
+    }
+}
+
 /// A fresh run directory with its run.json (status running).
 fn create_run_dir(
     config: &RunConfig,
@@ -230,6 +246,7 @@ fn create_run_dir(
             // What each request asks for: compare and gate state (and
             // refuse) differences here.
             "request": request_settings(&config.backend.sut),
+            "tokenizer": run_tokenizer(config, backend),
         }),
         verdict: None,
         loadgen_results: None,

@@ -13,6 +13,7 @@ use crate::data::{DatasetSource, DatasetSpec};
 use crate::hooks::LogOptions;
 use crate::metrics::TelemetryOptions;
 use crate::shared::{BUILTIN_USER_CONF, default_db};
+use crate::tokenizers::TokenizerChoice;
 
 /// A validated `harness run`.
 #[derive(Debug)]
@@ -217,7 +218,7 @@ fn sut_config(args: &RunArgs, scenario: Scenario) -> anyhow::Result<sut::SutConf
     Ok(sut_config)
 }
 
-fn dataset_spec(args: &RunArgs) -> anyhow::Result<DatasetSpec> {
+fn dataset_spec(args: &RunArgs, tokenizer: Option<TokenizerChoice>) -> anyhow::Result<DatasetSpec> {
     let source = match (&args.synthetic, &args.dataset_path) {
         (Some(spec), _) => DatasetSource::Synthetic(crate::data::parse_synthetic(spec)?),
         (None, Some(path)) => DatasetSource::File {
@@ -229,7 +230,7 @@ fn dataset_spec(args: &RunArgs) -> anyhow::Result<DatasetSpec> {
     Ok(DatasetSpec {
         source,
         limit: args.total_sample_count,
-        tokenizer: args.tokenizer.clone(),
+        tokenizer,
     })
 }
 
@@ -237,7 +238,28 @@ impl RunConfig {
     /// Validates the arguments and reads the conf files.
     pub fn from_args(args: &RunArgs, command: Vec<String>) -> anyhow::Result<RunConfig> {
         let (settings, model_key, user_conf, conf_diagnostics) = test_settings(args)?;
-        let sut = sut_config(args, settings.scenario)?;
+        let mut sut = sut_config(args, settings.scenario)?;
+        let tokenizer = TokenizerChoice::from_arg(
+            args.tokenizer.as_deref(),
+            &args.backends,
+            sut.api_key.as_ref(),
+        )?;
+        // MLPerf's accuracy log holds token ids, so runs that write one
+        // encode text answers (text APIs, servers that return no ids) with
+        // the served model's tokenizer: --tokenizer's, else the server's.
+        let text_api = matches!(args.api, ApiArg::CompletionsText | ApiArg::Chat);
+        let logs_accuracy = matches!(
+            settings.mode,
+            TestMode::AccuracyOnly | TestMode::SubmissionRun
+        );
+        if logs_accuracy && (text_api || tokenizer.is_some()) {
+            sut.output_tokenizer = Some(match &tokenizer {
+                Some(TokenizerChoice::File(path)) => {
+                    sut::OutputTokenizer::Local(TokenizerChoice::File(path.clone()).load()?)
+                }
+                Some(TokenizerChoice::Server { .. }) | None => sut::OutputTokenizer::Server,
+            });
+        }
         let idle_timeout = seconds("idle-timeout", args.idle_timeout)?
             .context("--idle-timeout must be above 0: a silent backend would hang the run")?;
         let metrics_interval = if args.enable_metrics_collection {
@@ -255,7 +277,7 @@ impl RunConfig {
             settings,
             model_key,
             user_conf,
-            dataset: dataset_spec(args)?,
+            dataset: dataset_spec(args, tokenizer)?,
             backend: BackendOptions {
                 backends: args.backends.clone(),
                 sim_profile: args.sim_profile.clone(),
@@ -418,6 +440,36 @@ mod tests {
                 "0"
             ])
             .contains("--metrics-collection-interval must be above 0")
+        );
+    }
+
+    #[test]
+    fn accuracy_runs_turn_text_answers_into_token_ids() {
+        let tokenizer = |args: &[&str]| config(args).unwrap().backend.sut.output_tokenizer;
+        let accuracy = ["--test-mode", "AccuracyOnly", "--backend", "http://h:1"];
+        // Text APIs in runs that write an accuracy log: the server's
+        // tokenizer unless --tokenizer names one.
+        for api in ["completions-text", "chat"] {
+            let args = [&accuracy[..], &["--api", api]].concat();
+            assert_eq!(tokenizer(&args), Some(sut::OutputTokenizer::Server));
+            assert_eq!(tokenizer(&["--api", api, "--backend", "http://h:1"]), None);
+        }
+        // The token-id API only when the served model's tokenizer is named
+        // (its answers are then text from a server that returns no ids).
+        assert_eq!(tokenizer(&accuracy), None);
+        let args = [&accuracy[..], &["--tokenizer", "server"]].concat();
+        assert_eq!(tokenizer(&args), Some(sut::OutputTokenizer::Server));
+        let c = config(&args).unwrap();
+        assert!(matches!(
+            c.dataset.tokenizer,
+            Some(TokenizerChoice::Server { ref url, .. }) if url == "http://h:1"
+        ));
+        assert!(
+            error(&["--tokenizer", "server"]).contains("--tokenizer server uses the backend's")
+        );
+        assert!(
+            error(&[&accuracy[..], &["--tokenizer", "/nonexistent/t.json"]].concat())
+                .contains("loading --tokenizer /nonexistent/t.json")
         );
     }
 
