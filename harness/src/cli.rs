@@ -295,6 +295,9 @@ pub struct RunArgs {
     /// Test mode.
     #[arg(long, value_enum, default_value = "PerformanceOnly")]
     pub test_mode: TestModeArg,
+    /// The MLPerf reference SUT's spelling of `--test-mode AccuracyOnly`.
+    #[arg(long, conflicts_with = "test_mode")]
+    pub accuracy: bool,
     /// LoadGen model key for mlperf.conf and user.conf lookups.
     #[arg(long, default_value = "llama3_1-8b")]
     pub lg_model_name: String,
@@ -318,8 +321,12 @@ pub struct RunArgs {
     /// (lengths: N, MIN:MAX, or normal:MEAN:STD[:MIN:MAX]).
     #[arg(long, value_name = "SPEC", conflicts_with = "dataset_path")]
     pub synthetic: Option<String>,
-    /// tokenizer.json, to turn text-only datasets (ShareGPT) into token ids.
-    #[arg(long, value_name = "FILE")]
+    /// The served model's tokenizer: a tokenizer.json, or `server` for the
+    /// backend's own /tokenize. Turns text-only datasets (ShareGPT) into
+    /// token ids, re-tokenizes other datasets' prompt text (a model whose
+    /// vocabulary is not the dataset's), and encodes text answers for the
+    /// accuracy log.
+    #[arg(long, value_name = "FILE|server")]
     pub tokenizer: Option<PathBuf>,
     /// Format of --dataset-path.
     #[arg(long, value_enum, default_value = "auto")]
@@ -328,7 +335,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub total_sample_count: Option<usize>,
     /// Where run directories are created (each run gets a fresh one).
-    #[arg(long, default_value = crate::shared::DEFAULT_OUTPUT_DIR)]
+    /// `--output-log-dir` is the MLPerf reference SUT's spelling.
+    #[arg(long, visible_alias = "output-log-dir", default_value = crate::shared::DEFAULT_OUTPUT_DIR)]
     pub output_dir: PathBuf,
     /// A label added to the run directory's name and run.json.
     #[arg(long)]
@@ -336,7 +344,8 @@ pub struct RunArgs {
 
     /// Base URL of an OpenAI-compatible server (repeat for data-parallel
     /// replicas). Default: start the built-in simulator in-process.
-    #[arg(long = "backend", value_name = "URL")]
+    /// `--api-server` is the MLPerf reference SUT's spelling.
+    #[arg(long = "backend", visible_alias = "api-server", value_name = "URL")]
     pub backends: Vec<String>,
     /// Simulator profile when no --backend is given.
     #[arg(long, default_value = "llama3.1-8b-h100")]
@@ -347,7 +356,8 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "backends")]
     pub sim_replay: bool,
     /// Served model name (default: asked from /v1/models).
-    #[arg(long)]
+    /// `--api-model-name` is the MLPerf reference SUT's spelling.
+    #[arg(long, visible_alias = "api-model-name")]
     pub model: Option<String>,
     /// API style.
     #[arg(long, value_enum, default_value = "completions")]
@@ -358,6 +368,12 @@ pub struct RunArgs {
     /// File holding the API key.
     #[arg(long, value_name = "FILE", conflicts_with = "api_key_env")]
     pub api_key_file: Option<PathBuf>,
+    /// A header sent with every request, `'Name: value'` (repeatable), for
+    /// auth schemes besides Bearer: `--header 'x-api-key: @env:MY_KEY'`. A
+    /// value `@env:VAR` is read from that variable, `@file:PATH` from that
+    /// file. Values never appear in run.json, logs or output.
+    #[arg(long = "header", value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
     /// Output token cap (the MLPerf llama3.1-8b reference uses 128).
     #[arg(long, default_value_t = 128)]
     pub max_tokens: u32,
@@ -427,6 +443,11 @@ pub struct RunArgs {
         requires = "enable_metrics_collection"
     )]
     pub metrics_format: MetricsFormatArg,
+    /// Also copy the run's metric files (metrics.jsonl, metrics.csv) into
+    /// DIR when the run ends (the MLPerf reference integration's flag);
+    /// turns metrics collection on.
+    #[arg(long, value_name = "DIR")]
+    pub metrics_output_dir: Option<PathBuf>,
     /// Serve the harness's own live metrics for Prometheus on ADDR.
     #[arg(long, value_name = "ADDR")]
     pub prometheus_listen: Option<SocketAddr>,

@@ -10,7 +10,7 @@ pub mod config;
 pub mod observers;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -178,6 +178,9 @@ pub fn execute(config: &RunConfig, out: &mut dyn Write) -> anyhow::Result<RunRes
     if config.output.report {
         crate::report_cmd::write(&data, &summary, out)?;
     }
+    if let Some(target) = &config.output.metrics_output_dir {
+        copy_metrics(&dir, target)?;
+    }
     Ok(RunResult {
         perf_constraints_met,
         metrics: crate::summary::KeyMetrics::from_figures(&summary.figures),
@@ -185,6 +188,21 @@ pub fn execute(config: &RunConfig, out: &mut dyn Write) -> anyhow::Result<RunRes
         verdict,
         interrupted: outcome.interrupted,
     })
+}
+
+/// `--metrics-output-dir`: the run's metric files, copied where the MLPerf
+/// reference integration expects them.
+fn copy_metrics(dir: &Path, target: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(target)
+        .with_context(|| format!("--metrics-output-dir {}", target.display()))?;
+    for name in [rundir::METRICS_FILE, rundir::metrics::METRICS_CSV_FILE] {
+        let from = dir.join(name);
+        if from.is_file() {
+            std::fs::copy(&from, target.join(name))
+                .with_context(|| format!("copying {} to {}", from.display(), target.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The tokenizer the run's token ids came from, when not the dataset's own:

@@ -36,8 +36,22 @@ pub fn redact_url(url: &str) -> String {
 pub fn redact_command(args: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut out = Vec::new();
     // API keys never come on the command line (--api-key-env / -file), but
-    // URLs may carry user info.
+    // URLs may carry user info and --header values may be credentials.
+    let mut header_value_next = false;
     for arg in args {
+        if std::mem::take(&mut header_value_next) {
+            out.push(redact_header(&arg));
+            continue;
+        }
+        if arg == "--header" {
+            header_value_next = true;
+            out.push(arg);
+            continue;
+        }
+        if let Some(header) = arg.strip_prefix("--header=") {
+            out.push(format!("--header={}", redact_header(header)));
+            continue;
+        }
         if let Some(url) = arg.strip_prefix("--backend=") {
             out.push(format!("--backend={}", redact_url(url)));
             continue;
@@ -58,6 +72,22 @@ pub fn redact_command(args: impl IntoIterator<Item = String>) -> Vec<String> {
     out
 }
 
+/// A `--header 'Name: value'` with its value replaced, unless the value only
+/// names where the secret is (`@env:VAR`, `@file:PATH`).
+fn redact_header(spec: &str) -> String {
+    match spec.split_once(':') {
+        Some((name, value)) => {
+            let value = value.trim();
+            if value.starts_with("@env:") || value.starts_with("@file:") {
+                format!("{name}: {value}")
+            } else {
+                format!("{name}: <redacted>")
+            }
+        }
+        None => "<redacted>".to_owned(),
+    }
+}
+
 /// This process's command line, redacted (recorded in run.json).
 pub fn redacted_command() -> Vec<String> {
     redact_command(std::env::args())
@@ -66,6 +96,28 @@ pub fn redacted_command() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_values_never_survive_redaction_but_their_sources_do() {
+        let args = [
+            "harness",
+            "run",
+            "--header",
+            "x-api-key: sk-123",
+            "--header=Authorization: Basic abc",
+            "--header",
+            "x-key: @env:MY_KEY",
+            "--header",
+            "nocolon-secret",
+        ]
+        .map(String::from);
+        let redacted = redact_command(args).join(" ");
+        assert_eq!(
+            redacted,
+            "harness run --header x-api-key: <redacted> --header=Authorization: <redacted> \
+             --header x-key: @env:MY_KEY --header <redacted>"
+        );
+    }
 
     #[test]
     fn credentials_never_survive_redaction() {

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use loadgen::{ErrorKind, QueryError};
-use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 
 use crate::SutError;
-use crate::config::{ApiKey, ClientOptions, HttpVersion};
+use crate::config::{ApiKey, ClientOptions, ExtraHeader, HttpVersion};
 
 /// A `QueryError` in one call.
 pub(crate) fn query_error(kind: ErrorKind, message: impl Into<String>) -> QueryError {
@@ -19,9 +19,12 @@ pub(crate) fn query_error(kind: ErrorKind, message: impl Into<String>) -> QueryE
     }
 }
 
-/// Builds the shared client. Installs rustls' ring provider first (reqwest
-/// is built without a default provider).
-pub(crate) fn build_client(options: &ClientOptions) -> Result<reqwest::Client, SutError> {
+/// Builds the shared client, sending `headers` with every request. Installs
+/// rustls' ring provider first (reqwest is built without a default provider).
+pub(crate) fn build_client(
+    options: &ClientOptions,
+    headers: &[ExtraHeader],
+) -> Result<reqwest::Client, SutError> {
     // Err means a provider is already installed, which is what we need.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = reqwest::Client::builder()
@@ -33,7 +36,8 @@ pub(crate) fn build_client(options: &ClientOptions) -> Result<reqwest::Client, S
         // and the one resend we make is counted (`closed_before_answer`).
         .retry(reqwest::retry::never())
         .no_proxy()
-        .user_agent(concat!("harness-sut/", env!("CARGO_PKG_VERSION")));
+        .user_agent(concat!("harness-sut/", env!("CARGO_PKG_VERSION")))
+        .default_headers(header_map(headers)?);
     builder = match options.http {
         HttpVersion::Auto => builder,
         HttpVersion::Http1 => builder.http1_only(),
@@ -42,6 +46,24 @@ pub(crate) fn build_client(options: &ClientOptions) -> Result<reqwest::Client, S
     builder
         .build()
         .map_err(|e| SutError::Client(root_cause(&e)))
+}
+
+/// The extra headers, marked sensitive so they are never printed.
+fn header_map(headers: &[ExtraHeader]) -> Result<HeaderMap, SutError> {
+    let mut map = HeaderMap::new();
+    for header in headers {
+        let bad = |reason: &str| SutError::Header {
+            spec: header.name().to_string(),
+            reason: reason.to_string(),
+        };
+        let name = HeaderName::from_bytes(header.name().as_bytes())
+            .map_err(|_| bad("not a valid header name"))?;
+        let mut value = HeaderValue::from_str(header.expose())
+            .map_err(|_| bad("the value has characters an HTTP header cannot carry"))?;
+        value.set_sensitive(true);
+        map.append(name, value);
+    }
+    Ok(map)
 }
 
 /// `Authorization: Bearer <key>`, marked sensitive so it is never printed.

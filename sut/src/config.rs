@@ -223,6 +223,9 @@ pub struct SutConfig {
     pub api_key: Option<ApiKey>,
     /// Name logged as `sut_name`; default `openai:<model>`.
     pub name: Option<String>,
+    /// Headers sent with every request (health checks, model listing,
+    /// generation, tokenizing): `x-api-key` and other auth schemes.
+    pub headers: Vec<ExtraHeader>,
     /// Turns generated text into token ids when the server sends text only,
     /// so answers (and the accuracy log) hold token ids; `None` keeps text.
     pub output_tokenizer: Option<OutputTokenizer>,
@@ -274,8 +277,76 @@ impl SutConfig {
             client: ClientOptions::default(),
             api_key: None,
             name: None,
+            headers: Vec::new(),
             output_tokenizer: None,
         }
+    }
+}
+
+/// A header sent with every request, `Name: value`. Its value never appears
+/// in `Debug` output, errors or logs (it is usually a credential).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ExtraHeader {
+    name: Arc<str>,
+    value: Arc<str>,
+}
+
+impl fmt::Debug for ExtraHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExtraHeader")
+            .field("name", &self.name)
+            .field("value", &"<redacted>")
+            .finish()
+    }
+}
+
+impl ExtraHeader {
+    /// Parses `Name: value`. A value `@env:VAR` is read from environment
+    /// variable VAR, `@file:PATH` from a file (surrounding whitespace
+    /// dropped), so secrets need not be on the command line.
+    pub fn parse(spec: &str) -> Result<ExtraHeader, SutError> {
+        let Some((name, value)) = spec.split_once(':') else {
+            return Err(SutError::Header {
+                spec: String::new(),
+                reason: "expected 'Name: value' (the text is not shown: it may hold a secret)"
+                    .into(),
+            });
+        };
+        let bad = |reason: String| SutError::Header {
+            spec: name.trim().to_string(),
+            reason,
+        };
+        let name = name.trim();
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() || name.is_empty() {
+            return Err(bad(format!("{name:?} is not a valid header name")));
+        }
+        let value = value.trim();
+        let value = if let Some(var) = value.strip_prefix("@env:") {
+            std::env::var(var).map_err(|_| bad(format!("environment variable {var} is not set")))?
+        } else if let Some(path) = value.strip_prefix("@file:") {
+            std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read {path}: {e}")))?
+        } else {
+            value.to_string()
+        };
+        let value = value.trim();
+        if reqwest::header::HeaderValue::from_str(value).is_err() {
+            return Err(bad(
+                "the value has characters an HTTP header cannot carry".into()
+            ));
+        }
+        Ok(ExtraHeader {
+            name: name.into(),
+            value: value.into(),
+        })
+    }
+
+    /// The header's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        &self.value
     }
 }
 

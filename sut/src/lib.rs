@@ -47,8 +47,8 @@ pub mod tokenizer;
 mod tracker;
 
 pub use config::{
-    ApiKey, ApiKeySource, BatchPolicy, ClientOptions, Dispatch, EndpointKind, HttpVersion,
-    OutputTokenizer, RequestOptions, SutConfig,
+    ApiKey, ApiKeySource, BatchPolicy, ClientOptions, Dispatch, EndpointKind, ExtraHeader,
+    HttpVersion, OutputTokenizer, RequestOptions, SutConfig,
 };
 pub use openai::{EndpointStats, OpenAiSut};
 pub use tokenizer::{RemoteTokenizer, TokenizerApi, TokenizerError};
@@ -91,6 +91,14 @@ pub enum SutError {
     ApiKey {
         /// Where the key came from (variable name or file path).
         origin: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A `--header` cannot be used. Never contains the header's value.
+    #[error("header {spec:?}: {reason}")]
+    Header {
+        /// The header's name (never its value).
+        spec: String,
         /// What is wrong.
         reason: String,
     },

@@ -17,7 +17,8 @@ use crate::SutError;
 use crate::body::RequestTemplate;
 use crate::client::{self, query_error};
 use crate::config::{
-    ApiKey, ClientOptions, Dispatch, EndpointKind, OutputTokenizer, RequestOptions, SutConfig,
+    ApiKey, ClientOptions, Dispatch, EndpointKind, ExtraHeader, OutputTokenizer, RequestOptions,
+    SutConfig,
 };
 use crate::tokenizer::RemoteTokenizer;
 use crate::tracker::{AnswerHook, Tracker};
@@ -135,6 +136,7 @@ enum TextEncoder {
 async fn server_tokenizer(
     root: &str,
     api_key: Option<&ApiKey>,
+    headers: &[ExtraHeader],
 ) -> Result<RemoteTokenizer, SutError> {
     let unusable = |e: crate::TokenizerError| SutError::Unhealthy {
         url: format!("{root}/tokenize"),
@@ -143,7 +145,7 @@ async fn server_tokenizer(
              failed: {e} (give a local tokenizer instead)"
         ),
     };
-    let remote = RemoteTokenizer::detect(root, api_key)
+    let remote = RemoteTokenizer::detect_with_headers(root, api_key, headers)
         .await
         .map_err(unusable)?;
     remote.tokenize("Hello", false).await.map_err(unusable)?;
@@ -202,6 +204,7 @@ impl OpenAiSut {
             client: options,
             api_key,
             name,
+            headers,
             output_tokenizer,
         } = config;
         if endpoints.is_empty() {
@@ -246,7 +249,7 @@ impl OpenAiSut {
             .iter()
             .map(|u| client::server_root(u))
             .collect::<Result<Vec<_>, _>>()?;
-        let http = client::build_client(&options)?;
+        let http = client::build_client(&options, &headers)?;
         let auth = api_key.as_ref().map(client::auth_header).transpose()?;
 
         let model = check_endpoints(&http, &roots, auth.as_ref(), &options, &request).await?;
@@ -255,7 +258,7 @@ impl OpenAiSut {
             None => None,
             Some(OutputTokenizer::Local(tokenizer)) => Some(TextEncoder::Local(tokenizer)),
             Some(OutputTokenizer::Server) => Some(TextEncoder::Remote(Box::new(
-                server_tokenizer(&roots[0], api_key.as_ref()).await?,
+                server_tokenizer(&roots[0], api_key.as_ref(), &headers).await?,
             ))),
         };
         let endpoints = roots

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::client::{self, error_body_message};
-use crate::config::{ApiKey, ClientOptions};
+use crate::config::{ApiKey, ClientOptions, ExtraHeader};
 
 /// The request shapes of a server's tokenizer endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,7 +118,7 @@ impl RemoteTokenizer {
             ..ClientOptions::default()
         };
         Ok(RemoteTokenizer {
-            client: client::build_client(&options)?,
+            client: client::build_client(&options, &[])?,
             root: client::server_root(base_url)?,
             api,
             model,
@@ -132,7 +132,17 @@ impl RemoteTokenizer {
         base_url: &str,
         api_key: Option<&ApiKey>,
     ) -> Result<RemoteTokenizer, TokenizerError> {
-        let mut tokenizer = RemoteTokenizer::new(base_url, TokenizerApi::Vllm, None, api_key)?;
+        RemoteTokenizer::detect_with_headers(base_url, api_key, &[]).await
+    }
+
+    /// [`RemoteTokenizer::detect`], sending these headers with every call.
+    pub async fn detect_with_headers(
+        base_url: &str,
+        api_key: Option<&ApiKey>,
+        headers: &[ExtraHeader],
+    ) -> Result<RemoteTokenizer, TokenizerError> {
+        let mut tokenizer = RemoteTokenizer::new(base_url, TokenizerApi::Vllm, None, api_key)?
+            .with_headers(headers)?;
         let models = client::list_models(
             &tokenizer.client,
             &tokenizer.root,
@@ -147,6 +157,15 @@ impl RemoteTokenizer {
             tokenizer.model = Some(first.id.clone());
         }
         Ok(tokenizer)
+    }
+
+    /// Sends these headers with every call (auth schemes besides Bearer).
+    pub fn with_headers(
+        mut self,
+        headers: &[ExtraHeader],
+    ) -> Result<RemoteTokenizer, TokenizerError> {
+        self.client = client::build_client(&self.options, headers)?;
+        Ok(self)
     }
 
     /// The API shape in use.

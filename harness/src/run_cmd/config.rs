@@ -74,6 +74,8 @@ pub struct OutputOptions {
     pub report: bool,
     /// Progress display.
     pub progress: bool,
+    /// Where the run's metric files are also copied.
+    pub metrics_output_dir: Option<PathBuf>,
 }
 
 fn seconds(name: &str, value: f64) -> anyhow::Result<Option<Duration>> {
@@ -123,6 +125,7 @@ fn test_settings(args: &RunArgs) -> anyhow::Result<(TestSettings, String, String
         }
     };
     settings.mode = match args.test_mode {
+        _ if args.accuracy => TestMode::AccuracyOnly,
         TestModeArg::PerformanceOnly => TestMode::PerformanceOnly,
         TestModeArg::AccuracyOnly => TestMode::AccuracyOnly,
         TestModeArg::SubmissionRun => TestMode::SubmissionRun,
@@ -210,6 +213,12 @@ fn sut_config(args: &RunArgs, scenario: Scenario) -> anyhow::Result<sut::SutConf
     if args.no_keep_alive {
         sut_config.client.pool_max_idle_per_endpoint = 0;
     }
+    sut_config.headers = args
+        .headers
+        .iter()
+        .map(|h| sut::ExtraHeader::parse(h))
+        .collect::<Result<_, _>>()
+        .context("--header")?;
     sut_config.api_key = match (&args.api_key_env, &args.api_key_file) {
         (Some(var), _) => Some(sut::ApiKey::from_env(var)?),
         (None, Some(file)) => Some(sut::ApiKey::from_file(file)?),
@@ -262,17 +271,18 @@ impl RunConfig {
         }
         let idle_timeout = seconds("idle-timeout", args.idle_timeout)?
             .context("--idle-timeout must be above 0: a silent backend would hang the run")?;
-        let metrics_interval = if args.enable_metrics_collection {
-            Some(
-                seconds(
-                    "metrics-collection-interval",
-                    args.metrics_collection_interval,
-                )?
-                .context("--metrics-collection-interval must be above 0")?,
-            )
-        } else {
-            None
-        };
+        let metrics_interval =
+            if args.enable_metrics_collection || args.metrics_output_dir.is_some() {
+                Some(
+                    seconds(
+                        "metrics-collection-interval",
+                        args.metrics_collection_interval,
+                    )?
+                    .context("--metrics-collection-interval must be above 0")?,
+                )
+            } else {
+                None
+            };
         Ok(RunConfig {
             settings,
             model_key,
@@ -315,6 +325,7 @@ impl RunConfig {
                 },
                 report: !args.no_report,
                 progress: !args.quiet,
+                metrics_output_dir: args.metrics_output_dir.clone(),
             },
             command,
         })
@@ -471,6 +482,32 @@ mod tests {
             error(&[&accuracy[..], &["--tokenizer", "/nonexistent/t.json"]].concat())
                 .contains("loading --tokenizer /nonexistent/t.json")
         );
+    }
+
+    #[test]
+    fn the_reference_suts_spellings_work() {
+        let c = config(&[
+            "--accuracy",
+            "--api-server",
+            "http://h:1",
+            "--api-model-name",
+            "m",
+            "--output-log-dir",
+            "logs",
+            "--metrics-output-dir",
+            "m-out",
+        ])
+        .unwrap();
+        assert_eq!(c.settings.mode, TestMode::AccuracyOnly);
+        assert_eq!(c.backend.backends, vec!["http://h:1".to_owned()]);
+        assert_eq!(c.backend.sut.request.model.as_deref(), Some("m"));
+        assert_eq!(c.output.output_dir, PathBuf::from("logs"));
+        assert_eq!(c.output.metrics_output_dir, Some(PathBuf::from("m-out")));
+        // --metrics-output-dir turns collection on.
+        assert!(c.telemetry.metrics_interval.is_some());
+        assert!(error(&["--accuracy", "--test-mode", "PerformanceOnly"]).contains("--accuracy"));
+        let e = error(&["--header", "x-api-key secret-1"]);
+        assert!(e.contains("--header") && !e.contains("secret-1"), "{e}");
     }
 
     #[test]

@@ -503,3 +503,34 @@ async fn request_id_header_carries_the_sample_sequence_number() {
     let err = OpenAiSut::connect(config, dataset(8)).await.unwrap_err();
     assert!(err.to_string().contains("request id prefix"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_headers_go_with_every_request_and_never_into_debug_or_errors() {
+    let server = MockServer::start(|_| Reply::Sse(vllm_stream(&[("a", Some(&[7]))], 1))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, "file-secret-42\n").unwrap();
+    let headers = vec![
+        sut::ExtraHeader::parse("x-api-key: inline-secret-17").unwrap(),
+        sut::ExtraHeader::parse(&format!("X-Other : @file:{}", key_file.display())).unwrap(),
+    ];
+    let sut = connect(&server.url, |c| c.headers = headers.clone()).await;
+    let (rec, responder) = Recorder::new();
+    sut.issue_query(&samples([0]), &responder);
+    rec.wait_done(1).await;
+    let received = server.next_request().await;
+    assert_eq!(received.headers["x-api-key"], "inline-secret-17");
+    assert_eq!(received.headers["x-other"], "file-secret-42");
+
+    let debug = format!("{headers:?} {sut:?}");
+    assert!(!debug.contains("secret"), "{debug}");
+    for bad in [
+        "x-api-key inline-secret-17",
+        "x-api-key: @env:SUT_TEST_SURELY_UNSET_VARIABLE",
+        "bad name: secret-9",
+        "x-api-key: secret-\u{7}",
+    ] {
+        let e = sut::ExtraHeader::parse(bad).unwrap_err().to_string();
+        assert!(!e.contains("secret-"), "{e}");
+    }
+}
