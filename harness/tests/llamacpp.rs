@@ -164,6 +164,17 @@ fn harness_runs_against_llama_cpp() {
         .collect();
     assert_eq!(metrics.len(), 2, "every run wrote metrics.jsonl");
     assert!(metrics.iter().all(|m| m.lines().count() > 0), "{metrics:?}");
+    // The KV-cache chart has data: llama.cpp's busy slots (its /slots) map
+    // to the normalized kv_cache_usage_frac.
+    for m in &metrics {
+        let peak = m
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["source"] == "server")
+            .filter_map(|v| v["values"]["kv_cache_usage_frac"].as_f64())
+            .fold(0.0f64, f64::max);
+        assert!(peak > 0.0, "no KV-cache reading above 0 in\n{m}");
+    }
 
     accuracy_runs(&server, dir.path(), &dataset);
 }
