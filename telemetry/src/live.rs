@@ -187,6 +187,19 @@ impl LiveMetrics {
         }
     }
 
+    /// The collector's latest normalized readings of each backend.
+    pub fn server_readings(&self) -> Vec<(String, BTreeMap<String, f64>)> {
+        self.readings
+            .lock()
+            .map(|r| {
+                r.iter()
+                    .filter(|((source, _), _)| *source == MetricSource::Server)
+                    .map(|((_, instance), values)| (instance.clone(), values.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The collector's latest readings of one source.
     pub fn set_reading(&self, source: MetricSource, instance: &str, values: BTreeMap<String, f64>) {
         if let Ok(mut r) = self.readings.lock() {

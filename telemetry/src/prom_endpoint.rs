@@ -13,6 +13,9 @@
 //! | `harness_tpot_seconds` | histogram | LoadGen TPOT |
 //! | `harness_request_latency_seconds` | histogram | LoadGen latency (end - scheduled) |
 //! | `harness_issue_delay_seconds` | histogram | issued - scheduled |
+//! | `harness_server_requests_running{backend}` | gauge | the backend's requests running, normalized (with metrics collection) |
+//! | `harness_server_requests_waiting{backend}` | gauge | its requests waiting, normalized |
+//! | `harness_server_kv_cache_usage_frac{backend}` | gauge | its KV-cache usage 0..1, normalized (llama.cpp's from /slots) |
 //!
 //! TTFT, TPOT and latency use vLLM's bucket bounds, so the client's and the
 //! server's histograms line up in one Grafana panel. Totals never reset
@@ -46,6 +49,29 @@ pub const EXPORTED_METRICS: &[&str] = &[
     "harness_tpot_seconds",
     "harness_request_latency_seconds",
     "harness_issue_delay_seconds",
+    "harness_server_requests_running",
+    "harness_server_requests_waiting",
+    "harness_server_kv_cache_usage_frac",
+];
+
+/// The collector's normalized server gauges, exported per backend so a
+/// dashboard reads every server under one name ([`crate::mapping`]).
+const SERVER_GAUGES: [(&str, &str, &str); 3] = [
+    (
+        "harness_server_requests_running",
+        rundir::metrics::names::REQUESTS_RUNNING,
+        "Requests the backend is running (its own metric, normalized).",
+    ),
+    (
+        "harness_server_requests_waiting",
+        rundir::metrics::names::REQUESTS_WAITING,
+        "Requests queued at the backend (its own metric, normalized).",
+    ),
+    (
+        "harness_server_kv_cache_usage_frac",
+        rundir::metrics::names::KV_CACHE_USAGE_FRAC,
+        "The backend's KV-cache usage, 0..1 (its own metric, normalized).",
+    ),
 ];
 
 fn escape_label(v: &str) -> String {
@@ -133,7 +159,18 @@ impl LiveMetrics {
             w,
             "harness_issue_delay_seconds",
             "How late samples were issued against the schedule.",
-        )
+        )?;
+        let servers = self.server_readings();
+        for (family, name, help) in SERVER_GAUGES {
+            writeln!(w, "# HELP {family} {help}")?;
+            writeln!(w, "# TYPE {family} gauge")?;
+            for (backend, values) in &servers {
+                if let Some(v) = values.get(name).filter(|v| v.is_finite()) {
+                    writeln!(w, "{family}{{backend=\"{}\"}} {v}", escape_label(backend))?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -98,6 +98,21 @@ fn the_grafana_server_row_covers_every_server() {
         ),
     ] {
         let exprs = panel_exprs(title);
+        for target in &targets {
+            // What Prometheus cannot scrape from a server (llama.cpp's KV
+            // cache from /slots) comes from the harness's own export.
+            if let Target::Gauge(name) = target {
+                let exported = format!("harness_server_{name}");
+                assert!(
+                    telemetry::prom_endpoint::EXPORTED_METRICS.contains(&exported.as_str()),
+                    "{exported} is not exported"
+                );
+                assert!(
+                    exprs.contains(&exported),
+                    "panel {title:?} does not read {exported}"
+                );
+            }
+        }
         for target in targets {
             for family in scrapable(target) {
                 assert!(

@@ -300,3 +300,30 @@ fn grafana_dashboard_is_valid_and_uses_only_real_metrics() {
         assert!(used.contains(*family), "{family} is on no panel");
     }
 }
+
+#[test]
+fn normalized_server_gauges_are_exported_per_backend() {
+    let live = LiveMetrics::new();
+    let mut values = std::collections::BTreeMap::new();
+    values.insert("requests_running".to_owned(), 2.0);
+    values.insert("kv_cache_usage_frac".to_owned(), 0.125);
+    live.set_reading(
+        rundir::metrics::MetricSource::Server,
+        "http://127.0.0.1:8080",
+        values,
+    );
+    let mut buf = Vec::new();
+    live.render_prometheus(&mut buf).unwrap();
+    let body = String::from_utf8(buf).unwrap();
+    let e = Exposition::parse(&body);
+    assert!(e.issues.is_empty(), "{:?}", e.issues);
+    let backend = Some(("backend", "http://127.0.0.1:8080"));
+    assert_eq!(value(&e, "harness_server_requests_running", backend), 2.0);
+    assert_eq!(
+        value(&e, "harness_server_kv_cache_usage_frac", backend),
+        0.125
+    );
+    // No reading, no sample (the family is still declared).
+    assert!(!e.has("harness_server_requests_waiting"));
+    assert!(e.types.contains_key("harness_server_requests_waiting"));
+}
