@@ -128,11 +128,18 @@ fn run(args: &HistoryArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     match &args.metric {
         None => {
             let runs = history.list(&filter)?;
-            writeln!(
-                out,
-                "{:<44} {:<12} {:<16} {:<8} {:>10} {:>12} {:>12}",
-                "run", "scenario", "mode", "result", "samples/s", "TTFT p99 ms", "TPOT p99 ms"
-            )?;
+            let mut table = crate::table::new(
+                &[
+                    "run",
+                    "scenario",
+                    "mode",
+                    "result",
+                    "samples/s",
+                    "TTFT p99 ms",
+                    "TPOT p99 ms",
+                ],
+                &[4, 5, 6],
+            );
             for run in &runs {
                 let metric = |name: &str| {
                     run.metrics
@@ -145,18 +152,17 @@ fn run(args: &HistoryArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                     Some(false) => "INVALID",
                     None => "-",
                 };
-                writeln!(
-                    out,
-                    "{:<44} {:<12} {:<16} {:<8} {:>10} {:>12} {:>12}",
-                    run.run_id,
-                    run.scenario,
-                    run.mode,
-                    result,
+                table.add_row([
+                    run.run_id.clone(),
+                    run.scenario.clone(),
+                    run.mode.clone(),
+                    result.to_owned(),
                     metric("samples_per_s"),
                     metric("ttft_p99_ms"),
                     metric("tpot_p99_ms"),
-                )?;
+                ]);
             }
+            crate::table::write(&table, out)?;
         }
         Some(metric) => {
             let mut trend = history.trend(metric, &filter)?;
@@ -165,10 +171,11 @@ fn run(args: &HistoryArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             }
             let skip = trend.len().saturating_sub(args.limit);
             trend.drain(..skip);
-            writeln!(out, "{:<32} {:<44} {:>14}", "started", "run", metric)?;
+            let mut table = crate::table::new(&["started", "run", metric], &[2]);
             for (at, run, value) in &trend {
-                writeln!(out, "{at:<32} {run:<44} {value:>14.3}")?;
+                table.add_row([at.clone(), run.clone(), format!("{value:.3}")]);
             }
+            crate::table::write(&table, out)?;
             if let Some(path) = &args.chart {
                 let dir = path
                     .parent()

@@ -25,6 +25,7 @@ mod sim_cmd;
 mod submission_cmd;
 mod summary;
 mod sweep_cmd;
+mod table;
 mod tokenizers;
 
 use clap::Parser;
