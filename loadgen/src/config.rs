@@ -155,9 +155,35 @@ impl ConfigError {
     }
 }
 
+/// Errors shown in a message before the rest are only counted: a garbage
+/// file must not produce a message as large as itself.
+const SHOWN_ERRORS: usize = 5;
+
 fn join_errors(errors: &[LineError]) -> String {
-    let parts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    let mut parts: Vec<String> = errors
+        .iter()
+        .take(SHOWN_ERRORS)
+        .map(ToString::to_string)
+        .collect();
+    if errors.len() > SHOWN_ERRORS {
+        parts.push(format!(
+            "and {} more invalid lines",
+            errors.len() - SHOWN_ERRORS
+        ));
+    }
     parts.join("; ")
+}
+
+/// A token quoted in a message, cut to a readable length.
+fn shown_token(token: &[u8]) -> String {
+    const MAX: usize = 40;
+    let text = String::from_utf8_lossy(token);
+    if text.chars().count() <= MAX {
+        text.into_owned()
+    } else {
+        let cut: String = text.chars().take(MAX).collect();
+        format!("{cut}...")
+    }
 }
 
 /// Applies config files to [`TestSettings`] with LoadGen's per-process
@@ -169,6 +195,7 @@ fn join_errors(errors: &[LineError]) -> String {
 pub struct ConfigLoader {
     user_confs_loaded: u32,
     diagnostics: Vec<String>,
+    warnings: Vec<String>,
 }
 
 impl ConfigLoader {
@@ -181,6 +208,15 @@ impl ConfigLoader {
     /// verbatim and in order. Any of them makes a submission invalid.
     pub fn diagnostics(&self) -> &[String] {
         &self.diagnostics
+    }
+
+    /// What LoadGen accepts silently but a user most likely did not mean,
+    /// one line each naming the file and line: keys no setting reads (a
+    /// misspelling), keys not of the form `model.scenario.key`, and a
+    /// `target_qps` that is not above 0 (LoadGen then runs at 1 QPS). The
+    /// keys are still ignored, as in LoadGen.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// How many `user.conf` files were loaded (LoadGen's `configCount`).
@@ -297,7 +333,7 @@ impl ConfigLoader {
     }
 
     fn read(&mut self, path: &Path) -> Result<Vec<u8>, ConfigError> {
-        std::fs::read(path).map_err(|source| {
+        crate::input::read_limited(path, crate::input::CONF_FILE_LIMIT).map_err(|source| {
             self.diagnostics
                 .push(format!("can't open file {}", path.display()));
             ConfigError::Read {
@@ -318,6 +354,9 @@ impl ConfigLoader {
     ) -> Result<(), ConfigError> {
         match parse_config(text) {
             Ok(kv) => {
+                if conf_type != ConfType::MlperfConf {
+                    self.warnings.extend(kv.suspicious_lines(name));
+                }
                 if let Some(message) = kv.apply(settings, model, scenario, conf_type) {
                     self.diagnostics.push(message);
                 }
@@ -396,7 +435,51 @@ pub fn config_target(model: &str, scenario: &str) -> Result<(String, Scenario), 
 #[derive(Debug, Default)]
 struct KeyValues {
     map: HashMap<Vec<u8>, Vec<u8>>,
+    /// Each assigned key with its 1-based line, in file order.
+    lines: Vec<(usize, Vec<u8>)>,
 }
+
+/// The last component of every key [`KeyValues::apply`] reads.
+const KNOWN_KEYS: &[&str] = &[
+    "mode",
+    "qsl_rng_seed",
+    "sample_index_rng_seed",
+    "schedule_rng_seed",
+    "accuracy_log_probability",
+    "test05",
+    "test05_qsl_rng_seed",
+    "test05_sample_index_rng_seed",
+    "test05_schedule_rng_seed",
+    "use_token_latencies",
+    "ttft_latency",
+    "tpot_latency",
+    "infer_token_latencies",
+    "token_latency_scaling_factor",
+    "target_latency_percentile",
+    "samples_per_query",
+    "target_latency",
+    "performance_issue_unique",
+    "performance_issue_same",
+    "performance_issue_same_index",
+    "sample_concatenate_permutation",
+    "coalesce_queries",
+    "max_async_queries",
+    "min_duration",
+    "max_duration",
+    "min_query_count",
+    "max_query_count",
+    "performance_sample_count_override",
+    "accuracy_sample_count_override",
+    "target_qps",
+    "print_timestamps",
+    "accuracy_log_rng_seed",
+    "accuracy_log_sampling_target",
+    // In mlperf.conf; LoadGen reads it nowhere, but it is a known key.
+    "target_duration",
+];
+
+/// The scenario component of a key: a LoadGen scenario or `*`.
+const KNOWN_SCENARIOS: &[&str] = &["*", "SingleStream", "MultiStream", "Server", "Offline"];
 
 /// C's `isspace` in the "C" locale, which `operator>>` splits on.
 fn is_c_space(b: u8) -> bool {
@@ -423,14 +506,17 @@ fn parse_config(text: &[u8]) -> Result<KeyValues, Vec<LineError>> {
             }
             if looking_for == 2 {
                 if full_strtoul(token) || full_strtod(token) {
+                    if kv.lines.last().is_none_or(|(l, _)| *l != line_nr) {
+                        kv.lines.push((line_nr, key.to_vec()));
+                    }
                     kv.map.insert(key.to_vec(), token.to_vec());
                     continue;
                 }
                 errors.push(LineError {
                     line: line_nr,
                     kind: LineErrorKind::NotANumber,
-                    key: String::from_utf8_lossy(key).into_owned(),
-                    token: String::from_utf8_lossy(token).into_owned(),
+                    key: shown_token(key),
+                    token: shown_token(token),
                 });
                 break;
             }
@@ -438,8 +524,8 @@ fn parse_config(text: &[u8]) -> Result<KeyValues, Vec<LineError>> {
                 errors.push(LineError {
                     line: line_nr,
                     kind: LineErrorKind::ExpectedEquals,
-                    key: String::from_utf8_lossy(key).into_owned(),
-                    token: String::from_utf8_lossy(token).into_owned(),
+                    key: shown_token(key),
+                    token: shown_token(token),
                 });
                 break;
             }
@@ -457,6 +543,44 @@ fn parse_config(text: &[u8]) -> Result<KeyValues, Vec<LineError>> {
 }
 
 impl KeyValues {
+    /// The warnings of [`ConfigLoader::warnings`] for this file.
+    fn suspicious_lines(&self, file: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (line, key) in &self.lines {
+            let key = String::from_utf8_lossy(key);
+            let parts: Vec<&str> = key.split('.').collect();
+            let shown = shown_token(key.as_bytes());
+            match parts.as_slice() {
+                [_, scenario, name] => {
+                    if !KNOWN_KEYS.contains(name) {
+                        out.push(format!(
+                            "{file}:{line}: unknown key {name:?} in {shown:?} is ignored \
+                             (a misspelling?)"
+                        ));
+                    } else if !KNOWN_SCENARIOS.contains(scenario) {
+                        out.push(format!(
+                            "{file}:{line}: unknown scenario {scenario:?} in {shown:?}: the line \
+                             is ignored (scenarios: SingleStream, MultiStream, Server, Offline, *)"
+                        ));
+                    } else if *name == "target_qps"
+                        && let Some(value) = self.map.get(key.as_bytes())
+                        && strtod(value).0 < 0.0
+                    {
+                        out.push(format!(
+                            "{file}:{line}: {shown} = {} is negative: LoadGen ignores it and \
+                             runs at 1 QPS",
+                            String::from_utf8_lossy(value)
+                        ));
+                    }
+                }
+                _ => out.push(format!(
+                    "{file}:{line}: key {shown:?} is ignored: keys are model.scenario.key"
+                )),
+            }
+        }
+        out
+    }
+
     /// `lookupkv`: the value for `key` under LoadGen's precedence.
     fn lookup(&self, model: &str, scenario: &str, key: &str) -> Option<&[u8]> {
         [
@@ -939,6 +1063,47 @@ fn scale_binary(mantissa: u64, exponent: i64, sticky: bool) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn misspelled_keys_and_negative_qps_are_warned_with_their_line() {
+        let mut settings = TestSettings::default();
+        let mut loader = ConfigLoader::new();
+        let text = "# c\n*.Server.target_qpz = 3\nllama.Sever.min_duration = 5\nmin_duration = 1\n\
+                    *.Server.target_qps = -5\n*.Server.min_query_count = 7\n";
+        loader
+            .user_conf_text(&mut settings, "u.conf", text, "llama", "Server")
+            .unwrap();
+        let w = loader.warnings();
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert!(
+            w[0].starts_with("u.conf:2: unknown key \"target_qpz\""),
+            "{w:?}"
+        );
+        assert!(
+            w[1].starts_with("u.conf:3: unknown scenario \"Sever\""),
+            "{w:?}"
+        );
+        assert!(w[2].starts_with("u.conf:4: key \"min_duration\""), "{w:?}");
+        assert!(
+            w[3].starts_with("u.conf:5: *.Server.target_qps = -5 is negative"),
+            "{w:?}"
+        );
+        // Still applied or ignored exactly as LoadGen does.
+        assert_eq!(settings.min_query_count, 7);
+    }
+
+    #[test]
+    fn a_garbage_file_gives_a_short_error() {
+        let line = format!("key {}\n", "x".repeat(10_000));
+        let text = line.repeat(1000);
+        let mut settings = TestSettings::default();
+        let e = ConfigLoader::new()
+            .user_conf_text(&mut settings, "g.conf", &text, "m", "Server")
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 1000, "{} bytes", e.len());
+        assert!(e.contains("and 995 more invalid lines"), "{e}");
+    }
 
     fn ull(s: &str) -> (u64, usize) {
         strtoull(s.as_bytes())

@@ -14,6 +14,7 @@ pub mod driver;
 pub mod early_stopping;
 pub mod find_peak;
 pub mod format;
+pub mod input;
 pub mod logging;
 pub mod record;
 pub mod results;

@@ -321,7 +321,35 @@ pub enum SettingsError {
         "sample_concatenate_permutation in SingleStream needs a QSL performance sample count above 0"
     )]
     ZeroPerformanceSampleCount,
+    /// The performance phase would schedule more samples than a process
+    /// can hold; computed before anything is allocated.
+    #[error(
+        "the performance phase would schedule {samples} samples ({cause}), about {} of \
+         memory; at most {max} can be scheduled: lower the setting",
+        crate::input::human_bytes(*.bytes)
+    )]
+    ScheduleTooLarge {
+        /// Samples the schedule would hold.
+        samples: u64,
+        /// The setting that asks for them, with its value.
+        cause: String,
+        /// Memory they would need, estimated.
+        bytes: u64,
+        /// [`MAX_SCHEDULED_SAMPLES`].
+        max: u64,
+    },
 }
+
+/// The most samples one performance phase may schedule (10 times the
+/// largest run the scaling benchmark measures). More is a mistake in the
+/// settings (`target_qps = 1e12`, `min_query_count = 1e9`, a saturated
+/// `min_duration`) that would exhaust memory while generating.
+pub const MAX_SCHEDULED_SAMPLES: u64 = 100_000_000;
+
+/// Memory one scheduled sample costs over a run (schedule entry, in-flight
+/// state, its record), for the estimate in
+/// [`SettingsError::ScheduleTooLarge`].
+const BYTES_PER_SAMPLE: u64 = 256;
 
 /// The values a run uses, derived from [`TestSettings`] exactly as LoadGen's
 /// `TestSettingsInternal` constructor derives them.
@@ -559,7 +587,63 @@ impl EffectiveSettings {
             });
         }
 
+        if s.mode != TestMode::AccuracyOnly && !s.performance_issue_unique {
+            let (samples, cause) = s.performance_schedule_samples();
+            if samples > MAX_SCHEDULED_SAMPLES as f64 {
+                let samples = samples as u64;
+                return Err(SettingsError::ScheduleTooLarge {
+                    samples,
+                    cause,
+                    bytes: samples.saturating_mul(BYTES_PER_SAMPLE),
+                    max: MAX_SCHEDULED_SAMPLES,
+                });
+            }
+        }
+
         Ok((s, warnings))
+    }
+
+    /// The samples the performance phase's schedule holds at most, and the
+    /// setting that decides it: the minimum query count, or the target QPS
+    /// over the generation window (the minimum duration; twice that
+    /// outside Server, as [`crate::generate_queries`] generates).
+    fn performance_schedule_samples(&self) -> (f64, String) {
+        let spq = self.samples_per_query.max(1) as f64;
+        if self.scenario == Scenario::Offline {
+            return (
+                spq,
+                format!(
+                    "max(min_query_count, 1.1 x target_qps {} x min_duration {} s)",
+                    self.target_qps,
+                    ms_to_seconds(self.requested.min_duration_ms)
+                ),
+            );
+        }
+        let window = if self.scenario == Scenario::Server {
+            1.0
+        } else {
+            2.0
+        } * ms_to_seconds(self.target_duration_ms);
+        // A rate that is not finite is the schedule's own error
+        // (`ScheduleError::InvalidTargetQps`).
+        let by_time = Some(self.target_qps * window)
+            .filter(|n| n.is_finite())
+            .unwrap_or(0.0);
+        let by_count = self.min_query_count as f64;
+        if by_count >= by_time {
+            (
+                by_count * spq,
+                format!("min_query_count {}", self.min_query_count),
+            )
+        } else {
+            (
+                by_time * spq,
+                format!(
+                    "target_qps {} over a {} s generation window from min_duration {} ms",
+                    self.target_qps, window, self.target_duration_ms
+                ),
+            )
+        }
     }
 }
 
@@ -621,6 +705,37 @@ impl Default for LogSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_schedules_are_refused_before_generation_naming_the_setting() {
+        let server = |qps: f64, count: u64, ms: u64| TestSettings {
+            scenario: Scenario::Server,
+            server_target_qps: qps,
+            min_query_count: count,
+            min_duration_ms: ms,
+            ..TestSettings::default()
+        };
+        let too_large = |s: &TestSettings| match EffectiveSettings::new(s, 10, 10) {
+            Err(e @ SettingsError::ScheduleTooLarge { .. }) => e.to_string(),
+            other => panic!("{other:?}"),
+        };
+        let e = too_large(&server(1e12, 1, 600_000));
+        assert!(e.contains("600000000000000 samples"), "{e}");
+        assert!(e.contains("target_qps 1000000000000"), "{e}");
+        let e = too_large(&server(1.0, 1_000_000_000, 1000));
+        assert!(e.contains("min_query_count 1000000000"), "{e}");
+        assert!(e.contains("238.4 GiB"), "{e}");
+        // A saturated min_duration.
+        too_large(&server(1.0, 1, u64::MAX));
+        // Accuracy runs schedule the dataset only.
+        let accuracy = TestSettings {
+            mode: TestMode::AccuracyOnly,
+            ..server(1e12, 1, 600_000)
+        };
+        assert!(EffectiveSettings::new(&accuracy, 10, 10).is_ok());
+        // The largest the scaling benchmark runs is fine.
+        assert!(EffectiveSettings::new(&server(1e5, 10_000_000, 100_000), 10, 10).is_ok());
+    }
 
     fn effective(s: &TestSettings, psc: u64, total: u64) -> EffectiveSettings {
         EffectiveSettings::new(s, psc, total).unwrap().0
