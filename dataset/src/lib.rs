@@ -285,6 +285,19 @@ pub enum DatasetError {
         /// What failed.
         message: String,
     },
+    /// A pickle that is not a pandas DataFrame (or not a pickle). It is
+    /// never advised to open it in Python: unpickling runs its code.
+    #[error(
+        "{}: not a pandas DataFrame pickle: {message}. It was only decoded, never run; do not \
+         open a pickle of unknown origin with pickle or pandas (unpickling executes code)",
+        path.display()
+    )]
+    NotADataFrame {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
     /// The options are inconsistent.
     #[error("invalid dataset options: {0}")]
     Options(String),
@@ -325,6 +338,8 @@ impl Dataset {
     /// Reads a dataset file (see the crate docs for formats and detection).
     pub fn load(path: impl AsRef<Path>, options: &DatasetOptions) -> Result<Self, DatasetError> {
         let path = path.as_ref();
+        // A device or a pipe has no end to stop at (`/dev/zero`).
+        loadgen::input::regular_file_size(path).map_err(|e| io_error(path, e))?;
         let format = match options.format {
             Some(f) => f,
             None => DatasetFormat::detect(path)?,

@@ -67,6 +67,13 @@ fn pickle_error(path: &Path, message: impl Into<String>) -> DatasetError {
     }
 }
 
+fn not_a_dataframe(path: &Path, message: impl Into<String>) -> DatasetError {
+    DatasetError::NotADataFrame {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
 /// Reads a pandas DataFrame pickle.
 pub fn read_dataframe(path: &Path) -> Result<DataFrame, DatasetError> {
     let file = std::fs::File::open(path).map_err(|e| crate::io_error(path, e))?;
@@ -84,13 +91,22 @@ pub fn read_dataframe(path: &Path) -> Result<DataFrame, DatasetError> {
         )
     }))
     .map_err(|_| {
-        pickle_error(
+        not_a_dataframe(
             path,
             "malformed pickle: the decoder gave up on its contents (e.g. a set holding NaN)",
         )
     })?;
-    let value = decoded.map_err(|e| pickle_error(path, e.to_string()))?;
-    walk(&value).map_err(|m| pickle_error(path, m))
+    let value = decoded.map_err(|e| not_a_dataframe(path, e.to_string()))?;
+    // Only a DataFrame's own layout gets the pandas conversion advice:
+    // unpickling anything else in Python would run whatever it holds.
+    let is_dataframe = matches!(&value, Value::Dict(state) if get(state, "_mgr").is_some());
+    walk(&value).map_err(|m| {
+        if is_dataframe {
+            pickle_error(path, m)
+        } else {
+            not_a_dataframe(path, m)
+        }
+    })
 }
 
 fn walk(root: &Value) -> Result<DataFrame, String> {

@@ -69,6 +69,23 @@ impl LengthDist {
         }
     }
 
+    /// The smallest length it can draw.
+    fn min_len(&self) -> u32 {
+        match *self {
+            Self::Fixed { len } => len,
+            Self::Uniform { min, .. } | Self::Normal { min, .. } => min,
+        }
+    }
+
+    /// Its mean length (for the memory estimate).
+    fn mean_len(&self) -> f64 {
+        match *self {
+            Self::Fixed { len } => f64::from(len),
+            Self::Uniform { min, max } => (f64::from(min) + f64::from(max)) / 2.0,
+            Self::Normal { mean, min, max, .. } => mean.clamp(f64::from(min), f64::from(max)),
+        }
+    }
+
     fn draw(&self, g: &mut Mt19937) -> u32 {
         match *self {
             Self::Fixed { len } => len,
@@ -132,6 +149,21 @@ impl Default for SyntheticSpec {
     }
 }
 
+/// The most memory a synthetic dataset may take (estimated before it is
+/// generated): more is a typo in `samples=` that would exhaust memory.
+pub const MAX_SYNTHETIC_BYTES: u64 = 4 << 30;
+
+impl SyntheticSpec {
+    /// Memory the samples will take: their token ids plus a sample's own
+    /// size.
+    pub fn estimated_bytes(&self) -> u64 {
+        let tokens = f64::from(self.prefix_len) + self.input_len.mean_len();
+        let per_sample = tokens * 4.0 + std::mem::size_of::<Sample>() as f64;
+        // Saturates for absurd counts, which is all the check needs.
+        (per_sample * self.num_samples as f64) as u64
+    }
+}
+
 /// Builds the dataset `spec` describes, named `synthetic-<seed>`; every
 /// sample is a performance sample.
 pub fn generate(spec: &SyntheticSpec) -> Result<Dataset, DatasetError> {
@@ -145,6 +177,27 @@ pub fn generate(spec: &SyntheticSpec) -> Result<Dataset, DatasetError> {
     }
     if spec.num_samples == 0 {
         return Err(DatasetError::Options("synthetic dataset: 0 samples".into()));
+    }
+    if spec.prefix_len == 0 && spec.input_len.min_len() == 0 {
+        return Err(DatasetError::Options(
+            "synthetic input length 0 (and no prefix): a prompt would be empty".into(),
+        ));
+    }
+    if spec.output_len.min_len() == 0 {
+        return Err(DatasetError::Options(
+            "synthetic output length 0: a sample would ask for no tokens".into(),
+        ));
+    }
+    let bytes = spec.estimated_bytes();
+    if bytes > MAX_SYNTHETIC_BYTES {
+        return Err(DatasetError::Options(format!(
+            "synthetic dataset of {} samples of about {:.0} tokens needs about {} of memory; \
+             the limit is {}: fewer samples or shorter prompts",
+            spec.num_samples,
+            f64::from(spec.prefix_len) + spec.input_len.mean_len(),
+            loadgen::input::human_bytes(bytes),
+            loadgen::input::human_bytes(MAX_SYNTHETIC_BYTES),
+        )));
     }
     let mut g = Mt19937::new(spec.seed);
     let (lo, hi) = (u64::from(spec.vocab_min), u64::from(spec.vocab_max));
@@ -175,6 +228,31 @@ pub fn generate(spec: &SyntheticSpec) -> Result<Dataset, DatasetError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_prompts_and_absurd_sizes_are_refused_before_generating() {
+        let spec = |input: u32, samples: usize| SyntheticSpec {
+            num_samples: samples,
+            input_len: LengthDist::Fixed { len: input },
+            ..SyntheticSpec::default()
+        };
+        let e = generate(&spec(0, 10)).unwrap_err().to_string();
+        assert!(e.contains("input length 0"), "{e}");
+        let e = generate(&spec(1024, 100_000_000)).unwrap_err().to_string();
+        assert!(e.contains("100000000 samples"), "{e}");
+        assert!(e.contains("GiB"), "{e}");
+        let zero_out = SyntheticSpec {
+            output_len: LengthDist::Uniform { min: 0, max: 4 },
+            ..spec(8, 10)
+        };
+        assert!(
+            generate(&zero_out)
+                .unwrap_err()
+                .to_string()
+                .contains("output length 0")
+        );
+        assert!(generate(&spec(1024, 100)).is_ok());
+    }
 
     #[test]
     fn same_seed_same_data_other_seed_other_data() {
@@ -217,11 +295,12 @@ mod tests {
     fn normal_lengths_have_the_requested_moments() {
         let spec = SyntheticSpec {
             num_samples: 20_000,
-            input_len: LengthDist::Fixed { len: 0 },
+            // One token: an empty prompt is refused.
+            input_len: LengthDist::Fixed { len: 1 },
             output_len: LengthDist::Normal {
                 mean: 200.0,
                 std: 25.0,
-                min: 0,
+                min: 1,
                 max: 10_000,
             },
             ..SyntheticSpec::default()

@@ -67,6 +67,10 @@ impl HfTokenizer {
     /// does); otherwise it is off (the `tokenizers` library behaviour).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, TokenizerError> {
         let path = path.as_ref();
+        loadgen::input::regular_file_size(path).map_err(|e| TokenizerError::Load {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| TokenizerError::Load {
             path: path.to_path_buf(),
             message: e.to_string(),
