@@ -11,6 +11,10 @@ use crate::outcome::{Outcome, exit_status};
 /// Runs a parsed command line.
 pub fn main(cli: Cli) -> ExitCode {
     init_tracing(&cli.log);
+    // The simulator serves until Ctrl-C and handles it itself.
+    if !matches!(cli.command, Command::Sim(_)) {
+        crate::shutdown::install();
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = dispatch(cli.command, &mut out).and_then(|outcome| {
@@ -25,12 +29,19 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let (env_filter, invalid) = match tracing_subscriber::EnvFilter::try_new(filter) {
+        Ok(f) => (f, None),
+        Err(e) => (tracing_subscriber::EnvFilter::new("warn"), Some(e)),
+    };
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(env_filter)
         .with_writer(crate::progress::AboveBars)
         .try_init();
+    if let Some(e) = invalid {
+        tracing::warn!(
+            "invalid log filter {filter:?} (--log or HARNESS_LOG): {e}; logging warnings only"
+        );
+    }
 }
 
 fn dispatch(command: Command, out: &mut dyn Write) -> anyhow::Result<Outcome> {

@@ -375,7 +375,7 @@ pub struct RunArgs {
     #[arg(long = "header", value_name = "'NAME: VALUE'")]
     pub headers: Vec<String>,
     /// Output token cap (the MLPerf llama3.1-8b reference uses 128).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_tokens: u32,
     /// Ask the server to ignore EOS (fixed output lengths).
     #[arg(long)]
@@ -460,7 +460,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE|URL")]
     pub db: Option<history::Database>,
     /// Do not record the run in the history database.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "db")]
     pub no_history: bool,
     /// Skip report generation at the end (`harness report` can make it later).
     #[arg(long)]

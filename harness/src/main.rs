@@ -21,6 +21,7 @@ mod report_cmd;
 mod resume;
 mod run_cmd;
 mod shared;
+mod shutdown;
 mod sim_cmd;
 mod submission_cmd;
 mod summary;

@@ -117,8 +117,20 @@ impl Backend {
     }
 }
 
-/// Runs the test; `out` receives the summary.
+/// Runs the test; `out` receives the summary. A run directory that an
+/// error ends early says so in its `run.json` (status `failed`, the reason).
 pub fn execute(config: &RunConfig, out: &mut dyn Write) -> anyhow::Result<RunResult> {
+    let result = execute_steps(config, out);
+    let reason = match &result {
+        Err(e) => format!("{e:#}"),
+        // Normally run.json already says how the run ended.
+        Ok(_) => "the run ended without recording its end".to_owned(),
+    };
+    crate::shutdown::end_current_run(rundir::RunStatus::Failed, &reason);
+    result
+}
+
+fn execute_steps(config: &RunConfig, out: &mut dyn Write) -> anyhow::Result<RunResult> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("harness-io")
@@ -131,6 +143,16 @@ pub fn execute(config: &RunConfig, out: &mut dyn Write) -> anyhow::Result<RunRes
         crate::data::load(&config.dataset)
             .with_context(|| format!("loading dataset {}", config.dataset.describe()))?,
     );
+    // Before anything is started: an absurd schedule is refused here.
+    let settings = EffectiveSettings::new(
+        &config.settings,
+        dataset.performance_sample_count as u64,
+        dataset.samples.len() as u64,
+    )
+    .context("the settings are inconsistent")?;
+    for warning in &settings.1 {
+        tracing::warn!("{}", warning.message);
+    }
     let backend = Backend::connect(&runtime, &config.backend, &dataset, &progress)?;
     let clock = RunClock {
         start: Instant::now(),
@@ -138,7 +160,7 @@ pub fn execute(config: &RunConfig, out: &mut dyn Write) -> anyhow::Result<RunRes
     };
     let (dir, mut manifest) = create_run_dir(config, &backend, &clock)?;
     let measured = measure(
-        &runtime, config, &dir, &clock, &dataset, &backend, &progress,
+        &runtime, config, &settings, &dir, &clock, &dataset, &backend, &progress,
     )?;
     if let Some(sim) = backend.simulator {
         runtime.block_on(sim.shutdown());
@@ -234,6 +256,7 @@ fn create_run_dir(
         .clone()
         .unwrap_or_else(|| format!("{}-{}", config.model_key, scenario.as_str()));
     let dir = rundir::create_run_dir(&config.output.output_dir, &label)?;
+    crate::shutdown::set_run_dir(&dir);
     let manifest = rundir::RunManifest {
         format_version: rundir::FORMAT_VERSION,
         harness_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -309,25 +332,19 @@ struct Measured {
 fn measure(
     runtime: &tokio::runtime::Runtime,
     config: &RunConfig,
+    (effective, warnings): &(EffectiveSettings, Vec<loadgen::SettingsWarning>),
     dir: &std::path::Path,
     clock: &RunClock,
     dataset: &Arc<dataset::Dataset>,
     backend: &Backend,
     progress: &Arc<Progress>,
 ) -> anyhow::Result<Measured> {
-    let (effective, warnings) = EffectiveSettings::new(
-        &config.settings,
-        dataset.performance_sample_count as u64,
-        dataset.samples.len() as u64,
-    )
-    .context("the settings are inconsistent")?;
-
     let records = Arc::new(rundir::RecordsWriter::create(dir, clock.start_unix_ns)?);
     let hooks = RunHooks::open(
         dir,
         &config.logs,
-        &effective,
-        &warnings,
+        effective,
+        warnings,
         &**dataset,
         backend.sut.model(),
     )?;
@@ -356,7 +373,9 @@ fn measure(
     observers.extend(telemetry.observers());
 
     let stop = StopSignal::new();
-    stop_on_signals(runtime, stop.clone());
+    // Ctrl-C or SIGTERM (a job scheduler, `kill`): stop issuing, give
+    // answers in flight a moment, then write everything as interrupted.
+    let issuing = crate::shutdown::issuing(stop.clone());
     let options = RunOptions {
         observer: Some(Arc::new(observers)),
         stop,
@@ -367,7 +386,8 @@ fn measure(
         ..RunOptions::default()
     };
 
-    let outcome = loadgen::start_test(&*backend.sut, &**dataset, &effective, &hooks, &options);
+    let outcome = loadgen::start_test(&*backend.sut, &**dataset, effective, &hooks, &options);
+    drop(issuing);
     progress.finish();
     runtime.block_on(backend.sut.shutdown());
     drop(options);
@@ -385,27 +405,6 @@ fn measure(
         verdict,
         reported,
     })
-}
-
-/// Ctrl-C or SIGTERM (a job scheduler, `kill`): stop issuing, give answers
-/// in flight a moment, then write everything as interrupted.
-fn stop_on_signals(runtime: &tokio::runtime::Runtime, stop: StopSignal) {
-    runtime.spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let terminated = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => if r.is_ok() { stop.request() },
-            () = terminated => stop.request(),
-        }
-    });
 }
 
 /// The built-in simulator on a free local port, on the run's runtime.

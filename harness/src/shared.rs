@@ -20,17 +20,8 @@ pub fn default_db(output_dir: &Path) -> history::Database {
 }
 
 /// A URL without user info or query string (credentials never reach
-/// run.json, logs or the terminal).
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    let rest = rest.split_once('?').map_or(rest, |(base, _)| base);
-    if scheme.is_empty() {
-        rest.to_owned()
-    } else {
-        format!("{scheme}://{rest}")
-    }
-}
+/// run.json, logs or the terminal): the SUT's, so there is one.
+pub use sut::redact_url;
 
 /// `args` (a command line) with secrets' values replaced.
 pub fn redact_command(args: impl IntoIterator<Item = String>) -> Vec<String> {

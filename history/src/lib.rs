@@ -128,6 +128,18 @@ pub enum HistoryError {
         /// The cause.
         source: postgres::Error,
     },
+    /// A PostgreSQL server did not complete the connection in time (it
+    /// accepted it and never answered).
+    #[error(
+        "{db}: no answer from the server within {seconds} s of connecting (is it a PostgreSQL \
+         server, and is it up?)"
+    )]
+    PostgresNoAnswer {
+        /// The server's URL, redacted.
+        db: String,
+        /// The limit that passed.
+        seconds: u64,
+    },
     /// The database comes from a newer harness.
     #[error(
         "{db}: schema version {found} is newer than this harness's {SCHEMA_VERSION}; upgrade the harness"

@@ -15,6 +15,27 @@ use crate::{
 /// unreachable server must fail the open, not hang it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long one statement may run on the server.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connects on a thread of its own and gives up after `limit`: the
+/// client's connect timeout covers the TCP connection only, so a server
+/// that accepts and never answers its start-up would hang the open.
+/// `None` when the limit passed (the thread is left to the process's end).
+fn connect_within(
+    config: postgres::Config,
+    limit: Duration,
+) -> Option<Result<Client, postgres::Error>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("history-connect".into())
+        .spawn(move || {
+            let _ = tx.send(config.connect(NoTls));
+        })
+        .ok()?;
+    rx.recv_timeout(limit).ok()
+}
+
 /// First key of the advisory lock held while migrating (the second is the
 /// schema's hash), so that harnesses opening one new database at the same
 /// time migrate it once.
@@ -30,7 +51,26 @@ pub(crate) fn open(url: &PostgresUrl) -> Result<Client, HistoryError> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
-    let mut client = config.connect(NoTls).map_err(err)?;
+    let limit = config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(CONNECT_TIMEOUT);
+    // A statement that waits (a lock held by a stuck migration, an
+    // overloaded server) fails instead of hanging the run's end.
+    let mut options = config.get_options().unwrap_or("").to_owned();
+    if !options.contains("statement_timeout") {
+        options.push_str(&format!(
+            " -c statement_timeout={}",
+            STATEMENT_TIMEOUT.as_millis()
+        ));
+    }
+    config.options(options.trim());
+    let mut client = connect_within(config, limit)
+        .ok_or_else(|| HistoryError::PostgresNoAnswer {
+            db: url.redacted(),
+            seconds: limit.as_secs(),
+        })?
+        .map_err(err)?;
     let mut tx = client.transaction().map_err(err)?;
     tx.execute(
         "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",

@@ -22,20 +22,28 @@ pub(crate) fn open(path: &Path) -> Result<Connection, HistoryError> {
     let mut conn = Connection::open(path).map_err(err)?;
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
         .map_err(err)?;
-    let found = schema_version(&conn).map_err(err)?;
+    // Several harnesses may open one new file at once: the version is read
+    // and every pending migration applied inside one IMMEDIATE transaction,
+    // which takes the write lock first (waiting up to busy_timeout), so
+    // exactly one of them migrates and the others see its result.
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(err)?;
+    let found = schema_version(&tx).map_err(err)?;
     if found > SCHEMA_VERSION {
         return Err(HistoryError::NewerSchema {
             db: path.display().to_string(),
             found,
         });
     }
-    for (version, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        let tx = conn.transaction().map_err(err)?;
+    for migration in MIGRATIONS.iter().skip(found as usize) {
         tx.execute_batch(migration.sqlite).map_err(err)?;
-        tx.execute_batch(&format!("PRAGMA user_version = {}", version + 1))
-            .map_err(err)?;
-        tx.commit().map_err(err)?;
     }
+    if found < SCHEMA_VERSION {
+        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+            .map_err(err)?;
+    }
+    tx.commit().map_err(err)?;
     Ok(conn)
 }
 

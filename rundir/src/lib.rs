@@ -87,6 +87,13 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RunDirError + '_ {
 /// Never reuses or overwrites an existing directory: the final `create_dir`
 /// fails if another process created the same name first, and we move on.
 pub fn create_run_dir(parent: &Path, label: &str) -> Result<PathBuf, RunDirError> {
+    if fs::metadata(parent).is_ok_and(|m| !m.is_dir()) {
+        // create_dir_all would only say "File exists".
+        return Err(io_err(parent)(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "it is a file, not a directory for run directories",
+        )));
+    }
     fs::create_dir_all(parent).map_err(io_err(parent))?;
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
     let label: String = label
@@ -209,8 +216,46 @@ impl RunManifest {
             message: e.to_string(),
         })?;
         text.push('\n');
-        fs::write(&tmp, text).map_err(io_err(&tmp))?;
+        if let Err(e) = fs::write(&tmp, &text) {
+            let _ = fs::remove_file(&tmp);
+            // A full disk has no room for a second copy, but rewriting the
+            // manifest in place first frees its own blocks: the run's end is
+            // recorded even then.
+            if path.exists() && fs::write(&path, &text).is_ok() {
+                return Ok(());
+            }
+            return Err(io_err(&tmp)(e));
+        }
         fs::rename(&tmp, &path).map_err(io_err(&path))
+    }
+
+    /// Records how a run ended when the normal path could not (an error, a
+    /// signal): a `run.json` that still says `running` gets `status` and
+    /// `reason`, and the run is marked not valid. Returns whether it
+    /// changed anything (a run that already ended is left alone).
+    pub fn end_unfinished(
+        dir: &Path,
+        status: RunStatus,
+        reason: &str,
+    ) -> Result<bool, RunDirError> {
+        let mut manifest = RunManifest::read(dir)?;
+        if manifest.status != RunStatus::Running {
+            return Ok(false);
+        }
+        manifest.status = status;
+        manifest.finished_at = Some(chrono::Local::now().to_rfc3339());
+        let mut reasons = manifest
+            .verdict
+            .take()
+            .map(|v| v.reasons)
+            .unwrap_or_default();
+        reasons.push(reason.to_owned());
+        manifest.verdict = Some(RunVerdict {
+            valid: false,
+            reasons,
+        });
+        manifest.write(dir)?;
+        Ok(true)
     }
 
     /// Reads `run.json` from `dir`.

@@ -409,7 +409,7 @@ impl ApiKey {
     /// The key in a file (surrounding whitespace is dropped).
     pub fn from_file(path: &Path) -> Result<ApiKey, SutError> {
         let origin = format!("file {}", path.display());
-        match std::fs::read_to_string(path) {
+        match loadgen::input::read_limited_to_string(path, loadgen::input::SECRET_FILE_LIMIT) {
             Ok(value) => ApiKey::new(value, origin),
             Err(e) => Err(SutError::ApiKey {
                 origin,

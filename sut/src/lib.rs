@@ -42,6 +42,7 @@ mod chunk;
 mod client;
 pub mod config;
 mod openai;
+pub mod secrets;
 pub mod sse;
 pub mod tokenizer;
 mod tracker;
@@ -51,6 +52,7 @@ pub use config::{
     HttpVersion, OutputTokenizer, RequestOptions, SutConfig,
 };
 pub use openai::{EndpointStats, OpenAiSut};
+pub use secrets::{Secrets, redact_url};
 pub use tokenizer::{RemoteTokenizer, TokenizerApi, TokenizerError};
 
 /// Why the SUT could not be set up.
@@ -112,7 +114,56 @@ pub enum SutError {
         /// The endpoint path.
         endpoint: &'static str,
     },
+    /// The token-id endpoint was chosen but a sample has no token ids (a
+    /// prompt-only dataset read without a tokenizer).
+    #[error(
+        "sample {index} of dataset {dataset:?} has text but no token ids, which {endpoint} with \
+         token-id prompts needs: load a tokenizer (--tokenizer tokenizer.json) or send text \
+         (--api completions-text or --api chat)"
+    )]
+    MissingTokens {
+        /// The dataset's name.
+        dataset: String,
+        /// The first sample without token ids.
+        index: usize,
+        /// The endpoint path.
+        endpoint: &'static str,
+    },
     /// The HTTP client could not be built.
     #[error("cannot build the http client: {0}")]
     Client(String),
+}
+
+impl SutError {
+    /// The same error with every secret scrubbed from its text (a server's
+    /// answer may echo the key; a URL may carry a password).
+    pub fn scrubbed(self, secrets: &Secrets) -> SutError {
+        let s = |text: String| secrets.scrub(&text);
+        match self {
+            SutError::Config(m) => SutError::Config(s(m)),
+            SutError::InvalidUrl { url, reason } => SutError::InvalidUrl {
+                url: s(url),
+                reason: s(reason),
+            },
+            SutError::Unhealthy { url, reason } => SutError::Unhealthy {
+                url: s(url),
+                reason: s(reason),
+            },
+            SutError::ModelNotServed { url, model, served } => SutError::ModelNotServed {
+                url: s(url),
+                model: s(model),
+                served: s(served),
+            },
+            SutError::ApiKey { origin, reason } => SutError::ApiKey {
+                origin: s(origin),
+                reason: s(reason),
+            },
+            SutError::Header { spec, reason } => SutError::Header {
+                spec: s(spec),
+                reason: s(reason),
+            },
+            e @ (SutError::MissingText { .. } | SutError::MissingTokens { .. }) => e,
+            SutError::Client(m) => SutError::Client(s(m)),
+        }
+    }
 }

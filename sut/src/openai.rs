@@ -13,7 +13,6 @@ use tokio::runtime::Handle;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::AbortHandle;
 
-use crate::SutError;
 use crate::body::RequestTemplate;
 use crate::client::{self, query_error};
 use crate::config::{
@@ -22,6 +21,7 @@ use crate::config::{
 };
 use crate::tokenizer::RemoteTokenizer;
 use crate::tracker::{AnswerHook, Tracker};
+use crate::{Secrets, SutError, redact_url};
 
 mod request;
 
@@ -123,6 +123,8 @@ struct Inner {
     warned_resend: AtomicBool,
     /// Turns text answers into token ids (see [`OutputTokenizer`]).
     text_encoder: Option<TextEncoder>,
+    /// Scrubs every failure message before it is answered.
+    secrets: Arc<Secrets>,
 }
 
 /// A resolved [`OutputTokenizer`].
@@ -195,7 +197,23 @@ impl OpenAiSut {
     /// Checks the configuration, builds the client, checks every endpoint's
     /// health, discovers the model if none is set, and returns a SUT whose
     /// requests run on the current tokio runtime.
+    ///
+    /// Every error is scrubbed of the API key and URL passwords.
     pub async fn connect(config: SutConfig, dataset: Arc<Dataset>) -> Result<OpenAiSut, SutError> {
+        let secrets = Arc::new(Secrets::new(
+            config.api_key.as_ref().map(ApiKey::expose),
+            config.endpoints.iter().map(String::as_str),
+        ));
+        Self::connect_unscrubbed(config, dataset, Arc::clone(&secrets))
+            .await
+            .map_err(|e| e.scrubbed(&secrets))
+    }
+
+    async fn connect_unscrubbed(
+        config: SutConfig,
+        dataset: Arc<Dataset>,
+        secrets: Arc<Secrets>,
+    ) -> Result<OpenAiSut, SutError> {
         let SutConfig {
             endpoints,
             endpoint_kind,
@@ -245,6 +263,18 @@ impl OpenAiSut {
                 endpoint: endpoint_kind.path(),
             });
         }
+        if !endpoint_kind.needs_text()
+            && let Some(index) = dataset
+                .samples
+                .iter()
+                .position(|s| s.input_tokens.is_empty())
+        {
+            return Err(SutError::MissingTokens {
+                dataset: dataset.name.clone(),
+                index,
+                endpoint: endpoint_kind.path(),
+            });
+        }
         let roots = endpoints
             .iter()
             .map(|u| client::server_root(u))
@@ -272,7 +302,8 @@ impl OpenAiSut {
                 })?;
                 Ok(Endpoint {
                     index: i as u32,
-                    root,
+                    // Messages and statistics name it; requests use `url`.
+                    root: redact_url(&root),
                     url,
                     requests: AtomicU64::new(0),
                     errors: AtomicU64::new(0),
@@ -305,6 +336,7 @@ impl OpenAiSut {
                 warned_usage_mismatch: AtomicBool::new(false),
                 warned_resend: AtomicBool::new(false),
                 text_encoder,
+                secrets,
             }),
         })
     }
@@ -675,6 +707,7 @@ impl Inner {
         );
         // Balancing counts a request until its samples are answered; the
         // trailing `[DONE]` read does not keep the endpoint busy.
+        tracker.set_secrets(Arc::clone(&self.secrets));
         tracker.set_release(Box::new(EndpointSlot {
             inner: Arc::clone(self),
             endpoint,

@@ -94,6 +94,8 @@ pub(crate) struct Tracker {
     hold: bool,
     held: Vec<QuerySampleResponse>,
     scratch_bytes: Vec<u8>,
+    /// Every failure message passes through it before it is answered.
+    secrets: Option<Arc<crate::Secrets>>,
 }
 
 impl fmt::Debug for Tracker {
@@ -127,7 +129,14 @@ impl Tracker {
             hold: false,
             held: Vec::new(),
             scratch_bytes: Vec::new(),
+            secrets: None,
         }
+    }
+
+    /// Scrubs these secrets from every failure message (a server's error
+    /// may echo the API key).
+    pub fn set_secrets(&mut self, secrets: Arc<crate::Secrets>) {
+        self.secrets = Some(secrets);
     }
 
     /// Drops `release` as soon as every sample is answered.
@@ -428,7 +437,10 @@ impl Tracker {
         }
     }
 
-    fn failure(&mut self, i: usize, error: QueryError) -> QuerySampleResponse {
+    fn failure(&mut self, i: usize, mut error: QueryError) -> QuerySampleResponse {
+        if let Some(secrets) = &self.secrets {
+            error.message = secrets.scrub(&error.message);
+        }
         let s = &mut self.samples[i];
         s.answered = true;
         self.unanswered -= 1;

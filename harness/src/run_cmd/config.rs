@@ -162,6 +162,10 @@ fn test_settings(args: &RunArgs) -> anyhow::Result<(TestSettings, String, String
             .audit_config_text(&mut settings, name, text, "*", scenario.as_str())
             .with_context(|| format!("reading {name}"))?;
     }
+    // LoadGen ignores these silently; a user most likely did not mean them.
+    for warning in loader.warnings() {
+        tracing::warn!("{warning}");
+    }
     if loadgen::config::apply_test05(&mut settings) {
         tracing::warn!("Test05 flag detected Overriding random seeds");
     }

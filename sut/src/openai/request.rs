@@ -170,10 +170,25 @@ impl Inner {
             }
             request
         };
+        // The stall timeout covers the wait for the response headers too: a
+        // server that accepts a request and never answers is stalled.
+        let stall = self.options.stall_timeout;
+        let headers_sleep = tokio::time::sleep(stall.unwrap_or(Duration::ZERO));
+        tokio::pin!(headers_sleep);
+        let no_headers = || {
+            query_error(
+                ErrorKind::Stalled,
+                format!(
+                    "{url} sent no response headers within the stall timeout ({:?})",
+                    stall.unwrap_or_default()
+                ),
+            )
+        };
         let first = tokio::select! {
             biased;
             r = build_request().send() => r,
             () = deadline.sleep.as_mut(), if deadline.armed() => return Err(deadline.error(url)),
+            () = &mut headers_sleep, if stall.is_some() => return Err(no_headers()),
         };
         match first {
             Err(e) if closed_before_answer(&e) => {
@@ -191,6 +206,7 @@ impl Inner {
                     biased;
                     r = build_request().send() => r.map_err(|e| classify(&e, url, &self.options)),
                     () = deadline.sleep.as_mut(), if deadline.armed() => Err(deadline.error(url)),
+                    () = &mut headers_sleep, if stall.is_some() => Err(no_headers()),
                 }
             }
             r => r.map_err(|e| classify(&e, url, &self.options)),
