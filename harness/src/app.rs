@@ -23,9 +23,26 @@ pub fn main(cli: Cli) -> ExitCode {
     });
     if let Err(error) = &result {
         let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "error: {error:#}");
+        let _ = writeln!(err, "error: {}", error_chain(error));
     }
     exit_status(&result)
+}
+
+/// The error and its causes on one line, each cause once: many errors
+/// already quote their source in their own text.
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 fn init_tracing(filter: &str) {

@@ -144,13 +144,13 @@ fn execute_steps(config: &RunConfig, out: &mut dyn Write) -> anyhow::Result<RunR
             .with_context(|| format!("loading dataset {}", config.dataset.describe()))?,
     );
     // Before anything is started: an absurd schedule is refused here.
-    let settings = EffectiveSettings::new(
+    let (effective, warnings) = EffectiveSettings::new(
         &config.settings,
         dataset.performance_sample_count as u64,
         dataset.samples.len() as u64,
     )
     .context("the settings are inconsistent")?;
-    for warning in &settings.1 {
+    for warning in &warnings {
         tracing::warn!("{}", warning.message);
     }
     let backend = Backend::connect(&runtime, &config.backend, &dataset, &progress)?;
@@ -160,7 +160,17 @@ fn execute_steps(config: &RunConfig, out: &mut dyn Write) -> anyhow::Result<RunR
     };
     let (dir, mut manifest) = create_run_dir(config, &backend, &clock)?;
     let measured = measure(
-        &runtime, config, &settings, &dir, &clock, &dataset, &backend, &progress,
+        &runtime,
+        config,
+        &Plan {
+            dataset: Arc::clone(&dataset),
+            effective,
+            warnings,
+        },
+        &dir,
+        &clock,
+        &backend,
+        &progress,
     )?;
     if let Some(sim) = backend.simulator {
         runtime.block_on(sim.shutdown());
@@ -319,6 +329,14 @@ struct RunClock {
     start_unix_ns: u64,
 }
 
+/// The dataset and what LoadGen's settings make of it.
+struct Plan {
+    dataset: Arc<dataset::Dataset>,
+    effective: EffectiveSettings,
+    /// LoadGen's `error_invalid_test_settings` warnings.
+    warnings: Vec<loadgen::SettingsWarning>,
+}
+
 /// What the test driver measured.
 struct Measured {
     outcome: TestOutcome,
@@ -332,10 +350,9 @@ struct Measured {
 fn measure(
     runtime: &tokio::runtime::Runtime,
     config: &RunConfig,
-    (effective, warnings): &(EffectiveSettings, Vec<loadgen::SettingsWarning>),
+    plan: &Plan,
     dir: &std::path::Path,
     clock: &RunClock,
-    dataset: &Arc<dataset::Dataset>,
     backend: &Backend,
     progress: &Arc<Progress>,
 ) -> anyhow::Result<Measured> {
@@ -343,9 +360,9 @@ fn measure(
     let hooks = RunHooks::open(
         dir,
         &config.logs,
-        effective,
-        warnings,
-        &**dataset,
+        &plan.effective,
+        &plan.warnings,
+        &*plan.dataset,
         backend.sut.model(),
     )?;
     let telemetry = crate::metrics::start(
@@ -386,7 +403,13 @@ fn measure(
         ..RunOptions::default()
     };
 
-    let outcome = loadgen::start_test(&*backend.sut, &**dataset, effective, &hooks, &options);
+    let outcome = loadgen::start_test(
+        &*backend.sut,
+        &*plan.dataset,
+        &plan.effective,
+        &hooks,
+        &options,
+    );
     drop(issuing);
     progress.finish();
     runtime.block_on(backend.sut.shutdown());
