@@ -610,14 +610,17 @@ impl EffectiveSettings {
     fn performance_schedule_samples(&self) -> (f64, String) {
         let spq = self.samples_per_query.max(1) as f64;
         if self.scenario == Scenario::Offline {
-            return (
-                spq,
+            let by_count = self.requested.min_query_count;
+            let cause = if spq <= by_count as f64 {
+                format!("min_query_count {by_count}")
+            } else {
                 format!(
-                    "max(min_query_count, 1.1 x target_qps {} x min_duration {} s)",
+                    "1.1 x target_qps {} x min_duration {} s",
                     self.target_qps,
                     ms_to_seconds(self.requested.min_duration_ms)
-                ),
-            );
+                )
+            };
+            return (spq, cause);
         }
         let window = if self.scenario == Scenario::Server {
             1.0

@@ -1,0 +1,278 @@
+//! Small misbehaving servers on 127.0.0.1:0, one thread per connection.
+//!
+//! [`FakeServer::wait_request`] and [`FakeServer::wait_completion`] let a
+//! test act the moment a request arrives (no sleeps).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How `/v1/completions` answers.
+#[derive(Debug, Clone, Copy)]
+pub enum Completion {
+    /// A valid stream: 4 tokens with ids, usage, `[DONE]`.
+    Valid,
+    /// This HTTP status with a JSON error.
+    Status(u16),
+    /// 401 whose body echoes the request's Authorization header.
+    EchoAuth,
+    /// 500 with a 20 MB body.
+    HugeBody,
+    /// The connection is closed without an answer.
+    Reset,
+    /// The request is read and never answered.
+    NoHeaders,
+    /// 200 event stream of garbage.
+    GarbageSse,
+    /// 200 event stream of keep-alive comments, forever.
+    EndlessComments,
+    /// 200 with an HTML page.
+    Html,
+    /// 200 with an empty body.
+    Empty,
+    /// A stream cut in the middle of an event.
+    CutMidEvent,
+    /// A stream whose event is an error object.
+    ErrorEvent,
+}
+
+/// What the server does.
+#[derive(Debug, Clone, Copy)]
+pub enum Fake {
+    /// Health and model list fine (model `m`); completions as given.
+    Healthy(Completion),
+    /// `/health` answers this status.
+    HealthStatus(u16),
+    /// `/health` answers 503 echoing the Authorization header.
+    HealthEchoAuth,
+    /// `/health` closes the connection.
+    HealthReset,
+    /// `/health` is read and never answered.
+    HealthHang,
+    /// `/v1/models` answers garbage.
+    ModelsGarbage,
+    /// `/v1/models` lists nothing.
+    ModelsEmpty,
+    /// Accepts connections and never says anything (a silent database).
+    Silent,
+}
+
+/// A running fake; it lives as long as the test process.
+pub struct FakeServer {
+    addr: std::net::SocketAddr,
+    requests: Mutex<Receiver<String>>,
+}
+
+impl FakeServer {
+    pub fn start(fake: Fake) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = channel();
+        let tx = Arc::new(Mutex::new(tx));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let tx = Arc::clone(&tx);
+                std::thread::spawn(move || serve(stream, fake, &tx));
+            }
+        });
+        FakeServer {
+            addr,
+            requests: Mutex::new(rx),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn host_port(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Blocks until a request (or, for [`Fake::Silent`], a connection)
+    /// arrives; returns its path.
+    pub fn wait_request(&self) -> String {
+        // A child that ended early never sends: fail instead of waiting.
+        self.requests
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the harness never sent the request this test waits for")
+    }
+
+    /// Blocks until a completion request arrives.
+    pub fn wait_completion(&self) {
+        while !self.wait_request().contains("completions") {}
+    }
+}
+
+fn notify(tx: &Mutex<Sender<String>>, path: &str) {
+    let _ = tx.lock().unwrap().send(path.to_owned());
+}
+
+/// Reads one request: its path and Authorization header.
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, String)> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let path = line.split_whitespace().nth(1)?.to_owned();
+    let mut auth = String::new();
+    let mut length = 0usize;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':')?;
+        match name.to_ascii_lowercase().as_str() {
+            "authorization" => value.trim().clone_into(&mut auth),
+            "content-length" => length = value.trim().parse().ok()?,
+            _ => {}
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some((path, auth))
+}
+
+fn respond(stream: &mut TcpStream, status: u16, content_type: &str, body: &[u8]) {
+    let head = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
+}
+
+fn stream_head(stream: &mut TcpStream) {
+    let _ = stream.write_all(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+    );
+}
+
+fn serve(stream: TcpStream, fake: Fake, tx: &Mutex<Sender<String>>) {
+    if let Fake::Silent = fake {
+        notify(tx, "connection");
+        // Holds the connection open, saying nothing.
+        let mut s = stream;
+        let mut sink = [0u8; 1024];
+        while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+        return;
+    }
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    while let Some((path, auth)) = read_request(&mut reader) {
+        notify(tx, &path);
+        let json = "application/json";
+        match (path.as_str(), fake) {
+            ("/health", Fake::HealthStatus(code)) => respond(&mut writer, code, json, b"{}"),
+            ("/health", Fake::HealthEchoAuth) => {
+                let body = format!("{{\"error\":\"bad credentials: {auth}\"}}");
+                respond(&mut writer, 503, json, body.as_bytes());
+            }
+            ("/health", Fake::HealthReset) => return,
+            ("/health", Fake::HealthHang) => hang(),
+            ("/health", _) => respond(&mut writer, 200, json, b"{}"),
+            ("/v1/models", Fake::ModelsGarbage) => respond(&mut writer, 200, json, b"<<garbage>>"),
+            ("/v1/models", Fake::ModelsEmpty) => {
+                respond(&mut writer, 200, json, br#"{"object":"list","data":[]}"#);
+            }
+            ("/v1/models", _) => respond(
+                &mut writer,
+                200,
+                json,
+                br#"{"object":"list","data":[{"id":"m","object":"model"}]}"#,
+            ),
+            (_, Fake::Healthy(completion)) => {
+                if !complete(&mut writer, completion, &auth) {
+                    return;
+                }
+            }
+            _ => respond(&mut writer, 404, json, b"{}"),
+        }
+    }
+}
+
+/// Answers one completion request; false when the connection is done.
+fn complete(w: &mut TcpStream, completion: Completion, auth: &str) -> bool {
+    let json = "application/json";
+    match completion {
+        Completion::Valid => {
+            stream_head(w);
+            for id in [11, 12, 13, 14] {
+                let event = format!(
+                    "data: {{\"choices\":[{{\"index\":0,\"text\":\"t\",\"token_ids\":[{id}],\"finish_reason\":null}}]}}\n\n"
+                );
+                let _ = w.write_all(event.as_bytes());
+            }
+            let _ = w.write_all(
+                b"data: {\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"length\"}]}\n\n\
+                  data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":4}}\n\n\
+                  data: [DONE]\n\n",
+            );
+            false
+        }
+        Completion::Status(code) => {
+            respond(w, code, json, br#"{"error":{"message":"no","code":1}}"#);
+            true
+        }
+        Completion::EchoAuth => {
+            let body = format!("{{\"error\":{{\"message\":\"rejected Authorization: {auth}\"}}}}");
+            respond(w, 401, json, body.as_bytes());
+            true
+        }
+        Completion::HugeBody => {
+            respond(w, 500, "text/plain", &vec![b'x'; 20 << 20]);
+            false
+        }
+        Completion::Reset => false,
+        Completion::NoHeaders => hang(),
+        Completion::GarbageSse => {
+            stream_head(w);
+            let _ = w.write_all(b"data: {not json at all\n\ndata: \x00\x01\x02\n\n");
+            false
+        }
+        Completion::EndlessComments => {
+            stream_head(w);
+            while w.write_all(b": keep-alive\n\n").is_ok() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            false
+        }
+        Completion::Html => {
+            respond(
+                w,
+                200,
+                "text/html",
+                b"<html><body>Welcome to nginx</body></html>",
+            );
+            true
+        }
+        Completion::Empty => {
+            respond(w, 200, json, b"");
+            true
+        }
+        Completion::CutMidEvent => {
+            stream_head(w);
+            let _ = w.write_all(b"data: {\"choices\":[{\"index\":0,\"te");
+            false
+        }
+        Completion::ErrorEvent => {
+            stream_head(w);
+            let _ = w.write_all(b"data: {\"error\":{\"message\":\"engine died\"}}\n\n");
+            false
+        }
+    }
+}
+
+/// Never answers (the thread ends with the test process).
+fn hang() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
