@@ -503,12 +503,13 @@ pub fn render(c: &Comparison, markdown: bool, out: &mut dyn Write) -> std::io::R
                 if i == 0 { " (baseline)" } else { "" }
             )?;
         }
-        write!(out, "{:<22}", "metric")?;
-        for i in 0..c.runs.len() {
-            write!(out, " {:>40}", format!("[{i}]"))?;
-        }
-        writeln!(out, "  best")?;
     }
+    // The terminal's table: one column per run, numbers right-aligned.
+    let labels: Vec<String> = (0..c.runs.len()).map(|i| format!("[{i}]")).collect();
+    let mut header = vec!["metric"];
+    header.extend(labels.iter().map(String::as_str));
+    header.push("best");
+    let mut table = crate::table::new(&header, &(1..=c.runs.len()).collect::<Vec<_>>());
     for row in &c.rows {
         let cells: Vec<String> = row
             .values
@@ -536,12 +537,14 @@ pub fn render(c: &Comparison, markdown: bool, out: &mut dyn Write) -> std::io::R
         if markdown {
             writeln!(out, "| {} | {} | {best} |", row.metric, cells.join(" | "))?;
         } else {
-            write!(out, "{:<22}", row.metric)?;
-            for cell in cells {
-                write!(out, " {cell:>40}")?;
-            }
-            writeln!(out, "  {best}")?;
+            let mut line = vec![row.metric.clone()];
+            line.extend(cells);
+            line.push(best);
+            table.add_row(line);
         }
+    }
+    if !markdown {
+        crate::table::write(&table, out)?;
     }
     writeln!(
         out,
