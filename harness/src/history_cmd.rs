@@ -124,6 +124,7 @@ fn run(args: &HistoryArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         model: args.model.clone(),
         scenario: args.scenario.clone(),
         limit: Some(args.limit),
+        ..Filter::default()
     };
     match &args.metric {
         None => {

@@ -140,6 +140,12 @@ pub enum HistoryError {
         /// The limit that passed.
         seconds: u64,
     },
+    /// A [`ChangeListener`]'s connection closed.
+    #[error("{db}: the connection listening for recorded runs closed")]
+    ListenerClosed {
+        /// The server's URL, redacted.
+        db: String,
+    },
     /// The database comes from a newer harness.
     #[error(
         "{db}: schema version {found} is newer than this harness's {SCHEMA_VERSION}; upgrade the harness"
@@ -185,15 +191,74 @@ pub struct RunEntry {
     pub metrics: Vec<(String, f64)>,
 }
 
-/// What [`History::list`] selects.
+/// What [`History::list`], [`History::trend`] and [`History::values`]
+/// select. Every field is a bound parameter of the query, never SQL text.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     /// Only this model.
     pub model: Option<String>,
     /// Only this scenario.
     pub scenario: Option<String>,
-    /// At most this many, newest first.
+    /// Only runs of this dataset (as recorded).
+    pub dataset: Option<String>,
+    /// Only runs carrying this label (key, value).
+    pub label: Option<(String, String)>,
+    /// Only runs that used this backend (one of their redacted URLs).
+    pub backend: Option<String>,
+    /// Only runs started at or after this RFC 3339 time (compared as text,
+    /// so give it in the offset the runs were recorded with).
+    pub since: Option<String>,
+    /// Only runs started before this RFC 3339 time (text, as `since`).
+    pub until: Option<String>,
+    /// At most this many, newest first ([`History::list`] only).
     pub limit: Option<usize>,
+    /// Skip this many first ([`History::list`] only).
+    pub offset: Option<usize>,
+}
+
+/// A filter's values as the queries bind them: the label and backend become
+/// JSON needles searched in the JSON columns. serde_json escapes every `"`
+/// inside a string, so `["key","value"]` occurs in the labels column only
+/// as that label, and `"url"` preceded by `[` or `,` only as that backend.
+struct Bound {
+    model: Option<String>,
+    scenario: Option<String>,
+    dataset: Option<String>,
+    label: Option<String>,
+    backend: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+impl Bound {
+    fn of(filter: &Filter) -> Bound {
+        Bound {
+            model: filter.model.clone(),
+            scenario: filter.scenario.clone(),
+            dataset: filter.dataset.clone(),
+            label: filter.label.as_ref().map(to_json),
+            backend: filter.backend.as_ref().map(to_json),
+            since: filter.since.clone(),
+            until: filter.until.clone(),
+        }
+    }
+}
+
+/// One run's value of one metric, with what rankings group runs by.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricValue {
+    /// The run.
+    pub run_id: String,
+    /// Its start time, RFC 3339.
+    pub started_at: String,
+    /// Its model.
+    pub model: String,
+    /// Its backends.
+    pub backends: Vec<String>,
+    /// Its labels.
+    pub labels: Vec<(String, String)>,
+    /// The metric's value.
+    pub value: f64,
 }
 
 /// One reading of a run's metric time series.
@@ -366,6 +431,52 @@ impl History {
         }
     }
 
+    /// One run with its metrics, if recorded.
+    pub fn get(&self, run_id: &str) -> Result<Option<RunEntry>, HistoryError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => sqlite::get(conn, run_id).map_err(self.sqlite_err()),
+            Backend::Postgres(client) => {
+                pg::get(&mut client.borrow_mut(), run_id).map_err(self.pg_err())
+            }
+        }
+    }
+
+    /// Every selected run's value of `metric` (runs without it left out),
+    /// newest first; `limit` and `offset` do not apply.
+    pub fn values(&self, metric: &str, filter: &Filter) -> Result<Vec<MetricValue>, HistoryError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => {
+                sqlite::values(conn, metric, filter).map_err(self.sqlite_err())
+            }
+            Backend::Postgres(client) => {
+                pg::values(&mut client.borrow_mut(), metric, filter).map_err(self.pg_err())
+            }
+        }
+    }
+
+    /// The names of the metrics recorded, sorted.
+    pub fn metric_names(&self) -> Result<Vec<String>, HistoryError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => sqlite::metric_names(conn).map_err(self.sqlite_err()),
+            Backend::Postgres(client) => {
+                pg::metric_names(&mut client.borrow_mut()).map_err(self.pg_err())
+            }
+        }
+    }
+
+    /// For SQLite, a number that changes whenever another connection (say
+    /// a `harness run` recording into the same file) commits a change, so a
+    /// reader can tell its cached answers are stale; `None` for PostgreSQL,
+    /// where [`ChangeListener`] says so instead.
+    pub fn data_version(&self) -> Result<Option<i64>, HistoryError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => sqlite::data_version(conn)
+                .map(Some)
+                .map_err(self.sqlite_err()),
+            Backend::Postgres(_) => Ok(None),
+        }
+    }
+
     /// Whether a run id is recorded.
     pub fn contains(&self, run_id: &str) -> Result<bool, HistoryError> {
         match &self.backend {
@@ -373,6 +484,53 @@ impl History {
             Backend::Postgres(client) => {
                 pg::contains(&mut client.borrow_mut(), run_id).map_err(self.pg_err())
             }
+        }
+    }
+}
+
+/// Waits for runs recorded into a PostgreSQL history by any client:
+/// [`History::record`] sends a notification (`LISTEN`/`NOTIFY`) on commit,
+/// so several readers of one database learn of new runs without polling.
+pub struct ChangeListener {
+    client: postgres::Client,
+    db: String,
+}
+
+impl fmt::Debug for ChangeListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChangeListener")
+            .field("db", &self.db)
+            .finish()
+    }
+}
+
+impl ChangeListener {
+    /// Connects and starts listening; `None` for an SQLite history (see
+    /// [`History::data_version`]).
+    pub fn open(db: &Database) -> Result<Option<ChangeListener>, HistoryError> {
+        let Database::Postgres(url) = db else {
+            return Ok(None);
+        };
+        let client = pg::listen(url)?;
+        Ok(Some(ChangeListener {
+            client,
+            db: url.redacted(),
+        }))
+    }
+
+    /// Blocks until a run is recorded in this listener's schema. An error
+    /// (the connection lost) means changes may have been missed: open a new
+    /// listener and treat everything as changed.
+    pub fn wait(&mut self) -> Result<(), HistoryError> {
+        match pg::wait(&mut self.client) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(HistoryError::ListenerClosed {
+                db: self.db.clone(),
+            }),
+            Err(source) => Err(HistoryError::Postgres {
+                db: self.db.clone(),
+                source,
+            }),
         }
     }
 }
@@ -468,6 +626,112 @@ mod tests {
         h.record(&entry("a", "2026-11-21T10:00:00+00:00", 11.0))
             .unwrap();
         assert!(h.series("a", None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn filters_select_by_every_field_and_pages_do_not_overlap() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("h.sqlite");
+        let mut h = History::open(&Database::from(path.as_path())).unwrap();
+        let mut b = entry("b", "2026-11-22T10:00:00+00:00", 20.0);
+        b.labels = vec![("system".into(), "vllm \"x\"".into())];
+        b.backends = vec!["http://a:1/v1".into(), "http://b:2/v1".into()];
+        b.dataset = None;
+        h.record(&b).unwrap();
+        h.record(&entry("a", "2026-11-21T10:00:00+00:00", 10.0))
+            .unwrap();
+        h.record(&entry("c", "2026-11-23T10:00:00+00:00", 30.0))
+            .unwrap();
+        let ids = |f: Filter| -> Vec<String> {
+            h.list(&f).unwrap().into_iter().map(|r| r.run_id).collect()
+        };
+        assert_eq!(
+            ids(Filter {
+                label: Some(("system".into(), "vllm \"x\"".into())),
+                ..Filter::default()
+            }),
+            ["b"]
+        );
+        // A label key and value from two different labels is no match.
+        assert!(
+            ids(Filter {
+                label: Some(("label".into(), "vllm".into())),
+                ..Filter::default()
+            })
+            .is_empty()
+        );
+        assert_eq!(
+            ids(Filter {
+                backend: Some("http://b:2/v1".into()),
+                ..Filter::default()
+            }),
+            ["b"]
+        );
+        // Part of a URL is not a backend.
+        assert!(
+            ids(Filter {
+                backend: Some("http://b".into()),
+                ..Filter::default()
+            })
+            .is_empty()
+        );
+        assert_eq!(
+            ids(Filter {
+                dataset: Some("datasets/x.json".into()),
+                ..Filter::default()
+            }),
+            ["c", "a"]
+        );
+        assert_eq!(
+            ids(Filter {
+                since: Some("2026-11-22".into()),
+                until: Some("2026-11-23".into()),
+                ..Filter::default()
+            }),
+            ["b"]
+        );
+        let page = |offset| {
+            ids(Filter {
+                limit: Some(2),
+                offset: Some(offset),
+                ..Filter::default()
+            })
+        };
+        assert_eq!(
+            (page(0), page(2)),
+            (vec!["c".into(), "b".into()], vec!["a".into()])
+        );
+        // SQL in a filter is a value, not SQL.
+        assert!(
+            ids(Filter {
+                model: Some("x' OR '1'='1".into()),
+                ..Filter::default()
+            })
+            .is_empty()
+        );
+        let values = h.values("samples_per_s", &Filter::default()).unwrap();
+        assert_eq!(
+            values.iter().map(|v| v.value).collect::<Vec<_>>(),
+            [30.0, 20.0, 10.0]
+        );
+        assert_eq!(values[1].labels, b.labels);
+        assert_eq!(h.get("b").unwrap(), Some(b));
+        assert_eq!(h.get("nope").unwrap(), None);
+        assert_eq!(h.metric_names().unwrap(), ["samples_per_s", "ttft_p99_ms"]);
+    }
+
+    #[test]
+    fn data_version_changes_when_another_connection_records() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Database::from(tmp.path().join("h.sqlite"));
+        let reader = History::open(&db).unwrap();
+        let before = reader.data_version().unwrap();
+        assert_eq!(reader.data_version().unwrap(), before);
+        History::open(&db)
+            .unwrap()
+            .record(&entry("a", "2026-11-21T10:00:00+00:00", 10.0))
+            .unwrap();
+        assert_ne!(reader.data_version().unwrap(), before);
     }
 
     #[test]

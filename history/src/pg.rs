@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use postgres::{Client, NoTls};
 
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::ToSql;
+
 use crate::{
-    Filter, HistoryError, MIGRATIONS, PostgresUrl, RunEntry, SCHEMA_VERSION, SeriesPoint,
-    TrendPoint, parse, to_json,
+    Bound, Filter, HistoryError, MIGRATIONS, MetricValue, PostgresUrl, RunEntry, SCHEMA_VERSION,
+    SeriesPoint, TrendPoint, parse, to_json,
 };
 
 /// How long connecting may take when the URL sets no `connect_timeout`: an
@@ -145,43 +148,53 @@ pub(crate) fn record(client: &mut Client, run: &RunEntry) -> Result<(), postgres
             tx.execute(&insert, &[&run.run_id, name, value])?;
         }
     }
+    // Delivered on commit to every `ChangeListener` of this schema.
+    tx.execute("SELECT pg_notify($1, current_schema())", &[&CHANNEL])?;
     tx.commit()
 }
 
-pub(crate) fn list(client: &mut Client, filter: &Filter) -> Result<Vec<RunEntry>, postgres::Error> {
-    // LIMIT NULL is no limit.
-    let limit = filter.limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-    let rows = client.query(
-        "SELECT run_id, run_dir, started_at, model, scenario, mode, backends, dataset, labels,
-                status, valid, reasons, harness_version
-         FROM runs
-         WHERE ($1::TEXT IS NULL OR model = $1) AND ($2::TEXT IS NULL OR scenario = $2)
-         ORDER BY started_at DESC, run_id DESC
-         LIMIT $3",
-        &[&filter.model, &filter.scenario, &limit],
-    )?;
-    let mut runs = rows
-        .iter()
-        .map(|r| {
-            Ok(RunEntry {
-                run_id: r.try_get(0)?,
-                run_dir: r.try_get(1)?,
-                started_at: r.try_get(2)?,
-                model: r.try_get(3)?,
-                scenario: r.try_get(4)?,
-                mode: r.try_get(5)?,
-                backends: parse(r.try_get(6)?),
-                dataset: r.try_get(7)?,
-                labels: parse(r.try_get(8)?),
-                status: r.try_get(9)?,
-                valid: r.try_get(10)?,
-                reasons: parse(r.try_get(11)?),
-                harness_version: r.try_get(12)?,
-                metrics: Vec::new(),
-            })
-        })
-        .collect::<Result<Vec<_>, postgres::Error>>()?;
-    // One round trip for every listed run's metrics.
+/// The filter's conditions; parameters $1..$7 in [`bind`]'s order.
+const WHERE: &str = "($1::TEXT IS NULL OR runs.model = $1) AND ($2::TEXT IS NULL OR runs.scenario = $2)
+    AND ($3::TEXT IS NULL OR runs.dataset = $3) AND ($4::TEXT IS NULL OR strpos(runs.labels, $4) > 0)
+    AND ($5::TEXT IS NULL OR strpos(runs.backends, '[' || $5) > 0 OR strpos(runs.backends, ',' || $5) > 0)
+    AND ($6::TEXT IS NULL OR runs.started_at >= $6) AND ($7::TEXT IS NULL OR runs.started_at < $7)";
+
+fn bind(b: &Bound) -> Vec<&(dyn ToSql + Sync)> {
+    vec![
+        &b.model,
+        &b.scenario,
+        &b.dataset,
+        &b.label,
+        &b.backend,
+        &b.since,
+        &b.until,
+    ]
+}
+
+const RUN_COLUMNS: &str = "run_id, run_dir, started_at, model, scenario, mode, backends, dataset,
+    labels, status, valid, reasons, harness_version";
+
+fn run_row(r: &postgres::Row) -> Result<RunEntry, postgres::Error> {
+    Ok(RunEntry {
+        run_id: r.try_get(0)?,
+        run_dir: r.try_get(1)?,
+        started_at: r.try_get(2)?,
+        model: r.try_get(3)?,
+        scenario: r.try_get(4)?,
+        mode: r.try_get(5)?,
+        backends: parse(r.try_get(6)?),
+        dataset: r.try_get(7)?,
+        labels: parse(r.try_get(8)?),
+        status: r.try_get(9)?,
+        valid: r.try_get(10)?,
+        reasons: parse(r.try_get(11)?),
+        harness_version: r.try_get(12)?,
+        metrics: Vec::new(),
+    })
+}
+
+/// Fills in the runs' metrics in one round trip.
+fn metrics_of(client: &mut Client, runs: &mut [RunEntry]) -> Result<(), postgres::Error> {
     let ids: Vec<&str> = runs.iter().map(|r| r.run_id.as_str()).collect();
     let mut metrics: HashMap<String, Vec<(String, f64)>> = HashMap::new();
     for row in client.query(
@@ -193,10 +206,47 @@ pub(crate) fn list(client: &mut Client, filter: &Filter) -> Result<Vec<RunEntry>
             .or_default()
             .push((row.try_get(1)?, row.try_get(2)?));
     }
-    for run in &mut runs {
+    for run in runs {
         run.metrics = metrics.remove(&run.run_id).unwrap_or_default();
     }
+    Ok(())
+}
+
+pub(crate) fn list(client: &mut Client, filter: &Filter) -> Result<Vec<RunEntry>, postgres::Error> {
+    // LIMIT NULL is no limit.
+    let limit = filter.limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+    let offset = filter
+        .offset
+        .map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let bound = Bound::of(filter);
+    let mut params = bind(&bound);
+    params.push(&limit);
+    params.push(&offset);
+    let rows = client.query(
+        &format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE {WHERE}
+             ORDER BY started_at DESC, run_id DESC
+             LIMIT $8 OFFSET $9"
+        ),
+        &params,
+    )?;
+    let mut runs = rows.iter().map(run_row).collect::<Result<Vec<_>, _>>()?;
+    metrics_of(client, &mut runs)?;
     Ok(runs)
+}
+
+pub(crate) fn get(client: &mut Client, run_id: &str) -> Result<Option<RunEntry>, postgres::Error> {
+    let Some(row) = client.query_opt(
+        &format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1"),
+        &[&run_id],
+    )?
+    else {
+        return Ok(None);
+    };
+    let mut runs = [run_row(&row)?];
+    metrics_of(client, &mut runs)?;
+    let [run] = runs;
+    Ok(Some(run))
 }
 
 pub(crate) fn trend(
@@ -204,18 +254,102 @@ pub(crate) fn trend(
     metric: &str,
     filter: &Filter,
 ) -> Result<Vec<TrendPoint>, postgres::Error> {
+    let bound = Bound::of(filter);
+    let mut params = bind(&bound);
+    params.push(&metric);
     client
         .query(
-            "SELECT runs.started_at, runs.run_id, metrics.value
-             FROM metrics JOIN runs ON runs.run_id = metrics.run_id
-             WHERE metrics.name = $1 AND ($2::TEXT IS NULL OR runs.model = $2)
-               AND ($3::TEXT IS NULL OR runs.scenario = $3)
-             ORDER BY runs.started_at, runs.run_id",
-            &[&metric, &filter.model, &filter.scenario],
+            &format!(
+                "SELECT runs.started_at, runs.run_id, metrics.value
+                 FROM metrics JOIN runs ON runs.run_id = metrics.run_id
+                 WHERE metrics.name = $8 AND {WHERE}
+                 ORDER BY runs.started_at, runs.run_id"
+            ),
+            &params,
         )?
         .iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
         .collect()
+}
+
+pub(crate) fn values(
+    client: &mut Client,
+    metric: &str,
+    filter: &Filter,
+) -> Result<Vec<MetricValue>, postgres::Error> {
+    let bound = Bound::of(filter);
+    let mut params = bind(&bound);
+    params.push(&metric);
+    client
+        .query(
+            &format!(
+                "SELECT runs.run_id, runs.started_at, runs.model, runs.backends, runs.labels,
+                        metrics.value
+                 FROM metrics JOIN runs ON runs.run_id = metrics.run_id
+                 WHERE metrics.name = $8 AND {WHERE}
+                 ORDER BY runs.started_at DESC, runs.run_id DESC"
+            ),
+            &params,
+        )?
+        .iter()
+        .map(|r| {
+            Ok(MetricValue {
+                run_id: r.try_get(0)?,
+                started_at: r.try_get(1)?,
+                model: r.try_get(2)?,
+                backends: parse(r.try_get(3)?),
+                labels: parse(r.try_get(4)?),
+                value: r.try_get(5)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn metric_names(client: &mut Client) -> Result<Vec<String>, postgres::Error> {
+    client
+        .query("SELECT DISTINCT name FROM metrics ORDER BY name", &[])?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect()
+}
+
+/// The notification channel of recorded runs; the payload is the schema
+/// recorded into, so listeners of other schemas on the same database ignore
+/// it.
+const CHANNEL: &str = "harness_runs";
+
+/// A connection listening on [`CHANNEL`].
+pub(crate) fn listen(url: &PostgresUrl) -> Result<Client, HistoryError> {
+    let err = |source| HistoryError::Postgres {
+        db: url.redacted(),
+        source,
+    };
+    let mut config: postgres::Config = url.secret().parse().map_err(err)?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let mut client = config.connect(NoTls).map_err(err)?;
+    client
+        .batch_execute(&format!("LISTEN {CHANNEL}"))
+        .map_err(err)?;
+    Ok(client)
+}
+
+/// Blocks until a notification for this connection's schema arrives
+/// (`true`), or the connection closes (`false`).
+pub(crate) fn wait(client: &mut Client) -> Result<bool, postgres::Error> {
+    let schema: String = client
+        .query_one("SELECT current_schema()", &[])?
+        .try_get(0)?;
+    let mut notifications = client.notifications();
+    let mut iter = notifications.blocking_iter();
+    loop {
+        match iter.next()? {
+            Some(n) if n.channel() == CHANNEL && n.payload() == schema => return Ok(true),
+            Some(_) => {}
+            None => return Ok(false),
+        }
+    }
 }
 
 pub(crate) fn contains(client: &mut Client, run_id: &str) -> Result<bool, postgres::Error> {

@@ -5,8 +5,8 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    Filter, HistoryError, MIGRATIONS, RunEntry, SCHEMA_VERSION, SeriesPoint, TrendPoint, parse,
-    to_json,
+    Bound, Filter, HistoryError, MIGRATIONS, MetricValue, RunEntry, SCHEMA_VERSION, SeriesPoint,
+    TrendPoint, parse, to_json,
 };
 
 /// Opens (creating) the file and migrates it.
@@ -85,46 +85,94 @@ pub(crate) fn record(conn: &mut Connection, run: &RunEntry) -> rusqlite::Result<
     tx.commit()
 }
 
-pub(crate) fn list(conn: &Connection, filter: &Filter) -> rusqlite::Result<Vec<RunEntry>> {
-    let mut stmt = conn.prepare(
-        "SELECT run_id, run_dir, started_at, model, scenario, mode, backends, dataset, labels,
-                status, valid, reasons, harness_version
-         FROM runs
-         WHERE (?1 IS NULL OR model = ?1) AND (?2 IS NULL OR scenario = ?2)
-         ORDER BY started_at DESC, run_id DESC
-         LIMIT ?3",
-    )?;
-    // SQLite reads a negative LIMIT as none.
-    let limit = filter
-        .limit
-        .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
-    let rows = stmt.query_map(params![filter.model, filter.scenario, limit], |r| {
-        Ok(RunEntry {
-            run_id: r.get(0)?,
-            run_dir: r.get(1)?,
-            started_at: r.get(2)?,
-            model: r.get(3)?,
-            scenario: r.get(4)?,
-            mode: r.get(5)?,
-            backends: parse(&r.get::<_, String>(6)?),
-            dataset: r.get(7)?,
-            labels: parse(&r.get::<_, String>(8)?),
-            status: r.get(9)?,
-            valid: r.get(10)?,
-            reasons: parse(&r.get::<_, String>(11)?),
-            harness_version: r.get(12)?,
-            metrics: Vec::new(),
-        })
-    })?;
-    let mut runs = rows.collect::<Result<Vec<_>, _>>()?;
+/// The filter's conditions; parameters ?1..?7 in [`bind`]'s order.
+const WHERE: &str = "(?1 IS NULL OR runs.model = ?1) AND (?2 IS NULL OR runs.scenario = ?2)
+    AND (?3 IS NULL OR runs.dataset = ?3) AND (?4 IS NULL OR instr(runs.labels, ?4) > 0)
+    AND (?5 IS NULL OR instr(runs.backends, '[' || ?5) > 0 OR instr(runs.backends, ',' || ?5) > 0)
+    AND (?6 IS NULL OR runs.started_at >= ?6) AND (?7 IS NULL OR runs.started_at < ?7)";
+
+fn bind(b: &Bound) -> [&dyn rusqlite::ToSql; 7] {
+    [
+        &b.model,
+        &b.scenario,
+        &b.dataset,
+        &b.label,
+        &b.backend,
+        &b.since,
+        &b.until,
+    ]
+}
+
+const RUN_COLUMNS: &str = "run_id, run_dir, started_at, model, scenario, mode, backends, dataset,
+    labels, status, valid, reasons, harness_version";
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunEntry> {
+    Ok(RunEntry {
+        run_id: r.get(0)?,
+        run_dir: r.get(1)?,
+        started_at: r.get(2)?,
+        model: r.get(3)?,
+        scenario: r.get(4)?,
+        mode: r.get(5)?,
+        backends: parse(&r.get::<_, String>(6)?),
+        dataset: r.get(7)?,
+        labels: parse(&r.get::<_, String>(8)?),
+        status: r.get(9)?,
+        valid: r.get(10)?,
+        reasons: parse(&r.get::<_, String>(11)?),
+        harness_version: r.get(12)?,
+        metrics: Vec::new(),
+    })
+}
+
+fn metrics_of(conn: &Connection, runs: &mut [RunEntry]) -> rusqlite::Result<()> {
     let mut metrics =
-        conn.prepare("SELECT name, value FROM metrics WHERE run_id = ?1 ORDER BY name")?;
-    for run in &mut runs {
+        conn.prepare_cached("SELECT name, value FROM metrics WHERE run_id = ?1 ORDER BY name")?;
+    for run in runs {
         run.metrics = metrics
             .query_map(params![run.run_id], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
     }
+    Ok(())
+}
+
+pub(crate) fn list(conn: &Connection, filter: &Filter) -> rusqlite::Result<Vec<RunEntry>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE {WHERE}
+         ORDER BY started_at DESC, run_id DESC
+         LIMIT ?8 OFFSET ?9"
+    ))?;
+    // SQLite reads a negative LIMIT as none.
+    let limit = filter
+        .limit
+        .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let offset = filter
+        .offset
+        .map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let bound = Bound::of(filter);
+    let mut values = bind(&bound).to_vec();
+    values.push(&limit);
+    values.push(&offset);
+    let mut runs = stmt
+        .query_map(values.as_slice(), run_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    metrics_of(conn, &mut runs)?;
     Ok(runs)
+}
+
+pub(crate) fn get(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<RunEntry>> {
+    let run = conn
+        .query_row(
+            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1"),
+            params![run_id],
+            run_row,
+        )
+        .optional()?;
+    let Some(run) = run else { return Ok(None) };
+    let mut runs = [run];
+    metrics_of(conn, &mut runs)?;
+    let [run] = runs;
+    Ok(Some(run))
 }
 
 pub(crate) fn trend(
@@ -132,17 +180,54 @@ pub(crate) fn trend(
     metric: &str,
     filter: &Filter,
 ) -> rusqlite::Result<Vec<TrendPoint>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT runs.started_at, runs.run_id, metrics.value
          FROM metrics JOIN runs ON runs.run_id = metrics.run_id
-         WHERE metrics.name = ?1 AND (?2 IS NULL OR runs.model = ?2)
-           AND (?3 IS NULL OR runs.scenario = ?3)
-         ORDER BY runs.started_at, runs.run_id",
-    )?;
-    let rows = stmt.query_map(params![metric, filter.model, filter.scenario], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+         WHERE metrics.name = ?8 AND {WHERE}
+         ORDER BY runs.started_at, runs.run_id"
+    ))?;
+    let bound = Bound::of(filter);
+    let mut values = bind(&bound).to_vec();
+    values.push(&metric);
+    let rows = stmt.query_map(values.as_slice(), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
+pub(crate) fn values(
+    conn: &Connection,
+    metric: &str,
+    filter: &Filter,
+) -> rusqlite::Result<Vec<MetricValue>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT runs.run_id, runs.started_at, runs.model, runs.backends, runs.labels, metrics.value
+         FROM metrics JOIN runs ON runs.run_id = metrics.run_id
+         WHERE metrics.name = ?8 AND {WHERE}
+         ORDER BY runs.started_at DESC, runs.run_id DESC"
+    ))?;
+    let bound = Bound::of(filter);
+    let mut values = bind(&bound).to_vec();
+    values.push(&metric);
+    let rows = stmt.query_map(values.as_slice(), |r| {
+        Ok(MetricValue {
+            run_id: r.get(0)?,
+            started_at: r.get(1)?,
+            model: r.get(2)?,
+            backends: parse(&r.get::<_, String>(3)?),
+            labels: parse(&r.get::<_, String>(4)?),
+            value: r.get(5)?,
+        })
     })?;
     rows.collect()
+}
+
+pub(crate) fn metric_names(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT DISTINCT name FROM metrics ORDER BY name")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    rows.collect()
+}
+
+pub(crate) fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
 }
 
 pub(crate) fn contains(conn: &Connection, run_id: &str) -> rusqlite::Result<bool> {

@@ -228,6 +228,7 @@ fn filters_select_by_model_scenario_and_limit() {
             model: model.map(str::to_owned),
             scenario: scenario.map(str::to_owned),
             limit,
+            ..Filter::default()
         };
         let runs = history.list(&filter).unwrap();
         ids(&runs).iter().map(|s| s.to_string()).collect::<Vec<_>>()
@@ -457,6 +458,7 @@ fn answers(history: &History) -> String {
             model: Some(MODELS[0].to_owned()),
             scenario: Some((*scenario).to_owned()),
             limit: Some(2),
+            ..Filter::default()
         });
     }
     for limit in [0, 1, 3] {
@@ -465,7 +467,41 @@ fn answers(history: &History) -> String {
             ..Filter::default()
         });
     }
+    // The service's filters: dataset (with a quote), label (with a quote),
+    // backend, a time window, a page.
+    filters.push(Filter {
+        dataset: Some("datasets/cnn \"eval\".json".into()),
+        ..Filter::default()
+    });
+    for (k, v) in [("k0", "v'3"), ("k1", "v'0"), ("k0", "nope")] {
+        filters.push(Filter {
+            label: Some((k.into(), v.into())),
+            ..Filter::default()
+        });
+    }
+    for backend in ["http://host1:8000/v1", "http://host", "host0"] {
+        filters.push(Filter {
+            backend: Some(backend.into()),
+            ..Filter::default()
+        });
+    }
+    filters.push(Filter {
+        since: Some(TIMES[1].into()),
+        until: Some(TIMES[TIMES.len() - 1].into()),
+        ..Filter::default()
+    });
+    filters.push(Filter {
+        limit: Some(2),
+        offset: Some(1),
+        ..Filter::default()
+    });
     for filter in &filters {
+        for metric in METRICS {
+            out.push_str(&format!(
+                "values {metric} {filter:?}: {:?}\n",
+                history.values(metric, filter).unwrap()
+            ));
+        }
         out.push_str(&format!(
             "list {filter:?}: {:?}\n",
             history.list(filter).unwrap()
@@ -482,7 +518,9 @@ fn answers(history: &History) -> String {
             "contains {id}: {}\n",
             history.contains(id).unwrap()
         ));
+        out.push_str(&format!("get {id}: {:?}\n", history.get(id).unwrap()));
     }
+    out.push_str(&format!("names: {:?}\n", history.metric_names().unwrap()));
     out
 }
 
@@ -559,4 +597,33 @@ fn metric_series_answer_exactly_as_in_sqlite() {
         assert_eq!(a, b);
     }
     assert_eq!(pg.series("r1", None).unwrap().len(), 3000);
+}
+
+#[test]
+fn a_listener_hears_of_runs_recorded_by_another_connection() {
+    let Some(server) = server("a_listener_hears_of_runs_recorded_by_another_connection") else {
+        return;
+    };
+    let (_admin, _schema, db) = fresh_schema(&server, "listen");
+    let mut writer = History::open(&db).unwrap();
+    // Listening starts before `open` returns, so the record below is heard
+    // even though `wait` is called after it.
+    let mut listener = history::ChangeListener::open(&db).unwrap().unwrap();
+    writer
+        .record(&entry(
+            "r1",
+            "2026-11-20T09:00:00+00:00",
+            "m",
+            "Server",
+            1.0,
+        ))
+        .unwrap();
+    listener.wait().unwrap();
+    // SQLite has no listener (its data_version says the same).
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(
+        history::ChangeListener::open(&Database::from(tmp.path().join("h.sqlite")))
+            .unwrap()
+            .is_none()
+    );
 }
