@@ -65,10 +65,15 @@ fn sorted_thinned(values: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-fn resampled_percentile(sorted: &[f64], p: f64, rng: &mut Mt19937, scratch: &mut Vec<f64>) -> f64 {
+/// Draws `values.len()` values with replacement into `scratch`.
+fn resample(values: &[f64], rng: &mut Mt19937, scratch: &mut Vec<f64>) {
     scratch.clear();
-    let last = sorted.len() as u64 - 1;
-    scratch.extend((0..sorted.len()).map(|_| sorted[uniform_int(rng, 0, last) as usize]));
+    let last = values.len() as u64 - 1;
+    scratch.extend((0..values.len()).map(|_| values[uniform_int(rng, 0, last) as usize]));
+}
+
+fn resampled_percentile(sorted: &[f64], p: f64, rng: &mut Mt19937, scratch: &mut Vec<f64>) -> f64 {
+    resample(sorted, rng, scratch);
     let k = crate::stats::loadgen_index(scratch.len(), p);
     let (_, v, _) = scratch.select_nth_unstable_by(k, f64::total_cmp);
     *v
@@ -109,6 +114,86 @@ pub fn bootstrap_percentile_diff(
         diff: pb - pa,
         lo: at(tail),
         hi: at(1.0 - tail),
+        level,
+    })
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+fn finite(values: &[f64]) -> Vec<f64> {
+    values.iter().copied().filter(|v| v.is_finite()).collect()
+}
+
+/// The `(1−level)/2` and `(1+level)/2` quantiles of sorted resampled
+/// statistics.
+fn interval(mut stats: Vec<f64>, level: f64) -> (f64, f64) {
+    stats.sort_by(f64::total_cmp);
+    let n = stats.len();
+    let tail = (1.0 - level) / 2.0;
+    let at = |q: f64| stats[((q * n as f64) as usize).min(n - 1)];
+    (at(tail), at(1.0 - tail))
+}
+
+/// The mean of `values` with a `level` percentile-bootstrap interval, as
+/// `(mean, lo, hi)` (seeded mt19937, as [`bootstrap_percentile_diff`]).
+/// `None` when there is no finite value or `resamples` is 0.
+pub fn bootstrap_mean(
+    values: &[f64],
+    level: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<(f64, f64, f64)> {
+    let values = finite(values);
+    if values.is_empty() || resamples == 0 {
+        return None;
+    }
+    let mut rng = Mt19937::new(seed);
+    let mut scratch = Vec::with_capacity(values.len());
+    let means = (0..resamples)
+        .map(|_| {
+            resample(&values, &mut rng, &mut scratch);
+            mean(&scratch)
+        })
+        .collect();
+    let (lo, hi) = interval(means, level);
+    Some((mean(&values), lo, hi))
+}
+
+/// B − A of the means with a `level` bootstrap interval (both samples
+/// resampled, as [`bootstrap_percentile_diff`]); `a` and `b` of the result
+/// are the means. `None` when either sample has no finite value or
+/// `resamples` is 0.
+pub fn bootstrap_mean_diff(
+    a: &[f64],
+    b: &[f64],
+    level: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<DiffEstimate> {
+    let (a, b) = (finite(a), finite(b));
+    if a.is_empty() || b.is_empty() || resamples == 0 {
+        return None;
+    }
+    let mut rng = Mt19937::new(seed);
+    let mut scratch = Vec::with_capacity(a.len().max(b.len()));
+    let diffs = (0..resamples)
+        .map(|_| {
+            resample(&a, &mut rng, &mut scratch);
+            let ma = mean(&scratch);
+            resample(&b, &mut rng, &mut scratch);
+            mean(&scratch) - ma
+        })
+        .collect();
+    let (lo, hi) = interval(diffs, level);
+    let (ma, mb) = (mean(&a), mean(&b));
+    Some(DiffEstimate {
+        a: ma,
+        b: mb,
+        diff: mb - ma,
+        lo,
+        hi,
         level,
     })
 }
@@ -192,6 +277,28 @@ mod tests {
         assert_eq!(u, 0.0);
         assert!((p - 0.012_185_780_354_826_866).abs() < 1e-12, "{p}");
         assert!(mann_whitney(&[], &[1.0]).is_none());
+    }
+
+    #[test]
+    fn mean_intervals_cover_the_mean_and_separate_only_real_shifts() {
+        let a = sample(1, 200, 0.0);
+        let (m, lo, hi) = bootstrap_mean(&a, 0.95, 500, 9).unwrap();
+        assert!(lo < m && m < hi, "{lo} {m} {hi}");
+        // The mean of uniform 0..100 is 50; the interval is a few units wide.
+        assert!(lo > 40.0 && hi < 60.0 && hi - lo < 10.0, "{lo} {hi}");
+        let shifted = sample(2, 200, 20.0);
+        let d = bootstrap_mean_diff(&a, &shifted, 0.95, 500, 9).unwrap();
+        assert!(d.significant() && d.lo > 10.0 && d.hi < 30.0, "{d:?}");
+        let same = sample(3, 200, 0.0);
+        assert!(
+            !bootstrap_mean_diff(&a, &same, 0.95, 500, 9)
+                .unwrap()
+                .significant()
+        );
+        // One value each: nothing to say beyond the values.
+        let d = bootstrap_mean_diff(&[1.0], &[2.0], 0.95, 100, 9).unwrap();
+        assert_eq!((d.lo, d.hi), (1.0, 1.0));
+        assert!(bootstrap_mean(&[f64::NAN], 0.95, 100, 1).is_none());
     }
 
     #[test]
