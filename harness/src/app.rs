@@ -74,5 +74,6 @@ fn dispatch(command: Command, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         Command::Sim(args) => crate::sim_cmd::main(&args, out),
         Command::Audit(args) => crate::audit_cmd::main(&args, out),
         Command::Submission(args) => crate::submission_cmd::main(&args, out),
+        Command::Serve(args) => crate::serve_cmd::main(&args, out),
     }
 }

@@ -55,6 +55,9 @@ pub enum Command {
     /// measurements) from run directories; refuses runs that cannot belong
     /// to a valid submission, with the reason.
     Submission(SubmissionArgs),
+    /// Serve the results history over HTTP: rankings with confidence
+    /// intervals, runs, trends (JSON under /api/v1, API keys required).
+    Serve(ServeArgs),
 }
 
 /// Output of `harness compare`.
@@ -169,6 +172,27 @@ pub struct HistoryArgs {
     /// With --metric: also draw the trend to this PNG file.
     #[arg(long, value_name = "FILE.png", requires = "metric")]
     pub chart: Option<PathBuf>,
+}
+
+/// `harness serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The history database: an SQLite file, or a PostgreSQL server's
+    /// `postgres://user:password@host:port/dbname` URL (several `serve`
+    /// instances over one PostgreSQL database stay consistent).
+    #[arg(long, value_name = "FILE|URL", default_value = "runs/history.sqlite")]
+    pub db: history::Database,
+    /// Address to listen on (port 0: any free port, printed at start).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// A file of API keys, one entry a line: `read:KEY`, `upload:KEY` or a
+    /// bare KEY (read); `#` starts a comment.
+    #[arg(long, value_name = "FILE")]
+    pub api_keys_file: Option<PathBuf>,
+    /// The environment variable holding API keys (entries as in the file,
+    /// separated by commas or newlines), used when set.
+    #[arg(long, value_name = "VAR", default_value = "HARNESS_API_KEYS")]
+    pub api_keys_env: String,
 }
 
 /// `harness sweep`.

@@ -20,6 +20,7 @@ mod replay;
 mod report_cmd;
 mod resume;
 mod run_cmd;
+mod serve_cmd;
 mod shared;
 mod shutdown;
 mod sim_cmd;

@@ -431,6 +431,21 @@ impl History {
         }
     }
 
+    /// Removes a run and its metrics; whether it was recorded.
+    pub fn delete(&mut self, run_id: &str) -> Result<bool, HistoryError> {
+        match &mut self.backend {
+            Backend::Sqlite(conn) => {
+                sqlite::delete(conn, run_id).map_err(|source| sqlite_error(&self.db, source))
+            }
+            Backend::Postgres(client) => {
+                pg::delete(client.get_mut(), run_id).map_err(|source| HistoryError::Postgres {
+                    db: self.db.to_string(),
+                    source,
+                })
+            }
+        }
+    }
+
     /// One run with its metrics, if recorded.
     pub fn get(&self, run_id: &str) -> Result<Option<RunEntry>, HistoryError> {
         match &self.backend {
@@ -717,6 +732,9 @@ mod tests {
         assert_eq!(values[1].labels, b.labels);
         assert_eq!(h.get("b").unwrap(), Some(b));
         assert_eq!(h.get("nope").unwrap(), None);
+        assert!(h.delete("a").unwrap());
+        assert!(!h.delete("a").unwrap());
+        assert!(h.values("samples_per_s", &Filter::default()).unwrap().len() == 2);
         assert_eq!(h.metric_names().unwrap(), ["samples_per_s", "ttft_p99_ms"]);
     }
 

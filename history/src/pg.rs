@@ -352,6 +352,17 @@ pub(crate) fn wait(client: &mut Client) -> Result<bool, postgres::Error> {
     }
 }
 
+pub(crate) fn delete(client: &mut Client, run_id: &str) -> Result<bool, postgres::Error> {
+    let mut tx = client.transaction()?;
+    // Metrics go with their run (ON DELETE CASCADE).
+    let removed = tx.execute("DELETE FROM runs WHERE run_id = $1", &[&run_id])? > 0;
+    if removed {
+        tx.execute("SELECT pg_notify($1, current_schema())", &[&CHANNEL])?;
+    }
+    tx.commit()?;
+    Ok(removed)
+}
+
 pub(crate) fn contains(client: &mut Client, run_id: &str) -> Result<bool, postgres::Error> {
     Ok(client
         .query_opt("SELECT 1 FROM runs WHERE run_id = $1", &[&run_id])?

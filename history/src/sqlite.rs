@@ -230,6 +230,11 @@ pub(crate) fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA data_version", [], |r| r.get(0))
 }
 
+pub(crate) fn delete(conn: &mut Connection, run_id: &str) -> rusqlite::Result<bool> {
+    // Metrics go with their run (ON DELETE CASCADE).
+    Ok(conn.execute("DELETE FROM runs WHERE run_id = ?1", params![run_id])? > 0)
+}
+
 pub(crate) fn contains(conn: &Connection, run_id: &str) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT 1 FROM runs WHERE run_id = ?1",

@@ -619,6 +619,10 @@ fn a_listener_hears_of_runs_recorded_by_another_connection() {
         ))
         .unwrap();
     listener.wait().unwrap();
+    // Removing a run is heard too; removing nothing sends nothing.
+    assert!(!writer.delete("never").unwrap());
+    assert!(writer.delete("r1").unwrap());
+    listener.wait().unwrap();
     // SQLite has no listener (its data_version says the same).
     let tmp = tempfile::tempdir().unwrap();
     assert!(

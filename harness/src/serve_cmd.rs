@@ -1,0 +1,67 @@
+//! `harness serve`: parses the flags into a [`service::ServiceConfig`] and
+//! starts the results service; everything it serves lives in the `service`
+//! crate.
+
+use std::io::Read as _;
+use std::io::Write;
+
+use anyhow::{Context, bail};
+use service::{KeySet, Service, ServiceConfig};
+
+use crate::cli::ServeArgs;
+use crate::outcome::Outcome;
+
+/// Largest key file read.
+const MAX_KEY_FILE_BYTES: u64 = 1 << 20;
+
+/// The keys from the file and the variable (either or both).
+fn keys(args: &ServeArgs) -> anyhow::Result<KeySet> {
+    let mut keys = KeySet::default();
+    if let Some(path) = &args.api_keys_file {
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_KEY_FILE_BYTES + 1).read_to_string(&mut text))
+            .with_context(|| format!("reading --api-keys-file {}", path.display()))?;
+        if text.len() as u64 > MAX_KEY_FILE_BYTES {
+            bail!("--api-keys-file {}: larger than 1 MiB", path.display());
+        }
+        keys.extend(KeySet::parse(&text, &path.display().to_string())?);
+    }
+    if let Ok(text) = std::env::var(&args.api_keys_env) {
+        keys.extend(KeySet::parse(&text, &args.api_keys_env)?);
+    }
+    if keys.is_empty() {
+        bail!(
+            "no API key: set {} (read:KEY,upload:KEY) or give --api-keys-file",
+            args.api_keys_env
+        );
+    }
+    Ok(keys)
+}
+
+/// `harness serve`: serves until Ctrl-C (a normal stop: success, as
+/// `harness sim`).
+pub fn main(args: &ServeArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let config = ServiceConfig {
+        db: args.db.clone(),
+        keys: keys(args)?,
+    };
+    let service = Service::open(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("--listen {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        writeln!(out, "serving {} on http://{addr}", args.db)?;
+        out.flush()?;
+        service
+            .serve(listener, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        Ok(Outcome::Success)
+    })
+}

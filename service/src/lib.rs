@@ -1,0 +1,149 @@
+//! The results service behind `harness serve`: a REST API over the history
+//! database (SQLite or PostgreSQL) with rankings that carry confidence
+//! intervals and ties, runs, trends, API-key auth and a rankings cache that
+//! stays fresh when runs are recorded, also by other processes or other
+//! instances.
+//!
+//! `harness serve` parses its flags into a [`ServiceConfig`] and calls
+//! [`Service::open`] and [`Service::serve`]; everything else is here.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use history::{ChangeListener, Database, History, HistoryError};
+
+mod api;
+pub mod auth;
+mod cache;
+pub mod rankings;
+
+pub use auth::{KeyError, KeySet, Scope};
+
+/// Errors starting the service.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The history database could not be opened.
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    /// Serving failed (the listener).
+    #[error("serving: {0}")]
+    Io(#[from] std::io::Error),
+    /// No key was configured.
+    #[error("no API key configured: every /api route needs one")]
+    NoKeys,
+}
+
+/// What `harness serve` configured.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The history database.
+    pub db: Database,
+    /// The accepted keys (at least one).
+    pub keys: KeySet,
+}
+
+/// Shared by every request.
+pub(crate) struct State {
+    history: Mutex<History>,
+    keys: KeySet,
+    cache: cache::Cache,
+}
+
+impl State {
+    /// Runs `f` on the history off the async threads.
+    pub(crate) async fn db<T: Send + 'static>(
+        self: &Arc<State>,
+        f: impl FnOnce(&mut History) -> Result<T, HistoryError> + Send + 'static,
+    ) -> Result<T, api::ApiError> {
+        let state = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let mut history = state.history.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut history)
+        })
+        .await
+        .map_err(|e| api::ApiError::internal(&e))?
+        .map_err(|e| api::ApiError::internal(&e))
+    }
+}
+
+/// An open service.
+#[derive(Clone)]
+pub struct Service {
+    state: Arc<State>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// Opens the history (migrating it) and, for PostgreSQL, starts the
+    /// thread that invalidates the cache on every run recorded anywhere.
+    pub fn open(config: ServiceConfig) -> Result<Service, ServiceError> {
+        if config.keys.is_empty() {
+            return Err(ServiceError::NoKeys);
+        }
+        let history = History::open(&config.db)?;
+        let state = Arc::new(State {
+            history: Mutex::new(history),
+            keys: config.keys,
+            cache: cache::Cache::default(),
+        });
+        if matches!(config.db, Database::Postgres(_)) {
+            // Listening starts before `open` returns, so no run recorded
+            // after it is missed.
+            let first = ChangeListener::open(&config.db)?;
+            let weak = Arc::downgrade(&state);
+            std::thread::Builder::new()
+                .name("history-listener".into())
+                .spawn(move || listen(&config.db, first, &weak))?;
+        }
+        Ok(Service { state })
+    }
+
+    /// The HTTP routes.
+    pub fn router(&self) -> axum::Router {
+        api::router(Arc::clone(&self.state))
+    }
+
+    /// A receiver that changes whenever the rankings cache is invalidated.
+    pub fn invalidations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.state.cache.subscribe()
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServiceError> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The listener thread: invalidates on every notification; on a lost
+/// connection invalidates (a change may have been missed) and reconnects.
+/// Ends when the service is dropped (at the next notification or error).
+fn listen(db: &Database, mut listener: Option<ChangeListener>, state: &std::sync::Weak<State>) {
+    loop {
+        let result = match listener.as_mut() {
+            Some(l) => l.wait(),
+            None => ChangeListener::open(db).map(|l| listener = l),
+        };
+        let Some(state) = state.upgrade() else { return };
+        state.cache.invalidate();
+        if let Err(e) = result {
+            tracing::warn!("history listener: {e}; reconnecting");
+            listener = None;
+            drop(state);
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+}

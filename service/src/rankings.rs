@@ -1,0 +1,219 @@
+//! Rankings: runs grouped by system, ordered by one metric, with what a
+//! plain leaderboard lacks: a confidence interval of each mean, the number
+//! of runs behind it, and ties where the difference from the entry above is
+//! not significant. The statistics are `reports::significance`'s, the same
+//! code `harness compare` and `harness gate` use.
+
+use std::collections::BTreeMap;
+
+use history::MetricValue;
+use reports::significance::{bootstrap_mean, bootstrap_mean_diff, lower_is_better};
+use serde::Serialize;
+
+/// Confidence level of every interval and test.
+pub const LEVEL: f64 = 0.95;
+/// Bootstrap resamples.
+const RESAMPLES: usize = 1000;
+/// Seed of the bootstrap: the same runs rank the same way every time.
+const SEED: u64 = 20_261_122;
+
+/// The short names of the headline rankings and the recorded figure each
+/// stands for (per run: its median TTFT, median end-to-end latency, ...).
+pub const ALIASES: &[(&str, &str)] = &[
+    ("ttft", "ttft_p50_ms"),
+    ("tps", "output_tokens_per_s"),
+    ("e2e_latency", "latency_p50_ms"),
+    ("rps", "samples_per_s"),
+    ("tpot", "tpot_p50_ms"),
+];
+
+/// The recorded figure a ranking name stands for (an alias, or a recorded
+/// name as is).
+pub fn resolve(metric: &str) -> &str {
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == metric)
+        .map_or(metric, |(_, name)| name)
+}
+
+/// The system a run measured: its `system` label, else its `label` (what
+/// `harness run --label` sets), else its backends.
+pub fn system_of(labels: &[(String, String)], backends: &[String]) -> String {
+    let label = |key: &str| {
+        labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    label("system")
+        .or_else(|| label("label"))
+        .unwrap_or_else(|| {
+            if backends.is_empty() {
+                "-".to_owned()
+            } else {
+                backends.join(",")
+            }
+        })
+}
+
+/// One ranked entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entry {
+    /// 1-based rank; tied entries share the rank of the entry they tie with.
+    pub rank: usize,
+    /// The model.
+    pub llm_name: String,
+    /// The system (`system` label, else `label`, else backends).
+    pub system: String,
+    /// Mean of the metric over the group's runs.
+    pub mean_value: f64,
+    /// Lower end of the mean's bootstrap interval at [`LEVEL`].
+    pub ci_low: f64,
+    /// Upper end.
+    pub ci_high: f64,
+    /// Runs behind the mean.
+    pub sample_count: usize,
+    /// The difference from the entry above is not significant at
+    /// [`LEVEL`], or could not be tested (fewer than two runs on a side).
+    pub tied_with_previous: bool,
+    /// Whether that difference could be tested at all.
+    pub difference_tested: bool,
+}
+
+/// A (model, system) group: its values and (mean, lo, hi).
+type Group = ((String, String), Vec<f64>, (f64, f64, f64));
+
+/// Ranks `values` of `metric` (a recorded name): grouped by (model,
+/// system), best first (lower first for latencies, higher for rates), ties
+/// broken by name so the order is stable.
+pub fn rank(metric: &str, values: &[MetricValue]) -> Vec<Entry> {
+    let mut groups: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+    for v in values.iter().filter(|v| v.value.is_finite()) {
+        groups
+            .entry((v.model.clone(), system_of(&v.labels, &v.backends)))
+            .or_default()
+            .push(v.value);
+    }
+    let mut rows: Vec<Group> = groups
+        .into_iter()
+        .filter_map(|(key, vals)| {
+            let stats = bootstrap_mean(&vals, LEVEL, RESAMPLES, SEED)?;
+            Some((key, vals, stats))
+        })
+        .collect();
+    let lower = lower_is_better(metric);
+    rows.sort_by(|a, b| {
+        let by_mean = if lower {
+            a.2.0.total_cmp(&b.2.0)
+        } else {
+            b.2.0.total_cmp(&a.2.0)
+        };
+        by_mean.then_with(|| a.0.cmp(&b.0))
+    });
+    let mut out: Vec<Entry> = Vec::with_capacity(rows.len());
+    for (i, ((llm_name, system), vals, (mean, lo, hi))) in rows.iter().enumerate() {
+        let (tied, tested, rank) = match i.checked_sub(1).map(|p| (&rows[p], &out[p])) {
+            None => (false, false, 1),
+            Some(((_, above, _), above_entry)) => {
+                let tested = above.len() >= 2 && vals.len() >= 2;
+                let significant = tested
+                    && bootstrap_mean_diff(above, vals, LEVEL, RESAMPLES, SEED)
+                        .is_some_and(|d| d.significant());
+                let rank = if significant { i + 1 } else { above_entry.rank };
+                (!significant, tested, rank)
+            }
+        };
+        out.push(Entry {
+            rank,
+            llm_name: llm_name.clone(),
+            system: system.clone(),
+            mean_value: *mean,
+            ci_low: *lo,
+            ci_high: *hi,
+            sample_count: vals.len(),
+            tied_with_previous: tied,
+            difference_tested: tested,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(model: &str, system: &str, value: f64) -> MetricValue {
+        MetricValue {
+            run_id: format!("{model}-{system}-{value}"),
+            started_at: "2026-11-22T10:00:00+00:00".into(),
+            model: model.into(),
+            backends: vec!["http://h:1/v1".into()],
+            labels: vec![("system".into(), system.into())],
+            value,
+        }
+    }
+
+    fn many(model: &str, system: &str, base: f64) -> Vec<MetricValue> {
+        (0..8)
+            .map(|i| v(model, system, base + f64::from(i % 4) * 0.5))
+            .collect()
+    }
+
+    #[test]
+    fn latencies_rank_low_first_rates_high_first_and_close_groups_tie() {
+        let mut values = many("m", "fast", 10.0);
+        values.extend(many("m", "slow", 30.0));
+        values.extend(many("m", "fast-too", 10.1));
+        let ranked = rank("ttft_p50_ms", &values);
+        let order: Vec<(&str, usize, bool)> = ranked
+            .iter()
+            .map(|e| (e.system.as_str(), e.rank, e.tied_with_previous))
+            .collect();
+        // 10.75 vs 10.85 mean: within the noise, a tie; 30.75 is clearly worse.
+        assert_eq!(
+            order,
+            [
+                ("fast", 1, false),
+                ("fast-too", 1, true),
+                ("slow", 3, false)
+            ]
+        );
+        assert!(ranked.iter().skip(1).all(|e| e.difference_tested));
+        let first = &ranked[0];
+        assert_eq!(first.sample_count, 8);
+        assert!((first.mean_value - 10.75).abs() < 1e-12);
+        assert!(first.ci_low < first.mean_value && first.mean_value < first.ci_high);
+        // A rate: higher is better.
+        let ranked = rank("samples_per_s", &values);
+        assert_eq!(ranked[0].system, "slow");
+    }
+
+    #[test]
+    fn single_runs_cannot_be_told_apart() {
+        let values = [v("a", "x", 1.0), v("b", "x", 2.0)];
+        let ranked = rank("latency_p50_ms", &values);
+        assert_eq!(ranked[0].llm_name, "a");
+        assert!(ranked[1].tied_with_previous && !ranked[1].difference_tested);
+        assert_eq!(ranked[1].rank, 1);
+    }
+
+    #[test]
+    fn the_system_is_the_label_else_the_backends() {
+        assert_eq!(system_of(&[], &["u1".into(), "u2".into()]), "u1,u2");
+        assert_eq!(system_of(&[("system".into(), "vllm".into())], &[]), "vllm");
+        assert_eq!(
+            system_of(&[("label".into(), "tgi".into())], &["u".into()]),
+            "tgi"
+        );
+        assert_eq!(
+            system_of(
+                &[("label".into(), "a".into()), ("system".into(), "b".into())],
+                &[]
+            ),
+            "b"
+        );
+        assert_eq!(system_of(&[], &[]), "-");
+        assert_eq!(resolve("ttft"), "ttft_p50_ms");
+        assert_eq!(resolve("ttft_p99_ms"), "ttft_p99_ms");
+    }
+}

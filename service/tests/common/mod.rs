@@ -1,0 +1,194 @@
+//! Test helpers: a service on 127.0.0.1:0, a minimal HTTP/1.1 client that
+//! sends exactly the bytes a test gives (hostile ones included), and a
+//! recorded history.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+
+use std::net::SocketAddr;
+
+use history::{Database, History, RunEntry};
+use service::{KeySet, Service, ServiceConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const READ_KEY: &str = "read-key-0123456789abcdef";
+pub const UPLOAD_KEY: &str = "upload-key-0123456789abcdef";
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub service: Service,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn start(db: Database) -> Server {
+    let keys = KeySet::parse(&format!("read:{READ_KEY}\nupload:{UPLOAD_KEY}"), "test").unwrap();
+    let service = tokio::task::spawn_blocking(move || Service::open(ServiceConfig { db, keys }))
+        .await
+        .unwrap()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = service.clone();
+    tokio::spawn(async move {
+        serving
+            .serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    Server {
+        addr,
+        service,
+        _stop: stop,
+    }
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{e}: status {} body {:?}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends one request (`Connection: close`) and reads the whole answer.
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("Content-Length: 0\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    parse(&raw)
+}
+
+pub async fn get(addr: SocketAddr, target: &str) -> Answer {
+    send(addr, "GET", target, &[("x-api-key", READ_KEY)]).await
+}
+
+fn parse(raw: &[u8]) -> Answer {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = body.as_slice();
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16)
+                    .unwrap();
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
+            rest = &rest[line_end + 2 + size + 2..];
+        }
+        body = out;
+    }
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub fn run(id: &str, at: &str, system: &str, scenario: &str, ttft: f64, qps: f64) -> RunEntry {
+    RunEntry {
+        run_id: id.into(),
+        run_dir: format!("runs/{id}"),
+        started_at: at.into(),
+        model: "llama3_1-8b".into(),
+        scenario: scenario.into(),
+        mode: "PerformanceOnly".into(),
+        backends: vec![format!("http://{system}:8000/v1")],
+        dataset: Some("datasets/cnn_eval.json".into()),
+        labels: vec![("label".into(), system.into())],
+        status: "complete".into(),
+        valid: Some(true),
+        reasons: vec![],
+        harness_version: "0.1.0".into(),
+        metrics: vec![
+            ("ttft_p50_ms".into(), ttft),
+            ("latency_p50_ms".into(), ttft * 10.0),
+            ("samples_per_s".into(), qps),
+            ("output_tokens_per_s".into(), qps * 100.0),
+        ],
+    }
+}
+
+/// Twelve runs: vllm and tgi close (a tie), sglang clearly slower; one
+/// Offline run per system on the last day.
+pub fn fixture() -> Vec<RunEntry> {
+    let mut runs = Vec::new();
+    for (system, base, qps) in [
+        ("vllm", 10.0, 50.0),
+        ("tgi", 10.1, 49.0),
+        ("sglang", 20.0, 30.0),
+    ] {
+        for day in 0..4 {
+            let scenario = if day == 3 { "Offline" } else { "Server" };
+            runs.push(run(
+                &format!("{system}-{day}"),
+                &format!("2026-11-2{day}T10:00:00+00:00"),
+                system,
+                scenario,
+                base + f64::from(day % 2) * 0.5,
+                qps + f64::from(day % 2),
+            ));
+        }
+    }
+    runs
+}
+
+pub fn record_all(db: &Database, runs: &[RunEntry]) {
+    let mut history = History::open(db).unwrap();
+    for run in runs {
+        history.record(run).unwrap();
+    }
+}
