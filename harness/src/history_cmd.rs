@@ -81,11 +81,7 @@ fn check_metric_name(history: &History, metric: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     // Any other metric a recorded run holds is valid too.
-    let everything = Filter {
-        model: None,
-        scenario: None,
-        limit: None,
-    };
+    let everything = Filter::default();
     for run in history.list(&everything)? {
         for (name, _) in run.metrics {
             if name == metric {
