@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use history::MetricValue;
-use reports::significance::{bootstrap_mean, bootstrap_mean_diff, lower_is_better};
+use reports::figures::{Better, find};
+use reports::significance::{bootstrap_mean, bootstrap_mean_diff};
 use serde::Serialize;
 
 /// Confidence level of every interval and test.
@@ -101,7 +102,9 @@ pub fn rank(metric: &str, values: &[MetricValue]) -> Vec<Entry> {
             Some((key, vals, stats))
         })
         .collect();
-    let lower = lower_is_better(metric);
+    // The registry says which way is better; names it does not know are
+    // latencies (as in `harness compare`).
+    let lower = find(metric).is_none_or(|f| f.better == Better::Lower);
     rows.sort_by(|a, b| {
         let by_mean = if lower {
             a.2.0.total_cmp(&b.2.0)
