@@ -17,14 +17,15 @@
 //! recorded steps are replayed (the search is deterministic given their
 //! outcomes) and only the missing ones run.
 
+use std::collections::VecDeque;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use loadgen::find_peak::{FindPeakSettings, find_peak, step_passed};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{FindPeakArgs, ScenarioArg, TestModeArg};
+use crate::cli::{FindPeakArgs, RunArgs, ScenarioArg, TestModeArg};
 use crate::outcome::Outcome;
 
 /// The record's file name.
@@ -170,45 +171,7 @@ pub fn run(
     command: &[String],
     out: &mut dyn Write,
 ) -> anyhow::Result<FindPeakEnd> {
-    let (args, dir, previous) = match &args.resume {
-        Some(dir) => {
-            let path = dir.join(FIND_PEAK_FILE);
-            let text = std::fs::read(&path)
-                .with_context(|| format!("--resume: reading {}", path.display()))?;
-            let previous: FindPeakRecord = serde_json::from_slice(&text)
-                .with_context(|| format!("{}: not a find-peak record", path.display()))?;
-            if previous.command.is_empty() {
-                bail!(
-                    "{}: written by an older harness without its command line; it cannot be resumed",
-                    path.display()
-                );
-            }
-            let mut restored: FindPeakArgs = crate::resume::restore(
-                &previous.command,
-                command,
-                "find-peak",
-                "peak search",
-                dir,
-            )?;
-            // The runs go where the search's own runs went (its parent
-            // directory), wherever the search is resumed from.
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                restored.run.output_dir = parent.to_path_buf();
-            }
-            restored.resume = Some(dir.clone());
-            (restored, dir.clone(), Some(previous))
-        }
-        None => {
-            let label = args
-                .run
-                .label
-                .clone()
-                .unwrap_or_else(|| "find-peak".to_owned());
-            validate(args)?;
-            let dir = rundir::create_run_dir(&args.run.output_dir, &label)?;
-            (args.clone(), dir, None)
-        }
-    };
+    let (args, dir, previous) = open_search(args, command)?;
     validate(&args)?;
     let mut base = args.run.clone();
     base.test_mode = TestModeArg::PerformanceOnly;
@@ -228,10 +191,15 @@ pub fn run(
     if let Some(step) = args.step_size {
         search.boundary_step_size = step;
     }
-    let full_duration = probe.settings.min_duration_ms;
-    let full_queries = probe.settings.min_query_count;
+    let runner = StepRunner {
+        full_duration: probe.settings.min_duration_ms,
+        full_queries: probe.settings.min_query_count,
+        factor: args.fast_factor,
+        base,
+        command,
+        dir: &dir,
+    };
     let fast = args.fast;
-    let factor = args.fast_factor;
 
     let mut record = FindPeakRecord {
         format_version: 2,
@@ -248,7 +216,7 @@ pub fn run(
         confirmation: None,
     };
     // Recorded steps, replayed in order while the search asks for them.
-    let mut replay: std::collections::VecDeque<StepRecord> = previous
+    let mut replay: VecDeque<StepRecord> = previous
         .as_ref()
         .map(|p| p.steps.iter().cloned().collect())
         .unwrap_or_default();
@@ -264,67 +232,10 @@ pub fn run(
     }
     crate::resume::write_json_atomic(&dir, FIND_PEAK_FILE, &record)?;
 
-    let mut step =
-        |qps: f64, short: bool, record: &mut FindPeakRecord| -> Result<StepRecord, StepStop> {
-            let mut args = base.clone();
-            args.target_qps = Some(qps);
-            if short {
-                args.min_duration_ms = Some((full_duration as f64 * factor).max(1.0) as u64);
-                args.min_query_count = Some((full_queries as f64 * factor).max(1.0) as u64);
-            }
-            args.label = Some(format!(
-                "step{:02}-qps{qps:.3}{}",
-                record.steps.len(),
-                if short { "-short" } else { "" }
-            ));
-            let result = crate::run_cmd::RunConfig::from_args(&args, command.to_vec())
-                .and_then(|config| crate::run_cmd::execute(&config, out))
-                .map_err(|e| StepStop::Error(format!("{e:#}")))?;
-            if result.interrupted {
-                return Err(StepStop::Interrupted);
-            }
-            let perf_constraints_met = result.perf_constraints_met.unwrap_or(false);
-            Ok(StepRecord {
-                qps,
-                passed: step_passed(perf_constraints_met, result.metrics.failed, false),
-                valid: result.verdict.valid,
-                perf_constraints_met,
-                failed: result.metrics.failed,
-                reasons: result.verdict.reasons,
-                run_dir: result
-                    .dir
-                    .strip_prefix(&dir)
-                    .unwrap_or(&result.dir)
-                    .display()
-                    .to_string(),
-                short,
-            })
-        };
-    let mut run_step = |qps: f64,
-                        short: bool,
-                        record: &mut FindPeakRecord|
-     -> Result<StepRecord, StepStop> {
-        let done = match replay.front() {
-            Some(r) if r.qps.to_bits() == qps.to_bits() && r.short == short => replay.pop_front(),
-            _ => {
-                // The search left the recorded path (it cannot, given
-                // the same outcomes; a hand-edited record): run afresh.
-                replay.clear();
-                None
-            }
-        };
-        let s = match done {
-            Some(s) => s,
-            None => step(qps, short, record)?,
-        };
-        record.steps.push(s.clone());
-        // After every step: Ctrl-C or a crash keeps what finished.
-        crate::resume::write_json_atomic(&dir, FIND_PEAK_FILE, &*record)
-            .map_err(|e| StepStop::Error(format!("{e:#}")))?;
-        Ok(s)
-    };
     let outcome = find_peak(start_qps, search, |qps| {
-        run_step(qps, fast, &mut record).map(|s| (s.passed, ()))
+        runner
+            .replay_or_run(&mut replay, qps, fast, &mut record, out)
+            .map(|s| (s.passed, ()))
     });
     let outcome = match outcome {
         Ok(o) => o,
@@ -348,7 +259,7 @@ pub fn run(
     if let (true, Some(peak)) = (fast, outcome.peak_qps) {
         let c = match replay_confirmation.filter(|c| c.qps.to_bits() == peak.to_bits()) {
             Some(c) => c,
-            None => match step(peak, false, &mut record) {
+            None => match runner.run(peak, false, record.steps.len(), out) {
                 Ok(c) => c,
                 Err(StepStop::Interrupted) => return interrupted(&dir, &mut record, out),
                 Err(StepStop::Error(e)) => {
@@ -372,14 +283,163 @@ pub fn run(
     record.status = SearchStatus::Complete;
     crate::resume::write_json_atomic(&dir, FIND_PEAK_FILE, &record)?;
 
+    let end = report(
+        &record,
+        outcome.boundaries,
+        outcome.peak_qps,
+        peak.as_ref(),
+        start_qps,
+        out,
+    )?;
+    writeln!(out, "wrote {}", dir.join(FIND_PEAK_FILE).display())?;
+    Ok(end)
+}
+
+/// The search's arguments, its directory and, with `--resume`, the record
+/// to continue: a new search creates its directory, a resumed one restores
+/// the command line it began with.
+fn open_search(
+    args: &FindPeakArgs,
+    command: &[String],
+) -> anyhow::Result<(FindPeakArgs, PathBuf, Option<FindPeakRecord>)> {
+    let Some(dir) = &args.resume else {
+        let label = args
+            .run
+            .label
+            .clone()
+            .unwrap_or_else(|| "find-peak".to_owned());
+        validate(args)?;
+        let dir = rundir::create_run_dir(&args.run.output_dir, &label)?;
+        return Ok((args.clone(), dir, None));
+    };
+    let path = dir.join(FIND_PEAK_FILE);
+    let text =
+        std::fs::read(&path).with_context(|| format!("--resume: reading {}", path.display()))?;
+    let previous: FindPeakRecord = serde_json::from_slice(&text)
+        .with_context(|| format!("{}: not a find-peak record", path.display()))?;
+    if previous.command.is_empty() {
+        bail!(
+            "{}: written by an older harness without its command line; it cannot be resumed",
+            path.display()
+        );
+    }
+    let mut restored: FindPeakArgs =
+        crate::resume::restore(&previous.command, command, "find-peak", "peak search", dir)?;
+    // The runs go where the search's own runs went (its parent
+    // directory), wherever the search is resumed from.
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        restored.run.output_dir = parent.to_path_buf();
+    }
+    restored.resume = Some(dir.clone());
+    Ok((restored, dir.clone(), Some(previous)))
+}
+
+/// Runs the search's steps: each a normal run at a target QPS, shortened
+/// by the `--fast-factor` when asked.
+struct StepRunner<'a> {
+    /// The run options every step starts from.
+    base: RunArgs,
+    command: &'a [String],
+    /// The search directory (step run directories are recorded relative to it).
+    dir: &'a Path,
+    /// The conf's min_duration_ms and min_query_count, which short steps scale.
+    full_duration: u64,
+    full_queries: u64,
+    factor: f64,
+}
+
+impl StepRunner<'_> {
+    /// Runs step number `index` at `qps`.
+    fn run(
+        &self,
+        qps: f64,
+        short: bool,
+        index: usize,
+        out: &mut dyn Write,
+    ) -> Result<StepRecord, StepStop> {
+        let mut args = self.base.clone();
+        args.target_qps = Some(qps);
+        if short {
+            args.min_duration_ms = Some((self.full_duration as f64 * self.factor).max(1.0) as u64);
+            args.min_query_count = Some((self.full_queries as f64 * self.factor).max(1.0) as u64);
+        }
+        args.label = Some(format!(
+            "step{index:02}-qps{qps:.3}{}",
+            if short { "-short" } else { "" }
+        ));
+        let result = crate::run_cmd::RunConfig::from_args(&args, self.command.to_vec())
+            .and_then(|config| crate::run_cmd::execute(&config, out))
+            .map_err(|e| StepStop::Error(format!("{e:#}")))?;
+        if result.interrupted {
+            return Err(StepStop::Interrupted);
+        }
+        let perf_constraints_met = result.perf_constraints_met.unwrap_or(false);
+        Ok(StepRecord {
+            qps,
+            passed: step_passed(perf_constraints_met, result.metrics.failed, false),
+            valid: result.verdict.valid,
+            perf_constraints_met,
+            failed: result.metrics.failed,
+            reasons: result.verdict.reasons,
+            run_dir: result
+                .dir
+                .strip_prefix(self.dir)
+                .unwrap_or(&result.dir)
+                .display()
+                .to_string(),
+            short,
+        })
+    }
+
+    /// The next step: the recorded one when the search asks for it again
+    /// (`--resume`), else a fresh run; appended to `record`, which is
+    /// rewritten so that Ctrl-C or a crash keeps what finished.
+    fn replay_or_run(
+        &self,
+        replay: &mut VecDeque<StepRecord>,
+        qps: f64,
+        short: bool,
+        record: &mut FindPeakRecord,
+        out: &mut dyn Write,
+    ) -> Result<StepRecord, StepStop> {
+        let done = match replay.front() {
+            Some(r) if r.qps.to_bits() == qps.to_bits() && r.short == short => replay.pop_front(),
+            _ => {
+                // The search left the recorded path (it cannot, given
+                // the same outcomes; a hand-edited record): run afresh.
+                replay.clear();
+                None
+            }
+        };
+        let s = match done {
+            Some(s) => s,
+            None => self.run(qps, short, record.steps.len(), out)?,
+        };
+        record.steps.push(s.clone());
+        crate::resume::write_json_atomic(self.dir, FIND_PEAK_FILE, &*record)
+            .map_err(|e| StepStop::Error(format!("{e:#}")))?;
+        Ok(s)
+    }
+}
+
+/// Prints the steps, the bracket and the verdict on the peak; says how the
+/// search ended.
+fn report(
+    record: &FindPeakRecord,
+    bracket: Option<(f64, f64)>,
+    search_peak_qps: Option<f64>,
+    peak: Option<&StepRecord>,
+    start_qps: f64,
+    out: &mut dyn Write,
+) -> anyhow::Result<FindPeakEnd> {
     writeln!(out, "\nfind-peak steps:")?;
     for s in record.steps.iter().chain(record.confirmation.iter()) {
         writeln!(out, "  {}", step_line(s))?;
     }
-    if let Some((lo, hi)) = outcome.boundaries {
+    if let Some((lo, hi)) = bracket {
         writeln!(out, "bracket: [{lo}, {hi})")?;
     }
-    let end = match (outcome.peak_qps, &record.confirmation, &peak) {
+    Ok(match (search_peak_qps, &record.confirmation, peak) {
         (None, _, _) => {
             let why = record.steps.first().map_or_else(String::new, |s| {
                 if s.failed > 0 {
@@ -429,9 +489,7 @@ pub fn run(
             }
             FindPeakEnd::Found
         }
-    };
-    writeln!(out, "wrote {}", dir.join(FIND_PEAK_FILE).display())?;
-    Ok(end)
+    })
 }
 
 fn validate(args: &FindPeakArgs) -> anyhow::Result<()> {
