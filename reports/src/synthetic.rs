@@ -88,8 +88,32 @@ pub fn settings(run: &SyntheticRun) -> Result<EffectiveSettings, ReportError> {
 
 /// Writes a synthetic run into the existing, empty directory `dir`.
 pub fn write_run(dir: &Path, run: &SyntheticRun) -> Result<(), ReportError> {
-    let settings = settings(run)?;
     let start_unix_ns = 1_800_000_000_000_000_000u64;
+    let (end_max, failed) = write_records(dir, run, start_unix_ns)?;
+    if run.metrics {
+        write_metrics(dir, run, end_max)?;
+    }
+    write_manifest(dir, run, start_unix_ns, failed)
+}
+
+/// Writes `value` as one JSON line.
+fn write_line<T: serde::Serialize>(
+    w: &mut impl Write,
+    path: &Path,
+    value: &T,
+) -> Result<(), ReportError> {
+    serde_json::to_writer(&mut *w, value).map_err(json_err(path))?;
+    w.write_all(b"\n").map_err(io(path))
+}
+
+/// Writes records.jsonl: the phase header, every query, and (when the run
+/// finished) the phase end. Returns the last completion time and the
+/// number of failed queries.
+fn write_records(
+    dir: &Path,
+    run: &SyntheticRun,
+    start_unix_ns: u64,
+) -> Result<(u64, u64), ReportError> {
     let header = PhaseHeader {
         run_offset_ns: 5_000_000,
         start: PhaseStart {
@@ -97,7 +121,7 @@ pub fn write_run(dir: &Path, run: &SyntheticRun) -> Result<(), ReportError> {
             scenario: Scenario::Server,
             mode: TestMode::PerformanceOnly,
             start_unix_ns: start_unix_ns + 5_000_000,
-            settings,
+            settings: settings(run)?,
             query_count: run.samples,
             sample_count: run.samples,
         },
@@ -105,8 +129,7 @@ pub fn write_run(dir: &Path, run: &SyntheticRun) -> Result<(), ReportError> {
     let path = dir.join(rundir::RECORDS_FILE);
     let file = std::fs::File::create_new(&path).map_err(io(&path))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
-    serde_json::to_writer(&mut w, &RecordLine::Phase(Box::new(header))).map_err(json_err(&path))?;
-    w.write_all(b"\n").map_err(io(&path))?;
+    write_line(&mut w, &path, &RecordLine::Phase(Box::new(header)))?;
 
     let mut rng = SplitMix64::new(run.seed);
     let mut unit = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
@@ -116,62 +139,12 @@ pub fn write_run(dir: &Path, run: &SyntheticRun) -> Result<(), ReportError> {
     // Completion order differs from issue order; a writer sees completions,
     // but the order does not matter to any statistic, so issue order is kept.
     for seq in 0..run.samples {
-        let mut record = QueryRecord {
-            seq: 0,
-            query: 0,
-            sample_index: 0,
-            scheduled_ns: 0,
-            issued_ns: 0,
-            first_token_ns: None,
-            end_ns: 0,
-            n_tokens: 0,
-            input_tokens: None,
-            endpoint: Some(0),
-            error: None,
-            chunk_ns: Vec::new(),
-            chunk_tokens: Vec::new(),
-        };
-        t += -(1.0 - unit()).ln() / run.qps * 1e9;
-        let scheduled = t as u64;
-        let issued = scheduled + (unit() * 50_000.0) as u64;
-        let ttft = 20_000_000 + (unit() * unit() * 200_000_000.0) as u64;
-        let tokens = 1 + (unit() * f64::from(2 * run.mean_output_tokens.max(1) - 1)) as u32;
-        let tpot = 8_000_000 + (unit() * 8_000_000.0) as u64;
-        record.seq = seq;
-        record.query = seq;
-        record.sample_index = seq % 1024;
-        record.scheduled_ns = scheduled;
-        record.issued_ns = issued;
-        record.input_tokens = Some(100 + (unit() * 900.0) as u32);
-        let fails = run.fail_every > 0 && seq % run.fail_every == run.fail_every - 1;
-        if fails {
+        let record = synthetic_query(run, seq, &mut t, &mut unit);
+        if record.error.is_some() {
             failed += 1;
-            record.first_token_ns = None;
-            record.n_tokens = 0;
-            record.end_ns = issued + 30_000_000_000;
-            record.error = Some(QueryError {
-                kind: ErrorKind::Timeout,
-                http_status: None,
-                message: "no answer within 30 s".into(),
-            });
-        } else {
-            let first = scheduled + ttft;
-            let mut at = first;
-            for i in 0..tokens {
-                if i > 0 {
-                    at += tpot + (unit() * 1_000_000.0) as u64;
-                }
-                record.chunk_ns.push(at);
-                record.chunk_tokens.push(1);
-            }
-            record.first_token_ns = Some(first);
-            record.end_ns = at;
-            record.n_tokens = i64::from(tokens);
-            record.error = None;
         }
         end_max = end_max.max(record.end_ns);
-        serde_json::to_writer(&mut w, &RecordLine::Query(record)).map_err(json_err(&path))?;
-        w.write_all(b"\n").map_err(io(&path))?;
+        write_line(&mut w, &path, &RecordLine::Query(record))?;
     }
     if run.finished {
         let end = PhaseEnd {
@@ -187,57 +160,129 @@ pub fn write_run(dir: &Path, run: &SyntheticRun) -> Result<(), ReportError> {
             },
             interrupted: false,
         };
-        serde_json::to_writer(&mut w, &RecordLine::PhaseEnd(end)).map_err(json_err(&path))?;
-        w.write_all(b"\n").map_err(io(&path))?;
+        write_line(&mut w, &path, &RecordLine::PhaseEnd(end))?;
     }
     w.flush().map_err(io(&path))?;
+    Ok((end_max, failed))
+}
 
-    if run.metrics {
-        let path = dir.join(rundir::METRICS_FILE);
-        let file = std::fs::File::create_new(&path).map_err(io(&path))?;
-        let mut w = BufWriter::new(file);
-        let seconds = end_max / 1_000_000_000 + 1;
-        for s in 0..=seconds {
-            let t_ns = 5_000_000 + s * 1_000_000_000;
+/// Query `seq`: Poisson arrivals at the run's QPS (`t`, the arrival time in
+/// ns, advances), random TTFT, token count and TPOT drawn from `unit`
+/// (uniform in [0, 1)); every `fail_every`-th query times out.
+fn synthetic_query(
+    run: &SyntheticRun,
+    seq: u64,
+    t: &mut f64,
+    unit: &mut impl FnMut() -> f64,
+) -> QueryRecord {
+    let mut record = QueryRecord {
+        seq: 0,
+        query: 0,
+        sample_index: 0,
+        scheduled_ns: 0,
+        issued_ns: 0,
+        first_token_ns: None,
+        end_ns: 0,
+        n_tokens: 0,
+        input_tokens: None,
+        endpoint: Some(0),
+        error: None,
+        chunk_ns: Vec::new(),
+        chunk_tokens: Vec::new(),
+    };
+    *t += -(1.0 - unit()).ln() / run.qps * 1e9;
+    let scheduled = *t as u64;
+    let issued = scheduled + (unit() * 50_000.0) as u64;
+    let ttft = 20_000_000 + (unit() * unit() * 200_000_000.0) as u64;
+    let tokens = 1 + (unit() * f64::from(2 * run.mean_output_tokens.max(1) - 1)) as u32;
+    let tpot = 8_000_000 + (unit() * 8_000_000.0) as u64;
+    record.seq = seq;
+    record.query = seq;
+    record.sample_index = seq % 1024;
+    record.scheduled_ns = scheduled;
+    record.issued_ns = issued;
+    record.input_tokens = Some(100 + (unit() * 900.0) as u32);
+    let fails = run.fail_every > 0 && seq % run.fail_every == run.fail_every - 1;
+    if fails {
+        record.first_token_ns = None;
+        record.n_tokens = 0;
+        record.end_ns = issued + 30_000_000_000;
+        record.error = Some(QueryError {
+            kind: ErrorKind::Timeout,
+            http_status: None,
+            message: "no answer within 30 s".into(),
+        });
+    } else {
+        let first = scheduled + ttft;
+        let mut at = first;
+        for i in 0..tokens {
+            if i > 0 {
+                at += tpot + (unit() * 1_000_000.0) as u64;
+            }
+            record.chunk_ns.push(at);
+            record.chunk_tokens.push(1);
+        }
+        record.first_token_ns = Some(first);
+        record.end_ns = at;
+        record.n_tokens = i64::from(tokens);
+        record.error = None;
+    }
+    record
+}
+
+/// Writes metrics.jsonl: one server sample (and with `gpu` one GPU sample)
+/// a second until `end_max`, following half a sine wave.
+fn write_metrics(dir: &Path, run: &SyntheticRun, end_max: u64) -> Result<(), ReportError> {
+    let path = dir.join(rundir::METRICS_FILE);
+    let file = std::fs::File::create_new(&path).map_err(io(&path))?;
+    let mut w = BufWriter::new(file);
+    let seconds = end_max / 1_000_000_000 + 1;
+    for s in 0..=seconds {
+        let t_ns = 5_000_000 + s * 1_000_000_000;
+        let mut values = BTreeMap::new();
+        let phase = s as f64 / seconds as f64 * std::f64::consts::PI;
+        values.insert(
+            names::REQUESTS_RUNNING.to_owned(),
+            (20.0 * phase.sin()).round(),
+        );
+        values.insert(
+            names::REQUESTS_WAITING.to_owned(),
+            (5.0 * phase.sin()).round(),
+        );
+        values.insert(names::KV_CACHE_USAGE_FRAC.to_owned(), 0.5 * phase.sin());
+        let sample = MetricsSample {
+            t_ns,
+            tick: None,
+            source: MetricSource::Server,
+            instance: "http://127.0.0.1:8000".into(),
+            values,
+        };
+        write_line(&mut w, &path, &sample)?;
+        if run.gpu {
             let mut values = BTreeMap::new();
-            let phase = s as f64 / seconds as f64 * std::f64::consts::PI;
-            values.insert(
-                names::REQUESTS_RUNNING.to_owned(),
-                (20.0 * phase.sin()).round(),
-            );
-            values.insert(
-                names::REQUESTS_WAITING.to_owned(),
-                (5.0 * phase.sin()).round(),
-            );
-            values.insert(names::KV_CACHE_USAGE_FRAC.to_owned(), 0.5 * phase.sin());
+            values.insert(names::GPU_UTILIZATION_PCT.to_owned(), 90.0 * phase.sin());
+            values.insert(names::GPU_MEMORY_USED_BYTES.to_owned(), 60e9);
+            values.insert(names::GPU_POWER_W.to_owned(), 300.0 + 200.0 * phase.sin());
             let sample = MetricsSample {
                 t_ns,
                 tick: None,
-                source: MetricSource::Server,
-                instance: "http://127.0.0.1:8000".into(),
+                source: MetricSource::Gpu,
+                instance: "gpu0".into(),
                 values,
             };
-            serde_json::to_writer(&mut w, &sample).map_err(json_err(&path))?;
-            w.write_all(b"\n").map_err(io(&path))?;
-            if run.gpu {
-                let mut values = BTreeMap::new();
-                values.insert(names::GPU_UTILIZATION_PCT.to_owned(), 90.0 * phase.sin());
-                values.insert(names::GPU_MEMORY_USED_BYTES.to_owned(), 60e9);
-                values.insert(names::GPU_POWER_W.to_owned(), 300.0 + 200.0 * phase.sin());
-                let sample = MetricsSample {
-                    t_ns,
-                    tick: None,
-                    source: MetricSource::Gpu,
-                    instance: "gpu0".into(),
-                    values,
-                };
-                serde_json::to_writer(&mut w, &sample).map_err(json_err(&path))?;
-                w.write_all(b"\n").map_err(io(&path))?;
-            }
+            write_line(&mut w, &path, &sample)?;
         }
-        w.flush().map_err(io(&path))?;
     }
+    w.flush().map_err(io(&path))
+}
 
+/// Writes manifest.json, its verdict from the failed-query count.
+fn write_manifest(
+    dir: &Path,
+    run: &SyntheticRun,
+    start_unix_ns: u64,
+    failed: u64,
+) -> Result<(), ReportError> {
     let manifest = RunManifest {
         format_version: rundir::FORMAT_VERSION,
         harness_version: "synthetic".into(),
