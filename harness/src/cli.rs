@@ -180,7 +180,7 @@ pub struct ServeArgs {
     /// The history database: an SQLite file, or a PostgreSQL server's
     /// `postgres://user:password@host:port/dbname` URL (several `serve`
     /// instances over one PostgreSQL database stay consistent).
-    #[arg(long, value_name = "FILE|URL", default_value = "runs/history.sqlite")]
+    #[arg(long, value_name = "FILE|URL", default_value_t = crate::shared::default_db(Path::new(crate::shared::DEFAULT_OUTPUT_DIR)))]
     pub db: history::Database,
     /// Address to listen on (port 0: any free port, printed at start).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
