@@ -554,7 +554,41 @@ pub fn read_records(path: &Path, threads: usize) -> Result<(Vec<PhaseData>, bool
         }
         line_base += block.lines;
     }
+    // A duplicated line (a file edited or concatenated by hand) must not
+    // count a sample twice: "52 of 51 samples".
+    for phase in &phases {
+        let mut seen = std::collections::HashSet::with_capacity(phase.samples.len());
+        if let Some(dup) = phase.samples.iter().find(|s| !seen.insert(s.seq)) {
+            let line = records_line_of(path, dup.seq).unwrap_or(0);
+            return Err(parse_err(
+                path,
+                line,
+                &format!(
+                    "sample seq {} is recorded twice: the file holds a duplicated line",
+                    dup.seq
+                ),
+            ));
+        }
+    }
     Ok((phases, truncated))
+}
+
+/// The line of the second record of sample `seq` (only for the message of
+/// a damaged file, so a plain second pass is fine).
+fn records_line_of(path: &Path, seq: u64) -> Option<usize> {
+    use std::io::BufRead;
+    let needle = format!("\"seq\":{seq},");
+    let file = File::open(path).ok()?;
+    let mut found = 0;
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        if line.ok()?.contains(&needle) {
+            found += 1;
+            if found == 2 {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
 }
 
 fn parse_err(path: &Path, line: usize, message: &str) -> ReportError {

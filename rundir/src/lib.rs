@@ -447,6 +447,9 @@ pub fn read_records(path: &Path) -> Result<RecordsFile, RunDirError> {
     let mut out = RecordsFile::default();
     let mut buf = String::new();
     let mut line_no = 0usize;
+    // Each sample's line, by seq: a duplicated line (a file edited or
+    // concatenated by hand) must not count a sample twice.
+    let mut seen: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
     loop {
         buf.clear();
         let n = reader.read_line(&mut buf).map_err(io_err(path))?;
@@ -475,13 +478,30 @@ pub fn read_records(path: &Path) -> Result<RecordsFile, RunDirError> {
             }
         };
         match line {
-            RecordLine::Phase(header) => out.phases.push(PhaseRecords {
-                header: *header,
-                records: Vec::new(),
-                end: None,
-            }),
+            RecordLine::Phase(header) => {
+                seen.clear();
+                out.phases.push(PhaseRecords {
+                    header: *header,
+                    records: Vec::new(),
+                    end: None,
+                });
+            }
             RecordLine::Query(record) => match out.phases.last_mut() {
-                Some(phase) => phase.records.push(record),
+                Some(_) if seen.contains_key(&record.seq) => {
+                    return Err(RunDirError::Parse {
+                        path: path.to_path_buf(),
+                        line: line_no,
+                        message: format!(
+                            "sample seq {} was already recorded on line {}: the file holds a \
+                             duplicated line",
+                            record.seq, seen[&record.seq]
+                        ),
+                    });
+                }
+                Some(phase) => {
+                    seen.insert(record.seq, line_no);
+                    phase.records.push(record);
+                }
                 None => {
                     return Err(RunDirError::Parse {
                         path: path.to_path_buf(),

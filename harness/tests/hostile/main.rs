@@ -1414,3 +1414,28 @@ fn concurrent_runs_against_one_new_database_all_land() {
     assert_eq!(listed, 3, "{}", ran.stdout);
     consistent_run_dirs("concurrent runs", &scratch);
 }
+
+// --- Damaged run directories -------------------------------------------------
+
+#[test]
+fn a_duplicated_record_line_is_an_error_not_an_extra_sample() {
+    let scratch = Scratch::new();
+    let ran = scratch.run(&tiny(&["--no-history"]), &[], 60.0);
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    let dir = scratch.run_dirs("runs").pop().unwrap();
+    let path = dir.join("records.jsonl");
+    let records = std::fs::read_to_string(&path).unwrap();
+    let line = records
+        .lines()
+        .find(|l| l.contains("\"type\":\"query\""))
+        .unwrap();
+    std::fs::write(&path, format!("{records}{line}\n")).unwrap();
+    let ran = scratch.run(
+        &[String::from("report"), dir.display().to_string()],
+        &[],
+        60.0,
+    );
+    assert_eq!(ran.code, Some(1), "{ran:?}");
+    assert!(ran.stderr.contains("records.jsonl"), "{ran:?}");
+    assert!(ran.stderr.contains("duplicated line"), "{ran:?}");
+}
