@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real peer: Prometheus and promtool (Debian's `prometheus` package). .ci/run
 # checks and unit-tests prometheus/alerts.yml with promtool, and
-# harness/tests/prometheus_scrape.rs starts a real Prometheus that scrapes a
+# harness/tests/observability.rs starts a real Prometheus that scrapes a
 # running `harness run --prometheus-listen`.
 #
 # Installs the package with apt-get if either binary is missing (needs root),
