@@ -358,8 +358,7 @@ fn every_query_of_the_history_dashboard_runs_on_postgres_holding_recorded_runs()
     let uid = "harness-history";
     assert!(provisioning.contains(&format!("uid: {uid}")));
     let dashboards =
-        std::fs::read_to_string(root.join("grafana/provisioning/dashboards/harness.yaml"))
-            .unwrap();
+        std::fs::read_to_string(root.join("grafana/provisioning/dashboards/harness.yaml")).unwrap();
     assert!(dashboards.contains("type: file"));
 
     // This test's own schema, holding only its runs.
