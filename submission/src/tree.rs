@@ -311,131 +311,192 @@ pub fn build_tree(
     let mut report = TreeReport::default();
     let mut scenarios: BTreeMap<String, Vec<&RunLogs>> = BTreeMap::new();
     for run in runs {
-        let mut placement = Placement {
-            run: run.dir.clone(),
-            written: Vec::new(),
-            refused: Vec::new(),
-        };
-        let scenario = run.scenario().to_owned();
-        let base = PathBuf::from("results")
-            .join(&options.system)
-            .join(&options.benchmark)
-            .join(&scenario);
-        if options.division == Division::Closed && !official_loadgen(run) {
-            placement.refused.push(format!(
-                "closed division needs the official MLPerf LoadGen; this run's log (loadgen_version {:?}) is from this harness's own LoadGen",
-                run.str("loadgen_version")
-            ));
-        }
-        let audit = AuditTest::Test06;
-        let is_audit = run
-            .dir
-            .join(audit.name())
-            .join("verify_accuracy.txt")
-            .is_file();
-        let mode = run.str("effective_test_mode");
-        let mut targets: Vec<(PathBuf, PathBuf)> = Vec::new();
-        if is_audit {
-            let verify = run.dir.join(audit.name()).join("verify_accuracy.txt");
-            let text = std::fs::read_to_string(&verify).map_err(io(&verify))?;
-            if !text.contains(&format!("{} verification complete", audit.name())) {
-                placement
-                    .refused
-                    .push(format!("{}: verification failed", audit.name()));
-            }
-            for f in ["verify_accuracy.txt", "accuracy/mlperf_log_accuracy.json"] {
-                targets.push((
-                    run.dir.join(audit.name()).join(f),
-                    base.join(audit.name()).join(f),
-                ));
-            }
-        } else {
-            let performance = matches!(mode, "PerformanceOnly" | "SubmissionRun");
-            let accuracy = matches!(mode, "AccuracyOnly" | "SubmissionRun");
-            if !performance && !accuracy {
-                placement
-                    .refused
-                    .push(format!("test mode {mode:?} has no place in a submission"));
-            }
-            if performance {
-                if run.str("result_validity") != "VALID" {
-                    placement.refused.push(format!(
-                        "performance result is {}: {}",
-                        run.str("result_validity"),
-                        run.str("result_invalid_reason")
-                    ));
-                }
-                let min = run
-                    .detail
-                    .get("effective_min_duration_ms")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
-                if min < MIN_DURATION_MS {
-                    placement.refused.push(format!(
-                        "effective_min_duration_ms {min} is below the {MIN_DURATION_MS} ms the rules require"
-                    ));
-                }
-                for f in ["mlperf_log_summary.txt", "mlperf_log_detail.txt"] {
-                    targets.push((
-                        run.dir.join(f),
-                        base.join("performance").join("run_1").join(f),
-                    ));
-                }
-            }
-            if accuracy {
-                let acc_path = run.dir.join("accuracy.json");
-                match std::fs::read(&acc_path) {
-                    Ok(bytes) => {
-                        let acc: Value =
-                            serde_json::from_slice(&bytes).map_err(|e| TreeError::Format {
-                                path: acc_path.clone(),
-                                message: e.to_string(),
-                            })?;
-                        if acc["passed"] == Value::Bool(false) {
-                            placement.refused.push(
-                                "accuracy: a target was missed (see accuracy.json)".to_owned(),
-                            );
-                        }
-                        let txt = base.join("accuracy").join("accuracy.txt");
-                        if placement.refused.is_empty() {
-                            let dest = root.join(&txt);
-                            if let Some(parent) = dest.parent() {
-                                std::fs::create_dir_all(parent).map_err(io(parent))?;
-                            }
-                            std::fs::write(&dest, accuracy_txt(&acc, &options.benchmark))
-                                .map_err(io(&dest))?;
-                            placement.written.push(txt.display().to_string());
-                        }
-                    }
-                    Err(_) => placement.refused.push(
-                        "accuracy: no accuracy.json (score the run with harness accuracy first)"
-                            .to_owned(),
-                    ),
-                }
-                for f in [
-                    "mlperf_log_summary.txt",
-                    "mlperf_log_detail.txt",
-                    "mlperf_log_accuracy.json",
-                ] {
-                    targets.push((run.dir.join(f), base.join("accuracy").join(f)));
-                }
-            }
-        }
+        let placement = place_run(&root, options, run)?;
         if placement.refused.is_empty() {
-            for (from, to) in targets {
-                copy(&from, &root.join(&to))?;
-                placement.written.push(to.display().to_string());
-            }
-            let accuracy_dir = root.join(&base).join("accuracy");
-            if accuracy_dir.join("accuracy.txt").is_file() {
-                seal_accuracy(&accuracy_dir)?;
-            }
-            scenarios.entry(scenario).or_default().push(run);
+            scenarios
+                .entry(run.scenario().to_owned())
+                .or_default()
+                .push(run);
         }
         report.runs.push(placement);
     }
+    write_system_json(&root, options, &mut report)?;
+    for (scenario, runs) in &scenarios {
+        write_scenario_files(&root, options, scenario, runs, &mut report)?;
+    }
+    Ok(report)
+}
 
-    // systems/<system>.json: the template with identity filled in.
+/// Checks one run and, unless refused, copies its logs to their places in
+/// the tree (`results/<system>/<benchmark>/<scenario>/...`).
+fn place_run(root: &Path, options: &TreeOptions, run: &RunLogs) -> Result<Placement, TreeError> {
+    let mut placement = Placement {
+        run: run.dir.clone(),
+        written: Vec::new(),
+        refused: Vec::new(),
+    };
+    let base = PathBuf::from("results")
+        .join(&options.system)
+        .join(&options.benchmark)
+        .join(run.scenario());
+    if options.division == Division::Closed && !official_loadgen(run) {
+        placement.refused.push(format!(
+            "closed division needs the official MLPerf LoadGen; this run's log (loadgen_version {:?}) is from this harness's own LoadGen",
+            run.str("loadgen_version")
+        ));
+    }
+    let audit = AuditTest::Test06;
+    let is_audit = run
+        .dir
+        .join(audit.name())
+        .join("verify_accuracy.txt")
+        .is_file();
+    let mode = run.str("effective_test_mode");
+    let mut targets: Vec<(PathBuf, PathBuf)> = Vec::new();
+    if is_audit {
+        targets.extend(audit_targets(run, audit, &base, &mut placement)?);
+    } else {
+        let performance = matches!(mode, "PerformanceOnly" | "SubmissionRun");
+        let accuracy = matches!(mode, "AccuracyOnly" | "SubmissionRun");
+        if !performance && !accuracy {
+            placement
+                .refused
+                .push(format!("test mode {mode:?} has no place in a submission"));
+        }
+        if performance {
+            targets.extend(performance_targets(run, &base, &mut placement));
+        }
+        if accuracy {
+            targets.extend(accuracy_targets(root, options, run, &base, &mut placement)?);
+        }
+    }
+    if placement.refused.is_empty() {
+        for (from, to) in targets {
+            copy(&from, &root.join(&to))?;
+            placement.written.push(to.display().to_string());
+        }
+        let accuracy_dir = root.join(&base).join("accuracy");
+        if accuracy_dir.join("accuracy.txt").is_file() {
+            seal_accuracy(&accuracy_dir)?;
+        }
+    }
+    Ok(placement)
+}
+
+/// An audit run (TEST06): refused unless its verification passed; its
+/// verify_accuracy.txt and accuracy log go under `<scenario>/TEST06`.
+fn audit_targets(
+    run: &RunLogs,
+    audit: AuditTest,
+    base: &Path,
+    placement: &mut Placement,
+) -> Result<Vec<(PathBuf, PathBuf)>, TreeError> {
+    let verify = run.dir.join(audit.name()).join("verify_accuracy.txt");
+    let text = std::fs::read_to_string(&verify).map_err(io(&verify))?;
+    if !text.contains(&format!("{} verification complete", audit.name())) {
+        placement
+            .refused
+            .push(format!("{}: verification failed", audit.name()));
+    }
+    Ok(["verify_accuracy.txt", "accuracy/mlperf_log_accuracy.json"]
+        .into_iter()
+        .map(|f| {
+            (
+                run.dir.join(audit.name()).join(f),
+                base.join(audit.name()).join(f),
+            )
+        })
+        .collect())
+}
+
+/// A performance run: refused unless VALID and at least the rules' minimum
+/// duration; its summary and detail logs go under `performance/run_1`.
+fn performance_targets(
+    run: &RunLogs,
+    base: &Path,
+    placement: &mut Placement,
+) -> Vec<(PathBuf, PathBuf)> {
+    if run.str("result_validity") != "VALID" {
+        placement.refused.push(format!(
+            "performance result is {}: {}",
+            run.str("result_validity"),
+            run.str("result_invalid_reason")
+        ));
+    }
+    let min = run
+        .detail
+        .get("effective_min_duration_ms")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    if min < MIN_DURATION_MS {
+        placement.refused.push(format!(
+            "effective_min_duration_ms {min} is below the {MIN_DURATION_MS} ms the rules require"
+        ));
+    }
+    ["mlperf_log_summary.txt", "mlperf_log_detail.txt"]
+        .into_iter()
+        .map(|f| {
+            (
+                run.dir.join(f),
+                base.join("performance").join("run_1").join(f),
+            )
+        })
+        .collect()
+}
+
+/// An accuracy run: refused without a passing accuracy.json; while nothing
+/// refused the run, accuracy.txt is written from it. Its logs go under
+/// `accuracy`.
+fn accuracy_targets(
+    root: &Path,
+    options: &TreeOptions,
+    run: &RunLogs,
+    base: &Path,
+    placement: &mut Placement,
+) -> Result<Vec<(PathBuf, PathBuf)>, TreeError> {
+    let acc_path = run.dir.join("accuracy.json");
+    match std::fs::read(&acc_path) {
+        Ok(bytes) => {
+            let acc: Value = serde_json::from_slice(&bytes).map_err(|e| TreeError::Format {
+                path: acc_path.clone(),
+                message: e.to_string(),
+            })?;
+            if acc["passed"] == Value::Bool(false) {
+                placement
+                    .refused
+                    .push("accuracy: a target was missed (see accuracy.json)".to_owned());
+            }
+            let txt = base.join("accuracy").join("accuracy.txt");
+            if placement.refused.is_empty() {
+                let dest = root.join(&txt);
+                if let Some(parent) = dest.parent() {
+                    std::fs::create_dir_all(parent).map_err(io(parent))?;
+                }
+                std::fs::write(&dest, accuracy_txt(&acc, &options.benchmark)).map_err(io(&dest))?;
+                placement.written.push(txt.display().to_string());
+            }
+        }
+        Err(_) => placement.refused.push(
+            "accuracy: no accuracy.json (score the run with harness accuracy first)".to_owned(),
+        ),
+    }
+    Ok([
+        "mlperf_log_summary.txt",
+        "mlperf_log_detail.txt",
+        "mlperf_log_accuracy.json",
+    ]
+    .into_iter()
+    .map(|f| (run.dir.join(f), base.join("accuracy").join(f)))
+    .collect())
+}
+
+/// systems/<system>.json: the template with identity filled in; required
+/// fields left empty are reported.
+fn write_system_json(
+    root: &Path,
+    options: &TreeOptions,
+    report: &mut TreeReport,
+) -> Result<(), TreeError> {
     let mut system = options.system_json.clone();
     system.insert("division".into(), options.division.as_str().into());
     system.insert("submitter".into(), options.submitter.clone().into());
@@ -451,41 +512,48 @@ pub fn build_tree(
     let system_path = root
         .join("systems")
         .join(format!("{}.json", options.system));
-    write_json(&system_path, &Value::Object(system))?;
+    write_json(&system_path, &Value::Object(system))
+}
 
-    for (scenario, runs) in &scenarios {
-        let dir = root
-            .join("results")
-            .join(&options.system)
-            .join(&options.benchmark)
-            .join(scenario);
-        let mut measurements = options.measurements_json.clone();
-        for field in MEASUREMENTS_REQUIRED_FIELDS {
-            let entry = measurements.entry(field).or_insert_with(|| "".into());
-            if entry.as_str() == Some("") {
-                report.missing_fields.push(format!(
-                    "results/{}/{}/{scenario}/measurements.json: {field}",
-                    options.system, options.benchmark
-                ));
-            }
+/// A scenario's measurements.json, user.conf and README.md, from the runs
+/// placed under it.
+fn write_scenario_files(
+    root: &Path,
+    options: &TreeOptions,
+    scenario: &str,
+    runs: &[&RunLogs],
+    report: &mut TreeReport,
+) -> Result<(), TreeError> {
+    let dir = root
+        .join("results")
+        .join(&options.system)
+        .join(&options.benchmark)
+        .join(scenario);
+    let mut measurements = options.measurements_json.clone();
+    for field in MEASUREMENTS_REQUIRED_FIELDS {
+        let entry = measurements.entry(field).or_insert_with(|| "".into());
+        if entry.as_str() == Some("") {
+            report.missing_fields.push(format!(
+                "results/{}/{}/{scenario}/measurements.json: {field}",
+                options.system, options.benchmark
+            ));
         }
-        write_json(&dir.join("measurements.json"), &Value::Object(measurements))?;
-        let conf = user_conf(&options.benchmark, scenario, runs);
-        let conf_path = dir.join("user.conf");
-        std::fs::write(&conf_path, conf).map_err(io(&conf_path))?;
-        let readme = dir.join("README.md");
-        let mut text = format!(
-            "# {} {scenario}\n\nRuns made with the `harness` load generator (its own LoadGen \
-             reimplementation, see each mlperf_log_detail.txt's loadgen_version and \
-             loadgen_file_sha1). Run directories:\n\n",
-            options.benchmark
-        );
-        for run in runs {
-            let _ = writeln!(text, "- `{}`", run.dir.display());
-        }
-        std::fs::write(&readme, text).map_err(io(&readme))?;
     }
-    Ok(report)
+    write_json(&dir.join("measurements.json"), &Value::Object(measurements))?;
+    let conf = user_conf(&options.benchmark, scenario, runs);
+    let conf_path = dir.join("user.conf");
+    std::fs::write(&conf_path, conf).map_err(io(&conf_path))?;
+    let readme = dir.join("README.md");
+    let mut text = format!(
+        "# {} {scenario}\n\nRuns made with the `harness` load generator (its own LoadGen \
+         reimplementation, see each mlperf_log_detail.txt's loadgen_version and \
+         loadgen_file_sha1). Run directories:\n\n",
+        options.benchmark
+    );
+    for run in runs {
+        let _ = writeln!(text, "- `{}`", run.dir.display());
+    }
+    std::fs::write(&readme, text).map_err(io(&readme))
 }
 
 /// A user.conf from the performance runs' `requested_*` target keys (the
