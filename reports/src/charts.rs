@@ -621,87 +621,127 @@ pub fn draw_all(
         return Ok(Vec::new());
     };
     let p = prepare(data, summary, phase);
-    let mut charts = Vec::new();
-    let mut emit = |name: &str, title: String, png: Vec<u8>, out: &mut ReportOutputs| {
-        out.files.push(data.dir.join(name));
-        charts.push(Chart {
+    let mut sink = ChartSink {
+        dir: &data.dir,
+        charts: Vec::new(),
+        out,
+    };
+    draw_distributions(&p, &mut sink)?;
+    draw_throughput(&p, &mut sink)?;
+    draw_ttft_over_time(&p, &mut sink)?;
+    draw_server(&p, &mut sink)?;
+    draw_gpu(&p, &mut sink)?;
+    draw_dashboard(&p, &mut sink)?;
+    Ok(sink.charts)
+}
+
+/// Where the charts go: the run directory, the charts drawn, and the
+/// report's list of files written and outputs skipped.
+struct ChartSink<'a> {
+    dir: &'a Path,
+    charts: Vec<Chart>,
+    out: &'a mut ReportOutputs,
+}
+
+impl ChartSink<'_> {
+    fn emit(&mut self, name: &str, title: String, png: Vec<u8>) {
+        self.out.files.push(self.dir.join(name));
+        self.charts.push(Chart {
             name: name.to_owned(),
             title,
             png,
         });
-    };
+    }
 
+    fn skip(&mut self, why: String) {
+        self.out.skipped.push(why);
+    }
+}
+
+/// Whether the run has any server metric (requests running/waiting, KV cache).
+fn has_server_metrics(p: &Prepared) -> bool {
+    !(p.server_running.is_empty() && p.server_waiting.is_empty() && p.kv.is_empty())
+}
+
+/// latency.png, ttft.png, tpot.png: histogram and CDF of each.
+fn draw_distributions(p: &Prepared, sink: &mut ChartSink<'_>) -> Result<(), ReportError> {
     for (name, what, d) in [
         ("latency.png", "Latency", &p.latency),
         ("ttft.png", "TTFT", &p.ttft),
         ("tpot.png", "TPOT", &p.tpot),
     ] {
         if d.sorted_ms.is_empty() {
-            out.skipped.push(format!("{name}: no {what} values"));
+            sink.skip(format!("{name}: no {what} values"));
             continue;
         }
         let title = format!("{what} | {}", p.title);
-        let png = render_png(&data.dir, name, CHART_SIZE, &title, |area| {
+        let png = render_png(sink.dir, name, CHART_SIZE, &title, |area| {
             let halves = area.split_evenly((1, 2));
             hist_panel(&halves[0], what, "ms", d)?;
             cdf_panel(&halves[1], what, "ms", d)
         })?;
-        emit(name, format!("{what} distribution"), png, out);
+        sink.emit(name, format!("{what} distribution"), png);
     }
+    Ok(())
+}
 
+/// throughput.png: completions, tokens and requests in flight over time.
+fn draw_throughput(p: &Prepared, sink: &mut ChartSink<'_>) -> Result<(), ReportError> {
     if p.ts.completions_per_s.is_empty() {
-        out.skipped.push("throughput.png: no samples".into());
-    } else {
-        let title = format!("Throughput and concurrency | {}", p.title);
-        let png = render_png(&data.dir, "throughput.png", (1200, 1000), &title, |area| {
-            let rows = area.split_evenly((3, 1));
-            throughput_panel(&rows[0], &p.ts)?;
-            tokens_panel(&rows[1], &p.ts)?;
-            in_flight_panel(&rows[2], &p.ts)
-        })?;
-        emit(
-            "throughput.png",
-            "Throughput and in-flight requests over time".into(),
-            png,
-            out,
-        );
+        sink.skip("throughput.png: no samples".into());
+        return Ok(());
     }
+    let title = format!("Throughput and concurrency | {}", p.title);
+    let png = render_png(sink.dir, "throughput.png", (1200, 1000), &title, |area| {
+        let rows = area.split_evenly((3, 1));
+        throughput_panel(&rows[0], &p.ts)?;
+        tokens_panel(&rows[1], &p.ts)?;
+        in_flight_panel(&rows[2], &p.ts)
+    })?;
+    sink.emit(
+        "throughput.png",
+        "Throughput and in-flight requests over time".into(),
+        png,
+    );
+    Ok(())
+}
 
+/// ttft_over_time.png: each query's TTFT at its issue time.
+fn draw_ttft_over_time(p: &Prepared, sink: &mut ChartSink<'_>) -> Result<(), ReportError> {
     if p.ts.ttft_scatter.is_empty() {
-        out.skipped
-            .push("ttft_over_time.png: no TTFT values".into());
-    } else {
-        let title = format!("TTFT over time | {}", p.title);
-        let png = render_png(
-            &data.dir,
-            "ttft_over_time.png",
-            CHART_SIZE,
-            &title,
-            |area| ttft_time_panel(area, &p.ts),
-        )?;
-        emit("ttft_over_time.png", "TTFT over time".into(), png, out);
+        sink.skip("ttft_over_time.png: no TTFT values".into());
+        return Ok(());
     }
+    let title = format!("TTFT over time | {}", p.title);
+    let png = render_png(sink.dir, "ttft_over_time.png", CHART_SIZE, &title, |area| {
+        ttft_time_panel(area, &p.ts)
+    })?;
+    sink.emit("ttft_over_time.png", "TTFT over time".into(), png);
+    Ok(())
+}
 
-    let has_server =
-        !(p.server_running.is_empty() && p.server_waiting.is_empty() && p.kv.is_empty());
-    if has_server {
-        let title = format!("Server queue and KV cache | {}", p.title);
-        let png = render_png(&data.dir, "server.png", (1200, 900), &title, |area| {
-            let rows = area.split_evenly((2, 1));
-            queue_panel(&rows[0], &p)?;
-            series_panel(&rows[1], "KV-cache usage", "KV cache used (%)", &p.kv)
-        })?;
-        emit(
-            "server.png",
-            "Server queue and KV-cache usage over time".into(),
-            png,
-            out,
-        );
-    } else {
-        out.skipped
-            .push("server.png: no server metrics (requests running/waiting, KV cache)".into());
+/// server.png: the server's queue and KV-cache usage over time.
+fn draw_server(p: &Prepared, sink: &mut ChartSink<'_>) -> Result<(), ReportError> {
+    if !has_server_metrics(p) {
+        sink.skip("server.png: no server metrics (requests running/waiting, KV cache)".into());
+        return Ok(());
     }
+    let title = format!("Server queue and KV cache | {}", p.title);
+    let png = render_png(sink.dir, "server.png", (1200, 900), &title, |area| {
+        let rows = area.split_evenly((2, 1));
+        queue_panel(&rows[0], p)?;
+        series_panel(&rows[1], "KV-cache usage", "KV cache used (%)", &p.kv)
+    })?;
+    sink.emit(
+        "server.png",
+        "Server queue and KV-cache usage over time".into(),
+        png,
+    );
+    Ok(())
+}
 
+/// gpu.png: one panel per GPU metric the run has.
+fn draw_gpu(p: &Prepared, sink: &mut ChartSink<'_>) -> Result<(), ReportError> {
     let gpu_panels: Vec<(&str, &str, &Vec<Series>)> = [
         ("GPU utilisation", "utilisation (%)", &p.gpu_util),
         ("GPU memory used", "memory used (GiB)", &p.gpu_mem),
@@ -711,27 +751,33 @@ pub fn draw_all(
     .filter(|(_, _, s)| !s.is_empty())
     .collect();
     if gpu_panels.is_empty() {
-        out.skipped.push("gpu.png: no GPU metrics".into());
-    } else {
-        let title = format!("GPU | {}", p.title);
-        let height = 350 * gpu_panels.len() as u32 + 60;
-        let png = render_png(&data.dir, "gpu.png", (1200, height), &title, |area| {
-            let rows = area.split_evenly((gpu_panels.len(), 1));
-            for (row, (t, y, s)) in rows.iter().zip(&gpu_panels) {
-                series_panel(row, t, y, s)?;
-            }
-            Ok(())
-        })?;
-        emit(
-            "gpu.png",
-            "GPU utilisation, memory and power over time".into(),
-            png,
-            out,
-        );
+        sink.skip("gpu.png: no GPU metrics".into());
+        return Ok(());
     }
+    let title = format!("GPU | {}", p.title);
+    let height = 350 * gpu_panels.len() as u32 + 60;
+    let png = render_png(sink.dir, "gpu.png", (1200, height), &title, |area| {
+        let rows = area.split_evenly((gpu_panels.len(), 1));
+        for (row, (t, y, s)) in rows.iter().zip(&gpu_panels) {
+            series_panel(row, t, y, s)?;
+        }
+        Ok(())
+    })?;
+    sink.emit(
+        "gpu.png",
+        "GPU utilisation, memory and power over time".into(),
+        png,
+    );
+    Ok(())
+}
 
+/// dashboard.png: a 3x3 overview (the three CDFs, the latency histogram,
+/// throughput, tokens, in flight, TTFT over time, and the server queue or
+/// GPU utilisation); a cell without data says so.
+fn draw_dashboard(p: &Prepared, sink: &mut ChartSink<'_>) -> Result<(), ReportError> {
+    let has_server = has_server_metrics(p);
     let title = format!("Performance overview | {}", p.title);
-    let png = render_png(&data.dir, "dashboard.png", DASHBOARD_SIZE, &title, |area| {
+    let png = render_png(sink.dir, "dashboard.png", DASHBOARD_SIZE, &title, |area| {
         let cells = area.split_evenly((3, 3));
         let empty = |a: &Area<'_>, what: &str| -> DrawResult {
             a.draw_text(
@@ -769,15 +815,15 @@ pub fn draw_all(
             ttft_time_panel(&cells[7], &p.ts)?;
         }
         if has_server {
-            queue_panel(&cells[8], &p)
+            queue_panel(&cells[8], p)
         } else if !p.gpu_util.is_empty() {
             series_panel(&cells[8], "GPU utilisation", "utilisation (%)", &p.gpu_util)
         } else {
             empty(&cells[8], "server metrics")
         }
     })?;
-    emit("dashboard.png", "Performance overview".into(), png, out);
-    Ok(charts)
+    sink.emit("dashboard.png", "Performance overview".into(), png);
+    Ok(())
 }
 
 fn throughput_panel(area: &Area<'_>, ts: &TimeSeries) -> DrawResult {
