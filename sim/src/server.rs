@@ -389,14 +389,18 @@ struct Submitted {
 
 type Invalid = (u16, String, Option<&'static str>);
 
+/// A 400 naming the offending parameter, as vLLM answers.
+fn bad<T>(msg: String, param: Option<&'static str>) -> Result<T, Invalid> {
+    Err((400, msg, param))
+}
+
 fn validate_and_submit(
     state: &ServerState,
-    req: GenerateRequest,
+    mut req: GenerateRequest,
     flavor: Flavor,
     arrival: Instant,
 ) -> Result<Submitted, Invalid> {
     let cfg = &state.config;
-    let bad = |msg: String, param: Option<&'static str>| Err((400, msg, param));
     if let Some(m) = &req.model
         && m != &cfg.model
     {
@@ -413,9 +417,69 @@ fn validate_and_submit(
             Some("stream_options"),
         );
     }
-    let tok = &state.tokenizer;
+    let prompts = request_prompts(&state.tokenizer, &mut req, flavor)?;
+    let n = req.n.unwrap_or(1);
+    if n == 0 {
+        return bad("n must be at least 1.".into(), Some("n"));
+    }
+    let min_tokens = req.min_tokens.unwrap_or(0);
+    let explicit_max = match flavor {
+        Flavor::Completion => Some(req.max_tokens.unwrap_or(16)),
+        Flavor::Chat => req.max_completion_tokens.or(req.max_tokens),
+    };
+    let max_for_metrics = check_lengths(cfg, &prompts, explicit_max, min_tokens)?;
+    // Greedy sampling does not depend on the request seed.
+    let seed = if req.temperature == Some(0.0) {
+        cfg.seed
+    } else {
+        req.seed.unwrap_or(cfg.seed)
+    };
+    let stop: Arc<[Arc<str>]> = req
+        .stop
+        .map(|s| {
+            s.into_vec()
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .map(Arc::from)
+                .collect()
+        })
+        .unwrap_or_else(|| Arc::from(Vec::new()));
+    let params = SeqParams {
+        // Set per prompt by `submit` when the request gives no maximum.
+        max_tokens: explicit_max.unwrap_or(0),
+        min_tokens,
+        ignore_eos: req.ignore_eos.unwrap_or(false),
+        stop,
+        stop_token_ids: req.stop_token_ids.unwrap_or_default().into(),
+        seed,
+        n,
+    };
+    let rx = submit(state, &prompts, &params, explicit_max.is_none(), arrival)?;
+    let opts = req.stream_options.unwrap_or_default();
+    Ok(Submitted {
+        flavor,
+        stream,
+        include_usage: opts.include_usage.unwrap_or(false) || cfg.force_include_usage,
+        continuous_usage: opts.continuous_usage_stats.unwrap_or(false),
+        return_token_ids: req.return_token_ids.unwrap_or(false),
+        prompts,
+        n,
+        max_tokens: max_for_metrics,
+        rx,
+        model: cfg.model.clone(),
+    })
+}
+
+/// The request's prompts as token ids (text encoded by the server's
+/// tokenizer, chat messages through its template); none, or an empty one,
+/// is a 400.
+fn request_prompts(
+    tok: &Tokenizer,
+    req: &mut GenerateRequest,
+    flavor: Flavor,
+) -> Result<Vec<Arc<[u32]>>, Invalid> {
     let prompts: Vec<Arc<[u32]>> = match flavor {
-        Flavor::Completion => match req.prompt {
+        Flavor::Completion => match req.prompt.take() {
             None => {
                 return bad(
                     "Either prompt or prompt_embeds must be provided and non-empty.".into(),
@@ -438,17 +502,20 @@ fn validate_and_submit(
             Some("prompt"),
         );
     }
-    let n = req.n.unwrap_or(1);
-    if n == 0 {
-        return bad("n must be at least 1.".into(), Some("n"));
-    }
-    let min_tokens = req.min_tokens.unwrap_or(0);
-    let explicit_max = match flavor {
-        Flavor::Completion => Some(req.max_tokens.unwrap_or(16)),
-        Flavor::Chat => req.max_completion_tokens.or(req.max_tokens),
-    };
+    Ok(prompts)
+}
+
+/// vLLM's length checks: every prompt shorter than the context, prompt
+/// plus `max_tokens` within it, `min_tokens` at most the maximum. Returns
+/// the largest maximum of any prompt (what the metrics record).
+fn check_lengths(
+    cfg: &SimConfig,
+    prompts: &[Arc<[u32]>],
+    explicit_max: Option<u32>,
+    min_tokens: u32,
+) -> Result<u32, Invalid> {
     let mut max_for_metrics = 0;
-    for p in &prompts {
+    for p in prompts {
         let len = p.len() as u32;
         if len >= cfg.max_model_len {
             return bad(
@@ -486,40 +553,31 @@ fn validate_and_submit(
             Some("min_tokens"),
         );
     }
-    // Greedy sampling does not depend on the request seed.
-    let seed = if req.temperature == Some(0.0) {
-        cfg.seed
-    } else {
-        req.seed.unwrap_or(cfg.seed)
-    };
-    let stop: Arc<[Arc<str>]> = req
-        .stop
-        .map(|s| {
-            s.into_vec()
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .map(Arc::from)
-                .collect()
-        })
-        .unwrap_or_else(|| Arc::from(Vec::new()));
-    let stop_token_ids: Arc<[u32]> = req.stop_token_ids.unwrap_or_default().into();
+    Ok(max_for_metrics)
+}
+
+/// Hands `n` sequences per prompt to the engine (choice `prompt * n + k`);
+/// with `fill_max`, each may run to the end of the context.
+fn submit(
+    state: &ServerState,
+    prompts: &[Arc<[u32]>],
+    params: &SeqParams,
+    fill_max: bool,
+    arrival: Instant,
+) -> Result<UnboundedReceiver<Event>, Invalid> {
     let (tx, rx) = unbounded_channel();
     let engine_tx = state
         .engine_tx
         .lock()
         .map_err(|_| (500, "the engine is gone".to_owned(), None))?
         .clone();
+    let n = params.n;
     for (pi, p) in prompts.iter().enumerate() {
         for k in 0..n {
-            let params = SeqParams {
-                max_tokens: explicit_max.unwrap_or(cfg.max_model_len - p.len() as u32),
-                min_tokens,
-                ignore_eos: req.ignore_eos.unwrap_or(false),
-                stop: stop.clone(),
-                stop_token_ids: stop_token_ids.clone(),
-                seed,
-                n,
-            };
+            let mut params = params.clone();
+            if fill_max {
+                params.max_tokens = state.config.max_model_len - p.len() as u32;
+            }
             engine_tx
                 .send(EngineMsg::Add(SeqRequest {
                     prompt: p.clone(),
@@ -531,19 +589,7 @@ fn validate_and_submit(
                 .map_err(|_| (500, "the engine is gone".to_owned(), None))?;
         }
     }
-    let opts = req.stream_options.unwrap_or_default();
-    Ok(Submitted {
-        flavor,
-        stream,
-        include_usage: opts.include_usage.unwrap_or(false) || cfg.force_include_usage,
-        continuous_usage: opts.continuous_usage_stats.unwrap_or(false),
-        return_token_ids: req.return_token_ids.unwrap_or(false),
-        prompts,
-        n,
-        max_tokens: max_for_metrics,
-        rx,
-        model: cfg.model.clone(),
-    })
+    Ok(rx)
 }
 
 #[derive(Debug, Default, Clone)]
