@@ -607,6 +607,10 @@ impl KeyValues {
 
     /// Applies the file's keys the way the tail of `FromConfig` does. Returns
     /// the message LoadGen logs for an invalid `mode`, if any.
+    ///
+    /// Mirrors LoadGen 6.0.17's `TestSettings::FromConfig`
+    /// (test_settings_internal.cc), the part after parsing that applies the
+    /// keys, line for line; kept in one piece so the two read side by side.
     fn apply(
         &self,
         s: &mut TestSettings,

@@ -601,6 +601,9 @@ enum Chooser {
 /// In a performance phase the accuracy-log decision uses
 /// [`AccuracyLogSampling::new`]; in an accuracy phase every response is
 /// logged.
+///
+/// Mirrors LoadGen 6.0.17's `GenerateQueries` (loadgen.cc) line for line; kept
+/// in one piece so the two read side by side.
 pub fn generate_queries(
     settings: &EffectiveSettings,
     phase: Phase,

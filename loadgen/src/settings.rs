@@ -427,6 +427,10 @@ impl EffectiveSettings {
     ///
     /// Returns the settings plus the warnings LoadGen would log as
     /// `error_invalid_test_settings`, in LoadGen's order.
+    ///
+    /// Mirrors LoadGen 6.0.17's `TestSettingsInternal::TestSettingsInternal`
+    /// (the constructor, test_settings_internal.cc) line for line; kept in
+    /// one piece so the two read side by side.
     pub fn new(
         requested: &TestSettings,
         qsl_performance_sample_count: u64,

@@ -351,6 +351,9 @@ pub fn effective_entries(s: &EffectiveSettings) -> Vec<Entry> {
 /// `num_errors` (whose value the writer knows). `result_validity` carries
 /// our verdict; `result_invalid_reason` appends our extra reasons to
 /// LoadGen's text.
+///
+/// Mirrors LoadGen 6.0.17's `PerformanceSummary::LogDetail` (results.cc) line
+/// for line; kept in one piece so the two read side by side.
 pub fn result_entries(settings: &EffectiveSettings, s: &PerformanceSummary) -> Vec<Entry> {
     let mut v = vec![e("result_validity", s.validity_str())];
     if settings.scenario == Scenario::Server {

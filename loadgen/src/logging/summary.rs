@@ -12,6 +12,10 @@ const RULE: &str = "================================================";
 /// Writes the summary's results and "Test Parameters Used" sections (what
 /// LoadGen writes at the end of a performance run). The warnings/errors
 /// trailer comes from [`write_trailer`] when logging stops.
+///
+/// Mirrors LoadGen 6.0.17's `PerformanceSummary::LogSummary` (results.cc) and
+/// `TestSettingsInternal::LogSummary` (test_settings_internal.cc) line for
+/// line; kept in one piece so the two read side by side.
 pub fn write_summary(
     w: &mut impl Write,
     sut_name: &str,
