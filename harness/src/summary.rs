@@ -80,11 +80,9 @@ fn render_figures(out: &mut dyn Write, summary: &Summary) -> std::io::Result<()>
         }
         writeln!(out)?;
     }
-    writeln!(
-        out,
-        "  {:<22} {:>10} {:>10} {:>10} {:>10}",
-        "(ms)", "p50", "p90", "p99", "max"
-    )?;
+    // The one terminal table writer (comfy-table), indented under the run's
+    // heading like the lines around it.
+    let mut table = crate::table::new(&["(ms)", "p50", "p90", "p99", "max"], &[1, 2, 3, 4]);
     for (label, name) in [
         ("latency", "latency"),
         ("time to first token", "ttft"),
@@ -93,14 +91,16 @@ fn render_figures(out: &mut dyn Write, summary: &Summary) -> std::io::Result<()>
         if name != "latency" && !f.contains_key(&format!("{name}_p50_ms")) {
             continue;
         }
-        writeln!(
-            out,
-            "  {label:<22} {:>10} {:>10} {:>10} {:>10}",
+        table.add_row([
+            label.to_owned(),
             ms(f, &format!("{name}_p50_ms")),
             ms(f, &format!("{name}_p90_ms")),
             ms(f, &format!("{name}_p99_ms")),
             ms(f, &format!("{name}_max_ms")),
-        )?;
+        ]);
+    }
+    for line in table.lines() {
+        writeln!(out, " {}", line.trim_end())?;
     }
     if let Some(delay) = &summary.issue_delay_ns {
         let us = |key: &str| {
