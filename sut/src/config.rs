@@ -324,7 +324,11 @@ impl ExtraHeader {
         let value = if let Some(var) = value.strip_prefix("@env:") {
             std::env::var(var).map_err(|_| bad(format!("environment variable {var} is not set")))?
         } else if let Some(path) = value.strip_prefix("@file:") {
-            std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read {path}: {e}")))?
+            loadgen::input::read_limited_to_string(
+                std::path::Path::new(path),
+                loadgen::input::SECRET_FILE_LIMIT,
+            )
+            .map_err(|e| bad(format!("cannot read {path}: {e}")))?
         } else {
             value.to_string()
         };

@@ -200,10 +200,13 @@ impl OpenAiSut {
     ///
     /// Every error is scrubbed of the API key and URL passwords.
     pub async fn connect(config: SutConfig, dataset: Arc<Dataset>) -> Result<OpenAiSut, SutError> {
-        let secrets = Arc::new(Secrets::new(
-            config.api_key.as_ref().map(ApiKey::expose),
-            config.endpoints.iter().map(String::as_str),
-        ));
+        let secrets = Arc::new(
+            Secrets::new(
+                config.api_key.as_ref().map(ApiKey::expose),
+                config.endpoints.iter().map(String::as_str),
+            )
+            .with_values(config.headers.iter().map(ExtraHeader::expose)),
+        );
         Self::connect_unscrubbed(config, dataset, Arc::clone(&secrets))
             .await
             .map_err(|e| e.scrubbed(&secrets))

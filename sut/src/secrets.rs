@@ -105,6 +105,16 @@ impl Secrets {
         Secrets { values }
     }
 
+    /// These values are secret too (the values of extra headers, which may
+    /// carry credentials).
+    pub fn with_values<'a>(mut self, values: impl IntoIterator<Item = &'a str>) -> Self {
+        self.values.extend(values.into_iter().map(str::to_owned));
+        self.values.retain(|v| v.len() >= 4);
+        self.values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        self.values.dedup();
+        self
+    }
+
     /// `text` without any secret value and without URL user info.
     pub fn scrub(&self, text: &str) -> String {
         let mut out = strip_userinfo(text);
@@ -163,6 +173,15 @@ mod tests {
             "a (http://y) and https://z/a@b"
         );
         assert_eq!(strip_userinfo("no url here"), "no url here");
+    }
+
+    #[test]
+    fn extra_header_values_are_scrubbed_too() {
+        let secrets = Secrets::new(None, []).with_values(["tenant-token-42", "ab"]);
+        assert_eq!(
+            secrets.scrub("echo X-Token: tenant-token-42 ab"),
+            "echo X-Token: <redacted> ab"
+        );
     }
 
     #[test]
