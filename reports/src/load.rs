@@ -419,6 +419,15 @@ fn trim_ascii(s: &[u8]) -> &[u8] {
 /// Reads `records.jsonl` with `threads` parser threads. Returns the phases
 /// and whether a cut last line was skipped.
 pub fn read_records(path: &Path, threads: usize) -> Result<(Vec<PhaseData>, bool), ReportError> {
+    let blocks = parse_blocks(path, threads)?;
+    let (phases, truncated) = assemble_phases(path, blocks)?;
+    check_no_duplicate_samples(path, &phases)?;
+    Ok((phases, truncated))
+}
+
+/// Reads the file in blocks cut at line ends and parses them on `threads`
+/// threads; the results in file order.
+fn parse_blocks(path: &Path, threads: usize) -> Result<Vec<BlockResult>, ReportError> {
     let io = |source| ReportError::Io {
         path: path.to_path_buf(),
         source,
@@ -499,12 +508,21 @@ pub fn read_records(path: &Path, threads: usize) -> Result<(Vec<PhaseData>, bool
     read_result?;
     let mut blocks = results.into_inner().unwrap_or_default();
     blocks.sort_by_key(|(i, _)| *i);
+    Ok(blocks.into_iter().map(|(_, block)| block).collect())
+}
 
+/// The phases from the parsed blocks, in order: each query batch joins the
+/// phase whose header precedes it. A bad last line of the last block is a
+/// cut write (`truncated`); any other bad line is an error naming its line.
+fn assemble_phases(
+    path: &Path,
+    blocks: Vec<BlockResult>,
+) -> Result<(Vec<PhaseData>, bool), ReportError> {
     let mut phases: Vec<PhaseData> = Vec::new();
     let mut truncated = false;
     let mut line_base = 0usize;
     let n_blocks = blocks.len();
-    for (bi, (_, block)) in blocks.into_iter().enumerate() {
+    for (bi, block) in blocks.into_iter().enumerate() {
         for piece in block.pieces {
             match piece {
                 Piece::Line(RecordLine::Phase(header)) => phases.push(PhaseData::new(*header)),
@@ -554,9 +572,13 @@ pub fn read_records(path: &Path, threads: usize) -> Result<(Vec<PhaseData>, bool
         }
         line_base += block.lines;
     }
-    // A duplicated line (a file edited or concatenated by hand) must not
-    // count a sample twice: "52 of 51 samples".
-    for phase in &phases {
+    Ok((phases, truncated))
+}
+
+/// A duplicated line (a file edited or concatenated by hand) must not
+/// count a sample twice: "52 of 51 samples".
+fn check_no_duplicate_samples(path: &Path, phases: &[PhaseData]) -> Result<(), ReportError> {
+    for phase in phases {
         let mut seen = std::collections::HashSet::with_capacity(phase.samples.len());
         if let Some(dup) = phase.samples.iter().find(|s| !seen.insert(s.seq)) {
             let line = records_line_of(path, dup.seq).unwrap_or(0);
@@ -570,7 +592,7 @@ pub fn read_records(path: &Path, threads: usize) -> Result<(Vec<PhaseData>, bool
             ));
         }
     }
-    Ok((phases, truncated))
+    Ok(())
 }
 
 /// The line of the second record of sample `seq` (only for the message of
