@@ -472,9 +472,19 @@ pub struct RunArgs {
     /// turns metrics collection on.
     #[arg(long, value_name = "DIR")]
     pub metrics_output_dir: Option<PathBuf>,
-    /// Serve the harness's own live metrics for Prometheus on ADDR.
+    /// Serve the harness's own live metrics for Prometheus on ADDR, and
+    /// the run's final figures (summary.json's) once it is summarised.
     #[arg(long, value_name = "ADDR")]
     pub prometheus_listen: Option<SocketAddr>,
+    /// After the run, wait up to SECONDS for a scrape of the final figures
+    /// before exiting (stderr says where); 0 does not wait.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0.0,
+        requires = "prometheus_listen"
+    )]
+    pub prometheus_linger: f64,
     /// Write mlperf_log_trace.json.
     #[arg(long)]
     pub enable_log_trace: bool,

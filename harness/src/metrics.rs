@@ -21,6 +21,9 @@ pub struct TelemetryOptions {
     pub metrics_interval: Option<Duration>,
     /// Prometheus exposition address.
     pub prometheus_listen: Option<SocketAddr>,
+    /// After the run, how long the endpoint waits for a scrape of the final
+    /// figures before the process goes on (zero: it does not wait).
+    pub prometheus_linger: Duration,
     /// GPUs to monitor (NVML indices); `None`: all.
     pub gpus: Option<Vec<u32>>,
     /// Layout of metrics.csv.
@@ -57,8 +60,9 @@ impl Telemetry {
         out
     }
 
-    /// Stops the collector (writing server_summary.json) and the exporter.
-    pub fn finish(mut self, runtime: &tokio::runtime::Runtime) {
+    /// Stops the collector (writing server_summary.json); the Prometheus
+    /// endpoint, if any, keeps serving so it can show the final figures.
+    pub fn finish(mut self, runtime: &tokio::runtime::Runtime) -> Option<Exporter> {
         self.ticker_stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.ticker.take() {
             let _ = t.join();
@@ -73,9 +77,65 @@ impl Telemetry {
                 Err(_) => tracing::warn!("metrics collector still in use at the end of the run"),
             }
         }
-        if let Some(exporter) = self.exporter.take() {
-            runtime.block_on(exporter.shutdown());
+        self.exporter.take().map(|server| Exporter {
+            server,
+            live: Arc::clone(&self.live),
+        })
+    }
+}
+
+/// The Prometheus endpoint after the run: it adds the run's final figures
+/// to the exposition and serves them until the run is done (the last thing
+/// `harness run` does before it exits).
+pub struct Exporter {
+    server: telemetry::prom_endpoint::PrometheusServer,
+    live: Arc<LiveMetrics>,
+}
+
+impl Exporter {
+    /// Publishes the run's figures (the registry's values, as in
+    /// summary.json) and, with a linger, waits until a scrape has received
+    /// them or the linger has passed. `announce` is told where to scrape.
+    pub fn publish(
+        self,
+        runtime: &tokio::runtime::Runtime,
+        run_id: &str,
+        figures: &std::collections::BTreeMap<String, f64>,
+        linger: Duration,
+        announce: &mut dyn std::io::Write,
+    ) -> anyhow::Result<()> {
+        let figures = figures
+            .iter()
+            .map(|(name, value)| {
+                let unit = reports::figures::find(name).map_or("", |f| f.unit);
+                (name.clone(), unit.to_owned(), *value)
+            })
+            .collect();
+        self.live.publish_run_figures(telemetry::RunFigures {
+            run_id: run_id.to_owned(),
+            figures,
+        });
+        if !linger.is_zero() {
+            writeln!(
+                announce,
+                "final figures at http://{}/metrics (waiting up to {} s for a scrape)",
+                self.server.local_addr(),
+                linger.as_secs_f64()
+            )?;
+            announce.flush()?;
+            let scraped = runtime.block_on(async {
+                tokio::time::timeout(linger, self.live.run_figures_scraped()).await
+            });
+            if scraped.is_err() {
+                tracing::warn!(
+                    "--prometheus-linger: nobody scraped the final figures within {} s",
+                    linger.as_secs_f64()
+                );
+            }
         }
+        // Graceful: a scrape in progress still receives its answer.
+        runtime.block_on(self.server.shutdown());
+        Ok(())
     }
 }
 

@@ -179,6 +179,7 @@ fn execute_steps(config: &RunConfig, out: &mut dyn Write) -> anyhow::Result<RunR
         outcome,
         verdict,
         reported,
+        exporter,
     } = measured;
 
     manifest.status = if outcome.interrupted {
@@ -212,6 +213,15 @@ fn execute_steps(config: &RunConfig, out: &mut dyn Write) -> anyhow::Result<RunR
     }
     if let Some(target) = &config.output.metrics_output_dir {
         copy_metrics(&dir, target)?;
+    }
+    if let Some(exporter) = exporter {
+        exporter.publish(
+            &runtime,
+            &manifest.run_id,
+            &summary.figures,
+            config.telemetry.prometheus_linger,
+            &mut std::io::stderr(),
+        )?;
     }
     Ok(RunResult {
         perf_constraints_met,
@@ -343,6 +353,8 @@ struct Measured {
     verdict: TestVerdict,
     /// LoadGen's results of the performance phase that stands for the test.
     reported: Option<loadgen::results::PerformanceSummary>,
+    /// The Prometheus endpoint, still serving, for the final figures.
+    exporter: Option<crate::metrics::Exporter>,
 }
 
 /// Runs LoadGen's test driver with the run's observers and telemetry, then
@@ -414,7 +426,7 @@ fn measure(
     progress.finish();
     runtime.block_on(backend.sut.shutdown());
     drop(options);
-    telemetry.finish(runtime);
+    let exporter = telemetry.finish(runtime);
     let outcome = outcome?;
     let verdict = hooks.finish(&outcome)?;
     if let Ok(records) = Arc::try_unwrap(records) {
@@ -427,6 +439,7 @@ fn measure(
         outcome,
         verdict,
         reported,
+        exporter,
     })
 }
 

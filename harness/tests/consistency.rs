@@ -86,6 +86,13 @@ fn text(output: &Output) -> String {
     )
 }
 
+/// Whether the one run under `dir/out_dir` has the file `name`.
+fn runs_dir_has(dir: &Path, out_dir: &str, name: &str) -> bool {
+    run_dirs(&dir.join(out_dir))
+        .first()
+        .is_some_and(|run| run.join(name).is_file())
+}
+
 /// The run directories under `dir`, oldest first.
 fn run_dirs(dir: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -411,6 +418,36 @@ fn check_run(dir: &Path, stdout: &str, history: &Path, token_mode: bool) {
             "{where_}: LoadGen's token count"
         );
     }
+
+    // The server's own counters over the measured window (metrics
+    // collection on): vLLM's generation_tokens_total delta is the output
+    // tokens of the successful samples. The simulator refuses its injected
+    // failures (HTTP 500) before generating, so they add neither tokens nor
+    // requests; with no failed sample and no sample of one token (which
+    // LoadGen counts as 0), LoadGen's token count is the same number.
+    let server_summary = dir.join("server_summary.json");
+    if server_summary.is_file() {
+        let server = json(&server_summary);
+        let counts = &server["total"]["counts"];
+        let generated = counts["generation_tokens"].as_f64().unwrap();
+        assert_eq!(
+            generated, ok_tokens as f64,
+            "{where_}: the server's generation_tokens delta vs summary.json's output tokens"
+        );
+        assert_eq!(
+            counts["request_success"].as_f64(),
+            summary["counts"]["succeeded"].as_f64(),
+            "{where_}: the server's successful requests vs summary.json's"
+        );
+        assert_eq!(counts["request_failure"].as_f64(), Some(0.0), "{where_}");
+        if token_mode && failed == 0 && perf.records.iter().all(|r| r.n_tokens != 1) {
+            assert_eq!(
+                summary["loadgen"]["token_count"].as_f64(),
+                Some(generated),
+                "{where_}: LoadGen's token count vs the server's"
+            );
+        }
+    }
 }
 
 #[test]
@@ -452,9 +489,15 @@ fn every_output_of_a_run_and_a_sweep_shows_the_same_figures() {
             &out_dir,
             "--max-tokens",
             max_tokens,
+            // server_summary.json: the server's own token counter.
+            "--enable-metrics-collection",
         ];
         args.extend(common);
         let output = harness(dir, &args);
+        assert!(
+            runs_dir_has(dir, &out_dir, "server_summary.json"),
+            "{scenario}: no server_summary.json"
+        );
         // One request in ten fails: INVALID (3), never an error (1).
         assert!(
             matches!(output.status.code(), Some(0 | 3)),
@@ -533,6 +576,132 @@ fn every_output_of_a_run_and_a_sweep_shows_the_same_figures() {
             figures["failed"].as_f64().unwrap().to_string()
         );
     }
+}
+
+/// `GET /metrics` from `addr` (host:port), the body.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
+/// `harness_run_figure` samples: name -> (run_id, unit, value).
+fn run_figures(exposition: &str) -> BTreeMap<String, (String, String, f64)> {
+    exposition
+        .lines()
+        .filter_map(|l| l.strip_prefix("harness_run_figure{"))
+        .map(|l| {
+            let (labels, value) = l.rsplit_once("} ").unwrap();
+            let label = |key: &str| {
+                let start = labels.find(&format!("{key}=\"")).unwrap() + key.len() + 2;
+                let len = labels[start..].find('"').unwrap();
+                labels[start..start + len].to_owned()
+            };
+            (
+                label("name"),
+                (
+                    label("run_id"),
+                    label("unit"),
+                    value.parse::<f64>().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Prometheus reads the figures from the registry too: scraped once the run
+/// is summarised (`--prometheus-linger` holds the process until then; its
+/// stderr line says where), the endpoint shows summary.json's figures, bit
+/// for bit, with the registry's units and the run's id.
+#[test]
+fn the_prometheus_endpoint_serves_summary_json_figures() {
+    let sim = failing_sim();
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path();
+    std::fs::write(dir.join("user.conf"), CONF).unwrap();
+    let dataset = dataset();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .current_dir(dir)
+        .args([
+            "run",
+            "--quiet",
+            "--scenario",
+            "Server",
+            "--user-conf",
+            "user.conf",
+            "--max-tokens",
+            "12",
+            "--dataset-path",
+            dataset.to_str().unwrap(),
+            "--backend",
+            &sim.url,
+            "--output-dir",
+            "runs",
+            "--db",
+            "history.sqlite",
+            "--prometheus-listen",
+            "127.0.0.1:0",
+            "--prometheus-linger",
+            "120",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the run ended without announcing its final figures:\n{seen}"
+        );
+        if let Some(rest) = line.strip_prefix("final figures at http://") {
+            break rest.split('/').next().unwrap().to_owned();
+        }
+        seen.push_str(&line);
+    };
+    let exposition = scrape(&addr);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        matches!(status.code(), Some(0 | 3)),
+        "{status:?}\n{seen}{rest}"
+    );
+    assert!(
+        !rest.contains("nobody scraped"),
+        "the scrape was not counted: {rest}"
+    );
+
+    let runs = run_dirs(&dir.join("runs"));
+    let summary = json(&runs[0].join("summary.json"));
+    let run_id = summary["run"]["run_id"].as_str().unwrap();
+    let want: BTreeMap<String, (String, String, f64)> = summary["figures"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, v)| {
+            let unit = reports::figures::find(name).unwrap().unit;
+            (
+                name.clone(),
+                (run_id.to_owned(), unit.to_owned(), v.as_f64().unwrap()),
+            )
+        })
+        .collect();
+    assert!(want.contains_key("samples_per_s"), "{want:?}");
+    assert_eq!(run_figures(&exposition), want, "{exposition}");
+    // The live metrics are still there beside them.
+    assert!(exposition.contains("harness_requests_completed_total "));
 }
 
 struct LlamaCpp {

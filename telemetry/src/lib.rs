@@ -119,7 +119,7 @@ pub use collector::{
     WindowMarker,
 };
 pub use gpu::{GpuError, GpuReader, GpuReading, NvmlGpus};
-pub use live::{LiveMetrics, LiveSnapshot, LiveView, render_live};
+pub use live::{LiveMetrics, LiveSnapshot, LiveView, RunFigures, render_live};
 pub use prom_endpoint::{EXPORTED_METRICS, PrometheusServer, serve_prometheus};
 pub use scrape::{ScrapeError, ScrapeTarget};
 

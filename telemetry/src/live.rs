@@ -87,6 +87,20 @@ pub struct LiveMetrics {
     pub(crate) errors: Mutex<BTreeMap<String, u64>>,
     phase: Mutex<PhaseState>,
     readings: Mutex<BTreeMap<(MetricSource, String), BTreeMap<String, f64>>>,
+    /// The run's final figures, once computed ([`LiveMetrics::publish_run_figures`]).
+    pub(crate) run_figures: Mutex<Option<RunFigures>>,
+    /// Signalled by each scrape whose exposition held the run's figures.
+    pub(crate) figures_scraped: tokio::sync::Notify,
+}
+
+/// A run's final figures as the exposition shows them: the run-level
+/// figures registry's values (summary.json's `figures`), computed elsewhere.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunFigures {
+    /// The run directory's name.
+    pub run_id: String,
+    /// Name, unit and value of each figure.
+    pub figures: Vec<(String, String, f64)>,
 }
 
 impl Default for LiveMetrics {
@@ -120,7 +134,23 @@ impl LiveMetrics {
                 hist: PhaseHistograms::new(),
             }),
             readings: Mutex::new(BTreeMap::new()),
+            run_figures: Mutex::new(None),
+            figures_scraped: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Adds the run's final figures to the exposition, where they stay
+    /// until the process exits (or the next run publishes its own).
+    pub fn publish_run_figures(&self, figures: RunFigures) {
+        if let Ok(mut slot) = self.run_figures.lock() {
+            *slot = Some(figures);
+        }
+    }
+
+    /// Resolves once a scrape has received the run's final figures (at once
+    /// when one already has since they were published).
+    pub async fn run_figures_scraped(&self) {
+        self.figures_scraped.notified().await;
     }
 
     fn now_ns(&self) -> u64 {

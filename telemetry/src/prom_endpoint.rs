@@ -16,6 +16,7 @@
 //! | `harness_server_requests_running{backend}` | gauge | the backend's requests running, normalized (with metrics collection) |
 //! | `harness_server_requests_waiting{backend}` | gauge | its requests waiting, normalized |
 //! | `harness_server_kv_cache_usage_frac{backend}` | gauge | its KV-cache usage 0..1, normalized (llama.cpp's from /slots) |
+//! | `harness_run_figure{run_id,name,unit}` | gauge | the run's final figures (summary.json's `figures`), once the run is summarised |
 //!
 //! TTFT, TPOT and latency use vLLM's bucket bounds, so the client's and the
 //! server's histograms line up in one Grafana panel. Totals never reset
@@ -36,6 +37,8 @@ use tokio::task::JoinHandle;
 
 use crate::TelemetryError;
 use crate::live::LiveMetrics;
+#[cfg(test)]
+use crate::live::RunFigures;
 
 /// Every metric family the exposition contains.
 pub const EXPORTED_METRICS: &[&str] = &[
@@ -52,6 +55,7 @@ pub const EXPORTED_METRICS: &[&str] = &[
     "harness_server_requests_running",
     "harness_server_requests_waiting",
     "harness_server_kv_cache_usage_frac",
+    "harness_run_figure",
 ];
 
 /// The collector's normalized server gauges, exported per backend so a
@@ -170,6 +174,36 @@ impl LiveMetrics {
                 }
             }
         }
+        self.write_run_figures(w)
+    }
+
+    /// The run's final figures, one sample per figure. One family with the
+    /// figure's name and unit as labels, as the figures differ in unit and
+    /// the registry, not this exposition, defines them. Values are written
+    /// in Rust's shortest round-trip form: the same f64 as summary.json.
+    fn write_run_figures(&self, w: &mut impl Write) -> io::Result<()> {
+        writeln!(
+            w,
+            "# HELP harness_run_figure The run's final figures (summary.json's figures), once the run is summarised."
+        )?;
+        writeln!(w, "# TYPE harness_run_figure gauge")?;
+        let figures = self
+            .run_figures
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default();
+        if let Some(run) = figures {
+            for (name, unit, value) in &run.figures {
+                writeln!(
+                    w,
+                    "harness_run_figure{{run_id=\"{}\",name=\"{}\",unit=\"{}\"}} {}",
+                    escape_label(&run.run_id),
+                    escape_label(name),
+                    escape_label(unit),
+                    prom_float(*value)
+                )?;
+            }
+        }
         Ok(())
     }
 }
@@ -230,10 +264,27 @@ pub async fn serve_prometheus(
     })
 }
 
+/// A sample value as the text format spells it (`+Inf`, `-Inf`, `NaN`).
+fn prom_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_owned()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
+    } else {
+        format!("{v}")
+    }
+}
+
 async fn metrics_handler(State(live): State<Arc<LiveMetrics>>) -> impl IntoResponse {
+    // Figures are never withdrawn once published: when they are there now,
+    // the body below holds them.
+    let with_figures = live.run_figures.lock().is_ok_and(|f| f.is_some());
     let mut body = Vec::with_capacity(8 << 10);
     // Writing to a Vec cannot fail.
     let _ = live.render_prometheus(&mut body);
+    if with_figures {
+        live.figures_scraped.notify_one();
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -246,6 +297,35 @@ async fn metrics_handler(State(live): State<Arc<LiveMetrics>>) -> impl IntoRespo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_figures_appear_once_published_and_round_trip() {
+        let live = LiveMetrics::new();
+        let mut before = Vec::new();
+        live.render_prometheus(&mut before).unwrap();
+        let before = String::from_utf8(before).unwrap();
+        assert!(before.contains("# TYPE harness_run_figure gauge"));
+        assert!(!before.contains("harness_run_figure{"));
+        let value = 36.354_123_456_789_01_f64;
+        live.publish_run_figures(RunFigures {
+            run_id: "r\"1".to_owned(),
+            figures: vec![("samples_per_s".to_owned(), "samples/s".to_owned(), value)],
+        });
+        let mut after = Vec::new();
+        live.render_prometheus(&mut after).unwrap();
+        let after = String::from_utf8(after).unwrap();
+        let line = after
+            .lines()
+            .find(|l| l.starts_with("harness_run_figure{"))
+            .unwrap();
+        let (labels, shown) = line.rsplit_once(' ').unwrap();
+        assert_eq!(
+            labels,
+            "harness_run_figure{run_id=\"r\\\"1\",name=\"samples_per_s\",unit=\"samples/s\"}"
+        );
+        assert_eq!(shown.parse::<f64>().unwrap(), value);
+        assert_eq!(prom_float(f64::INFINITY), "+Inf");
+    }
 
     #[test]
     fn label_values_are_escaped() {

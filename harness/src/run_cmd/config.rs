@@ -309,6 +309,8 @@ impl RunConfig {
             telemetry: TelemetryOptions {
                 metrics_interval,
                 prometheus_listen: args.prometheus_listen,
+                prometheus_linger: seconds("prometheus-linger", args.prometheus_linger)?
+                    .unwrap_or_default(),
                 gpus: args.gpus.clone().map(|g| g.0),
                 metrics_format: match args.metrics_format {
                     crate::cli::MetricsFormatArg::Long => rundir::metrics_csv::CsvFormat::Long,
