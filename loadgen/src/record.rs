@@ -92,7 +92,12 @@ impl QueryRecord {
     }
 
     /// LoadGen's TTFT: first token minus scheduled time.
+    /// `None` for a failed sample: a first token followed by an error is
+    /// no time to first token of an answer (and so no TPOT either).
     pub fn ttft_ns(&self) -> Option<u64> {
+        if self.error.is_some() {
+            return None;
+        }
         self.first_token_ns
             .map(|t| t.saturating_sub(self.scheduled_ns))
     }
@@ -204,6 +209,16 @@ mod tests {
             ..record()
         };
         assert_eq!(one_token.tpot_ns(), None);
+        // A failed sample has no TTFT or TPOT, even after a first token.
+        let failed = QueryRecord {
+            error: Some(crate::QueryError {
+                kind: crate::ErrorKind::MalformedResponse,
+                http_status: Some(200),
+                message: "garbage".into(),
+            }),
+            ..record()
+        };
+        assert_eq!((failed.ttft_ns(), failed.tpot_ns()), (None, None));
     }
 
     #[test]

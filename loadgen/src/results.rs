@@ -507,17 +507,21 @@ impl PerformanceSummary {
         if tr.first_token_latencies.is_empty() {
             return;
         }
-        let n = self.sample_count;
+        // Failed samples carry no TTFT or TPOT (see the issuer), so each
+        // statistic is over its own array; LoadGen divides by the sample
+        // count, which is the same number when nothing failed.
+        let n = tr.first_token_latencies.len() as u64;
         let sum = tr
             .first_token_latencies
             .iter()
             .fold(0_i64, |a, &l| a.wrapping_add(l));
         self.first_token_latency_mean = mean(sum, n);
+        let n_tpot = tr.time_per_output_token_arr.len() as u64;
         let sum = tr
             .time_per_output_token_arr
             .iter()
             .fold(0_i64, |a, &l| a.wrapping_add(l));
-        self.time_per_output_token_mean = mean(sum, n);
+        self.time_per_output_token_mean = mean(sum, n_tpot);
         tr.first_token_latencies.sort_unstable();
         tr.time_per_output_token_arr.sort_unstable();
         let ft = &tr.first_token_latencies;
@@ -529,6 +533,7 @@ impl PerformanceSummary {
             lp.sample_latency = at_percentile(ft, n, lp.percentile);
         }
         let tp = &tr.time_per_output_token_arr;
+        let n = n_tpot;
         self.target_tpot_percentile.sample_latency =
             at_percentile(tp, n, self.target_tpot_percentile.percentile);
         self.time_per_output_token_min = tp.first().copied().unwrap_or(0);

@@ -578,6 +578,75 @@ fn token_count_problems_are_logged_as_loadgen_does() {
     );
     // LoadGen records a single-token count as 0.
     assert_eq!(m.result.token_results.tokens_per_sample, vec![0, 0, 0]);
+    // LoadGen would divide by 0 - 1 and store a negative TPOT; a TPOT needs
+    // two tokens, so these samples have none (their TTFT is kept).
+    assert!(m.result.token_results.time_per_output_token_arr.is_empty());
+    assert_eq!(m.result.token_results.first_token_latencies.len(), 3);
+}
+
+#[test]
+fn failed_samples_carry_no_ttft_or_tpot() {
+    /// Streams a first token for every sample, then fails every other one
+    /// (a server that errors after its headers); `all` fails all of them.
+    struct FailAfterFirstToken {
+        all: bool,
+    }
+    impl SystemUnderTest for FailAfterFirstToken {
+        fn name(&self) -> &str {
+            "fail-after-first-token"
+        }
+        fn issue_query(&self, samples: &[QuerySample], responder: &Responder) {
+            for s in samples {
+                responder.first_token_complete(s.id, &[1, 0, 0, 0]);
+                if self.all || s.id.0 % 2 == 0 {
+                    responder.complete(QuerySampleResponse::failed(
+                        s.id,
+                        QueryError {
+                            kind: ErrorKind::MalformedResponse,
+                            http_status: Some(200),
+                            message: "garbage after headers".into(),
+                        },
+                    ));
+                } else {
+                    responder.complete(QuerySampleResponse::with_tokens(s.id, &[1, 2], 5));
+                }
+            }
+        }
+    }
+    for (all, ok) in [(false, 5), (true, 0)] {
+        let collect = Arc::new(Collect::default());
+        let s = settings(Scenario::Server, |s| s.use_token_latencies = true);
+        let m = run(
+            &FailAfterFirstToken { all },
+            plan(10, 1, 1_000),
+            &s,
+            Phase::Performance,
+            RunOptions::default(),
+            &collect,
+        );
+        let tokens = &m.result.token_results;
+        assert_eq!(tokens.first_token_latencies.len(), ok, "all={all}");
+        assert_eq!(tokens.time_per_output_token_arr.len(), ok, "all={all}");
+        assert!(tokens.first_token_latencies.iter().all(|&l| l >= 0));
+        assert!(tokens.time_per_output_token_arr.iter().all(|&l| l >= 0));
+        let sum = loadgen::PerformanceSummary::compute(&s, &m.result);
+        for v in [
+            sum.first_token_latency_min,
+            sum.first_token_latency_max,
+            sum.first_token_latency_mean,
+            sum.time_per_output_token_min,
+            sum.time_per_output_token_max,
+            sum.time_per_output_token_mean,
+            sum.token_target_latency_percentile.sample_latency,
+            sum.target_tpot_percentile.sample_latency,
+        ] {
+            assert!(v >= 0, "all={all}: a statistic holds {v}");
+        }
+        if all {
+            assert_eq!(sum.first_token_latency_min, 0);
+            assert_eq!(sum.first_token_latency_mean, 0);
+        }
+    }
 }
 
 #[test]

@@ -52,7 +52,7 @@ fn row<W: Write>(
 ) -> csv::Result<()> {
     let ok = q.error.is_none();
     let ttft = q.ttft_ns();
-    let tpot = if ok { q.tpot_ns() } else { None };
+    let tpot = q.tpot_ns();
     let latency = Some(q.latency_ns());
     let e2e = Some(q.end_ns.saturating_sub(q.issued_ns));
     let delay = Some(q.issue_delay_ns());

@@ -56,7 +56,12 @@ impl Sample {
         self.end_ns.saturating_sub(self.scheduled_ns)
     }
     /// LoadGen's TTFT (first token − scheduled).
+    /// `None` for a failed sample: a first token followed by an error is
+    /// no time to first token of an answer (and so no TPOT either).
     pub fn ttft_ns(&self) -> Option<u64> {
+        if self.error.is_some() {
+            return None;
+        }
         self.first_token_ns
             .map(|t| t.saturating_sub(self.scheduled_ns))
     }

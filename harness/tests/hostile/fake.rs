@@ -36,6 +36,8 @@ pub enum Completion {
     CutMidEvent,
     /// A stream whose event is an error object.
     ErrorEvent,
+    /// A valid first token, then garbage (fails after a first token).
+    FirstTokenThenGarbage,
 }
 
 /// What the server does.
@@ -260,6 +262,14 @@ fn complete(w: &mut TcpStream, completion: Completion, auth: &str) -> bool {
         Completion::CutMidEvent => {
             stream_head(w);
             let _ = w.write_all(b"data: {\"choices\":[{\"index\":0,\"te");
+            false
+        }
+        Completion::FirstTokenThenGarbage => {
+            stream_head(w);
+            let _ = w.write_all(
+                b"data: {\"choices\":[{\"index\":0,\"text\":\"t\",\"token_ids\":[11],\"finish_reason\":null}]}\n\n\
+                  data: {not json at all\n\n",
+            );
             false
         }
         Completion::ErrorEvent => {

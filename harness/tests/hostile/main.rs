@@ -1439,3 +1439,101 @@ fn a_duplicated_record_line_is_an_error_not_an_extra_sample() {
     assert!(ran.stderr.contains("records.jsonl"), "{ran:?}");
     assert!(ran.stderr.contains("duplicated line"), "{ran:?}");
 }
+
+/// A streamed Server run against `completion`, with reports; the scratch
+/// directory and what the child printed.
+fn server_run(completion: Completion, extra: &[&str]) -> (Scratch, Ran, PathBuf) {
+    let scratch = Scratch::new();
+    let server = FakeServer::start(Fake::Healthy(completion));
+    let mut args = strings(&[
+        "run",
+        "--scenario",
+        "Server",
+        "--target-qps",
+        "50",
+        "--synthetic",
+        "samples=6,input=4,output=4",
+        "--min-query-count",
+        "6",
+        "--min-duration-ms",
+        "0",
+        "--request-timeout",
+        "5",
+        "--stall-timeout",
+        "2",
+        "--idle-timeout",
+        "10",
+        "--output-dir",
+        "out",
+        "--no-history",
+        "--model",
+        "m",
+        "--api-key-env",
+        "HOSTILE_KEY",
+        "--backend",
+    ]);
+    args.push(server.url());
+    args.extend(strings(extra));
+    let ran = scratch.run(&args, &[], 60.0);
+    let dirs = scratch.run_dirs("out");
+    assert_eq!(dirs.len(), 1, "{ran:?}");
+    let dir = dirs[0].clone();
+    (scratch, ran, dir)
+}
+
+/// Every number after `key` (a `"key": value` or `key … value` pair) in `text`.
+fn values_after(text: &str, key: &str) -> Vec<f64> {
+    text.match_indices(key)
+        .filter_map(|(i, _)| {
+            let rest = &text[i + key.len()..];
+            let start = rest.find(|c: char| c == '-' || c.is_ascii_digit())?;
+            // Only a value on the same line, right after separators.
+            if !rest[..start]
+                .chars()
+                .all(|c| matches!(c, '"' | ':' | ' ' | '\t' | '(' | ')' | '=' | 'm' | 's'))
+            {
+                return None;
+            }
+            let num: String = rest[start..]
+                .chars()
+                .take_while(|c| *c == '-' || *c == '.' || c.is_ascii_digit())
+                .collect();
+            num.parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn every_request_failing_after_a_first_token_prints_no_sentinel_ttft() {
+    let (scratch, ran, dir) = server_run(Completion::FirstTokenThenGarbage, &[]);
+    let e = Expect {
+        max_stderr_lines: 40,
+        ..expect(3, &[])
+    };
+    check("first token then garbage", &scratch, &ran, &e);
+    let summary_txt = std::fs::read_to_string(dir.join("mlperf_log_summary.txt")).unwrap();
+    let summary_json = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    for (name, text) in [
+        ("stdout", ran.stdout.as_str()),
+        ("mlperf_log_summary.txt", summary_txt.as_str()),
+        ("summary.json", summary_json.as_str()),
+    ] {
+        assert!(
+            !text.contains("-9223372036854") && !text.contains("9223372036854"),
+            "{name} holds a sentinel:\n{text}"
+        );
+        let lower = text.to_ascii_lowercase();
+        for key in [
+            "first token",
+            "ttft",
+            "first_token",
+            "tpot",
+            "time per output token",
+            "time_per_output_token",
+        ] {
+            for v in values_after(&lower, key) {
+                assert!(v >= 0.0, "{name}: {key} {v}:\n{text}");
+            }
+        }
+    }
+}

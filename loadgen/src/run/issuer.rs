@@ -9,16 +9,12 @@ use std::time::{Duration, Instant};
 
 use super::clock::{PhaseClock, TimerSlackGuard, Waiter};
 use super::plan::IssuePlan;
-use super::state::{PhaseFlags, PhaseState, UNSET};
+use super::state::{NO_ERROR, PhaseFlags, PhaseState, UNSET};
 use super::{PhaseLog, RunOptions, RuntimeError};
 use crate::record::{Phase, PhaseStart};
 use crate::results::{PerformanceResult, QuerySampleLatency, TokenPerformanceResults};
 use crate::settings::{EffectiveSettings, Scenario};
 use crate::sut::{ErrorKind, QuerySample, Responder, ResponseId, SystemUnderTest};
-
-/// LoadGen's `kInvalidLatency`: the first-token latency of a sample that
-/// never reported one.
-const INVALID_LATENCY: QuerySampleLatency = i64::MIN;
 
 /// Everything one phase needs.
 pub struct PhaseRequest<'a> {
@@ -478,34 +474,43 @@ fn collect_result(
 
     let token_results = if settings.use_token_latencies {
         let needs_first_token = settings.scenario != Scenario::Offline;
-        let mut first_token_latencies = Vec::new();
+        let mut first_token_latencies = Vec::with_capacity(if needs_first_token { n } else { 0 });
         let mut time_per_output_token_arr = Vec::with_capacity(n);
         let mut tokens_per_sample = Vec::with_capacity(n);
         for (seq, &latency) in sample_latencies.iter().enumerate() {
-            let first = state.first_token_ns[seq].load(Ordering::Acquire);
-            let ttft = if first == UNSET {
-                INVALID_LATENCY
-            } else {
-                first as i64 - scheduled(seq) as i64
-            };
-            if needs_first_token {
-                first_token_latencies.push(ttft);
-            }
             // LoadGen's RecordSampleCompletion: negative or single-token
             // counts are recorded as 0 (after logging an error).
             let mut n_tokens = state.n_tokens[seq].load(Ordering::Relaxed);
             if n_tokens < 0 || n_tokens == 1 {
                 n_tokens = 0;
             }
-            // Offline has no first token; LoadGen reads an unset slot there
-            // and never uses the value. Use 0 so the arithmetic is defined.
-            let base = if needs_first_token && ttft != INVALID_LATENCY {
+            tokens_per_sample.push(n_tokens);
+            // Deviation from LoadGen, on purpose: a failed sample, one that
+            // never completed (interrupted) or one without a first token has
+            // no TTFT and no TPOT. LoadGen would record kInvalidLatency
+            // (i64::MIN) and a TPOT divided by -1, and those sentinels would
+            // reach the mean, the minimum and the percentiles.
+            let failed = state.error_kind[seq].load(Ordering::Relaxed) != NO_ERROR;
+            if failed || complete(seq) == UNSET {
+                continue;
+            }
+            let base = if needs_first_token {
+                let first = state.first_token_ns[seq].load(Ordering::Acquire);
+                if first == UNSET {
+                    continue;
+                }
+                let ttft = first as i64 - scheduled(seq) as i64;
+                first_token_latencies.push(ttft);
                 ttft
             } else {
+                // Offline has no first token; TPOT is latency / (n - 1).
                 0
             };
-            time_per_output_token_arr.push((latency - base).wrapping_div(n_tokens - 1));
-            tokens_per_sample.push(n_tokens);
+            // TPOT needs at least two tokens (0 and 1 are LoadGen errors
+            // already logged) and is never negative.
+            if n_tokens >= 2 {
+                time_per_output_token_arr.push((latency - base).max(0) / (n_tokens - 1));
+            }
         }
         TokenPerformanceResults {
             first_token_latencies,

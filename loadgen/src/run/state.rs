@@ -22,7 +22,7 @@ use crate::sut::{CompletionSink, ErrorKind, QueryError, QuerySampleResponse, Res
 pub(crate) const UNSET: u64 = u64::MAX;
 
 /// `error_kind` slot value for a sample without error.
-const NO_ERROR: u8 = 0;
+pub(crate) const NO_ERROR: u8 = 0;
 
 /// What is known up front about a phase, for the completion path.
 #[derive(Debug, Clone, Copy)]
