@@ -182,6 +182,27 @@ fn execute_steps(config: &RunConfig, out: &mut dyn Write) -> anyhow::Result<RunR
         exporter,
     } = measured;
 
+    // A server that ignores max_tokens inflates every output-token figure;
+    // only the client knows what it asked for, so it is said here.
+    let over_max_tokens: u64 = backend
+        .sut
+        .endpoint_stats()
+        .iter()
+        .map(|e| e.over_max_tokens)
+        .sum();
+    if over_max_tokens > 0 {
+        let noun = if over_max_tokens == 1 {
+            "sample"
+        } else {
+            "samples"
+        };
+        let warning = format!(
+            "{over_max_tokens} {noun} answered with more output tokens than their max_tokens \
+             (the server ignores the limit; output-token figures include the excess)"
+        );
+        tracing::warn!("{warning}");
+        manifest.warnings.push(warning);
+    }
     manifest.status = if outcome.interrupted {
         rundir::RunStatus::Interrupted
     } else {
@@ -311,6 +332,7 @@ fn create_run_dir(
         }),
         verdict: None,
         loadgen_results: None,
+        warnings: Vec::new(),
     };
     manifest.write(&dir)?;
     Ok((dir, manifest))

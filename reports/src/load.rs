@@ -638,7 +638,10 @@ pub fn load(dir: &Path, threads: usize) -> Result<RunData, ReportError> {
     let mut warnings = Vec::new();
     let manifest = if dir.join(rundir::MANIFEST_FILE).is_file() {
         match RunManifest::read(dir) {
-            Ok(m) => Some(m),
+            Ok(m) => {
+                warnings.extend(m.warnings.iter().cloned());
+                Some(m)
+            }
             Err(e) => {
                 warnings.push(format!("ignoring {}: {e}", rundir::MANIFEST_FILE));
                 None

@@ -314,6 +314,7 @@ fn write_manifest(
             },
         }),
         loadgen_results: None,
+        warnings: Vec::new(),
     };
     manifest.write(dir).map_err(|e| ReportError::Io {
         path: dir.join(rundir::MANIFEST_FILE),

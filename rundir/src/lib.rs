@@ -202,6 +202,10 @@ pub struct RunManifest {
     /// LoadGen's own figures. Absent for accuracy-only runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loadgen_results: Option<loadgen::results::PerformanceSummary>,
+    /// What the run noticed that the records cannot show (answers longer
+    /// than their `max_tokens`), one line each; summary.json lists them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl RunManifest {
@@ -692,6 +696,7 @@ mod tests {
             config: serde_json::Value::Null,
             verdict: None,
             loadgen_results: None,
+            warnings: Vec::new(),
         };
         manifest.write(tmp.path()).unwrap();
         assert_eq!(RunManifest::read(tmp.path()).unwrap(), manifest);

@@ -40,6 +40,9 @@ pub struct EndpointStats {
     /// connection after the request went out and before any answer (see
     /// [`client::closed_before_answer`]).
     pub resent: u64,
+    /// Samples answered with more output tokens than the `max_tokens` they
+    /// were sent with (the server ignored the limit).
+    pub over_max_tokens: u64,
 }
 
 /// One server replica.
@@ -51,6 +54,7 @@ struct Endpoint {
     errors: AtomicU64,
     in_flight: AtomicU64,
     resent: AtomicU64,
+    over_max_tokens: AtomicU64,
     limit: Option<Arc<Semaphore>>,
 }
 
@@ -312,6 +316,7 @@ impl OpenAiSut {
                     errors: AtomicU64::new(0),
                     in_flight: AtomicU64::new(0),
                     resent: AtomicU64::new(0),
+                    over_max_tokens: AtomicU64::new(0),
                     limit: options
                         .max_in_flight_per_endpoint
                         .map(|n| Arc::new(Semaphore::new(n))),
@@ -365,6 +370,7 @@ impl OpenAiSut {
                 errors: e.errors.load(Ordering::Relaxed),
                 in_flight: e.in_flight.load(Ordering::Relaxed),
                 resent: e.resent.load(Ordering::Relaxed),
+                over_max_tokens: e.over_max_tokens.load(Ordering::Relaxed),
             })
             .collect()
     }

@@ -96,6 +96,10 @@ pub(crate) struct Tracker {
     scratch_bytes: Vec<u8>,
     /// Every failure message passes through it before it is answered.
     secrets: Option<Arc<crate::Secrets>>,
+    /// Per sample, the `max_tokens` it was sent with.
+    max_tokens: Vec<Option<u32>>,
+    /// Answers longer than their `max_tokens`.
+    over_max_tokens: u64,
 }
 
 impl fmt::Debug for Tracker {
@@ -130,7 +134,20 @@ impl Tracker {
             held: Vec::new(),
             scratch_bytes: Vec::new(),
             secrets: None,
+            max_tokens: Vec::new(),
+            over_max_tokens: 0,
         }
+    }
+
+    /// The `max_tokens` each sample was sent with (in prompt order), so an
+    /// answer longer than that is counted (see [`Tracker::over_max_tokens`]).
+    pub fn set_max_tokens(&mut self, max_tokens: impl IntoIterator<Item = Option<u32>>) {
+        self.max_tokens = max_tokens.into_iter().collect();
+    }
+
+    /// Samples answered with more tokens than their `max_tokens`.
+    pub fn over_max_tokens(&self) -> u64 {
+        self.over_max_tokens
     }
 
     /// Scrubs these secrets from every failure message (a server's error
@@ -406,10 +423,14 @@ impl Tracker {
     }
 
     fn success(&mut self, i: usize) -> QuerySampleResponse {
+        let max_tokens = self.max_tokens.get(i).copied().flatten();
         let s = &mut self.samples[i];
         s.answered = true;
         self.unanswered -= 1;
         let n_tokens = s.n_tokens().unwrap_or(0);
+        if max_tokens.is_some_and(|max| n_tokens > max) {
+            self.over_max_tokens += 1;
+        }
         if let Some(usage) = s.completion_tokens
             && s.saw_ids
             && usage != n_tokens

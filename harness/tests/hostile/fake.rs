@@ -38,6 +38,8 @@ pub enum Completion {
     ErrorEvent,
     /// A valid first token, then garbage (fails after a first token).
     FirstTokenThenGarbage,
+    /// A valid stream of this many tokens, whatever `max_tokens` asked.
+    Tokens(u32),
 }
 
 /// What the server does.
@@ -270,6 +272,23 @@ fn complete(w: &mut TcpStream, completion: Completion, auth: &str) -> bool {
                 b"data: {\"choices\":[{\"index\":0,\"text\":\"t\",\"token_ids\":[11],\"finish_reason\":null}]}\n\n\
                   data: {not json at all\n\n",
             );
+            false
+        }
+        Completion::Tokens(n) => {
+            stream_head(w);
+            for id in 0..n {
+                let event = format!(
+                    "data: {{\"choices\":[{{\"index\":0,\"text\":\"t\",\"token_ids\":[{}],\"finish_reason\":null}}]}}\n\n",
+                    10 + id
+                );
+                let _ = w.write_all(event.as_bytes());
+            }
+            let usage = format!(
+                "data: {{\"choices\":[{{\"index\":0,\"text\":\"\",\"finish_reason\":\"length\"}}]}}\n\n\
+                 data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":4,\"completion_tokens\":{n}}}}}\n\n\
+                 data: [DONE]\n\n"
+            );
+            let _ = w.write_all(usage.as_bytes());
             false
         }
         Completion::ErrorEvent => {

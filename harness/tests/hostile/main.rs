@@ -1537,3 +1537,20 @@ fn every_request_failing_after_a_first_token_prints_no_sentinel_ttft() {
         }
     }
 }
+
+#[test]
+fn answers_longer_than_max_tokens_are_counted_and_warned() {
+    // 80 tokens for max_tokens 4, every sample.
+    let (scratch, ran, dir) = server_run(Completion::Tokens(80), &[]);
+    let wanted = "6 samples answered with more output tokens than their max_tokens";
+    // Six queries are too few for Server's early stopping: INVALID (3).
+    let e = Expect {
+        max_stderr_lines: 40,
+        ..expect(3, &[wanted])
+    };
+    check("more tokens than max_tokens", &scratch, &ran, &e);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    let warnings = summary["warnings"].to_string();
+    assert!(warnings.contains(wanted), "{warnings}");
+}

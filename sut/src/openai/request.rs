@@ -36,6 +36,12 @@ impl Inner {
         if self.text_encoder.is_some() {
             tracker.hold();
         }
+        tracker.set_max_tokens(samples.iter().map(|s| {
+            self.dataset
+                .samples
+                .get(s.index)
+                .and_then(|sample| self.template.max_tokens_for(sample))
+        }));
         if let Err(error) = self.run_request(ep, samples, tracker).await {
             ep.errors.fetch_add(1, Ordering::Relaxed);
             tracker.fail_all(&error);
@@ -43,6 +49,10 @@ impl Inner {
         if let Some(encoder) = &self.text_encoder {
             encode_text_answers(encoder, tracker.held_mut()).await;
             tracker.send_held();
+        }
+        let over = tracker.over_max_tokens();
+        if over > 0 {
+            ep.over_max_tokens.fetch_add(over, Ordering::Relaxed);
         }
         if let Some((usage, ids)) = tracker.usage_mismatch()
             && !self.warned_usage_mismatch.swap(true, Ordering::Relaxed)
