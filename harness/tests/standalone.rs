@@ -5,7 +5,30 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+
+/// Held while a test writes its copy of the binary and while one spawns a
+/// child. A child forked while another test's copy is still open for writing
+/// inherits that descriptor until it execs, and executing the copy then
+/// fails with "Text file busy" (ETXTBSY); `spawn` returns only after the
+/// child has exec'd, so holding this across both closes the window.
+static FORK: Mutex<()> = Mutex::new(());
+
+/// Runs `command` to completion, spawning it under [`FORK`].
+fn output(command: &mut Command) -> Output {
+    let child = {
+        let _fork = FORK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    child.wait_with_output().unwrap()
+}
 
 fn text(output: &Output) -> String {
     format!(
@@ -20,6 +43,9 @@ fn text(output: &Output) -> String {
 fn copied_binary() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("harness");
+    let _fork = FORK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     std::fs::copy(env!("CARGO_BIN_EXE_harness"), &bin).unwrap();
     (dir, bin)
 }
@@ -38,11 +64,7 @@ fn run_dirs(dir: &Path) -> Vec<PathBuf> {
 fn a_copied_binary_runs_with_no_arguments() {
     // The README's first command, exactly: no flags, no files around it.
     let (dir, bin) = copied_binary();
-    let out = Command::new(&bin)
-        .current_dir(dir.path())
-        .arg("run")
-        .output()
-        .unwrap();
+    let out = output(Command::new(&bin).current_dir(dir.path()).arg("run"));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let runs = run_dirs(dir.path());
     assert_eq!(runs.len(), 1, "{}", text(&out));
@@ -61,27 +83,23 @@ fn a_copied_binary_collects_metrics_in_the_wide_layout() {
         "*.Server.target_qps = 200\n*.*.min_duration = 300\n*.Server.min_query_count = 40\n",
     )
     .unwrap();
-    let out = Command::new(&bin)
-        .current_dir(dir.path())
-        .args([
-            "run",
-            "--quiet",
-            "--no-report",
-            "--user-conf",
-            "user.conf",
-            "--max-tokens",
-            "8",
-            "--enable-metrics-collection",
-            "--metrics-collection-interval",
-            "0.1",
-            "--metrics-format",
-            "wide",
-            // No GPU here: NVML is missing, which is a warning, not an error.
-            "--gpus",
-            "0",
-        ])
-        .output()
-        .unwrap();
+    let out = output(Command::new(&bin).current_dir(dir.path()).args([
+        "run",
+        "--quiet",
+        "--no-report",
+        "--user-conf",
+        "user.conf",
+        "--max-tokens",
+        "8",
+        "--enable-metrics-collection",
+        "--metrics-collection-interval",
+        "0.1",
+        "--metrics-format",
+        "wide",
+        // No GPU here: NVML is missing, which is a warning, not an error.
+        "--gpus",
+        "0",
+    ]));
     // VALID or INVALID both mean the run completed; only the files matter.
     assert!(matches!(out.status.code(), Some(0 | 3)), "{}", text(&out));
     let run = run_dirs(dir.path()).pop().unwrap();
@@ -136,11 +154,11 @@ fn bad_gpu_lists_are_usage_errors() {
         &["--enable-metrics-collection", "--gpus", "1,1"][..],
         &["--gpus", "0"][..],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_harness"))
-            .arg("run")
-            .args(args)
-            .output()
-            .unwrap();
+        let out = output(
+            Command::new(env!("CARGO_BIN_EXE_harness"))
+                .arg("run")
+                .args(args),
+        );
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("--gpus"), "{args:?}: {stderr}");
