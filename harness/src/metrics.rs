@@ -62,7 +62,10 @@ impl Telemetry {
 
     /// Stops the collector (writing server_summary.json); the Prometheus
     /// endpoint, if any, keeps serving so it can show the final figures.
-    pub fn finish(mut self, runtime: &tokio::runtime::Runtime) -> Option<Exporter> {
+    /// Also returns the collection ticks skipped because a scrape was still
+    /// outstanding (a slow or unanswered `/metrics`).
+    pub fn finish(mut self, runtime: &tokio::runtime::Runtime) -> (Option<Exporter>, u64) {
+        let mut skipped_ticks = 0;
         self.ticker_stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.ticker.take() {
             let _ = t.join();
@@ -71,16 +74,20 @@ impl Telemetry {
             match Arc::try_unwrap(collector) {
                 Ok(collector) => match runtime.block_on(collector.finish()) {
                     // The collector already logged its warnings as they came.
-                    Ok(report) => tracing::debug!("metrics collection: {report:?}"),
+                    Ok(report) => {
+                        tracing::debug!("metrics collection: {report:?}");
+                        skipped_ticks = report.skipped_ticks;
+                    }
                     Err(e) => tracing::warn!("metrics collection: {e}"),
                 },
                 Err(_) => tracing::warn!("metrics collector still in use at the end of the run"),
             }
         }
-        self.exporter.take().map(|server| Exporter {
+        let exporter = self.exporter.take().map(|server| Exporter {
             server,
             live: Arc::clone(&self.live),
-        })
+        });
+        (exporter, skipped_ticks)
     }
 }
 

@@ -180,7 +180,18 @@ fn execute_steps(config: &RunConfig, out: &mut dyn Write) -> anyhow::Result<RunR
         verdict,
         reported,
         exporter,
+        skipped_ticks,
     } = measured;
+    // The collector never waits for a scrape (the issuer is never delayed);
+    // what that cost is said here, so a gap in metrics.jsonl is explained.
+    if skipped_ticks > 0 {
+        let warning = format!(
+            "{skipped_ticks} metrics collection ticks skipped: a /metrics scrape was still \
+             outstanding (slow or unanswered endpoint)"
+        );
+        tracing::warn!("{warning}");
+        manifest.warnings.push(warning);
+    }
 
     // A server that ignores max_tokens inflates every output-token figure;
     // only the client knows what it asked for, so it is said here.
@@ -377,6 +388,8 @@ struct Measured {
     reported: Option<loadgen::results::PerformanceSummary>,
     /// The Prometheus endpoint, still serving, for the final figures.
     exporter: Option<crate::metrics::Exporter>,
+    /// Metrics-collection ticks skipped while a scrape was outstanding.
+    skipped_ticks: u64,
 }
 
 /// Runs LoadGen's test driver with the run's observers and telemetry, then
@@ -448,7 +461,7 @@ fn measure(
     progress.finish();
     runtime.block_on(backend.sut.shutdown());
     drop(options);
-    let exporter = telemetry.finish(runtime);
+    let (exporter, skipped_ticks) = telemetry.finish(runtime);
     let outcome = outcome?;
     let verdict = hooks.finish(&outcome)?;
     if let Ok(records) = Arc::try_unwrap(records) {
@@ -462,6 +475,7 @@ fn measure(
         verdict,
         reported,
         exporter,
+        skipped_ticks,
     })
 }
 

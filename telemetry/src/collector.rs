@@ -323,7 +323,11 @@ impl Collector {
             .map(|t| t.instance().to_owned())
             .collect();
         for (index, target) in config.targets.into_iter().enumerate() {
-            let (tx, rx) = mpsc::channel::<Job>(4);
+            // Room for one job behind the one running: a `/metrics` that
+            // never answers costs one scrape timeout per job, so a deeper
+            // queue of ticks would hold the window's end mark (and the end
+            // of the run) back by several timeouts.
+            let (tx, rx) = mpsc::channel::<Job>(1);
             let worker = ServerWorker {
                 index,
                 target,
@@ -591,12 +595,13 @@ impl MainLoop {
 /// As a [`RunObserver`] it marks the start when the performance phase
 /// starts (just before its first issue) and the end when it finishes
 /// (after its last completion); the accuracy phase is not a measured
-/// window. Off a tokio runtime (LoadGen on a plain `std::thread`) each mark
-/// waits for its scrapes, bounded by the scrape timeout, so the start
-/// scrapes precede the load and the end scrapes precede whatever comes
-/// next. On a thread with a runtime context (a runtime worker, but also
-/// `spawn_blocking`), where blocking may be forbidden, it does not wait and
-/// the scrapes trail the marks by a few milliseconds.
+/// window. The start mark never waits for its scrapes: the phase clock
+/// is already running, and a slow `/metrics` must not delay the first
+/// query (the start scrapes trail the mark by a few milliseconds). Off a
+/// tokio runtime (LoadGen on a plain `std::thread`) the end mark waits for
+/// its scrapes, bounded by the scrape timeout, so they precede whatever
+/// comes next; on a thread with a runtime context (a runtime worker, but
+/// also `spawn_blocking`), where blocking may be forbidden, it does not.
 #[derive(Debug, Clone)]
 pub struct WindowMarker {
     tx: mpsc::UnboundedSender<Command>,
@@ -624,10 +629,11 @@ impl WindowMarker {
 impl RunObserver for WindowMarker {
     fn phase_started(&self, start: &PhaseStart) {
         if start.phase == Phase::Performance {
-            let pending = self.mark_window_start();
-            if tokio::runtime::Handle::try_current().is_err() {
-                pending.wait_blocking();
-            }
+            // Not waited for: the phase clock is already running, and a
+            // `/metrics` that is slow or never answers would hold the first
+            // query back by up to the scrape timeout (late queries, an
+            // INVALID run). The start scrape is on its own task.
+            drop(self.mark_window_start());
         }
     }
 

@@ -477,13 +477,16 @@ async fn the_window_marker_observes_the_performance_phase_only() {
     };
     let collector = Collector::start_with_clock(config, tmp.path(), clock.clone(), None).unwrap();
     let marker = collector.window_marker();
-    // LoadGen calls its observer from its own (non-runtime) thread; there
-    // the start mark returns only once the start scrape is done, so the text
-    // can change right after it.
+    // LoadGen calls its observer from its own (non-runtime) thread, with
+    // the phase clock already running: the start mark never waits for its
+    // scrape (a `/metrics` that never answers would delay the first query).
+    // A second start mark at the same instant, waited for, orders the text
+    // change after both start scrapes (a worker runs its jobs in order).
     let state = Arc::clone(&backend.state);
     let clock_t = Arc::clone(&clock);
     std::thread::spawn(move || {
         marker.phase_started(&phase_start(Phase::Performance));
+        marker.mark_window_start().wait_blocking();
         *state.text.lock().unwrap() = fixture("vllm_v1_b.txt");
         clock_t.set(7_000_000_000);
         marker.phase_finished(&phase_end(Phase::Performance));

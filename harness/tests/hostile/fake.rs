@@ -61,6 +61,9 @@ pub enum Fake {
     ModelsEmpty,
     /// Accepts connections and never says anything (a silent database).
     Silent,
+    /// Healthy with valid completions, but `/metrics` is read and never
+    /// answered.
+    MetricsHang,
 }
 
 /// A running fake; it lives as long as the test process.
@@ -182,6 +185,7 @@ fn serve(stream: TcpStream, fake: Fake, tx: &Mutex<Sender<String>>) {
             ("/health", Fake::HealthReset) => return,
             ("/health", Fake::HealthHang) => hang(),
             ("/health", _) => respond(&mut writer, 200, json, b"{}"),
+            ("/metrics", Fake::MetricsHang) => hang(),
             ("/v1/models", Fake::ModelsGarbage) => respond(&mut writer, 200, json, b"<<garbage>>"),
             ("/v1/models", Fake::ModelsEmpty) => {
                 respond(&mut writer, 200, json, br#"{"object":"list","data":[]}"#);
@@ -194,6 +198,11 @@ fn serve(stream: TcpStream, fake: Fake, tx: &Mutex<Sender<String>>) {
             ),
             (_, Fake::Healthy(completion)) => {
                 if !complete(&mut writer, completion, &auth) {
+                    return;
+                }
+            }
+            (_, Fake::MetricsHang) => {
+                if !complete(&mut writer, Completion::Valid, &auth) {
                     return;
                 }
             }

@@ -1443,14 +1443,19 @@ fn a_duplicated_record_line_is_an_error_not_an_extra_sample() {
 /// A streamed Server run against `completion`, with reports; the scratch
 /// directory and what the child printed.
 fn server_run(completion: Completion, extra: &[&str]) -> (Scratch, Ran, PathBuf) {
+    fake_server_run(Fake::Healthy(completion), "50", extra)
+}
+
+/// A streamed Server run at `qps` against `fake`, with reports.
+fn fake_server_run(fake: Fake, qps: &str, extra: &[&str]) -> (Scratch, Ran, PathBuf) {
     let scratch = Scratch::new();
-    let server = FakeServer::start(Fake::Healthy(completion));
+    let server = FakeServer::start(fake);
     let mut args = strings(&[
         "run",
         "--scenario",
         "Server",
         "--target-qps",
-        "50",
+        qps,
         "--synthetic",
         "samples=6,input=4,output=4",
         "--min-query-count",
@@ -1555,4 +1560,32 @@ fn answers_longer_than_max_tokens_are_counted_and_warned() {
         serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
     let warnings = summary["warnings"].to_string();
     assert!(warnings.contains(wanted), "{warnings}");
+}
+
+#[test]
+fn a_metrics_endpoint_that_never_answers_never_delays_the_issuer() {
+    // Low QPS: the run lasts about 2.5 s, longer than the 1 s collection
+    // interval and the scrape timeout, and every query is under latency
+    // only if nothing held the issuer back.
+    let (scratch, ran, dir) =
+        fake_server_run(Fake::MetricsHang, "2", &["--enable-metrics-collection"]);
+    let wanted = "metrics collection ticks skipped: a /metrics scrape was still outstanding";
+    let e = Expect {
+        max_stderr_lines: 40,
+        max_secs: 15.0,
+        ..expect(3, &[wanted])
+    };
+    check("metrics never answers", &scratch, &ran, &e);
+    // INVALID only for the six queries early stopping cannot judge: the
+    // latency constraint is met, no query failed.
+    assert!(ran.stdout.contains("latency constraints met"), "{ran:?}");
+    assert!(ran.stdout.contains(", 0 failed"), "{ran:?}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    let warnings = summary["warnings"].to_string();
+    assert!(warnings.contains(wanted), "{warnings}");
+    // The start-of-window scrape (it times out after 2 s) never held the
+    // first query back.
+    let late = summary["issue_delay_ns"]["max"].as_f64().unwrap();
+    assert!(late < 1e9, "issue delay {late} ns");
 }
