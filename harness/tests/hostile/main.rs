@@ -1589,3 +1589,74 @@ fn a_metrics_endpoint_that_never_answers_never_delays_the_issuer() {
     let late = summary["issue_delay_ns"]["max"].as_f64().unwrap();
     assert!(late < 1e9, "issue delay {late} ns");
 }
+
+/// GET `path` from `addr` over plain HTTP/1.1; the whole answer.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::Write as _;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    body
+}
+
+#[test]
+fn the_prometheus_endpoint_shows_no_secret() {
+    let scratch = Scratch::new();
+    let server = FakeServer::start(Fake::Healthy(Completion::NoHeaders));
+    // A free port (the harness needs it on its command line).
+    let prom = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let backend = format!("http://user:{URL_PASSWORD}@{}", server.host_port());
+    let args = bare(&[
+        "--backend",
+        &backend,
+        "--api-key-env",
+        "HOSTILE_KEY",
+        "--model",
+        "m",
+        "--min-query-count",
+        "6",
+        "--min-duration-ms",
+        "0",
+        "--stall-timeout",
+        "0",
+        "--request-timeout",
+        "0",
+        "--prometheus-listen",
+        &prom,
+    ]);
+    let child = scratch.spawn(&args, &[]);
+    // Issuing: the endpoint serves the live metrics.
+    server.wait_completion();
+    let exposition = http_get(&prom, "/metrics");
+    signal(child.id(), "TERM");
+    let ran = finish(child, 30.0);
+    check(
+        "prometheus endpoint",
+        &scratch,
+        &ran,
+        &Expect {
+            max_secs: 15.0,
+            ..expect(130, &["interrupted"])
+        },
+    );
+    assert!(exposition.contains(" 200 "), "{exposition}");
+    assert!(exposition.contains("harness_"), "{exposition}");
+    for secret in [API_KEY, URL_PASSWORD] {
+        assert!(
+            !exposition.contains(secret),
+            "secret {secret:?} served:\n{exposition}"
+        );
+    }
+}
