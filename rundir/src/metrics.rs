@@ -195,6 +195,15 @@ pub struct ServerSummary {
     /// All backends together: counts and rates added, histograms merged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total: Option<WindowStats>,
+    /// Collection ticks skipped because a source was still busy with the
+    /// previous one (a slow or unanswered `/metrics`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_ticks: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One backend's part of a [`ServerSummary`].
@@ -354,6 +363,7 @@ mod tests {
             .values
             .insert(names::quantile_upper_name(names::TTFT, "p50"), 0.08);
         let summary = ServerSummary {
+            skipped_ticks: 3,
             window_start_ns: Some(1),
             window_end_ns: Some(2),
             backends: vec![BackendWindow {

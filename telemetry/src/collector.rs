@@ -512,7 +512,9 @@ impl MainLoop {
                 .lock()
                 .map_err(|_| TelemetryError::Task("window state poisoned".into()))?;
             if window.start_mark_ns.is_some() || window.end_mark_ns.is_some() {
-                Some(summarize_window(&window, &instances))
+                let mut summary = summarize_window(&window, &instances);
+                summary.skipped_ticks = shared.skipped_ticks.load(Ordering::Relaxed);
+                Some(summary)
             } else {
                 None
             }

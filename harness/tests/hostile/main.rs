@@ -1588,6 +1588,9 @@ fn a_metrics_endpoint_that_never_answers_never_delays_the_issuer() {
     // first query back.
     let late = summary["issue_delay_ns"]["max"].as_f64().unwrap();
     assert!(late < 1e9, "issue delay {late} ns");
+    let server: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("server_summary.json")).unwrap()).unwrap();
+    assert!(server["skipped_ticks"].as_u64().unwrap() > 0, "{server}");
 }
 
 /// GET `path` from `addr` over plain HTTP/1.1; the whole answer.
