@@ -55,9 +55,13 @@ pub fn install() {
         end_current_run(RunStatus::Failed, &format!("the harness crashed: {info}"));
         default_hook(info);
     }));
+    // `install` returns only once the handlers are registered: a signal that
+    // arrives right after it (while user.conf is parsed, say) must find them,
+    // not the default action that kills the process without its exit 130.
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<()>(1);
     let spawned = std::thread::Builder::new()
         .name("harness-signals".into())
-        .spawn(|| {
+        .spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -72,6 +76,7 @@ pub fn install() {
                 ) else {
                     return;
                 };
+                let _ = ready_tx.send(());
                 loop {
                     tokio::select! {
                         _ = int.recv() => on_signal(),
@@ -80,8 +85,14 @@ pub fn install() {
                 }
             });
         });
-    if let Err(e) = spawned {
-        tracing::warn!("cannot watch for Ctrl-C and SIGTERM: {e}");
+    match spawned {
+        // A closed channel means the thread could not register them.
+        Ok(_) => {
+            if ready_rx.recv().is_err() {
+                tracing::warn!("cannot watch for Ctrl-C and SIGTERM");
+            }
+        }
+        Err(e) => tracing::warn!("cannot watch for Ctrl-C and SIGTERM: {e}"),
     }
 }
 
