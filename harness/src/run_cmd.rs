@@ -39,7 +39,7 @@ pub struct RunResult {
     /// The run directory.
     pub dir: PathBuf,
     /// Key figures of the reported performance phase.
-    pub metrics: crate::summary::KeyMetrics,
+    pub metrics: crate::screen::KeyMetrics,
     /// LoadGen's PerfConstraintsMet for that phase.
     pub perf_constraints_met: Option<bool>,
     /// Validity and reasons.
@@ -233,7 +233,7 @@ fn execute_steps(config: &RunConfig, out: &mut dyn Write) -> anyhow::Result<RunR
     // summary's figures.
     let data = reports::load(&dir, 0).with_context(|| format!("reading {}", dir.display()))?;
     let summary = reports::summarize(&data);
-    crate::summary::render(out, &dir, &manifest, &outcome, &summary)?;
+    crate::screen::render(out, &dir, &manifest, &outcome, &summary)?;
     if let Some(db) = &config.output.history_db {
         // The run's files are complete; a history problem only warns.
         if let Err(e) = crate::history_cmd::record(db, &dir, &manifest, &summary.figures) {
@@ -257,7 +257,7 @@ fn execute_steps(config: &RunConfig, out: &mut dyn Write) -> anyhow::Result<RunR
     }
     Ok(RunResult {
         perf_constraints_met,
-        metrics: crate::summary::KeyMetrics::from_figures(&summary.figures),
+        metrics: crate::screen::KeyMetrics::from_figures(&summary.figures),
         dir,
         verdict,
         interrupted: outcome.interrupted,
@@ -387,7 +387,7 @@ struct Measured {
     /// LoadGen's results of the performance phase that stands for the test.
     reported: Option<loadgen::results::PerformanceSummary>,
     /// The Prometheus endpoint, still serving, for the final figures.
-    exporter: Option<crate::metrics::Exporter>,
+    exporter: Option<crate::run_telemetry::Exporter>,
     /// Metrics-collection ticks skipped while a scrape was outstanding.
     skipped_ticks: u64,
 }
@@ -412,7 +412,7 @@ fn measure(
         &*plan.dataset,
         backend.sut.model(),
     )?;
-    let telemetry = crate::metrics::start(
+    let telemetry = crate::run_telemetry::start(
         runtime,
         &config.telemetry,
         dir,

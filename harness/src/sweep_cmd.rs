@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::{RunArgs, ScenarioArg, SweepArgs};
 use crate::outcome::Outcome;
-use crate::summary::KeyMetrics;
+use crate::screen::KeyMetrics;
 
 /// The sweep record's file name.
 pub const SWEEP_FILE: &str = "sweep.json";

@@ -11,7 +11,7 @@ use loadgen::{ConfigLoader, Scenario, TestMode, TestSettings};
 use crate::cli::{ApiArg, RunArgs, ScenarioArg, TestModeArg};
 use crate::data::{DatasetSource, DatasetSpec};
 use crate::hooks::LogOptions;
-use crate::metrics::TelemetryOptions;
+use crate::run_telemetry::TelemetryOptions;
 use crate::shared::{BUILTIN_USER_CONF, default_db};
 use crate::tokenizers::TokenizerChoice;
 
