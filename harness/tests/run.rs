@@ -1062,6 +1062,10 @@ fn output_tokens_known_only_from_the_final_usage_reach_the_time_series() {
         "completions-text",
         "--total-sample-count",
         "8",
+        // This fake server answers at once: whether its Offline query lasts
+        // the conf's min_duration is a race, and validity is not the point.
+        "--min-duration-ms",
+        "0",
     ]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let data = reports::load(&scratch.run_dirs()[0], 1).unwrap();
