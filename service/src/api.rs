@@ -363,6 +363,22 @@ async fn rankings_all(AxState(state): AxState<Arc<State>>, RawQuery(query): RawQ
     cached_rankings(&state, metrics, filter, key).await
 }
 
+/// A 404 listing the valid names unless `metric` is one the history holds.
+async fn known_metric(state: &Arc<State>, metric: &str) -> Result<(), ApiError> {
+    let valid = valid_metrics(state).await?;
+    if valid.iter().any(|m| m == metric) {
+        return Ok(());
+    }
+    let shown: String = metric.chars().take(40).collect();
+    Err(ApiError {
+        status: StatusCode::NOT_FOUND,
+        body: json!({
+            "error": format!("unknown metric {shown:?}"),
+            "valid_metrics": valid,
+        }),
+    })
+}
+
 async fn rankings_one(
     AxState(state): AxState<Arc<State>>,
     UrlPath(metric): UrlPath<String>,
@@ -370,17 +386,7 @@ async fn rankings_one(
 ) -> ApiResult {
     let params = Params::parse(query.as_deref(), FILTERS)?;
     let filter = params.filter()?;
-    let valid = valid_metrics(&state).await?;
-    if !valid.contains(&metric) {
-        let shown: String = metric.chars().take(40).collect();
-        return Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            body: json!({
-                "error": format!("unknown metric {shown:?}"),
-                "valid_metrics": valid,
-            }),
-        });
-    }
+    known_metric(&state, &metric).await?;
     let key = format!("{metric}{:?}", params.0);
     cached_rankings(&state, vec![metric], filter, key).await
 }
@@ -555,17 +561,7 @@ async fn trends(
 ) -> ApiResult {
     let params = Params::parse(query.as_deref(), FILTERS)?;
     let filter = params.filter()?;
-    let valid = valid_metrics(&state).await?;
-    if !valid.contains(&metric) {
-        let shown: String = metric.chars().take(40).collect();
-        return Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            body: json!({
-                "error": format!("unknown metric {shown:?}"),
-                "valid_metrics": valid,
-            }),
-        });
-    }
+    known_metric(&state, &metric).await?;
     let name = rankings::resolve(&metric).to_owned();
     let values = state.db(move |h| h.values(&name, &filter)).await?;
     // Oldest first, one series per (model, system).
