@@ -1,227 +1,29 @@
 //! `harness compare` and `harness gate`: runs side by side with the
 //! statistics that say whether a difference is real.
 //!
-//! Every figure comes from the run directories' files (records.jsonl), so
-//! runs from different machines and days compare the same way. Percentile
-//! differences carry a seeded bootstrap interval (B − A, 95%), distributions
-//! a Mann-Whitney p-value; a gate only fails on a difference that is both
-//! past its threshold and significant.
+//! The comparison itself (run samples, settings, refusals, statistics, the
+//! JSON document) is `reports::compare`, shared with the results service;
+//! here are the command lines, the terminal and markdown tables, the CDF
+//! charts and the gate. A gate only fails on a difference that is both past
+//! its threshold and significant.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use reports::significance::{DiffEstimate, bootstrap_percentile_diff, mann_whitney};
+use reports::compare::{
+    self, Allow, Comparison, Difference, QUANTITIES, RESAMPLES, RunSamples, SEED, SettingKind,
+    lower_is_better,
+};
+use reports::significance::{DiffEstimate, bootstrap_percentile_diff};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{CompareArgs, CompareFormat, GateArgs};
 use crate::outcome::Outcome;
 
-/// Bootstrap resamples for every interval.
-const RESAMPLES: usize = 1000;
-/// Seed of the bootstrap: the same runs give the same intervals.
-const SEED: u64 = 20_261_122;
-
-/// The per-query quantities compared.
-const QUANTITIES: [&str; 3] = ["latency", "ttft", "tpot"];
-/// The percentiles tabulated.
-const PERCENTILES: [(&str, f64); 3] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)];
-
-/// Every metric a comparison or a gate rule can name: the run-level
-/// figures of the registry ([`reports::figures::FIGURES`]).
+/// Every metric a comparison or a gate rule can name.
 pub fn metric_names() -> Vec<String> {
-    reports::figures::FIGURES
-        .iter()
-        .map(|f| f.name.to_owned())
-        .collect()
-}
-
-/// Whether a setting's difference changes the workload (comparing such runs
-/// is apples to oranges) or only the system under test (what comparisons
-/// are for: server A against server B on the same workload).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SettingKind {
-    /// Scenario, mode, LoadGen model, target QPS, dataset, request
-    /// settings: a difference is refused unless `--allow-mismatch`.
-    Workload,
-    /// Backend URL, served model name: a difference is stated only.
-    System,
-}
-
-/// The settings compared between runs, in the order they are stated.
-const SETTINGS: [(&str, SettingKind); 9] = [
-    ("scenario", SettingKind::Workload),
-    ("mode", SettingKind::Workload),
-    ("model", SettingKind::Workload),
-    ("target_qps", SettingKind::Workload),
-    ("dataset", SettingKind::Workload),
-    ("max_tokens", SettingKind::Workload),
-    ("sampling", SettingKind::Workload),
-    ("backend", SettingKind::System),
-    ("server_model", SettingKind::System),
-];
-
-/// One run, reduced to what comparisons need.
-#[derive(Debug, Clone)]
-pub struct RunSamples {
-    /// Display name (the run directory's name).
-    pub name: String,
-    /// Per-query values in ms of successful samples, by quantity.
-    pub values: BTreeMap<&'static str, Vec<f64>>,
-    /// Scalar figures: throughput, failures, validity.
-    pub scalars: BTreeMap<String, f64>,
-    /// The settings in [`SETTINGS`] (absent when the run's files do not
-    /// say, e.g. a run.json from an older harness).
-    pub settings: BTreeMap<&'static str, String>,
-    /// Why the run cannot be judged: it crashed, was interrupted, or is
-    /// INVALID because queries failed. `None` for a sound run.
-    pub unsound: Option<String>,
-}
-
-/// Reads the settings of a run from its run.json and phase header.
-fn run_settings(
-    manifest: Option<&rundir::RunManifest>,
-    phase: &reports::load::PhaseData,
-) -> BTreeMap<&'static str, String> {
-    let mut out = BTreeMap::new();
-    let start = &phase.header.start;
-    out.insert("scenario", start.scenario.as_str().to_owned());
-    out.insert("mode", start.mode.to_string());
-    out.insert("target_qps", format!("{}", start.settings.target_qps));
-    let Some(m) = manifest else {
-        return out;
-    };
-    out.insert("model", m.model.clone());
-    if let Some(dataset) = &m.dataset {
-        out.insert("dataset", dataset.clone());
-    }
-    out.insert("backend", m.backends.join(" + "));
-    if let Some(served) = m.config.get("server_model").and_then(|v| v.as_str()) {
-        out.insert("server_model", served.to_owned());
-    }
-    if let Some(request) = m.config.get("request").and_then(|v| v.as_object()) {
-        if let Some(n) = request.get("max_tokens") {
-            out.insert("max_tokens", n.to_string());
-        }
-        // Everything else a request asks for, as one comparable text.
-        let mut rest = request.clone();
-        rest.remove("max_tokens");
-        out.insert("sampling", serde_json::Value::Object(rest).to_string());
-    }
-    out
-}
-
-/// Why a run cannot be judged, if it cannot.
-fn unsoundness(
-    dir: &Path,
-    manifest: Option<&rundir::RunManifest>,
-    phase: &reports::load::PhaseData,
-) -> Option<String> {
-    let failed = phase.samples.iter().filter(|s| s.error.is_some()).count();
-    let status = manifest.map(|m| m.status);
-    match status {
-        None => return Some("no run.json: not a run the harness finished".to_owned()),
-        Some(rundir::RunStatus::Running) => {
-            return Some(
-                "it crashed: run.json still says \"running\" (the process died)".to_owned(),
-            );
-        }
-        Some(rundir::RunStatus::Failed) => {
-            return Some("it failed before producing results".to_owned());
-        }
-        Some(rundir::RunStatus::Interrupted) => {
-            return Some(format!(
-                "it was interrupted after {} of {} samples",
-                phase.samples.len(),
-                phase.header.start.sample_count
-            ));
-        }
-        Some(rundir::RunStatus::Complete) => {}
-    }
-    match &phase.end {
-        None => Some("its performance phase never ended (records.jsonl has no end)".to_owned()),
-        Some(end) if end.interrupted => Some("it was interrupted".to_owned()),
-        _ if failed > 0 => Some(format!(
-            "INVALID because {failed} of {} queries failed",
-            phase.samples.len()
-        )),
-        _ => match loadgen_errors(dir) {
-            0 => None,
-            n => Some(format!(
-                "INVALID because LoadGen logged {n} error{} (mlperf_log_detail.txt)",
-                if n == 1 { "" } else { "s" }
-            )),
-        },
-    }
-}
-
-/// The error lines in the run's LoadGen detail log (any one makes a
-/// submission invalid); 0 when there is no log.
-fn loadgen_errors(dir: &Path) -> usize {
-    use std::io::BufRead;
-    let Ok(file) = std::fs::File::open(dir.join("mlperf_log_detail.txt")) else {
-        return 0;
-    };
-    std::io::BufReader::new(file)
-        .lines()
-        .map_while(Result::ok)
-        .filter(|line| line.contains("\"is_error\": true"))
-        .count()
-}
-
-impl RunSamples {
-    /// Reads a run directory.
-    pub fn load(dir: &Path) -> anyhow::Result<RunSamples> {
-        let data = reports::load(dir, 0).with_context(|| format!("reading {}", dir.display()))?;
-        let phase = data
-            .main_phase()
-            .with_context(|| format!("{}: no phase in records.jsonl", dir.display()))?;
-        let ok: Vec<_> = phase.samples.iter().filter(|s| s.error.is_none()).collect();
-        let ms = |ns: u64| ns as f64 / 1e6;
-        let mut values = BTreeMap::new();
-        values.insert(
-            "latency",
-            ok.iter().map(|s| ms(s.latency_ns())).collect::<Vec<_>>(),
-        );
-        values.insert(
-            "ttft",
-            ok.iter().filter_map(|s| s.ttft_ns().map(ms)).collect(),
-        );
-        values.insert(
-            "tpot",
-            ok.iter().filter_map(|s| s.tpot_ns().map(ms)).collect(),
-        );
-        // The scalar figures are the run's registered figures, the values
-        // the terminal, the history and summary.json show.
-        let scalars = reports::summarize(&data).figures;
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| dir.display().to_string());
-        Ok(RunSamples {
-            name,
-            values,
-            scalars,
-            settings: run_settings(data.manifest.as_ref(), phase),
-            unsound: unsoundness(dir, data.manifest.as_ref(), phase),
-        })
-    }
-
-    /// The per-query values behind a `<quantity>_<pNN>_ms` metric.
-    fn distribution(&self, metric: &str) -> Option<(&[f64], f64)> {
-        let (quantity, rest) = metric.split_once('_')?;
-        let label = rest.strip_suffix("_ms")?;
-        let p = PERCENTILES.iter().find(|(l, _)| *l == label)?.1;
-        let values = self.values.get(quantity)?;
-        Some((values.as_slice(), p))
-    }
-}
-
-/// Whether less is better for a metric (unknown names: latencies).
-fn lower_is_better(metric: &str) -> bool {
-    reports::figures::find(metric).is_none_or(|f| f.better == reports::figures::Better::Lower)
+    compare::metric_names()
 }
 
 /// The comparison settings a sweep dimension varies.
@@ -274,51 +76,6 @@ fn expand(paths: &[PathBuf]) -> anyhow::Result<(Vec<PathBuf>, Vec<&'static str>)
     Ok((out, varied))
 }
 
-/// A setting that differs between the runs.
-#[derive(Debug, Clone, Serialize)]
-pub struct Difference {
-    /// The setting.
-    pub setting: String,
-    /// Its value per run (in the order given; `None`: the run does not say).
-    pub values: Vec<Option<String>>,
-    /// Workload or system under test.
-    pub kind: SettingKind,
-    /// Differs by a sweep's design (one of its varied dimensions).
-    pub varied: bool,
-}
-
-/// Every setting of [`SETTINGS`] whose value is not the same in all runs.
-pub fn differences(runs: &[RunSamples], varied: &[&str]) -> Vec<Difference> {
-    SETTINGS
-        .iter()
-        .filter_map(|&(setting, kind)| {
-            let values: Vec<Option<String>> = runs
-                .iter()
-                .map(|r| r.settings.get(setting).cloned())
-                .collect();
-            let known: Vec<&String> = values.iter().flatten().collect();
-            // A run that does not record a setting (older run.json) is not
-            // a difference by itself.
-            let differ = known.windows(2).any(|w| w[0] != w[1]);
-            differ.then(|| Difference {
-                setting: setting.to_owned(),
-                values,
-                kind,
-                varied: varied.contains(&setting),
-            })
-        })
-        .collect()
-}
-
-/// What the user allows.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Allow {
-    /// Compare runs whose workloads differ.
-    pub mismatch: bool,
-    /// Judge runs that crashed, were interrupted or had failed queries.
-    pub unsound: bool,
-}
-
 /// States the differences and problems, and refuses (exit 4) what the user
 /// did not allow.
 fn check_comparable(
@@ -330,140 +87,35 @@ fn check_comparable(
     command: &str,
     out: &mut dyn Write,
 ) -> anyhow::Result<Vec<Difference>> {
-    let unsound: Vec<String> = runs
-        .iter()
-        .zip(names)
-        .filter_map(|(r, name)| r.unsound.as_ref().map(|why| format!("{name}: {why}")))
-        .collect();
-    let diffs = differences(runs, varied);
-    let mut refused = Vec::new();
-    if !unsound.is_empty() && !allow.unsound {
-        refused.push(format!(
-            "{command} refuses runs whose figures cannot be trusted:\n  {}\n(--allow-failed-runs \
-             judges them anyway)",
-            unsound.join("\n  ")
-        ));
-    }
-    let mismatched: Vec<&Difference> = diffs
-        .iter()
-        .filter(|d| d.kind == SettingKind::Workload && !d.varied)
-        .collect();
-    if !mismatched.is_empty() && !allow.mismatch {
-        refused.push(format!(
-            "{command} refuses runs of different workloads (apples to oranges):\n  {}\n\
-             (--allow-mismatch compares them anyway)",
-            mismatched
-                .iter()
-                .map(|d| describe(d, names))
-                .collect::<Vec<_>>()
-                .join("\n  ")
-        ));
-    }
-    if !refused.is_empty() {
-        return Err(crate::outcome::Refused(refused.join("\n")).into());
-    }
-    for line in unsound {
+    let comparable =
+        compare::check_comparable(runs, names, varied, allow).map_err(|r| refused(&r, command))?;
+    state_comparable(&comparable, labels, out)?;
+    Ok(comparable.differences)
+}
+
+/// A refusal with the command line's flags as the way to allow it (exit 4).
+fn refused(refusal: &compare::Refusal, command: &str) -> crate::outcome::Refused {
+    crate::outcome::Refused(refusal.message(command, "--allow-failed-runs", "--allow-mismatch"))
+}
+
+/// Warns about unsound runs judged anyway and states every difference.
+fn state_comparable(
+    comparable: &compare::Comparable,
+    labels: &[&str],
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    for line in &comparable.unsound {
         writeln!(out, "warning: {line} (judged anyway: --allow-failed-runs)")?;
     }
-    for d in &diffs {
+    for d in &comparable.differences {
         let note = match (d.kind, d.varied) {
             (_, true) => "varied by the sweep",
             (SettingKind::System, _) => "the systems compared",
             (SettingKind::Workload, _) => "compared anyway: --allow-mismatch",
         };
-        writeln!(out, "differs: {} ({note})", describe(d, labels))?;
+        writeln!(out, "differs: {} ({note})", compare::describe(d, labels))?;
     }
-    Ok(diffs)
-}
-
-fn describe(d: &Difference, names: &[&str]) -> String {
-    let values: Vec<String> = d
-        .values
-        .iter()
-        .zip(names)
-        .map(|(v, name)| format!("{name}: {}", v.as_deref().unwrap_or("-")))
-        .collect();
-    format!("{} ({})", d.setting, values.join(", "))
-}
-
-/// One row of the comparison: a metric across runs.
-#[derive(Debug, Clone, Serialize)]
-pub struct MetricRow {
-    /// The metric.
-    pub metric: String,
-    /// Its value per run (in the order given).
-    pub values: Vec<Option<f64>>,
-    /// Per run after the first: B − A against the first run, with interval.
-    pub diffs: Vec<Option<DiffEstimate>>,
-    /// Per run after the first: Mann-Whitney p-value against the first run.
-    pub mann_whitney_p: Vec<Option<f64>>,
-    /// Run indices from best to worst.
-    pub ranking: Vec<usize>,
-}
-
-/// A comparison of runs.
-#[derive(Debug, Clone, Serialize)]
-pub struct Comparison {
-    /// Run names, in the order given; the first is the baseline.
-    pub runs: Vec<String>,
-    /// Settings that differ between the runs.
-    pub differences: Vec<Difference>,
-    /// One row per metric.
-    pub rows: Vec<MetricRow>,
-}
-
-/// Compares runs against the first one.
-pub fn compare(runs: &[RunSamples]) -> Comparison {
-    let mut metrics: Vec<String> = runs
-        .iter()
-        .flat_map(|r| r.scalars.keys().cloned())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    // Throughput first, then latencies in quantity order.
-    metrics.sort_by_key(|m| (lower_is_better(m), m.clone()));
-    let rows = metrics
-        .into_iter()
-        .map(|metric| {
-            let values: Vec<Option<f64>> = runs
-                .iter()
-                .map(|r| r.scalars.get(&metric).copied())
-                .collect();
-            let (mut diffs, mut mw) = (Vec::new(), Vec::new());
-            if let Some(base) = runs.first() {
-                for run in &runs[1..] {
-                    let pair = base.distribution(&metric).zip(run.distribution(&metric));
-                    diffs.push(pair.and_then(|((a, p), (b, _))| {
-                        bootstrap_percentile_diff(a, b, p, 0.95, RESAMPLES, SEED)
-                    }));
-                    mw.push(pair.and_then(|((a, _), (b, _))| mann_whitney(a, b).map(|(_, p)| p)));
-                }
-            }
-            let mut ranking: Vec<usize> =
-                (0..runs.len()).filter(|&i| values[i].is_some()).collect();
-            let lower = lower_is_better(&metric);
-            ranking.sort_by(|&a, &b| {
-                let (x, y) = (values[a].unwrap_or(0.0), values[b].unwrap_or(0.0));
-                if lower {
-                    x.total_cmp(&y)
-                } else {
-                    y.total_cmp(&x)
-                }
-            });
-            MetricRow {
-                metric,
-                values,
-                diffs,
-                mann_whitney_p: mw,
-                ranking,
-            }
-        })
-        .collect();
-    Comparison {
-        runs: runs.iter().map(|r| r.name.clone()).collect(),
-        differences: differences(runs, &[]),
-        rows,
-    }
+    Ok(())
 }
 
 fn fmt_value(v: Option<f64>) -> String {
@@ -573,7 +225,6 @@ pub fn render(c: &Comparison, markdown: bool, out: &mut dyn Write) -> std::io::R
 }
 
 /// `harness compare`.
-/// `harness compare`.
 pub fn main_compare(args: &CompareArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     if args
         .runs
@@ -603,7 +254,7 @@ fn run_compare(args: &CompareArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let runs = dirs
         .iter()
         .map(|d| RunSamples::load(d))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
     // The terminal table names runs [0], [1]...; the notes follow it.
     let indices: Vec<String> = (0..runs.len()).map(|i| format!("[{i}]")).collect();
@@ -617,16 +268,12 @@ fn run_compare(args: &CompareArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     };
     // JSON output stays one parseable document: the differences are in it.
     let mut notes = Vec::new();
-    let mut comparison = compare(&runs);
-    comparison.differences = check_comparable(
-        &runs, &names, &labels, &varied, allow, "compare", &mut notes,
-    )?;
+    let (comparison, comparable) = compare::compare_checked(&runs, &names, &varied, allow)
+        .map_err(|r| refused(&r, "compare"))?;
+    state_comparable(&comparable, &labels, &mut notes)?;
 
     match args.format {
-        CompareFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, &comparison)?;
-            writeln!(out)?;
-        }
+        CompareFormat::Json => compare::write_json(&comparison, &mut *out)?,
         CompareFormat::Markdown => render(&comparison, true, out)?,
         // Refused in main_compare before any run was read.
         CompareFormat::Terminal | CompareFormat::Csv => render(&comparison, false, out)?,
@@ -857,6 +504,8 @@ fn run_gate(args: &GateArgs, out: &mut dyn Write) -> anyhow::Result<bool> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn run(name: &str, shift: f64, throughput: f64) -> RunSamples {
@@ -910,15 +559,5 @@ mod tests {
             toml::from_str::<GateRules>("[[rule]]\nmetric = \"x\"\nmax_regresion_pct = 1\n")
                 .is_err()
         );
-    }
-
-    #[test]
-    fn comparison_ranks_lower_latency_and_higher_throughput_first() {
-        let c = compare(&[run("a", 10.0, 50.0), run("b", 0.0, 60.0)]);
-        let ttft = c.rows.iter().find(|r| r.metric == "ttft_p99_ms").unwrap();
-        assert_eq!(ttft.ranking, vec![1, 0]);
-        assert!(ttft.diffs[0].unwrap().significant());
-        let tput = c.rows.iter().find(|r| r.metric == "samples_per_s").unwrap();
-        assert_eq!(tput.ranking, vec![1, 0]);
     }
 }

@@ -19,6 +19,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub mod charts;
+pub mod compare;
 pub mod csv;
 pub mod figures;
 pub mod html;
