@@ -39,6 +39,7 @@ pub fn record(
             .map(|v| v.reasons.clone())
             .unwrap_or_default(),
         harness_version: manifest.harness_version.clone(),
+        loadgen: manifest.loadgen.to_string(),
         metrics: figures.iter().map(|(k, v)| (k.clone(), *v)).collect(),
     })?;
     let metrics = dir.join(rundir::METRICS_FILE);

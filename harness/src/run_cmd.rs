@@ -312,6 +312,7 @@ fn create_run_dir(
     let manifest = rundir::RunManifest {
         format_version: rundir::FORMAT_VERSION,
         harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+        loadgen: rundir::LoadgenIdentity::harness_rust(),
         run_id: dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -144,6 +144,8 @@ fn a_server_run_on_the_builtin_simulator_is_valid_and_fully_recorded() {
     assert!(records >= 40);
     assert_eq!(failed, 0);
     assert_eq!(manifest.backends, vec!["sim://tiny-fast".to_owned()]);
+    // The default run is the Rust LoadGen's, and run.json says so.
+    assert_eq!(manifest.loadgen, rundir::LoadgenIdentity::harness_rust());
 }
 
 #[test]

@@ -102,6 +102,11 @@ const MIGRATIONS: &[Migration] = &[
         );
         CREATE INDEX metric_series_run ON metric_series(run_id, name, t_ns);"#,
     },
+    // 4: the LoadGen that produced the run (run.json's `loadgen`).
+    Migration {
+        sqlite: "ALTER TABLE runs ADD COLUMN loadgen TEXT NOT NULL DEFAULT '';",
+        postgres: "ALTER TABLE runs ADD COLUMN loadgen TEXT NOT NULL DEFAULT '';",
+    },
 ];
 
 /// The schema version this build writes.
@@ -187,6 +192,11 @@ pub struct RunEntry {
     pub reasons: Vec<String>,
     /// Harness version.
     pub harness_version: String,
+    /// The LoadGen that produced the run, as run.json's `loadgen` prints
+    /// (`harness-rust 0.1.0`, `mlcommons-loadgen 6.0.17 @ <hash>`); empty
+    /// for runs recorded before the history kept it.
+    #[serde(default)]
+    pub loadgen: String,
     /// Named figures (`samples_per_s`, `ttft_p99_ms`, ...).
     pub metrics: Vec<(String, f64)>,
 }
@@ -570,6 +580,7 @@ mod tests {
             valid: Some(true),
             reasons: vec![],
             harness_version: "0.1.0".into(),
+            loadgen: "harness-rust 0.1.0".into(),
             metrics: vec![("samples_per_s".into(), qps), ("ttft_p99_ms".into(), 12.5)],
         }
     }
@@ -772,6 +783,7 @@ mod tests {
         let runs = h.list(&Filter::default()).unwrap();
         assert_eq!(runs[0].run_id, "old");
         assert_eq!(runs[0].harness_version, "");
+        assert_eq!(runs[0].loadgen, "");
         drop(h);
         Connection::open(&path)
             .unwrap()

@@ -121,8 +121,8 @@ pub(crate) fn record(client: &mut Client, run: &RunEntry) -> Result<(), postgres
     tx.execute("DELETE FROM runs WHERE run_id = $1", &[&run.run_id])?;
     tx.execute(
         "INSERT INTO runs (run_id, run_dir, started_at, model, scenario, mode, backends, dataset,
-                           labels, status, valid, reasons, harness_version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                           labels, status, valid, reasons, harness_version, loadgen)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         &[
             &run.run_id,
             &run.run_dir,
@@ -137,6 +137,7 @@ pub(crate) fn record(client: &mut Client, run: &RunEntry) -> Result<(), postgres
             &run.valid,
             &to_json(&run.reasons),
             &run.harness_version,
+            &run.loadgen,
         ],
     )?;
     let insert = tx.prepare(
@@ -172,7 +173,7 @@ fn bind(b: &Bound) -> Vec<&(dyn ToSql + Sync)> {
 }
 
 const RUN_COLUMNS: &str = "run_id, run_dir, started_at, model, scenario, mode, backends, dataset,
-    labels, status, valid, reasons, harness_version";
+    labels, status, valid, reasons, harness_version, loadgen";
 
 fn run_row(r: &postgres::Row) -> Result<RunEntry, postgres::Error> {
     Ok(RunEntry {
@@ -189,6 +190,7 @@ fn run_row(r: &postgres::Row) -> Result<RunEntry, postgres::Error> {
         valid: r.try_get(10)?,
         reasons: parse(r.try_get(11)?),
         harness_version: r.try_get(12)?,
+        loadgen: r.try_get(13)?,
         metrics: Vec::new(),
     })
 }

@@ -56,8 +56,8 @@ pub(crate) fn record(conn: &mut Connection, run: &RunEntry) -> rusqlite::Result<
     tx.execute("DELETE FROM runs WHERE run_id = ?1", params![run.run_id])?;
     tx.execute(
         "INSERT INTO runs (run_id, run_dir, started_at, model, scenario, mode, backends, dataset,
-                           labels, status, valid, reasons, harness_version)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                           labels, status, valid, reasons, harness_version, loadgen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
             run.run_id,
             run.run_dir,
@@ -72,6 +72,7 @@ pub(crate) fn record(conn: &mut Connection, run: &RunEntry) -> rusqlite::Result<
             run.valid,
             to_json(&run.reasons),
             run.harness_version,
+            run.loadgen,
         ],
     )?;
     for (name, value) in &run.metrics {
@@ -104,7 +105,7 @@ fn bind(b: &Bound) -> [&dyn rusqlite::ToSql; 7] {
 }
 
 const RUN_COLUMNS: &str = "run_id, run_dir, started_at, model, scenario, mode, backends, dataset,
-    labels, status, valid, reasons, harness_version";
+    labels, status, valid, reasons, harness_version, loadgen";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunEntry> {
     Ok(RunEntry {
@@ -121,6 +122,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunEntry> {
         valid: r.get(10)?,
         reasons: parse(&r.get::<_, String>(11)?),
         harness_version: r.get(12)?,
+        loadgen: r.get(13)?,
         metrics: Vec::new(),
     })
 }

@@ -55,6 +55,7 @@ fn entry(id: &str, at: &str, model: &str, scenario: &str, qps: f64) -> RunEntry 
         valid: Some(true),
         reasons: vec![],
         harness_version: "0.1.0".into(),
+        loadgen: "mlcommons-loadgen 6.0.17".into(),
         metrics: vec![("samples_per_s".into(), qps), ("ttft_p99_ms".into(), 12.5)],
     }
 }
@@ -144,6 +145,7 @@ fn a_version_1_database_is_migrated() {
     let runs = history.list(&Filter::default()).unwrap();
     assert_eq!(ids(&runs), ["old"]);
     assert_eq!(runs[0].harness_version, "");
+    assert_eq!(runs[0].loadgen, "");
     assert_eq!(runs[0].valid, Some(true));
     assert_eq!(runs[0].metrics, [("samples_per_s".to_owned(), 3.25)]);
 }
@@ -435,6 +437,7 @@ fn random_entry(rng: &mut Rng) -> RunEntry {
             .map(|_| "min duration not met".to_owned())
             .collect(),
         harness_version: (*rng.pick(&["0.1.0", ""])).to_owned(),
+        loadgen: (*rng.pick(&["harness-rust 0.1.0", ""])).to_owned(),
         metrics,
     }
 }

@@ -189,6 +189,13 @@ fn run_table(summary: &Summary, w: &mut impl Write) -> io::Result<()> {
     kv("started", run.started_at.clone().unwrap_or_default())?;
     kv("finished", run.finished_at.clone().unwrap_or_default())?;
     kv("status", run.status.clone().unwrap_or_default())?;
+    kv(
+        "LoadGen",
+        run.loadgen
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+    )?;
     if let Some(s) = &summary.settings {
         kv("target QPS", format!("{:.3}", s.target_qps))?;
         kv("TTFT limit (ms)", ms(s.ttft_limit_ns as f64))?;

@@ -93,6 +93,8 @@ pub struct RunInfo {
     pub finished_at: Option<String>,
     /// `run.json` status: running, complete, interrupted, failed.
     pub status: Option<String>,
+    /// The LoadGen that produced the run (`run.json`'s `loadgen`).
+    pub loadgen: Option<rundir::LoadgenIdentity>,
     /// Free-form labels.
     pub labels: BTreeMap<String, String>,
 }
@@ -281,6 +283,7 @@ pub fn summarize(data: &RunData) -> Summary {
             started_at: Some(m.started_at.clone()),
             finished_at: m.finished_at.clone(),
             status: Some(status_name(m.status).to_owned()),
+            loadgen: Some(m.loadgen.clone()),
             labels: m.labels.clone(),
         };
     } else {

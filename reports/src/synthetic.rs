@@ -286,6 +286,7 @@ fn write_manifest(
     let manifest = RunManifest {
         format_version: rundir::FORMAT_VERSION,
         harness_version: "synthetic".into(),
+        loadgen: rundir::LoadgenIdentity::harness_rust(),
         run_id: dir
             .file_name()
             .map_or("synthetic".into(), |n| n.to_string_lossy().into_owned()),

@@ -196,6 +196,9 @@ fn summary_matches_a_naive_reference_and_the_committed_schema() {
     let s = summary(&dir);
     assert_eq!(schema_errors(&s), Vec::<String>::new());
     assert_eq!(s["schema_version"], 2);
+    // The run's identity names the LoadGen that produced it.
+    assert_eq!(s["run"]["loadgen"]["implementation"], "harness-rust");
+    assert_eq!(s["run"]["loadgen"]["version"], loadgen::logging::VERSION);
 
     let (lat, ttft, tpot, itl, n) = reference(&dir);
     assert_eq!(s["counts"]["samples"], n as u64);

@@ -153,6 +153,83 @@ pub struct RunVerdict {
     pub reasons: Vec<String>,
 }
 
+/// Which LoadGen implementation issued a run's queries and wrote its
+/// `mlperf_log_*` files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoadgenImplementation {
+    /// This repository's Rust reimplementation (`loadgen/`).
+    HarnessRust,
+    /// MLCommons' C++ LoadGen (`mlcommons-loadgen`), linked in through the
+    /// `loadgen-official` crate (`harness run --loadgen official`).
+    MlcommonsLoadgen,
+}
+
+impl LoadgenImplementation {
+    /// The name run.json and summary.json use (`harness-rust`,
+    /// `mlcommons-loadgen`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadgenImplementation::HarnessRust => "harness-rust",
+            LoadgenImplementation::MlcommonsLoadgen => "mlcommons-loadgen",
+        }
+    }
+}
+
+/// `run.json`'s `loadgen`: the LoadGen that produced the run, as that code
+/// names itself. MLPerf's closed division accepts only runs of the official
+/// LoadGen, so this is what a submission checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadgenIdentity {
+    /// Which implementation.
+    pub implementation: LoadgenImplementation,
+    /// Its version: the Rust crate's version, or the C++ library's
+    /// `loadgen_version` (e.g. `6.0.17`). Empty when not recorded.
+    pub version: String,
+    /// The commit the library was built from, as the library reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_hash: Option<String>,
+}
+
+impl LoadgenIdentity {
+    /// The Rust LoadGen of this build.
+    pub fn harness_rust() -> LoadgenIdentity {
+        LoadgenIdentity {
+            implementation: LoadgenImplementation::HarnessRust,
+            version: loadgen::logging::VERSION.to_owned(),
+            git_hash: None,
+        }
+    }
+}
+
+impl Default for LoadgenIdentity {
+    /// What a run.json without the field means: it predates the field, when
+    /// only the Rust LoadGen existed. Its version is not known here
+    /// ([`RunManifest::read`] fills in the harness version, which the Rust
+    /// LoadGen shares).
+    fn default() -> LoadgenIdentity {
+        LoadgenIdentity {
+            implementation: LoadgenImplementation::HarnessRust,
+            version: String::new(),
+            git_hash: None,
+        }
+    }
+}
+
+impl std::fmt::Display for LoadgenIdentity {
+    /// `mlcommons-loadgen 6.0.17 @ b66003e1`, `harness-rust 0.1.0`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.implementation.as_str())?;
+        if !self.version.is_empty() {
+            write!(f, " {}", self.version)?;
+        }
+        if let Some(hash) = &self.git_hash {
+            write!(f, " @ {hash}")?;
+        }
+        Ok(())
+    }
+}
+
 /// `run.json`: what ran, how, and how it ended.
 ///
 /// Never holds secrets: backends are recorded without credentials and the
@@ -163,6 +240,11 @@ pub struct RunManifest {
     pub format_version: u32,
     /// Harness version that wrote it.
     pub harness_version: String,
+    /// The LoadGen that produced the run (its queries and `mlperf_log_*`
+    /// files). Files written before the field existed read as the Rust
+    /// LoadGen.
+    #[serde(default)]
+    pub loadgen: LoadgenIdentity,
     /// Directory name of the run.
     pub run_id: String,
     /// Local start time, RFC 3339.
@@ -266,11 +348,20 @@ impl RunManifest {
     pub fn read(dir: &Path) -> Result<RunManifest, RunDirError> {
         let path = dir.join(MANIFEST_FILE);
         let text = fs::read_to_string(&path).map_err(io_err(&path))?;
-        serde_json::from_str(&text).map_err(|e| RunDirError::Parse {
-            path,
-            line: e.line(),
-            message: e.to_string(),
-        })
+        let mut manifest: RunManifest =
+            serde_json::from_str(&text).map_err(|e| RunDirError::Parse {
+                path,
+                line: e.line(),
+                message: e.to_string(),
+            })?;
+        // A manifest from before the `loadgen` field: the Rust LoadGen ran,
+        // and it is versioned with the harness.
+        if manifest.loadgen.version.is_empty()
+            && manifest.loadgen.implementation == LoadgenImplementation::HarnessRust
+        {
+            manifest.loadgen.version = manifest.harness_version.clone();
+        }
+        Ok(manifest)
     }
 }
 
@@ -681,6 +772,11 @@ mod tests {
         let manifest = RunManifest {
             format_version: FORMAT_VERSION,
             harness_version: "0.1.0".into(),
+            loadgen: LoadgenIdentity {
+                implementation: LoadgenImplementation::MlcommonsLoadgen,
+                version: "6.0.17".into(),
+                git_hash: Some("b66003e1".into()),
+            },
             run_id: "x".into(),
             started_at: "2026-11-22T14:00:00+00:00".into(),
             start_unix_ns: 1,
@@ -701,6 +797,38 @@ mod tests {
         manifest.write(tmp.path()).unwrap();
         assert_eq!(RunManifest::read(tmp.path()).unwrap(), manifest);
         assert!(!tmp.path().join(".run.json.tmp").exists());
+        let text = fs::read_to_string(tmp.path().join(MANIFEST_FILE)).unwrap();
+        assert!(
+            text.contains(r#""implementation": "mlcommons-loadgen""#),
+            "{text}"
+        );
+        assert_eq!(
+            manifest.loadgen.to_string(),
+            "mlcommons-loadgen 6.0.17 @ b66003e1"
+        );
+    }
+
+    #[test]
+    fn a_manifest_without_loadgen_reads_as_the_rust_loadgen_of_its_harness() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(
+            tmp.path().join(MANIFEST_FILE),
+            r#"{"format_version":1,"harness_version":"0.0.9","run_id":"old",
+               "started_at":"2026-11-22T14:00:00+00:00","start_unix_ns":1,
+               "status":"complete","command":["harness"],"model":"llama3_1-8b",
+               "scenario":"Server","mode":"PerformanceOnly","backends":["sim://"]}"#,
+        )
+        .unwrap();
+        let manifest = RunManifest::read(tmp.path()).unwrap();
+        assert_eq!(
+            manifest.loadgen,
+            LoadgenIdentity {
+                implementation: LoadgenImplementation::HarnessRust,
+                version: "0.0.9".into(),
+                git_hash: None,
+            }
+        );
+        assert_eq!(manifest.loadgen.to_string(), "harness-rust 0.0.9");
     }
 }
 

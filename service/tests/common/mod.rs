@@ -153,6 +153,7 @@ pub fn run(id: &str, at: &str, system: &str, scenario: &str, ttft: f64, qps: f64
         valid: Some(true),
         reasons: vec![],
         harness_version: "0.1.0".into(),
+        loadgen: "harness-rust 0.1.0".into(),
         metrics: vec![
             ("ttft_p50_ms".into(), ttft),
             ("latency_p50_ms".into(), ttft * 10.0),
