@@ -193,6 +193,11 @@ pub struct ServeArgs {
     /// separated by commas or newlines), used when set.
     #[arg(long, value_name = "VAR", default_value = "HARNESS_API_KEYS")]
     pub api_keys_env: String,
+    /// Serve the web dashboard at / without login (a trusted network or a
+    /// kiosk); by default it asks for one of the API keys once and keeps a
+    /// session cookie. The /api routes need a key either way.
+    #[arg(long)]
+    pub public_dashboard: bool,
 }
 
 /// `harness sweep`.

@@ -45,6 +45,11 @@ pub fn main(args: &ServeArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let config = ServiceConfig {
         db: args.db.clone(),
         keys: keys(args)?,
+        dashboard: if args.public_dashboard {
+            service::DashboardAccess::Public
+        } else {
+            service::DashboardAccess::Login
+        },
     };
     let service = Service::open(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

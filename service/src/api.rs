@@ -26,7 +26,7 @@ pub const MAX_VALUE_BYTES: usize = 256;
 /// Most runs one page lists.
 pub const MAX_PAGE: usize = 1000;
 /// Default page size.
-const DEFAULT_PAGE: usize = 50;
+pub(crate) const DEFAULT_PAGE: usize = 50;
 /// Largest run file served.
 const MAX_FILE_BYTES: u64 = 64 << 20;
 
@@ -43,6 +43,16 @@ impl ApiError {
             status,
             body: json!({ "error": message.into() }),
         }
+    }
+
+    /// The answer's status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The answer's message.
+    pub(crate) fn message(&self) -> &str {
+        self.body["error"].as_str().unwrap_or_default()
     }
 
     fn bad(message: impl Into<String>) -> ApiError {
@@ -98,6 +108,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/health", get(health))
         .merge(read)
+        .merge(crate::dashboard::routes(&state))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -158,10 +169,10 @@ async fn api_not_found() -> ApiError {
 }
 
 /// Query parameters, checked: known names only, each once, bounded sizes.
-struct Params(BTreeMap<String, String>);
+pub(crate) struct Params(BTreeMap<String, String>);
 
 impl Params {
-    fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError> {
+    pub(crate) fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError> {
         let raw = raw.unwrap_or("");
         if raw.len() > MAX_QUERY_BYTES {
             return Err(ApiError::new(
@@ -208,11 +219,11 @@ impl Params {
         Ok(Params(map))
     }
 
-    fn get(&self, name: &str) -> Option<String> {
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
         self.0.get(name).cloned()
     }
 
-    fn number(&self, name: &str, default: usize, max: usize) -> Result<usize, ApiError> {
+    pub(crate) fn number(&self, name: &str, default: usize, max: usize) -> Result<usize, ApiError> {
         match self.0.get(name) {
             None => Ok(default),
             Some(v) => match v.parse::<usize>() {
@@ -225,7 +236,7 @@ impl Params {
     }
 
     /// The history filter the parameters describe.
-    fn filter(&self) -> Result<Filter, ApiError> {
+    pub(crate) fn filter(&self) -> Result<Filter, ApiError> {
         // A run has one label of each key: two filters on two keys would
         // need two needles; `system` and `label` are the keys runs carry.
         let label = match (self.get("system"), self.get("label")) {
@@ -270,12 +281,12 @@ impl Params {
 }
 
 /// The filters every list accepts.
-const FILTERS: &[&str] = &[
+pub(crate) const FILTERS: &[&str] = &[
     "model", "scenario", "dataset", "system", "label", "backend", "since", "until",
 ];
 
 /// The metric names a ranking accepts: the aliases and every recorded one.
-async fn valid_metrics(state: &Arc<State>) -> Result<Vec<String>, ApiError> {
+pub(crate) async fn valid_metrics(state: &Arc<State>) -> Result<Vec<String>, ApiError> {
     let recorded = state.db(|h| h.metric_names()).await?;
     let mut names: Vec<String> = rankings::ALIASES
         .iter()
@@ -311,17 +322,7 @@ async fn cached_rankings(
     }
     let generation = state.cache.generation();
     let ranked = state
-        .db(move |h| {
-            metrics
-                .into_iter()
-                .map(|m| {
-                    let name = rankings::resolve(&m).to_owned();
-                    let values = h.values(&name, &filter)?;
-                    let ranked = rankings::rank(&name, &values);
-                    Ok((m, name, ranked))
-                })
-                .collect::<Result<Vec<_>, history::HistoryError>>()
-        })
+        .db(move |h| rankings::rank_metrics(h, metrics, &filter))
         .await?;
     let data: Vec<Value> = ranked
         .iter()
@@ -364,7 +365,7 @@ async fn rankings_all(AxState(state): AxState<Arc<State>>, RawQuery(query): RawQ
 }
 
 /// A 404 listing the valid names unless `metric` is one the history holds.
-async fn known_metric(state: &Arc<State>, metric: &str) -> Result<(), ApiError> {
+pub(crate) async fn known_metric(state: &Arc<State>, metric: &str) -> Result<(), ApiError> {
     let valid = valid_metrics(state).await?;
     if valid.iter().any(|m| m == metric) {
         return Ok(());
@@ -423,7 +424,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn find_run(state: &Arc<State>, id: String) -> Result<RunEntry, ApiError> {
+pub(crate) async fn find_run(state: &Arc<State>, id: String) -> Result<RunEntry, ApiError> {
     check_id(&id)?;
     state
         .db(move |h| h.get(&id))
@@ -432,7 +433,7 @@ async fn find_run(state: &Arc<State>, id: String) -> Result<RunEntry, ApiError> 
 }
 
 /// The files of a run directory the API serves: charts, report, summary.
-fn served_files(dir: &Path) -> Vec<String> {
+pub(crate) fn served_files(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -447,7 +448,7 @@ fn served_files(dir: &Path) -> Vec<String> {
 }
 
 /// The content type of a served file, by extension; others are not served.
-fn content_type(name: &str) -> Option<&'static str> {
+pub(crate) fn content_type(name: &str) -> Option<&'static str> {
     let ext = name.rsplit_once('.')?.1;
     Some(match ext {
         "png" => "image/png",
@@ -483,7 +484,7 @@ async fn run(AxState(state): AxState<Arc<State>>, UrlPath(id): UrlPath<String>) 
 }
 
 /// Percent-encodes a path segment.
-fn encode(segment: &str) -> String {
+pub(crate) fn encode(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for b in segment.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -495,7 +496,7 @@ fn encode(segment: &str) -> String {
     out
 }
 
-async fn run_file(
+pub(crate) async fn run_file(
     AxState(state): AxState<Arc<State>>,
     UrlPath((id, name)): UrlPath<(String, String)>,
 ) -> ApiResult {
@@ -564,20 +565,7 @@ async fn trends(
     known_metric(&state, &metric).await?;
     let name = rankings::resolve(&metric).to_owned();
     let values = state.db(move |h| h.values(&name, &filter)).await?;
-    // Oldest first, one series per (model, system).
-    let mut series: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
-    for v in values.iter().rev() {
-        series
-            .entry((v.model.clone(), rankings::system_of(&v.labels, &v.backends)))
-            .or_default()
-            .push(json!({ "started_at": v.started_at, "run_id": v.run_id, "value": v.value }));
-    }
-    let data: Vec<Value> = series
-        .into_iter()
-        .map(|((llm_name, system), points)| {
-            json!({ "llm_name": llm_name, "system": system, "points": points })
-        })
-        .collect();
+    let data = rankings::trend_series(&values);
     Ok(json_response(
         StatusCode::OK,
         &json!({ "data": data, "figure": rankings::resolve(&metric) }),

@@ -129,6 +129,12 @@ impl KeySet {
         self.keys.is_empty()
     }
 
+    /// The SHA-256 digest of every key: what the dashboard's session
+    /// cookies are signed with (so a cookie is never the key itself).
+    pub(crate) fn digests(&self) -> impl Iterator<Item = &[u8; 32]> {
+        self.keys.iter().map(|k| &k.digest)
+    }
+
     /// The scope of a presented key, or `None`. Every key is compared (no
     /// early exit), each in constant time.
     pub fn check(&self, presented: &[u8]) -> Option<Scope> {

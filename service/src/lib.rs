@@ -2,7 +2,7 @@
 //! database (SQLite or PostgreSQL) with rankings that carry confidence
 //! intervals and ties, runs, trends, API-key auth and a rankings cache that
 //! stays fresh when runs are recorded, also by other processes or other
-//! instances.
+//! instances; and a server-rendered web dashboard at `/` over the same data.
 //!
 //! `harness serve` parses its flags into a [`ServiceConfig`] and calls
 //! [`Service::open`] and [`Service::serve`]; everything else is here.
@@ -16,9 +16,11 @@ use history::{ChangeListener, Database, History, HistoryError};
 mod api;
 pub mod auth;
 mod cache;
+mod dashboard;
 pub mod rankings;
 
 pub use auth::{KeyError, KeySet, Scope};
+pub use dashboard::DashboardAccess;
 
 /// Errors starting the service.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,8 @@ pub struct ServiceConfig {
     pub db: Database,
     /// The accepted keys (at least one).
     pub keys: KeySet,
+    /// Who may open the web dashboard at `/`.
+    pub dashboard: DashboardAccess,
 }
 
 /// Shared by every request.
@@ -49,6 +53,7 @@ pub(crate) struct State {
     history: Mutex<History>,
     keys: KeySet,
     cache: cache::Cache,
+    dashboard: DashboardAccess,
 }
 
 impl State {
@@ -92,6 +97,7 @@ impl Service {
             history: Mutex::new(history),
             keys: config.keys,
             cache: cache::Cache::default(),
+            dashboard: config.dashboard,
         });
         if matches!(config.db, Database::Postgres(_)) {
             // Listening starts before `open` returns, so no run recorded

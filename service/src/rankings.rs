@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use history::MetricValue;
+use history::{Filter, History, HistoryError, MetricValue};
 use reports::figures::{Better, find};
 use reports::significance::{bootstrap_mean, bootstrap_mean_diff};
 use serde::Serialize;
@@ -139,6 +139,75 @@ pub fn rank(metric: &str, values: &[MetricValue]) -> Vec<Entry> {
         });
     }
     out
+}
+
+/// One ranking: the name asked for (an alias or a recorded name), the
+/// recorded figure it stands for, and its entries in ranking order.
+pub type Ranking = (String, String, Vec<Entry>);
+
+/// The rankings of `metrics` (aliases or recorded names) over the runs
+/// `filter` selects: what the rankings API answers and the dashboard shows.
+pub fn rank_metrics(
+    history: &History,
+    metrics: Vec<String>,
+    filter: &Filter,
+) -> Result<Vec<Ranking>, HistoryError> {
+    metrics
+        .into_iter()
+        .map(|m| {
+            let name = resolve(&m).to_owned();
+            let values = history.values(&name, filter)?;
+            let ranked = rank(&name, &values);
+            Ok((m, name, ranked))
+        })
+        .collect()
+}
+
+/// One point of a trend.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrendPoint {
+    /// When the run started (as recorded).
+    pub started_at: String,
+    /// The run.
+    pub run_id: String,
+    /// Its value of the metric.
+    pub value: f64,
+}
+
+/// One metric over time for one (model, system).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrendSeries {
+    /// The model.
+    pub llm_name: String,
+    /// The system, as in rankings ([`system_of`]).
+    pub system: String,
+    /// Oldest first.
+    pub points: Vec<TrendPoint>,
+}
+
+/// Groups `values` (newest first, as [`History::values`] returns them)
+/// into one series per (model, system), each oldest first, in (model,
+/// system) order: what the trends API answers and the dashboard draws.
+pub fn trend_series(values: &[MetricValue]) -> Vec<TrendSeries> {
+    let mut series: BTreeMap<(String, String), Vec<TrendPoint>> = BTreeMap::new();
+    for v in values.iter().rev() {
+        series
+            .entry((v.model.clone(), system_of(&v.labels, &v.backends)))
+            .or_default()
+            .push(TrendPoint {
+                started_at: v.started_at.clone(),
+                run_id: v.run_id.clone(),
+                value: v.value,
+            });
+    }
+    series
+        .into_iter()
+        .map(|((llm_name, system), points)| TrendSeries {
+            llm_name,
+            system,
+            points,
+        })
+        .collect()
 }
 
 #[cfg(test)]

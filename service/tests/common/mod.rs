@@ -20,11 +20,21 @@ pub struct Server {
 }
 
 pub async fn start(db: Database) -> Server {
+    start_with(db, service::DashboardAccess::Login).await
+}
+
+pub async fn start_with(db: Database, dashboard: service::DashboardAccess) -> Server {
     let keys = KeySet::parse(&format!("read:{READ_KEY}\nupload:{UPLOAD_KEY}"), "test").unwrap();
-    let service = tokio::task::spawn_blocking(move || Service::open(ServiceConfig { db, keys }))
-        .await
-        .unwrap()
-        .unwrap();
+    let service = tokio::task::spawn_blocking(move || {
+        Service::open(ServiceConfig {
+            db,
+            keys,
+            dashboard,
+        })
+    })
+    .await
+    .unwrap()
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -192,4 +202,26 @@ pub fn record_all(db: &Database, runs: &[RunEntry]) {
     for run in runs {
         history.record(run).unwrap();
     }
+}
+
+/// Sends one request with a body (`Connection: close`).
+pub async fn send_body(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body);
+    stream.write_all(&bytes).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    parse(&raw)
 }
