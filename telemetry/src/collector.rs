@@ -182,18 +182,6 @@ impl Pending {
     pub fn wait_blocking(self) {
         let _ = self.0.blocking_recv();
     }
-
-    /// Like [`Pending::wait_blocking`], but gives up after `limit`.
-    pub fn wait_blocking_at_most(mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        // A oneshot receiver has no blocking wait with a deadline; polling
-        // every millisecond is cheap for the one call per phase.
-        while matches!(self.0.try_recv(), Err(oneshot::error::TryRecvError::Empty))
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -602,10 +590,6 @@ impl MainLoop {
     }
 }
 
-/// The longest the performance phase's start mark holds LoadGen's issuer
-/// back for its scrapes.
-pub const START_MARK_WAIT: Duration = Duration::from_millis(250);
-
 /// Marks the measured window of a running [`Collector`] (see
 /// [`Collector::window_marker`]). Marks sent after the collector finished
 /// are ignored.
@@ -613,14 +597,15 @@ pub const START_MARK_WAIT: Duration = Duration::from_millis(250);
 /// As a [`RunObserver`] it marks the start when the performance phase
 /// starts (just before its first issue) and the end when it finishes
 /// (after its last completion); the accuracy phase is not a measured
-/// window. Off a tokio runtime (LoadGen on a plain `std::thread`) the
-/// start mark waits for its scrapes at most [`START_MARK_WAIT`] (the phase
-/// clock is running; a slow `/metrics` must not delay the first query) and
-/// the end mark waits for its scrapes, bounded by the scrape timeout, so
-/// they precede whatever comes next. On a thread with a runtime context (a
-/// runtime worker, but also `spawn_blocking`), where blocking may be
-/// forbidden, neither waits and the scrapes trail the marks by a few
-/// milliseconds.
+/// window. The start mark never waits for its scrapes: the phase clock is
+/// running, and telemetry must never delay the first query. Each backend's
+/// window starts when its start scrape lands (`start_scrape_ns` in
+/// server_summary.json, a few milliseconds after the first issue for a
+/// healthy endpoint); one that never answers has no start and its window
+/// says why. Off a tokio runtime (LoadGen on a plain `std::thread`) the end
+/// mark waits for its scrapes, bounded by the scrape timeout, so they
+/// precede whatever comes next (an accuracy phase's load); on a thread with
+/// a runtime context, where blocking may be forbidden, it does not wait.
 #[derive(Debug, Clone)]
 pub struct WindowMarker {
     tx: mpsc::UnboundedSender<Command>,
@@ -648,15 +633,10 @@ impl WindowMarker {
 impl RunObserver for WindowMarker {
     fn phase_started(&self, start: &PhaseStart) {
         if start.phase == Phase::Performance {
-            // The phase clock is already running: waiting for the start
-            // scrapes until the scrape timeout would let a `/metrics` that
-            // never answers hold the first query back by seconds (late
-            // queries, an INVALID run). A healthy endpoint answers well
-            // within START_MARK_WAIT, so its counters still precede the load.
-            let pending = self.mark_window_start();
-            if tokio::runtime::Handle::try_current().is_err() {
-                pending.wait_blocking_at_most(START_MARK_WAIT);
-            }
+            // Not waited for: the phase clock is already running, and a
+            // `/metrics` that never answers must not hold the first query
+            // back (late queries, an INVALID run).
+            drop(self.mark_window_start());
         }
     }
 

@@ -478,11 +478,11 @@ async fn the_window_marker_observes_the_performance_phase_only() {
     let collector = Collector::start_with_clock(config, tmp.path(), clock.clone(), None).unwrap();
     let marker = collector.window_marker();
     // LoadGen calls its observer from its own (non-runtime) thread, with
-    // the phase clock already running: the start mark waits for its scrape
-    // only START_MARK_WAIT (a `/metrics` that never answers must not delay
-    // the first query). A second start mark at the same instant, waited
-    // for, orders the text change after both start scrapes (a worker runs
-    // its jobs in order).
+    // the phase clock already running: the start mark does not wait for its
+    // scrape (a `/metrics` that never answers must not delay the first
+    // query). A second start mark at the same instant, waited for, orders
+    // the text change after both start scrapes (a worker runs its jobs in
+    // order).
     let state = Arc::clone(&backend.state);
     let clock_t = Arc::clone(&clock);
     std::thread::spawn(move || {

@@ -1593,6 +1593,57 @@ fn a_metrics_endpoint_that_never_answers_never_delays_the_issuer() {
     assert!(server["skipped_ticks"].as_u64().unwrap() > 0, "{server}");
 }
 
+#[test]
+fn the_first_query_never_waits_for_the_window_start_scrape() {
+    // Offline issues its one query the moment the performance phase starts,
+    // so its `issued_ns` (from the phase start) is the whole delay the
+    // window-start mark adds. Against a /metrics that accepts and never
+    // answers, a start mark that waited for its scrape held the query back
+    // by at least 250 ms (the old bounded wait) or the 2 s scrape timeout.
+    let scratch = Scratch::new();
+    let server = FakeServer::start(Fake::MetricsHang);
+    let args = tiny(&[
+        "--backend",
+        &server.url(),
+        "--model",
+        "m",
+        "--no-history",
+        "--enable-metrics-collection",
+    ]);
+    let ran = scratch.run(&args, &[], 60.0);
+    check(
+        "first query vs an unanswered /metrics",
+        &scratch,
+        &ran,
+        &Expect {
+            max_stderr_lines: 40,
+            ..expect(0, &[])
+        },
+    );
+    let dir = scratch.run_dirs("runs").pop().unwrap();
+    let records = std::fs::read_to_string(dir.join("records.jsonl")).unwrap();
+    let first_issue = records
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "query")
+        .map(|v| v["issued_ns"].as_u64().unwrap())
+        .min()
+        .unwrap();
+    assert!(
+        first_issue < 250_000_000,
+        "the first query waited {first_issue} ns for the start scrape"
+    );
+    // The window has no start for that backend, and says why.
+    let server_summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("server_summary.json")).unwrap()).unwrap();
+    let backend = &server_summary["backends"][0];
+    assert!(backend["start_scrape_ns"].is_null(), "{server_summary}");
+    assert!(
+        backend["error"].as_str().unwrap().contains("window start"),
+        "{server_summary}"
+    );
+}
+
 /// GET `path` from `addr` over plain HTTP/1.1; the whole answer.
 fn http_get(addr: &str, path: &str) -> String {
     use std::io::Write as _;
