@@ -407,6 +407,10 @@ struct SequencedObserver {
 }
 
 impl RunObserver for SequencedObserver {
+    fn phase_starting(&self, phase: Phase) {
+        self.inner.phase_starting(phase);
+    }
+
     fn phase_started(&self, start: &PhaseStart) {
         self.inner.phase_started(start);
     }

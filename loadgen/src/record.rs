@@ -161,7 +161,12 @@ pub struct PhaseEnd {
 /// Methods are called from LoadGen's threads and from whatever thread the SUT
 /// completes on; they must be quick (hand the work to a writer thread).
 pub trait RunObserver: Send + Sync {
-    /// A phase is about to issue its first query.
+    /// A phase is about to start; its clock is not running yet, so time
+    /// spent here delays the phase's start but no query against its
+    /// schedule (a telemetry scrape that must precede the load waits here).
+    /// Called before [`RunObserver::phase_started`].
+    fn phase_starting(&self, _phase: Phase) {}
+    /// A phase is about to issue its first query (its clock is running).
     fn phase_started(&self, _start: &PhaseStart) {}
     /// A query of `samples` samples was issued at `issued_ns`.
     fn query_issued(&self, _query: u64, _samples: usize, _issued_ns: u64) {}

@@ -16,7 +16,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 use std::time::{Duration, Instant};
 
@@ -181,6 +181,18 @@ impl Pending {
     /// task (use [`Pending::wait`]); meant for LoadGen's observer threads.
     pub fn wait_blocking(self) {
         let _ = self.0.blocking_recv();
+    }
+
+    /// Like [`Pending::wait_blocking`], but gives up after `limit`.
+    pub fn wait_blocking_at_most(mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        // A oneshot receiver has no blocking wait with a deadline; polling
+        // every millisecond is cheap for the one call per phase.
+        while matches!(self.0.try_recv(), Err(oneshot::error::TryRecvError::Empty))
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 
@@ -408,6 +420,7 @@ impl Collector {
         WindowMarker {
             tx: self.tx.clone(),
             clock: Arc::clone(&self.clock),
+            started_early: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -590,26 +603,37 @@ impl MainLoop {
     }
 }
 
+/// The longest the start mark waits for its scrapes before the
+/// performance phase's clock starts (a healthy `/metrics` answers in
+/// milliseconds; one that never answers costs the run this much, once per
+/// phase, and no query).
+pub const START_MARK_WAIT: Duration = Duration::from_millis(250);
+
 /// Marks the measured window of a running [`Collector`] (see
 /// [`Collector::window_marker`]). Marks sent after the collector finished
 /// are ignored.
 ///
-/// As a [`RunObserver`] it marks the start when the performance phase
-/// starts (just before its first issue) and the end when it finishes
-/// (after its last completion); the accuracy phase is not a measured
-/// window. The start mark never waits for its scrapes: the phase clock is
-/// running, and telemetry must never delay the first query. Each backend's
-/// window starts when its start scrape lands (`start_scrape_ns` in
-/// server_summary.json, a few milliseconds after the first issue for a
-/// healthy endpoint); one that never answers has no start and its window
-/// says why. Off a tokio runtime (LoadGen on a plain `std::thread`) the end
-/// mark waits for its scrapes, bounded by the scrape timeout, so they
-/// precede whatever comes next (an accuracy phase's load); on a thread with
-/// a runtime context, where blocking may be forbidden, it does not wait.
+/// As a [`RunObserver`] it marks the start when the performance phase is
+/// about to start and the end when it finishes (after its last
+/// completion); the accuracy phase is not a measured window. The start
+/// mark is taken before the phase's clock starts
+/// ([`RunObserver::phase_starting`]) and waits for its scrapes at most
+/// [`START_MARK_WAIT`] there: the backends' counters then precede the load,
+/// and no query is held back against its schedule. A driver without that
+/// hook gets the mark when the phase has started, never waited for (the
+/// clock is running: telemetry must not delay the first query). Either
+/// way each backend's window starts when its start scrape lands
+/// (`start_scrape_ns` in server_summary.json); one that never answers has
+/// no start and its window says why. Off a tokio runtime (LoadGen on a
+/// plain `std::thread`) the end mark waits for its scrapes, bounded by the
+/// scrape timeout, so they precede whatever comes next; on a thread with a
+/// runtime context, where blocking may be forbidden, no mark waits.
 #[derive(Debug, Clone)]
 pub struct WindowMarker {
     tx: mpsc::UnboundedSender<Command>,
     clock: Arc<dyn Clock>,
+    /// The start was marked by `phase_starting` for the phase now starting.
+    started_early: Arc<AtomicBool>,
 }
 
 impl WindowMarker {
@@ -631,8 +655,18 @@ impl WindowMarker {
 }
 
 impl RunObserver for WindowMarker {
+    fn phase_starting(&self, phase: Phase) {
+        if phase == Phase::Performance {
+            self.started_early.store(true, Ordering::Relaxed);
+            let pending = self.mark_window_start();
+            if tokio::runtime::Handle::try_current().is_err() {
+                pending.wait_blocking_at_most(START_MARK_WAIT);
+            }
+        }
+    }
+
     fn phase_started(&self, start: &PhaseStart) {
-        if start.phase == Phase::Performance {
+        if start.phase == Phase::Performance && !self.started_early.swap(false, Ordering::Relaxed) {
             // Not waited for: the phase clock is already running, and a
             // `/metrics` that never answers must not hold the first query
             // back (late queries, an INVALID run).

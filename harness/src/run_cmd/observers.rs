@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use loadgen::{PhaseEnd, PhaseStart, QueryRecord, RunObserver};
+use loadgen::{Phase, PhaseEnd, PhaseStart, QueryRecord, RunObserver};
 
 /// Fans one observer call out to several.
 #[derive(Default)]
@@ -29,6 +29,9 @@ impl Observers {
 }
 
 impl RunObserver for Observers {
+    fn phase_starting(&self, phase: Phase) {
+        self.0.iter().for_each(|o| o.phase_starting(phase));
+    }
     fn phase_started(&self, start: &PhaseStart) {
         self.0.iter().for_each(|o| o.phase_started(start));
     }

@@ -1596,10 +1596,10 @@ fn a_metrics_endpoint_that_never_answers_never_delays_the_issuer() {
 #[test]
 fn the_first_query_never_waits_for_the_window_start_scrape() {
     // Offline issues its one query the moment the performance phase starts,
-    // so its `issued_ns` (from the phase start) is the whole delay the
-    // window-start mark adds. Against a /metrics that accepts and never
-    // answers, a start mark that waited for its scrape held the query back
-    // by at least 250 ms (the old bounded wait) or the 2 s scrape timeout.
+    // so its `issued_ns` (from the phase clock's start) is the whole delay
+    // the window-start mark adds. Against a /metrics that accepts and never
+    // answers, a start mark that waited for its scrape on the running clock
+    // held the query back by 250 ms (its bounded wait) or more.
     let scratch = Scratch::new();
     let server = FakeServer::start(Fake::MetricsHang);
     let args = tiny(&[

@@ -126,6 +126,9 @@ pub fn run_phase(request: &PhaseRequest<'_>) -> PhaseMeasurements {
     ];
     batch.clear();
 
+    if let Some(observer) = &options.observer {
+        observer.phase_starting(request.phase);
+    }
     let _slack = TimerSlackGuard::tighten();
     let state = Arc::new(PhaseState::new(
         Arc::clone(&plan),
