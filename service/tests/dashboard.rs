@@ -383,3 +383,113 @@ async fn user_data_is_escaped_on_every_page() {
         );
     }
 }
+
+/// Records a synthetic run directory under `id`.
+fn synthetic(tmp: &std::path::Path, db: &Database, id: &str, run: &SyntheticRun) {
+    let dir = tmp.join(id);
+    std::fs::create_dir(&dir).unwrap();
+    write_run(&dir, run).unwrap();
+    let mut entry = common::run(id, "2026-11-27T10:00:00+00:00", id, "Server", 10.0, 50.0);
+    entry.run_dir = dir.display().to_string();
+    History::open(db).unwrap().record(&entry).unwrap();
+}
+
+use reports::compare::{Allow, RunSamples, compare_checked};
+use reports::synthetic::{SyntheticRun, write_run};
+
+#[tokio::test]
+async fn compare_page_shows_harness_compares_figures_and_refusals() {
+    let (tmp, db, s) = fixture_server(DashboardAccess::Public).await;
+    let base = SyntheticRun {
+        samples: 100,
+        ..SyntheticRun::default()
+    };
+    synthetic(tmp.path(), &db, "base", &base);
+    synthetic(
+        tmp.path(),
+        &db,
+        "cand",
+        &SyntheticRun {
+            seed: 2,
+            ..base.clone()
+        },
+    );
+    synthetic(
+        tmp.path(),
+        &db,
+        "other-qps",
+        &SyntheticRun {
+            qps: 50.0,
+            ..base.clone()
+        },
+    );
+    synthetic(
+        tmp.path(),
+        &db,
+        "failing",
+        &SyntheticRun {
+            fail_every: 10,
+            ..base.clone()
+        },
+    );
+
+    let (status, html) = page(&s, "", "/compare").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("name=\"baseline\""));
+    let (status, html) = page(&s, "", "/compare?baseline=base&candidate=cand").await;
+    assert_eq!(status, 200, "{html}");
+    // The same comparison harness compare computes from the directories.
+    let runs: Vec<RunSamples> = ["base", "cand"]
+        .iter()
+        .map(|id| RunSamples::load(&tmp.path().join(id)).unwrap())
+        .collect();
+    let (expected, _) = compare_checked(&runs, &["base", "cand"], &[], Allow::default()).unwrap();
+    assert!(!expected.rows.is_empty());
+    for row in &expected.rows {
+        let at = html
+            .find(&format!("data-metric=\"{}\"", row.metric))
+            .unwrap_or_else(|| panic!("{} missing", row.metric));
+        let part = &html[at..at + html[at..].find("</tr>").unwrap()];
+        let shown = values_between(part, "data-metric", "</tr>");
+        let values: Vec<f64> = row.values.iter().flatten().copied().collect();
+        assert_eq!(shown, values, "{}", row.metric);
+        if let Some(Some(d)) = row.diffs.first() {
+            assert!(
+                part.contains(&format!("data-diff=\"{}\"", d.diff)),
+                "{}",
+                row.metric
+            );
+            assert!(part.contains(&format!("{:+.3} [{:+.3}, {:+.3}]", d.diff, d.lo, d.hi)));
+        }
+    }
+    // Different workloads and failed runs are refused, as on the command
+    // line, unless allowed.
+    let (status, html) = page(&s, "", "/compare?baseline=base&candidate=other-qps").await;
+    assert_eq!(status, 422);
+    assert!(html.contains("different workloads"), "{html}");
+    assert!(html.contains("target_qps"), "{html}");
+    let (status, _) = page(
+        &s,
+        "",
+        "/compare?baseline=base&candidate=other-qps&allow_mismatch=true",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, html) = page(&s, "", "/compare?baseline=base&candidate=failing").await;
+    assert_eq!(status, 422);
+    assert!(html.contains("cannot be trusted"), "{html}");
+    // Unknown runs and runs without their directory: 404 naming which.
+    let (status, html) = page(&s, "", "/compare?baseline=base&candidate=nope").await;
+    assert_eq!(status, 404);
+    assert!(html.contains("candidate: no such run"), "{html}");
+    let (status, html) = page(&s, "", "/compare?baseline=vllm-0&candidate=base").await;
+    assert_eq!(status, 404);
+    assert!(html.contains("baseline: the run directory of vllm-0 is not on this server"));
+    let (status, _) = page(
+        &s,
+        "",
+        "/compare?baseline=base&candidate=cand&allow_mismatch=yes",
+    )
+    .await;
+    assert_eq!(status, 400);
+}

@@ -26,14 +26,19 @@ use crate::rankings::{self, ALIASES, Entry};
 /// Parses a page's query with the API's rules, leaving out the empty
 /// fields a GET form sends for inputs left blank.
 pub(crate) fn params(raw: Option<&str>, extra: &[&str]) -> Result<Params, ApiError> {
+    let mut allowed = FILTERS.to_vec();
+    allowed.extend_from_slice(extra);
+    params_only(raw, &allowed)
+}
+
+/// As [`params`], accepting only `allowed` (no filters).
+pub(crate) fn params_only(raw: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError> {
     let kept: Vec<&str> = raw
         .unwrap_or("")
         .split('&')
         .filter(|pair| pair.split_once('=').is_some_and(|(_, v)| !v.is_empty()))
         .collect();
-    let mut allowed = FILTERS.to_vec();
-    allowed.extend_from_slice(extra);
-    Params::parse(Some(&kept.join("&")), &allowed)
+    Params::parse(Some(&kept.join("&")), allowed)
 }
 
 /// The unit of a recorded figure and which way is better, as words.
