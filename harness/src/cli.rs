@@ -155,8 +155,11 @@ pub struct FindPeakArgs {
 pub struct HistoryArgs {
     /// The history database: an SQLite file, or a PostgreSQL server's
     /// `postgres://user:password@host:port/dbname` URL.
-    #[arg(long, value_name = "FILE|URL", default_value_t = crate::shared::default_db(Path::new(crate::shared::DEFAULT_OUTPUT_DIR)))]
+    #[arg(long, global = true, value_name = "FILE|URL", default_value_t = crate::shared::default_db(Path::new(crate::shared::DEFAULT_OUTPUT_DIR)))]
     pub db: history::Database,
+    /// Import run directories or prune old runs (without one: list runs).
+    #[command(subcommand)]
+    pub action: Option<HistoryAction>,
     /// Only runs of this LoadGen model key.
     #[arg(long)]
     pub model: Option<String>,
@@ -172,6 +175,41 @@ pub struct HistoryArgs {
     /// With --metric: also draw the trend to this PNG file.
     #[arg(long, value_name = "FILE.png", requires = "metric")]
     pub chart: Option<PathBuf>,
+}
+
+/// `harness history import|prune`.
+#[derive(Debug, Subcommand)]
+pub enum HistoryAction {
+    /// Record existing run directories without re-running them (also ones
+    /// written before the database existed); already recorded runs are
+    /// skipped, directories that are not finished runs refused.
+    Import(HistoryImportArgs),
+    /// Remove old runs from the history database (its rows only: run
+    /// directories stay on disk).
+    Prune(HistoryPruneArgs),
+}
+
+/// `harness history import`.
+#[derive(Debug, Args)]
+pub struct HistoryImportArgs {
+    /// Run directories (each holding run.json and records.jsonl).
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+}
+
+/// `harness history prune`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["older_than", "keep"])))]
+pub struct HistoryPruneArgs {
+    /// Remove runs started longer ago than this (`30d`, `12h`, `2weeks`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
+    /// Keep only the newest N runs.
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+    /// Say what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `harness serve`.

@@ -2,14 +2,15 @@
 //! lists them or follows one metric over time.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use history::{Database, Filter, History, RunEntry};
 
-use crate::cli::HistoryArgs;
+use crate::cli::{HistoryAction, HistoryArgs, HistoryPruneArgs};
 use crate::outcome::Outcome;
-/// Records a finished run with its figures (summary.json `figures`).
+/// Records a finished run with its figures (summary.json `figures`):
+/// `service::record::record`, the function uploads and imports use too.
 pub fn record(
     db: &Database,
     dir: &Path,
@@ -17,56 +18,8 @@ pub fn record(
     figures: &std::collections::BTreeMap<String, f64>,
 ) -> anyhow::Result<()> {
     let mut history = History::open(db)?;
-    let status = serde_json::to_value(manifest.status)?
-        .as_str()
-        .unwrap_or("unknown")
-        .to_owned();
-    history.record(&RunEntry {
-        run_id: manifest.run_id.clone(),
-        run_dir: dir.display().to_string(),
-        started_at: manifest.started_at.clone(),
-        model: manifest.model.clone(),
-        scenario: manifest.scenario.clone(),
-        mode: manifest.mode.clone(),
-        backends: manifest.backends.clone(),
-        dataset: manifest.dataset.clone(),
-        labels: manifest.labels.clone().into_iter().collect(),
-        status,
-        valid: manifest.verdict.as_ref().map(|v| v.valid),
-        reasons: manifest
-            .verdict
-            .as_ref()
-            .map(|v| v.reasons.clone())
-            .unwrap_or_default(),
-        harness_version: manifest.harness_version.clone(),
-        loadgen: manifest.loadgen.to_string(),
-        metrics: figures.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-    })?;
-    let metrics = dir.join(rundir::METRICS_FILE);
-    if metrics.is_file() {
-        let points = metric_series(&rundir::metrics::read_metrics(&metrics)?);
-        history.record_series(&manifest.run_id, &points)?;
-    }
+    service::record::record(&mut history, dir, manifest, figures)?;
     Ok(())
-}
-
-/// The readings of metrics.jsonl the history keeps: the normalized ones
-/// (server, GPU, host, process); series as scraped stay in the run
-/// directory.
-fn metric_series(samples: &[rundir::MetricsSample]) -> Vec<history::SeriesPoint> {
-    samples
-        .iter()
-        .filter(|s| s.source != rundir::metrics::MetricSource::ServerRaw)
-        .flat_map(|s| {
-            s.values.iter().map(|(name, value)| history::SeriesPoint {
-                t_ns: s.t_ns,
-                source: s.source.as_str().to_owned(),
-                instance: s.instance.clone(),
-                name: name.clone(),
-                value: *value,
-            })
-        })
-        .collect()
 }
 
 /// An empty trend: fine for a metric runs record (none recorded it yet
@@ -102,8 +55,120 @@ fn check_metric_name(history: &History, metric: &str) -> anyhow::Result<()> {
 
 /// `harness history`.
 pub fn main(args: &HistoryArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    run(args, out)?;
+    match &args.action {
+        None => run(args, out)?,
+        Some(HistoryAction::Import(import_args)) => {
+            return import(&args.db, &import_args.dirs, out);
+        }
+        Some(HistoryAction::Prune(prune_args)) => prune(&args.db, prune_args, out)?,
+    }
     Ok(Outcome::Success)
+}
+
+/// `harness history import`: records each finished run directory not yet
+/// recorded; fails (exit 1) when any directory was refused, after trying
+/// them all.
+fn import(db: &Database, dirs: &[PathBuf], out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let mut history = History::open(db)?;
+    let (mut imported, mut skipped, mut refused) = (0usize, 0usize, 0usize);
+    for dir in dirs {
+        let run = match service::record::read_finished(dir) {
+            Ok(run) => run,
+            Err(e) => {
+                refused += 1;
+                writeln!(out, "refused  {e}")?;
+                continue;
+            }
+        };
+        let id = &run.manifest.run_id;
+        if history.contains(id)? {
+            skipped += 1;
+            writeln!(
+                out,
+                "skipped  {}: run {id} is already recorded",
+                dir.display()
+            )?;
+            continue;
+        }
+        // An absolute path: `harness serve` finds the files wherever it
+        // runs from.
+        let stored = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        service::record::record(&mut history, &stored, &run.manifest, &run.figures)
+            .with_context(|| format!("recording {}", dir.display()))?;
+        imported += 1;
+        writeln!(out, "imported {} as run {id}", dir.display())?;
+    }
+    writeln!(
+        out,
+        "{imported} imported, {skipped} skipped (already recorded), {refused} refused"
+    )?;
+    Ok(Outcome::success_if(refused == 0, Outcome::Failed))
+}
+
+/// `harness history prune`: removes history rows (never run directories),
+/// saying which.
+fn prune(db: &Database, args: &HistoryPruneArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    if let Database::Sqlite(path) = db
+        && !path.is_file()
+    {
+        anyhow::bail!("{}: no history database", path.display());
+    }
+    let mut history = History::open(db)?;
+    let runs = history.list(&Filter::default())?;
+    let doomed = prune_selection(&runs, args, chrono::Utc::now())?;
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for run in &doomed {
+        if !args.dry_run {
+            history.delete(&run.run_id)?;
+        }
+        writeln!(out, "{verb} {} (started {})", run.run_id, run.started_at)?;
+    }
+    writeln!(
+        out,
+        "{verb} {} of {} runs from {} (run directories are not touched)",
+        doomed.len(),
+        runs.len(),
+        db
+    )?;
+    Ok(())
+}
+
+/// The runs a prune removes: started before `now - older_than`, or all but
+/// the newest `keep` (by start instant, whatever offset each was recorded
+/// in). A run whose start time does not parse is never removed by age.
+fn prune_selection<'a>(
+    runs: &'a [RunEntry],
+    args: &HistoryPruneArgs,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Vec<&'a RunEntry>> {
+    let started = |r: &RunEntry| chrono::DateTime::parse_from_rfc3339(&r.started_at).ok();
+    if let Some(age) = args.older_than {
+        let age = chrono::Duration::from_std(age).context("--older-than is too long")?;
+        let cutoff = now - age;
+        return Ok(runs
+            .iter()
+            .filter(|r| started(r).is_some_and(|t| t < cutoff))
+            .collect());
+    }
+    let keep = args.keep.unwrap_or(usize::MAX);
+    let mut newest_first: Vec<&RunEntry> = runs.iter().collect();
+    // Unparseable start times sort as the newest: kept, not guessed at.
+    newest_first.sort_by(|a, b| {
+        started(b)
+            .map(|t| t.to_utc())
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+            .cmp(
+                &started(a)
+                    .map(|t| t.to_utc())
+                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC),
+            )
+            .then_with(|| b.run_id.cmp(&a.run_id))
+    });
+    Ok(newest_first.into_iter().skip(keep).collect())
 }
 
 fn run(args: &HistoryArgs, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -203,4 +268,73 @@ fn run(args: &HistoryArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, started_at: &str) -> RunEntry {
+        RunEntry {
+            run_id: id.into(),
+            run_dir: id.into(),
+            started_at: started_at.into(),
+            model: "m".into(),
+            scenario: "Server".into(),
+            mode: "PerformanceOnly".into(),
+            backends: vec![],
+            dataset: None,
+            labels: vec![],
+            status: "complete".into(),
+            valid: Some(true),
+            reasons: vec![],
+            harness_version: String::new(),
+            loadgen: String::new(),
+            metrics: vec![],
+        }
+    }
+
+    fn ids(runs: &[&RunEntry]) -> Vec<String> {
+        runs.iter().map(|r| r.run_id.clone()).collect()
+    }
+
+    #[test]
+    fn prune_compares_start_instants_not_text() {
+        // b (09:30 at -02:00, i.e. 11:30 UTC) is newer than c (11:00 UTC)
+        // although its text sorts first.
+        let runs = [
+            entry("a", "2026-11-01T10:00:00+00:00"),
+            entry("b", "2026-11-20T09:30:00-02:00"),
+            entry("c", "2026-11-20T11:00:00Z"),
+            entry("bad", "yesterday"),
+        ];
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-20T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        let by_age = |s: &str| HistoryPruneArgs {
+            older_than: Some(humantime::parse_duration(s).unwrap()),
+            keep: None,
+            dry_run: false,
+        };
+        assert_eq!(
+            ids(&prune_selection(&runs, &by_age("10d"), now).unwrap()),
+            ["a"]
+        );
+        // 45 minutes: c (1 h old) goes, b (30 min old) stays.
+        assert_eq!(
+            ids(&prune_selection(&runs, &by_age("45m"), now).unwrap()),
+            ["a", "c"]
+        );
+        let keep = |n| HistoryPruneArgs {
+            older_than: None,
+            keep: Some(n),
+            dry_run: false,
+        };
+        // The unparseable one counts as newest and is kept.
+        assert_eq!(
+            ids(&prune_selection(&runs, &keep(2), now).unwrap()),
+            ["c", "a"]
+        );
+        assert!(prune_selection(&runs, &keep(4), now).unwrap().is_empty());
+    }
 }

@@ -84,3 +84,149 @@ fn serve_refuses_to_start_without_a_key_or_with_a_weak_one() {
     );
     assert!(!stderr.contains("tooshortsecret"), "{stderr}");
 }
+
+fn harness(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .env_remove("HARNESS_API_KEYS")
+        .output()
+        .unwrap()
+}
+
+/// Writes a synthetic run directory `parent/name`.
+fn synthetic(parent: &std::path::Path, name: &str, qps: f64, seed: u64, finished: bool) -> String {
+    let dir = parent.join(name);
+    std::fs::create_dir(&dir).unwrap();
+    let run = reports::synthetic::SyntheticRun {
+        samples: 300,
+        qps,
+        seed,
+        finished,
+        ..Default::default()
+    };
+    reports::synthetic::write_run(&dir, &run).unwrap();
+    dir.to_str().unwrap().to_owned()
+}
+
+/// Starts `harness serve` over `db`; returns the child and its address.
+fn serve(db: &std::path::Path, keys: &str) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .env("HARNESS_API_KEYS", keys)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().rsplit_once("http://").unwrap().1.to_owned();
+    (child, addr)
+}
+
+#[test]
+fn imported_runs_compare_over_the_api_exactly_as_the_cli_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("h.sqlite");
+    let db_arg = db.to_str().unwrap();
+    let a = synthetic(tmp.path(), "run-a", 100.0, 1, true);
+    let b = synthetic(tmp.path(), "run-b", 100.0, 2, true);
+    let c = synthetic(tmp.path(), "run-c", 50.0, 3, true);
+    let crashed = synthetic(tmp.path(), "run-crashed", 100.0, 4, false);
+
+    // A directory that is not a finished run is refused with the reason;
+    // the others are recorded; the exit code says something was refused.
+    let out = harness(&["history", "--db", db_arg, "import", &a, &b, &c, &crashed]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("3 imported, 0 skipped (already recorded), 1 refused"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("run-crashed: not a finished run: run.json says \"running\""),
+        "{stdout}"
+    );
+    // Idempotent: importing again skips, and says so.
+    let out = harness(&["history", "import", &a, "--db", db_arg]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("run run-a is already recorded"), "{stdout}");
+    assert!(stdout.contains("0 imported, 1 skipped"), "{stdout}");
+
+    let cli = harness(&["compare", &a, &b, "--format", "json"]);
+    assert_eq!(cli.status.code(), Some(0));
+    let cli_mismatch = harness(&["compare", &a, &c, "--format", "json", "--allow-mismatch"]);
+    assert_eq!(cli_mismatch.status.code(), Some(0));
+
+    let (mut child, addr) = serve(&db, &format!("read:{KEY}"));
+    let same = get(
+        &addr,
+        "/api/v1/compare?baseline=run-a&candidate=run-b",
+        Some(KEY),
+    );
+    let refused = get(
+        &addr,
+        "/api/v1/compare?baseline=run-a&candidate=run-c",
+        Some(KEY),
+    );
+    let allowed = get(
+        &addr,
+        "/api/v1/compare?baseline=run-a&candidate=run-c&allow_mismatch=true",
+        Some(KEY),
+    );
+    let unknown = get(
+        &addr,
+        "/api/v1/compare?baseline=run-a&candidate=nope",
+        Some(KEY),
+    );
+    let injected = get(
+        &addr,
+        "/api/v1/compare?baseline=run-a%27%20OR%20%271%27=%271&candidate=run-b",
+        Some(KEY),
+    );
+    let missing = get(&addr, "/api/v1/compare?baseline=run-a", Some(KEY));
+    let bad_flag = get(
+        &addr,
+        "/api/v1/compare?baseline=run-a&candidate=run-b&allow_mismatch=yes",
+        Some(KEY),
+    );
+    let no_key = get(
+        &addr,
+        "/api/v1/compare?baseline=run-a&candidate=run-b",
+        None,
+    );
+    let still = get(&addr, "/health", None);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    assert_eq!(same.0, 200, "{}", same.1);
+    assert_eq!(
+        same.1.as_bytes(),
+        cli.stdout.as_slice(),
+        "API and CLI differ"
+    );
+    assert_eq!(refused.0, 422, "{}", refused.1);
+    assert!(refused.1.contains("allow_mismatch=true"), "{}", refused.1);
+    assert!(
+        refused.1.contains("target_qps (run-a: 100, run-c: 50)"),
+        "{}",
+        refused.1
+    );
+    assert_eq!(allowed.0, 200, "{}", allowed.1);
+    assert_eq!(allowed.1.as_bytes(), cli_mismatch.stdout.as_slice());
+    assert_eq!(unknown.0, 404, "{}", unknown.1);
+    assert!(
+        unknown.1.contains("candidate: no such run"),
+        "{}",
+        unknown.1
+    );
+    assert_eq!(injected.0, 404, "{}", injected.1);
+    assert_eq!(missing.0, 400, "{}", missing.1);
+    assert!(missing.1.contains("parameter candidate"), "{}", missing.1);
+    assert_eq!(bad_flag.0, 400, "{}", bad_flag.1);
+    assert_eq!(no_key.0, 401);
+    assert_eq!(still.0, 200);
+}

@@ -63,6 +63,15 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, message)
     }
 
+    /// The same error, its message prefixed with what it concerns
+    /// (`baseline: no such run`).
+    fn prefixed(mut self, what: &str) -> ApiError {
+        if let Some(Value::String(text)) = self.body.get_mut("error") {
+            *text = format!("{what}: {text}");
+        }
+        self
+    }
+
     /// A server-side failure: logged in full (errors name the database with
     /// its password redacted), answered without detail.
     pub(crate) fn internal(e: &dyn std::fmt::Display) -> ApiError {
@@ -100,6 +109,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/api/v1/runs/{id}", get(run).delete(delete_run))
         .route("/api/v1/runs/{id}/files/{name}", get(run_file))
         .route("/api/v1/trends/{metric}", get(trends))
+        .route("/api/v1/compare", get(compare))
         .fallback(api_not_found)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -570,4 +580,96 @@ async fn trends(
         StatusCode::OK,
         &json!({ "data": data, "figure": rankings::resolve(&metric) }),
     ))
+}
+
+/// A boolean parameter: `true` or `false` (absent: false).
+fn flag(params: &Params, name: &str) -> Result<bool, ApiError> {
+    match params.0.get(name).map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::bad(format!(
+            "parameter {name} must be true or false"
+        ))),
+    }
+}
+
+/// The run directory of a recorded run, when this server has it.
+async fn run_dir_of(
+    state: &Arc<State>,
+    which: &str,
+    id: Option<String>,
+) -> Result<PathBuf, ApiError> {
+    let id =
+        id.ok_or_else(|| ApiError::bad(format!("parameter {which} (a run id) is required")))?;
+    let run = find_run(state, id).await.map_err(|e| e.prefixed(which))?;
+    let dir = PathBuf::from(&run.run_dir);
+    if !dir.join(rundir::RECORDS_FILE).is_file() {
+        return Err(ApiError::not_found(format!(
+            "{which}: the run directory of {} is not on this server (recorded elsewhere, or \
+             removed)",
+            run.run_id
+        )));
+    }
+    Ok(dir)
+}
+
+/// `GET /api/v1/compare?baseline=ID&candidate=ID`: `harness compare
+/// BASELINE CANDIDATE --format json`, the same bytes; refused runs are a
+/// 422 with the reasons.
+async fn compare(AxState(state): AxState<Arc<State>>, RawQuery(query): RawQuery) -> ApiResult {
+    let params = Params::parse(
+        query.as_deref(),
+        &[
+            "baseline",
+            "candidate",
+            "allow_mismatch",
+            "allow_failed_runs",
+        ],
+    )?;
+    let allow = reports::compare::Allow {
+        mismatch: flag(&params, "allow_mismatch")?,
+        unsound: flag(&params, "allow_failed_runs")?,
+    };
+    let baseline = run_dir_of(&state, "baseline", params.get("baseline")).await?;
+    let candidate = run_dir_of(&state, "candidate", params.get("candidate")).await?;
+    // Bootstrap intervals cost CPU: a bounded number at a time.
+    let _permit = state.heavy().await?;
+    tokio::task::spawn_blocking(move || compare_dirs(&[baseline, candidate], allow))
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+}
+
+/// The comparison of run directories as `harness compare --format json`
+/// writes it.
+fn compare_dirs(dirs: &[PathBuf], allow: reports::compare::Allow) -> ApiResult {
+    use reports::compare::{self, RunSamples};
+    let runs = dirs
+        .iter()
+        .map(|d| RunSamples::load(d))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, text)
+        })?;
+    let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+    match compare::compare_checked(&runs, &names, &[], allow) {
+        Ok((comparison, _)) => {
+            let mut body = Vec::new();
+            compare::write_json(&comparison, &mut body).map_err(|e| ApiError::internal(&e))?;
+            Ok(bytes_response(StatusCode::OK, body))
+        }
+        Err(refusal) => Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: json!({
+                "error": refusal.message("compare", "allow_failed_runs=true", "allow_mismatch=true"),
+                "unsound": refusal.unsound,
+                "mismatched": refusal.mismatched,
+            }),
+        }),
+    }
 }

@@ -18,6 +18,7 @@ pub mod auth;
 mod cache;
 mod dashboard;
 pub mod rankings;
+pub mod record;
 
 pub use auth::{KeyError, KeySet, Scope};
 pub use dashboard::DashboardAccess;
@@ -54,9 +55,22 @@ pub(crate) struct State {
     keys: KeySet,
     cache: cache::Cache,
     dashboard: DashboardAccess,
+    /// Permits for CPU- or disk-heavy requests (compare, upload).
+    heavy: tokio::sync::Semaphore,
 }
 
+/// CPU- or disk-heavy requests (compare, upload) served at once; more wait.
+const HEAVY_AT_ONCE: usize = 2;
+
 impl State {
+    /// Waits for a permit to run a heavy request.
+    pub(crate) async fn heavy(&self) -> Result<tokio::sync::SemaphorePermit<'_>, api::ApiError> {
+        self.heavy
+            .acquire()
+            .await
+            .map_err(|e| api::ApiError::internal(&e))
+    }
+
     /// Runs `f` on the history off the async threads.
     pub(crate) async fn db<T: Send + 'static>(
         self: &Arc<State>,
@@ -98,6 +112,7 @@ impl Service {
             keys: config.keys,
             cache: cache::Cache::default(),
             dashboard: config.dashboard,
+            heavy: tokio::sync::Semaphore::new(HEAVY_AT_ONCE),
         });
         if matches!(config.db, Database::Postgres(_)) {
             // Listening starts before `open` returns, so no run recorded
