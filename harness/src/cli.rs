@@ -231,6 +231,10 @@ pub struct ServeArgs {
     /// separated by commas or newlines), used when set.
     #[arg(long, value_name = "VAR", default_value = "HARNESS_API_KEYS")]
     pub api_keys_env: String,
+    /// Where runs uploaded through `POST /api/v1/runs` (`harness push`) are
+    /// stored, one directory each (created when missing).
+    #[arg(long, value_name = "DIR", default_value = crate::shared::DEFAULT_OUTPUT_DIR)]
+    pub runs_dir: PathBuf,
     /// Serve the web dashboard at / without login (a trusted network or a
     /// kiosk); by default it asks for one of the API keys once and keeps a
     /// session cookie. The /api routes need a key either way.

@@ -50,6 +50,11 @@ pub fn main(args: &ServeArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         } else {
             service::DashboardAccess::Login
         },
+        uploads: Some(service::Uploads {
+            runs_dir: std::path::absolute(&args.runs_dir)
+                .with_context(|| format!("--runs-dir {}", args.runs_dir.display()))?,
+            limits: service::UploadLimits::default(),
+        }),
     };
     let service = Service::open(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

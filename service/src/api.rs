@@ -105,7 +105,12 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/api/v1/benchmarks/rankings", get(rankings_all))
         .route("/api/v1/benchmarks/rankings/{metric}", get(rankings_one))
         .route("/api/v1/metrics", get(metrics))
-        .route("/api/v1/runs", get(runs))
+        .route(
+            "/api/v1/runs",
+            get(runs)
+                .post(upload_run)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/api/v1/runs/{id}", get(run).delete(delete_run))
         .route("/api/v1/runs/{id}/files/{name}", get(run_file))
         .route("/api/v1/trends/{metric}", get(trends))
@@ -672,4 +677,100 @@ fn compare_dirs(dirs: &[PathBuf], allow: reports::compare::Allow) -> ApiResult {
             }),
         }),
     }
+}
+
+/// `POST /api/v1/runs`: a run directory as a tar.gz body (an upload key).
+/// 201 with the run's id and URL; 400 for an archive or run that is not
+/// acceptable, 409 for a run already recorded, 413 past a size limit.
+async fn upload_run(AxState(state): AxState<Arc<State>>, body: axum::body::Body) -> ApiResult {
+    use futures_util::StreamExt as _;
+    let Some(uploads) = state.uploads.clone() else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "this server takes no uploads",
+        ));
+    };
+    // One permit before reading: at most that many bodies in memory.
+    let _permit = state.heavy().await?;
+    let limit = uploads.limits.compressed_bytes;
+    let mut archive = Vec::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ApiError::bad("the request body ended early"))?;
+        if (archive.len() + chunk.len()) as u64 > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the archive is larger than {limit} bytes"),
+            ));
+        }
+        archive.extend_from_slice(&chunk);
+    }
+    let worker = Arc::clone(&state);
+    let id = tokio::task::spawn_blocking(move || store_upload(&worker, &uploads, &archive))
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
+    state.cache.invalidate();
+    let url = format!("/api/v1/runs/{}", encode(&id));
+    let mut response = json_response(StatusCode::CREATED, &json!({ "run_id": id, "url": url }));
+    if let Ok(location) = HeaderValue::from_str(&url) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// Unpacks, checks, moves into place and records an upload; returns the
+/// run id. Nothing stays behind on failure (the staging directory is
+/// removed when dropped).
+fn store_upload(
+    state: &State,
+    uploads: &crate::Uploads,
+    archive: &[u8],
+) -> Result<String, ApiError> {
+    use crate::upload::{self, UploadError};
+    let upload_error = |e: UploadError| match e {
+        UploadError::TooLarge(m) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, m),
+        UploadError::Invalid(m) => ApiError::bad(m),
+        UploadError::Internal(m) => ApiError::internal(&m),
+    };
+    std::fs::create_dir_all(&uploads.runs_dir).map_err(|e| ApiError::internal(&e))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".upload-")
+        .tempdir_in(&uploads.runs_dir)
+        .map_err(|e| ApiError::internal(&e))?;
+    upload::unpack(archive, staging.path(), uploads.limits).map_err(upload_error)?;
+    let root = upload::run_root(staging.path()).map_err(upload_error)?;
+    let run = crate::record::read_finished(&root).map_err(|e| match e {
+        crate::record::RecordError::NotFinished { reason, .. } => {
+            // The staging path means nothing to the client.
+            let reason = reason.replace(&format!("{}/", root.display()), "");
+            ApiError::bad(format!("not a finished run: {reason}"))
+        }
+        other => ApiError::bad(other.to_string()),
+    })?;
+    let id = run.manifest.run_id.clone();
+    let target = uploads.runs_dir.join(&id);
+    // The history's lock makes check, move and record one step: of two
+    // uploads of one run, exactly one is stored.
+    let mut history = state
+        .history
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let conflict = |what: String| ApiError::new(StatusCode::CONFLICT, what);
+    if history.contains(&id).map_err(|e| ApiError::internal(&e))? {
+        return Err(conflict(format!("run {id} is already recorded")));
+    }
+    if target.exists() {
+        return Err(conflict(format!(
+            "a run directory named {id} already exists on the server"
+        )));
+    }
+    std::fs::rename(&root, &target).map_err(|e| ApiError::internal(&e))?;
+    if let Err(e) = crate::record::record(&mut history, &target, &run.manifest, &run.figures) {
+        // Not recorded: the directory goes too (nothing half-stored); a
+        // row recorded before the failure is removed.
+        let _ = history.delete(&id);
+        let _ = std::fs::remove_dir_all(&target);
+        return Err(ApiError::internal(&e));
+    }
+    Ok(id)
 }

@@ -19,9 +19,11 @@ mod cache;
 mod dashboard;
 pub mod rankings;
 pub mod record;
+mod upload;
 
 pub use auth::{KeyError, KeySet, Scope};
 pub use dashboard::DashboardAccess;
+pub use upload::UploadLimits;
 
 /// Errors starting the service.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,18 @@ pub struct ServiceConfig {
     pub keys: KeySet,
     /// Who may open the web dashboard at `/`.
     pub dashboard: DashboardAccess,
+    /// Where uploaded runs go (`POST /api/v1/runs`); `None`: no uploads.
+    pub uploads: Option<Uploads>,
+}
+
+/// Where uploaded run directories are stored, and the limits on one.
+#[derive(Debug, Clone)]
+pub struct Uploads {
+    /// The directory holding uploaded runs (created when missing); each is
+    /// stored as `RUNS_DIR/RUN_ID`.
+    pub runs_dir: std::path::PathBuf,
+    /// Size limits.
+    pub limits: UploadLimits,
 }
 
 /// Shared by every request.
@@ -55,6 +69,7 @@ pub(crate) struct State {
     keys: KeySet,
     cache: cache::Cache,
     dashboard: DashboardAccess,
+    uploads: Option<Uploads>,
     /// Permits for CPU- or disk-heavy requests (compare, upload).
     heavy: tokio::sync::Semaphore,
 }
@@ -112,6 +127,7 @@ impl Service {
             keys: config.keys,
             cache: cache::Cache::default(),
             dashboard: config.dashboard,
+            uploads: config.uploads,
             heavy: tokio::sync::Semaphore::new(HEAVY_AT_ONCE),
         });
         if matches!(config.db, Database::Postgres(_)) {
