@@ -100,7 +100,7 @@ fn load_and_compare(dirs: &[PathBuf], allow: Allow) -> Result<Comparison, ApiErr
         })
 }
 
-fn comparison_table(c: &Comparison, ids: [&str; 2]) -> Markup {
+fn comparison_table(c: &Comparison) -> Markup {
     let role = |i: usize| if i == 0 { "baseline" } else { "candidate" };
     html! {
         @if !c.differences.is_empty() {
@@ -121,8 +121,7 @@ fn comparison_table(c: &Comparison, ids: [&str; 2]) -> Markup {
             table #comparison {
                 thead { tr {
                     th { "Metric" }
-                    th.num { "Baseline " a href=(format!("/runs/{}", encode(ids[0]))) { (ids[0]) } }
-                    th.num { "Candidate " a href=(format!("/runs/{}", encode(ids[1]))) { (ids[1]) } }
+                    th.num { "Baseline" } th.num { "Candidate" }
                     th.num { "B − A [95% CI]" } th.num { "p" } th { "Best" }
                 } }
                 tbody {
@@ -204,8 +203,11 @@ async fn body(state: &Arc<State>, raw: Option<&str>) -> Result<Markup, (ApiError
         .map_err(|e| fail(ApiError::internal(&e)))?
         .map_err(fail)?;
     Ok(html! {
-        h1 { "Compare " (baseline) " → " (candidate) }
+        h1 {
+            "Compare " a href=(format!("/runs/{}", encode(&baseline))) { (baseline) }
+            " → " a href=(format!("/runs/{}", encode(&candidate))) { (candidate) }
+        }
         (form)
-        (comparison_table(&comparison, [&baseline, &candidate]))
+        (comparison_table(&comparison))
     })
 }

@@ -30,9 +30,15 @@ fn seconds(started_at: &str) -> Option<f64> {
         .map(|t| t.timestamp_millis() as f64 / 1000.0)
 }
 
-fn date(seconds: f64) -> String {
+/// A tick's time, to the second when the runs span less than a day.
+fn date(seconds: f64, span_s: f64) -> String {
+    let format = if span_s < 86_400.0 {
+        "%Y-%m-%d %H:%M:%S"
+    } else {
+        "%Y-%m-%d %H:%M"
+    };
     chrono::DateTime::from_timestamp_millis((seconds * 1000.0) as i64)
-        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .map(|t| t.format(format).to_string())
         .unwrap_or_default()
 }
 
@@ -102,7 +108,7 @@ pub(crate) fn trend_chart(series: &[TrendSeries], metric: &str, unit: &str) -> M
             @for (k, t) in x_ticks.iter().enumerate() {
                 @let anchor = match k { 0 => "start", 2 => "end", _ => "middle" };
                 text x=(x(*t)) y=(H - BOTTOM + 18.0) text-anchor=(anchor) font-size="12" fill="#57606a" {
-                    (date(*t))
+                    (date(*t, t1 - t0))
                 }
             }
             text x="14" y=(TOP + (H - TOP - BOTTOM) / 2.0) font-size="12" fill="#57606a"
