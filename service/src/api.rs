@@ -588,7 +588,7 @@ async fn trends(
 }
 
 /// A boolean parameter: `true` or `false` (absent: false).
-fn flag(params: &Params, name: &str) -> Result<bool, ApiError> {
+pub(crate) fn flag(params: &Params, name: &str) -> Result<bool, ApiError> {
     match params.0.get(name).map(String::as_str) {
         None | Some("false") => Ok(false),
         Some("true") => Ok(true),
@@ -599,7 +599,7 @@ fn flag(params: &Params, name: &str) -> Result<bool, ApiError> {
 }
 
 /// The run directory of a recorded run, when this server has it.
-async fn run_dir_of(
+pub(crate) async fn run_dir_of(
     state: &Arc<State>,
     which: &str,
     id: Option<String>,
@@ -644,13 +644,11 @@ async fn compare(AxState(state): AxState<Arc<State>>, RawQuery(query): RawQuery)
         .map_err(|e| ApiError::internal(&e))?
 }
 
-/// The comparison of run directories as `harness compare --format json`
-/// writes it.
-fn compare_dirs(dirs: &[PathBuf], allow: reports::compare::Allow) -> ApiResult {
-    use reports::compare::{self, RunSamples};
-    let runs = dirs
-        .iter()
-        .map(|d| RunSamples::load(d))
+/// Run directories read for a comparison (the API's and the dashboard's);
+/// an unreadable one is a 422 with the whole cause.
+pub(crate) fn load_runs(dirs: &[PathBuf]) -> Result<Vec<reports::compare::RunSamples>, ApiError> {
+    dirs.iter()
+        .map(|d| reports::compare::RunSamples::load(d))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| {
             let mut text = e.to_string();
@@ -660,7 +658,14 @@ fn compare_dirs(dirs: &[PathBuf], allow: reports::compare::Allow) -> ApiResult {
                 source = cause.source();
             }
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, text)
-        })?;
+        })
+}
+
+/// The comparison of run directories as `harness compare --format json`
+/// writes it.
+fn compare_dirs(dirs: &[PathBuf], allow: reports::compare::Allow) -> ApiResult {
+    use reports::compare;
+    let runs = load_runs(dirs)?;
     let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
     match compare::compare_checked(&runs, &names, &[], allow) {
         Ok((comparison, _)) => {

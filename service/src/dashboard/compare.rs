@@ -10,12 +10,12 @@ use axum::extract::{RawQuery, State as AxState};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
-use reports::compare::{self, Allow, Comparison, RunSamples};
+use reports::compare::{self, Allow, Comparison};
 
 use super::layout::{self, Nav};
 use super::{html_response, logout_shown};
 use crate::State;
-use crate::api::{ApiError, Params, encode, find_run};
+use crate::api::{ApiError, Params, encode, flag, load_runs, run_dir_of};
 
 const PARAMS: &[&str] = &[
     "baseline",
@@ -23,18 +23,6 @@ const PARAMS: &[&str] = &[
     "allow_mismatch",
     "allow_failed_runs",
 ];
-
-/// A checkbox parameter: `true` when ticked.
-fn ticked(params: &Params, name: &str) -> Result<bool, ApiError> {
-    match params.get(name).as_deref() {
-        None | Some("false") => Ok(false),
-        Some("true") => Ok(true),
-        Some(_) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("parameter {name} must be true or false"),
-        )),
-    }
-}
 
 fn form(params: &Params) -> Markup {
     let value = |name: &str| params.get(name).unwrap_or_default();
@@ -50,41 +38,10 @@ fn form(params: &Params) -> Markup {
     }
 }
 
-/// The run directory of the run a parameter names.
-async fn run_dir(state: &Arc<State>, which: &str, id: String) -> Result<PathBuf, ApiError> {
-    let run = find_run(state, id)
-        .await
-        .map_err(|e| ApiError::new(e.status(), format!("{which}: {}", e.message())))?;
-    let dir = PathBuf::from(&run.run_dir);
-    if !dir.join(rundir::RECORDS_FILE).is_file() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!(
-                "{which}: the run directory of {} is not on this server (recorded elsewhere, \
-                 or removed), so its samples cannot be compared",
-                run.run_id
-            ),
-        ));
-    }
-    Ok(dir)
-}
-
 /// Loads both runs and compares them as `harness compare` does; a refusal
 /// is an error with the command line's reasons.
 fn load_and_compare(dirs: &[PathBuf], allow: Allow) -> Result<Comparison, ApiError> {
-    let runs = dirs
-        .iter()
-        .map(|d| RunSamples::load(d))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                text.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, text)
-        })?;
+    let runs = load_runs(dirs)?;
     let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
     compare::compare_checked(&runs, &names, &[], allow)
         .map(|(comparison, _)| comparison)
@@ -175,8 +132,8 @@ async fn body(state: &Arc<State>, raw: Option<&str>) -> Result<Markup, (ApiError
     let form = form(&params);
     let fail = |e: ApiError| (e, form.clone());
     let allow = Allow {
-        mismatch: ticked(&params, "allow_mismatch").map_err(fail)?,
-        unsound: ticked(&params, "allow_failed_runs").map_err(fail)?,
+        mismatch: flag(&params, "allow_mismatch").map_err(fail)?,
+        unsound: flag(&params, "allow_failed_runs").map_err(fail)?,
     };
     let (Some(baseline), Some(candidate)) = (params.get("baseline"), params.get("candidate"))
     else {
@@ -191,13 +148,15 @@ async fn body(state: &Arc<State>, raw: Option<&str>) -> Result<Markup, (ApiError
         });
     };
     let dirs = vec![
-        run_dir(state, "baseline", baseline.clone())
+        run_dir_of(state, "baseline", Some(baseline.clone()))
             .await
             .map_err(fail)?,
-        run_dir(state, "candidate", candidate.clone())
+        run_dir_of(state, "candidate", Some(candidate.clone()))
             .await
             .map_err(fail)?,
     ];
+    // Bootstrap intervals cost CPU: a bounded number at a time (as the API).
+    let _permit = state.heavy().await.map_err(fail)?;
     let comparison = tokio::task::spawn_blocking(move || load_and_compare(&dirs, allow))
         .await
         .map_err(|e| fail(ApiError::internal(&e)))?
