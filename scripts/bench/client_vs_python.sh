@@ -8,14 +8,23 @@
 # prefill: the server is not the bottleneck), restarted for every run with a
 # fresh ground-truth file, pinned to CPU $SIM_CPU; the client runs pinned to
 # CPU $CLIENT_CPU. Each client is driven at a list of fixed request rates
-# (Poisson for the harness's Server scenario, constant for GuideLLM) for
-# $SECONDS seconds; prompts are ~128 tokens, outputs 16 tokens, streamed.
+# with Poisson arrivals (the harness's Server scenario, benchmark_serving's
+# --request-rate, GuideLLM's poisson profile) for $SECONDS seconds; outputs
+# 16 tokens, streamed.
 #
-# A rate is "sustained" when the client achieved >= 95% of it (its own
-# count; the server's ground-truth rate is printed beside it), completed
-# >= 99% of what it sent without error, and its TTFT p99 stayed within
-# 10 ms of the server's own TTFT p99 (ground truth) for the same run.
+# One rule for every tool: a rate is "sustained" when the client achieved
+# >= 95% of it (its own count; the server's ground-truth rate is printed
+# beside it), completed >= 99% of what it sent without error, and its
+# client-added TTFT p99 (its TTFT p99, each tool timed from its own send:
+# the harness from issued_ns, not from the scheduled time) over the
+# server's own TTFT p99 (ground truth) for the same run stayed within 10 ms.
 # Client CPU is user+system seconds of the client process (GNU time).
+#
+# Known gap (issue 15): prompts are not yet identical across tools: the
+# harness sends the bundled dataset's token ids (~128 tokens), the peers
+# synthetic text of ~128 tokens from their own generators; and vLLM's
+# client here is 0.7.3's standalone script (old): current vLLM's is
+# `vllm bench serve`, inside the vllm package with its torch stack.
 #
 # usage: scripts/bench/client_vs_python.sh [SECONDS=20]
 # env:   HARNESS_RATES, GUIDELLM_RATES (space-separated req/s), SIM_CPU=1,
@@ -114,8 +123,9 @@ if client == "harness":
     start = min(r["issued_ns"] for r in recs)
     end = max(r["end_ns"] for r in ok)
     achieved = len(ok) / ((end - start) / 1e9)
-    ttft = [(r["first_token_ns"] - r["scheduled_ns"]) / 1e6 for r in ok if "first_token_ns" in r]
-    ttft_issued = [(r["first_token_ns"] - r["issued_ns"]) / 1e6 for r in ok if "first_token_ns" in r]
+    # Timed from its own send, like the peers: issued_ns.
+    ttft = [(r["first_token_ns"] - r["issued_ns"]) / 1e6 for r in ok if "first_token_ns" in r]
+    ttft_issued = [(r["first_token_ns"] - r["scheduled_ns"]) / 1e6 for r in ok if "first_token_ns" in r]
     ok_n = len(ok)
 elif client == "benchmark_serving":
     doc = json.load(open(os.path.join(out, "bs.json")))
@@ -158,7 +168,8 @@ row = {
     "steady_cpu_s_per_1k": max(cpu - startup, 0.0) / max(ok_n, 1) * 1000,
 }
 if ttft_issued is not None:
-    row["ttft_issued_p99_ms"] = pct(ttft_issued, 99)
+    # LoadGen's definition (from the scheduled time), for reference only.
+    row["ttft_from_scheduled_p99_ms"] = pct(ttft_issued, 99)
 row["sustained"] = bool(achieved >= 0.95 * target and completion >= 0.99
                         and ttft_p99 - sim_p99 <= 10.0)
 print(json.dumps(row))
@@ -192,7 +203,7 @@ run_one() {
     /usr/bin/time -f "%U %S %e" -o "$out/time.txt" taskset -c "$client_cpu" \
       "$GUIDELLM" run \
       --backend "kind=openai_http,target=$url,model=sim-bench,request_format=/v1/completions" \
-      --profile "kind=constant,rate=$rate" \
+      --profile "kind=poisson,rate=$rate" \
       --constraint "kind=max_duration,seconds=$secs" \
       --data "kind=synthetic_text,prompt_tokens=$prompt_tokens,output_tokens=$output_tokens" \
       --tokenizer "kind=hf_auto,model=$GUIDELLM_PROCESSOR" \
@@ -229,7 +240,7 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 print(f"Streaming clients against `harness sim --profile throughput-bench` "
       f"({sys.argv[2]} s per rate; server and client pinned to separate CPUs)\n")
-print("| client | target req/s | achieved req/s (client / server) | completed | TTFT p50 / p99 ms (client) "
+print("| client | target req/s | achieved req/s (client / server) | completed | TTFT p50 / p99 ms (client, from its own send) "
       "| TTFT p50 / p99 ms (server truth) | client CPU s / 1k req (all / steady) | sustained |")
 print("|---|---|---|---|---|---|---|---|")
 best = {}

@@ -3,48 +3,80 @@
 # LoadGen C++ (6.0.17), same settings, same machine, same run, against a SUT
 # that answers every sample inside IssueQuery.
 #
+# Like for like (issue: honest benchmarks):
+# - LoadGen C++ is built as its release is (the wheel's setup.py: -std=c++14
+#   -O3, with Python's -DNDEBUG), and once more linked with jemalloc
+#   ("cpp-jemalloc") when libjemalloc is installed (Debian: libjemalloc-dev);
+# - timer slack: both sides run with 1 ns, set explicitly (the Rust issuer
+#   sets it on its thread; the C++ driver sets it before StartTest and
+#   LoadGen's threads inherit it);
+# - the Rust side runs the way `harness run` does, less HTTP
+#   (harness/examples/issue_bench.rs: LoadGen's log files with per-query
+#   entries, records.jsonl through the run observer), as LoadGen C++ logs;
+# - both answer in chunks of at most 4096 samples from a buffer allocated
+#   before the test; both are timed as whole tests (StartTest / start_test,
+#   logs closed inside the window);
+# - memory per query is compared at rates both sustain.
+# Method: every rung runs each implementation --repeats times, interleaved
+# (rust, cpp, cpp-jemalloc, rust, ...); a run during which other processes
+# used more than --busy-cores cores is flagged busy, kept aside and repeated
+# (up to twice); a rung counts as VALID for an implementation when every
+# repeat is. The ladder finds each implementation's bracket, then
+# --bisect steps of geometric bisection narrow it. Medians with [min-max].
+#
 # usage: scripts/bench/loadgen_issue.sh [options]
 #   --loadgen-src DIR   LoadGen sources: an mlcommons/inference checkout (or its
 #                       loadgen/ directory). Default: the mlcommons-loadgen
 #                       6.0.17 sdist from PyPI, fetched with pip into .cache/peers/
-#   --qps "Q1 Q2 ..."   Server target QPS ladder
-#                       (default: 1000 10000 100000 200000 300000 400000 450000
-#                        500000 550000 600000 800000 1000000 2000000 4000000
-#                        6000000 8000000;
-#                        the top points need ~60 B (Rust) / ~350 B (C++) of RAM
-#                        per query: 8M QPS x 5 s is 2.4 GB for Rust)
-#   --duration-ms N     Server min_duration_ms (default 5000); min_query_count 100
+#   --qps "Q1 Q2 ..."   Server target QPS ladder (default: 10000 100000 300000
+#                       1000000 3000000); the top points need ~60 B (Rust) /
+#                       ~350 B (C++) of RAM per query: 3M QPS x 30 s is 30 GB
+#                       for C++, which then fails anyway: choose the ladder
+#                       for the machine
+#   --bisect N          bisection steps after the ladder (default 4)
+#   --duration-ms N     Server min_duration_ms (default 30000); min_query_count 100
 #   --latency-ms N      Server target latency at p99 (default 10, ResNet-style)
-#   --repeats N         runs per ladder point and implementation (default 3)
+#   --repeats N         runs per rung and implementation (default 3)
 #   --offline-samples N Offline query size (default 4000000)
+#   --impls "rust cpp cpp-jemalloc"  implementations to run (default: all
+#                       that build here)
 #   --out DIR           where run outputs go (default .cache/bench/loadgen_issue/<time>)
 #   --quiet-cores X     before each run, wait (up to 120 s) until the machine
 #                       uses less than X cores (default: don't wait)
-# A ladder point is skipped for an implementation once it was INVALID in
-# every repeat at three consecutive lower points. Prints a markdown table on stdout.
+#   --busy-cores X      flag a run busy when other processes used more than
+#                       X cores during it (default 0.25)
+# Prints a markdown table on stdout. Duration: about (rungs + bisect steps) x
+# repeats x impls x (duration + ~5 s), plus Offline; the default on a quiet
+# 2-core box is about 40 minutes. Needs g++, python3, pip (for the sdist).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root="$PWD"
 
 VERSION="6.0.17"
 src_arg=""
-ladder="1000 10000 100000 200000 300000 400000 450000 500000 550000 600000 800000 1000000 2000000 4000000 6000000 8000000"
-duration_ms=5000
+ladder="10000 100000 300000 1000000 3000000"
+bisect=4
+duration_ms=30000
 latency_ms=10
 repeats=3
 offline_samples=4000000
 out=""
 quiet_cores=""
+busy_cores=0.25
+impls=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --loadgen-src) src_arg="$2"; shift 2 ;;
     --qps) ladder="$2"; shift 2 ;;
+    --bisect) bisect="$2"; shift 2 ;;
     --duration-ms) duration_ms="$2"; shift 2 ;;
     --latency-ms) latency_ms="$2"; shift 2 ;;
     --repeats) repeats="$2"; shift 2 ;;
     --offline-samples) offline_samples="$2"; shift 2 ;;
+    --impls) impls="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --quiet-cores) quiet_cores="$2"; shift 2 ;;
+    --busy-cores) busy_cores="$2"; shift 2 ;;
     *) echo "loadgen_issue: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -99,11 +131,12 @@ else
   fi
 fi
 
-# --- build both ---------------------------------------------------------------
-build="$peers/loadgen-cpp/build-$(echo "$src" | md5sum | cut -c1-8)"
+# --- build --------------------------------------------------------------------
+build="$peers/loadgen-cpp/build-O3-$(echo "$src" | md5sum | cut -c1-8)"
 mkdir -p "$build"
 cxx="${CXX:-g++}"
-cxxflags="-std=c++14 -O2"
+# LoadGen's wheel: setup.py's extra_compile_args plus Python's -DNDEBUG.
+cxxflags="-std=c++14 -O3 -DNDEBUG"
 objs=()
 pids=()
 for f in early_stopping issue_query_controller loadgen logging test_settings_internal \
@@ -116,80 +149,124 @@ for f in early_stopping issue_query_controller loadgen logging test_settings_int
 done
 for p in "${pids[@]}"; do wait "$p"; done
 driver="$root/scripts/bench/loadgen_cpp/instant_sut.cc"
-cpp_bin="$build/instant_sut"
-if [ ! -x "$cpp_bin" ] || [ "$driver" -nt "$cpp_bin" ] || [ -n "$(find "$build" -name '*.o' -newer "$cpp_bin")" ]; then
-  log "building the LoadGen C++ driver ($cxx $cxxflags)"
-  $cxx $cxxflags -I"$src" "$driver" "${objs[@]}" -o "$cpp_bin" -lpthread
+link() { # binary extra-libs...
+  local bin="$1"; shift
+  if [ ! -x "$bin" ] || [ "$driver" -nt "$bin" ] || [ -n "$(find "$build" -name '*.o' -newer "$bin")" ]; then
+    log "building $(basename "$bin") ($cxx $cxxflags $*)"
+    $cxx $cxxflags -I"$src" "$driver" "${objs[@]}" -o "$bin" -lpthread "$@"
+  fi
+}
+link "$build/instant_sut"
+declare -A bins=([cpp]="$build/instant_sut")
+have_jemalloc=0
+if echo 'int main(){}' | $cxx -x c++ - -o "$build/jemalloc-probe" -ljemalloc 2>/dev/null; then
+  link "$build/instant_sut_jemalloc" -ljemalloc
+  bins[cpp-jemalloc]="$build/instant_sut_jemalloc"
+  have_jemalloc=1
+else
+  log "libjemalloc is not installed: no cpp-jemalloc variant (Debian: apt-get install libjemalloc-dev)"
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 log "building the Rust example (release)"
-cargo build --release --quiet -p loadgen --example issue_bench
-rust_bin="$CARGO_TARGET_DIR/release/examples/issue_bench"
+cargo build --release --quiet -p harness --example issue_bench
+bins[rust]="$CARGO_TARGET_DIR/release/examples/issue_bench"
+if [ -z "$impls" ]; then
+  impls="rust cpp"
+  [ $have_jemalloc = 0 ] || impls="$impls cpp-jemalloc"
+fi
+for impl in $impls; do
+  [ -n "${bins[$impl]:-}" ] || { echo "loadgen_issue: no build for $impl" >&2; exit 2; }
+done
 
 # --- run ----------------------------------------------------------------------
 results="$out/results.jsonl"
+busy_results="$out/results-busy.jsonl"
 report="$root/scripts/bench/loadgen_cpp/report.py"
 : >"$results"
+: >"$busy_results"
 load() { cut -d' ' -f1 /proc/loadavg; }
-
 quiet() { [ -z "$quiet_cores" ] || python3 "$report" wait-quiet "$quiet_cores" 120; }
 
-run_rust() { # scenario qps duration_ms min_queries
-  local l0 j
-  quiet
-  l0=$(load)
-  j=$(python3 "$report" measure "$rust_bin" "$1" "$2" "$3" "$4" "$latency_ms")
-  python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["load_before"]=float(sys.argv[2]); d["load_after"]=float(sys.argv[3]); print(json.dumps(d))' \
-    "$j" "$l0" "$(load)" >>"$results"
+# run_one IMPL SCENARIO QPS DURATION_MS MIN_QUERIES TAG: one run, repeated
+# (up to twice) while other processes were busy during it; busy attempts go
+# to results-busy.jsonl, the kept run to results.jsonl.
+run_one() {
+  local impl=$1 scenario=$2 qps=$3 dur=$4 minq=$5 tag=$6 attempt l0 dir j row
+  for attempt in 1 2 3; do
+    quiet
+    l0=$(load)
+    dir="$out/$impl-$tag-a$attempt"
+    mkdir -p "$dir"
+    j=$(python3 "$report" measure "${bins[$impl]}" "$scenario" "$qps" "$dur" "$minq" "$dir" "$latency_ms")
+    row=$(python3 "$report" parse "$impl" "$dir" "$j" "$scenario" "$qps" "$l0" "$(load)" "$busy_cores" "$attempt")
+    # Run outputs (records, detail logs) take gigabytes at high rates.
+    rm -rf "$dir"
+    if [ "$attempt" -lt 3 ] && python3 -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1])["busy"] else 1)' "$row"; then
+      echo "$row" >>"$busy_results"
+      log "  busy run (others used $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["others_cpu_cores"])' "$row") cores): repeating"
+      continue
+    fi
+    echo "$row" >>"$results"
+    return
+  done
 }
 
-run_cpp() { # scenario qps duration_ms min_queries tag
-  local l0 dir j
-  quiet
-  l0=$(load)
-  dir="$out/cpp-$5"
-  mkdir -p "$dir"
-  j=$(python3 "$report" measure "$cpp_bin" "$1" "$2" "$3" "$4" "$dir" "$latency_ms")
-  python3 "$report" parse-cpp "$dir" "$j" "$1" "$2" "$l0" "$(load)" >>"$results"
+# rung QPS IMPLS...: every impl at QPS, repeats interleaved.
+rung() {
+  local qps=$1 r impl
+  shift
+  for r in $(seq 1 "$repeats"); do
+    for impl in "$@"; do
+      log "server $impl qps=$qps run $r/$repeats (load $(load))"
+      run_one "$impl" server "$qps" "$duration_ms" 100 "server-$qps-$r"
+    done
+  done
 }
 
-# The last field of the newest result line for this impl: was it VALID?
-last_valid() { python3 -c 'import json,sys
-rows=[json.loads(l) for l in open(sys.argv[1])]
-rows=[r for r in rows if r["impl"]==sys.argv[2] and r["scenario"]=="Server" and r["target_qps"]==float(sys.argv[3])]
-print(int(any(r["valid"] for r in rows)))' "$results" "$1" "$2"; }
+valid_at() { python3 "$report" valid-at "$results" "$1" "$2"; }
 
 log "machine: $(nproc) cores, $(uname -srm); load $(load); output in $out"
-declare -A invalid_points=([rust]=0 [cpp]=0)
+declare -A failed_points=()
+for impl in $impls; do failed_points[$impl]=0; done
 for qps in $ladder; do
-  for impl in rust cpp; do
-    if [ "${invalid_points[$impl]}" -ge 3 ]; then continue; fi
-    for r in $(seq 1 "$repeats"); do
-      log "server $impl qps=$qps run $r/$repeats (load $(load))"
-      if [ "$impl" = rust ]; then
-        run_rust server "$qps" "$duration_ms" 100
-      else
-        run_cpp server "$qps" "$duration_ms" 100 "server-$qps-$r"
-      fi
-    done
-    if [ "$(last_valid "$impl" "$qps")" = 1 ]; then
-      invalid_points[$impl]=0
-    else
-      invalid_points[$impl]=$((invalid_points[$impl] + 1))
-    fi
+  alive=()
+  for impl in $impls; do
+    # Two failing rungs in a row end an implementation's ladder.
+    [ "${failed_points[$impl]}" -ge 2 ] || alive+=("$impl")
   done
+  [ ${#alive[@]} -gt 0 ] || break
+  rung "$qps" "${alive[@]}"
+  for impl in "${alive[@]}"; do
+    if [ "$(valid_at "$impl" "$qps")" = 1 ]; then failed_points[$impl]=0
+    else failed_points[$impl]=$((failed_points[$impl] + 1)); fi
+  done
+done
+# Bisection: each step runs every impl at the geometric middle of its own
+# bracket (highest rung VALID in every repeat, lowest rung above it that was
+# not), interleaved like the ladder.
+for step in $(seq 1 "$bisect"); do
+  declare -A mids=()
+  for impl in $impls; do mids[$impl]=$(python3 "$report" next-rung "$results" "$impl"); done
+  for r in $(seq 1 "$repeats"); do
+    for impl in $impls; do
+      [ -n "${mids[$impl]}" ] || continue
+      log "bisect $step $impl qps=${mids[$impl]} run $r/$repeats (load $(load))"
+      run_one "$impl" server "${mids[$impl]}" "$duration_ms" 100 "bisect-${mids[$impl]}-$r"
+    done
+  done
+  unset mids
 done
 # Offline: expected QPS chosen so that 1.1 * 1 s * qps = the requested size.
 offline_qps=$(python3 -c "print(int($offline_samples) / 1.1)")
 for r in $(seq 1 "$repeats"); do
-  log "offline rust run $r/$repeats"
-  run_rust offline "$offline_qps" 1000 1
-  log "offline cpp run $r/$repeats"
-  run_cpp offline "$offline_qps" 1000 1 "offline-$r"
+  for impl in $impls; do
+    log "offline $impl run $r/$repeats"
+    run_one "$impl" offline "$offline_qps" 1000 1 "offline-$r"
+  done
 done
 
-echo "machine: $(nproc) cores, $(uname -srm); LoadGen C++ $VERSION built with $cxx $cxxflags from $src"
-echo "command: scripts/bench/loadgen_issue.sh --qps \"$ladder\" --duration-ms $duration_ms --latency-ms $latency_ms --repeats $repeats --offline-samples $offline_samples${quiet_cores:+ --quiet-cores $quiet_cores}"
-echo "raw results: $results"
+echo "machine: $(nproc) cores, $(uname -srm); LoadGen C++ $VERSION built with $cxx $cxxflags$([ $have_jemalloc = 1 ] && echo ' (cpp-jemalloc: the same, linked with -ljemalloc)') from ${src#$root/}; timer slack 1 ns on both sides"
+echo "command: scripts/bench/loadgen_issue.sh --qps \"$ladder\" --bisect $bisect --duration-ms $duration_ms --latency-ms $latency_ms --repeats $repeats --offline-samples $offline_samples --impls \"$impls\" --busy-cores $busy_cores${quiet_cores:+ --quiet-cores $quiet_cores}"
+echo "raw results: ${results#$root/} (busy runs set aside: ${busy_results#$root/})"
 echo
-python3 "$report" table "$results"
+python3 "$report" table "$results" "$busy_results"

@@ -8,6 +8,8 @@
 #        [REPORT_SIZES="1000 10000 100000 1000000"] [REPORT_TOKENS=16]
 #   Server: target 1,000,000 QPS, min_query_count = N (so N queries over
 #   N/1M seconds), target latency 10 ms. Offline: one query of N samples.
+#   Both through harness/examples/issue_bench.rs, which writes LoadGen's logs
+#   and records.jsonl as `harness run` does (deleted after each test).
 #   Report: synthetic run directories (reports/examples/synthetic_run.rs,
 #   REPORT_TOKENS mean output tokens per sample, so a chunk time per token in
 #   records.jsonl), made once under .cache/bench/ and reused; the figure is
@@ -20,7 +22,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 sizes=${1:-"1000 10000 100000 1000000 10000000"}
 report_sizes=${2:-"1000 10000 100000 1000000"}
 tokens=${3:-16}
-cargo build --release -q -p loadgen --example issue_bench
+cargo build --release -q -p harness --example issue_bench
 cargo build --release -q -p reports --example synthetic_run --example report
 bin="$CARGO_TARGET_DIR/release/examples"
 work=$(mktemp -d)
@@ -34,9 +36,10 @@ echo "| queries (Server / Offline) | Server wall | Server ns/query | Server peak
 echo "|---:|---:|---:|---:|---:|---:|---:|"
 for n in $sizes; do
   dur=$(( n / 1000 )); [ "$dur" -ge 1 ] || dur=1
-  "$bin/issue_bench" server 1000000 "$dur" "$n" > "$work/server.json"
+  "$bin/issue_bench" server 1000000 "$dur" "$n" "$work/server" > "$work/server.json"
   offline_qps=$(python3 -c "print($n / 1.1)")
-  "$bin/issue_bench" offline "$offline_qps" 1000 1 > "$work/offline.json"
+  "$bin/issue_bench" offline "$offline_qps" 1000 1 "$work/offline" > "$work/offline.json"
+  rm -rf "$work/server" "$work/offline"
   python3 - "$work/server.json" "$work/offline.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1])); o = json.load(open(sys.argv[2]))

@@ -5,10 +5,21 @@
 // usage: instant_sut <server|offline> <target_qps> <min_duration_ms>
 //                    <min_query_count> <outdir> [target_latency_ms=10]
 //                    [performance_sample_count=1024]
-// Prints one JSON line on stdout: the StartTest wall time, RSS before the
-// test and peak RSS (VmHWM) after it. The results are in
-// <outdir>/mlperf_log_summary.txt and mlperf_log_detail.txt.
+// Prints one JSON line on stdout: the StartTest wall time (the whole test),
+// RSS before the test and peak RSS (VmHWM) after it, and the timer slack the
+// test ran with. The results are in <outdir>/mlperf_log_summary.txt and
+// mlperf_log_detail.txt.
+//
+// Like for like with the Rust twin (harness/examples/issue_bench.rs):
+// - timer slack: set to 1 ns before StartTest, so LoadGen's threads (which
+//   inherit it) sleep as precisely as the Rust issuer, which sets 1 ns on its
+//   own thread; TIMER_SLACK_NS=<n> in the environment overrides it (0 keeps
+//   the process default, 50 us);
+// - responses: both answer in chunks of at most 4096 samples from a buffer
+//   allocated before the test starts (Offline's one query holds millions of
+//   samples; nothing is allocated inside the timed window).
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -18,6 +29,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/prctl.h>
+
 #include "loadgen.h"
 #include "query_sample.h"
 #include "query_sample_library.h"
@@ -25,6 +38,9 @@
 #include "test_settings.h"
 
 namespace {
+
+// Responses handed to QuerySamplesComplete at once: the Rust twin's chunk.
+constexpr size_t kChunk = 4096;
 
 // A /proc/self/status field in bytes (VmRSS, VmHWM), or 0.
 uint64_t ProcStatusBytes(const char* field) {
@@ -44,12 +60,16 @@ class InstantSut : public mlperf::SystemUnderTest {
  public:
   const std::string& Name() override { return name_; }
 
+  InstantSut() : responses_(kChunk, mlperf::QuerySampleResponse{0, 0, 0}) {}
+
   void IssueQuery(const std::vector<mlperf::QuerySample>& samples) override {
-    responses_.clear();
-    for (const mlperf::QuerySample& s : samples) {
-      responses_.emplace_back(s.id, 0, 0);
+    for (size_t at = 0; at < samples.size(); at += kChunk) {
+      const size_t n = std::min(kChunk, samples.size() - at);
+      for (size_t i = 0; i < n; ++i) {
+        responses_[i].id = samples[at + i].id;
+      }
+      mlperf::QuerySamplesComplete(responses_.data(), n);
     }
-    mlperf::QuerySamplesComplete(responses_.data(), responses_.size());
   }
 
   void FlushQueries() override {}
@@ -57,7 +77,8 @@ class InstantSut : public mlperf::SystemUnderTest {
  private:
   std::string name_ = "instant_sut";
   // IssueQuery is only ever called from LoadGen's single issue thread here
-  // (server_num_issue_query_threads = 0), so one buffer is enough.
+  // (server_num_issue_query_threads = 0), so one buffer, sized before the
+  // test, is enough.
   std::vector<mlperf::QuerySampleResponse> responses_;
 };
 
@@ -122,6 +143,16 @@ int main(int argc, char** argv) {
   log.log_output.outdir = outdir;
   log.enable_trace = false;
 
+  // 1 ns unless TIMER_SLACK_NS says otherwise; 0 keeps the default.
+  const char* slack_env = std::getenv("TIMER_SLACK_NS");
+  const unsigned long slack =
+      slack_env != nullptr ? std::strtoul(slack_env, nullptr, 10) : 1;
+  if (slack > 0 && prctl(PR_SET_TIMERSLACK, slack, 0, 0, 0) != 0) {
+    std::perror("prctl(PR_SET_TIMERSLACK)");
+    return 1;
+  }
+  const long timer_slack_ns = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+
   InstantSut sut;
   Qsl qsl(samples);
   const uint64_t rss_before = ProcStatusBytes("VmRSS");
@@ -132,8 +163,9 @@ int main(int argc, char** argv) {
                             .count();
   std::printf(
       "{\"start_test_wall_s\": %.6f, \"rss_before_bytes\": %llu, "
-      "\"peak_rss_bytes\": %llu}\n",
+      "\"peak_rss_bytes\": %llu, \"timer_slack_ns\": %ld}\n",
       wall_s, static_cast<unsigned long long>(rss_before),
-      static_cast<unsigned long long>(ProcStatusBytes("VmHWM")));
+      static_cast<unsigned long long>(ProcStatusBytes("VmHWM")),
+      timer_slack_ns);
   return 0;
 }

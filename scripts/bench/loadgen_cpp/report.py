@@ -1,11 +1,19 @@
 #!/usr/bin/env python3
 """Helper of scripts/bench/loadgen_issue.sh.
 
-parse-cpp DIR DRIVER_JSON SCENARIO QPS LOAD_BEFORE LOAD_AFTER
-    Turns one LoadGen C++ run (its mlperf_log_summary.txt and
-    mlperf_log_detail.txt in DIR, plus the driver's JSON line) into a result
-    line with the keys issue_bench prints.
-table RESULTS_JSONL
+parse IMPL DIR DRIVER_JSON SCENARIO QPS LOAD_BEFORE LOAD_AFTER BUSY_CORES ATTEMPT
+    Turns one run into a result line: for cpp and cpp-jemalloc from LoadGen
+    C++'s mlperf_log_summary.txt and mlperf_log_detail.txt in DIR plus the
+    driver's JSON line, for rust from issue_bench's JSON line (LoadGen's
+    Server early-stopping check applied here). "busy" is set when other
+    processes used more than BUSY_CORES cores during the run.
+valid-at RESULTS_JSONL IMPL QPS
+    Prints 1 when IMPL ran at QPS and every kept run there was VALID, else 0.
+next-rung RESULTS_JSONL IMPL
+    Prints the geometric middle of IMPL's bracket (its highest rung VALID in
+    every repeat, and the lowest rung above that was not), to 3 significant
+    digits; nothing when there is no bracket or it is within 5%.
+table RESULTS_JSONL [BUSY_JSONL]
     Prints the markdown tables of a whole benchmark.
 wait-quiet MAX_CORES TIMEOUT_S
     Waits (up to TIMEOUT_S) until the machine's busy time over a 3 s window
@@ -30,7 +38,28 @@ import sys
 import time
 
 
-def parse_cpp(directory, driver_json, scenario, qps, load_before, load_after):
+def parse(impl, directory, driver_json, scenario, qps, load_before, load_after, busy_cores,
+          attempt):
+    if impl == "rust":
+        row = json.loads(driver_json)
+        row["impl"] = "rust"
+        if row["scenario"] == "Server":
+            row["valid_without_early_stopping"] = row["valid"]
+            row["early_stopping_met"] = server_early_stopping(row["samples_issued"],
+                                                              row["over_latency"])
+            row["valid"] = row["valid"] and row["early_stopping_met"]
+        else:
+            row["valid_without_early_stopping"] = row["valid"]
+        row["load_before"] = float(load_before)
+        row["load_after"] = float(load_after)
+    else:
+        row = parse_cpp(impl, directory, driver_json, scenario, qps, load_before, load_after)
+    row["attempt"] = int(attempt)
+    row["busy"] = (row.get("others_cpu_cores") or 0.0) > float(busy_cores)
+    print(json.dumps(row))
+
+
+def parse_cpp(impl, directory, driver_json, scenario, qps, load_before, load_after):
     d = pathlib.Path(directory)
     summary = {}
     for line in (d / "mlperf_log_summary.txt").read_text().splitlines():
@@ -54,7 +83,7 @@ def parse_cpp(directory, driver_json, scenario, qps, load_before, load_after):
     server = scenario == "server"
     perf_ok = yes("Performance constraints satisfied") if server else True
     row = {
-        "impl": "cpp",
+        "impl": impl,
         "scenario": "Server" if server else "Offline",
         "target_qps": float(qps),
         "generated_queries": queries,
@@ -81,8 +110,9 @@ def parse_cpp(directory, driver_json, scenario, qps, load_before, load_after):
         "others_cpu_cores": driver.get("others_cpu_cores"),
         "load_before": float(load_before),
         "load_after": float(load_after),
+        "timer_slack_ns": driver.get("timer_slack_ns"),
     }
-    print(json.dumps(row))
+    return row
 
 
 def _beta_reg_upper_odds(h, t, p):
@@ -152,100 +182,173 @@ def slope(rows):
     return num / den
 
 
-def table(path):
-    rows = [json.loads(line) for line in open(path) if line.strip()]
+IMPLS = ("rust", "cpp", "cpp-jemalloc")
+
+
+def load_rows(path):
+    return [json.loads(line) for line in open(path) if line.strip()]
+
+
+def valid_rungs(rows, impl):
+    """{qps: VALID in every kept repeat} for IMPL's Server runs."""
+    out = {}
     for r in rows:
-        if r["impl"] == "rust" and r["scenario"] == "Server":
-            r["valid_without_early_stopping"] = r["valid"]
-            r["early_stopping_met"] = server_early_stopping(r["samples_issued"], r["over_latency"])
-            r["valid"] = r["valid"] and r["early_stopping_met"]
+        if r["impl"] == impl and r["scenario"] == "Server":
+            out[r["target_qps"]] = out.get(r["target_qps"], True) and bool(r["valid"])
+    return out
+
+
+def bracket(rows, impl):
+    """(highest rung VALID in every repeat, lowest rung above it that was not)."""
+    rungs = valid_rungs(rows, impl)
+    ok = [q for q, v in rungs.items() if v]
+    lo = max(ok) if ok else None
+    above = [q for q, v in rungs.items() if not v and (lo is None or q > lo)]
+    hi = min(above) if above else None
+    return lo, hi
+
+
+def valid_at(path, impl, qps):
+    rungs = valid_rungs(load_rows(path), impl)
+    print(int(rungs.get(float(qps), False)))
+
+
+def next_rung(path, impl):
+    lo, hi = bracket(load_rows(path), impl)
+    if lo is None or hi is None or hi / lo < 1.05:
+        return
+    mid = math.sqrt(lo * hi)
+    digits = 3 - int(math.floor(math.log10(mid))) - 1
+    mid = round(mid, digits)
+    if lo < mid < hi:
+        print(int(mid))
+
+
+def span(values, fmt):
+    """median [min-max] of the non-missing values."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return fmt(values[0])
+    return f"{fmt(statistics.median(values))} [{fmt(min(values))}-{fmt(max(values))}]"
+
+
+def table(path, busy_path=None):
+    rows = load_rows(path)
+    busy = load_rows(busy_path) if busy_path and os.path.exists(busy_path) else []
+    impls = [i for i in IMPLS if any(r["impl"] == i for r in rows)]
     server = [r for r in rows if r["scenario"] == "Server"]
     offline = [r for r in rows if r["scenario"] == "Offline"]
     loads = [r["load_before"] for r in rows] + [r["load_after"] for r in rows]
     print(f"Load average (1 min) before/after the runs: min {min(loads):.2f}, "
           f"median {med(loads):.2f}, max {max(loads):.2f}")
-    others = [r["others_cpu_cores"] for r in rows if "others_cpu_cores" in r]
+    others = [r["others_cpu_cores"] for r in rows if r.get("others_cpu_cores") is not None]
     if others:
-        print(f"CPU used by other processes during the runs (cores): median "
-              f"{med(others):.2f}, max {max(others):.2f}")
+        print(f"CPU used by other processes during the kept runs (cores): median "
+              f"{med(others):.2f}, max {max(others):.2f}; runs set aside as busy and "
+              f"repeated: {len(busy)}; kept runs still busy after two repeats: "
+              f"{sum(bool(r.get('busy')) for r in rows)}")
     print()
 
-    print("### Server (instant SUT, target latency at p99; medians of the repeats)\n")
-    print("| target QPS | impl | VALID runs | completed/s | p50 latency | p99 latency "
-          "| max latency | > target | issue lateness p50 / p99 / max | peak RSS | RSS B/query "
-          "| others' CPU |")
-    print("|---:|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|")
-    peak = {}
+    print("### Server (instant SUT, target latency at p99; median [min-max] over the repeats)\n")
+    print("| target QPS | impl | VALID runs | completed/s | p99 latency | max latency "
+          "| > target | issue lateness p50 / p99 / max | peak RSS | RSS B/query "
+          "| others' CPU (max) |")
+    print("|---:|---|---|---:|---:|---:|---:|---|---:|---:|---:|")
     for qps in sorted({r["target_qps"] for r in server}):
-        for impl in ("rust", "cpp"):
+        for impl in impls:
             rs = [r for r in server if r["target_qps"] == qps and r["impl"] == impl]
             if not rs:
                 continue
-            n_valid = sum(r["valid"] for r in rs)
-            valid = f"{n_valid}/{len(rs)}"
-            n_rule = sum(r["valid_without_early_stopping"] for r in rs)
-            valid += f" ({n_rule}/{len(rs)} w/o early stopping)"
-            if n_valid == len(rs):
-                peak[impl] = max(peak.get(impl, 0), qps)
+            n_valid = sum(bool(r["valid"]) for r in rs)
+            n_rule = sum(bool(r["valid_without_early_stopping"]) for r in rs)
+            valid = f"{n_valid}/{len(rs)} ({n_rule}/{len(rs)} w/o early stopping)"
             lateness = "n/a (not logged)"
             over = "n/a"
             if impl == "rust":
-                frac = med([r["over_latency"] / max(r["samples_issued"], 1) for r in rs])
-                over = f"{frac:.3%}"
+                over = span([r["over_latency"] / max(r["samples_issued"], 1) for r in rs],
+                            lambda v: f"{v:.3%}")
                 lateness = " / ".join(
                     fmt_ns(med([r[k] for r in rs]))
                     for k in ("issue_lateness_p50_ns", "issue_lateness_p99_ns",
                               "issue_lateness_max_ns"))
             print(f"| {qps:,.0f} | {impl} | {valid} | "
                   f"{fmt_rate(med([r['completed_per_s'] for r in rs]))} | "
-                  f"{fmt_ns(med([r['latency_p50_ns'] for r in rs]))} | "
-                  f"{fmt_ns(med([r['latency_p99_ns'] for r in rs]))} | "
-                  f"{fmt_ns(med([r['latency_max_ns'] for r in rs]))} | {over} | {lateness} | "
+                  f"{span([r['latency_p99_ns'] for r in rs], fmt_ns)} | "
+                  f"{span([r['latency_max_ns'] for r in rs], fmt_ns)} | {over} | {lateness} | "
                   f"{med([r['peak_rss_bytes'] for r in rs]) / 2**20:,.0f} MiB | "
-                  f"{med([r['peak_rss_growth_per_query'] for r in rs]):.0f} | "
+                  f"{span([r['peak_rss_growth_per_query'] for r in rs], lambda v: f'{v:.0f}')} | "
                   f"{max(r.get('others_cpu_cores') or 0 for r in rs):.2f} |")
     print()
-    for impl in ("rust", "cpp"):
+    brackets = {impl: bracket(server, impl) for impl in impls}
+    for impl in impls:
+        lo, hi = brackets[impl]
+        upper = f"not VALID in every repeat at {hi:,.0f}" if hi else "never failed: a lower bound"
         print(f"- highest target QPS VALID in every repeat, {impl}: "
-              f"{peak.get(impl, 0):,.0f}")
-    if peak.get("cpp"):
-        print(f"- ratio rust / cpp: {peak.get('rust', 0) / peak['cpp']:.2f}x "
-              "(bounded above by the top of the ladder when rust never failed)")
+              f"{(lo or 0):,.0f} ({upper})")
+    rust_lo, rust_hi = brackets.get("rust", (None, None))
+    for impl in impls:
+        if impl == "rust" or not rust_lo:
+            continue
+        lo, hi = brackets[impl]
+        if not lo:
+            continue
+        ratio = f"{rust_lo / lo:.2f}x"
+        low = rust_lo / hi if hi else None
+        high = rust_hi / lo if rust_hi else None
+        held = (f"{low:.2f}x" if low else "?") + " to " + (f"{high:.2f}x" if high else "unbounded")
+        print(f"- ratio rust / {impl}: {ratio} (the brackets allow {held})")
     print()
 
-    print("### Memory per generated query (Server runs with >= 1M queries)\n")
-    print("| impl | peak RSS growth / query (median) | slope of peak RSS vs queries |")
-    print("|---|---:|---:|")
-    for impl in ("rust", "cpp"):
-        rs = [r for r in server if r["impl"] == impl and r["generated_queries"] >= 1_000_000]
-        if rs:
-            s = slope(rs)
-            print(f"| {impl} | {med([r['peak_rss_growth_per_query'] for r in rs]):.1f} B | "
-                  f"{'n/a' if s is None else f'{s:.1f} B'} |")
-    rust = [r for r in server if r["impl"] == "rust" and r["generated_queries"] >= 1_000_000]
-    if rust:
-        r = rust[-1]
-        print(f"\nRust structure (B/query): schedule {r['schedule_heap_bytes_per_query']:.1f} "
-              f"(freed before issuing), plan {r['plan_heap_bytes_per_query']:.1f}, "
-              f"phase arrays {r['state_bytes_per_query']:.1f}, "
-              f"collected latencies {r['result_bytes_per_query']:.1f}")
+    print("### Memory per generated query at rates every implementation sustains\n")
+    common = sorted(q for q in {r["target_qps"] for r in server}
+                    if all(valid_rungs(server, i).get(q) for i in impls))
+    common = [q for q in common
+              if min(r["generated_queries"] for r in server if r["target_qps"] == q) >= 100_000]
+    if common:
+        q = common[-1]
+        print(f"At {q:,.0f} QPS (the highest rate with >= 100k queries VALID in every repeat "
+              "for every implementation):\n")
+        print("| impl | queries | peak RSS growth / query |")
+        print("|---|---:|---:|")
+        for impl in impls:
+            rs = [r for r in server if r["impl"] == impl and r["target_qps"] == q]
+            print(f"| {impl} | {rs[0]['generated_queries']:,} | "
+                  f"{span([r['peak_rss_growth_per_query'] for r in rs], lambda v: f'{v:.1f} B')} |")
+        rust = [r for r in server if r["impl"] == "rust" and r["target_qps"] == q]
+        if rust:
+            r = rust[-1]
+            print(f"\nRust structure (B/query): schedule {r['schedule_heap_bytes_per_query']:.1f} "
+                  f"(freed before issuing), plan {r['plan_heap_bytes_per_query']:.1f}, "
+                  f"phase arrays {r['state_bytes_per_query']:.1f}, "
+                  f"collected latencies {r['result_bytes_per_query']:.1f}")
+    else:
+        print("No rate with >= 100k queries was VALID in every repeat for every implementation.")
     print()
 
     if offline:
-        print("### Offline (one query, instant SUT)\n")
-        print("| impl | samples | samples/s (median) | samples/s (best) | StartTest wall | "
-              "peak RSS growth / sample |")
-        print("|---|---:|---:|---:|---:|---:|")
-        for impl in ("rust", "cpp"):
+        print("### Offline (one query, instant SUT, whole test timed; median [min-max])\n")
+        print("| impl | samples | whole-test wall | samples / wall | peak RSS growth / sample |")
+        print("|---|---:|---:|---:|---:|")
+        walls = {}
+        for impl in impls:
             rs = [r for r in offline if r["impl"] == impl]
             if not rs:
                 continue
             samples = rs[0]["generated_samples"]
+            walls[impl] = [r["start_test_wall_s"] for r in rs]
             print(f"| {impl} | {samples:,} | "
-                  f"{med([r['completed_per_s'] for r in rs]) / 1e6:.1f}M | "
-                  f"{max(r['completed_per_s'] for r in rs) / 1e6:.1f}M | "
-                  f"{med([r['start_test_wall_s'] for r in rs]):.3f} s | "
-                  f"{med([(r['peak_rss_bytes'] - r['rss_before_bytes']) / samples for r in rs]):.0f} B |")
+                  f"{span(walls[impl], lambda v: f'{v:.3f} s')} | "
+                  f"{span([samples / w / 1e6 for w in walls[impl]], lambda v: f'{v:.1f}M/s')} | "
+                  f"{span([(r['peak_rss_bytes'] - r['rss_before_bytes']) / samples for r in rs], lambda v: f'{v:.0f} B')} |")
+        if "rust" in walls:
+            for impl, w in walls.items():
+                if impl == "rust":
+                    continue
+                rw = walls["rust"]
+                print(f"\n- whole-test time rust / {impl}: {med(rw) / med(w):.3f} "
+                      f"(over the repeats {min(rw) / max(w):.3f} to {max(rw) / min(w):.3f})")
 
 
 def _busy_seconds():
@@ -286,10 +389,14 @@ def main():
         wait_quiet(float(sys.argv[2]), float(sys.argv[3]))
     elif len(sys.argv) >= 3 and sys.argv[1] == "measure":
         measure(sys.argv[2:])
-    elif len(sys.argv) >= 2 and sys.argv[1] == "parse-cpp" and len(sys.argv) == 8:
-        parse_cpp(*sys.argv[2:])
-    elif len(sys.argv) == 3 and sys.argv[1] == "table":
-        table(sys.argv[2])
+    elif len(sys.argv) == 11 and sys.argv[1] == "parse":
+        parse(*sys.argv[2:])
+    elif len(sys.argv) == 5 and sys.argv[1] == "valid-at":
+        valid_at(*sys.argv[2:])
+    elif len(sys.argv) == 4 and sys.argv[1] == "next-rung":
+        next_rung(*sys.argv[2:])
+    elif len(sys.argv) in (3, 4) and sys.argv[1] == "table":
+        table(*sys.argv[2:])
     else:
         sys.exit(__doc__)
 

@@ -4,9 +4,16 @@
 //! `scripts/bench/loadgen_cpp/instant_sut.cc`; `scripts/bench/loadgen_issue.sh`
 //! runs both side by side.
 //!
-//! `cargo run --release -p loadgen --example issue_bench -- <server|offline>
-//! <target_qps> <min_duration_ms> <min_query_count> [target_latency_ms=10]
-//! [performance_sample_count=1024]`
+//! `cargo run --release -p harness --example issue_bench -- <server|offline>
+//! <target_qps> <min_duration_ms> <min_query_count> <outdir>
+//! [target_latency_ms=10] [performance_sample_count=1024]`
+//!
+//! The test runs the way `harness run` runs it, less the HTTP client: LoadGen's
+//! log files written by `loadgen::logging::LogWriter` as `harness run`'s hooks
+//! write them, and `records.jsonl` (one line per sample) written by
+//! `rundir::RecordsWriter` as the run's observer, both in `<outdir>`; LoadGen
+//! C++ posts a log entry per sample too. The issuer's timer slack is
+//! the one `start_test` sets (1 ns); the C++ twin sets the same.
 //!
 //! Prints one JSON object. `valid` applies LoadGen's Server rules that can
 //! fail with an instant SUT (`PerformanceSummary::PerfConstraintsMet`,
@@ -20,16 +27,19 @@
 //! applies LoadGen's Server early-stopping check to them.
 
 // A benchmark's output is its purpose.
-#![allow(clippy::print_stdout)]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use loadgen::logging::{LogHeader, LogWriter};
+use loadgen::results::PerformanceSummary;
 use loadgen::schedule::{SequenceGen, generate_queries, performance_set};
 use loadgen::{
-    EffectiveSettings, IssuePlan, NoPhaseLog, Phase, PhaseLog, PhaseMeasurements, PhaseVerdict,
-    QslError, QuerySample, QuerySampleIndex, QuerySampleLibrary, QuerySampleResponse, Responder,
-    RunOptions, Scenario, Schedule, SystemUnderTest, TestHooks, TestMode, TestSettings, start_test,
+    EffectiveSettings, IssuePlan, LogOutputSettings, LogSettings, Phase, PhaseLog,
+    PhaseMeasurements, PhaseVerdict, QslError, QuerySample, QuerySampleIndex, QuerySampleLibrary,
+    QuerySampleResponse, Responder, RunObserver, RunOptions, Scenario, Schedule, SystemUnderTest,
+    TestHooks, TestMode, TestSettings, start_test,
 };
 use serde_json::json;
 
@@ -110,16 +120,29 @@ struct LatencySummary {
     perf_constraints_met: bool,
 }
 
+/// `harness run`'s hooks (harness/src/hooks.rs: LoadGen's logs) plus what
+/// the report needs.
 struct Hooks {
+    logs: Arc<LogWriter>,
     seen: Mutex<Seen>,
 }
 
 impl TestHooks for Hooks {
     fn phase_log(&self) -> Arc<dyn PhaseLog> {
-        Arc::new(NoPhaseLog)
+        LogWriter::phase_log(&self.logs, 0)
+    }
+
+    fn loaded_qsl_set(&self, set: &loadgen::schedule::LoadableSet) {
+        let indices: Vec<u64> = set.samples.iter().map(|&i| i as u64).collect();
+        self.logs.log_loaded_qsl_set(&indices);
+    }
+
+    fn phase_ended(&self, _phase: Phase, measurements: &PhaseMeasurements) {
+        self.logs.log_phase_end(measurements);
     }
 
     fn generated(&self, schedule: &Schedule) {
+        self.logs.log_generated(schedule);
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         seen.generated_at = Some(Instant::now());
         seen.peak_rss_generated = proc_status_bytes("VmHWM");
@@ -134,6 +157,10 @@ impl TestHooks for Hooks {
         measurements: &PhaseMeasurements,
     ) -> PhaseVerdict {
         let peak_rss_phase_end = proc_status_bytes("VmHWM");
+        let summary = PerformanceSummary::compute(settings, &measurements.result);
+        if let Err(e) = self.logs.log_results(settings, &summary) {
+            eprintln!("issue_bench: writing the LoadGen summary: {e}");
+        }
         let result = &measurements.result;
         let mut sorted = result.sample_latencies.clone();
         sorted.sort_unstable();
@@ -194,7 +221,7 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize, default: Option<T>) -> R
             .map_err(|_| format!("argument {i}: bad value {a:?}")),
         None => default.ok_or_else(|| {
             "usage: issue_bench <server|offline> <target_qps> <min_duration_ms> \
-             <min_query_count> [target_latency_ms=10] [performance_sample_count=1024]"
+             <min_query_count> <outdir> [target_latency_ms=10] [performance_sample_count=1024]"
                 .to_owned()
         }),
     }
@@ -210,8 +237,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let qps: f64 = arg(&args, 2, None)?;
     let min_duration_ms: u64 = arg(&args, 3, None)?;
     let min_query_count: u64 = arg(&args, 4, None)?;
-    let target_latency_ms: f64 = arg(&args, 5, Some(10.0))?;
-    let sample_count: usize = arg(&args, 6, Some(1024))?;
+    let outdir: std::path::PathBuf = arg(&args, 5, None)?;
+    let target_latency_ms: f64 = arg(&args, 6, Some(10.0))?;
+    let sample_count: usize = arg(&args, 7, Some(1024))?;
 
     let requested = TestSettings {
         scenario,
@@ -230,19 +258,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let total = sample_count as u64;
     let (settings, _) = EffectiveSettings::new(&requested, total, total)?;
+    std::fs::create_dir_all(&outdir)?;
+    let qsl = Qsl(sample_count);
+    let log_settings = LogSettings {
+        log_output: LogOutputSettings {
+            outdir: outdir.clone(),
+            ..LogOutputSettings::default()
+        },
+        enable_trace: false,
+    };
+    let header = LogHeader::new(
+        InstantSut.name(),
+        qsl.name(),
+        total,
+        total,
+        settings.scenario,
+        settings.use_token_latencies,
+    );
+    let logs = Arc::new(LogWriter::open(&log_settings, &header)?);
+    logs.log_settings(&settings, &[]);
     let hooks = Hooks {
+        logs,
         seen: Mutex::new(Seen::default()),
+    };
+    let records = Arc::new(rundir::RecordsWriter::create(&outdir, unix_now_ns())?);
+    let options = RunOptions {
+        observer: Some(Arc::clone(&records) as Arc<dyn RunObserver>),
+        ..RunOptions::default()
     };
 
     let rss_before = proc_status_bytes("VmRSS");
+    // The whole test, as the C++ twin times StartTest: the logs and records
+    // are flushed and closed inside the window.
     let start = Instant::now();
-    let outcome = start_test(
-        &InstantSut,
-        &Qsl(sample_count),
-        &settings,
-        &hooks,
-        &RunOptions::default(),
-    )?;
+    let outcome = start_test(&InstantSut, &qsl, &settings, &hooks, &options)?;
+    drop(options);
+    hooks.logs.finish()?;
+    let record_lines = Arc::try_unwrap(records)
+        .map_err(|_| "the records writer is still shared")?
+        .finish()?;
     let wall_s = start.elapsed().as_secs_f64();
     let peak_rss = proc_status_bytes("VmHWM");
 
@@ -289,6 +343,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "min_duration_ms": min_duration_ms,
         "min_query_count": min_query_count,
         "target_latency_ns": settings.target_latency_ns,
+        "record_lines": record_lines,
         "generated_queries": seen.queries,
         "generated_samples": seen.samples,
         "queries_issued": r.queries_issued,
@@ -322,4 +377,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     println!("{report}");
     Ok(())
+}
+
+fn unix_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }

@@ -1,0 +1,370 @@
+#!/usr/bin/env python3
+"""`harness run` against a Python SUT on the MLPerf LoadGen wheel
+(scripts/bench/python_sut.py): the same LoadGen Server test (model key
+llama3_1-8b, the same user.conf), the same identical token-id prompts (the
+bundled dataset), the same simulator (`harness sim --profile
+throughput-bench`, restarted for every run with a fresh ground-truth file),
+each client pinned to one core with taskset and the simulator to another.
+Driven by scripts/bench/sut_vs_python.sh, which installs what it needs.
+
+Per run: LoadGen's verdict (mlperf_log_summary.txt, "Result is"), LoadGen's
+completed samples per second, the client's CPU (user + system, GNU time)
+per completed query, its peak RSS, and its client-added TTFT and TPOT: the
+client's own figures, each timed from its own send (harness:
+records.jsonl, issued_ns to first_token_ns; Python: its send to its first
+token), minus the simulator's ground truth for the same run (arrival to
+first-token hand-off; TPOT (end - first token) / (tokens - 1)), at p50 and
+p99. Other processes' CPU during the run (all busy time in /proc/stat less
+the client's and the simulator's) and the load average are recorded; a run
+during which others used more than --busy-cores is set aside and repeated
+(up to twice).
+
+Method: a ladder of target QPS per tool, every rung --repeats times with the
+tools interleaved (harness, python, harness, python, ...), then --bisect
+steps of geometric bisection between each tool's highest rung VALID in
+every repeat and the lowest rung above it that was not. Prints markdown.
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+TOOLS = ("harness", "python")
+
+
+def log(msg):
+    print(f"sut_vs_python: {msg}", file=sys.stderr, flush=True)
+
+
+def busy_seconds():
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_seconds(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
+def pct(values, p):
+    if not values:
+        return None
+    values = sorted(values)
+    k = max(1, math.ceil(len(values) * p / 100))
+    return values[k - 1]
+
+
+def loadgen_summary(directory):
+    out = {}
+    path = os.path.join(directory, "mlperf_log_summary.txt")
+    if not os.path.exists(path):
+        return out
+    for line in open(path):
+        if ":" in line:
+            k, v = line.split(":", 1)
+            out.setdefault(k.strip(), v.strip())
+    return out
+
+
+def find(root, name):
+    for d, _, files in os.walk(root):
+        if name in files:
+            return os.path.join(d, name)
+    return None
+
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.url = f"http://127.0.0.1:{a.port}"
+        self.results = []
+        self.busy = []
+        self.model = None
+
+    def start_sim(self, truth):
+        cmd = ["taskset", "-c", str(self.a.sim_cpu), self.a.harness, "sim", "--listen",
+               f"127.0.0.1:{self.a.port}", "--profile", self.a.profile, "--ground-truth", truth]
+        sim = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(self.url + "/v1/models", timeout=1) as r:
+                    if self.model is None:
+                        self.model = json.load(r)["data"][0]["id"]
+                    return sim
+            except OSError:
+                if sim.poll() is not None:
+                    sys.exit(f"the simulator exited: {sim.stderr.read().decode()}")
+                time.sleep(0.05)
+        sim.kill()
+        sys.exit("the simulator did not come up")
+
+    def run(self, tool, qps, tag):
+        for attempt in (1, 2, 3):
+            row = self.run_once(tool, qps, f"{tag}-a{attempt}")
+            row["attempt"] = attempt
+            if row["busy"] and attempt < 3:
+                self.busy.append(row)
+                log(f"  busy run (others used {row['others_cpu_cores']:.2f} cores): repeating")
+                continue
+            self.results.append(row)
+            with open(os.path.join(self.a.out, "results.jsonl"), "a") as f:
+                f.write(json.dumps(row) + "\n")
+            return row
+
+    def run_once(self, tool, qps, tag):
+        a = self.a
+        d = os.path.join(a.out, f"{tool}-{qps}-{tag}")
+        os.makedirs(d)
+        conf = os.path.join(d, "user.conf")
+        with open(conf, "w") as f:
+            f.write(f"{a.model_key}.Server.target_qps = {qps}\n"
+                    f"*.Server.min_duration = {a.seconds * 1000}\n"
+                    f"*.Server.min_query_count = 100\n")
+        truth = os.path.join(d, "truth.jsonl")
+        sim = self.start_sim(truth)
+        load_before = os.getloadavg()[0]
+        timefile = os.path.join(d, "time.txt")
+        if tool == "harness":
+            client = [a.harness, "run", "--backend", self.url, "--scenario", "Server",
+                      "--lg-model-name", a.model_key, "--user-conf", conf,
+                      "--dataset-path", a.dataset, "--max-tokens", str(a.output_tokens),
+                      "--ignore-eos", "--quiet", "--no-report", "--output-dir",
+                      os.path.join(d, "runs"), "--label", "bench"]
+        else:
+            client = [a.python, a.python_sut, "--url", self.url, "--model", self.model,
+                      "--dataset", a.dataset, "--user-conf", conf, "--outdir",
+                      os.path.join(d, "loadgen"), "--max-tokens", str(a.output_tokens),
+                      "--model-key", a.model_key]
+        cmd = ["/usr/bin/time", "-f", "%U %S %e %M", "-o", timefile,
+               "taskset", "-c", str(a.client_cpu)] + client
+        busy0 = busy_seconds()
+        sim0 = proc_cpu_seconds(sim.pid)
+        t0 = time.monotonic()
+        with open(os.path.join(d, "client.log"), "w") as out:
+            rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode
+        wall = time.monotonic() - t0
+        sim_cpu = proc_cpu_seconds(sim.pid) - sim0
+        busy = busy_seconds() - busy0
+        sim.send_signal(signal.SIGTERM)
+        sim.wait(timeout=30)
+        user, system, _, max_kb = open(timefile).read().split()[-4:]
+        cpu = float(user) + float(system)
+        others = max(busy - cpu - sim_cpu, 0.0) / wall
+        row = {"tool": tool, "target_qps": qps, "rc": rc, "wall_s": wall, "cpu_s": cpu,
+               "peak_rss_kb": int(max_kb), "sim_cpu_s": sim_cpu,
+               "others_cpu_cores": others, "busy": others > a.busy_cores,
+               "load_before": load_before, "load_after": os.getloadavg()[0]}
+        row.update(self.figures(tool, d, truth))
+        row["cpu_ms_per_query"] = (cpu / row["completed"] * 1e3) if row["completed"] else None
+        if not a.keep:
+            shutil.rmtree(d)
+        log(f"{tool} {qps} QPS: {'VALID' if row['valid'] else 'INVALID'}, "
+            f"{row['completed_per_s'] or 0:.0f}/s, cpu {row['cpu_ms_per_query'] or 0:.3f} ms/query, "
+            f"TTFT +{row['ttft_added_p99_ms'] or 0:.2f} ms p99, others {others:.2f} cores")
+        return row
+
+    def figures(self, tool, d, truth):
+        summary_dir = None
+        client = []  # (ttft ns, tpot ns or None) per completed request
+        if tool == "harness":
+            records = find(os.path.join(d, "runs"), "records.jsonl")
+            if records:
+                summary_dir = os.path.dirname(records)
+                for line in open(records):
+                    r = json.loads(line)
+                    if r.get("type") != "query" or r.get("error") or r.get("first_token_ns") is None:
+                        continue
+                    n = r.get("n_tokens") or 0
+                    client.append((r["first_token_ns"] - r["issued_ns"],
+                                   (r["end_ns"] - r["first_token_ns"]) / (n - 1) if n > 1 else None))
+        else:
+            summary_dir = os.path.join(d, "loadgen")
+            path = os.path.join(summary_dir, "client_timings.jsonl")
+            if os.path.exists(path):
+                for line in open(path):
+                    r = json.loads(line)
+                    if not r["ok"] or r["first_token_ns"] is None:
+                        continue
+                    n = r["n_tokens"]
+                    client.append((r["first_token_ns"] - r["sent_ns"],
+                                   (r["end_ns"] - r["first_token_ns"]) / (n - 1) if n > 1 else None))
+        s = loadgen_summary(summary_dir) if summary_dir else {}
+        server = []
+        if os.path.exists(truth):
+            for line in open(truth):
+                g = json.loads(line)
+                if g.get("outcome") != "ok" or g.get("first_token_ns") is None:
+                    continue
+                n = g["completion_tokens"]
+                server.append((g["first_token_ns"] - g["arrival_ns"],
+                               (g["end_ns"] - g["first_token_ns"]) / (n - 1) if n > 1 else None))
+
+        def added(i, p):
+            c = pct([x[i] for x in client if x[i] is not None], p)
+            g = pct([x[i] for x in server if x[i] is not None], p)
+            return None if c is None or g is None else (c - g) / 1e6
+
+        rate = s.get("Completed samples per second")
+        return {
+            "valid": s.get("Result is") == "VALID",
+            "completed_per_s": float(rate) if rate else None,
+            "completed": len(client),
+            "server_completed": len(server),
+            "ttft_client_p99_ms": (pct([x[0] for x in client], 99) or 0) / 1e6,
+            "ttft_server_p99_ms": (pct([x[0] for x in server], 99) or 0) / 1e6,
+            "ttft_added_p50_ms": added(0, 50),
+            "ttft_added_p99_ms": added(0, 99),
+            "tpot_added_p50_ms": added(1, 50),
+            "tpot_added_p99_ms": added(1, 99),
+        }
+
+
+def rungs_valid(rows, tool):
+    out = {}
+    for r in rows:
+        if r["tool"] == tool:
+            out[r["target_qps"]] = out.get(r["target_qps"], True) and r["valid"]
+    return out
+
+
+def bracket(rows, tool):
+    v = rungs_valid(rows, tool)
+    ok = [q for q, good in v.items() if good]
+    lo = max(ok) if ok else None
+    above = [q for q, good in v.items() if not good and (lo is None or q > lo)]
+    return lo, (min(above) if above else None)
+
+
+def midpoint(lo, hi):
+    if lo is None or hi is None or hi / lo < 1.05:
+        return None
+    mid = math.sqrt(lo * hi)
+    mid = round(mid, 2 - int(math.floor(math.log10(mid))))
+    return int(mid) if lo < mid < hi else None
+
+
+def span(values, fmt):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return fmt(values[0])
+    return f"{fmt(statistics.median(values))} [{fmt(min(values))} to {fmt(max(values))}]"
+
+
+def table(rows, busy, a):
+    loads = [r["load_before"] for r in rows] + [r["load_after"] for r in rows]
+    others = [r["others_cpu_cores"] for r in rows]
+    print(f"{a.seconds} s per run, {a.repeats} repeat(s) per rung, tools interleaved; "
+          f"{a.output_tokens} output tokens, the bundled dataset's token ids as prompts; "
+          f"client on CPU {a.client_cpu}, simulator (`--profile {a.profile}`) on CPU {a.sim_cpu}.")
+    print(f"Load average before/after runs: min {min(loads):.2f}, median "
+          f"{statistics.median(loads):.2f}, max {max(loads):.2f}; other processes' CPU during "
+          f"kept runs: median {statistics.median(others):.2f}, max {max(others):.2f} cores; "
+          f"runs set aside as busy and repeated: {len(busy)}; kept runs still busy: "
+          f"{sum(r['busy'] for r in rows)}.\n")
+    print("| tool | target QPS | VALID runs | completed/s (LoadGen) | client CPU ms/query "
+          "| peak RSS MiB | client-added TTFT p50 / p99 ms | client-added TPOT p50 / p99 ms "
+          "| others' CPU (max) |")
+    print("|---|---:|---|---:|---:|---:|---|---|---:|")
+    f2 = lambda v: f"{v:.2f}"  # noqa: E731
+    f3 = lambda v: f"{v:.3f}"  # noqa: E731
+    for tool in TOOLS:
+        for q in sorted({r["target_qps"] for r in rows if r["tool"] == tool}):
+            rs = [r for r in rows if r["tool"] == tool and r["target_qps"] == q]
+            print(f"| {tool} | {q:,} | {sum(r['valid'] for r in rs)}/{len(rs)} | "
+                  f"{span([r['completed_per_s'] for r in rs], lambda v: f'{v:,.0f}')} | "
+                  f"{span([r['cpu_ms_per_query'] for r in rs], f3)} | "
+                  f"{span([r['peak_rss_kb'] / 1024 for r in rs], lambda v: f'{v:.0f}')} | "
+                  f"{span([r['ttft_added_p50_ms'] for r in rs], f2)} / "
+                  f"{span([r['ttft_added_p99_ms'] for r in rs], f2)} | "
+                  f"{span([r['tpot_added_p50_ms'] for r in rs], f3)} / "
+                  f"{span([r['tpot_added_p99_ms'] for r in rs], f3)} | "
+                  f"{max(r['others_cpu_cores'] for r in rs):.2f} |")
+    print()
+    b = {t: bracket(rows, t) for t in TOOLS}
+    for t in TOOLS:
+        lo, hi = b[t]
+        upper = f"not VALID in every repeat at {hi:,}" if hi else "never failed: a lower bound"
+        print(f"- highest target QPS VALID in every repeat, {t}: {lo or 0:,} ({upper})")
+    (hl, hh), (pl, ph) = b["harness"], b["python"]
+    if hl and pl:
+        allow = ((f"{hl / ph:.1f}x" if ph else "?") + " to "
+                 + (f"{hh / pl:.1f}x" if hh else "unbounded"))
+        print(f"- max VALID QPS per client core, harness / python: {hl / pl:.1f}x "
+              f"(the brackets allow {allow}); goal >= 5x")
+    common = [q for q in set(rungs_valid(rows, "harness")) & set(rungs_valid(rows, "python"))
+              if rungs_valid(rows, "harness")[q] and rungs_valid(rows, "python")[q]]
+    if common:
+        q = max(common)
+        h = [r["cpu_ms_per_query"] for r in rows if r["tool"] == "harness" and r["target_qps"] == q]
+        p = [r["cpu_ms_per_query"] for r in rows if r["tool"] == "python" and r["target_qps"] == q]
+        h = [v for v in h if v]
+        p = [v for v in p if v]
+        if h and p:
+            print(f"- client CPU per query at {q:,} QPS (both VALID), harness / python: "
+                  f"{statistics.median(h) / statistics.median(p):.2f} (over the repeats "
+                  f"{min(h) / max(p):.2f} to {max(h) / min(p):.2f}); goal <= 0.25")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--harness", required=True)
+    p.add_argument("--python", required=True, help="python with mlperf_loadgen and aiohttp")
+    p.add_argument("--python-sut", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seconds", type=int, default=30)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--bisect", type=int, default=3)
+    p.add_argument("--harness-qps", default="1000 2000 4000 8000")
+    p.add_argument("--python-qps", default="250 500 1000 2000")
+    p.add_argument("--output-tokens", type=int, default=16)
+    p.add_argument("--model-key", default="llama3_1-8b")
+    p.add_argument("--profile", default="throughput-bench")
+    p.add_argument("--sim-cpu", type=int, default=1)
+    p.add_argument("--client-cpu", type=int, default=0)
+    p.add_argument("--port", type=int, default=18432)
+    p.add_argument("--busy-cores", type=float, default=0.25)
+    p.add_argument("--keep", action="store_true", help="keep every run's files")
+    a = p.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    bench = Bench(a)
+    ladders = {"harness": [int(q) for q in a.harness_qps.split()],
+               "python": [int(q) for q in a.python_qps.split()]}
+    failed = {t: 0 for t in TOOLS}
+    for i in range(max(len(v) for v in ladders.values())):
+        for r in range(1, a.repeats + 1):
+            for t in TOOLS:
+                if i < len(ladders[t]) and failed[t] < 2:
+                    log(f"{t} {ladders[t][i]} QPS, run {r}/{a.repeats}")
+                    bench.run(t, ladders[t][i], f"r{r}")
+        for t in TOOLS:
+            if i < len(ladders[t]) and failed[t] < 2:
+                ok = rungs_valid(bench.results, t).get(ladders[t][i])
+                failed[t] = 0 if ok else failed[t] + 1
+    for step in range(1, a.bisect + 1):
+        mids = {t: midpoint(*bracket(bench.results, t)) for t in TOOLS}
+        for r in range(1, a.repeats + 1):
+            for t in TOOLS:
+                if mids[t]:
+                    log(f"bisect {step}: {t} {mids[t]} QPS, run {r}/{a.repeats}")
+                    bench.run(t, mids[t], f"b{step}r{r}")
+    table(bench.results, bench.busy, a)
+
+
+if __name__ == "__main__":
+    main()
