@@ -12,6 +12,11 @@ use loadgen::{
 use crate::chunk::ParsedChunk;
 use crate::client::query_error;
 
+/// Per-sample buffers are reserved for at most this many output tokens.
+const RESERVE_TOKENS_CAP: u32 = 1024;
+/// Text bytes reserved per output token (English averages about four).
+const RESERVE_TEXT_BYTES_PER_TOKEN: usize = 4;
+
 /// The state of one sample of a request.
 #[derive(Debug)]
 struct SampleState {
@@ -143,6 +148,19 @@ impl Tracker {
     /// answer longer than that is counted (see [`Tracker::over_max_tokens`]).
     pub fn set_max_tokens(&mut self, max_tokens: impl IntoIterator<Item = Option<u32>>) {
         self.max_tokens = max_tokens.into_iter().collect();
+        // A sample's per-chunk buffers hold about one entry per output token:
+        // sized once here, they are not grown (and copied) three or four
+        // times per streamed answer. Capped so that a huge max_tokens does
+        // not reserve memory the answer may never use.
+        for (s, max) in self.samples.iter_mut().zip(&self.max_tokens) {
+            if let Some(max) = *max {
+                let n = max.min(RESERVE_TOKENS_CAP) as usize;
+                s.chunk_ns.reserve_exact(n);
+                s.chunk_tokens.reserve_exact(n);
+                s.ids.reserve_exact(n);
+                s.text.reserve_exact(n * RESERVE_TEXT_BYTES_PER_TOKEN);
+            }
+        }
     }
 
     /// Samples answered with more tokens than their `max_tokens`.
