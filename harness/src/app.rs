@@ -75,5 +75,6 @@ fn dispatch(command: Command, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         Command::Audit(args) => crate::audit_cmd::main(&args, out),
         Command::Submission(args) => crate::submission_cmd::main(&args, out),
         Command::Serve(args) => crate::serve_cmd::main(&args, out),
+        Command::Push(args) => crate::push_cmd::main(&args, out),
     }
 }

@@ -58,6 +58,9 @@ pub enum Command {
     /// Serve the results history over HTTP: rankings with confidence
     /// intervals, runs, trends (JSON under /api/v1, API keys required).
     Serve(ServeArgs),
+    /// Upload a finished run directory to a results service (`harness
+    /// serve`'s POST /api/v1/runs), which records it in its history.
+    Push(PushArgs),
 }
 
 /// Output of `harness compare`.
@@ -210,6 +213,23 @@ pub struct HistoryPruneArgs {
     /// Say what would be removed; remove nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `harness push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The run directory.
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+    /// The results service's base URL (`http://host:8080`).
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// The environment variable holding an upload key.
+    #[arg(long, value_name = "VAR", default_value = "HARNESS_API_KEY")]
+    pub api_key_env: String,
+    /// A file holding an upload key (its first line); instead of the variable.
+    #[arg(long, value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
 }
 
 /// `harness serve`.

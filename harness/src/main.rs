@@ -15,6 +15,7 @@ mod history_cmd;
 mod hooks;
 mod outcome;
 mod progress;
+mod push_cmd;
 mod replay;
 mod report_cmd;
 mod resume;

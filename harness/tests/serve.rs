@@ -230,3 +230,93 @@ fn imported_runs_compare_over_the_api_exactly_as_the_cli_does() {
     assert_eq!(no_key.0, 401);
     assert_eq!(still.0, 200);
 }
+
+fn push(dir: &str, server: &str, key: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["push", dir, "--server", server])
+        .env("HARNESS_API_KEY", key)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn push_uploads_a_run_that_the_server_records_once_and_never_prints_the_key() {
+    const UPLOAD: &str = "upload-key-0123456789abcdef";
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("h.sqlite");
+    let local = tmp.path().join("local");
+    std::fs::create_dir(&local).unwrap();
+    let run = synthetic(&local, "20270115-080000-pushed", 100.0, 1, true);
+    let crashed = synthetic(&local, "20270115-080000-crashed", 100.0, 2, false);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .arg("--runs-dir")
+        .arg(tmp.path().join("stored"))
+        .env("HARNESS_API_KEYS", format!("read:{KEY},upload:{UPLOAD}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().rsplit_once("http://").unwrap().1.to_owned();
+    let server = format!("http://{addr}");
+
+    let first = push(&run, &server, UPLOAD);
+    let again = push(&run, &server, UPLOAD);
+    let read_only = push(&run, &server, KEY);
+    let unfinished = push(&crashed, &server, UPLOAD);
+    let listed = get(&addr, "/api/v1/runs/20270115-080000-pushed", Some(KEY));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert!(
+        text(&first).contains(&format!(
+            "uploaded 20270115-080000-pushed: {server}/api/v1/runs/20270115-080000-pushed"
+        )),
+        "{}",
+        text(&first)
+    );
+    assert_eq!(listed.0, 200, "{}", listed.1);
+    assert!(
+        tmp.path()
+            .join("stored/20270115-080000-pushed/records.jsonl")
+            .is_file()
+    );
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again).contains("(HTTP 409): run 20270115-080000-pushed is already recorded"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(read_only.status.code(), Some(1));
+    assert!(
+        text(&read_only).contains("HTTP 403"),
+        "{}",
+        text(&read_only)
+    );
+    assert_eq!(unfinished.status.code(), Some(1));
+    assert!(
+        text(&unfinished).contains("not a finished run"),
+        "{}",
+        text(&unfinished)
+    );
+    for o in [&first, &again, &read_only, &unfinished] {
+        assert!(
+            !text(o).contains(UPLOAD) && !text(o).contains(KEY),
+            "{}",
+            text(o)
+        );
+    }
+}
