@@ -313,10 +313,7 @@ fn create_run_dir(
         format_version: rundir::FORMAT_VERSION,
         harness_version: env!("CARGO_PKG_VERSION").to_owned(),
         loadgen: rundir::LoadgenIdentity::harness_rust(),
-        run_id: dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        run_id: run_id(&dir),
         started_at: chrono::Local::now().to_rfc3339(),
         start_unix_ns: clock.start_unix_ns,
         finished_at: None,
@@ -348,6 +345,13 @@ fn create_run_dir(
     };
     manifest.write(&dir)?;
     Ok((dir, manifest))
+}
+
+/// A run's id: its directory's name.
+fn run_id(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// The request settings run.json records (no secrets: the API key is not
@@ -413,11 +417,18 @@ fn measure(
         &*plan.dataset,
         backend.sut.model(),
     )?;
+    let run_id = run_id(dir);
+    let identity = crate::run_telemetry::RunIdentity {
+        run_id: &run_id,
+        scenario: config.settings.scenario.as_str(),
+        described: &backend.described,
+    };
     let telemetry = crate::run_telemetry::start(
         runtime,
         &config.telemetry,
         dir,
         &backend.endpoints,
+        identity,
         clock.start,
         Some(Arc::clone(progress)),
     )?;

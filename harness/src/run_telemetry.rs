@@ -146,6 +146,38 @@ impl Exporter {
     }
 }
 
+/// Who the run is, for the labels of every exposed series.
+#[derive(Debug, Clone, Copy)]
+pub struct RunIdentity<'a> {
+    /// The run directory's name.
+    pub run_id: &'a str,
+    /// The LoadGen scenario.
+    pub scenario: &'a str,
+    /// The backends as run.json names them, in the order of the endpoints.
+    pub described: &'a [String],
+}
+
+/// The exposition's labels: the run's backends as run.json names them, and
+/// each endpoint's collector instance mapped to its name, so the client's
+/// and the server's series of one backend carry the same `backend`.
+fn run_labels(identity: RunIdentity<'_>, endpoints: &[String]) -> telemetry::RunLabels {
+    let backend_names = endpoints
+        .iter()
+        .zip(identity.described)
+        .filter_map(|(endpoint, name)| {
+            ScrapeTarget::for_backend(endpoint)
+                .ok()
+                .map(|t| (t.instance().to_owned(), name.clone()))
+        })
+        .collect();
+    telemetry::RunLabels {
+        run_id: identity.run_id.to_owned(),
+        scenario: identity.scenario.to_owned(),
+        backend: identity.described.join(","),
+        backend_names,
+    }
+}
+
 /// Starts live metrics, the Prometheus endpoint and the collector as
 /// configured. `progress` receives the live line once a second.
 pub fn start(
@@ -153,10 +185,12 @@ pub fn start(
     options: &TelemetryOptions,
     dir: &Path,
     endpoints: &[String],
+    identity: RunIdentity<'_>,
     run_start: Instant,
     progress: Option<Arc<crate::progress::Progress>>,
 ) -> anyhow::Result<Telemetry> {
     let live = Arc::new(LiveMetrics::new());
+    live.set_run_labels(run_labels(identity, endpoints));
     let collector = match options.metrics_interval {
         Some(interval) => {
             let targets = endpoints

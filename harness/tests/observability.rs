@@ -101,7 +101,15 @@ fn a_real_prometheus_scrapes_a_running_harness_and_loads_the_alert_rules() {
     let scratch = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
 
-    // A Server run that would take ten minutes; it is killed when the test ends.
+    // The simulator over HTTP, failing 30% of requests with a 503.
+    let sim = http_sim_with(|config| {
+        config.faults.error_rates = vec![sim::ErrorRate {
+            status: 503,
+            probability: 0.3,
+        }];
+    });
+    // A Server run that would take ten minutes; it is killed when the test
+    // ends, also when it fails.
     let mut harness = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_harness"))
             .current_dir(scratch.path())
@@ -110,14 +118,17 @@ fn a_real_prometheus_scrapes_a_running_harness_and_loads_the_alert_rules() {
                 "--quiet",
                 "--no-report",
                 "--no-history",
-                "--sim-profile",
-                "tiny-fast",
+                "--backend",
+                &sim.url,
                 "--target-qps",
                 "20",
                 "--min-duration-ms",
                 "600000",
                 "--max-tokens",
                 "8",
+                "--enable-metrics-collection",
+                "--metrics-collection-interval",
+                "0.5",
                 "--prometheus-listen",
                 "127.0.0.1:0",
                 "--log",
@@ -144,6 +155,13 @@ fn a_real_prometheus_scrapes_a_running_harness_and_loads_the_alert_rules() {
     let target = rx
         .recv_timeout(DEADLINE)
         .expect("the harness never logged its /metrics address");
+    // The run directory exists before the endpoint starts; its name is the
+    // run_id label.
+    let run_id = std::fs::read_dir(scratch.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .next()
+        .expect("no run directory");
 
     let web: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let rules = root.join("prometheus/alerts.yml").canonicalize().unwrap();
@@ -215,6 +233,51 @@ fn a_real_prometheus_scrapes_a_running_harness_and_loads_the_alert_rules() {
     });
     assert!(p99 > 0.0, "TTFT p99 {p99}");
 
+    // Every series carries the run's labels; the server's own metric, the
+    // failures by HTTP status, the token-length histograms and the target
+    // QPS arrive as Prometheus series.
+    let labelled = |promql: &str| -> Vec<Value> {
+        wait_for(promql, || {
+            let found = query(web, promql);
+            (!found.is_empty()).then_some(found)
+        })
+    };
+    let run_labels = |series: &Value| {
+        assert_eq!(series["metric"]["run_id"], run_id.as_str(), "{series}");
+        assert_eq!(series["metric"]["scenario"], "Server", "{series}");
+        assert_eq!(series["metric"]["backend"], sim.url.as_str(), "{series}");
+    };
+    for series in labelled("harness_server_requests_running{job=\"harness\"}") {
+        run_labels(&series);
+    }
+    let kv = labelled("harness_server_kv_cache_usage_ratio{job=\"harness\"}");
+    run_labels(&kv[0]);
+    assert!((0.0..=1.0).contains(&sample_value(&kv[0])), "{kv:?}");
+    let failed = labelled(
+        "harness_requests_failed_total{job=\"harness\",kind=\"http_status\",status=\"503\"} > 0",
+    );
+    run_labels(&failed[0]);
+    let output_lengths = labelled("harness_request_output_tokens_count{job=\"harness\"} > 0");
+    run_labels(&output_lengths[0]);
+    // No successful sample is longer than --max-tokens 8.
+    let within = query(
+        web,
+        "harness_request_output_tokens_bucket{job=\"harness\",le=\"10\"} - ignoring(le) harness_request_output_tokens_count{job=\"harness\"}",
+    );
+    assert_eq!(sample_value(&within[0]), 0.0, "{within:?}");
+    let input_lengths = labelled("harness_request_input_tokens_count{job=\"harness\"} > 0");
+    run_labels(&input_lengths[0]);
+    let qps = labelled("harness_target_qps{job=\"harness\"}");
+    run_labels(&qps[0]);
+    assert_eq!(sample_value(&qps[0]), 20.0, "{qps:?}");
+    let host = labelled("harness_host_memory_total_bytes{job=\"harness\"}");
+    run_labels(&host[0]);
+    assert!(
+        host[0]["metric"]["host"]
+            .as_str()
+            .is_some_and(|h| !h.is_empty())
+    );
+
     // Prometheus loaded every alert rule of prometheus/alerts.yml.
     let rules = wait_for("the alert rules", || {
         get_json(web, "/api/v1/rules?type=alert").filter(|r| {
@@ -256,6 +319,11 @@ struct HttpSim {
 }
 
 fn http_sim() -> HttpSim {
+    http_sim_with(|_| {})
+}
+
+/// The simulator over HTTP with `adjust` applied to its configuration.
+fn http_sim_with(adjust: impl FnOnce(&mut sim::SimConfig)) -> HttpSim {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -263,6 +331,7 @@ fn http_sim() -> HttpSim {
         .unwrap();
     let mut config = sim::SimConfig::from_profile("tiny-fast").unwrap();
     config.seed = 11;
+    adjust(&mut config);
     let handle = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         sim::Simulator::start(config, listener).unwrap()

@@ -120,7 +120,7 @@ pub use collector::{
 };
 pub use gpu::{GpuError, GpuReader, GpuReading, NvmlGpus};
 pub use live::{LiveMetrics, LiveSnapshot, LiveView, RunFigures, render_live};
-pub use prom_endpoint::{EXPORTED_METRICS, PrometheusServer, serve_prometheus};
+pub use prom_endpoint::{PrometheusServer, RunLabels, exported_metrics, serve_prometheus};
 pub use scrape::{ScrapeError, ScrapeTarget};
 
 /// Errors starting or finishing telemetry. Failures while sampling are

@@ -24,8 +24,9 @@ use loadgen::{Phase, PhaseEnd, PhaseStart, QueryRecord, RunObserver};
 use rundir::metrics::{MetricSource, names};
 
 use crate::fixed_histogram::{
-    FixedHistogram, ISSUE_DELAY_BOUNDS, LATENCY_BOUNDS, TPOT_BOUNDS, TTFT_BOUNDS,
+    FixedHistogram, ISSUE_DELAY_BOUNDS, LATENCY_BOUNDS, TOKEN_BOUNDS, TPOT_BOUNDS, TTFT_BOUNDS,
 };
+use crate::prom_endpoint::RunLabels;
 
 /// Highest value the live HDR histograms hold: one hour, in µs.
 const HDR_MAX_US: u64 = 3_600_000_000;
@@ -84,13 +85,27 @@ pub struct LiveMetrics {
     pub(crate) ttft: FixedHistogram,
     pub(crate) tpot: FixedHistogram,
     pub(crate) issue_delay: FixedHistogram,
-    pub(crate) errors: Mutex<BTreeMap<String, u64>>,
+    pub(crate) input_length: FixedHistogram,
+    pub(crate) output_length: FixedHistogram,
+    /// Failed samples by error kind and HTTP status.
+    pub(crate) failures: Mutex<BTreeMap<(String, Option<u16>), u64>>,
+    run_labels: Mutex<Option<RunLabels>>,
+    limits: Mutex<PhaseLimits>,
     phase: Mutex<PhaseState>,
     readings: Mutex<BTreeMap<(MetricSource, String), BTreeMap<String, f64>>>,
     /// The run's final figures, once computed ([`LiveMetrics::publish_run_figures`]).
     pub(crate) run_figures: Mutex<Option<RunFigures>>,
     /// Signalled by each scrape whose exposition held the run's figures.
     pub(crate) figures_scraped: tokio::sync::Notify,
+}
+
+/// What LoadGen's settings of the phase running ask for.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct PhaseLimits {
+    /// Target queries per second.
+    pub(crate) target_qps: Option<f64>,
+    /// The Server TTFT limit, seconds, when the run judges token latencies.
+    pub(crate) ttft_limit_s: Option<f64>,
 }
 
 /// A run's final figures as the exposition shows them: the run-level
@@ -123,7 +138,11 @@ impl LiveMetrics {
             ttft: FixedHistogram::new(TTFT_BOUNDS),
             tpot: FixedHistogram::new(TPOT_BOUNDS),
             issue_delay: FixedHistogram::new(ISSUE_DELAY_BOUNDS),
-            errors: Mutex::new(BTreeMap::new()),
+            input_length: FixedHistogram::counts(TOKEN_BOUNDS),
+            output_length: FixedHistogram::counts(TOKEN_BOUNDS),
+            failures: Mutex::new(BTreeMap::new()),
+            run_labels: Mutex::new(None),
+            limits: Mutex::new(PhaseLimits::default()),
             phase: Mutex::new(PhaseState {
                 phase: None,
                 scenario: None,
@@ -137,6 +156,28 @@ impl LiveMetrics {
             run_figures: Mutex::new(None),
             figures_scraped: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Labels every series of the exposition with the run's identity.
+    pub fn set_run_labels(&self, labels: RunLabels) {
+        if let Ok(mut slot) = self.run_labels.lock() {
+            *slot = Some(labels);
+        }
+    }
+
+    pub(crate) fn run_labels(&self) -> Option<RunLabels> {
+        self.run_labels.lock().ok().and_then(|l| l.clone())
+    }
+
+    pub(crate) fn limits(&self) -> PhaseLimits {
+        self.limits.lock().map(|l| *l).unwrap_or_default()
+    }
+
+    /// Every source's latest readings, by (source, instance).
+    pub(crate) fn readings_snapshot(
+        &self,
+    ) -> BTreeMap<(MetricSource, String), BTreeMap<String, f64>> {
+        self.readings.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     /// Adds the run's final figures to the exposition, where they stay
@@ -178,18 +219,20 @@ impl LiveMetrics {
         if let Some(input) = record.input_tokens {
             self.input_tokens
                 .fetch_add(u64::from(input), Ordering::Relaxed);
+            self.input_length.observe(u64::from(input));
         }
         if let Some(err) = &record.error {
             self.failed.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut errors) = self.errors.lock() {
-                *errors.entry(err.kind.as_str().to_owned()).or_default() += 1;
+            if let Ok(mut failures) = self.failures.lock() {
+                *failures
+                    .entry((err.kind.as_str().to_owned(), err.http_status))
+                    .or_default() += 1;
             }
             return;
         }
-        self.output_tokens.fetch_add(
-            u64::try_from(record.n_tokens).unwrap_or(0),
-            Ordering::Relaxed,
-        );
+        let output = u64::try_from(record.n_tokens).unwrap_or(0);
+        self.output_tokens.fetch_add(output, Ordering::Relaxed);
+        self.output_length.observe(output);
         let latency = record.latency_ns();
         let ttft = record.ttft_ns();
         let tpot = record.tpot_ns();
@@ -309,6 +352,16 @@ impl RunObserver for LiveMetrics {
             state.started_at_ns = now;
             state.expected_samples = start.sample_count;
             state.base = totals;
+            if let Ok(mut limits) = self.limits.lock() {
+                let s = &start.settings;
+                let token_limits = s.scenario == loadgen::Scenario::Server
+                    && s.use_token_latencies
+                    && s.server_ttft_latency > 0;
+                *limits = PhaseLimits {
+                    target_qps: Some(s.target_qps).filter(|q| q.is_finite() && *q > 0.0),
+                    ttft_limit_s: token_limits.then(|| s.server_ttft_latency as f64 / 1e9),
+                };
+            }
             if let Some(h) = state.hist.as_mut() {
                 h.latency.reset();
                 h.ttft.reset();
@@ -656,7 +709,13 @@ mod tests {
         assert!((p50 - 0.040).abs() < 0.0001, "{p50}");
         assert!((s.ttft_p99_s.unwrap() - 0.080).abs() < 0.0001);
         assert!((s.latency_p50_s.unwrap() - 1.0).abs() < 0.001);
-        assert_eq!(live.errors.lock().unwrap().get("timeout"), Some(&1));
+        assert_eq!(
+            live.failures
+                .lock()
+                .unwrap()
+                .get(&("timeout".to_owned(), None)),
+            Some(&1)
+        );
         assert_eq!(live.input_tokens.load(Ordering::Relaxed), 900);
     }
 
