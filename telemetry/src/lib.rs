@@ -119,8 +119,8 @@ pub use collector::{
     WindowMarker,
 };
 pub use gpu::{GpuError, GpuReader, GpuReading, NvmlGpus};
-pub use live::{LiveMetrics, LiveSnapshot, LiveView, RunFigures, render_live};
-pub use prom_endpoint::{PrometheusServer, RunLabels, exported_metrics, serve_prometheus};
+pub use live::{LiveMetrics, LiveSnapshot, LiveView, RunFigures, RunLabels, render_live};
+pub use prom_endpoint::{PrometheusServer, exported_metrics, serve_prometheus};
 pub use scrape::{ScrapeError, ScrapeTarget};
 
 /// Errors starting or finishing telemetry. Failures while sampling are

@@ -26,7 +26,6 @@ use rundir::metrics::{MetricSource, names};
 use crate::fixed_histogram::{
     FixedHistogram, ISSUE_DELAY_BOUNDS, LATENCY_BOUNDS, TOKEN_BOUNDS, TPOT_BOUNDS, TTFT_BOUNDS,
 };
-use crate::prom_endpoint::RunLabels;
 
 /// Highest value the live HDR histograms hold: one hour, in µs.
 const HDR_MAX_US: u64 = 3_600_000_000;
@@ -97,6 +96,21 @@ pub struct LiveMetrics {
     pub(crate) run_figures: Mutex<Option<RunFigures>>,
     /// Signalled by each scrape whose exposition held the run's figures.
     pub(crate) figures_scraped: tokio::sync::Notify,
+}
+
+/// The labels every series of a run carries in the Prometheus exposition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunLabels {
+    /// The run directory's name.
+    pub run_id: String,
+    /// The LoadGen scenario (`Server`, `Offline`, ...).
+    pub scenario: String,
+    /// The run's backends as run.json names them (`sim://PROFILE` for the
+    /// built-in simulator), joined by `,`.
+    pub backend: String,
+    /// The collector's instance of each backend (its URL without
+    /// credentials) -> its run.json name, for the server series' `backend`.
+    pub backend_names: BTreeMap<String, String>,
 }
 
 /// What LoadGen's settings of the phase running ask for.

@@ -43,9 +43,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::TelemetryError;
-use crate::live::LiveMetrics;
 #[cfg(test)]
 use crate::live::RunFigures;
+use crate::live::{LiveMetrics, RunLabels};
 
 /// A family's type, as its `# TYPE` line says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -489,21 +489,6 @@ pub fn markdown_table() -> String {
         ));
     }
     out
-}
-
-/// The labels every series of a run carries.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RunLabels {
-    /// The run directory's name.
-    pub run_id: String,
-    /// The LoadGen scenario (`Server`, `Offline`, ...).
-    pub scenario: String,
-    /// The run's backends as run.json names them (`sim://PROFILE` for the
-    /// built-in simulator), joined by `,`.
-    pub backend: String,
-    /// The collector's instance of each backend (its URL without
-    /// credentials) -> its run.json name, for the server series' `backend`.
-    pub backend_names: BTreeMap<String, String>,
 }
 
 fn escape_label(v: &str) -> String {
