@@ -260,6 +260,11 @@ pub struct ServeArgs {
     /// session cookie. The /api routes need a key either way.
     #[arg(long)]
     pub public_dashboard: bool,
+    /// Also serve gauges derived from the history for Prometheus at
+    /// http://ADDR/metrics (runs recorded, latest run time and latest value
+    /// of each figure per system, model and scenario); no key asked.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub prometheus_listen: Option<std::net::SocketAddr>,
 }
 
 /// `harness sweep`.

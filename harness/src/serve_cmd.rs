@@ -65,13 +65,47 @@ pub fn main(args: &ServeArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             .await
             .with_context(|| format!("--listen {}", args.listen))?;
         let addr = listener.local_addr()?;
+        // Prometheus' listener stops with the service (a watch both await).
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let prometheus = match args.prometheus_listen {
+            Some(at) => {
+                let prom_listener = tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("--prometheus-listen {at}"))?;
+                let prom_addr = prom_listener.local_addr()?;
+                let mut stopped = stopped.clone();
+                let service = service.clone();
+                let task = tokio::spawn(async move {
+                    service
+                        .serve_prometheus(prom_listener, async move {
+                            let _ = stopped.wait_for(|s| *s).await;
+                        })
+                        .await
+                });
+                Some((prom_addr, task))
+            }
+            None => None,
+        };
         writeln!(out, "serving {} on http://{addr}", args.db)?;
+        if let Some((prom_addr, _)) = &prometheus {
+            writeln!(
+                out,
+                "history gauges for Prometheus at http://{prom_addr}/metrics"
+            )?;
+        }
         out.flush()?;
         service
             .serve(listener, async {
                 let _ = tokio::signal::ctrl_c().await;
             })
             .await?;
+        let _ = stop.send(true);
+        if let Some((_, task)) = prometheus {
+            task.await
+                .context("the Prometheus listener")?
+                .context("the Prometheus listener")?;
+        }
+        drop(stopped);
         Ok(Outcome::Success)
     })
 }

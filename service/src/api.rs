@@ -320,6 +320,17 @@ async fn metrics(AxState(state): AxState<Arc<State>>) -> ApiResult {
     ))
 }
 
+/// The cached answer under `key`, after checking that the history has not
+/// changed since it was computed.
+async fn cache_hit(state: &Arc<State>, key: &str) -> Result<Option<Response>, ApiError> {
+    let version = state.db(|h| h.data_version()).await?;
+    state.cache.observe_version(version);
+    Ok(state
+        .cache
+        .get(key)
+        .map(|body| with_cache_header(bytes_response(StatusCode::OK, body.to_vec()), "hit")))
+}
+
 /// A cached rankings answer, or computes and caches it.
 async fn cached_rankings(
     state: &Arc<State>,
@@ -327,13 +338,8 @@ async fn cached_rankings(
     filter: Filter,
     key: String,
 ) -> ApiResult {
-    let version = state.db(|h| h.data_version()).await?;
-    state.cache.observe_version(version);
-    if let Some(body) = state.cache.get(&key) {
-        return Ok(with_cache_header(
-            bytes_response(StatusCode::OK, body.to_vec()),
-            "hit",
-        ));
+    if let Some(hit) = cache_hit(state, &key).await? {
+        return Ok(hit);
     }
     let generation = state.cache.generation();
     let ranked = state
@@ -402,8 +408,14 @@ async fn rankings_one(
 ) -> ApiResult {
     let params = Params::parse(query.as_deref(), FILTERS)?;
     let filter = params.filter()?;
-    known_metric(&state, &metric).await?;
     let key = format!("{metric}{:?}", params.0);
+    // A cached answer's metric was checked when it was computed: answer it
+    // before asking the history for every metric name (a scan of all
+    // recorded figures, which made each cached answer cost a query).
+    if let Some(hit) = cache_hit(&state, &key).await? {
+        return Ok(hit);
+    }
+    known_metric(&state, &metric).await?;
     cached_rankings(&state, vec![metric], filter, key).await
 }
 

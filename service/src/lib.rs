@@ -17,6 +17,7 @@ mod api;
 pub mod auth;
 mod cache;
 mod dashboard;
+pub mod prom;
 pub mod rankings;
 pub mod record;
 mod upload;
@@ -147,6 +148,26 @@ impl Service {
         api::router(Arc::clone(&self.state))
     }
 
+    /// The `--prometheus-listen` routes: `GET /metrics`, the history's
+    /// gauges ([`prom`]), computed once per history change.
+    pub fn prometheus_router(&self) -> axum::Router {
+        axum::Router::new()
+            .route("/metrics", axum::routing::get(prometheus_metrics))
+            .with_state(Arc::clone(&self.state))
+    }
+
+    /// Serves [`Service::prometheus_router`] until `shutdown` completes.
+    pub async fn serve_prometheus(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServiceError> {
+        axum::serve(listener, self.prometheus_router())
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+
     /// A receiver that changes whenever the rankings cache is invalidated.
     pub fn invalidations(&self) -> tokio::sync::watch::Receiver<u64> {
         self.state.cache.subscribe()
@@ -163,6 +184,38 @@ impl Service {
             .await?;
         Ok(())
     }
+}
+
+/// `GET /metrics` of the Prometheus listener: the cached exposition, or the
+/// history read once and rendered.
+async fn prometheus_metrics(
+    axum::extract::State(state): axum::extract::State<Arc<State>>,
+) -> Result<axum::response::Response, api::ApiError> {
+    use axum::response::IntoResponse;
+    /// Not a request path: cannot collide with a rankings answer's key.
+    const KEY: &str = "\0prometheus";
+    let version = state.db(|h| h.data_version()).await?;
+    state.cache.observe_version(version);
+    let body = match state.cache.get(KEY) {
+        Some(body) => body,
+        None => {
+            let generation = state.cache.generation();
+            let runs = state.db(|h| h.list(&history::Filter::default())).await?;
+            let body = Arc::new(prom::render(&runs).into_bytes());
+            state
+                .cache
+                .put(KEY.to_owned(), generation, Arc::clone(&body));
+            body
+        }
+    };
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body.to_vec(),
+    )
+        .into_response())
 }
 
 /// The listener thread: invalidates on every notification; on a lost
