@@ -70,7 +70,7 @@ measure() { # URL CONNS [LUA]
   local url="$1" conns="$2" script=() out t0 t1 s0 s1 real
   [ $# -ge 3 ] && script=(-s "$3")
   s0="$(cpu_ticks "$server_pid")"
-  out="$( { TIMEFORMAT='%R %U %S'; time taskset -c "$client_cpu" wrk -t1 -c"$conns" -d"${secs}s" \
+  out="$( { TIMEFORMAT='%R %U %S'; time taskset -c "$client_cpu" wrk -t1 -c"$conns" -d"${secs}s" --timeout 120s \
     --latency -H "x-api-key: $key" "${script[@]}" "$url"; } 2>&1 )"
   s1="$(cpu_ticks "$server_pid")"
   echo "$out" >>"$work/wrk.log"
