@@ -215,10 +215,10 @@ pub struct Filter {
     pub label: Option<(String, String)>,
     /// Only runs that used this backend (one of their redacted URLs).
     pub backend: Option<String>,
-    /// Only runs started at or after this RFC 3339 time (compared as text,
-    /// so give it in the offset the runs were recorded with).
+    /// Only runs started at or after this RFC 3339 time, compared as
+    /// instants (any offset on either side).
     pub since: Option<String>,
-    /// Only runs started before this RFC 3339 time (text, as `since`).
+    /// Only runs started before this RFC 3339 time (instants, as `since`).
     pub until: Option<String>,
     /// At most this many, newest first ([`History::list`] only).
     pub limit: Option<usize>,

@@ -158,7 +158,8 @@ pub(crate) fn record(client: &mut Client, run: &RunEntry) -> Result<(), postgres
 const WHERE: &str = "($1::TEXT IS NULL OR runs.model = $1) AND ($2::TEXT IS NULL OR runs.scenario = $2)
     AND ($3::TEXT IS NULL OR runs.dataset = $3) AND ($4::TEXT IS NULL OR strpos(runs.labels, $4) > 0)
     AND ($5::TEXT IS NULL OR strpos(runs.backends, '[' || $5) > 0 OR strpos(runs.backends, ',' || $5) > 0)
-    AND ($6::TEXT IS NULL OR runs.started_at >= $6) AND ($7::TEXT IS NULL OR runs.started_at < $7)";
+    AND ($6::TEXT IS NULL OR runs.started_at::timestamptz >= $6::timestamptz)
+    AND ($7::TEXT IS NULL OR runs.started_at::timestamptz < $7::timestamptz)";
 
 fn bind(b: &Bound) -> Vec<&(dyn ToSql + Sync)> {
     vec![

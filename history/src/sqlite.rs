@@ -90,7 +90,8 @@ pub(crate) fn record(conn: &mut Connection, run: &RunEntry) -> rusqlite::Result<
 const WHERE: &str = "(?1 IS NULL OR runs.model = ?1) AND (?2 IS NULL OR runs.scenario = ?2)
     AND (?3 IS NULL OR runs.dataset = ?3) AND (?4 IS NULL OR instr(runs.labels, ?4) > 0)
     AND (?5 IS NULL OR instr(runs.backends, '[' || ?5) > 0 OR instr(runs.backends, ',' || ?5) > 0)
-    AND (?6 IS NULL OR runs.started_at >= ?6) AND (?7 IS NULL OR runs.started_at < ?7)";
+    AND (?6 IS NULL OR julianday(runs.started_at) >= julianday(?6))
+    AND (?7 IS NULL OR julianday(runs.started_at) < julianday(?7))";
 
 fn bind(b: &Bound) -> [&dyn rusqlite::ToSql; 7] {
     [

@@ -274,7 +274,8 @@ impl Params {
         })
     }
 
-    /// An RFC 3339 time or a date, as the UTC text the history compares.
+    /// An RFC 3339 time (any offset) or a date (midnight UTC), as UTC text
+    /// the history compares as an instant.
     fn time(&self, name: &str) -> Result<Option<String>, ApiError> {
         let Some(text) = self.0.get(name) else {
             return Ok(None);
@@ -282,12 +283,12 @@ impl Params {
         if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
             return Ok(Some(
                 t.with_timezone(&chrono::Utc)
-                    .format("%Y-%m-%dT%H:%M:%S%.f")
+                    .format("%Y-%m-%dT%H:%M:%S%.fZ")
                     .to_string(),
             ));
         }
         if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-            return Ok(Some(d.format("%Y-%m-%d").to_string()));
+            return Ok(Some(d.format("%Y-%m-%dT00:00:00Z").to_string()));
         }
         Err(ApiError::bad(format!(
             "parameter {name} must be an RFC 3339 time (2026-11-22T10:00:00Z) or a date (2026-11-22)"

@@ -319,3 +319,68 @@ async fn rankings_are_cached_until_a_run_is_recorded_or_removed() {
     assert_eq!(fresh.header("x-cache"), Some("miss"));
     assert_eq!(fresh.json()["data"][0]["ttft"][0]["sample_count"], 4);
 }
+
+#[tokio::test]
+async fn since_and_until_compare_instants_whatever_the_offsets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Database::from(tmp.path().join("history.sqlite"));
+    // 11:30 UTC written at -02:00 (its text sorts before "2026-11-20T11"),
+    // and 11:00 UTC written at +05:00 (its text sorts after).
+    record_all(
+        &db,
+        &[
+            run(
+                "west",
+                "2026-11-20T09:30:00-02:00",
+                "a",
+                "Server",
+                10.0,
+                1.0,
+            ),
+            run(
+                "east",
+                "2026-11-20T16:00:00+05:00",
+                "b",
+                "Server",
+                10.0,
+                1.0,
+            ),
+        ],
+    );
+    let s = start(db).await;
+    let ids = |body: Value| -> Vec<String> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["run_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for (query, expected) in [
+        ("since=2026-11-20T11:15:00Z", vec!["west"]),
+        ("until=2026-11-20T11:15:00Z", vec!["east"]),
+        ("since=2026-11-20T12:15:00%2B01:00", vec!["west"]),
+        (
+            "since=2026-11-20T11:00:00Z&until=2026-11-20T11:30:00Z",
+            vec!["east"],
+        ),
+        ("since=2026-11-20", vec!["west", "east"]),
+        ("until=2026-11-20", vec![]),
+    ] {
+        let a = get(s.addr, &format!("/api/v1/runs?{query}")).await;
+        assert_eq!(a.status, 200, "{query}");
+        let mut got = ids(a.json());
+        got.sort();
+        let mut expected: Vec<String> = expected.into_iter().map(str::to_owned).collect();
+        expected.sort();
+        assert_eq!(got, expected, "{query}");
+    }
+    let bad = get(s.addr, "/api/v1/runs?until=2026-13-40").await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("parameter until")
+    );
+}
