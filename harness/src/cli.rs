@@ -684,9 +684,15 @@ pub struct SubmissionArgs {
     /// A JSON object with measurements.json's values.
     #[arg(long, value_name = "FILE")]
     pub measurements_json: Option<PathBuf>,
-    /// Fill host_processor_model_name, host_processor_core_count,
-    /// host_memory_capacity and operating_system from this machine (build
-    /// the tree on the system under test); --system-json values win.
+    /// Fill the host's processor (model, sockets, cores), memory and
+    /// operating system, and the accelerators NVML sees (model, count,
+    /// memory, driver), from this machine: build the tree on the system
+    /// under test. --system-json values win.
     #[arg(long)]
     pub host_fields: bool,
+    /// Place runs that break only the rules' size requirements (duration,
+    /// sample counts, a gen_len sized for the full dataset), listing each:
+    /// a preview of the tree from short runs, never a submission (exit 3).
+    #[arg(long)]
+    pub draft: bool,
 }

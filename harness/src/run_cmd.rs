@@ -27,6 +27,11 @@ use crate::run_cmd::config::BackendOptions;
 use crate::run_cmd::observers::Observers;
 use crate::shared::redact_url;
 
+/// The user.conf a run's settings came from, copied into its directory.
+pub const USER_CONF_FILE: &str = "user.conf";
+/// The mlperf.conf (LoadGen's embedded one), copied into the run directory.
+pub const MLPERF_CONF_FILE: &str = "mlperf.conf";
+
 /// `harness run`.
 pub fn main(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let config = RunConfig::from_args(args, crate::shared::redacted_command())?;
@@ -68,6 +73,9 @@ struct Backend {
     endpoints: Vec<String>,
     /// How run.json names the backends (no credentials).
     described: Vec<String>,
+    /// What each backend says about itself (`/version`, `/v1/models`),
+    /// under the name run.json gives it.
+    identities: Vec<sut::ServerIdentity>,
 }
 
 impl Backend {
@@ -108,11 +116,21 @@ impl Backend {
                 .block_on(sut::OpenAiSut::connect(sut_config, Arc::clone(dataset)))
                 .context("connecting to the backend")?,
         );
+        let identities = runtime
+            .block_on(sut.server_identities())
+            .into_iter()
+            .zip(&described)
+            .map(|(identity, name)| sut::ServerIdentity {
+                url: name.clone(),
+                ..identity
+            })
+            .collect();
         Ok(Backend {
             sut,
             simulator,
             endpoints,
             described,
+            identities,
         })
     }
 }
@@ -333,6 +351,15 @@ fn create_run_dir(
         config: serde_json::json!({
             "user_conf": config.user_conf,
             "server_model": backend.sut.model(),
+            "server": backend
+                .identities
+                .iter()
+                .map(|s| serde_json::json!({
+                    "url": s.url,
+                    "version": s.version,
+                    "owned_by": s.owned_by,
+                }))
+                .collect::<Vec<_>>(),
             "settings": config.settings,
             // What each request asks for: compare and gate state (and
             // refuse) differences here.
@@ -344,6 +371,16 @@ fn create_run_dir(
         warnings: Vec::new(),
     };
     manifest.write(&dir)?;
+    // The conf files the settings came from, as LoadGen's reference runs
+    // keep them: a submission copies these (the user.conf it really ran
+    // with; the mlperf.conf is the one embedded in the loadgen crate).
+    for (name, text) in [
+        (USER_CONF_FILE, config.user_conf_text.as_str()),
+        (MLPERF_CONF_FILE, loadgen::MLPERF_CONF),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok((dir, manifest))
 }
 

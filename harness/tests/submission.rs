@@ -122,6 +122,61 @@ fn runs_are_placed_in_the_tree_or_refused_with_the_reason() {
             .ends_with(" GB")
     );
 
+    // What the runs recorded reaches the tree: the conf files they ran
+    // with, the backend's identity, how to reproduce.
+    assert_eq!(
+        std::fs::read_to_string(offline.join("user.conf")).unwrap(),
+        std::fs::read_to_string(s.join("user.conf")).unwrap()
+    );
+    assert!(
+        std::fs::read_to_string(offline.join("mlperf.conf"))
+            .unwrap()
+            .contains("llama3_1-8b.*.performance_sample_count_override = 13368")
+    );
+    let system: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tree.join("open/Acme/systems/box.json")).unwrap())
+            .unwrap();
+    assert!(
+        system["framework"]
+            .as_str()
+            .unwrap()
+            .starts_with("vllm sim-"),
+        "{system}"
+    );
+    assert!(
+        system["other_software_stack"]
+            .as_str()
+            .unwrap()
+            .contains("(LoadGen: harness-rust"),
+        "{system}"
+    );
+    let src = std::fs::read_to_string(tree.join("open/Acme/src/llama3.1-8b/README.md")).unwrap();
+    assert!(src.contains("harness audit TEST06"), "{src}");
+    assert!(
+        !src.contains("--test-mode AccuracyOnly"),
+        "refused runs are not listed: {src}"
+    );
+
+    // A draft places the short performance run and says what it breaks.
+    let draft = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["submission", "--division", "open", "--submitter", "Acme"])
+        .args(["--system", "box", "--draft", "--out"])
+        .arg(s.join("draft"))
+        .args([&audit, &performance])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&draft.stdout).into_owned();
+    assert_eq!(draft.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("draft only: effective_min_duration_ms"),
+        "{text}"
+    );
+    assert!(text.contains("DRAFT: "), "{text}");
+    assert!(
+        s.join("draft/open/Acme/results/box/llama3.1-8b/Offline/performance/run_1/mlperf_log_detail.txt")
+            .is_file()
+    );
+
     let out = submit("closed");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(3), "{text}");

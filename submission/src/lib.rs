@@ -2,7 +2,8 @@
 //! directories: the compliance audits (which ones a benchmark needs, their
 //! `audit.config`, and the verification MLCommons' `compliance/TESTxx`
 //! scripts do, with the same output files, text and verdicts) and the
-//! submission tree (`tree`), and the results of two trees side by side
+//! submission tree (`tree`: which runs may go in, `rules`; the system
+//! description, `system`), and the results of two trees side by side
 //! (`results`).
 //!
 //! It reads files and writes files; it knows nothing of HTTP or of how the
@@ -10,7 +11,10 @@
 
 pub mod audit;
 pub mod results;
+pub mod rules;
+pub mod system;
 pub mod tree;
 
 pub use audit::{AuditError, AuditTest, Test06Options, Test06Report, TokenDtype};
+pub use system::{Accelerator, AcceleratorFacts, BackendFacts, HostFacts, SystemFacts};
 pub use tree::{Division, RunLogs, TreeError, TreeOptions, TreeReport, build_tree};

@@ -1,20 +1,23 @@
-//! The v6.0 submission tree from run directories:
+//! The v6.0 submission tree from run directories (the layout of MLCommons'
+//! `submission_structure.md` and the checker's v6.0/v6.1 `*_PATH` tables):
 //!
 //! ```text
 //! <division>/<submitter>/systems/<system>.json
+//! <division>/<submitter>/src/<benchmark>/README.md
 //! <division>/<submitter>/results/<system>/<benchmark>/<scenario>/
 //!     performance/run_1/{mlperf_log_summary.txt, mlperf_log_detail.txt}
 //!     accuracy/{mlperf_log_summary.txt, mlperf_log_detail.txt, mlperf_log_accuracy.json, accuracy.txt}
 //!     TEST06/{verify_accuracy.txt, accuracy/mlperf_log_accuracy.json}
-//!     measurements.json, user.conf, README.md
+//!     measurements.json, user.conf, mlperf.conf, README.md
 //! ```
 //!
-//! (paths from the checker's v6.0 `*_PATH` tables). A run that cannot
-//! belong to a valid submission is refused with the reason instead of being
-//! copied: an INVALID or too short performance run, a mode the tree has no
-//! place for, a failed accuracy or audit, and, in the closed division, any
-//! run not made by the official LoadGen (these logs name this project's
-//! LoadGen, which MLPerf's rules do not accept there).
+//! (v6.0 keeps a scenario's measurements beside its results, and the code
+//! under `src/`, where v5.x had `measurements/` and `code/`.) A run that
+//! cannot belong to a valid submission is refused with the reason instead
+//! of being copied: an INVALID or too short performance run, a mode the
+//! tree has no place for, LoadGen errors, a failed accuracy or audit, a run
+//! whose settings differ from the first run's, and, in the closed division,
+//! any run not made by the official LoadGen.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -23,52 +26,18 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::audit::AuditTest;
+use crate::rules::{
+    BenchmarkRules, MIN_DURATION_MS, benchmark_rules, conf_lines, model_key, settings_mismatch,
+    shared_settings,
+};
+use crate::system::{SystemFacts, fact_fields, system_description, system_problems};
 
-/// The rules' minimum run length (`TEST_DURATION_MS`).
-pub const MIN_DURATION_MS: u64 = 600_000;
-
-/// Fields the checker requires in `systems/<system>.json`
-/// (`SYSTEM_DESC_REQUIRED_FIELDS`, v6.0).
-pub const SYSTEM_REQUIRED_FIELDS: [&str; 35] = [
-    "division",
-    "submitter",
-    "status",
-    "system_name",
-    "number_of_nodes",
-    "host_processor_model_name",
-    "host_processors_per_node",
-    "host_processor_core_count",
-    "host_memory_capacity",
-    "host_storage_capacity",
-    "host_storage_type",
-    "accelerators_per_node",
-    "accelerator_model_name",
-    "accelerator_memory_capacity",
-    "framework",
-    "operating_system",
-    "system_type",
-    "other_software_stack",
-    "host_processor_frequency",
-    "host_processor_caches",
-    "host_memory_configuration",
-    "host_processor_interconnect",
-    "host_networking",
-    "host_networking_topology",
-    "accelerator_frequency",
-    "accelerator_host_interconnect",
-    "accelerator_interconnect",
-    "accelerator_interconnect_topology",
-    "accelerator_memory_configuration",
-    "accelerator_on-chip_memories",
-    "cooling",
-    "hw_notes",
-    "sw_notes",
-    "host_network_card_count",
-    "system_type_detail",
-];
+/// run.json's name for MLCommons' C++ LoadGen (`loadgen.implementation`);
+/// the closed division accepts only its runs.
+pub const OFFICIAL_LOADGEN: &str = "mlcommons-loadgen";
 
 /// Fields the checker requires in `measurements.json`
-/// (`SYSTEM_IMP_REQUIRED_FILES`).
+/// (`SYSTEM_IMP_REQUIRED_FILES`), none of which may be empty.
 pub const MEASUREMENTS_REQUIRED_FIELDS: [&str; 5] = [
     "input_data_types",
     "retraining",
@@ -136,11 +105,19 @@ pub struct TreeOptions {
     pub system: String,
     /// Benchmark as the checker names it (`llama3.1-8b`, `llama2-70b-99`...).
     pub benchmark: String,
-    /// Values for systems/<system>.json (a template the user completes);
-    /// division, submitter and system_name are filled in.
+    /// The user's values for systems/<system>.json; they win over the
+    /// measured facts, and division, submitter and system_name over both.
     pub system_json: Map<String, Value>,
+    /// What was measured for the description (host, NVML, backend).
+    pub system_facts: SystemFacts,
     /// Values for measurements.json.
     pub measurements_json: Map<String, Value>,
+    /// Place runs that break only the rules' size requirements (duration,
+    /// sample counts, a gen_len sized for the full dataset), saying so: a
+    /// preview of the tree from short runs, never a submission.
+    pub draft: bool,
+    /// The command that builds the tree, redacted (for src/'s README).
+    pub command: Vec<String>,
 }
 
 /// One run directory as the submission sees it.
@@ -150,14 +127,19 @@ pub struct RunLogs {
     pub dir: PathBuf,
     /// Detail-log keys (the last value of each).
     pub detail: HashMap<String, Value>,
+    /// The detail log's `error` entries, in order.
+    pub errors: Vec<String>,
+    /// run.json, when the directory has one.
+    pub manifest: Option<Value>,
 }
 
 impl RunLogs {
-    /// Reads `mlperf_log_detail.txt` of a run directory.
+    /// Reads `mlperf_log_detail.txt` and `run.json` of a run directory.
     pub fn read(dir: &Path) -> Result<RunLogs, TreeError> {
         let path = dir.join("mlperf_log_detail.txt");
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
         let mut detail = HashMap::new();
+        let mut errors = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let Some(json) = line.strip_prefix(":::MLLOG ") else {
                 continue;
@@ -167,12 +149,32 @@ impl RunLogs {
                 message: format!("line {}: {e}", i + 1),
             })?;
             if let (Some(key), Some(value)) = (v["key"].as_str(), v.get("value")) {
+                if key == "error" {
+                    errors.push(
+                        value
+                            .as_str()
+                            .map_or_else(|| value.to_string(), str::to_owned),
+                    );
+                }
                 detail.insert(key.to_owned(), value.clone());
             }
         }
+        let manifest_path = dir.join("run.json");
+        let manifest = match std::fs::read(&manifest_path) {
+            Ok(bytes) => Some(
+                serde_json::from_slice(&bytes).map_err(|e| TreeError::Format {
+                    path: manifest_path.clone(),
+                    message: e.to_string(),
+                })?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io(&manifest_path)(e)),
+        };
         Ok(RunLogs {
             dir: dir.to_owned(),
             detail,
+            errors,
+            manifest,
         })
     }
 
@@ -180,9 +182,85 @@ impl RunLogs {
         self.detail.get(key).and_then(Value::as_str).unwrap_or("")
     }
 
-    /// The results folder's scenario name (`Server`, `Offline`, ...).
+    fn u64(&self, key: &str) -> Option<u64> {
+        self.detail.get(key).and_then(Value::as_u64)
+    }
+
+    fn manifest(&self, key: &str) -> &Value {
+        self.manifest.as_ref().map_or(&Value::Null, |m| &m[key])
+    }
+
+    /// The results folder's scenario name (`Server`, `Offline`, ...;
+    /// `Interactive` for a Server run under a `-interactive` model key).
     pub fn scenario(&self) -> &str {
-        self.str("effective_scenario")
+        let scenario = self.str("effective_scenario");
+        let interactive = self
+            .manifest("model")
+            .as_str()
+            .is_some_and(|m| m.ends_with("-interactive"))
+            || self.manifest("scenario") == "Interactive";
+        if scenario == "Server" && interactive {
+            "Interactive"
+        } else {
+            scenario
+        }
+    }
+
+    /// The run directory's name (where a README refers to the run).
+    pub fn name(&self) -> String {
+        self.dir.file_name().map_or_else(
+            || self.dir.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    }
+
+    /// Which LoadGen made the run: run.json's `loadgen.implementation`, or
+    /// for a run.json without it, what the detail log's
+    /// `loadgen_file_sha1` shows (the C++ LoadGen hashes `/loadgen.cc`).
+    pub fn loadgen_implementation(&self) -> &str {
+        match self.manifest("loadgen")["implementation"].as_str() {
+            Some(i) => i,
+            None if self.log_is_official() => OFFICIAL_LOADGEN,
+            None => "harness-rust",
+        }
+    }
+
+    /// `implementation version @ hash`, as the run recorded it; the detail
+    /// log's `loadgen_version` when run.json has no identity.
+    pub fn loadgen_identity(&self) -> String {
+        let l = self.manifest("loadgen");
+        let mut s = self.loadgen_implementation().to_owned();
+        match l["version"].as_str().filter(|v| !v.is_empty()) {
+            Some(v) => {
+                let _ = write!(s, " {v}");
+                if let Some(h) = l["git_hash"].as_str() {
+                    let _ = write!(s, " @ {h}");
+                }
+            }
+            None if !self.str("loadgen_version").is_empty() => {
+                let _ = write!(s, " {}", self.str("loadgen_version"));
+            }
+            None => {}
+        }
+        s
+    }
+
+    fn log_is_official(&self) -> bool {
+        self.detail
+            .get("loadgen_file_sha1")
+            .and_then(Value::as_object)
+            .is_some_and(|m| m.contains_key("/loadgen.cc"))
+    }
+
+    /// The command line run.json recorded (redacted when it was written).
+    pub fn command(&self) -> Option<String> {
+        let args = self.manifest("command").as_array()?;
+        let args: Vec<&str> = args.iter().filter_map(Value::as_str).collect();
+        Some(args.join(" "))
+    }
+
+    fn user_conf(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.join("user.conf")).ok()
     }
 }
 
@@ -191,10 +269,14 @@ impl RunLogs {
 pub struct Placement {
     /// The run directory.
     pub run: PathBuf,
+    /// What the run is in the tree (`performance`, `accuracy`, `TEST06`).
+    pub role: String,
     /// What was written (relative paths), empty when refused.
     pub written: Vec<String>,
     /// Why the run (or part of it) was refused.
     pub refused: Vec<String>,
+    /// Rules a draft tree let the run break (see [`TreeOptions::draft`]).
+    pub draft: Vec<String>,
 }
 
 /// What [`build_tree`] did.
@@ -202,15 +284,19 @@ pub struct Placement {
 pub struct TreeReport {
     /// Per run.
     pub runs: Vec<Placement>,
-    /// Required systems/measurements fields still empty, as
-    /// `file: field`.
+    /// What the checker would still reject in systems/ and
+    /// measurements.json, as `file: field`.
     pub missing_fields: Vec<String>,
+    /// Other things said about the tree.
+    pub notes: Vec<String>,
 }
 
 impl TreeReport {
-    /// Whether every run found its place.
+    /// Whether every run found its place without a draft exception.
     pub fn all_accepted(&self) -> bool {
-        self.runs.iter().all(|r| r.refused.is_empty())
+        self.runs
+            .iter()
+            .all(|r| r.refused.is_empty() && r.draft.is_empty())
     }
 }
 
@@ -255,16 +341,6 @@ pub fn accuracy_txt(accuracy: &Value, benchmark: &str) -> String {
     s
 }
 
-/// Whether the official (C++) LoadGen wrote the log: its
-/// `loadgen_file_sha1` lists LoadGen's own sources (`/loadgen.cc`); this
-/// project's LoadGen lists its Rust files, and older logs of it none.
-fn official_loadgen(run: &RunLogs) -> bool {
-    run.detail
-        .get("loadgen_file_sha1")
-        .and_then(Value::as_object)
-        .is_some_and(|m| m.contains_key("/loadgen.cc"))
-}
-
 /// What MLCommons' `truncate_accuracy_log.py` does to an accuracy folder
 /// before submission (the checker requires its `hash=` line): appends
 /// `\nhash=<sha256 of mlperf_log_accuracy.json>\n` to accuracy.txt, then
@@ -300,6 +376,69 @@ fn copy(from: &Path, to: &Path) -> Result<(), TreeError> {
     Ok(())
 }
 
+/// What a run is, as the tree files it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Audit(AuditTest),
+    Performance,
+    Accuracy,
+    /// SubmissionRun: accuracy then performance in one run directory.
+    Both,
+    Other,
+}
+
+impl Role {
+    fn of(run: &RunLogs) -> Role {
+        let audit = AuditTest::Test06;
+        if run
+            .dir
+            .join(audit.name())
+            .join("verify_accuracy.txt")
+            .is_file()
+        {
+            return Role::Audit(audit);
+        }
+        match run.str("effective_test_mode") {
+            "PerformanceOnly" => Role::Performance,
+            "AccuracyOnly" => Role::Accuracy,
+            "SubmissionRun" => Role::Both,
+            _ => Role::Other,
+        }
+    }
+
+    fn name(self) -> String {
+        match self {
+            Role::Audit(a) => a.name().to_owned(),
+            Role::Performance => "performance".to_owned(),
+            Role::Accuracy => "accuracy".to_owned(),
+            Role::Both => "performance and accuracy".to_owned(),
+            Role::Other => "none".to_owned(),
+        }
+    }
+
+    /// The tree slots the run fills.
+    fn slots(self) -> Vec<String> {
+        match self {
+            Role::Audit(a) => vec![a.name().to_owned()],
+            Role::Performance => vec!["performance".to_owned()],
+            Role::Accuracy => vec!["accuracy".to_owned()],
+            Role::Both => vec!["performance".to_owned(), "accuracy".to_owned()],
+            Role::Other => Vec::new(),
+        }
+    }
+
+    /// Performance runs first: a scenario's user.conf is its performance
+    /// run's.
+    fn order(self) -> u8 {
+        match self {
+            Role::Performance | Role::Both => 0,
+            Role::Accuracy => 1,
+            Role::Audit(_) => 2,
+            Role::Other => 3,
+        }
+    }
+}
+
 /// Builds the tree under `out` from `runs`; refused runs are reported,
 /// never copied.
 pub fn build_tree(
@@ -309,88 +448,159 @@ pub fn build_tree(
 ) -> Result<TreeReport, TreeError> {
     let root = out.join(options.division.as_str()).join(&options.submitter);
     let mut report = TreeReport::default();
+    let reference = runs.first().map(|r| {
+        (
+            shared_settings(
+                r.manifest.as_ref(),
+                r.detail.get("qsl_reported_total_count"),
+            ),
+            r.name(),
+        )
+    });
+    // Per scenario: the user.conf its runs share and the slots taken.
+    let mut confs: BTreeMap<String, (Vec<String>, String)> = BTreeMap::new();
+    let mut taken: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut order: Vec<usize> = (0..runs.len()).collect();
+    order.sort_by_key(|&i| Role::of(&runs[i]).order());
+    let mut placements: Vec<Option<Placement>> = vec![None; runs.len()];
     let mut scenarios: BTreeMap<String, Vec<&RunLogs>> = BTreeMap::new();
-    for run in runs {
-        let placement = place_run(&root, options, run)?;
-        if placement.refused.is_empty() {
-            scenarios
-                .entry(run.scenario().to_owned())
-                .or_default()
-                .push(run);
+    for i in order {
+        let run = &runs[i];
+        let role = Role::of(run);
+        let mut placement = Placement {
+            run: run.dir.clone(),
+            role: role.name(),
+            written: Vec::new(),
+            refused: Vec::new(),
+            draft: Vec::new(),
+        };
+        check_run(options, run, role, &mut placement)?;
+        if let Some((settings, name)) = &reference {
+            let mine = shared_settings(
+                run.manifest.as_ref(),
+                run.detail.get("qsl_reported_total_count"),
+            );
+            placement
+                .refused
+                .extend(settings_mismatch(&mine, settings, name));
         }
-        report.runs.push(placement);
+        let scenario = run.scenario().to_owned();
+        if let Some(conf) = run.user_conf() {
+            let lines = conf_lines(&conf);
+            match confs.get(&scenario) {
+                Some((reference, from)) if *reference != lines => placement.refused.push(format!(
+                    "its user.conf differs from {from}'s, the other {scenario} runs'"
+                )),
+                Some(_) => {}
+                None if placement.refused.is_empty() => {
+                    confs.insert(scenario.clone(), (lines, run.name()));
+                }
+                None => {}
+            }
+        }
+        for slot in role.slots() {
+            if let Some(from) = taken.get(&(scenario.clone(), slot.clone())) {
+                placement
+                    .refused
+                    .push(format!("{scenario} already has a {slot} run ({from})"));
+            }
+        }
+        if placement.refused.is_empty() {
+            for slot in role.slots() {
+                taken.insert((scenario.clone(), slot), run.name());
+            }
+            place_run(&root, options, run, role, &mut placement)?;
+            scenarios.entry(scenario).or_default().push(run);
+        }
+        placements[i] = Some(placement);
     }
+    report.runs = placements.into_iter().flatten().collect();
     write_system_json(&root, options, &mut report)?;
     for (scenario, runs) in &scenarios {
         write_scenario_files(&root, options, scenario, runs, &mut report)?;
     }
+    write_src_readme(&root, options, runs, &report)?;
     Ok(report)
 }
 
-/// Checks one run and, unless refused, copies its logs to their places in
-/// the tree (`results/<system>/<benchmark>/<scenario>/...`).
-fn place_run(root: &Path, options: &TreeOptions, run: &RunLogs) -> Result<Placement, TreeError> {
-    let mut placement = Placement {
-        run: run.dir.clone(),
-        written: Vec::new(),
-        refused: Vec::new(),
-    };
-    let base = PathBuf::from("results")
-        .join(&options.system)
-        .join(&options.benchmark)
-        .join(run.scenario());
-    if options.division == Division::Closed && !official_loadgen(run) {
-        placement.refused.push(format!(
-            "closed division needs the official MLPerf LoadGen; this run's log (loadgen_version {:?}) is from this harness's own LoadGen",
-            run.str("loadgen_version")
-        ));
-    }
-    let audit = AuditTest::Test06;
-    let is_audit = run
-        .dir
-        .join(audit.name())
-        .join("verify_accuracy.txt")
-        .is_file();
-    let mode = run.str("effective_test_mode");
-    let mut targets: Vec<(PathBuf, PathBuf)> = Vec::new();
-    if is_audit {
-        targets.extend(audit_targets(run, audit, &base, &mut placement)?);
+/// A rule the rules' size requirements impose: refused, or in a draft tree
+/// placed and said.
+fn size_rule(options: &TreeOptions, placement: &mut Placement, broken: String) {
+    if options.draft {
+        placement.draft.push(broken);
     } else {
-        let performance = matches!(mode, "PerformanceOnly" | "SubmissionRun");
-        let accuracy = matches!(mode, "AccuracyOnly" | "SubmissionRun");
-        if !performance && !accuracy {
-            placement
-                .refused
-                .push(format!("test mode {mode:?} has no place in a submission"));
-        }
-        if performance {
-            targets.extend(performance_targets(run, &base, &mut placement));
-        }
-        if accuracy {
-            targets.extend(accuracy_targets(root, options, run, &base, &mut placement)?);
-        }
+        placement.refused.push(broken);
     }
-    if placement.refused.is_empty() {
-        for (from, to) in targets {
-            copy(&from, &root.join(&to))?;
-            placement.written.push(to.display().to_string());
-        }
-        let accuracy_dir = root.join(&base).join("accuracy");
-        if accuracy_dir.join("accuracy.txt").is_file() {
-            seal_accuracy(&accuracy_dir)?;
-        }
-    }
-    Ok(placement)
 }
 
-/// An audit run (TEST06): refused unless its verification passed; its
-/// verify_accuracy.txt and accuracy log go under `<scenario>/TEST06`.
-fn audit_targets(
+/// Everything that keeps a run out of the tree, whatever its role.
+fn check_run(
+    options: &TreeOptions,
+    run: &RunLogs,
+    role: Role,
+    placement: &mut Placement,
+) -> Result<(), TreeError> {
+    let rules = benchmark_rules(&options.benchmark);
+    let implementation = run.loadgen_implementation();
+    if options.division == Division::Closed {
+        if implementation != OFFICIAL_LOADGEN {
+            placement.refused.push(format!(
+                "closed division needs the official MLPerf LoadGen ({OFFICIAL_LOADGEN}); this run was \
+                 made by {} (run it with --loadgen official, or submit it in the open division)",
+                run.loadgen_identity()
+            ));
+        } else if !run.log_is_official() {
+            placement.refused.push(
+                "run.json names the official LoadGen but mlperf_log_detail.txt's loadgen_file_sha1 \
+                 does not list its sources"
+                    .to_owned(),
+            );
+        }
+    }
+    match run.manifest("status").as_str() {
+        None | Some("complete") => {}
+        Some(status) => placement
+            .refused
+            .push(format!("run.json says the run is {status}")),
+    }
+    let mode = run.str("effective_test_mode");
+    let expected = model_key(&options.benchmark);
+    if let Some(key) = run.manifest("model").as_str()
+        && key.trim_end_matches("-interactive") != expected.trim_end_matches("-interactive")
+    {
+        placement.refused.push(format!(
+            "the run is of LoadGen model {key:?}, not {expected:?} ({})",
+            options.benchmark
+        ));
+    }
+    if !run.errors.is_empty() && !matches!(role, Role::Audit(_)) {
+        placement.refused.push(format!(
+            "LoadGen logged {} error(s) (the checker rejects them): {}",
+            run.errors.len(),
+            run.errors[0]
+        ));
+    }
+    match role {
+        Role::Audit(audit) => check_audit(run, audit, placement)?,
+        Role::Other => placement
+            .refused
+            .push(format!("test mode {mode:?} has no place in a submission")),
+        Role::Performance => check_performance(options, run, rules, placement),
+        Role::Accuracy => check_accuracy(options, run, rules, placement)?,
+        Role::Both => {
+            check_performance(options, run, rules, placement);
+            check_accuracy(options, run, rules, placement)?;
+        }
+    }
+    Ok(())
+}
+
+/// An audit run: its verification must have passed.
+fn check_audit(
     run: &RunLogs,
     audit: AuditTest,
-    base: &Path,
     placement: &mut Placement,
-) -> Result<Vec<(PathBuf, PathBuf)>, TreeError> {
+) -> Result<(), TreeError> {
     let verify = run.dir.join(audit.name()).join("verify_accuracy.txt");
     let text = std::fs::read_to_string(&verify).map_err(io(&verify))?;
     if !text.contains(&format!("{} verification complete", audit.name())) {
@@ -398,24 +608,16 @@ fn audit_targets(
             .refused
             .push(format!("{}: verification failed", audit.name()));
     }
-    Ok(["verify_accuracy.txt", "accuracy/mlperf_log_accuracy.json"]
-        .into_iter()
-        .map(|f| {
-            (
-                run.dir.join(audit.name()).join(f),
-                base.join(audit.name()).join(f),
-            )
-        })
-        .collect())
+    Ok(())
 }
 
-/// A performance run: refused unless VALID and at least the rules' minimum
-/// duration; its summary and detail logs go under `performance/run_1`.
-fn performance_targets(
+/// A performance run: VALID, and as long and as large as the rules demand.
+fn check_performance(
+    options: &TreeOptions,
     run: &RunLogs,
-    base: &Path,
+    rules: Option<BenchmarkRules>,
     placement: &mut Placement,
-) -> Vec<(PathBuf, PathBuf)> {
+) {
     if run.str("result_validity") != "VALID" {
         placement.refused.push(format!(
             "performance result is {}: {}",
@@ -423,91 +625,194 @@ fn performance_targets(
             run.str("result_invalid_reason")
         ));
     }
-    let min = run
-        .detail
-        .get("effective_min_duration_ms")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
+    let min = run.u64("effective_min_duration_ms").unwrap_or(0);
     if min < MIN_DURATION_MS {
-        placement.refused.push(format!(
-            "effective_min_duration_ms {min} is below the {MIN_DURATION_MS} ms the rules require"
-        ));
+        size_rule(
+            options,
+            placement,
+            format!(
+                "effective_min_duration_ms {min} is below the {MIN_DURATION_MS} ms the rules require"
+            ),
+        );
     }
-    ["mlperf_log_summary.txt", "mlperf_log_detail.txt"]
-        .into_iter()
-        .map(|f| {
-            (
-                run.dir.join(f),
-                base.join("performance").join("run_1").join(f),
-            )
-        })
-        .collect()
+    let Some(rules) = rules else { return };
+    let psc = run.u64("effective_performance_sample_count").unwrap_or(0);
+    if psc < rules.performance_sample_count {
+        size_rule(
+            options,
+            placement,
+            format!(
+                "effective_performance_sample_count {psc} is below the {} {} requires",
+                rules.performance_sample_count, options.benchmark
+            ),
+        );
+    }
+    let spq = run.u64("effective_samples_per_query").unwrap_or(0);
+    if options.division == Division::Closed
+        && run.scenario() == "Offline"
+        && spq < rules.offline_min_samples_per_query
+    {
+        size_rule(
+            options,
+            placement,
+            format!(
+                "Offline effective_samples_per_query {spq} is below the {} the closed division requires",
+                rules.offline_min_samples_per_query
+            ),
+        );
+    }
 }
 
-/// An accuracy run: refused without a passing accuracy.json; while nothing
-/// refused the run, accuracy.txt is written from it. Its logs go under
-/// `accuracy`.
-fn accuracy_targets(
+/// An accuracy run: scored by `harness accuracy`, every target met, over
+/// the whole dataset.
+fn check_accuracy(
+    options: &TreeOptions,
+    run: &RunLogs,
+    rules: Option<BenchmarkRules>,
+    placement: &mut Placement,
+) -> Result<(), TreeError> {
+    let count = run
+        .u64("effective_accuracy_sample_count")
+        .or_else(|| run.u64("qsl_reported_total_count"))
+        .unwrap_or(0);
+    if let Some(rules) = rules
+        && count != rules.accuracy_sample_count
+    {
+        size_rule(
+            options,
+            placement,
+            format!(
+                "the accuracy run covers {count} samples, not the {} of {}'s dataset",
+                rules.accuracy_sample_count, options.benchmark
+            ),
+        );
+    }
+    let acc_path = run.dir.join("accuracy.json");
+    let bytes = match std::fs::read(&acc_path) {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            placement.refused.push(
+                "accuracy: no accuracy.json (score the run with harness accuracy first)".to_owned(),
+            );
+            return Ok(());
+        }
+    };
+    let acc: Value = serde_json::from_slice(&bytes).map_err(|e| TreeError::Format {
+        path: acc_path.clone(),
+        message: e.to_string(),
+    })?;
+    if acc["passed"] == Value::Bool(false) {
+        let missed: Vec<String> = acc["checks"]
+            .as_array()
+            .map(|checks| {
+                checks
+                    .iter()
+                    .filter(|c| c["passed"] == Value::Bool(false))
+                    .map(|c| c["target"]["metric"].as_str().unwrap_or("?").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        // gen_len counts characters over the whole dataset: a short run
+        // misses it by its size alone.
+        if !missed.is_empty() && missed.iter().all(|m| m == "gen_len") {
+            size_rule(
+                options,
+                placement,
+                "accuracy: gen_len is below its target (sized for the whole dataset)".to_owned(),
+            );
+        } else {
+            placement.refused.push(format!(
+                "accuracy: a target was missed ({}; see accuracy.json)",
+                if missed.is_empty() {
+                    "?".to_owned()
+                } else {
+                    missed.join(", ")
+                }
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Copies an accepted run's logs to their places in the tree
+/// (`results/<system>/<benchmark>/<scenario>/...`).
+fn place_run(
     root: &Path,
     options: &TreeOptions,
     run: &RunLogs,
-    base: &Path,
+    role: Role,
     placement: &mut Placement,
-) -> Result<Vec<(PathBuf, PathBuf)>, TreeError> {
-    let acc_path = run.dir.join("accuracy.json");
-    match std::fs::read(&acc_path) {
-        Ok(bytes) => {
-            let acc: Value = serde_json::from_slice(&bytes).map_err(|e| TreeError::Format {
-                path: acc_path.clone(),
-                message: e.to_string(),
-            })?;
-            if acc["passed"] == Value::Bool(false) {
-                placement
-                    .refused
-                    .push("accuracy: a target was missed (see accuracy.json)".to_owned());
-            }
-            let txt = base.join("accuracy").join("accuracy.txt");
-            if placement.refused.is_empty() {
-                let dest = root.join(&txt);
-                if let Some(parent) = dest.parent() {
-                    std::fs::create_dir_all(parent).map_err(io(parent))?;
-                }
-                std::fs::write(&dest, accuracy_txt(&acc, &options.benchmark)).map_err(io(&dest))?;
-                placement.written.push(txt.display().to_string());
-            }
+) -> Result<(), TreeError> {
+    let base = PathBuf::from("results")
+        .join(&options.system)
+        .join(&options.benchmark)
+        .join(run.scenario());
+    let mut targets: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let logs = ["mlperf_log_summary.txt", "mlperf_log_detail.txt"];
+    if let Role::Audit(audit) = role {
+        for f in ["verify_accuracy.txt", "accuracy/mlperf_log_accuracy.json"] {
+            targets.push((
+                run.dir.join(audit.name()).join(f),
+                base.join(audit.name()).join(f),
+            ));
         }
-        Err(_) => placement.refused.push(
-            "accuracy: no accuracy.json (score the run with harness accuracy first)".to_owned(),
-        ),
     }
-    Ok([
-        "mlperf_log_summary.txt",
-        "mlperf_log_detail.txt",
-        "mlperf_log_accuracy.json",
-    ]
-    .into_iter()
-    .map(|f| (run.dir.join(f), base.join("accuracy").join(f)))
-    .collect())
+    if matches!(role, Role::Performance | Role::Both) {
+        for f in logs {
+            targets.push((
+                run.dir.join(f),
+                base.join("performance").join("run_1").join(f),
+            ));
+        }
+    }
+    if matches!(role, Role::Accuracy | Role::Both) {
+        for f in logs.into_iter().chain(["mlperf_log_accuracy.json"]) {
+            targets.push((run.dir.join(f), base.join("accuracy").join(f)));
+        }
+        let acc_path = run.dir.join("accuracy.json");
+        let bytes = std::fs::read(&acc_path).map_err(io(&acc_path))?;
+        let acc: Value = serde_json::from_slice(&bytes).map_err(|e| TreeError::Format {
+            path: acc_path.clone(),
+            message: e.to_string(),
+        })?;
+        let txt = base.join("accuracy").join("accuracy.txt");
+        let dest = root.join(&txt);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::fs::write(&dest, accuracy_txt(&acc, &options.benchmark)).map_err(io(&dest))?;
+        placement.written.push(txt.display().to_string());
+    }
+    for (from, to) in targets {
+        copy(&from, &root.join(&to))?;
+        placement.written.push(to.display().to_string());
+    }
+    if matches!(role, Role::Accuracy | Role::Both) {
+        seal_accuracy(&root.join(&base).join("accuracy"))?;
+    }
+    Ok(())
 }
 
-/// systems/<system>.json: the template with identity filled in; required
-/// fields left empty are reported.
+/// systems/<system>.json: required fields, measured facts, the template
+/// over them, identity over all; what the checker would reject is listed.
 fn write_system_json(
     root: &Path,
     options: &TreeOptions,
     report: &mut TreeReport,
 ) -> Result<(), TreeError> {
-    let mut system = options.system_json.clone();
-    system.insert("division".into(), options.division.as_str().into());
-    system.insert("submitter".into(), options.submitter.clone().into());
-    system.insert("system_name".into(), options.system.clone().into());
-    for field in SYSTEM_REQUIRED_FIELDS {
-        let entry = system.entry(field).or_insert_with(|| "".into());
-        if entry.as_str() == Some("") {
-            report
-                .missing_fields
-                .push(format!("systems/{}.json: {field}", options.system));
-        }
+    let system = system_description(
+        &options.system_json,
+        &fact_fields(&options.system_facts),
+        [
+            ("division", options.division.as_str()),
+            ("submitter", &options.submitter),
+            ("system_name", &options.system),
+        ],
+    );
+    for problem in system_problems(&system) {
+        report
+            .missing_fields
+            .push(format!("systems/{}.json: {problem}", options.system));
     }
     let system_path = root
         .join("systems")
@@ -515,8 +820,8 @@ fn write_system_json(
     write_json(&system_path, &Value::Object(system))
 }
 
-/// A scenario's measurements.json, user.conf and README.md, from the runs
-/// placed under it.
+/// A scenario's measurements.json, user.conf, mlperf.conf and README.md,
+/// from the runs placed under it.
 fn write_scenario_files(
     root: &Path,
     options: &TreeOptions,
@@ -540,31 +845,138 @@ fn write_scenario_files(
         }
     }
     write_json(&dir.join("measurements.json"), &Value::Object(measurements))?;
-    let conf = user_conf(&options.benchmark, scenario, runs);
+    // Runs are in placement order: performance first.
     let conf_path = dir.join("user.conf");
-    std::fs::write(&conf_path, conf).map_err(io(&conf_path))?;
-    let readme = dir.join("README.md");
-    let mut text = format!(
-        "# {} {scenario}\n\nRuns made with the `harness` load generator (its own LoadGen \
-         reimplementation, see each mlperf_log_detail.txt's loadgen_version and \
-         loadgen_file_sha1). Run directories:\n\n",
-        options.benchmark
-    );
-    for run in runs {
-        let _ = writeln!(text, "- `{}`", run.dir.display());
+    match runs.iter().find(|r| r.dir.join("user.conf").is_file()) {
+        Some(run) => copy(&run.dir.join("user.conf"), &conf_path)?,
+        None => {
+            std::fs::write(
+                &conf_path,
+                reconstructed_user_conf(&options.benchmark, scenario, runs),
+            )
+            .map_err(io(&conf_path))?;
+            report.notes.push(format!(
+                "{scenario}: no run directory holds its user.conf (made before `harness run` kept \
+                 one); user.conf was rebuilt from the detail log's requested_* keys"
+            ));
+        }
     }
-    std::fs::write(&readme, text).map_err(io(&readme))
+    if let Some(run) = runs.iter().find(|r| r.dir.join("mlperf.conf").is_file()) {
+        copy(&run.dir.join("mlperf.conf"), &dir.join("mlperf.conf"))?;
+    }
+    let readme = dir.join("README.md");
+    std::fs::write(&readme, scenario_readme(options, scenario, runs)).map_err(io(&readme))
 }
 
-/// A user.conf from the performance runs' `requested_*` target keys (the
-/// values user.conf sets); the MLPerf model key is the benchmark's
-/// mlperf.conf name.
-fn user_conf(benchmark: &str, scenario: &str, runs: &[&RunLogs]) -> String {
-    let model = match benchmark {
-        b if b.starts_with("llama3.1-8b") => "llama3_1-8b".to_owned(),
-        b if b.starts_with("llama2-70b") => "llama2-70b".to_owned(),
-        other => other.to_owned(),
-    };
+/// How a scenario's results were produced, run by run.
+fn scenario_readme(options: &TreeOptions, scenario: &str, runs: &[&RunLogs]) -> String {
+    let mut text = format!(
+        "# {} {scenario}\n\nMeasured with `harness` (src/{}/README.md says how to \
+         reproduce). Runs:\n",
+        options.benchmark, options.benchmark
+    );
+    for run in runs {
+        let _ = write!(
+            text,
+            "\n## {} (`{}`)\n\n- LoadGen: {}\n",
+            Role::of(run).name(),
+            run.name(),
+            run.loadgen_identity()
+        );
+        if let Some(v) = run.manifest("harness_version").as_str() {
+            let _ = writeln!(text, "- harness: {v}");
+        }
+        let servers = run.manifest("config")["server"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for s in servers {
+            let _ = writeln!(
+                text,
+                "- backend: {} (owned_by {}, version {})",
+                s["url"].as_str().unwrap_or("?"),
+                s["owned_by"].as_str().unwrap_or("not answered"),
+                s["version"].as_str().unwrap_or("not answered")
+            );
+        }
+        if let Some(model) = run.manifest("config")["server_model"].as_str() {
+            let _ = writeln!(text, "- served model: {model}");
+        }
+        if let Some(command) = run.command() {
+            let _ = writeln!(text, "- command:\n\n  ```sh\n  {command}\n  ```");
+        }
+    }
+    text
+}
+
+/// src/<benchmark>/README.md: the code that made the results and how to
+/// reproduce them.
+fn write_src_readme(
+    root: &Path,
+    options: &TreeOptions,
+    runs: &[RunLogs],
+    report: &TreeReport,
+) -> Result<(), TreeError> {
+    let placed: Vec<&RunLogs> = runs
+        .iter()
+        .filter(|r| {
+            report
+                .runs
+                .iter()
+                .any(|p| p.run == r.dir && p.refused.is_empty())
+        })
+        .collect();
+    let mut text = format!(
+        "# {benchmark}: how these results were produced\n\n\
+         The load generator is `harness`, an MLPerf-style load tester for LLM serving \
+         (one binary; `cargo build --release -p harness`). Each run below is one \
+         `harness run` (or `harness audit`) against the system under test; \
+         `harness accuracy` scored the accuracy runs as MLCommons' evaluation script does, \
+         and `harness submission` built this tree:\n\n```sh\n{}\n```\n",
+        options.command.join(" "),
+        benchmark = options.benchmark
+    );
+    let mut versions: Vec<String> = placed
+        .iter()
+        .filter_map(|r| r.manifest("harness_version").as_str().map(str::to_owned))
+        .collect();
+    versions.sort();
+    versions.dedup();
+    let mut loadgens: Vec<String> = placed.iter().map(|r| r.loadgen_identity()).collect();
+    loadgens.sort();
+    loadgens.dedup();
+    let _ = writeln!(
+        text,
+        "\nharness version(s): {}\nLoadGen: {}",
+        if versions.is_empty() {
+            "not recorded".to_owned()
+        } else {
+            versions.join(", ")
+        },
+        loadgens.join(", ")
+    );
+    for run in &placed {
+        let _ = writeln!(
+            text,
+            "\n## {} {} (`{}`)\n\n```sh\n{}\n```",
+            run.scenario(),
+            Role::of(run).name(),
+            run.name(),
+            run.command()
+                .unwrap_or_else(|| "(no run.json: command not recorded)".to_owned())
+        );
+    }
+    let path = root.join("src").join(&options.benchmark).join("README.md");
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    std::fs::write(&path, text).map_err(io(&path))
+}
+
+/// A user.conf from the performance runs' `requested_*` target keys, for
+/// runs that kept no copy of their own.
+fn reconstructed_user_conf(benchmark: &str, scenario: &str, runs: &[&RunLogs]) -> String {
+    let model = model_key(benchmark);
     let mut text = String::from(
         "# From the runs' mlperf_log_detail.txt requested_* keys (the settings user.conf gave).\n",
     );
@@ -611,6 +1023,9 @@ mod tests {
 
     fn ours(mode: &str, valid: &str, min_ms: u64) -> Vec<(&'static str, Value)> {
         vec![
+            ("effective_performance_sample_count", json!(13368)),
+            ("qsl_reported_total_count", json!(13368)),
+            ("effective_samples_per_query", json!(14705)),
             ("loadgen_version", json!("0.1.0")),
             ("loadgen_file_sha1", json!({"/src/lib.rs": "ab"})),
             ("effective_scenario", json!("Offline")),
@@ -629,8 +1044,44 @@ mod tests {
             system: "box".into(),
             benchmark: "llama3.1-8b".into(),
             system_json: Map::new(),
+            system_facts: SystemFacts::default(),
             measurements_json: Map::new(),
+            draft: false,
+            command: vec!["harness".into(), "submission".into()],
         }
+    }
+
+    /// A run directory with a detail log, run.json and user.conf.
+    fn run_dir(
+        parent: &Path,
+        name: &str,
+        pairs: &[(&str, Value)],
+        manifest: Value,
+        user_conf: &str,
+    ) -> RunLogs {
+        let dir = parent.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        detail(&dir, pairs);
+        std::fs::write(dir.join("run.json"), manifest.to_string()).unwrap();
+        std::fs::write(dir.join("user.conf"), user_conf).unwrap();
+        std::fs::write(dir.join("mlperf.conf"), "# mlperf.conf\n").unwrap();
+        RunLogs::read(&dir).unwrap()
+    }
+
+    fn official(mode: &str) -> Vec<(&'static str, Value)> {
+        let mut pairs = ours(mode, "VALID", 600_000);
+        pairs[3] = ("loadgen_version", json!("6.0.17 @ d6147c7eb7"));
+        pairs[4] = ("loadgen_file_sha1", json!({"/loadgen.cc": "ab"}));
+        pairs
+    }
+
+    fn manifest(implementation: &str, server_model: &str) -> Value {
+        json!({"model": "llama3_1-8b", "scenario": "Offline", "status": "complete",
+               "harness_version": "0.1.0", "dataset": "cnn_eval.json",
+               "command": ["harness", "run", "--scenario", "Offline"],
+               "loadgen": {"implementation": implementation, "version": "6.0.17"},
+               "config": {"server_model": server_model, "request": {"max_tokens": 128},
+                          "server": [{"url": "http://gpu:8000", "owned_by": "vllm", "version": "0.9.2"}]}})
     }
 
     #[test]
@@ -712,12 +1163,177 @@ mod tests {
         assert!(reasons[0].starts_with("performance result is INVALID: Reduce target QPS"));
         assert!(reasons[1].contains("below the 600000 ms"));
         assert!(reasons[2].contains("has no place"));
-        assert!(reasons[3].contains("no accuracy.json"));
+        assert!(reasons[3].contains("no accuracy.json"), "{reasons:?}");
         assert!(!out.join("open/Acme/results").exists(), "nothing copied");
 
         // Closed: a valid run of this harness's LoadGen is refused too.
         let report = build_tree(&out, &options(Division::Closed), &runs[..1]).unwrap();
         assert!(report.runs[0].refused[0].contains("official MLPerf LoadGen"));
+    }
+
+    #[test]
+    fn closed_division_takes_official_loadgen_runs_and_their_own_conf_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let conf = "# ours\nllama3_1-8b.Offline.target_qps = 10\n";
+        let perf = run_dir(
+            tmp.path(),
+            "perf",
+            &official("PerformanceOnly"),
+            manifest(OFFICIAL_LOADGEN, "m"),
+            conf,
+        );
+        // run.json claims the official LoadGen; the log says otherwise.
+        let liar = run_dir(
+            tmp.path(),
+            "liar",
+            &ours("PerformanceOnly", "VALID", 600_000),
+            manifest(OFFICIAL_LOADGEN, "m"),
+            conf,
+        );
+        let rust = run_dir(
+            tmp.path(),
+            "rust",
+            &official("PerformanceOnly"),
+            manifest("harness-rust", "m"),
+            conf,
+        );
+        let out = tmp.path().join("tree");
+        let report = build_tree(&out, &options(Division::Closed), &[perf, liar, rust]).unwrap();
+        assert!(report.runs[0].refused.is_empty(), "{report:?}");
+        assert!(
+            report.runs[1].refused[0].contains("does not list its sources"),
+            "{report:?}"
+        );
+        assert!(
+            report.runs[2].refused[0].contains("made by harness-rust 6.0.17"),
+            "{report:?}"
+        );
+        let scen = out.join("closed/Acme/results/box/llama3.1-8b/Offline");
+        assert_eq!(
+            std::fs::read_to_string(scen.join("user.conf")).unwrap(),
+            conf
+        );
+        assert_eq!(
+            std::fs::read_to_string(scen.join("mlperf.conf")).unwrap(),
+            "# mlperf.conf\n"
+        );
+        let readme = std::fs::read_to_string(scen.join("README.md")).unwrap();
+        assert!(
+            readme.contains("- LoadGen: mlcommons-loadgen 6.0.17"),
+            "{readme}"
+        );
+        assert!(
+            readme.contains("harness run --scenario Offline"),
+            "{readme}"
+        );
+        assert!(
+            readme.contains("- backend: http://gpu:8000 (owned_by vllm, version 0.9.2)"),
+            "{readme}"
+        );
+        let src =
+            std::fs::read_to_string(out.join("closed/Acme/src/llama3.1-8b/README.md")).unwrap();
+        assert!(src.contains("harness submission"), "{src}");
+        assert!(src.contains("## Offline performance (`perf`)"), "{src}");
+        assert!(
+            !src.contains("`liar`"),
+            "refused runs are not listed: {src}"
+        );
+    }
+
+    #[test]
+    fn runs_that_differ_from_the_first_are_refused_naming_the_setting() {
+        let tmp = tempfile::tempdir().unwrap();
+        let conf = "llama3_1-8b.Offline.target_qps = 10\n";
+        let perf = run_dir(
+            tmp.path(),
+            "perf",
+            &ours("PerformanceOnly", "VALID", 600_000),
+            manifest("harness-rust", "llama-8b"),
+            conf,
+        );
+        let other_model = run_dir(
+            tmp.path(),
+            "acc",
+            &ours("AccuracyOnly", "VALID", 600_000),
+            manifest("harness-rust", "llama-70b"),
+            conf,
+        );
+        let other_conf = run_dir(
+            tmp.path(),
+            "acc2",
+            &ours("AccuracyOnly", "VALID", 600_000),
+            manifest("harness-rust", "llama-8b"),
+            "llama3_1-8b.Offline.target_qps = 11\n",
+        );
+        for acc in ["acc", "acc2"] {
+            std::fs::write(
+                tmp.path().join(acc).join("accuracy.json"),
+                r#"{"passed": true}"#,
+            )
+            .unwrap();
+        }
+        let second_perf = run_dir(
+            tmp.path(),
+            "perf2",
+            &ours("PerformanceOnly", "VALID", 600_000),
+            manifest("harness-rust", "llama-8b"),
+            conf,
+        );
+        let report = build_tree(
+            &tmp.path().join("tree"),
+            &options(Division::Open),
+            &[perf, other_model, other_conf, second_perf],
+        )
+        .unwrap();
+        let refused = |i: usize| report.runs[i].refused.join("; ");
+        assert_eq!(refused(0), "");
+        assert_eq!(
+            refused(1),
+            "settings differ from perf: served model is \"llama-70b\" here, \"llama-8b\" there"
+        );
+        assert_eq!(
+            refused(2),
+            "its user.conf differs from perf's, the other Offline runs'"
+        );
+        assert_eq!(refused(3), "Offline already has a performance run (perf)");
+    }
+
+    #[test]
+    fn a_draft_places_short_runs_and_says_what_they_break() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut pairs = ours("PerformanceOnly", "VALID", 10_000);
+        pairs[0] = ("effective_performance_sample_count", json!(100));
+        let perf = run_dir(
+            tmp.path(),
+            "perf",
+            &pairs,
+            manifest("harness-rust", "m"),
+            "",
+        );
+        let invalid = run_dir(
+            tmp.path(),
+            "bad",
+            &ours("PerformanceOnly", "INVALID", 10_000),
+            manifest("harness-rust", "m"),
+            "",
+        );
+        let mut opts = options(Division::Open);
+        opts.draft = true;
+        let out = tmp.path().join("tree");
+        let report = build_tree(&out, &opts, &[perf.clone(), invalid]).unwrap();
+        assert!(report.runs[0].refused.is_empty(), "{report:?}");
+        assert_eq!(report.runs[0].draft.len(), 2, "{report:?}");
+        assert!(report.runs[0].draft[1].contains("effective_performance_sample_count 100"));
+        assert!(!report.all_accepted());
+        // INVALID is never a draft exception.
+        assert!(report.runs[1].refused[0].contains("INVALID"), "{report:?}");
+        assert!(
+            out.join("open/Acme/results/box/llama3.1-8b/Offline/performance/run_1")
+                .is_dir()
+        );
+        // Without --draft the same run is refused.
+        let report = build_tree(&tmp.path().join("t2"), &options(Division::Open), &[perf]).unwrap();
+        assert_eq!(report.runs[0].refused.len(), 2, "{report:?}");
     }
 
     #[test]

@@ -284,6 +284,42 @@ pub(crate) async fn list_models(
         .collect())
 }
 
+/// What a server says about itself: `GET /version` (vLLM, SGLang and the
+/// simulator answer `{"version": "..."}`) and who owns its first listed
+/// model (`owned_by` of `/v1/models`: `vllm`, `llamacpp`, ...). Each is
+/// `None` when the server does not answer it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerIdentity {
+    /// The server's base URL, without credentials.
+    pub url: String,
+    /// `version` of `GET /version`.
+    pub version: Option<String>,
+    /// `owned_by` of the first model `GET /v1/models` lists.
+    pub owned_by: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct VersionBody {
+    version: String,
+}
+
+/// `GET /version`'s `version`, when the server answers one.
+pub(crate) async fn server_version(
+    client: &reqwest::Client,
+    root: &str,
+    auth: Option<&HeaderValue>,
+    options: &ClientOptions,
+) -> Option<String> {
+    let url = format!("{root}/version");
+    let response = get_ok(client, &url, auth, options.health_timeout, options)
+        .await
+        .ok()?;
+    let body = response.bytes().await.ok()?;
+    serde_json::from_slice::<VersionBody>(&body)
+        .ok()
+        .map(|v| v.version)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,6 +47,7 @@ pub mod sse;
 pub mod tokenizer;
 mod tracker;
 
+pub use client::ServerIdentity;
 pub use config::{
     ApiKey, ApiKeySource, BatchPolicy, ClientOptions, Dispatch, EndpointKind, ExtraHeader,
     HttpVersion, OutputTokenizer, RequestOptions, SutConfig,

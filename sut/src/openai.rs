@@ -14,7 +14,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::AbortHandle;
 
 use crate::body::RequestTemplate;
-use crate::client::{self, query_error};
+use crate::client::{self, ServerIdentity, query_error};
 use crate::config::{
     ApiKey, ClientOptions, Dispatch, EndpointKind, ExtraHeader, OutputTokenizer, RequestOptions,
     SutConfig,
@@ -373,6 +373,30 @@ impl OpenAiSut {
                 over_max_tokens: e.over_max_tokens.load(Ordering::Relaxed),
             })
             .collect()
+    }
+
+    /// What each endpoint says about itself (see [`ServerIdentity`]),
+    /// scrubbed of the API key and URL passwords; asked once, before a run,
+    /// for run.json.
+    pub async fn server_identities(&self) -> Vec<ServerIdentity> {
+        let inner = &self.inner;
+        let auth = inner.auth.as_ref();
+        let asks = inner.endpoints.iter().map(|e| async move {
+            let version =
+                client::server_version(&inner.client, &e.root, auth, &inner.options).await;
+            let owned_by = client::list_models(&inner.client, &e.root, auth, &inner.options)
+                .await
+                .ok()
+                .and_then(|models| models.into_iter().next())
+                .and_then(|m| m.owned_by);
+            let scrub = |s: String| inner.secrets.scrub(&s);
+            ServerIdentity {
+                url: crate::redact_url(&e.root),
+                version: version.map(scrub),
+                owned_by: owned_by.map(scrub),
+            }
+        });
+        futures_util::future::join_all(asks).await
     }
 
     /// Samples issued and not yet answered.

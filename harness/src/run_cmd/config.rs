@@ -24,6 +24,9 @@ pub struct RunConfig {
     pub model_key: String,
     /// Where the user.conf came from (a path, or "built-in example").
     pub user_conf: String,
+    /// The user.conf text the settings came from, kept in the run directory
+    /// (a submission copies the user.conf its runs really ran with).
+    pub user_conf_text: String,
     /// Dataset to load.
     pub dataset: DatasetSpec,
     /// The system under test.
@@ -95,9 +98,15 @@ fn scenario_name(scenario: ScenarioArg) -> &'static str {
     }
 }
 
+/// Where the user.conf came from and its text.
+struct UserConf {
+    source: String,
+    text: String,
+}
+
 /// LoadGen's settings from the conf files and the flags that override
 /// them: `(settings, model key, user.conf description, diagnostics)`.
-fn test_settings(args: &RunArgs) -> anyhow::Result<(TestSettings, String, String, Vec<String>)> {
+fn test_settings(args: &RunArgs) -> anyhow::Result<(TestSettings, String, UserConf, Vec<String>)> {
     let scenario_name = scenario_name(args.scenario);
     let (model_key, scenario) = loadgen::config::config_target(&args.lg_model_name, scenario_name)
         .with_context(|| format!("--scenario {scenario_name}"))?;
@@ -111,7 +120,15 @@ fn test_settings(args: &RunArgs) -> anyhow::Result<(TestSettings, String, String
             loader
                 .user_conf(&mut settings, path, &model_key, scenario.as_str())
                 .with_context(|| format!("reading --user-conf {}", path.display()))?;
-            path.display().to_string()
+            // Read again for the run directory's copy: the loader keeps no
+            // text, and it has just read this file within the same limit.
+            let text =
+                loadgen::input::read_limited_to_string(path, loadgen::input::CONF_FILE_LIMIT)
+                    .with_context(|| format!("reading --user-conf {}", path.display()))?;
+            UserConf {
+                source: path.display().to_string(),
+                text,
+            }
         }
         None => {
             loader.user_conf_text(
@@ -121,7 +138,10 @@ fn test_settings(args: &RunArgs) -> anyhow::Result<(TestSettings, String, String
                 &model_key,
                 scenario.as_str(),
             )?;
-            "built-in example user.conf".to_owned()
+            UserConf {
+                source: "built-in example user.conf".to_owned(),
+                text: BUILTIN_USER_CONF.to_owned(),
+            }
         }
     };
     settings.mode = match args.test_mode {
@@ -290,7 +310,8 @@ impl RunConfig {
         Ok(RunConfig {
             settings,
             model_key,
-            user_conf,
+            user_conf: user_conf.source,
+            user_conf_text: user_conf.text,
             dataset: dataset_spec(args, tokenizer)?,
             backend: BackendOptions {
                 backends: args.backends.clone(),
@@ -365,6 +386,7 @@ mod tests {
         assert_eq!(c.model_key, "llama3_1-8b");
         assert!(c.backend.backends.is_empty());
         assert_eq!(c.user_conf, "built-in example user.conf");
+        assert_eq!(c.user_conf_text, BUILTIN_USER_CONF);
         assert_eq!(
             c.output.history_db.unwrap().to_string(),
             default_db(std::path::Path::new("runs")).to_string()
