@@ -42,11 +42,10 @@ pub fn benchmark_rules(benchmark: &str) -> Option<BenchmarkRules> {
 /// The MLPerf model key of a benchmark (mlperf.conf's and user.conf's
 /// `model` part).
 pub fn model_key(benchmark: &str) -> String {
-    let base = benchmark
+    benchmark
         .trim_end_matches("-99.9")
         .trim_end_matches("-99")
-        .replace("llama3.1", "llama3_1");
-    base
+        .replace("llama3.1", "llama3_1")
 }
 
 /// The settings every run of one submission (one benchmark on one system)

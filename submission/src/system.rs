@@ -244,11 +244,25 @@ pub fn system_description(
     system
 }
 
+/// A value the template leaves unset.
 fn is_empty(v: &Value) -> bool {
     match v {
         Value::Null => true,
         Value::String(s) => s.trim().is_empty(),
         _ => false,
+    }
+}
+
+/// Whether the checker's `not value` holds: Python's falsy values (an
+/// empty string, 0, false, null, an empty list or object).
+fn python_falsy(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
     }
 }
 
@@ -261,8 +275,13 @@ pub fn system_problems(system: &Map<String, Value>) -> Vec<String> {
     for field in SYSTEM_REQUIRED_FIELDS {
         match system.get(field) {
             None => problems.push(format!("{field} (missing)")),
-            Some(v) if is_empty(v) && SYSTEM_MEANINGFUL_FIELDS.contains(&field) => {
-                problems.push(field.to_owned());
+            Some(v) if python_falsy(v) && SYSTEM_MEANINGFUL_FIELDS.contains(&field) => {
+                problems.push(if v.is_number() {
+                    // The checker reads a number 0 as empty; "0" passes.
+                    format!("{field} (the number 0 reads as empty to the checker: write \"0\")")
+                } else {
+                    field.to_owned()
+                });
             }
             Some(_) => {}
         }
@@ -388,7 +407,16 @@ mod tests {
         system.insert("status".into(), "Available".into());
         system.insert("system_type".into(), "cloud".into());
         system.insert("number_of_nodes".into(), "one".into());
-        system.insert("accelerators_per_node".into(), json!(8));
+        system.insert("accelerators_per_node".into(), json!(0));
+        let problems = system_problems(&system);
+        assert!(
+            problems.contains(
+                &"accelerators_per_node (the number 0 reads as empty to the checker: write \"0\")"
+                    .to_owned()
+            ),
+            "{problems:?}"
+        );
+        system.insert("accelerators_per_node".into(), json!("0"));
         let problems = system_problems(&system);
         assert!(
             !problems.iter().any(|p| p.starts_with("status")),

@@ -1056,7 +1056,7 @@ mod tests {
         parent: &Path,
         name: &str,
         pairs: &[(&str, Value)],
-        manifest: Value,
+        manifest: &Value,
         user_conf: &str,
     ) -> RunLogs {
         let dir = parent.join(name);
@@ -1179,7 +1179,7 @@ mod tests {
             tmp.path(),
             "perf",
             &official("PerformanceOnly"),
-            manifest(OFFICIAL_LOADGEN, "m"),
+            &manifest(OFFICIAL_LOADGEN, "m"),
             conf,
         );
         // run.json claims the official LoadGen; the log says otherwise.
@@ -1187,14 +1187,14 @@ mod tests {
             tmp.path(),
             "liar",
             &ours("PerformanceOnly", "VALID", 600_000),
-            manifest(OFFICIAL_LOADGEN, "m"),
+            &manifest(OFFICIAL_LOADGEN, "m"),
             conf,
         );
         let rust = run_dir(
             tmp.path(),
             "rust",
             &official("PerformanceOnly"),
-            manifest("harness-rust", "m"),
+            &manifest("harness-rust", "m"),
             conf,
         );
         let out = tmp.path().join("tree");
@@ -1248,21 +1248,21 @@ mod tests {
             tmp.path(),
             "perf",
             &ours("PerformanceOnly", "VALID", 600_000),
-            manifest("harness-rust", "llama-8b"),
+            &manifest("harness-rust", "llama-8b"),
             conf,
         );
         let other_model = run_dir(
             tmp.path(),
             "acc",
             &ours("AccuracyOnly", "VALID", 600_000),
-            manifest("harness-rust", "llama-70b"),
+            &manifest("harness-rust", "llama-70b"),
             conf,
         );
         let other_conf = run_dir(
             tmp.path(),
             "acc2",
             &ours("AccuracyOnly", "VALID", 600_000),
-            manifest("harness-rust", "llama-8b"),
+            &manifest("harness-rust", "llama-8b"),
             "llama3_1-8b.Offline.target_qps = 11\n",
         );
         for acc in ["acc", "acc2"] {
@@ -1276,7 +1276,7 @@ mod tests {
             tmp.path(),
             "perf2",
             &ours("PerformanceOnly", "VALID", 600_000),
-            manifest("harness-rust", "llama-8b"),
+            &manifest("harness-rust", "llama-8b"),
             conf,
         );
         let report = build_tree(
@@ -1307,14 +1307,14 @@ mod tests {
             tmp.path(),
             "perf",
             &pairs,
-            manifest("harness-rust", "m"),
+            &manifest("harness-rust", "m"),
             "",
         );
         let invalid = run_dir(
             tmp.path(),
             "bad",
             &ours("PerformanceOnly", "INVALID", 10_000),
-            manifest("harness-rust", "m"),
+            &manifest("harness-rust", "m"),
             "",
         );
         let mut opts = options(Division::Open);
