@@ -31,12 +31,14 @@
 # for each performance run, accuracy over the whole dataset, which needs
 # MLCommons' cnn_eval.json (13368 samples; CNN_EVAL=path) and the Llama 3.1
 # tokenizer.json (TOKENIZER=path) so the simulator's replay mode answers each
-# prompt with its reference tokens. About 45 minutes on an 8-core machine:
-# Offline performance ~11 min, Server ~11 min, the two accuracy runs ~6 min
-# each, the two TEST06 runs under a minute, scoring ~5 min.
+# prompt with its reference tokens. Estimated (not yet measured) at about
+# 45 minutes: Offline and Server performance over 10 minutes each, the two
+# accuracy runs over the 13368 samples several minutes each, the two TEST06
+# runs under a minute, scoring a few minutes.
 #
-# --quick is a smoke run of the whole path in about 2 minutes: the bundled
-# 51-sample dataset, 10-20 s runs, `harness submission --draft`. The checker
+# --quick is a smoke run of the whole path (6 minutes on a busy 2-core box
+# with a debug build): the bundled 51-sample dataset, 10-20 s runs,
+# `harness submission --draft`. The checker
 # then reports what such a tree lacks (durations, sample counts, the
 # dataset's size, gen_len): that is the expected outcome, printed at the end.
 #
