@@ -133,11 +133,12 @@ pub enum HistoryError {
         /// The cause.
         source: postgres::Error,
     },
-    /// A PostgreSQL server did not complete the connection in time (it
-    /// accepted it and never answered).
+    /// A PostgreSQL server did not answer in time: it accepted the
+    /// connection and never completed it, or never answered a statement
+    /// (every operation is bounded client-side).
     #[error(
-        "{db}: no answer from the server within {seconds} s of connecting (is it a PostgreSQL \
-         server, and is it up?)"
+        "{db}: no answer from the server within {seconds} s (is it a PostgreSQL server, and is \
+         it up?)"
     )]
     PostgresNoAnswer {
         /// The server's URL, redacted.
@@ -304,8 +305,22 @@ fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
 enum Backend {
     Sqlite(rusqlite::Connection),
     // The sync client needs `&mut` for every query; the history's readers
-    // take `&self`, as they do for SQLite.
-    Postgres(RefCell<postgres::Client>),
+    // take `&self`, as they do for SQLite. Every operation is bounded
+    // client-side (`pg::Conn`).
+    Postgres(RefCell<pg::Conn>),
+}
+
+fn pg_error(db: &Database, e: pg::PgError) -> HistoryError {
+    match e {
+        pg::PgError::Db(source) => HistoryError::Postgres {
+            db: db.to_string(),
+            source,
+        },
+        pg::PgError::NoAnswer(limit) => HistoryError::PostgresNoAnswer {
+            db: db.to_string(),
+            seconds: limit.as_secs(),
+        },
+    }
 }
 
 fn sqlite_error(db: &Database, source: rusqlite::Error) -> HistoryError {
@@ -356,20 +371,18 @@ impl History {
         move |source| sqlite_error(&self.db, source)
     }
 
-    fn pg_err(&self) -> impl FnOnce(postgres::Error) -> HistoryError + '_ {
-        move |source| HistoryError::Postgres {
-            db: self.db.to_string(),
-            source,
-        }
+    fn pg_err(&self) -> impl FnOnce(pg::PgError) -> HistoryError + '_ {
+        move |e| pg_error(&self.db, e)
     }
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<u32, HistoryError> {
         match &self.backend {
             Backend::Sqlite(conn) => sqlite::schema_version(conn).map_err(self.sqlite_err()),
-            Backend::Postgres(client) => {
-                pg::schema_version(&mut client.borrow_mut()).map_err(self.pg_err())
-            }
+            Backend::Postgres(client) => client
+                .borrow_mut()
+                .run(pg::schema_version)
+                .map_err(self.pg_err()),
         }
     }
 
@@ -381,10 +394,11 @@ impl History {
                 sqlite::record(conn, run).map_err(|source| sqlite_error(&self.db, source))
             }
             Backend::Postgres(client) => {
-                pg::record(client.get_mut(), run).map_err(|source| HistoryError::Postgres {
-                    db: self.db.to_string(),
-                    source,
-                })
+                let run = run.clone();
+                client
+                    .get_mut()
+                    .run(move |c| pg::record(c, &run))
+                    .map_err(|e| pg_error(&self.db, e))
             }
         }
     }
@@ -394,7 +408,11 @@ impl History {
         match &self.backend {
             Backend::Sqlite(conn) => sqlite::list(conn, filter).map_err(self.sqlite_err()),
             Backend::Postgres(client) => {
-                pg::list(&mut client.borrow_mut(), filter).map_err(self.pg_err())
+                let filter = filter.clone();
+                client
+                    .borrow_mut()
+                    .run(move |c| pg::list(c, &filter))
+                    .map_err(self.pg_err())
             }
         }
     }
@@ -404,7 +422,11 @@ impl History {
         match &self.backend {
             Backend::Sqlite(conn) => sqlite::trend(conn, metric, filter).map_err(self.sqlite_err()),
             Backend::Postgres(client) => {
-                pg::trend(&mut client.borrow_mut(), metric, filter).map_err(self.pg_err())
+                let (metric, filter) = (metric.to_owned(), filter.clone());
+                client
+                    .borrow_mut()
+                    .run(move |c| pg::trend(c, &metric, &filter))
+                    .map_err(self.pg_err())
             }
         }
     }
@@ -419,11 +441,13 @@ impl History {
         match &mut self.backend {
             Backend::Sqlite(conn) => sqlite::record_series(conn, run_id, points)
                 .map_err(|source| sqlite_error(&self.db, source)),
-            Backend::Postgres(client) => pg::record_series(client.get_mut(), run_id, points)
-                .map_err(|source| HistoryError::Postgres {
-                    db: self.db.to_string(),
-                    source,
-                }),
+            Backend::Postgres(client) => {
+                let (run_id, points) = (run_id.to_owned(), points.to_vec());
+                client
+                    .get_mut()
+                    .run(move |c| pg::record_series(c, &run_id, &points))
+                    .map_err(|e| pg_error(&self.db, e))
+            }
         }
     }
 
@@ -436,7 +460,11 @@ impl History {
         match &self.backend {
             Backend::Sqlite(conn) => sqlite::series(conn, run_id, name).map_err(self.sqlite_err()),
             Backend::Postgres(client) => {
-                pg::series(&mut client.borrow_mut(), run_id, name).map_err(self.pg_err())
+                let (run_id, name) = (run_id.to_owned(), name.map(str::to_owned));
+                client
+                    .borrow_mut()
+                    .run(move |c| pg::series(c, &run_id, name.as_deref()))
+                    .map_err(self.pg_err())
             }
         }
     }
@@ -448,10 +476,11 @@ impl History {
                 sqlite::delete(conn, run_id).map_err(|source| sqlite_error(&self.db, source))
             }
             Backend::Postgres(client) => {
-                pg::delete(client.get_mut(), run_id).map_err(|source| HistoryError::Postgres {
-                    db: self.db.to_string(),
-                    source,
-                })
+                let run_id = run_id.to_owned();
+                client
+                    .get_mut()
+                    .run(move |c| pg::delete(c, &run_id))
+                    .map_err(|e| pg_error(&self.db, e))
             }
         }
     }
@@ -461,7 +490,11 @@ impl History {
         match &self.backend {
             Backend::Sqlite(conn) => sqlite::get(conn, run_id).map_err(self.sqlite_err()),
             Backend::Postgres(client) => {
-                pg::get(&mut client.borrow_mut(), run_id).map_err(self.pg_err())
+                let run_id = run_id.to_owned();
+                client
+                    .borrow_mut()
+                    .run(move |c| pg::get(c, &run_id))
+                    .map_err(self.pg_err())
             }
         }
     }
@@ -474,7 +507,11 @@ impl History {
                 sqlite::values(conn, metric, filter).map_err(self.sqlite_err())
             }
             Backend::Postgres(client) => {
-                pg::values(&mut client.borrow_mut(), metric, filter).map_err(self.pg_err())
+                let (metric, filter) = (metric.to_owned(), filter.clone());
+                client
+                    .borrow_mut()
+                    .run(move |c| pg::values(c, &metric, &filter))
+                    .map_err(self.pg_err())
             }
         }
     }
@@ -483,9 +520,10 @@ impl History {
     pub fn metric_names(&self) -> Result<Vec<String>, HistoryError> {
         match &self.backend {
             Backend::Sqlite(conn) => sqlite::metric_names(conn).map_err(self.sqlite_err()),
-            Backend::Postgres(client) => {
-                pg::metric_names(&mut client.borrow_mut()).map_err(self.pg_err())
-            }
+            Backend::Postgres(client) => client
+                .borrow_mut()
+                .run(pg::metric_names)
+                .map_err(self.pg_err()),
         }
     }
 
@@ -507,7 +545,11 @@ impl History {
         match &self.backend {
             Backend::Sqlite(conn) => sqlite::contains(conn, run_id).map_err(self.sqlite_err()),
             Backend::Postgres(client) => {
-                pg::contains(&mut client.borrow_mut(), run_id).map_err(self.pg_err())
+                let run_id = run_id.to_owned();
+                client
+                    .borrow_mut()
+                    .run(move |c| pg::contains(c, &run_id))
+                    .map_err(self.pg_err())
             }
         }
     }

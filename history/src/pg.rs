@@ -21,6 +21,102 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one statement may run on the server.
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Why an operation on a [`Conn`] failed.
+#[derive(Debug)]
+pub(crate) enum PgError {
+    /// The server (or the client library) said so.
+    Db(postgres::Error),
+    /// No answer within this limit (the connection is then given up).
+    NoAnswer(Duration),
+}
+
+/// A work item for a connection's thread.
+type Job = Box<dyn FnOnce(&mut Client) + Send>;
+
+/// A connection whose every operation is bounded on the client's side.
+///
+/// The server's `statement_timeout` covers a server that works slowly, not
+/// one that completed the start-up and then never answers (a stopped
+/// process, a proxy whose backend died): the sync client would wait on its
+/// socket forever, and `harness history` or the end of `harness run` with
+/// it. So the client lives on a thread of its own and each operation is
+/// waited for at most the statement timeout plus the connect timeout.
+/// After one that timed out the connection is given up (its thread is left
+/// to the process's end) and every later operation fails at once.
+pub(crate) struct Conn {
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    limit: Duration,
+}
+
+impl Conn {
+    fn new(client: Client, limit: Duration) -> std::io::Result<Conn> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("history-postgres".into())
+            .spawn(move || {
+                let mut client = client;
+                for job in rx {
+                    job(&mut client);
+                }
+            })?;
+        Ok(Conn {
+            jobs: Some(tx),
+            limit,
+        })
+    }
+
+    /// Runs `f` on the connection, waiting at most the limit.
+    pub(crate) fn run<R: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut Client) -> Result<R, postgres::Error> + Send + 'static,
+    ) -> Result<R, PgError> {
+        self.call(f)?.map_err(PgError::Db)
+    }
+
+    fn call<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut Client) -> T + Send + 'static,
+    ) -> Result<T, PgError> {
+        let no_answer = PgError::NoAnswer(self.limit);
+        let Some(jobs) = &self.jobs else {
+            return Err(no_answer);
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let job: Job = Box::new(move |client| {
+            let _ = tx.send(f(client));
+        });
+        let answer = match jobs.send(job) {
+            Ok(()) => rx.recv_timeout(self.limit).ok(),
+            Err(_) => None,
+        };
+        answer.ok_or_else(|| {
+            self.jobs = None;
+            no_answer
+        })
+    }
+}
+
+/// The `statement_timeout` an options string (`-c statement_timeout=5s`)
+/// sets, in PostgreSQL's units (a bare number is milliseconds).
+fn statement_timeout(options: &str) -> Option<Duration> {
+    let value = options
+        .split_whitespace()
+        .find_map(|o| o.strip_prefix("statement_timeout="))?;
+    let digits = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let n: u64 = value[..digits].parse().ok()?;
+    let scale = match value[digits..].trim() {
+        "" | "ms" => 1,
+        "s" => 1_000,
+        "min" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    // 0 disables the server's timeout; the client still bounds the wait.
+    Some(Duration::from_millis(n.saturating_mul(scale))).filter(|d| !d.is_zero())
+}
+
 /// Connects on a thread of its own and gives up after `limit`: the
 /// client's connect timeout covers the TCP connection only, so a server
 /// that accepts and never answers its start-up would hang the open.
@@ -45,7 +141,7 @@ fn connect_within(
 const MIGRATION_LOCK: i32 = 0x4853_5459; // "HSTY"
 
 /// Connects and migrates.
-pub(crate) fn open(url: &PostgresUrl) -> Result<Client, HistoryError> {
+pub(crate) fn open(url: &PostgresUrl) -> Result<Conn, HistoryError> {
     let err = |source| HistoryError::Postgres {
         db: url.redacted(),
         source,
@@ -68,45 +164,73 @@ pub(crate) fn open(url: &PostgresUrl) -> Result<Client, HistoryError> {
         ));
     }
     config.options(options.trim());
-    let mut client = connect_within(config, limit)
-        .ok_or_else(|| HistoryError::PostgresNoAnswer {
-            db: url.redacted(),
-            seconds: limit.as_secs(),
-        })?
+    let no_answer = |limit: Duration| HistoryError::PostgresNoAnswer {
+        db: url.redacted(),
+        seconds: limit.as_secs(),
+    };
+    let client = connect_within(config, limit)
+        .ok_or_else(|| no_answer(limit))?
         .map_err(err)?;
-    let mut tx = client.transaction().map_err(err)?;
+    let statement = statement_timeout(&options).unwrap_or(STATEMENT_TIMEOUT);
+    // A thread that cannot be started is treated as connect_within does: no
+    // answer.
+    let mut conn = Conn::new(client, statement + limit).map_err(|_| no_answer(limit))?;
+    let migrated = conn.call(migrate).map_err(|e| match e {
+        PgError::NoAnswer(limit) => no_answer(limit),
+        PgError::Db(source) => err(source),
+    })?;
+    match migrated {
+        Ok(()) => Ok(conn),
+        Err(Migration::Db(source)) => Err(err(source)),
+        Err(Migration::Newer(found)) => Err(HistoryError::NewerSchema {
+            db: url.redacted(),
+            found,
+        }),
+    }
+}
+
+/// Why a migration stopped.
+enum Migration {
+    Db(postgres::Error),
+    /// The database's schema version, newer than this harness's.
+    Newer(u32),
+}
+
+impl From<postgres::Error> for Migration {
+    fn from(e: postgres::Error) -> Migration {
+        Migration::Db(e)
+    }
+}
+
+/// Migrates the schema to [`SCHEMA_VERSION`], once however many harnesses
+/// open one new database at the same time.
+fn migrate(client: &mut Client) -> Result<(), Migration> {
+    let mut tx = client.transaction()?;
     tx.execute(
         "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
         &[&MIGRATION_LOCK],
-    )
-    .map_err(err)?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        .map_err(err)?;
+    )?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
     let found: Option<i32> = tx
-        .query_one("SELECT max(version) FROM schema_version", &[])
-        .map_err(err)?
+        .query_one("SELECT max(version) FROM schema_version", &[])?
         .get(0);
     let found = u32::try_from(found.unwrap_or(0)).unwrap_or(0);
     if found > SCHEMA_VERSION {
-        return Err(HistoryError::NewerSchema {
-            db: url.redacted(),
-            found,
-        });
+        return Err(Migration::Newer(found));
     }
     if found < SCHEMA_VERSION {
         for migration in MIGRATIONS.iter().skip(found as usize) {
-            tx.batch_execute(migration.postgres).map_err(err)?;
+            tx.batch_execute(migration.postgres)?;
         }
         let version = i32::try_from(SCHEMA_VERSION).unwrap_or(i32::MAX);
-        tx.execute("DELETE FROM schema_version", &[]).map_err(err)?;
+        tx.execute("DELETE FROM schema_version", &[])?;
         tx.execute(
             "INSERT INTO schema_version (version) VALUES ($1)",
             &[&version],
-        )
-        .map_err(err)?;
+        )?;
     }
-    tx.commit().map_err(err)?;
-    Ok(client)
+    tx.commit()?;
+    Ok(())
 }
 
 pub(crate) fn schema_version(client: &mut Client) -> Result<u32, postgres::Error> {
@@ -425,4 +549,20 @@ pub(crate) fn series(
             value: r.get(4),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_statement_timeout_is_read_in_postgres_units() {
+        let ms = |o: &str| statement_timeout(o).map(|d| d.as_millis());
+        assert_eq!(ms("-c statement_timeout=1000"), Some(1000));
+        assert_eq!(ms("-c work_mem=4MB -c statement_timeout=5s"), Some(5000));
+        assert_eq!(ms("-c statement_timeout=2min"), Some(120_000));
+        assert_eq!(ms("-c statement_timeout=0"), None);
+        assert_eq!(ms("-c statement_timeout=soon"), None);
+        assert_eq!(ms("-c work_mem=4MB"), None);
+    }
 }

@@ -61,6 +61,10 @@ pub enum Fake {
     ModelsEmpty,
     /// Accepts connections and never says anything (a silent database).
     Silent,
+    /// A PostgreSQL server that completes the start-up (AuthenticationOk,
+    /// ParameterStatus, BackendKeyData, ReadyForQuery) and then never
+    /// answers a query.
+    PgReadyThenSilent,
     /// Healthy with valid completions, but `/metrics` is read and never
     /// answered.
     MetricsHang,
@@ -169,6 +173,11 @@ fn serve(stream: TcpStream, fake: Fake, tx: &Mutex<Sender<String>>) {
         let mut s = stream;
         let mut sink = [0u8; 1024];
         while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+        return;
+    }
+    if let Fake::PgReadyThenSilent = fake {
+        notify(tx, "connection");
+        pg_ready_then_silent(stream);
         return;
     }
     let mut writer = stream.try_clone().unwrap();
@@ -306,6 +315,44 @@ fn complete(w: &mut TcpStream, completion: Completion, auth: &str) -> bool {
             false
         }
     }
+}
+
+/// Answers a PostgreSQL start-up (declining TLS), then reads whatever
+/// comes and never answers.
+fn pg_ready_then_silent(mut s: TcpStream) {
+    let mut len = [0u8; 4];
+    loop {
+        if s.read_exact(&mut len).is_err() {
+            return;
+        }
+        let mut body = vec![0; (u32::from_be_bytes(len) as usize).saturating_sub(4)];
+        if s.read_exact(&mut body).is_err() {
+            return;
+        }
+        let code = body
+            .get(..4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        if matches!(code, Some(80_877_103 | 80_877_104)) {
+            // SSLRequest / GSSENCRequest: not here.
+            let _ = s.write_all(b"N");
+            continue;
+        }
+        break;
+    }
+    let mut reply = Vec::new();
+    let mut message = |tag: u8, payload: &[u8]| {
+        reply.push(tag);
+        reply.extend_from_slice(&(payload.len() as u32 + 4).to_be_bytes());
+        reply.extend_from_slice(payload);
+    };
+    message(b'R', &0u32.to_be_bytes());
+    message(b'S', b"server_version\x0016.0\x00");
+    message(b'S', b"client_encoding\x00UTF8\x00");
+    message(b'K', &[0, 0, 0, 42, 0, 0, 0, 7]);
+    message(b'Z', b"I");
+    let _ = s.write_all(&reply);
+    let mut sink = [0u8; 1024];
+    while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
 }
 
 /// Never answers (the thread ends with the test process).

@@ -1077,6 +1077,11 @@ fn server_cases() -> Vec<Case> {
     ]
 }
 
+/// A PostgreSQL URL (with a password) for a fake that completes the
+/// start-up and then never answers: every statement waits at most its
+/// statement_timeout (1 s) plus the connect timeout (1 s).
+const PG_READY_THEN_SILENT: &str = "postgres://u:pw-hostile-s3cret@{url_host}/x?connect_timeout=1&options=-c%20statement_timeout%3D1000";
+
 fn history_cases() -> Vec<Case> {
     vec![
         case(
@@ -1110,6 +1115,20 @@ fn history_cases() -> Vec<Case> {
         )
         .fake(Fake::Silent)
         .secs(15.0),
+        case(
+            "history postgres ready then silent",
+            strings(&["history", "--db", PG_READY_THEN_SILENT]),
+            expect(1, &["no answer", "postgres://u:***@127.0.0.1"]),
+        )
+        .fake(Fake::PgReadyThenSilent)
+        .secs(15.0),
+        case(
+            "run records despite a postgres that never answers a query",
+            tiny(&["--db", PG_READY_THEN_SILENT]),
+            expect(0, &["not recorded in the history", "no answer"]),
+        )
+        .fake(Fake::PgReadyThenSilent)
+        .secs(20.0),
         case(
             "run records despite a silent postgres",
             tiny(&[
