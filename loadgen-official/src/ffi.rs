@@ -126,7 +126,9 @@ impl Settings {
     pub fn from_config(&mut self, path: &CStr, model: &CStr, scenario: &CStr) -> i32 {
         // SAFETY: self.0 is live; the strings are NUL-terminated and outlive
         // the call, which copies what it keeps.
-        unsafe { hlg_settings_from_config(self.0, path.as_ptr(), model.as_ptr(), scenario.as_ptr()) }
+        unsafe {
+            hlg_settings_from_config(self.0, path.as_ptr(), model.as_ptr(), scenario.as_ptr())
+        }
     }
 
     /// Server target QPS or Offline expected QPS, by scenario.

@@ -15,6 +15,7 @@ pub mod early_stopping;
 pub mod find_peak;
 pub mod format;
 pub mod input;
+pub mod logged;
 pub mod logging;
 pub mod record;
 pub mod results;

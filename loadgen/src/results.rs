@@ -391,7 +391,10 @@ impl PerformanceSummary {
         s
     }
 
-    fn empty(settings: &EffectiveSettings, pr: &PerformanceResult) -> PerformanceSummary {
+    pub(crate) fn empty(
+        settings: &EffectiveSettings,
+        pr: &PerformanceResult,
+    ) -> PerformanceSummary {
         let p = settings.target_latency_percentile;
         PerformanceSummary {
             scenario: settings.scenario,
