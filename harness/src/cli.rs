@@ -382,9 +382,23 @@ pub enum DatasetFormatArg {
     Sharegpt,
 }
 
+/// Which LoadGen runs a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LoadgenArg {
+    /// This harness's Rust LoadGen.
+    Rust,
+    /// MLCommons' C++ LoadGen 6.0.17 (builds with the `official` feature).
+    Official,
+}
+
 /// `harness run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
+    /// Which LoadGen runs the test: `rust` (this harness's own) or
+    /// `official` (MLCommons' C++ LoadGen, linked in by the `official`
+    /// cargo feature; closed-division submissions need it).
+    #[arg(long, value_enum, default_value = "rust")]
+    pub loadgen: LoadgenArg,
     /// Scenario.
     #[arg(long, value_enum, default_value = "Server")]
     pub scenario: ScenarioArg,

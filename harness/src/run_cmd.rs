@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod observers;
+mod official;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -330,7 +331,11 @@ fn create_run_dir(
     let manifest = rundir::RunManifest {
         format_version: rundir::FORMAT_VERSION,
         harness_version: env!("CARGO_PKG_VERSION").to_owned(),
-        loadgen: rundir::LoadgenIdentity::harness_rust(),
+        loadgen: if config.official.is_some() {
+            official::identity()
+        } else {
+            rundir::LoadgenIdentity::harness_rust()
+        },
         run_id: run_id(&dir),
         started_at: chrono::Local::now().to_rfc3339(),
         start_unix_ns: clock.start_unix_ns,
@@ -445,6 +450,11 @@ fn measure(
     backend: &Backend,
     progress: &Arc<Progress>,
 ) -> anyhow::Result<Measured> {
+    if let Some(options) = &config.official {
+        return official::measure(
+            runtime, config, options, plan, dir, clock, backend, progress,
+        );
+    }
     let records = Arc::new(rundir::RecordsWriter::create(dir, clock.start_unix_ns)?);
     let hooks = RunHooks::open(
         dir,

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use loadgen::{
@@ -27,13 +27,26 @@ struct InFlight {
     first_token_ns: Option<u64>,
 }
 
+/// A call for LoadGen, made by the forwarder thread.
+enum Forward {
+    FirstToken(u64, Vec<u8>),
+    Complete(Vec<(u64, Vec<u8>, i64)>),
+    End,
+}
+
 /// Where our SUT's answers go: LoadGen, and the observers.
+///
+/// LoadGen orders a sample's first token and completion by when its IO
+/// thread drains each calling thread's buffer, so a first token and a
+/// completion made on two threads (a tokio task moves between workers)
+/// microseconds apart can reach it swapped ("Attempted to record a sample
+/// latency before it's first token latency"). Every call therefore goes
+/// through one forwarder thread, queued under the map's lock in the order
+/// the SUT made them.
 struct Sink {
     zero: Instant,
-    /// True while LoadGen's `StartTest` runs: only then may its completion
-    /// functions be called (the write lock is taken to end it, so no call
-    /// is in progress afterwards).
-    live: RwLock<bool>,
+    /// The forwarder's queue.
+    forward: Mutex<mpsc::Sender<Forward>>,
     /// Keyed by LoadGen's response id: each is answered to LoadGen once.
     in_flight: Mutex<HashMap<u64, InFlight>>,
     next_seq: AtomicU64,
@@ -95,15 +108,10 @@ impl CompletionSink for Sink {
                 return;
             }
             entry.first_token_ns = Some(now);
+            // Queued under the map's lock: before the sample's completion.
+            let _ = lock(&self.forward).send(Forward::FirstToken(id.0, data.to_vec()));
             entry.seq
         };
-        {
-            let live = self.live.read().unwrap_or_else(PoisonError::into_inner);
-            if *live {
-                let mut raw = [RawResponse::new(id.0 as usize, data, 1)];
-                ffi::first_token_complete(&mut raw);
-            }
-        }
         if let Some(o) = &self.observer {
             o.first_token(seq, now);
         }
@@ -113,22 +121,19 @@ impl CompletionSink for Sink {
         let now = self.now_ns();
         let entries: Vec<Option<InFlight>> = {
             let mut map = lock(&self.in_flight);
-            responses.iter().map(|r| map.remove(&r.id.0)).collect()
-        };
-        {
-            let raw: Vec<RawResponse> = responses
-                .iter()
+            let entries: Vec<Option<InFlight>> =
+                responses.iter().map(|r| map.remove(&r.id.0)).collect();
+            let calls: Vec<(u64, Vec<u8>, i64)> = responses
+                .iter_mut()
                 .zip(&entries)
                 .filter(|(_, e)| e.is_some())
-                .map(|(r, _)| RawResponse::new(r.id.0 as usize, &r.data, r.n_tokens))
+                .map(|(r, _)| (r.id.0, std::mem::take(&mut r.data), r.n_tokens))
                 .collect();
-            let live = self.live.read().unwrap_or_else(PoisonError::into_inner);
-            if *live && !raw.is_empty() {
-                let mut raw = raw;
-                // `responses` (the bytes `raw` points at) lives past the call.
-                ffi::query_samples_complete(&mut raw);
+            if !calls.is_empty() {
+                let _ = lock(&self.forward).send(Forward::Complete(calls));
             }
-        }
+            entries
+        };
         let mut tally = lock(&self.tally);
         for (response, entry) in responses.iter_mut().zip(entries) {
             let Some(entry) = entry else { continue };
@@ -228,6 +233,30 @@ impl Callbacks for Bridge<'_> {
     }
 }
 
+/// Makes the queued calls into LoadGen, in order, until [`Forward::End`].
+fn forwarder(queue: mpsc::Receiver<Forward>, live: &AtomicBool) {
+    for call in queue {
+        // Every queued call is for a sample LoadGen still waits on (each id
+        // is answered once), so StartTest cannot have returned before it;
+        // the flag only guards against a bug in that reasoning.
+        match call {
+            Forward::End => return,
+            Forward::FirstToken(id, data) if live.load(Ordering::SeqCst) => {
+                ffi::first_token_complete(&mut [RawResponse::new(id as usize, &data, 1)]);
+            }
+            Forward::Complete(calls) if live.load(Ordering::SeqCst) => {
+                // `calls` owns the bytes the raw responses point at.
+                let mut raw: Vec<RawResponse> = calls
+                    .iter()
+                    .map(|(id, data, n)| RawResponse::new(*id as usize, data, *n))
+                    .collect();
+                ffi::query_samples_complete(&mut raw);
+            }
+            _ => {}
+        }
+    }
+}
+
 fn c(s: &str) -> Result<CString, OfficialError> {
     ffi::c_string(s).ok_or_else(|| OfficialError::Nul(s.to_owned()))
 }
@@ -282,9 +311,10 @@ pub(crate) fn run(
         Some(p) => path_c(p)?,
         None => path_c(&settings.log_dir.join(".no-audit.config"))?,
     };
+    let (forward, queue) = mpsc::channel();
     let sink = Arc::new(Sink {
         zero: Instant::now(),
-        live: RwLock::new(true),
+        forward: Mutex::new(forward),
         in_flight: Mutex::default(),
         next_seq: AtomicU64::new(0),
         next_query: AtomicU64::new(0),
@@ -306,7 +336,12 @@ pub(crate) fn run(
         qsl_error: Mutex::new(None),
     };
     let done = AtomicBool::new(false);
+    // True while LoadGen's StartTest runs: only then may its completion
+    // functions be called.
+    let live = AtomicBool::new(true);
     let ok = std::thread::scope(|scope| {
+        let live = &live;
+        scope.spawn(move || forwarder(queue, live));
         // A stop request answers what is outstanding; LoadGen offers no
         // clean way to end StartTest early.
         scope.spawn(|| {
@@ -331,11 +366,12 @@ pub(crate) fn run(
                 audit_config: &audit,
             },
         );
+        // LoadGen's test is over: no call may reach it any more.
+        live.store(false, Ordering::SeqCst);
         done.store(true, Ordering::SeqCst);
+        let _ = lock(&sink.forward).send(Forward::End);
         ok
     });
-    // LoadGen's test is over: no completion may reach it any more.
-    *sink.live.write().unwrap_or_else(PoisonError::into_inner) = false;
     let end_ns = sink.now_ns();
     if !ok {
         return Err(OfficialError::StartTest(settings.log_dir.clone()));

@@ -8,9 +8,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use loadgen::{ConfigLoader, Scenario, TestMode, TestSettings};
 
-use crate::cli::{ApiArg, RunArgs, ScenarioArg, TestModeArg};
+use crate::cli::{ApiArg, LoadgenArg, RunArgs, ScenarioArg, TestModeArg};
 use crate::data::{DatasetSource, DatasetSpec};
 use crate::hooks::LogOptions;
+use crate::outcome::UsageError;
 use crate::run_telemetry::TelemetryOptions;
 use crate::shared::{BUILTIN_USER_CONF, default_db};
 use crate::tokenizers::TokenizerChoice;
@@ -39,6 +40,67 @@ pub struct RunConfig {
     pub output: OutputOptions,
     /// The command line, redacted.
     pub command: Vec<String>,
+    /// `--loadgen official`: what MLCommons' LoadGen builds its settings
+    /// from (`None`: the Rust LoadGen runs the test).
+    pub official: Option<OfficialOptions>,
+}
+
+/// `--loadgen official`: the conf files and flags as given, for LoadGen's
+/// own `FromConfig` (the Rust LoadGen's derivation of the same files is in
+/// [`RunConfig::settings`]).
+#[derive(Debug, Clone)]
+pub struct OfficialOptions {
+    /// `--user-conf`; `None`: the built-in example.
+    pub user_conf: Option<PathBuf>,
+    /// `--target-qps`.
+    pub target_qps: Option<f64>,
+    /// `--min-duration-ms`.
+    pub min_duration_ms: Option<u64>,
+    /// `--min-query-count`.
+    pub min_query_count: Option<u64>,
+    /// `--max-duration-ms`.
+    pub max_duration_ms: Option<u64>,
+    /// `--audit-conf`, or `harness audit`'s audit.config text (name, text).
+    pub audit: Option<AuditSource>,
+}
+
+/// Where an audit.config comes from.
+#[derive(Debug, Clone)]
+pub enum AuditSource {
+    /// A file.
+    File(PathBuf),
+    /// Text `harness audit` generated.
+    Text(String),
+}
+
+/// `--loadgen official` validated: a usage error (exit 2) in a build
+/// without the library or for a mode it cannot run.
+fn official_options(args: &RunArgs, mode: TestMode) -> anyhow::Result<Option<OfficialOptions>> {
+    if args.loadgen != LoadgenArg::Official {
+        return Ok(None);
+    }
+    if !loadgen_official::AVAILABLE {
+        return Err(UsageError(format!(
+            "--loadgen official: {}",
+            loadgen_official::BUILD_HINT
+        ))
+        .into());
+    }
+    if let Err(e) = loadgen_official::mode_code(mode) {
+        return Err(UsageError(format!("--loadgen official: {e}")).into());
+    }
+    Ok(Some(OfficialOptions {
+        user_conf: args.user_conf.clone(),
+        target_qps: args.target_qps,
+        min_duration_ms: args.min_duration_ms,
+        min_query_count: args.min_query_count,
+        max_duration_ms: args.max_duration_ms,
+        audit: match (&args.audit_conf, &args.audit_text) {
+            (Some(path), _) => Some(AuditSource::File(path.clone())),
+            (None, Some((_, text))) => Some(AuditSource::Text(text.clone())),
+            (None, None) => None,
+        },
+    }))
 }
 
 /// The system under test.
@@ -271,6 +333,7 @@ impl RunConfig {
     /// Validates the arguments and reads the conf files.
     pub fn from_args(args: &RunArgs, command: Vec<String>) -> anyhow::Result<RunConfig> {
         let (settings, model_key, user_conf, conf_diagnostics) = test_settings(args)?;
+        let official = official_options(args, settings.mode)?;
         let mut sut = sut_config(args, settings.scenario)?;
         let tokenizer = TokenizerChoice::from_arg(
             args.tokenizer.as_deref(),
@@ -355,6 +418,7 @@ impl RunConfig {
                 metrics_output_dir: args.metrics_output_dir.clone(),
             },
             command,
+            official,
         })
     }
 }
@@ -376,6 +440,22 @@ mod tests {
 
     fn error(args: &[&str]) -> String {
         format!("{:#}", config(args).unwrap_err())
+    }
+
+    #[test]
+    fn loadgen_official_is_a_usage_error_without_the_library_or_for_a_mode_it_cannot_run() {
+        assert!(config(&[]).unwrap().official.is_none());
+        let err = config(&["--loadgen", "official"]);
+        if loadgen_official::AVAILABLE {
+            let c = err.unwrap();
+            assert!(c.official.is_some_and(|o| o.user_conf.is_none()));
+        } else {
+            let err = err.unwrap_err();
+            assert!(err.downcast_ref::<UsageError>().is_some());
+            assert!(format!("{err}").contains("--features official"), "{err}");
+        }
+        let err = config(&["--loadgen", "official", "--test-mode", "SubmissionRun"]).unwrap_err();
+        assert!(err.downcast_ref::<UsageError>().is_some());
     }
 
     #[test]
