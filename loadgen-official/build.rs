@@ -70,6 +70,9 @@ mod official {
         println!("cargo::rustc-link-lib=pthread");
     }
 
+    /// Stops the build with cargo's error message (a build script ends
+    /// by exiting; a panic would bury the message under a backtrace).
+    #[allow(clippy::exit)]
     fn fail(message: &str) -> ! {
         println!("cargo::error={message}");
         std::process::exit(1)

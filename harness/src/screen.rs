@@ -102,7 +102,18 @@ fn render_figures(out: &mut dyn Write, summary: &Summary) -> std::io::Result<()>
     for line in table.lines() {
         writeln!(out, " {}", line.trim_end())?;
     }
-    if let Some(delay) = &summary.issue_delay_ns {
+    let official = summary
+        .run
+        .loadgen
+        .as_ref()
+        .is_some_and(|l| l.implementation == rundir::LoadgenImplementation::MlcommonsLoadgen);
+    if official {
+        // Its records' scheduled times are when IssueQuery reached the SUT.
+        writeln!(
+            out,
+            "  issue lateness: not measured (MLCommons' LoadGen keeps its schedule to itself)"
+        )?;
+    } else if let Some(delay) = &summary.issue_delay_ns {
         let us = |key: &str| {
             delay
                 .percentiles

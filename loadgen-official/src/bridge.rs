@@ -268,7 +268,7 @@ fn path_c(p: &std::path::Path) -> Result<CString, OfficialError> {
 /// LoadGen's `TestSettings`: `FromConfig`, then the overrides.
 fn test_settings(settings: &OfficialSettings) -> Result<ffi::Settings, OfficialError> {
     let mut s = ffi::Settings::new(scenario_code(settings.scenario), mode_code(settings.mode)?);
-    let code = s.from_config(
+    let code = s.read_config(
         &path_c(&settings.user_conf)?,
         &c(&settings.model)?,
         &c(settings.scenario.as_str())?,

@@ -123,7 +123,7 @@ impl Settings {
     /// LoadGen's `FromConfig(path, model, scenario)`: its embedded
     /// mlperf.conf, then the user.conf at `path`. Returns FromConfig's
     /// result (0 when read), -1 when it threw.
-    pub fn from_config(&mut self, path: &CStr, model: &CStr, scenario: &CStr) -> i32 {
+    pub fn read_config(&mut self, path: &CStr, model: &CStr, scenario: &CStr) -> i32 {
         // SAFETY: self.0 is live; the strings are NUL-terminated and outlive
         // the call, which copies what it keeps.
         unsafe {
