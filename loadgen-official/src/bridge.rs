@@ -311,6 +311,10 @@ pub(crate) fn run(
         Some(p) => path_c(p)?,
         None => path_c(&settings.log_dir.join(".no-audit.config"))?,
     };
+    // Before the phase clock starts (a telemetry start mark waits here).
+    if let Some(o) = &observer {
+        o.phase_starting(phase.phase);
+    }
     let (forward, queue) = mpsc::channel();
     let sink = Arc::new(Sink {
         zero: Instant::now(),

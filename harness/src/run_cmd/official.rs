@@ -102,6 +102,40 @@ fn audit_config(dir: &Path, options: &OfficialOptions) -> anyhow::Result<Option<
     })
 }
 
+/// The one phase, as the screen shows phases: the counts our side saw.
+fn outcome(
+    start: &PhaseStart,
+    plan: &Plan,
+    run: &loadgen_official::OfficialRun,
+    verdict: Option<PhaseVerdict>,
+) -> TestOutcome {
+    TestOutcome {
+        phases: vec![PhaseOutcome {
+            phase: start.phase,
+            settings: plan.effective.clone(),
+            first_sample_id: 0,
+            measurements: PhaseMeasurements {
+                clock: PhaseClock::start_now(),
+                stop: IssueStop::AllIssued,
+                queries_issued: run.issued_queries,
+                samples_issued: run.issued_samples,
+                samples_given_up: 0,
+                result: PerformanceResult {
+                    queries_issued: run.issued_queries,
+                    failed_samples: run.failed_samples.clone(),
+                    interrupted: run.interrupted,
+                    ..PerformanceResult::default()
+                },
+                issue_delay: None,
+                max_complete_ns: run.end_ns,
+            },
+            verdict,
+        }],
+        find_peak: None,
+        interrupted: run.interrupted,
+    }
+}
+
 /// Runs the test under the official LoadGen; see the module docs.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn measure(
@@ -227,33 +261,8 @@ pub(super) fn measure(
     if let Ok(records) = Arc::try_unwrap(records) {
         records.finish()?;
     }
-    let outcome = TestOutcome {
-        phases: vec![PhaseOutcome {
-            phase: start.phase,
-            settings: plan.effective.clone(),
-            first_sample_id: 0,
-            measurements: PhaseMeasurements {
-                clock: PhaseClock::start_now(),
-                stop: IssueStop::AllIssued,
-                queries_issued: run.issued_queries,
-                samples_issued: run.issued_samples,
-                samples_given_up: 0,
-                result: PerformanceResult {
-                    queries_issued: run.issued_queries,
-                    failed_samples: run.failed_samples.clone(),
-                    interrupted: run.interrupted,
-                    ..PerformanceResult::default()
-                },
-                issue_delay: None,
-                max_complete_ns: run.end_ns,
-            },
-            verdict: phase_verdict,
-        }],
-        find_peak: None,
-        interrupted: run.interrupted,
-    };
     Ok(Measured {
-        outcome,
+        outcome: outcome(&start, plan, &run, phase_verdict),
         verdict,
         reported,
         exporter,
