@@ -163,11 +163,18 @@ pub(super) fn measure(
         trace: config.logs.trace,
     };
     let records = Arc::new(rundir::RecordsWriter::create(dir, clock.start_unix_ns)?);
+    let run_id = super::run_id(dir);
+    let identity = crate::run_telemetry::RunIdentity {
+        run_id: &run_id,
+        scenario: config.settings.scenario.as_str(),
+        described: &backend.described,
+    };
     let telemetry = crate::run_telemetry::start(
         runtime,
         &config.telemetry,
         dir,
         &backend.endpoints,
+        identity,
         clock.start,
         Some(Arc::clone(progress)),
     )?;
