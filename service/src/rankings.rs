@@ -60,7 +60,9 @@ pub fn system_of(labels: &[(String, String)], backends: &[String]) -> String {
 /// One ranked entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Entry {
-    /// 1-based rank; tied entries share the rank of the entry they tie with.
+    /// 1-based rank; entries that cannot be told apart from the entry above
+    /// nor from the first entry of its rank group share that group's rank
+    /// (ties do not chain).
     pub rank: usize,
     /// The model.
     pub llm_name: String,
@@ -74,8 +76,10 @@ pub struct Entry {
     pub ci_high: f64,
     /// Runs behind the mean.
     pub sample_count: usize,
-    /// The difference from the entry above is not significant at
+    /// The difference from the entry directly above is not significant at
     /// [`LEVEL`], or could not be tested (fewer than two runs on a side).
+    /// An entry can tie with the one above and still start a new rank when
+    /// it clearly differs from that rank's first entry.
     pub tied_with_previous: bool,
     /// Whether that difference could be tested at all.
     pub difference_tested: bool,
@@ -114,16 +118,29 @@ pub fn rank(metric: &str, values: &[MetricValue]) -> Vec<Entry> {
         by_mean.then_with(|| a.0.cmp(&b.0))
     });
     let mut out: Vec<Entry> = Vec::with_capacity(rows.len());
+    // Ties do not chain: an entry shares the rank of the group above only if
+    // it is told apart from neither the entry directly above nor that
+    // group's first (best) entry. Otherwise A~B and B~C would give C rank 1
+    // even where A and C clearly differ.
+    let mut leader = 0;
+    let differs = |a: &[f64], b: &[f64]| {
+        a.len() >= 2
+            && b.len() >= 2
+            && bootstrap_mean_diff(a, b, LEVEL, RESAMPLES, SEED).is_some_and(|d| d.significant())
+    };
     for (i, ((llm_name, system), vals, (mean, lo, hi))) in rows.iter().enumerate() {
-        let (tied, tested, rank) = match i.checked_sub(1).map(|p| (&rows[p], &out[p])) {
+        let (tied, tested, rank) = match i.checked_sub(1) {
             None => (false, false, 1),
-            Some(((_, above, _), above_entry)) => {
+            Some(p) => {
+                let above = &rows[p].1;
                 let tested = above.len() >= 2 && vals.len() >= 2;
-                let significant = tested
-                    && bootstrap_mean_diff(above, vals, LEVEL, RESAMPLES, SEED)
-                        .is_some_and(|d| d.significant());
-                let rank = if significant { i + 1 } else { above_entry.rank };
-                (!significant, tested, rank)
+                let tied = !differs(above, vals);
+                if tied && (leader == p || !differs(&rows[leader].1, vals)) {
+                    (tied, tested, out[leader].rank)
+                } else {
+                    leader = i;
+                    (tied, tested, i + 1)
+                }
             }
         };
         out.push(Entry {
@@ -258,6 +275,37 @@ mod tests {
         // A rate: higher is better.
         let ranked = rank("samples_per_s", &values);
         assert_eq!(ranked[0].system, "slow");
+    }
+
+    #[test]
+    fn ties_do_not_chain_across_a_clear_difference() {
+        // a ~ b and b ~ c, but a and c clearly differ: c starts a new rank.
+        let spread = |system: &str, base: f64| -> Vec<MetricValue> {
+            (0..8)
+                .map(|i| v("m", system, base + f64::from(i % 4) * 2.0))
+                .collect()
+        };
+        let mut values = spread("a", 10.0);
+        values.extend(spread("b", 12.0));
+        values.extend(spread("c", 14.0));
+        let ranked = rank("ttft_p50_ms", &values);
+        let got: Vec<(&str, usize, bool)> = ranked
+            .iter()
+            .map(|e| (e.system.as_str(), e.rank, e.tied_with_previous))
+            .collect();
+        // The premise, checked with the same statistics the ranking uses.
+        let diff = |x: f64, y: f64| {
+            bootstrap_mean_diff(
+                &spread("x", x).iter().map(|m| m.value).collect::<Vec<_>>(),
+                &spread("y", y).iter().map(|m| m.value).collect::<Vec<_>>(),
+                LEVEL,
+                RESAMPLES,
+                SEED,
+            )
+            .is_some_and(|d| d.significant())
+        };
+        assert!(!diff(10.0, 12.0) && !diff(12.0, 14.0) && diff(10.0, 14.0));
+        assert_eq!(got, [("a", 1, false), ("b", 1, true), ("c", 3, true)]);
     }
 
     #[test]

@@ -90,7 +90,7 @@ fn ranking_table(alias: &str, name: &str, entries: &[Entry], filters: &[(&str, S
                         tbody {
                             @for (i, e) in entries.iter().enumerate() {
                                 tr.tie[i > 0 && e.tied_with_previous] data-system=(e.system) {
-                                    td.num { (e.rank) @if i > 0 && e.tied_with_previous { "=" } }
+                                    td.num { (e.rank) @if i > 0 && e.tied_with_previous && e.rank != i + 1 { "=" } }
                                     td { (e.llm_name) }
                                     td { (e.system) }
                                     (number_cell(e.mean_value))
