@@ -163,7 +163,7 @@ pub fn run_phase(request: &PhaseRequest<'_>) -> PhaseMeasurements {
         samples_issued: 0,
         last_query: None,
     };
-    let mut stop = issuer.issue_all();
+    let stop = issuer.issue_all();
     request.sut.flush_queries();
     let (queries_issued, samples_issued, last_query) = (
         issuer.queries_issued,
@@ -175,13 +175,48 @@ pub fn run_phase(request: &PhaseRequest<'_>) -> PhaseMeasurements {
         request.log.runtime_error(RuntimeError::RanOutOfQueries);
     }
 
-    // Wait for the tail. A stop request shortens the wait to the grace period.
+    let (stop, given_up) = wait_for_tail(request, &state, stop, samples_issued);
+
+    // Issue delays first: their scratch array is freed before the result's
+    // latency array is allocated, which keeps the phase's peak memory lower.
+    let issue_delay =
+        (scenario == Scenario::Server).then(|| issue_delay_stats(&state, queries_issued));
+    let result = collect_result(
+        &state,
+        settings,
+        queries_issued,
+        samples_issued,
+        last_query,
+        stop,
+    );
+    PhaseMeasurements {
+        clock,
+        stop,
+        queries_issued,
+        samples_issued,
+        samples_given_up: given_up,
+        result,
+        issue_delay,
+        max_complete_ns: state.max_complete_ns.load(Ordering::Relaxed),
+    }
+}
+
+/// Waits for the phase's tail (a stop request shortens the wait to the grace
+/// period), gives up what never completed, and logs the phase's runtime
+/// errors. Returns the final stop reason and how many samples were given up.
+fn wait_for_tail(
+    request: &PhaseRequest<'_>,
+    state: &Arc<PhaseState>,
+    mut stop: IssueStop,
+    samples_issued: u64,
+) -> (IssueStop, u64) {
+    let options = request.options;
     let mut given_up = 0;
     let tail = if stop == IssueStop::SutStalled {
         // The issuer already waited out the idle timeout on this SUT.
         WaitOutcome::Idle(options.idle_timeout.unwrap_or_default())
     } else {
-        wait_for_completions(&state, samples_issued, options)
+        wait_for_completions(state, samples_issued, options)
     };
     match tail {
         WaitOutcome::Done => {}
@@ -231,28 +266,7 @@ pub fn run_phase(request: &PhaseRequest<'_>) -> PhaseMeasurements {
             .runtime_error(RuntimeError::UnknownIds { count: unknown });
     }
 
-    // Issue delays first: their scratch array is freed before the result's
-    // latency array is allocated, which keeps the phase's peak memory lower.
-    let issue_delay =
-        (scenario == Scenario::Server).then(|| issue_delay_stats(&state, queries_issued));
-    let result = collect_result(
-        &state,
-        settings,
-        queries_issued,
-        samples_issued,
-        last_query,
-        stop,
-    );
-    PhaseMeasurements {
-        clock,
-        stop,
-        queries_issued,
-        samples_issued,
-        samples_given_up: given_up,
-        result,
-        issue_delay,
-        max_complete_ns: state.max_complete_ns.load(Ordering::Relaxed),
-    }
+    (stop, given_up)
 }
 
 struct Issuer<'r, 'a> {
