@@ -1,11 +1,16 @@
 //! JSON Lines: one JSON object per line.
 
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{DatasetError, Sample, read_file};
+use crate::{DatasetError, Sample, io_error};
+
+/// The longest line a JSON Lines dataset may have (64 MiB): a file is read a
+/// line at a time, and this bounds the memory one line takes.
+pub const MAX_JSONL_LINE_BYTES: u64 = 64 << 20;
 
 /// Which keys of a JSON Lines object hold what.
 ///
@@ -63,90 +68,120 @@ impl JsonlFields {
     }
 }
 
-pub(crate) fn load(path: &Path, fields: &JsonlFields) -> Result<Vec<Sample>, DatasetError> {
-    let bytes = read_file(path)?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
-        line_error(path, line, "invalid UTF-8")
-    })?;
+/// Reads the file a line at a time, keeping the first `keep` samples (every
+/// line is still checked).
+pub(crate) fn load(
+    path: &Path,
+    mut reader: impl BufRead,
+    fields: &JsonlFields,
+    keep: Option<usize>,
+) -> Result<Vec<Sample>, DatasetError> {
     let mut samples = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        if raw.trim().is_empty() {
-            continue;
+    let mut buf = Vec::new();
+    let mut line = 0;
+    loop {
+        buf.clear();
+        let n = (&mut reader)
+            .take(MAX_JSONL_LINE_BYTES + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| io_error(path, e))?;
+        if n == 0 {
+            break;
         }
-        let value: Value = serde_json::from_str(raw)
-            .map_err(|e| line_error(path, line, format!("invalid JSON: {e}")))?;
-        let Value::Object(obj) = value else {
-            return Err(line_error(path, line, "expected a JSON object"));
-        };
-
-        let input_text = match find_field(&obj, &fields.text) {
-            Some((_, Value::String(s))) => Some(s.clone()),
-            Some((k, _)) => {
-                return Err(line_error(
-                    path,
-                    line,
-                    format!("field `{k}`: expected a string"),
-                ));
-            }
-            None => None,
-        };
-        let input_tokens = match find_field(&obj, &fields.tokens) {
-            Some((k, v)) => token_ids(v).ok_or_else(|| {
-                line_error(
-                    path,
-                    line,
-                    format!("field `{k}`: expected an array of token ids (integers 0..2^32)"),
-                )
-            })?,
-            None => Vec::new(),
-        };
-        if input_text.is_none() && input_tokens.is_empty() {
+        line += 1;
+        if n as u64 > MAX_JSONL_LINE_BYTES && buf.last() != Some(&b'\n') {
             return Err(line_error(
                 path,
                 line,
-                format!(
-                    "no prompt: none of the text fields {:?} or token fields {:?} is present",
-                    fields.text, fields.tokens
-                ),
+                format!("line longer than {MAX_JSONL_LINE_BYTES} bytes"),
             ));
         }
-        let reference = match find_field(&obj, &fields.reference) {
-            Some((_, Value::String(s))) => Some(s.clone()),
-            Some((k, _)) => {
-                return Err(line_error(
-                    path,
-                    line,
-                    format!("field `{k}`: expected a string"),
-                ));
-            }
-            None => None,
-        };
-        let max_output_tokens = match find_field(&obj, &fields.max_tokens) {
-            Some((k, v)) => Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(
-                || {
-                    line_error(
-                        path,
-                        line,
-                        format!("field `{k}`: expected a non-negative integer"),
-                    )
-                },
-            )?),
-            None => None,
-        };
-        samples.push(Sample {
-            input_tokens,
-            input_text,
-            reference,
-            max_output_tokens,
-        });
+        let raw = std::str::from_utf8(&buf).map_err(|_| line_error(path, line, "invalid UTF-8"))?;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        if keep.is_some_and(|n| samples.len() >= n) {
+            // Past the samples kept: still checked, as a whole file would be.
+            parse_line(path, line, raw, fields)?;
+            continue;
+        }
+        samples.push(parse_line(path, line, raw, fields)?);
     }
     Ok(samples)
+}
+
+fn parse_line(
+    path: &Path,
+    line: usize,
+    raw: &str,
+    fields: &JsonlFields,
+) -> Result<Sample, DatasetError> {
+    let value: Value = serde_json::from_str(raw)
+        .map_err(|e| line_error(path, line, format!("invalid JSON: {e}")))?;
+    let Value::Object(obj) = value else {
+        return Err(line_error(path, line, "expected a JSON object"));
+    };
+
+    let input_text = match find_field(&obj, &fields.text) {
+        Some((_, Value::String(s))) => Some(s.clone()),
+        Some((k, _)) => {
+            return Err(line_error(
+                path,
+                line,
+                format!("field `{k}`: expected a string"),
+            ));
+        }
+        None => None,
+    };
+    let input_tokens = match find_field(&obj, &fields.tokens) {
+        Some((k, v)) => token_ids(v).ok_or_else(|| {
+            line_error(
+                path,
+                line,
+                format!("field `{k}`: expected an array of token ids (integers 0..2^32)"),
+            )
+        })?,
+        None => Vec::new(),
+    };
+    if input_text.is_none() && input_tokens.is_empty() {
+        return Err(line_error(
+            path,
+            line,
+            format!(
+                "no prompt: none of the text fields {:?} or token fields {:?} is present",
+                fields.text, fields.tokens
+            ),
+        ));
+    }
+    let reference = match find_field(&obj, &fields.reference) {
+        Some((_, Value::String(s))) => Some(s.clone()),
+        Some((k, _)) => {
+            return Err(line_error(
+                path,
+                line,
+                format!("field `{k}`: expected a string"),
+            ));
+        }
+        None => None,
+    };
+    let max_output_tokens = match find_field(&obj, &fields.max_tokens) {
+        Some((k, v)) => Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(
+            || {
+                line_error(
+                    path,
+                    line,
+                    format!("field `{k}`: expected a non-negative integer"),
+                )
+            },
+        )?),
+        None => None,
+    };
+    Ok(Sample {
+        input_tokens,
+        input_text,
+        reference,
+        max_output_tokens,
+    })
 }
 
 fn find_field<'a>(
@@ -181,6 +216,11 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(content.as_bytes()).unwrap();
         f
+    }
+
+    fn load(path: &Path, fields: &JsonlFields) -> Result<Vec<Sample>, DatasetError> {
+        let reader = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+        super::load(path, reader, fields, None)
     }
 
     #[test]

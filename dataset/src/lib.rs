@@ -26,8 +26,18 @@
 //!
 //! Every loader error is a [`DatasetError`] that names the file and, where it
 //! applies, the line, record and field.
+//!
+//! # Large files
+//!
+//! JSON Lines is read line by line and JSON arrays (MLPerf records,
+//! ShareGPT) element by element, so memory grows with the samples kept, not
+//! with the file: a line is at most [`MAX_JSONL_LINE_BYTES`]. pandas'
+//! column-oriented JSON and pickles cannot be read a row at a time and are
+//! decoded whole. [`Dataset::load_with_progress`] reports the bytes read.
 
 use std::fmt;
+use std::io::{BufRead, Read};
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use loadgen::{QslError, QuerySampleIndex, QuerySampleLibrary};
@@ -41,7 +51,7 @@ pub mod sharegpt;
 pub mod synthetic;
 pub mod tokenizer;
 
-pub use jsonl::JsonlFields;
+pub use jsonl::{JsonlFields, MAX_JSONL_LINE_BYTES};
 pub use pickle::{DataFrame, PICKLE_TO_JSONL, read_dataframe};
 
 /// One prompt, ready to send.
@@ -337,18 +347,41 @@ impl Dataset {
 
     /// Reads a dataset file (see the crate docs for formats and detection).
     pub fn load(path: impl AsRef<Path>, options: &DatasetOptions) -> Result<Self, DatasetError> {
+        Self::load_with_progress(path, options, &mut |_, _| {})
+    }
+
+    /// [`Dataset::load`], calling `progress(bytes_read, file_size)` as the
+    /// file is read (the library draws nothing; the caller decides how to
+    /// show it). The byte counts only grow, and reach the file's size once
+    /// a streamed format (JSON Lines, a JSON array) has been read through.
+    pub fn load_with_progress(
+        path: impl AsRef<Path>,
+        options: &DatasetOptions,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Self, DatasetError> {
         let path = path.as_ref();
         // A device or a pipe has no end to stop at (`/dev/zero`).
-        loadgen::input::regular_file_size(path).map_err(|e| io_error(path, e))?;
+        let total = loadgen::input::regular_file_size(path).map_err(|e| io_error(path, e))?;
         let format = match options.format {
             Some(f) => f,
             None => DatasetFormat::detect(path)?,
         };
+        let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+        let reader = std::io::BufReader::with_capacity(
+            STREAM_BUFFER,
+            CountingReader {
+                inner: file,
+                read: 0,
+                total,
+                progress,
+            },
+        );
+        let keep = options.total_sample_count;
         let samples = match format {
-            DatasetFormat::MlperfJson => mlperf_json::load(path)?,
-            DatasetFormat::PandasPickle => pickle::load(path)?,
-            DatasetFormat::Jsonl => jsonl::load(path, &options.jsonl)?,
-            DatasetFormat::ShareGpt => sharegpt::load(path, &options.sharegpt)?,
+            DatasetFormat::MlperfJson => mlperf_json::load(path, reader, keep)?,
+            DatasetFormat::PandasPickle => pickle::load(path, reader)?,
+            DatasetFormat::Jsonl => jsonl::load(path, reader, &options.jsonl, keep)?,
+            DatasetFormat::ShareGpt => sharegpt::load(path, reader, &options.sharegpt, keep)?,
         };
         Self::finish_load(path, samples, options)
     }
@@ -478,8 +511,151 @@ pub(crate) fn io_error(path: &Path, source: std::io::Error) -> DatasetError {
     }
 }
 
-pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DatasetError> {
-    std::fs::read(path).map_err(|e| io_error(path, e))
+/// Read buffer of a streamed dataset file.
+const STREAM_BUFFER: usize = 256 << 10;
+
+/// Counts the bytes read through it for a progress callback.
+struct CountingReader<'a, R> {
+    inner: R,
+    read: u64,
+    total: u64,
+    progress: &'a mut dyn FnMut(u64, u64),
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.read += n as u64;
+            (self.progress)(self.read, self.total.max(self.read));
+        }
+        Ok(n)
+    }
+}
+
+/// Skips JSON whitespace and returns the next byte, unread (`None` at the
+/// end): which top-level shape a JSON file has.
+pub(crate) fn peek_json_start(reader: &mut impl BufRead) -> std::io::Result<Option<u8>> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        match buf
+            .iter()
+            .position(|b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+        {
+            Some(i) => {
+                let first = buf[i];
+                reader.consume(i);
+                return Ok(Some(first));
+            }
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    }
+}
+
+/// Why a streamed JSON array could not be read.
+pub(crate) enum ArrayError {
+    /// The JSON itself (syntax, shape, a field's type), with line and column.
+    Json(serde_json::Error),
+    /// A record the caller's conversion rejected.
+    Record(DatasetError),
+}
+
+impl ArrayError {
+    /// The error naming `path`; JSON errors get `what` in front.
+    pub(crate) fn into_dataset_error(self, path: &Path, what: &str) -> DatasetError {
+        match self {
+            Self::Record(e) => e,
+            Self::Json(e) if e.is_io() => io_error(path, e.into()),
+            Self::Json(e) => format_error(path, format!("{what}: {e}")),
+        }
+    }
+}
+
+/// Reads a top-level JSON array one element at a time: each element is
+/// deserialized as `T` and handed to `convert` with its index, and only the
+/// samples it returns are kept, so memory follows the samples, not the file.
+/// After `keep` samples the rest are still converted (checked) but dropped;
+/// after `stop` samples the rest are only checked to be JSON.
+pub(crate) fn stream_array<'de, R, T, F>(
+    de: &mut serde_json::Deserializer<R>,
+    keep: Option<usize>,
+    stop: Option<usize>,
+    mut convert: F,
+) -> Result<Vec<Sample>, ArrayError>
+where
+    R: serde_json::de::Read<'de>,
+    T: Deserialize<'de>,
+    F: FnMut(usize, T) -> Result<Option<Sample>, DatasetError>,
+{
+    use serde::Deserializer as _;
+    let mut rejected = None;
+    let visitor = ArrayVisitor {
+        keep,
+        stop,
+        convert: &mut convert,
+        rejected: &mut rejected,
+        element: PhantomData,
+    };
+    let result = de.deserialize_seq(visitor).and_then(|samples| {
+        de.end()?;
+        Ok(samples)
+    });
+    result.map_err(|e| match rejected {
+        Some(record) => ArrayError::Record(record),
+        None => ArrayError::Json(e),
+    })
+}
+
+struct ArrayVisitor<'a, T, F> {
+    keep: Option<usize>,
+    stop: Option<usize>,
+    convert: &'a mut F,
+    rejected: &'a mut Option<DatasetError>,
+    element: PhantomData<fn() -> T>,
+}
+
+impl<'de, T, F> serde::de::Visitor<'de> for ArrayVisitor<'_, T, F>
+where
+    T: Deserialize<'de>,
+    F: FnMut(usize, T) -> Result<Option<Sample>, DatasetError>,
+{
+    type Value = Vec<Sample>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array of records")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Sample>, A::Error> {
+        let mut samples = Vec::new();
+        let mut index = 0;
+        loop {
+            if self.stop.is_some_and(|n| samples.len() >= n) {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                break;
+            }
+            let Some(element) = seq.next_element::<T>()? else {
+                break;
+            };
+            match (self.convert)(index, element) {
+                Ok(Some(sample)) if self.keep.is_none_or(|n| samples.len() < n) => {
+                    samples.push(sample);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    *self.rejected = Some(e);
+                    return Err(serde::de::Error::custom("record rejected"));
+                }
+            }
+            index += 1;
+        }
+        Ok(samples)
+    }
 }
 
 pub(crate) fn format_error(path: &Path, message: impl Into<String>) -> DatasetError {

@@ -14,11 +14,12 @@
 //! `input` verbatim.
 
 use std::collections::BTreeMap;
+use std::io::BufRead;
 use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::{DatasetError, Sample, format_error, read_file, record_error};
+use crate::{DatasetError, Sample, format_error, io_error, record_error, stream_array};
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -39,25 +40,51 @@ struct Record {
     output: Option<String>,
 }
 
-pub(crate) fn load(path: &Path) -> Result<Vec<Sample>, DatasetError> {
-    parse(path, &read_file(path)?)
+const NOT_AN_ARRAY: &str = "not an MLPerf JSON dataset: expected a JSON array of records";
+const BAD_ARRAY: &str = "not an MLPerf JSON record array";
+
+/// Reads the file record by record (a record array), keeping the first
+/// `keep` samples; the pandas column layout is read whole.
+pub(crate) fn load(
+    path: &Path,
+    mut reader: impl BufRead,
+    keep: Option<usize>,
+) -> Result<Vec<Sample>, DatasetError> {
+    match crate::peek_json_start(&mut reader).map_err(|e| io_error(path, e))? {
+        Some(b'[') => {
+            let mut de = serde_json::Deserializer::from_reader(reader);
+            stream_array(&mut de, keep, None, |i, r| to_sample(path, i, r).map(Some))
+                .map_err(|e| e.into_dataset_error(path, BAD_ARRAY))
+        }
+        // Columns hold every row's value of one field: no row is whole
+        // before the last column is read.
+        Some(b'{') => {
+            let mut bytes = Vec::new();
+            reader
+                .read_to_end(&mut bytes)
+                .map_err(|e| io_error(path, e))?;
+            columns_to_samples(path, &bytes)
+        }
+        _ => Err(format_error(path, NOT_AN_ARRAY)),
+    }
 }
 
 /// Parses the file's bytes; `path` names it in errors.
 pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Sample>, DatasetError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    let records: Vec<Record> = match first {
-        Some(b'[') => serde_json::from_slice(bytes)
-            .map_err(|e| format_error(path, format!("not an MLPerf JSON record array: {e}")))?,
-        Some(b'{') => columns_to_records(path, bytes)?,
-        _ => {
-            return Err(format_error(
-                path,
-                "not an MLPerf JSON dataset: expected a JSON array of records",
-            ));
+    match first {
+        Some(b'[') => {
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            stream_array(&mut de, None, None, |i, r| to_sample(path, i, r).map(Some))
+                .map_err(|e| e.into_dataset_error(path, BAD_ARRAY))
         }
-    };
-    records
+        Some(b'{') => columns_to_samples(path, bytes),
+        _ => Err(format_error(path, NOT_AN_ARRAY)),
+    }
+}
+
+fn columns_to_samples(path: &Path, bytes: &[u8]) -> Result<Vec<Sample>, DatasetError> {
+    columns_to_records(path, bytes)?
         .into_iter()
         .enumerate()
         .map(|(i, r)| to_sample(path, i, r))
@@ -159,6 +186,11 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(content.as_bytes()).unwrap();
         f
+    }
+
+    fn load(path: &Path) -> Result<Vec<Sample>, DatasetError> {
+        let reader = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+        super::load(path, reader, None)
     }
 
     #[test]

@@ -77,6 +77,13 @@ fn not_a_dataframe(path: &Path, message: impl Into<String>) -> DatasetError {
 /// Reads a pandas DataFrame pickle.
 pub fn read_dataframe(path: &Path) -> Result<DataFrame, DatasetError> {
     let file = std::fs::File::open(path).map_err(|e| crate::io_error(path, e))?;
+    decode_dataframe(path, std::io::BufReader::new(file))
+}
+
+/// Decodes a DataFrame pickle from `reader`; `path` names it in errors. A
+/// pickle is decoded whole (serde-pickle builds the value tree in memory):
+/// convert a very large one to JSON Lines, which is streamed.
+fn decode_dataframe(path: &Path, reader: impl std::io::Read) -> Result<DataFrame, DatasetError> {
     // serde-pickle 1.2 panics on some malformed pickles instead of failing
     // (a set or frozenset holding NaN floats: sorting them into a BTreeSet
     // sees no total order; found by fuzzing). A bad file must be an error
@@ -84,7 +91,7 @@ pub fn read_dataframe(path: &Path) -> Result<DataFrame, DatasetError> {
     // outlives the closure: unwind safety holds.
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         serde_pickle::value_from_reader(
-            std::io::BufReader::new(file),
+            reader,
             DeOptions::new()
                 .replace_unresolved_globals()
                 .keep_restore_state(),
@@ -398,8 +405,8 @@ fn to_json(v: &Value) -> serde_json::Value {
     }
 }
 
-pub(crate) fn load(path: &Path) -> Result<Vec<Sample>, DatasetError> {
-    let frame = read_dataframe(path)?;
+pub(crate) fn load(path: &Path, reader: impl std::io::Read) -> Result<Vec<Sample>, DatasetError> {
+    let frame = decode_dataframe(path, reader)?;
     let tokens = frame
         .column("tok_input")
         .ok_or_else(|| pickle_error(path, "the DataFrame has no `tok_input` column"))?;

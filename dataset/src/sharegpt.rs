@@ -22,13 +22,14 @@
 //!   shuffle the file if you need that) up to `max_samples`.
 
 use std::fmt;
+use std::io::BufRead;
 use std::path::Path;
 use std::sync::Arc;
 
 use serde::Deserialize;
 
 use crate::tokenizer::Tokenizer;
-use crate::{DatasetError, Sample, format_error, read_file, record_error};
+use crate::{DatasetError, Sample, record_error, stream_array};
 
 /// Filters and limits for ShareGPT (defaults: vLLM's).
 #[derive(Clone)]
@@ -122,54 +123,68 @@ fn is_model(role: &str) -> bool {
     matches!(role, "gpt" | "assistant" | "chatgpt" | "bard" | "bing")
 }
 
-pub(crate) fn load(path: &Path, options: &ShareGptOptions) -> Result<Vec<Sample>, DatasetError> {
-    let bytes = read_file(path)?;
-    let records: Vec<serde_json::Value> = serde_json::from_slice(&bytes)
-        .map_err(|e| format_error(path, format!("not a ShareGPT JSON array: {e}")))?;
-    let mut out = Vec::new();
-    for (index, value) in records.into_iter().enumerate() {
-        if options.max_samples.is_some_and(|n| out.len() >= n) {
-            break;
+/// Reads the array record by record: a record is held only while it is
+/// turned into a sample, and reading stops at `max_samples`. Samples past
+/// `keep` are still checked, but dropped.
+pub(crate) fn load(
+    path: &Path,
+    reader: impl BufRead,
+    options: &ShareGptOptions,
+    keep: Option<usize>,
+) -> Result<Vec<Sample>, DatasetError> {
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    stream_array(
+        &mut de,
+        keep,
+        options.max_samples,
+        |index, value: serde_json::Value| to_sample(path, options, index, value),
+    )
+    .map_err(|e| e.into_dataset_error(path, "not a ShareGPT JSON array"))
+}
+
+fn to_sample(
+    path: &Path,
+    options: &ShareGptOptions,
+    index: usize,
+    value: serde_json::Value,
+) -> Result<Option<Sample>, DatasetError> {
+    let record: Record = serde_json::from_value(value)
+        .map_err(|e| record_error(path, index, format!("field `conversations`: {e}")))?;
+    let Some(turns) = record.conversations.filter(|c| c.len() >= 2) else {
+        return Ok(None);
+    };
+    let Some(h) = turns.iter().position(|t| is_human(&t.from)) else {
+        return Ok(None);
+    };
+    let Some(g) = turns[h + 1..].iter().position(|t| is_model(&t.from)) else {
+        return Ok(None);
+    };
+    let (prompt, completion) = (&turns[h].value, &turns[h + 1 + g].value);
+    let mut sample = Sample {
+        input_tokens: Vec::new(),
+        input_text: Some(prompt.clone()),
+        reference: Some(completion.clone()),
+        max_output_tokens: options.output_len,
+    };
+    if let Some(tok) = &options.tokenizer {
+        let tokenize_error =
+            |e: crate::tokenizer::TokenizerError| record_error(path, index, e.to_string());
+        let ids = tok.encode(prompt, true).map_err(tokenize_error)?;
+        let output_len = match options.output_len {
+            Some(n) => n as usize,
+            None => tok.encode(completion, true).map_err(tokenize_error)?.len(),
+        };
+        let too_short = ids.len() < options.min_len
+            || (options.output_len.is_none() && output_len < options.min_len);
+        let too_long = ids.len() > options.max_prompt_len
+            || ids.len() + output_len > options.max_total_len;
+        if too_short || too_long {
+            return Ok(None);
         }
-        let record: Record = serde_json::from_value(value)
-            .map_err(|e| record_error(path, index, format!("field `conversations`: {e}")))?;
-        let Some(turns) = record.conversations.filter(|c| c.len() >= 2) else {
-            continue;
-        };
-        let Some(h) = turns.iter().position(|t| is_human(&t.from)) else {
-            continue;
-        };
-        let Some(g) = turns[h + 1..].iter().position(|t| is_model(&t.from)) else {
-            continue;
-        };
-        let (prompt, completion) = (&turns[h].value, &turns[h + 1 + g].value);
-        let mut sample = Sample {
-            input_tokens: Vec::new(),
-            input_text: Some(prompt.clone()),
-            reference: Some(completion.clone()),
-            max_output_tokens: options.output_len,
-        };
-        if let Some(tok) = &options.tokenizer {
-            let tokenize_error =
-                |e: crate::tokenizer::TokenizerError| record_error(path, index, e.to_string());
-            let ids = tok.encode(prompt, true).map_err(tokenize_error)?;
-            let output_len = match options.output_len {
-                Some(n) => n as usize,
-                None => tok.encode(completion, true).map_err(tokenize_error)?.len(),
-            };
-            let too_short = ids.len() < options.min_len
-                || (options.output_len.is_none() && output_len < options.min_len);
-            let too_long = ids.len() > options.max_prompt_len
-                || ids.len() + output_len > options.max_total_len;
-            if too_short || too_long {
-                continue;
-            }
-            sample.input_tokens = ids;
-            sample.max_output_tokens = Some(u32::try_from(output_len).unwrap_or(u32::MAX));
-        }
-        out.push(sample);
+        sample.input_tokens = ids;
+        sample.max_output_tokens = Some(u32::try_from(output_len).unwrap_or(u32::MAX));
     }
-    Ok(out)
+    Ok(Some(sample))
 }
 
 #[cfg(test)]
@@ -182,6 +197,11 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(content.as_bytes()).unwrap();
         f
+    }
+
+    fn load(path: &Path, options: &ShareGptOptions) -> Result<Vec<Sample>, DatasetError> {
+        let reader = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+        super::load(path, reader, options, None)
     }
 
     const DATA: &str = r#"[
