@@ -164,18 +164,19 @@ fn parse_line(
         }
         None => None,
     };
-    let max_output_tokens = match find_field(&obj, &fields.max_tokens) {
-        Some((k, v)) => Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(
-            || {
-                line_error(
-                    path,
-                    line,
-                    format!("field `{k}`: expected a non-negative integer"),
-                )
-            },
-        )?),
-        None => None,
-    };
+    let max_output_tokens =
+        match find_field(&obj, &fields.max_tokens) {
+            Some((k, v)) => Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(
+                || {
+                    line_error(
+                        path,
+                        line,
+                        format!("field `{k}`: expected a non-negative integer"),
+                    )
+                },
+            )?),
+            None => None,
+        };
     Ok(Sample {
         input_tokens,
         input_text,

@@ -176,8 +176,8 @@ fn to_sample(
         };
         let too_short = ids.len() < options.min_len
             || (options.output_len.is_none() && output_len < options.min_len);
-        let too_long = ids.len() > options.max_prompt_len
-            || ids.len() + output_len > options.max_total_len;
+        let too_long =
+            ids.len() > options.max_prompt_len || ids.len() + output_len > options.max_total_len;
         if too_short || too_long {
             return Ok(None);
         }

@@ -137,5 +137,8 @@ fn an_overlong_jsonl_line_is_refused_naming_it() {
     let e = Dataset::load(&path, &DatasetOptions::new())
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with(&format!("{}:2: line longer than", path.display())), "{e}");
+    assert!(
+        e.starts_with(&format!("{}:2: line longer than", path.display())),
+        "{e}"
+    );
 }

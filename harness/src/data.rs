@@ -1,11 +1,13 @@
 //! Loading the run's dataset (the LoadGen QSL): a file, or a synthetic one.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use dataset::synthetic::{LengthDist, SyntheticSpec};
 use dataset::{Dataset, DatasetFormat, DatasetOptions};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::DatasetFormatArg;
 use crate::tokenizers::TokenizerChoice;
@@ -171,7 +173,7 @@ pub fn load(spec: &DatasetSpec) -> anyhow::Result<Dataset> {
                     dataset::sharegpt::ShareGptOptions::new().with_tokenizer(Arc::clone(tokenizer)),
                 );
             }
-            let mut dataset = Dataset::load(path, &options)?;
+            let mut dataset = load_file(path, &options)?;
             // ShareGPT was just tokenized with it.
             if let Some(tokenizer) = &tokenizer
                 && !matches!(format, DatasetFormatArg::Sharegpt)
@@ -187,6 +189,29 @@ pub fn load(spec: &DatasetSpec) -> anyhow::Result<Dataset> {
         bail!("{}: the dataset has no samples", spec.describe());
     }
     Ok(dataset)
+}
+
+/// Loads a dataset file with a byte progress bar on stderr while a person
+/// watches (stderr a terminal); quiet otherwise, so scripts and CI see
+/// nothing new.
+fn load_file(path: &std::path::Path, options: &DatasetOptions) -> anyhow::Result<Dataset> {
+    if !std::io::stderr().is_terminal() {
+        return Ok(Dataset::load(path, options)?);
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4))
+        .with_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        )
+        .with_message(format!("loading {}", path.display()));
+    let loaded = Dataset::load_with_progress(path, options, &mut |read, total| {
+        bar.set_length(total);
+        bar.set_position(read);
+    });
+    bar.finish_and_clear();
+    Ok(loaded?)
 }
 
 #[cfg(test)]
