@@ -1,6 +1,10 @@
 //! Large datasets are streamed: every sample arrives, and the progress
 //! callback sees the bytes read grow to the file's size.
 
+// Helpers outside #[test] fns are test code too; clippy.toml's in-tests
+// allowances do not reach them.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
