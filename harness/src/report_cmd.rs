@@ -16,15 +16,19 @@ pub fn main(args: &ReportArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// Writes the reports of a loaded and summarised run and lists what was
-/// written.
+/// Writes the reports of a loaded and summarised run that `harness run`
+/// just finished, and lists what was written. The set is rendered to
+/// temporary files and put in place together; a signal meanwhile marks the
+/// run interrupted instead (see [`crate::shutdown`]).
 pub fn write(
     data: &reports::RunData,
     summary: &reports::Summary,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let outputs = reports::write_reports(data, summary, &reports::ReportOptions::default())
-        .with_context(|| format!("reporting on {}", data.dir.display()))?;
+    crate::shutdown::reporting();
+    let outputs = reports::stage_reports(data, summary, &reports::ReportOptions::default())
+        .and_then(|staged| crate::shutdown::commit_reports(|| staged.commit()));
+    let outputs = outputs.with_context(|| format!("reporting on {}", data.dir.display()))?;
     let mut text = Vec::new();
     outputs.render(&mut text)?;
     out.write_all(&text)?;

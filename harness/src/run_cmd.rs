@@ -253,14 +253,17 @@ fn execute_steps(config: &RunConfig, out: &mut dyn Write) -> anyhow::Result<RunR
     let data = reports::load(&dir, 0).with_context(|| format!("reading {}", dir.display()))?;
     let summary = reports::summarize(&data);
     crate::screen::render(out, &dir, &manifest, &outcome, &summary)?;
+    // The reports before the history: a signal while they are written marks
+    // the run interrupted (see `shutdown`), and it is never recorded as
+    // complete; once they are in place the run's files are complete.
+    if config.output.report {
+        crate::report_cmd::write(&data, &summary, out)?;
+    }
     if let Some(db) = &config.output.history_db {
         // The run's files are complete; a history problem only warns.
         if let Err(e) = crate::history_cmd::record(db, &dir, &manifest, &summary.figures) {
             tracing::warn!("not recorded in the history: {e:#}");
         }
-    }
-    if config.output.report {
-        crate::report_cmd::write(&data, &summary, out)?;
     }
     if let Some(target) = &config.output.metrics_output_dir {
         copy_metrics(&dir, target)?;

@@ -8,6 +8,12 @@
 //!   history or reports) ends the process at once with exit 130: nothing
 //!   there is worth waiting for, and a phase that hangs (a dataset on a
 //!   slow disk, a database that never answers) must not keep it alive.
+//! - A signal while a finished run's reports are written (they are rendered
+//!   to temporary files and renamed into place together, see
+//!   [`commit_reports`]) turns its `run.json` from `complete` to
+//!   `interrupted` with the reason, and none of that run's reports is put in
+//!   place. The history is recorded only after the reports are in place, so
+//!   its row never says complete for a run whose reporting was interrupted.
 //! - Whatever ends a run before its normal end (an error, a signal, a
 //!   panic) leaves its `run.json` with status `failed` or `interrupted` and
 //!   the reason, never `running`.
@@ -30,6 +36,8 @@ struct State {
     stop: Option<StopSignal>,
     /// The run directory being written, if any.
     run_dir: Option<PathBuf>,
+    /// Set while the reports of the finished run in `run_dir` are written.
+    reporting: bool,
     /// Signals received so far.
     signals: u32,
 }
@@ -37,6 +45,7 @@ struct State {
 static STATE: Mutex<State> = Mutex::new(State {
     stop: None,
     run_dir: None,
+    reporting: false,
     signals: 0,
 });
 
@@ -110,6 +119,24 @@ fn on_signal() {
         );
         return;
     }
+    if st.reporting
+        && let Some(dir) = &st.run_dir
+    {
+        // The lock is held until the exit: the reports cannot be committed
+        // between this mark and the end of the process.
+        if let Err(e) = RunManifest::interrupt_reporting(
+            dir,
+            "interrupted by a signal while its reports were written",
+        ) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: cannot record the run's end in {}: {e}",
+                dir.display()
+            );
+        }
+        let _ = writeln!(std::io::stderr(), "interrupted");
+        exit_interrupted();
+    }
     let dir = st.run_dir.clone();
     drop(st);
     if let Some(dir) = dir {
@@ -162,6 +189,23 @@ impl Drop for IssuingGuard {
 /// The run directory now being written (a later one replaces it).
 pub fn set_run_dir(dir: &Path) {
     state().run_dir = Some(dir.to_path_buf());
+}
+
+/// The finished run's reports are written from now on until
+/// [`commit_reports`]: a signal marks the run interrupted.
+pub fn reporting() {
+    state().reporting = true;
+}
+
+/// Puts the staged reports in place (`commit`) unless a signal has ended
+/// the reporting phase: a signal waits until the set is in place (then the
+/// run is complete and a signal only ends the process), and a commit
+/// never starts once a signal has marked the run interrupted.
+pub fn commit_reports<T>(commit: impl FnOnce() -> T) -> T {
+    let mut st = state();
+    let committed = commit();
+    st.reporting = false;
+    committed
 }
 
 /// The run being written ended in `error` (or anything else that is not

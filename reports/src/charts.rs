@@ -577,7 +577,8 @@ fn prepare(data: &RunData, summary: &Summary, p: &PhaseData) -> Prepared {
     }
 }
 
-/// Draws `draw` into `dir/name` (through a temporary file) and returns the PNG bytes.
+/// Draws `draw` into the staging file of `dir/name` and returns the PNG
+/// bytes (the file is renamed into place with the rest of the reports).
 fn render_png(
     dir: &Path,
     name: &str,
@@ -586,7 +587,7 @@ fn render_png(
     draw: impl FnOnce(&Area<'_>) -> DrawResult,
 ) -> Result<Vec<u8>, ReportError> {
     let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp.png"));
+    let tmp = crate::staging_path(&path);
     let chart_err = |message: String| ReportError::Chart {
         path: path.clone(),
         message,
@@ -601,11 +602,7 @@ fn render_png(
         draw(&body).map_err(chart_err)?;
         root.present().map_err(|e| chart_err(err(e)))?;
     }
-    std::fs::rename(&tmp, &path).map_err(|source| ReportError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    std::fs::read(&path).map_err(|source| ReportError::Io { path, source })
+    std::fs::read(&tmp).map_err(|source| ReportError::Io { path: tmp, source })
 }
 
 /// Draws every chart whose data exists into the run directory; records the
@@ -940,7 +937,7 @@ pub fn xy_chart(
         all().map(|p| p.1).fold(f64::INFINITY, f64::min).min(0.0),
         all().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max),
     );
-    render_png(dir, name, (1200, 700), title, |area| {
+    let png = render_png(dir, name, (1200, 700), title, |area| {
         let mut chart = ChartBuilder::on(area)
             .margin(15)
             .x_label_area_size(50)
@@ -977,5 +974,10 @@ pub fn xy_chart(
             .label_font((FONT, 14))
             .draw()
             .map_err(err)
-    })
+    })?;
+    // A chart of its own, not one of a run's report set: in place at once.
+    let path = dir.join(name);
+    std::fs::rename(crate::staging_path(&path), &path)
+        .map_err(|source| ReportError::Io { path, source })?;
+    Ok(png)
 }

@@ -12,8 +12,11 @@
 //! | `report.html` | everything above in one self-contained page ([`html`]) |
 //!
 //! Run data files are never touched; report outputs are rewritten on each
-//! call (through a temporary file and a rename, so a reader never sees half
-//! a file).
+//! call. Every output is first rendered to a temporary file (`.NAME.tmp`,
+//! `.NAME.tmp.png`) and the set is renamed into place together only once
+//! all of them rendered ([`stage_reports`], [`StagedReports::commit`]): a
+//! reader never sees half a file, and a reporting phase that is stopped
+//! midway leaves no new report beside the run's data.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -131,14 +134,31 @@ impl ReportOutputs {
     }
 }
 
-/// Writes `name` in `dir` through a temporary file and a rename.
+/// Where the output `path` is rendered before the set is renamed into
+/// place. A chart keeps its extension last: the plotting backend picks the
+/// image format from it.
+pub(crate) fn staging_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staged = if name.ends_with(".png") {
+        format!(".{name}.tmp.png")
+    } else {
+        format!(".{name}.tmp")
+    };
+    path.with_file_name(staged)
+}
+
+/// Renders `name` in `dir` to its staging file ([`staging_path`]); the
+/// returned final path exists once the set is committed.
 pub(crate) fn write_output(
     dir: &Path,
     name: &str,
     render: impl FnOnce(&mut io::BufWriter<std::fs::File>) -> io::Result<()>,
 ) -> Result<PathBuf, ReportError> {
     let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
+    let tmp = staging_path(&path);
     let io_err = |p: &Path| {
         let p = p.to_path_buf();
         move |source| ReportError::Io { path: p, source }
@@ -147,9 +167,28 @@ pub(crate) fn write_output(
     let mut w = io::BufWriter::with_capacity(1 << 20, file);
     render(&mut w).map_err(io_err(&tmp))?;
     w.flush().map_err(io_err(&tmp))?;
-    drop(w);
-    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
     Ok(path)
+}
+
+/// Reports rendered to their staging files, not yet in place.
+#[derive(Debug)]
+#[must_use = "the reports are in place only once committed"]
+pub struct StagedReports(ReportOutputs);
+
+impl StagedReports {
+    /// Renames every staged report into place (`summary.json` last, so a
+    /// `summary.json` beside the data means the set is there).
+    pub fn commit(self) -> Result<ReportOutputs, ReportError> {
+        let mut order: Vec<&PathBuf> = self.0.files.iter().collect();
+        order.sort_by_key(|p| p.file_name().is_some_and(|n| n == SUMMARY_FILE));
+        for path in order {
+            std::fs::rename(staging_path(path), path).map_err(|source| ReportError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        Ok(self.0)
+    }
 }
 
 /// Generates every report of the run directory `run_dir`.
@@ -166,12 +205,22 @@ pub fn generate(run_dir: &Path, opts: &ReportOptions) -> Result<ReportOutputs, R
 
 /// Writes the reports of a loaded run whose summary is already computed
 /// (`harness run` computes it once for the terminal, the history and the
-/// reports).
+/// reports): [`stage_reports`], then [`StagedReports::commit`].
 pub fn write_reports(
     data: &RunData,
     summary: &Summary,
     opts: &ReportOptions,
 ) -> Result<ReportOutputs, ReportError> {
+    stage_reports(data, summary, opts)?.commit()
+}
+
+/// Renders every report of a loaded run to its staging file; nothing is in
+/// place until [`StagedReports::commit`].
+pub fn stage_reports(
+    data: &RunData,
+    summary: &Summary,
+    opts: &ReportOptions,
+) -> Result<StagedReports, ReportError> {
     let run_dir = data.dir.as_path();
     let mut out = ReportOutputs {
         incomplete: summary.completeness.incomplete,
@@ -198,5 +247,5 @@ pub fn write_reports(
     } else {
         out.skipped.push("report.html: disabled".into());
     }
-    Ok(out)
+    Ok(StagedReports(out))
 }

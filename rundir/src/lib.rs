@@ -324,12 +324,37 @@ impl RunManifest {
         status: RunStatus,
         reason: &str,
     ) -> Result<bool, RunDirError> {
+        Self::end_with(dir, &[RunStatus::Running], status, reason)
+    }
+
+    /// A signal while the reports of a run are written: the measurement
+    /// ended (`complete`), but its report set did not, so `run.json` says
+    /// `interrupted` with `reason` and the run is marked not valid. A run
+    /// still `running` is marked the same way; one that already failed or
+    /// was interrupted is left alone. Returns whether it changed anything.
+    pub fn interrupt_reporting(dir: &Path, reason: &str) -> Result<bool, RunDirError> {
+        Self::end_with(
+            dir,
+            &[RunStatus::Running, RunStatus::Complete],
+            RunStatus::Interrupted,
+            reason,
+        )
+    }
+
+    fn end_with(
+        dir: &Path,
+        from: &[RunStatus],
+        status: RunStatus,
+        reason: &str,
+    ) -> Result<bool, RunDirError> {
         let mut manifest = RunManifest::read(dir)?;
-        if manifest.status != RunStatus::Running {
+        if !from.contains(&manifest.status) {
             return Ok(false);
         }
+        if manifest.finished_at.is_none() {
+            manifest.finished_at = Some(chrono::Local::now().to_rfc3339());
+        }
         manifest.status = status;
-        manifest.finished_at = Some(chrono::Local::now().to_rfc3339());
         let mut reasons = manifest
             .verdict
             .take()
@@ -820,6 +845,37 @@ mod tests {
             manifest.loadgen.to_string(),
             "mlcommons-loadgen 6.0.17 @ b66003e1"
         );
+    }
+
+    #[test]
+    fn only_a_reporting_interruption_turns_a_complete_run_interrupted() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(
+            tmp.path().join(MANIFEST_FILE),
+            r#"{"format_version":1,"harness_version":"0.0.9","run_id":"r",
+               "started_at":"2026-11-22T14:00:00+00:00","start_unix_ns":1,
+               "finished_at":"2026-11-22T14:10:00+00:00",
+               "status":"complete","command":["harness"],"model":"llama3_1-8b",
+               "scenario":"Server","mode":"PerformanceOnly","backends":["sim://"],
+               "verdict":{"valid":true,"reasons":[]}}"#,
+        )
+        .unwrap();
+        // An error or a signal after the run's end leaves a complete run alone...
+        assert!(!RunManifest::end_unfinished(tmp.path(), RunStatus::Failed, "x").unwrap());
+        assert_eq!(
+            RunManifest::read(tmp.path()).unwrap().status,
+            RunStatus::Complete
+        );
+        // ...but one while its reports are written does not.
+        assert!(RunManifest::interrupt_reporting(tmp.path(), "stopped while reporting").unwrap());
+        let m = RunManifest::read(tmp.path()).unwrap();
+        assert_eq!(m.status, RunStatus::Interrupted);
+        assert_eq!(m.finished_at.as_deref(), Some("2026-11-22T14:10:00+00:00"));
+        let verdict = m.verdict.unwrap();
+        assert!(!verdict.valid);
+        assert_eq!(verdict.reasons, ["stopped while reporting"]);
+        // An interrupted run keeps its first reason.
+        assert!(!RunManifest::interrupt_reporting(tmp.path(), "again").unwrap());
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub enum Completion {
     FirstTokenThenGarbage,
     /// A valid stream of this many tokens, whatever `max_tokens` asked.
     Tokens(u32),
+    /// The request is read and held until [`FakeServer::open_gate`], then
+    /// answered as [`Completion::Valid`].
+    Gated,
 }
 
 /// What the server does.
@@ -74,6 +77,23 @@ pub enum Fake {
 pub struct FakeServer {
     addr: std::net::SocketAddr,
     requests: Mutex<Receiver<String>>,
+    gate: Arc<Gate>,
+}
+
+/// Holds [`Completion::Gated`] answers until opened.
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+impl Gate {
+    fn wait(&self) {
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.opened.wait(open).unwrap();
+        }
+    }
 }
 
 impl FakeServer {
@@ -82,16 +102,27 @@ impl FakeServer {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = channel();
         let tx = Arc::new(Mutex::new(tx));
+        let gate = Arc::new(Gate::default());
+        let served_gate = Arc::clone(&gate);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let tx = Arc::clone(&tx);
-                std::thread::spawn(move || serve(stream, fake, &tx));
+                let gate = Arc::clone(&served_gate);
+                std::thread::spawn(move || serve(stream, fake, &tx, &gate));
             }
         });
         FakeServer {
             addr,
             requests: Mutex::new(rx),
+            gate,
         }
+    }
+
+    /// Lets every held [`Completion::Gated`] request (and later ones) be
+    /// answered.
+    pub fn open_gate(&self) {
+        *self.gate.open.lock().unwrap() = true;
+        self.gate.opened.notify_all();
     }
 
     pub fn url(&self) -> String {
@@ -166,7 +197,7 @@ fn stream_head(stream: &mut TcpStream) {
     );
 }
 
-fn serve(stream: TcpStream, fake: Fake, tx: &Mutex<Sender<String>>) {
+fn serve(stream: TcpStream, fake: Fake, tx: &Mutex<Sender<String>>, gate: &Gate) {
     if let Fake::Silent = fake {
         notify(tx, "connection");
         // Holds the connection open, saying nothing.
@@ -205,6 +236,12 @@ fn serve(stream: TcpStream, fake: Fake, tx: &Mutex<Sender<String>>) {
                 json,
                 br#"{"object":"list","data":[{"id":"m","object":"model"}]}"#,
             ),
+            (_, Fake::Healthy(Completion::Gated)) => {
+                gate.wait();
+                if !complete(&mut writer, Completion::Valid, &auth) {
+                    return;
+                }
+            }
             (_, Fake::Healthy(completion)) => {
                 if !complete(&mut writer, completion, &auth) {
                     return;
@@ -224,7 +261,7 @@ fn serve(stream: TcpStream, fake: Fake, tx: &Mutex<Sender<String>>) {
 fn complete(w: &mut TcpStream, completion: Completion, auth: &str) -> bool {
     let json = "application/json";
     match completion {
-        Completion::Valid => {
+        Completion::Valid | Completion::Gated => {
             stream_head(w);
             for id in [11, 12, 13, 14] {
                 let event = format!(

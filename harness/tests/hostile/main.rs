@@ -1314,6 +1314,95 @@ fn interrupted_while_writing_history() {
     assert_eq!(dirs.len(), 1);
 }
 
+/// A signal while a finished run's reports are written: the completions
+/// are held until a FIFO stands where `report.html` is rendered, so the
+/// child blocks writing it; the test sends the signal once the child has
+/// opened it. The run ends interrupted, no report is put in place (none
+/// claims a complete run) and the history records nothing.
+#[test]
+fn interrupted_while_writing_reports() {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let scratch = Scratch::new();
+    let server = FakeServer::start(Fake::Healthy(Completion::Gated));
+    // TINY_RUN with reports, and no timeouts: only the gate holds the answers.
+    let args = strings(&[
+        "run",
+        "--quiet",
+        "--scenario",
+        "Offline",
+        "--synthetic",
+        "samples=6,input=4,output=4",
+        "--min-query-count",
+        "6",
+        "--min-duration-ms",
+        "0",
+        "--request-timeout",
+        "0",
+        "--stall-timeout",
+        "0",
+        "--backend",
+        &server.url(),
+        "--model",
+        "m",
+    ]);
+    let child = scratch.spawn(&args, &[]);
+    server.wait_completion();
+    // The run directory exists once queries are issued.
+    let dirs = scratch.run_dirs("runs");
+    assert_eq!(dirs.len(), 1);
+    let fifo = dirs[0].join(".report.html.tmp");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(0o4000) // O_NONBLOCK
+        .open(&fifo)
+        .unwrap();
+    server.open_gate();
+    // A FIFO read gives end-of-file while no writer has it open, and data
+    // or "would block" once the child opened it to write the report.
+    let mut byte = [0u8; 1];
+    while matches!(reader.read(&mut byte), Ok(0)) {
+        std::thread::yield_now();
+    }
+    signal(child.id(), "INT");
+    let ran = finish(child, 30.0);
+    drop(reader);
+    // Reading it back (the checks read every file) would block.
+    std::fs::remove_file(&fifo).unwrap();
+    check(
+        "INT while writing reports",
+        &scratch,
+        &ran,
+        &Expect {
+            max_secs: 20.0,
+            ..expect(130, &["interrupted"])
+        },
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dirs[0].join("run.json")).unwrap()).unwrap();
+    assert_eq!(manifest["status"], "interrupted", "{manifest}");
+    assert!(
+        manifest["verdict"]["reasons"]
+            .to_string()
+            .contains("reports"),
+        "{manifest}"
+    );
+    for name in ["summary.json", "report.html", "queries.csv"] {
+        assert!(!dirs[0].join(name).exists(), "{name} in place: {ran:?}");
+    }
+    assert!(
+        !scratch.path().join("runs/history.sqlite").exists(),
+        "recorded in the history: {ran:?}"
+    );
+}
+
 // --- Disks ----------------------------------------------------------------
 
 /// Mounts a tmpfs of `size` at `dir` (read-only when asked); false (with
