@@ -540,6 +540,23 @@ impl History {
         }
     }
 
+    /// A probe of [`History::data_version`] on its own connection, so a
+    /// caller can check for changes without waiting for this history (a
+    /// long query holding it). Unlike the history's own connection, the
+    /// probe also sees this history's commits as changes.
+    pub fn version_probe(&self) -> Result<VersionProbe, HistoryError> {
+        let conn = match (&self.backend, &self.db) {
+            (Backend::Sqlite(_), Database::Sqlite(path)) => {
+                Some(sqlite::open_probe(path).map_err(self.sqlite_err())?)
+            }
+            _ => None,
+        };
+        Ok(VersionProbe {
+            conn,
+            db: self.db.clone(),
+        })
+    }
+
     /// Whether a run id is recorded.
     pub fn contains(&self, run_id: &str) -> Result<bool, HistoryError> {
         match &self.backend {
@@ -551,6 +568,35 @@ impl History {
                     .run(move |c| pg::contains(c, &run_id))
                     .map_err(self.pg_err())
             }
+        }
+    }
+}
+
+/// SQLite's `data_version` read on a connection of its own (see
+/// [`History::version_probe`]); holds no lock between calls.
+pub struct VersionProbe {
+    /// `None` for PostgreSQL, where [`ChangeListener`] tells of changes.
+    conn: Option<rusqlite::Connection>,
+    db: Database,
+}
+
+impl fmt::Debug for VersionProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VersionProbe")
+            .field("db", &self.db)
+            .finish()
+    }
+}
+
+impl VersionProbe {
+    /// A number that changes whenever any connection commits a change to
+    /// the SQLite file; `None` for PostgreSQL.
+    pub fn data_version(&self) -> Result<Option<i64>, HistoryError> {
+        match &self.conn {
+            Some(conn) => sqlite::data_version(conn)
+                .map(Some)
+                .map_err(|e| sqlite_error(&self.db, e)),
+            None => Ok(None),
         }
     }
 }
@@ -803,6 +849,27 @@ mod tests {
             .record(&entry("a", "2026-11-21T10:00:00+00:00", 10.0))
             .unwrap();
         assert_ne!(reader.data_version().unwrap(), before);
+    }
+
+    #[test]
+    fn a_version_probe_sees_commits_of_every_connection() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Database::from(tmp.path().join("h.sqlite"));
+        let mut h = History::open(&db).unwrap();
+        let probe = h.version_probe().unwrap();
+        let before = probe.data_version().unwrap();
+        assert!(before.is_some());
+        assert_eq!(probe.data_version().unwrap(), before);
+        // The probed history's own commit counts too.
+        h.record(&entry("a", "2026-11-21T10:00:00+00:00", 10.0))
+            .unwrap();
+        let after_own = probe.data_version().unwrap();
+        assert_ne!(after_own, before);
+        History::open(&db)
+            .unwrap()
+            .record(&entry("b", "2026-11-21T11:00:00+00:00", 11.0))
+            .unwrap();
+        assert_ne!(probe.data_version().unwrap(), after_own);
     }
 
     #[test]

@@ -323,9 +323,8 @@ async fn metrics(AxState(state): AxState<Arc<State>>) -> ApiResult {
 
 /// The cached answer under `key`, after checking that the history has not
 /// changed since it was computed.
-async fn cache_hit(state: &Arc<State>, key: &str) -> Result<Option<Response>, ApiError> {
-    let version = state.db(|h| h.data_version()).await?;
-    state.cache.observe_version(version);
+pub(crate) async fn cache_hit(state: &Arc<State>, key: &str) -> Result<Option<Response>, ApiError> {
+    state.observe_version().await?;
     Ok(state
         .cache
         .get(key)
@@ -343,9 +342,14 @@ async fn cached_rankings(
         return Ok(hit);
     }
     let generation = state.cache.generation();
-    let ranked = state
-        .db(move |h| rankings::rank_metrics(h, metrics, &filter))
+    // Only the reads hold the history; the statistics run without it, so
+    // other requests' queries need not wait for them.
+    let fetched = state
+        .db(move |h| rankings::fetch_values(h, metrics, &filter))
         .await?;
+    let ranked = tokio::task::spawn_blocking(move || rankings::rank_fetched(fetched))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     let data: Vec<Value> = ranked
         .iter()
         .map(|(m, _, entries)| json!({ m.as_str(): entries }))

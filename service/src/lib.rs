@@ -67,6 +67,9 @@ pub struct Uploads {
 /// Shared by every request.
 pub(crate) struct State {
     history: Mutex<History>,
+    /// Reads SQLite's `data_version` on a connection of its own, so a cache
+    /// hit never waits behind a query holding `history`.
+    version: Mutex<history::VersionProbe>,
     keys: KeySet,
     cache: cache::Cache,
     dashboard: DashboardAccess,
@@ -85,6 +88,26 @@ impl State {
             .acquire()
             .await
             .map_err(|e| api::ApiError::internal(&e))
+    }
+
+    /// Checks whether the history changed since the cached answers were
+    /// computed (dropping them if so), without taking the history's lock.
+    pub(crate) async fn observe_version(self: &Arc<State>) -> Result<(), api::ApiError> {
+        let state = Arc::clone(self);
+        // Off the async threads: the probe may wait (busy_timeout) while
+        // another process writes the file.
+        let version = tokio::task::spawn_blocking(move || {
+            state
+                .version
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .data_version()
+        })
+        .await
+        .map_err(|e| api::ApiError::internal(&e))?
+        .map_err(|e| api::ApiError::internal(&e))?;
+        self.cache.observe_version(version);
+        Ok(())
     }
 
     /// Runs `f` on the history off the async threads.
@@ -123,8 +146,10 @@ impl Service {
             return Err(ServiceError::NoKeys);
         }
         let history = History::open(&config.db)?;
+        let version = Mutex::new(history.version_probe()?);
         let state = Arc::new(State {
             history: Mutex::new(history),
+            version,
             keys: config.keys,
             cache: cache::Cache::default(),
             dashboard: config.dashboard,
@@ -194,8 +219,7 @@ async fn prometheus_metrics(
     use axum::response::IntoResponse;
     /// Not a request path: cannot collide with a rankings answer's key.
     const KEY: &str = "\0prometheus";
-    let version = state.db(|h| h.data_version()).await?;
-    state.cache.observe_version(version);
+    state.observe_version().await?;
     let body = match state.cache.get(KEY) {
         Some(body) => body,
         None => {
@@ -235,5 +259,71 @@ fn listen(db: &Database, mut listener: Option<ChangeListener>, state: &std::sync
             drop(state);
             std::thread::sleep(Duration::from_secs(1));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str) -> history::RunEntry {
+        history::RunEntry {
+            run_id: id.into(),
+            run_dir: format!("runs/{id}"),
+            started_at: "2026-11-22T10:00:00+00:00".into(),
+            model: "m".into(),
+            scenario: "Server".into(),
+            mode: "PerformanceOnly".into(),
+            backends: vec!["http://h:1/v1".into()],
+            dataset: None,
+            labels: vec![],
+            status: "complete".into(),
+            valid: Some(true),
+            reasons: vec![],
+            harness_version: "0.1.0".into(),
+            loadgen: "harness-rust 0.1.0".into(),
+            metrics: vec![("ttft_p50_ms".into(), 10.0)],
+        }
+    }
+
+    /// A cache hit checks for changes without the history's lock: with the
+    /// lock held (as by a long ranking query) it still answers, and still
+    /// sees a run recorded meanwhile by another connection. Were the check
+    /// to need the lock, the lookup would never finish (caught by the
+    /// timeout, which is a deadlock guard, not a timing target).
+    #[expect(
+        clippy::await_holding_lock,
+        reason = "holding the history's lock across the lookup is the point"
+    )]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cache_hit_does_not_wait_for_the_history_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Database::from(tmp.path().join("h.sqlite"));
+        let service = Service::open(ServiceConfig {
+            db: db.clone(),
+            keys: KeySet::parse("read:0123456789abcdef0123456789abcdef", "test").unwrap(),
+            dashboard: DashboardAccess::Login,
+            uploads: None,
+        })
+        .unwrap();
+        let state = service.state;
+        let lookup = |state: Arc<State>| async move {
+            tokio::time::timeout(Duration::from_secs(60), api::cache_hit(&state, "k"))
+                .await
+                .expect("the cache lookup waited for the history lock")
+                .unwrap()
+                .is_some()
+        };
+        assert!(!lookup(Arc::clone(&state)).await);
+        state.cache.put(
+            "k".into(),
+            state.cache.generation(),
+            Arc::new(b"{}".to_vec()),
+        );
+        let held = state.history.lock().unwrap();
+        assert!(lookup(Arc::clone(&state)).await);
+        History::open(&db).unwrap().record(&run("a")).unwrap();
+        assert!(!lookup(Arc::clone(&state)).await);
+        drop(held);
     }
 }

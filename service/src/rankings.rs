@@ -169,13 +169,37 @@ pub fn rank_metrics(
     metrics: Vec<String>,
     filter: &Filter,
 ) -> Result<Vec<Ranking>, HistoryError> {
+    fetch_values(history, metrics, filter).map(rank_fetched)
+}
+
+/// Each metric asked for (an alias or a recorded name), the recorded figure
+/// it stands for, and that figure's values.
+pub type Fetched = Vec<(String, String, Vec<MetricValue>)>;
+
+/// The reads of [`rank_metrics`]: the values of each of `metrics`.
+pub fn fetch_values(
+    history: &History,
+    metrics: Vec<String>,
+    filter: &Filter,
+) -> Result<Fetched, HistoryError> {
     metrics
         .into_iter()
         .map(|m| {
             let name = resolve(&m).to_owned();
             let values = history.values(&name, filter)?;
+            Ok((m, name, values))
+        })
+        .collect()
+}
+
+/// The statistics of [`rank_metrics`], on values already read (no
+/// database needed).
+pub fn rank_fetched(fetched: Fetched) -> Vec<Ranking> {
+    fetched
+        .into_iter()
+        .map(|(m, name, values)| {
             let ranked = rank(&name, &values);
-            Ok((m, name, ranked))
+            (m, name, ranked)
         })
         .collect()
 }
