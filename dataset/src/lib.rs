@@ -458,6 +458,37 @@ impl Dataset {
     }
 }
 
+/// A sample holds a token id the served model's vocabulary does not have (a
+/// server would refuse the prompt, or read ids of another model).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "sample {index} has token id {id}, beyond the served model's vocabulary of {vocab_size} ids \
+     (the dataset was tokenized for another model?)"
+)]
+pub struct TokenIdError {
+    /// 0-based sample index.
+    pub index: usize,
+    /// The offending id.
+    pub id: u32,
+    /// The vocabulary size: valid ids are below it.
+    pub vocab_size: u32,
+}
+
+/// Checks that every prompt token id of `samples` is below `vocab_size`;
+/// the first sample (and its first id) that is not is the error.
+pub fn check_token_ids(samples: &[Sample], vocab_size: u32) -> Result<(), TokenIdError> {
+    for (index, sample) in samples.iter().enumerate() {
+        if let Some(&id) = sample.input_tokens.iter().find(|&&id| id >= vocab_size) {
+            return Err(TokenIdError {
+                index,
+                id,
+                vocab_size,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A QSL load/unload asked for a sample the dataset does not have.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("dataset {dataset}: sample index {index} out of range (it has {total} samples)")]
@@ -719,6 +750,29 @@ mod tests {
         let e = ids_only.retokenize(&Bytes).unwrap_err().to_string();
         assert!(e.contains("sample 1"), "{e}");
         assert_eq!(ids_only.samples[0].input_tokens, vec![128000, 5]);
+    }
+
+    #[test]
+    fn token_ids_at_or_beyond_the_vocabulary_are_refused_naming_the_first() {
+        let sample = |ids: &[u32]| Sample {
+            input_tokens: ids.to_vec(),
+            ..Sample::default()
+        };
+        let samples = [sample(&[0, 9]), sample(&[3, 10, 200_000]), sample(&[11])];
+        assert_eq!(check_token_ids(&samples, 200_001), Ok(()));
+        let err = check_token_ids(&samples, 10).unwrap_err();
+        assert_eq!(
+            err,
+            TokenIdError {
+                index: 1,
+                id: 10,
+                vocab_size: 10
+            }
+        );
+        let text = err.to_string();
+        assert!(text.contains("sample 1 has token id 10"), "{text}");
+        assert!(text.contains("vocabulary of 10 ids"), "{text}");
+        assert_eq!(check_token_ids(&[], 1), Ok(()));
     }
 
     fn ds(n: usize, perf: Option<usize>) -> Dataset {

@@ -41,6 +41,12 @@ pub trait Tokenizer: Send + Sync {
     /// ...). Unknown ids are dropped.
     fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, TokenizerError>;
 
+    /// Ids it knows (added tokens included): valid ids are below it;
+    /// `None` where it cannot tell (a remote tokenizer).
+    fn vocab_size(&self) -> Option<u32> {
+        None
+    }
+
     /// [`Tokenizer::decode`] of each sequence.
     fn batch_decode(
         &self,
@@ -131,6 +137,10 @@ impl HfTokenizer {
 }
 
 impl Tokenizer for HfTokenizer {
+    fn vocab_size(&self) -> Option<u32> {
+        u32::try_from(self.inner.get_vocab_size(true)).ok()
+    }
+
     fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, TokenizerError> {
         self.inner
             .encode_fast(text, add_special_tokens)

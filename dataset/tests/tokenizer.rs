@@ -42,6 +42,8 @@ fn encodes_the_bundled_prompts_like_python_tokenizers() {
         t.clean_up_tokenization_spaces(),
         "tokenizer_config.json not honoured"
     );
+    // Llama 3: 128,000 BPE ids and 256 special tokens.
+    assert_eq!(t.vocab_size(), Some(128_256));
     // tok_input was written by Python tokenizers (scripts/make_sample_dataset.py).
     for (i, s) in bundled().samples.iter().enumerate() {
         let ids = t.encode(s.input_text.as_deref().unwrap(), true).unwrap();

@@ -61,6 +61,19 @@ pub struct DatasetSpec {
     /// into token ids, and re-tokenizes other files' prompt text for a model
     /// whose vocabulary is not the dataset's.
     pub tokenizer: Option<TokenizerChoice>,
+    /// The served model's vocabulary when it is known without a tokenizer
+    /// (the built-in simulator's profile); a loaded tokenizer's own size
+    /// takes precedence.
+    pub vocabulary: Option<Vocabulary>,
+}
+
+/// A vocabulary size and where it comes from (for the error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vocabulary {
+    /// What fixes it, as the user set it (`--sim-profile NAME`).
+    pub source: String,
+    /// Valid token ids are below it.
+    pub size: u32,
 }
 
 impl DatasetSpec {
@@ -141,6 +154,7 @@ pub fn parse_synthetic(text: &str) -> anyhow::Result<SyntheticSpec> {
 
 /// Reads the dataset a run asked for.
 pub fn load(spec: &DatasetSpec) -> anyhow::Result<Dataset> {
+    let mut vocabulary = spec.vocabulary.clone();
     let dataset = match &spec.source {
         DatasetSource::Bundled => load_bundled(spec.limit)?,
         DatasetSource::Synthetic(synthetic) => {
@@ -173,6 +187,13 @@ pub fn load(spec: &DatasetSpec) -> anyhow::Result<Dataset> {
                     dataset::sharegpt::ShareGptOptions::new().with_tokenizer(Arc::clone(tokenizer)),
                 );
             }
+            if let Some(size) = tokenizer.as_ref().and_then(|t| t.vocab_size()) {
+                let source = match &spec.tokenizer {
+                    Some(TokenizerChoice::File(file)) => format!("--tokenizer {}", file.display()),
+                    _ => format!("--tokenizer {}", crate::tokenizers::SERVER),
+                };
+                vocabulary = Some(Vocabulary { source, size });
+            }
             let mut dataset = load_file(path, &options)?;
             // ShareGPT was just tokenized with it.
             if let Some(tokenizer) = &tokenizer
@@ -187,6 +208,17 @@ pub fn load(spec: &DatasetSpec) -> anyhow::Result<Dataset> {
     };
     if dataset.samples.is_empty() {
         bail!("{}: the dataset has no samples", spec.describe());
+    }
+    // Before any query: a server would refuse such a prompt, or read ids of
+    // another model's vocabulary.
+    if let Some(vocabulary) = &vocabulary {
+        dataset::check_token_ids(&dataset.samples, vocabulary.size).with_context(|| {
+            format!(
+                "{}: token ids checked against the vocabulary of {}",
+                spec.describe(),
+                vocabulary.source
+            )
+        })?;
     }
     Ok(dataset)
 }

@@ -322,10 +322,23 @@ fn dataset_spec(args: &RunArgs, tokenizer: Option<TokenizerChoice>) -> anyhow::R
         },
         (None, None) => DatasetSource::Bundled,
     };
+    // The built-in simulator's vocabulary is its profile's; a bad profile
+    // name is reported when the simulator starts.
+    let vocabulary = if args.backends.is_empty() {
+        sim::SimConfig::from_profile(&args.sim_profile)
+            .ok()
+            .map(|config| Vocabulary {
+                source: format!("--sim-profile {}", args.sim_profile),
+                size: config.vocab_size,
+            })
+    } else {
+        None
+    };
     Ok(DatasetSpec {
         source,
         limit: args.total_sample_count,
         tokenizer,
+        vocabulary,
     })
 }
 

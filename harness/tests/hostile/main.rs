@@ -846,6 +846,21 @@ fn dataset_cases() -> Vec<Case> {
         )
         .file("b.jsonl", "{\"prompt_tokens\": [1,2]}\n{oops\n"),
         ds("jsonl empty", "e.jsonl", &[], &["e.jsonl"]).file("e.jsonl", "\n\n"),
+        ds(
+            "jsonl token id beyond the vocabulary",
+            "v.jsonl",
+            &[],
+            &[
+                "v.jsonl",
+                "sample 1 has token id 200000",
+                "128256 ids",
+                "--sim-profile",
+            ],
+        )
+        .file(
+            "v.jsonl",
+            "{\"prompt_tokens\": [1,2]}\n{\"prompt_tokens\": [3,200000]}\n",
+        ),
         ds("jsonl binary", "x.jsonl", &[], &["x.jsonl"])
             .file("x.jsonl", vec![0u8, 159, 146, 150, 10]),
         ds(
@@ -899,6 +914,11 @@ fn dataset_cases() -> Vec<Case> {
         synth("synthetic input 0", "input=0", &["input length 0"]),
         synth("synthetic output 0", "output=0", &["output length 0"]),
         synth("synthetic samples 0", "samples=0", &["0 samples"]),
+        synth(
+            "synthetic ids beyond the vocabulary",
+            "samples=3,input=4,vocab=200000:200001",
+            &["synthetic", "sample 0 has token id 20000", "128256 ids"],
+        ),
         synth(
             "synthetic absurd size",
             "samples=100000000,input=1024",
