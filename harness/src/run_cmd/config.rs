@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use loadgen::{ConfigLoader, Scenario, TestMode, TestSettings};
 
 use crate::cli::{ApiArg, LoadgenArg, RunArgs, ScenarioArg, TestModeArg};
-use crate::data::{DatasetSource, DatasetSpec};
+use crate::data::{DatasetSource, DatasetSpec, Vocabulary};
 use crate::hooks::LogOptions;
 use crate::outcome::UsageError;
 use crate::run_telemetry::TelemetryOptions;
