@@ -212,10 +212,10 @@ pub fn load(spec: &DatasetSpec) -> anyhow::Result<Dataset> {
     // Before any query: a server would refuse such a prompt, or read ids of
     // another model's vocabulary.
     if let Some(vocabulary) = &vocabulary {
+        // The caller's context names the dataset.
         dataset::check_token_ids(&dataset.samples, vocabulary.size).with_context(|| {
             format!(
-                "{}: token ids checked against the vocabulary of {}",
-                spec.describe(),
+                "token ids checked against the vocabulary of {}",
                 vocabulary.source
             )
         })?;
