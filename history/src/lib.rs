@@ -107,6 +107,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "ALTER TABLE runs ADD COLUMN loadgen TEXT NOT NULL DEFAULT '';",
         postgres: "ALTER TABLE runs ADD COLUMN loadgen TEXT NOT NULL DEFAULT '';",
     },
+    // 5: one metric's values without scanning every run's metrics (what
+    // rankings and trends read); covering, so the table is not visited.
+    Migration {
+        sqlite: "CREATE INDEX metrics_name ON metrics(name, run_id, value);",
+        postgres: "CREATE INDEX metrics_name ON metrics(name, run_id, value);",
+    },
 ];
 
 /// The schema version this build writes.
@@ -870,6 +876,41 @@ mod tests {
             .record(&entry("b", "2026-11-21T11:00:00+00:00", 11.0))
             .unwrap();
         assert_ne!(probe.data_version().unwrap(), after_own);
+    }
+
+    #[test]
+    fn one_metrics_values_are_read_through_the_name_index() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Database::from(tmp.path().join("h.sqlite"));
+        drop(History::open(&db).unwrap());
+        let Database::Sqlite(path) = &db else {
+            unreachable!()
+        };
+        let conn = Connection::open(path).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", sqlite::values_sql()))
+            .unwrap()
+            .query_map(
+                rusqlite::params![
+                    None::<String>,
+                    None::<String>,
+                    None::<String>,
+                    None::<String>,
+                    None::<String>,
+                    None::<String>,
+                    None::<String>,
+                    "ttft_p50_ms"
+                ],
+                |r| r.get::<_, String>(3),
+            )
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING COVERING INDEX metrics_name")),
+            "{plan:?}"
+        );
     }
 
     #[test]

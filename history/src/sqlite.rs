@@ -196,17 +196,22 @@ pub(crate) fn trend(
     rows.collect()
 }
 
+/// One metric's values: [`WHERE`]'s filters are `?1`..`?7`, the name `?8`.
+pub(crate) fn values_sql() -> String {
+    format!(
+        "SELECT runs.run_id, runs.started_at, runs.model, runs.backends, runs.labels, metrics.value
+         FROM metrics JOIN runs ON runs.run_id = metrics.run_id
+         WHERE metrics.name = ?8 AND {WHERE}
+         ORDER BY runs.started_at DESC, runs.run_id DESC"
+    )
+}
+
 pub(crate) fn values(
     conn: &Connection,
     metric: &str,
     filter: &Filter,
 ) -> rusqlite::Result<Vec<MetricValue>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT runs.run_id, runs.started_at, runs.model, runs.backends, runs.labels, metrics.value
-         FROM metrics JOIN runs ON runs.run_id = metrics.run_id
-         WHERE metrics.name = ?8 AND {WHERE}
-         ORDER BY runs.started_at DESC, runs.run_id DESC"
-    ))?;
+    let mut stmt = conn.prepare_cached(&values_sql())?;
     let bound = Bound::of(filter);
     let mut values = bind(&bound).to_vec();
     values.push(&metric);
