@@ -12,9 +12,14 @@
 //!   distribution) so a million-query run stays fast.
 //! - [`mann_whitney`]: the two-sided Mann-Whitney U test (statrs, which
 //!   matches scipy), for "do the distributions differ at all".
+//! - [`normal_mean`] and [`welch_mean_diff`]: the large-sample intervals the
+//!   mean bootstraps converge to (`mean ± z·s/√n`; Welch's interval of a
+//!   difference of means), in O(n) instead of O(resamples·n); the service's
+//!   rankings use them for large groups.
 
 use loadgen::rng::{Mt19937, uniform_int};
 use serde::Serialize;
+use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 use statrs::stats_tests::Alternative;
 use statrs::stats_tests::mannwhitneyu::{MannWhitneyUMethod, mannwhitneyu};
 
@@ -198,6 +203,68 @@ pub fn bootstrap_mean_diff(
     })
 }
 
+/// Sample variance (N − 1 denominator) of at least two values.
+fn variance(values: &[f64], m: f64) -> f64 {
+    values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (values.len() - 1) as f64
+}
+
+/// The two-sided normal quantile of `level` (1.96 at 0.95).
+fn z_of(level: f64) -> Option<f64> {
+    Some(Normal::standard().inverse_cdf((1.0 + level) / 2.0))
+        .filter(|z| z.is_finite() && level > 0.0 && level < 1.0)
+}
+
+/// The mean of `values` with its normal-approximation interval at `level`,
+/// `mean ± z·s/√n`, as `(mean, lo, hi)`: what [`bootstrap_mean`] converges
+/// to for large samples. `None` with fewer than two finite values.
+pub fn normal_mean(values: &[f64], level: f64) -> Option<(f64, f64, f64)> {
+    let values = finite(values);
+    if values.len() < 2 {
+        return None;
+    }
+    let m = mean(&values);
+    let half = z_of(level)? * (variance(&values, m) / values.len() as f64).sqrt();
+    Some((m, m - half, m + half))
+}
+
+/// B − A of the means with Welch's interval at `level` (unequal variances,
+/// Welch–Satterthwaite degrees of freedom): what [`bootstrap_mean_diff`]
+/// converges to for large samples. `None` when a sample has fewer than two
+/// finite values.
+pub fn welch_mean_diff(a: &[f64], b: &[f64], level: f64) -> Option<DiffEstimate> {
+    let (a, b) = (finite(a), finite(b));
+    if a.len() < 2 || b.len() < 2 {
+        return None;
+    }
+    let (ma, mb) = (mean(&a), mean(&b));
+    let (qa, qb) = (
+        variance(&a, ma) / a.len() as f64,
+        variance(&b, mb) / b.len() as f64,
+    );
+    let se = (qa + qb).sqrt();
+    let df =
+        (qa + qb).powi(2) / (qa.powi(2) / (a.len() - 1) as f64 + qb.powi(2) / (b.len() - 1) as f64);
+    // Past 1e4 degrees of freedom t is the normal (and statrs' t quantile
+    // loses accuracy, see `stats::t_quantile_975`); identical samples
+    // (se = 0) give df NaN and a zero-width interval.
+    let q = if df.is_finite() && df <= 1e4 {
+        StudentsT::new(0.0, 1.0, df)
+            .ok()?
+            .inverse_cdf((1.0 + level) / 2.0)
+    } else {
+        z_of(level)?
+    };
+    let diff = mb - ma;
+    Some(DiffEstimate {
+        a: ma,
+        b: mb,
+        diff,
+        lo: diff - q * se,
+        hi: diff + q * se,
+        level,
+    })
+}
+
 /// Two-sided Mann-Whitney U test: `(U, p-value)`, normal approximation
 /// with continuity correction (scipy's `method="asymptotic"`); `None` when a
 /// sample is empty.
@@ -218,6 +285,57 @@ pub fn mann_whitney(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// On large samples the normal and Welch intervals match the bootstraps
+    /// they stand in for (the rankings switch between them by size).
+    #[test]
+    fn large_samples_normal_and_welch_agree_with_the_bootstrap() {
+        let mut rng = Mt19937::new(7);
+        // Skewed, like latencies: a sum of uniform draws, squared.
+        let mut draw = |base: f64| -> Vec<f64> {
+            (0..2000)
+                .map(|_| {
+                    let u = uniform_int(&mut rng, 0, 1_000_000) as f64 / 1e6;
+                    base + 10.0 * u * u
+                })
+                .collect()
+        };
+        let (a, b) = (draw(100.0), draw(100.4));
+        let (m, lo, hi) = bootstrap_mean(&a, 0.95, 1000, 1).unwrap();
+        let (nm, nlo, nhi) = normal_mean(&a, 0.95).unwrap();
+        let width = hi - lo;
+        assert!((m - nm).abs() < 1e-9);
+        assert!((lo - nlo).abs() < 0.1 * width, "{lo} vs {nlo}");
+        assert!((hi - nhi).abs() < 0.1 * width, "{hi} vs {nhi}");
+        let boot = bootstrap_mean_diff(&a, &b, 0.95, 1000, 1).unwrap();
+        let welch = welch_mean_diff(&a, &b, 0.95).unwrap();
+        let width = boot.hi - boot.lo;
+        assert!((boot.diff - welch.diff).abs() < 1e-9);
+        assert!(
+            (boot.lo - welch.lo).abs() < 0.1 * width,
+            "{boot:?} {welch:?}"
+        );
+        assert!(
+            (boot.hi - welch.hi).abs() < 0.1 * width,
+            "{boot:?} {welch:?}"
+        );
+        assert_eq!(boot.significant(), welch.significant());
+    }
+
+    #[test]
+    fn welch_matches_a_hand_computed_interval() {
+        // a: mean 2, s² = 1 (n 3); b: mean 5, s² = 1 (n 3): se = sqrt(2/3),
+        // df = 4, t(0.975, 4) = 2.776445.
+        let d = welch_mean_diff(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0], 0.95).unwrap();
+        let half = 2.776_445_105 * (2.0_f64 / 3.0).sqrt();
+        assert!((d.diff - 3.0).abs() < 1e-12);
+        assert!((d.lo - (3.0 - half)).abs() < 1e-6 && (d.hi - (3.0 + half)).abs() < 1e-6);
+        let (m, lo, hi) = normal_mean(&[1.0, 2.0, 3.0], 0.95).unwrap();
+        let half = 1.959_963_985 / 3.0_f64.sqrt();
+        assert!((m - 2.0).abs() < 1e-12 && (lo - (2.0 - half)).abs() < 1e-6);
+        assert!((hi - (2.0 + half)).abs() < 1e-6);
+        assert!(welch_mean_diff(&[1.0], &[1.0, 2.0], 0.95).is_none());
+    }
 
     fn sample(seed: u64, n: usize, shift: f64) -> Vec<f64> {
         let mut rng = Mt19937::new(seed);
