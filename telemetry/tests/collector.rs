@@ -240,7 +240,14 @@ async fn collector_streams_interval_values_and_summarises_the_window() {
     let mut again = Vec::new();
     rundir::metrics_csv::render(&samples, rundir::metrics_csv::CsvFormat::Long, &mut again)
         .unwrap();
-    assert_eq!(String::from_utf8(again).unwrap(), csv);
+    // Rows of one instant come from several sources (server, GPU, host)
+    // whose order between sources is not fixed; each row's bytes must match.
+    let sorted = |text: &str| {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(sorted(&String::from_utf8(again).unwrap()), sorted(&csv));
     let rows: Vec<Vec<String>> = csv::Reader::from_reader(csv.as_bytes())
         .records()
         .map(|r| r.unwrap().iter().map(str::to_owned).collect())
