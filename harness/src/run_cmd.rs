@@ -467,21 +467,7 @@ fn measure(
         &*plan.dataset,
         backend.sut.model(),
     )?;
-    let run_id = run_id(dir);
-    let identity = crate::run_telemetry::RunIdentity {
-        run_id: &run_id,
-        scenario: config.settings.scenario.as_str(),
-        described: &backend.described,
-    };
-    let telemetry = crate::run_telemetry::start(
-        runtime,
-        &config.telemetry,
-        dir,
-        &backend.endpoints,
-        identity,
-        clock.start,
-        Some(Arc::clone(progress)),
-    )?;
+    let telemetry = start_telemetry(runtime, config, dir, clock, backend, progress)?;
     // The live view's Offline "on the wire" count: requests the client has
     // sent and not finished, beside the samples still queued behind them.
     let samples_per_request = match config.backend.sut.dispatch {
@@ -539,6 +525,34 @@ fn measure(
         exporter,
         skipped_ticks,
     })
+}
+
+/// Starts the run's telemetry, its series labelled with the run directory's
+/// name, the scenario and the backends; the live line goes to `progress`.
+/// Both LoadGens' runs start it here.
+fn start_telemetry(
+    runtime: &tokio::runtime::Runtime,
+    config: &RunConfig,
+    dir: &Path,
+    clock: &RunClock,
+    backend: &Backend,
+    progress: &Arc<Progress>,
+) -> anyhow::Result<crate::run_telemetry::Telemetry> {
+    let run_id = run_id(dir);
+    let identity = crate::run_telemetry::RunIdentity {
+        run_id: &run_id,
+        scenario: config.settings.scenario.as_str(),
+        described: &backend.described,
+    };
+    crate::run_telemetry::start(
+        runtime,
+        &config.telemetry,
+        dir,
+        &backend.endpoints,
+        identity,
+        clock.start,
+        Some(Arc::clone(progress)),
+    )
 }
 
 /// The built-in simulator on a free local port, on the run's runtime.

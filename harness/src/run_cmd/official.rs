@@ -163,21 +163,7 @@ pub(super) fn measure(
         trace: config.logs.trace,
     };
     let records = Arc::new(rundir::RecordsWriter::create(dir, clock.start_unix_ns)?);
-    let run_id = super::run_id(dir);
-    let identity = crate::run_telemetry::RunIdentity {
-        run_id: &run_id,
-        scenario: config.settings.scenario.as_str(),
-        described: &backend.described,
-    };
-    let telemetry = crate::run_telemetry::start(
-        runtime,
-        &config.telemetry,
-        dir,
-        &backend.endpoints,
-        identity,
-        clock.start,
-        Some(Arc::clone(progress)),
-    )?;
+    let telemetry = super::start_telemetry(runtime, config, dir, clock, backend, progress)?;
     let mut observers = Observers::default();
     observers.push(records.clone());
     observers.push(progress.clone());
