@@ -504,30 +504,9 @@ fn run_gate(args: &GateArgs, out: &mut dyn Write) -> anyhow::Result<bool> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use reports::compare::fixtures::run;
 
     use super::*;
-
-    fn run(name: &str, shift: f64, throughput: f64) -> RunSamples {
-        let ttft: Vec<f64> = (0..2000).map(|i| shift + f64::from(i % 100)).collect();
-        let mut scalars = BTreeMap::new();
-        scalars.insert("samples_per_s".to_owned(), throughput);
-        let mut sorted = ttft.clone();
-        sorted.sort_by(f64::total_cmp);
-        scalars.insert(
-            "ttft_p99_ms".to_owned(),
-            reports::significance::percentile_sorted(&sorted, 0.99).unwrap(),
-        );
-        let mut values = BTreeMap::new();
-        values.insert("ttft", ttft);
-        RunSamples {
-            name: name.into(),
-            values,
-            scalars,
-            settings: BTreeMap::new(),
-            unsound: None,
-        }
-    }
 
     fn rules(text: &str) -> GateRules {
         toml::from_str(text).unwrap()

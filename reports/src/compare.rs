@@ -486,20 +486,25 @@ pub fn write_json(comparison: &Comparison, mut out: impl Write) -> std::io::Resu
     writeln!(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Runs to compare, for the tests of this module and of `harness compare`
+/// (the `test-fixtures` feature).
+#[cfg(any(test, feature = "test-fixtures"))]
+pub mod fixtures {
+    use std::collections::BTreeMap;
 
-    fn run(name: &str, shift: f64, throughput: f64) -> RunSamples {
+    use super::RunSamples;
+
+    /// A run named `name` whose 2,000 TTFTs are `shift` plus 0 to 99 ms
+    /// (p99 `shift + 98`), with `throughput` samples per second.
+    pub fn run(name: &str, shift: f64, throughput: f64) -> RunSamples {
         let ttft: Vec<f64> = (0..2000).map(|i| shift + f64::from(i % 100)).collect();
         let mut scalars = BTreeMap::new();
         scalars.insert("samples_per_s".to_owned(), throughput);
         let mut sorted = ttft.clone();
         sorted.sort_by(f64::total_cmp);
-        scalars.insert(
-            "ttft_p99_ms".to_owned(),
-            crate::significance::percentile_sorted(&sorted, 0.99).unwrap(),
-        );
+        // 2,000 values: never empty.
+        let p99 = crate::significance::percentile_sorted(&sorted, 0.99).unwrap_or(f64::NAN);
+        scalars.insert("ttft_p99_ms".to_owned(), p99);
         let mut values = BTreeMap::new();
         values.insert("ttft", ttft);
         RunSamples {
@@ -510,6 +515,12 @@ mod tests {
             unsound: None,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::run;
+    use super::*;
 
     #[test]
     fn comparison_ranks_lower_latency_and_higher_throughput_first() {
