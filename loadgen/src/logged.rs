@@ -244,19 +244,7 @@ mod tests {
     use super::*;
     use crate::logging::detail::{LineMeta, render_line, result_entries};
     use crate::results::TokenPerformanceResults;
-    use crate::settings::TestSettings;
-
-    fn settings(scenario: Scenario, tokens: bool) -> EffectiveSettings {
-        let t = TestSettings {
-            scenario,
-            use_token_latencies: tokens,
-            min_duration_ms: 1000,
-            min_query_count: 10,
-            server_target_latency_ns: 1000,
-            ..TestSettings::default()
-        };
-        EffectiveSettings::new(&t, 100, 100).unwrap().0
-    }
+    use crate::results::tests::settings;
 
     /// The detail log our own writer makes of a summary.
     fn logged(settings: &EffectiveSettings, s: &PerformanceSummary) -> String {

@@ -769,11 +769,14 @@ fn one_line(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::settings::TestSettings;
 
-    fn settings(scenario: Scenario, tokens: bool) -> EffectiveSettings {
+    /// Settings of `scenario` (at least 1 s and 10 queries, a 1 µs Server
+    /// latency target, 100 samples); `tokens` turns on token latencies.
+    /// The `logged` module's tests use it too.
+    pub(crate) fn settings(scenario: Scenario, tokens: bool) -> EffectiveSettings {
         let t = TestSettings {
             scenario,
             use_token_latencies: tokens,
