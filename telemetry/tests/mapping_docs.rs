@@ -4,33 +4,18 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::repo_file;
 use rundir::metrics::names;
 use telemetry::mapping::{CounterId, MAPPINGS, Read, Target, markdown_table};
 
 const START: &str = "<!-- server-metrics-table: generated from telemetry/src/mapping.rs -->\n";
 const END: &str = "<!-- /server-metrics-table -->";
 
-fn repo_file(name: &str) -> String {
-    let path = format!("{}/../{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 #[test]
 fn the_readme_table_is_the_code_table() {
-    let readme = repo_file("README.md");
-    let start = readme
-        .find(START)
-        .expect("README.md lacks the table's start marker")
-        + START.len();
-    let len = readme[start..]
-        .find(END)
-        .expect("README.md lacks the table's end marker");
-    let documented = &readme[start..start + len];
-    let table = markdown_table();
-    assert!(
-        documented == table,
-        "README.md's server metrics table differs from the code's; replace it with:\n\n{table}"
-    );
+    common::assert_readme_table(START, END, "server metrics", &markdown_table());
 }
 
 /// The families a Prometheus scraping the servers can see for one row

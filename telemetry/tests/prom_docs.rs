@@ -5,6 +5,8 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use loadgen::{ErrorKind, QueryError, QueryRecord, RunObserver};
@@ -19,21 +21,7 @@ const END: &str = "<!-- /prometheus-series-table -->";
 
 #[test]
 fn the_readme_table_is_the_code_table() {
-    let path = format!("{}/../README.md", env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(&path).unwrap();
-    let start = readme
-        .find(START)
-        .expect("README.md lacks the series table's start marker")
-        + START.len();
-    let len = readme[start..]
-        .find(END)
-        .expect("README.md lacks the series table's end marker");
-    let documented = &readme[start..start + len];
-    let table = markdown_table();
-    assert!(
-        documented == table,
-        "README.md's Prometheus series table differs from the code's; replace it with:\n\n{table}"
-    );
+    common::assert_readme_table(START, END, "Prometheus series", &markdown_table());
 }
 
 fn record(seq: u64, input: u32, tokens: i64) -> QueryRecord {
