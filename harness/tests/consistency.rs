@@ -14,11 +14,22 @@
     clippy::panic
 )]
 
+mod common {
+    pub mod child;
+    pub mod llamacpp;
+    pub mod output;
+    pub mod simulator;
+    pub mod stdout;
+}
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
+use common::llamacpp;
+use common::output::text;
+use common::simulator::{self, Sim};
 use loadgen::format::cpp_double;
 use serde_json::Value;
 
@@ -35,34 +46,14 @@ const CONF: &str = "\
 *.MultiStream.target_latency = 200
 ";
 
-struct Sim {
-    url: String,
-    _runtime: tokio::runtime::Runtime,
-    _handle: sim::SimHandle,
-}
-
 /// The simulator answering one request in ten with HTTP 500.
 fn failing_sim() -> Sim {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut config = sim::SimConfig::from_profile("tiny-fast").unwrap();
-    config.seed = 11;
-    config.faults.error_rates = vec![sim::ErrorRate {
-        status: 500,
-        probability: 0.1,
-    }];
-    let handle = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        sim::Simulator::start(config, listener).unwrap()
-    });
-    Sim {
-        url: format!("http://{}", handle.local_addr()),
-        _runtime: runtime,
-        _handle: handle,
-    }
+    simulator::start(11, |config| {
+        config.faults.error_rates = vec![sim::ErrorRate {
+            status: 500,
+            probability: 0.1,
+        }];
+    })
 }
 
 fn dataset() -> PathBuf {
@@ -75,15 +66,6 @@ fn harness(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Whether the one run under `dir/out_dir` has the file `name`.
@@ -708,59 +690,9 @@ fn the_prometheus_endpoint_serves_summary_json_figures() {
     assert!(exposition.contains("harness_requests_completed_total "));
 }
 
-struct LlamaCpp {
-    child: Child,
-    url: String,
-}
-
-impl Drop for LlamaCpp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_llamacpp() -> Option<LlamaCpp> {
-    let (Ok(python), Ok(model)) = (
-        std::env::var("LLAMACPP_PYTHON"),
-        std::env::var("LLAMACPP_MODEL"),
-    ) else {
-        println!(
-            "skipping every_output_agrees_against_llama_cpp: LLAMACPP_PYTHON and LLAMACPP_MODEL \
-             are unset (eval \"$(bash scripts/peers/llamacpp.sh)\")"
-        );
-        return None;
-    };
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sut/tests/peers/serve_llamacpp.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .args([model.as_str(), "0"])
-        .env("THREADS", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("launcher said {line:?}"))
-        .to_owned();
-    let url = if addr.starts_with("http") {
-        addr
-    } else {
-        format!("http://{addr}")
-    };
-    Some(LlamaCpp { child, url })
-}
-
 #[test]
 fn every_output_agrees_against_llama_cpp() {
-    let Some(server) = start_llamacpp() else {
+    let Some(server) = llamacpp::start("every_output_agrees_against_llama_cpp") else {
         return;
     };
     let scratch = tempfile::tempdir().unwrap();

@@ -8,10 +8,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common {
+    pub mod child;
+    pub mod stdout;
+}
 
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::child::KillOnDrop;
+use common::stdout::first_line;
 use serde_json::Value;
 
 const KEY: &str = "read-key-0123456789abcdef";
@@ -22,15 +29,6 @@ const QUICK_CONF: &str = "\
 *.Server.min_duration = 500
 *.Server.min_query_count = 480
 ";
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn record(scratch: &Path, label: &str, report: bool) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -157,10 +155,7 @@ fn every_dashboard_page_renders_in_headless_chromium_with_the_apis_figures() {
             .spawn()
             .unwrap(),
     );
-    let mut line = String::new();
-    BufReader::new(serve.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = first_line(&mut serve.0);
     let addr = line.trim().rsplit_once("http://").unwrap().1.to_owned();
     let base = format!("http://{addr}");
     let shots: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");

@@ -17,69 +17,25 @@
     clippy::panic
 )]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common {
+    pub mod child;
+    pub mod llamacpp;
+    pub mod stdout;
+}
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::llamacpp::LlamaCpp;
 use dataset::accuracy::{TokenDtype, read_accuracy_log};
 use dataset::{Dataset, DatasetOptions};
 use serde_json::Value;
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server() -> Option<Server> {
-    let (Ok(python), Ok(model)) = (
-        std::env::var("LLAMACPP_PYTHON"),
-        std::env::var("LLAMACPP_MODEL"),
-    ) else {
-        println!(
-            "skipping harness_runs_against_llama_cpp: LLAMACPP_PYTHON and LLAMACPP_MODEL are unset \
-             (eval \"$(bash scripts/peers/llamacpp.sh)\")"
-        );
-        return None;
-    };
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sut/tests/peers/serve_llamacpp.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .args([model.as_str(), "0"])
-        .env("THREADS", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // The launcher prints its address once it accepts requests.
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("launcher said {line:?}"));
-    Some(Server {
-        child,
-        url: if addr.starts_with("http") {
-            addr.to_owned()
-        } else {
-            format!("http://{addr}")
-        },
-    })
-}
-
 #[test]
 fn harness_runs_against_llama_cpp() {
-    let Some(server) = start_server() else { return };
+    let Some(server) = common::llamacpp::start("harness_runs_against_llama_cpp") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     // A 135M model on one CPU thread: a few queries, a few tokens each.
     std::fs::write(
@@ -180,7 +136,13 @@ fn harness_runs_against_llama_cpp() {
 }
 
 /// One AccuracyOnly run of 4 samples; returns its run directory.
-fn accuracy_run(server: &Server, dir: &Path, dataset: &Path, label: &str, api: &[&str]) -> PathBuf {
+fn accuracy_run(
+    server: &LlamaCpp,
+    dir: &Path,
+    dataset: &Path,
+    label: &str,
+    api: &[&str],
+) -> PathBuf {
     let output = Command::new(env!("CARGO_BIN_EXE_harness"))
         .current_dir(dir)
         .args([
@@ -237,7 +199,7 @@ fn score(run: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(run.join("accuracy.json")).unwrap()).unwrap()
 }
 
-fn accuracy_runs(server: &Server, dir: &Path, dataset: &Path) {
+fn accuracy_runs(server: &LlamaCpp, dir: &Path, dataset: &Path) {
     // The text API: answers are text, the accuracy log holds the server
     // tokenizer's ids of them.
     let text = accuracy_run(server, dir, dataset, "text", &["--api", "completions-text"]);

@@ -9,29 +9,26 @@
 //!   better-direction (skips when HARNESS_TEST_PG_URL is unset).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod common {
+    pub mod child;
+    pub mod simulator;
+}
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::child::KillOnDrop;
+use common::simulator;
 use serde_json::Value;
 
 /// Everything the test waits for (the harness's start, Prometheus' start,
 /// scrapes at a 1 s interval) normally takes a few seconds.
 const DEADLINE: Duration = Duration::from_secs(90);
-
-/// A child process killed when the test ends, also when it fails.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -102,7 +99,7 @@ fn a_real_prometheus_scrapes_a_running_harness_and_loads_the_alert_rules() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
 
     // The simulator over HTTP, failing 30% of requests with a 503.
-    let sim = http_sim_with(|config| {
+    let sim = simulator::start(11, |config| {
         config.faults.error_rates = vec![sim::ErrorRate {
             status: 503,
             probability: 0.3,
@@ -311,38 +308,6 @@ const QUICK_CONF: &str = "\
 *.Server.min_query_count = 480
 ";
 
-/// The simulator served over HTTP: a second "system" next to the built-in one.
-struct HttpSim {
-    url: String,
-    _runtime: tokio::runtime::Runtime,
-    _handle: sim::SimHandle,
-}
-
-fn http_sim() -> HttpSim {
-    http_sim_with(|_| {})
-}
-
-/// The simulator over HTTP with `adjust` applied to its configuration.
-fn http_sim_with(adjust: impl FnOnce(&mut sim::SimConfig)) -> HttpSim {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut config = sim::SimConfig::from_profile("tiny-fast").unwrap();
-    config.seed = 11;
-    adjust(&mut config);
-    let handle = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        sim::Simulator::start(config, listener).unwrap()
-    });
-    HttpSim {
-        url: format!("http://{}", handle.local_addr()),
-        _runtime: runtime,
-        _handle: handle,
-    }
-}
-
 /// The dashboard's SQL as Grafana's PostgreSQL data source would send it:
 /// `$__timeFilter(expr)` becomes a BETWEEN over a range holding every run,
 /// and each `$var` the quoted, comma-separated list Grafana writes for a
@@ -445,7 +410,7 @@ fn every_query_of_the_history_dashboard_runs_on_postgres_holding_recorded_runs()
     let scratch = tempfile::tempdir().unwrap();
     std::fs::write(scratch.path().join("user.conf"), QUICK_CONF).unwrap();
     let dataset = root.join("datasets/cnn_dailymail_sample.json");
-    let remote = http_sim();
+    let remote = simulator::start(11, |_| {});
     let runs: [(&[&str], &str); 3] = [
         (&["--sim-profile", "tiny-fast"], "300"),
         (&["--sim-profile", "tiny-fast"], "400"),

@@ -3,8 +3,14 @@
 //! scores exactly what the dataset's reference outputs score.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common {
+    pub mod output;
+}
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+use common::output::text;
 
 use dataset::accuracy::punkt::SentenceSplitter;
 use dataset::accuracy::{AccuracyReport, TokenDtype, read_accuracy_log, score_texts};
@@ -16,15 +22,6 @@ const CONF: &str = "*.Offline.target_qps = 2000\n*.*.min_duration = 0\n";
 
 fn dataset_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Runs the replayed accuracy run and scores it; returns the run directory,

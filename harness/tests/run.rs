@@ -2,9 +2,16 @@
 //! against simulators with injected faults, started here on 127.0.0.1:0.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common {
+    pub mod output;
+    pub mod simulator;
+}
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::output::text;
+use common::simulator;
 use rundir::{RunManifest, RunStatus, read_records};
 
 /// Short runs: about a second; 480 Server queries, enough for LoadGen's
@@ -69,42 +76,6 @@ impl Scratch {
             .unwrap_or_default();
         dirs.sort();
         dirs
-    }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// A simulator with the given faults on its own runtime thread.
-struct FaultySim {
-    url: String,
-    _runtime: tokio::runtime::Runtime,
-    _handle: sim::SimHandle,
-}
-
-fn faulty_sim(configure: impl FnOnce(&mut sim::SimConfig)) -> FaultySim {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut config = sim::SimConfig::from_profile("tiny-fast").unwrap();
-    config.seed = 7;
-    configure(&mut config);
-    let handle = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        sim::Simulator::start(config, listener).unwrap()
-    });
-    FaultySim {
-        url: format!("http://{}", handle.local_addr()),
-        _runtime: runtime,
-        _handle: handle,
     }
 }
 
@@ -173,7 +144,7 @@ fn an_offline_run_batches_every_sample_and_never_overwrites_a_previous_run() {
 
 #[test]
 fn http_errors_and_broken_streams_make_the_run_invalid_with_every_query_accounted_for() {
-    let sim = faulty_sim(|c| {
+    let sim = simulator::start(7, |c| {
         c.faults.error_rates = vec![sim::ErrorRate {
             status: 500,
             probability: 0.2,
@@ -203,7 +174,7 @@ fn http_errors_and_broken_streams_make_the_run_invalid_with_every_query_accounte
 
 #[test]
 fn a_server_that_dies_mid_run_ends_the_run_invalid_not_hung() {
-    let sim = faulty_sim(|c| c.faults.refuse_after = Some(10));
+    let sim = simulator::start(7, |c| c.faults.refuse_after = Some(10));
     let scratch = Scratch::new();
     let output = scratch.run(&["--scenario", "Server", "--backend", &sim.url]);
     assert_eq!(output.status.code(), Some(3), "{}", text(&output));
@@ -214,7 +185,7 @@ fn a_server_that_dies_mid_run_ends_the_run_invalid_not_hung() {
 
 #[test]
 fn a_stalled_stream_is_failed_after_the_stall_timeout() {
-    let sim = faulty_sim(|c| {
+    let sim = simulator::start(7, |c| {
         // Per chunk after the first: with 16 tokens, about one stream in
         // four stalls.
         c.faults.stall_mid_probability = 0.02;
@@ -791,7 +762,7 @@ fn find_peak_brackets_and_bisects_to_the_highest_passing_qps() {
 fn a_server_still_starting_is_waited_for_with_wait_ready() {
     // /health answers 503 for the first 3 s (long enough that the first run
     // below certainly starts inside it).
-    let slow = faulty_sim(|c| c.faults.unready_secs = 3.0);
+    let slow = simulator::start(7, |c| c.faults.unready_secs = 3.0);
     let scratch = Scratch::new();
     let refused = scratch.run(&["--scenario", "Offline", "--backend", &slow.url]);
     assert_eq!(
@@ -982,7 +953,7 @@ fn a_servers_detokenize_endpoint_decodes_like_the_local_vocabulary() {
         .unwrap()
     };
     let local = score(&[]);
-    let server = faulty_sim(|_| {});
+    let server = simulator::start(7, |_| {});
     let remote = score(&["--detokenize-url", &server.url]);
     for key in ["rouge1", "rouge2", "rougeL", "gen_len", "gen_tok_len"] {
         assert_eq!(local[key], remote[key], "{key}");

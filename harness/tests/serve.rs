@@ -3,8 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common {
+    pub mod stdout;
+}
+
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
+
+use common::stdout::first_line;
 
 const KEY: &str = "read-key-0123456789abcdef";
 
@@ -38,10 +44,7 @@ fn serve_prints_its_address_and_answers_with_a_key_from_a_file() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = first_line(&mut child);
     let addr = line.trim().rsplit_once("http://").unwrap().1.to_owned();
     let health = get(&addr, "/health", None);
     let runs = get(&addr, "/api/v1/runs", Some(KEY));
@@ -118,10 +121,7 @@ fn serve(db: &std::path::Path, keys: &str) -> (std::process::Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = first_line(&mut child);
     let addr = line.trim().rsplit_once("http://").unwrap().1.to_owned();
     (child, addr)
 }
@@ -258,10 +258,7 @@ fn push_uploads_a_run_that_the_server_records_once_and_never_prints_the_key() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = first_line(&mut child);
     let addr = line.trim().rsplit_once("http://").unwrap().1.to_owned();
     let server = format!("http://{addr}");
 

@@ -4,8 +4,14 @@
 //! the history) work from there.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common {
+    pub mod output;
+}
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+use common::output::text;
 use std::sync::Mutex;
 
 /// Held while a test writes its copy of the binary and while one spawns a
@@ -28,15 +34,6 @@ fn output(command: &mut Command) -> Output {
             .unwrap()
     };
     child.wait_with_output().unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// An empty directory holding only a copy of the harness binary.

@@ -5,8 +5,16 @@
 //! settings, sampling and backend dimensions). Runs are kept tiny.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common {
+    pub mod output;
+    pub mod simulator;
+}
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::output::text;
+use common::simulator;
 
 /// Short Server runs (a few hundred ms): too few queries for LoadGen's
 /// early stopping, so every run is INVALID but meets its latency bound at
@@ -61,15 +69,6 @@ fn harness_v(cwd: &Path, args: &[String]) -> Output {
     harness(cwd, &refs)
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 fn dirs_in(dir: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|entries| {
@@ -87,37 +86,10 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-/// A simulator on its own runtime thread.
-struct Sim {
-    url: String,
-    _runtime: tokio::runtime::Runtime,
-    _handle: sim::SimHandle,
-}
-
-fn sim(configure: impl FnOnce(&mut sim::SimConfig)) -> Sim {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut config = sim::SimConfig::from_profile("tiny-fast").unwrap();
-    config.seed = 7;
-    configure(&mut config);
-    let handle = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        sim::Simulator::start(config, listener).unwrap()
-    });
-    Sim {
-        url: format!("http://{}", handle.local_addr()),
-        _runtime: runtime,
-        _handle: handle,
-    }
-}
-
 #[test]
 fn find_peak_against_a_failing_server_stops_at_the_first_step_and_exits_3() {
     let dir = scratch();
-    let failing = sim(|c| {
+    let failing = simulator::start(7, |c| {
         c.faults.error_rates = vec![sim::ErrorRate {
             status: 500,
             probability: 0.5,
@@ -151,7 +123,7 @@ fn find_peak_against_a_failing_server_stops_at_the_first_step_and_exits_3() {
 #[test]
 fn loadgens_own_peak_search_stops_at_a_server_that_fails_queries() {
     let dir = scratch();
-    let failing = sim(|c| {
+    let failing = simulator::start(7, |c| {
         c.faults.error_rates = vec![sim::ErrorRate {
             status: 500,
             probability: 0.5,
@@ -361,7 +333,7 @@ fn compare_and_gate_refuse_mismatched_and_unsound_runs_unless_allowed() {
     assert!(gate(c, &["--allow-mismatch"]).status.success());
 
     // A candidate whose queries failed.
-    let failing = sim(|c| {
+    let failing = simulator::start(7, |c| {
         c.faults.error_rates = vec![sim::ErrorRate {
             status: 503,
             probability: 0.3,
@@ -505,7 +477,7 @@ fn compare_and_gate_refuse_mismatched_and_unsound_runs_unless_allowed() {
 #[test]
 fn a_sweep_over_two_servers_resumes_with_its_own_settings() {
     let dir = scratch();
-    let (one, two) = (sim(|_| {}), sim(|_| {}));
+    let (one, two) = (simulator::start(7, |_| {}), simulator::start(7, |_| {}));
     let backends = format!("backend={},{}", one.url, two.url);
     let output = harness_v(
         dir.path(),
