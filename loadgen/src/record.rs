@@ -86,7 +86,61 @@ impl QueryRecord {
         self.error.is_none()
     }
 
+    /// The times LoadGen's per-sample figures are computed from.
+    pub fn times(&self) -> SampleTimes {
+        SampleTimes {
+            scheduled_ns: self.scheduled_ns,
+            issued_ns: self.issued_ns,
+            first_token_ns: self.first_token_ns,
+            end_ns: self.end_ns,
+            n_tokens: self.n_tokens,
+            failed: self.error.is_some(),
+        }
+    }
+
     /// LoadGen's latency: completion minus scheduled time.
+    pub fn latency_ns(&self) -> u64 {
+        self.times().latency_ns()
+    }
+
+    /// LoadGen's TTFT ([`SampleTimes::ttft_ns`]).
+    pub fn ttft_ns(&self) -> Option<u64> {
+        self.times().ttft_ns()
+    }
+
+    /// LoadGen's TPOT ([`SampleTimes::tpot_ns`]).
+    pub fn tpot_ns(&self) -> Option<u64> {
+        self.times().tpot_ns()
+    }
+
+    /// Issue delay: how late the issuer was against the schedule.
+    pub fn issue_delay_ns(&self) -> u64 {
+        self.times().issue_delay_ns()
+    }
+}
+
+/// One sample's times on the phase clock: the one place its latency, TTFT,
+/// TPOT and issue delay are computed, for [`QueryRecord`] and for the
+/// compact samples reports load from `records.jsonl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleTimes {
+    /// When LoadGen meant to issue it.
+    pub scheduled_ns: u64,
+    /// When `issue_query` was called.
+    pub issued_ns: u64,
+    /// When the first token arrived, if reported.
+    pub first_token_ns: Option<u64>,
+    /// When the sample completed, or when the run gave up on it.
+    pub end_ns: u64,
+    /// Output tokens as the SUT reported them.
+    pub n_tokens: i64,
+    /// Whether the sample failed.
+    pub failed: bool,
+}
+
+impl SampleTimes {
+    /// LoadGen's latency: completion minus scheduled time.
+    #[inline]
     pub fn latency_ns(&self) -> u64 {
         self.end_ns.saturating_sub(self.scheduled_ns)
     }
@@ -94,8 +148,9 @@ impl QueryRecord {
     /// LoadGen's TTFT: first token minus scheduled time.
     /// `None` for a failed sample: a first token followed by an error is
     /// no time to first token of an answer (and so no TPOT either).
+    #[inline]
     pub fn ttft_ns(&self) -> Option<u64> {
-        if self.error.is_some() {
+        if self.failed {
             return None;
         }
         self.first_token_ns
@@ -104,6 +159,7 @@ impl QueryRecord {
 
     /// LoadGen's TPOT: `(latency - ttft) / (n_tokens - 1)` in integer
     /// arithmetic; `None` without a first token or with fewer than 2 tokens.
+    #[inline]
     pub fn tpot_ns(&self) -> Option<u64> {
         let ttft = self.ttft_ns()?;
         if self.n_tokens < 2 {
@@ -113,6 +169,7 @@ impl QueryRecord {
     }
 
     /// Issue delay: how late the issuer was against the schedule.
+    #[inline]
     pub fn issue_delay_ns(&self) -> u64 {
         self.issued_ns.saturating_sub(self.scheduled_ns)
     }

@@ -10,6 +10,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
 
+use loadgen::record::SampleTimes;
 use loadgen::{ErrorKind, PhaseEnd, QueryError};
 use rundir::metrics::MetricsSample;
 use rundir::{PhaseHeader, RecordLine, RunManifest};
@@ -51,31 +52,32 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// The times LoadGen's per-sample figures are computed from.
+    pub fn times(&self) -> SampleTimes {
+        SampleTimes {
+            scheduled_ns: self.scheduled_ns,
+            issued_ns: self.issued_ns,
+            first_token_ns: self.first_token_ns,
+            end_ns: self.end_ns,
+            n_tokens: self.n_tokens,
+            failed: self.error.is_some(),
+        }
+    }
     /// LoadGen's latency (end − scheduled).
     pub fn latency_ns(&self) -> u64 {
-        self.end_ns.saturating_sub(self.scheduled_ns)
+        self.times().latency_ns()
     }
-    /// LoadGen's TTFT (first token − scheduled).
-    /// `None` for a failed sample: a first token followed by an error is
-    /// no time to first token of an answer (and so no TPOT either).
+    /// LoadGen's TTFT ([`SampleTimes::ttft_ns`]): `None` for a failed sample.
     pub fn ttft_ns(&self) -> Option<u64> {
-        if self.error.is_some() {
-            return None;
-        }
-        self.first_token_ns
-            .map(|t| t.saturating_sub(self.scheduled_ns))
+        self.times().ttft_ns()
     }
-    /// LoadGen's TPOT, `(latency − ttft) / (n_tokens − 1)` in integers.
+    /// LoadGen's TPOT ([`SampleTimes::tpot_ns`]).
     pub fn tpot_ns(&self) -> Option<u64> {
-        let ttft = self.ttft_ns()?;
-        if self.n_tokens < 2 {
-            return None;
-        }
-        Some(self.latency_ns().saturating_sub(ttft) / (self.n_tokens as u64 - 1))
+        self.times().tpot_ns()
     }
     /// Issue delay (issued − scheduled).
     pub fn issue_delay_ns(&self) -> u64 {
-        self.issued_ns.saturating_sub(self.scheduled_ns)
+        self.times().issue_delay_ns()
     }
     /// The error kind, if failed.
     pub fn error_kind(&self) -> Option<ErrorKind> {
