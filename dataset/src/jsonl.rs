@@ -122,27 +122,17 @@ fn parse_line(
         return Err(line_error(path, line, "expected a JSON object"));
     };
 
-    let input_text = match find_field(&obj, &fields.text) {
-        Some((_, Value::String(s))) => Some(s.clone()),
-        Some((k, _)) => {
-            return Err(line_error(
-                path,
-                line,
-                format!("field `{k}`: expected a string"),
-            ));
-        }
-        None => None,
-    };
-    let input_tokens = match find_field(&obj, &fields.tokens) {
-        Some((k, v)) => token_ids(v).ok_or_else(|| {
-            line_error(
-                path,
-                line,
-                format!("field `{k}`: expected an array of token ids (integers 0..2^32)"),
-            )
-        })?,
-        None => Vec::new(),
-    };
+    let string = |v: &Value| v.as_str().map(str::to_owned);
+    let input_text = typed_field(&obj, &fields.text, path, line, "a string", string)?;
+    let input_tokens = typed_field(
+        &obj,
+        &fields.tokens,
+        path,
+        line,
+        "an array of token ids (integers 0..2^32)",
+        token_ids,
+    )?
+    .unwrap_or_default();
     if input_text.is_none() && input_tokens.is_empty() {
         return Err(line_error(
             path,
@@ -153,30 +143,15 @@ fn parse_line(
             ),
         ));
     }
-    let reference = match find_field(&obj, &fields.reference) {
-        Some((_, Value::String(s))) => Some(s.clone()),
-        Some((k, _)) => {
-            return Err(line_error(
-                path,
-                line,
-                format!("field `{k}`: expected a string"),
-            ));
-        }
-        None => None,
-    };
-    let max_output_tokens =
-        match find_field(&obj, &fields.max_tokens) {
-            Some((k, v)) => Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(
-                || {
-                    line_error(
-                        path,
-                        line,
-                        format!("field `{k}`: expected a non-negative integer"),
-                    )
-                },
-            )?),
-            None => None,
-        };
+    let reference = typed_field(&obj, &fields.reference, path, line, "a string", string)?;
+    let max_output_tokens = typed_field(
+        &obj,
+        &fields.max_tokens,
+        path,
+        line,
+        "a non-negative integer",
+        |v| v.as_u64().and_then(|n| u32::try_from(n).ok()),
+    )?;
     Ok(Sample {
         input_tokens,
         input_text,
@@ -191,6 +166,25 @@ fn find_field<'a>(
 ) -> Option<(&'a str, &'a Value)> {
     keys.iter()
         .find_map(|k| obj.get(k).filter(|v| !v.is_null()).map(|v| (k.as_str(), v)))
+}
+
+/// The first present, non-null field of `keys`, converted by `convert`;
+/// one that `convert` refuses is an error naming the field and what it
+/// should have been (`expected`).
+fn typed_field<T>(
+    obj: &serde_json::Map<String, Value>,
+    keys: &[String],
+    path: &Path,
+    line: usize,
+    expected: &str,
+    convert: impl FnOnce(&Value) -> Option<T>,
+) -> Result<Option<T>, DatasetError> {
+    find_field(obj, keys)
+        .map(|(k, v)| {
+            convert(v)
+                .ok_or_else(|| line_error(path, line, format!("field `{k}`: expected {expected}")))
+        })
+        .transpose()
 }
 
 fn token_ids(v: &Value) -> Option<Vec<u32>> {
