@@ -6,6 +6,14 @@
 # imports in a venv. No torch and no vllm install: the script falls back to
 # its own tokenizer loader and argparse when vllm is absent.
 #
+# OLD on purpose: vLLM's current client, `vllm bench serve` (checked: vllm
+# 0.33.0's wheel, vllm/benchmarks/serve.py), lives inside the vllm package.
+# `import vllm` runs vllm/__init__.py -> vllm.env_override -> `import
+# torch`; vllm.utils and vllm/benchmarks/datasets (via vllm.multimodal)
+# import torch too; and the wheel pins torch 2.14.0, torchaudio,
+# torchvision, flashinfer and nvidia-* CUDA packages. It cannot run
+# without that GPU stack, so this torch-free script from 0.7.3 stands in.
+#
 # Kept out of scripts/peers/ on purpose: no test needs it, and .ci/run
 # evaluates every script there.
 #
