@@ -1,18 +1,44 @@
 #!/usr/bin/env bash
-# Runs every benchmark, side by side with the peers where there is one, and
+# Runs the benchmarks, side by side with the peers where there is one, and
 # writes the results with their exact commands to BENCHMARKS.md.
 #
-#   scripts/bench/all.sh               # everything; writes BENCHMARKS.md
-#   scripts/bench/all.sh --out FILE    # the same, somewhere else
+#   scripts/bench/all.sh               # every section; writes BENCHMARKS.md
+#   scripts/bench/all.sh --sections loadgen_issue,sut_vs_python
+#                                      # a subset; BENCHMARKS.md lists the
+#                                      # sections not run and why
+#   scripts/bench/all.sh --out FILE    # somewhere else than BENCHMARKS.md
 #   scripts/bench/all.sh --quick --out FILE
 #                                      # smoke test: seconds per run, one
 #                                      # repeat; proves the scripts work, and
 #                                      # never writes BENCHMARKS.md
+# Options: --sections a,b,... (names below), --skip-reason TEXT (why the
+# others were left out; printed in BENCHMARKS.md, default "not selected").
 #
-# Duration (full): about 3 hours on a quiet 2-core machine; the sections'
-# own estimates: loadgen_issue ~60 min, sut_vs_python ~30 min,
-# client_vs_python ~45 min, scaling ~15 min, the rest ~20 min. --quick:
-# about 10 minutes (after the builds and peer installs).
+# Sections and their full-method durations on a quiet 2-core machine (runs
+# x run length + each tool's start-up; builds and first peer installs not
+# counted, allow ~15 minutes more on a first run). Every timed comparison
+# runs >= 3 repeats with the tools interleaved, >= 30 s per run, and
+# bisects around each tool's limit:
+#   loadgen_issue       ~45 min  LoadGen core vs LoadGen C++ (-O3, jemalloc):
+#                                (5 rungs + 3 bisection steps) x 3 repeats x
+#                                3 builds x ~35 s, plus Offline
+#   sut_vs_python       ~30 min  harness run vs the Python reference-style SUT
+#                                on the LoadGen wheel: (8 + 6) x 3 x ~35 s
+#   client_vs_python    ~50 min  harness vs GuideLLM, AIPerf, benchmark_serving:
+#                                (2 + 3) x 3 x (4 x 30 s + ~70 s start-up)
+#   scaling             ~15 min  1k to 10M queries, and report generation
+#   service_rankings     ~3 min  the results service over 100,000 runs
+#   loadgen_schedule     ~1 min  query generation vs the LoadGen wheel
+#   client_accuracy      ~1 min  measurement accuracy at 1,000 QPS (30 s)
+#   sim_throughput       ~1 min  simulator SSE throughput (10 s)
+#   report_1m            ~2 min  report of a 1M-query run
+#   telemetry_overhead   ~3 min  metrics collection overhead (60 s runs)
+# All: about 2 hours 30 minutes. A ~60-minute publication with the full
+# method: --sections sut_vs_python,client_accuracy,report_1m,service_rankings,
+# loadgen_schedule,sim_throughput,telemetry_overhead (~41 min) or
+# --sections loadgen_issue,client_accuracy,report_1m,service_rankings (~51 min).
+# --quick: about 12 minutes for every section (after builds and installs).
+#
 # Requirements:
 # - a QUIET machine with 2 or more cores: every run records the load
 #   average and the CPU other processes used during it; runs where others
@@ -22,30 +48,50 @@
 #   work tree must have no changes (BENCHMARKS.md aside) and no untracked
 #   files outside .gitignore;
 # - ~30 GB of RAM for the top LoadGen C++ rungs (choose --qps there
-#   otherwise), ~5 GB of disk under .cache/;
-# - g++, python3 with venv and pip, GNU time, taskset, curl; PyPI reachable
-#   on first use. Peers, installed under .cache/peers/ on first use:
-#   MLPerf LoadGen 6.0.17 (the C++ library built from the PyPI sdist at -O3,
-#   plus a jemalloc link when libjemalloc-dev is installed; the Python wheel
-#   with aiohttp for the Python reference-style SUT), GuideLLM, vLLM 0.7.3's
-#   standalone benchmark_serving.py (labelled old: current vLLM's client,
-#   `vllm bench serve`, needs the vllm package and its torch stack).
-# Each section's raw output is kept in .cache/bench/all/<time>/<name>.txt.
+#   otherwise), ~8 GB of disk under .cache/;
+# - g++, python3 with venv and pip, GNU time, taskset, curl, wrk; PyPI
+#   reachable on first use. Peers, installed under .cache/peers/ on first
+#   use: MLPerf LoadGen 6.0.17 (the C++ library built from the PyPI sdist at
+#   -O3, plus a jemalloc link when libjemalloc-dev is installed; the Python
+#   wheel with aiohttp for the Python reference-style SUT), GuideLLM 0.8.1,
+#   AIPerf 0.13.0, vLLM 0.7.3's standalone benchmark_serving.py (labelled
+#   old: current vLLM's client, `vllm bench serve`, needs the vllm package
+#   and its torch/CUDA stack; see client_peer_benchmark_serving.sh).
+# Each section's raw output is kept in .cache/bench/all/<time>/<name>.txt
+# (client_vs_python's every run in .cache/bench/all/<time>/client_runs/).
 # A benchmark that fails is reported as failed in the file and the others
 # still run; the exit status is non-zero if any failed.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+# Every section, in the order they run; --sections picks among these.
+all_sections="loadgen_issue sut_vs_python loadgen_schedule scaling client_vs_python client_accuracy sim_throughput report_1m telemetry_overhead service_rankings"
+usage="usage: scripts/bench/all.sh [--quick] [--out FILE] [--sections a,b,...] [--skip-reason TEXT]
+sections: ${all_sections// /, }"
 quick=0
 out="$root/BENCHMARKS.md"
+selected="$all_sections"
+skip_reason="not selected"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; shift ;;
-    --out) out="$(realpath -m "$2")"; shift 2 ;;
-    *) echo "usage: scripts/bench/all.sh [--quick] [--out FILE]" >&2; exit 2 ;;
+    --out) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; out="$(realpath -m "$2")"; shift 2 ;;
+    --sections)
+      [ $# -ge 2 ] && [ -n "$2" ] || { echo "$usage" >&2; exit 2; }
+      selected="${2//,/ }"
+      for s in $selected; do
+        case " $all_sections " in
+          *" $s "*) ;;
+          *) echo "scripts/bench/all.sh: --sections: unknown section '$s'" >&2; echo "$usage" >&2; exit 2 ;;
+        esac
+      done
+      shift 2 ;;
+    --skip-reason) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; skip_reason="$2"; shift 2 ;;
+    *) echo "$usage" >&2; exit 2 ;;
   esac
 done
+wanted() { case " $selected " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 if [ $quick = 1 ] && [ "$out" = "$root/BENCHMARKS.md" ]; then
   echo "scripts/bench/all.sh: --quick figures are not worth publishing; give --out FILE" >&2
   exit 2
@@ -70,7 +116,9 @@ cargo build --release -q -p reports --example synthetic_run --example report || 
 cargo build --release -q -p harness --example measure_accuracy || exit 1
 cargo build --release -q -p sim --example sim_bench || exit 1
 cargo build --release -q -p telemetry --example overhead_bench || exit 1
-eval "$(bash scripts/peers/loadgen.sh)"
+if wanted loadgen_issue || wanted sut_vs_python || wanted loadgen_schedule; then
+  eval "$(bash scripts/peers/loadgen.sh)"
+fi
 
 if [ $quick = 1 ]; then
   issue_args=(--qps "10000 100000" --bisect 0 --repeats 1 --duration-ms 2000 --offline-samples 400000)
@@ -83,6 +131,8 @@ if [ $quick = 1 ]; then
   telemetry_seconds=5
   report_samples=10000
   sim_seconds=2
+  client_env=(REPEATS=1 BISECT=0 HARNESS_RANGE="500 2000" GUIDELLM_RANGE="25 100" AIPERF_RANGE="25 100" BENCHMARK_SERVING_RANGE="25 100")
+  rankings_args=(2000 3)
 else
   issue_args=(--qps "10000 100000 300000 1000000 3000000" --bisect 3 --repeats 3 --duration-ms 30000 --quiet-cores 0.5)
   sut_args=()
@@ -94,14 +144,22 @@ else
   telemetry_seconds=60
   report_samples=1000000
   sim_seconds=10
+  client_env=(REPEATS=3 BISECT=3)
+  rankings_args=(100000 15)
 fi
 
 failed=()
 sections=()
-# section NAME TITLE FORMAT(md|text) COMMAND...: runs one benchmark.
+skipped=()
+# section NAME TITLE FORMAT(md|text) COMMAND...: runs one benchmark (when
+# --sections selected it).
 section() {
   local name=$1 title=$2 format=$3
   shift 3
+  if ! wanted "$name"; then
+    skipped+=("$name: $title")
+    return 0
+  fi
   echo "== $title: $*" >&2
   local started=$(date +%s) load_before=$(cut -d' ' -f1-3 /proc/loadavg)
   "$@" > "$raw/$name.txt" 2> "$raw/$name.err"
@@ -134,8 +192,8 @@ section loadgen_schedule "Query generation vs the MLPerf LoadGen wheel: time and
   scripts/bench/loadgen_schedule.sh "$schedule_queries" 100000 1
 section scaling "Scaling: cost per query from 1k to 10M queries, and report generation" md \
   scripts/bench/scaling.sh "$scaling_sizes" "$report_sizes" 16
-section client_vs_python "HTTP client vs GuideLLM and vLLM 0.7.3's benchmark_serving (old) under one sustained rule" md \
-  scripts/bench/client_vs_python.sh "$client_seconds"
+section client_vs_python "HTTP client vs GuideLLM, AIPerf and vLLM 0.7.3's benchmark_serving (old) under one sustained rule, same prompts, Poisson arrivals, one core each" md \
+  env "${client_env[@]}" RUNS_DIR="$raw/client_runs" scripts/bench/client_vs_python.sh "$client_seconds"
 section client_accuracy "Measurement accuracy vs the simulator's ground truth at 1,000 QPS streaming" text \
   scripts/bench/client_accuracy.sh 1000 "$accuracy_seconds" 16 tiny-fast
 section sim_throughput "Simulator SSE throughput on one core" text \
@@ -144,6 +202,8 @@ section report_1m "Report generation for a 1M-query run (128 output tokens per s
   scripts/bench/report_1m.sh "$report_samples" 128 1
 section telemetry_overhead "Metrics collection overhead at 1 s" text \
   scripts/bench/telemetry_overhead.sh "$telemetry_seconds" 1000 1 1
+section service_rankings "Results service: rankings over a large history, uncached and cached p99, cached requests/s on one core" md \
+  scripts/bench/service_rankings.sh "${rankings_args[@]}"
 
 took_min=$(( ($(date +%s) - started_at + 59) / 60 ))
 {
@@ -156,6 +216,13 @@ took_min=$(( ($(date +%s) - started_at + 59) / 60 ))
   echo "peers ran on the same machine in the same run. Sections say what each"
   echo "benchmark measures; the scripts' headers say how."
   echo
+  if [ ${#skipped[@]} -gt 0 ]; then
+    echo "**Not run in this publication** ($skip_reason; \`--sections ${selected// /,}\`): their figures are"
+    echo "not in this file, and no claim rests on them until a run includes them:"
+    echo
+    for s in "${skipped[@]}"; do echo "- $s"; done
+    echo
+  fi
   if [ ${#failed[@]} -gt 0 ]; then
     echo "**Failed benchmarks: ${failed[*]}** (see their sections)."
     echo
