@@ -6,8 +6,14 @@
 //! same `verify_accuracy.txt`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common {
+    pub mod paths;
+}
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use common::paths::sample_dataset;
 
 use serde_json::Value;
 
@@ -29,8 +35,7 @@ fn audit_test06_runs_the_audited_test_and_writes_the_verification() {
         "*.Server.target_qps = 200\n*.*.min_duration = 60000\n",
     )
     .unwrap();
-    let dataset =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json");
+    let dataset = sample_dataset();
     let output = Command::new(env!("CARGO_BIN_EXE_harness"))
         .current_dir(scratch.path())
         .args([

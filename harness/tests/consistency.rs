@@ -16,8 +16,10 @@
 
 mod common {
     pub mod child;
+    pub mod cli;
     pub mod llamacpp;
     pub mod output;
+    pub mod paths;
     pub mod simulator;
     pub mod stdout;
 }
@@ -25,10 +27,12 @@ mod common {
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
+use common::cli::harness;
 use common::llamacpp;
 use common::output::text;
+use common::paths::sample_dataset;
 use common::simulator::{self, Sim};
 use loadgen::format::cpp_double;
 use serde_json::Value;
@@ -54,18 +58,6 @@ fn failing_sim() -> Sim {
             probability: 0.1,
         }];
     })
-}
-
-fn dataset() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json")
-}
-
-fn harness(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_harness"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// Whether the one run under `dir/out_dir` has the file `name`.
@@ -442,7 +434,7 @@ fn every_output_of_a_run_and_a_sweep_shows_the_same_figures() {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path();
     std::fs::write(dir.join("user.conf"), CONF).unwrap();
-    let dataset = dataset();
+    let dataset = sample_dataset();
     let dataset = dataset.to_str().unwrap();
     let common = [
         "--quiet",
@@ -614,7 +606,7 @@ fn the_prometheus_endpoint_serves_summary_json_figures() {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path();
     std::fs::write(dir.join("user.conf"), CONF).unwrap();
-    let dataset = dataset();
+    let dataset = sample_dataset();
     let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
         .current_dir(dir)
         .args([
@@ -704,7 +696,7 @@ fn every_output_agrees_against_llama_cpp() {
          *.*.sample_concatenate_permutation = 0\n",
     )
     .unwrap();
-    let dataset = dataset();
+    let dataset = sample_dataset();
     for scenario in ["Offline", "Server"] {
         let out_dir = format!("runs-{scenario}");
         let output = harness(

@@ -10,6 +10,7 @@
 
 mod common {
     pub mod child;
+    pub mod paths;
     pub mod stdout;
 }
 
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::child::KillOnDrop;
+use common::paths::sample_dataset;
 use common::stdout::first_line;
 use serde_json::Value;
 
@@ -31,7 +33,6 @@ const QUICK_CONF: &str = "\
 ";
 
 fn record(scratch: &Path, label: &str, report: bool) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
     cmd.current_dir(scratch)
         .args([
@@ -45,7 +46,7 @@ fn record(scratch: &Path, label: &str, report: bool) {
         .args(["--max-tokens", "16", "--scenario", "Server"])
         .args(["--sim-profile", "tiny-fast", "--label", label])
         .arg("--dataset-path")
-        .arg(root.join("datasets/cnn_dailymail_sample.json"));
+        .arg(sample_dataset());
     if !report {
         cmd.arg("--no-report");
     }

@@ -4,8 +4,15 @@
 // Skip message and unwraps in test helpers.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-use std::path::Path;
+mod common {
+    pub mod paths;
+    pub mod postgres;
+}
+
 use std::process::{Command, Output};
+
+use common::paths::sample_dataset;
+use common::postgres::own_schema;
 
 const QUICK_CONF: &str = "\
 *.Server.target_qps = 500
@@ -32,21 +39,13 @@ fn runs_are_recorded_on_a_postgres_server_and_its_password_is_kept_out_of_run_js
     };
     // This test's own schema, so it sees only its runs.
     let schema = "harness_cli_history";
-    let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();
-    admin
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .unwrap();
-    let sep = if server.contains('?') { '&' } else { '?' };
-    let url = format!("{server}{sep}options=-csearch_path%3D{schema}");
+    let url = own_schema(&server, schema);
     let config: postgres::Config = server.parse().unwrap();
     let password = String::from_utf8(config.get_password().unwrap().to_vec()).unwrap();
 
     let scratch = tempfile::tempdir().unwrap();
     std::fs::write(scratch.path().join("user.conf"), QUICK_CONF).unwrap();
-    let dataset =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json");
+    let dataset = sample_dataset();
     for (i, qps) in ["400", "500"].iter().enumerate() {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
         cmd.current_dir(scratch.path())

@@ -20,6 +20,7 @@
 mod common {
     pub mod child;
     pub mod llamacpp;
+    pub mod paths;
     pub mod stdout;
 }
 
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::llamacpp::LlamaCpp;
+use common::paths::sample_dataset;
 use dataset::accuracy::{TokenDtype, read_accuracy_log};
 use dataset::{Dataset, DatasetOptions};
 use serde_json::Value;
@@ -45,8 +47,7 @@ fn harness_runs_against_llama_cpp() {
          *.*.sample_concatenate_permutation = 0\n",
     )
     .unwrap();
-    let dataset =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json");
+    let dataset = sample_dataset();
     for scenario in ["Offline", "Server"] {
         let output = Command::new(env!("CARGO_BIN_EXE_harness"))
             .current_dir(dir.path())

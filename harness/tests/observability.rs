@@ -11,6 +11,8 @@
 
 mod common {
     pub mod child;
+    pub mod paths;
+    pub mod postgres;
     pub mod simulator;
 }
 
@@ -23,6 +25,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::child::KillOnDrop;
+use common::paths::sample_dataset;
+use common::postgres::own_schema;
 use common::simulator;
 use serde_json::Value;
 
@@ -132,7 +136,7 @@ fn a_real_prometheus_scrapes_a_running_harness_and_loads_the_alert_rules() {
                 "harness=info",
             ])
             .arg("--dataset-path")
-            .arg(root.join("datasets/cnn_dailymail_sample.json"))
+            .arg(sample_dataset())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -397,19 +401,12 @@ fn every_query_of_the_history_dashboard_runs_on_postgres_holding_recorded_runs()
 
     // This test's own schema, holding only its runs.
     let schema = "grafana_history_dashboard";
-    let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();
-    admin
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .unwrap();
-    let sep = if server.contains('?') { '&' } else { '?' };
-    let url = format!("{server}{sep}options=-csearch_path%3D{schema}");
+    let url = own_schema(&server, schema);
 
     // Two systems: the built-in simulator at two rates, the HTTP one at a third.
     let scratch = tempfile::tempdir().unwrap();
     std::fs::write(scratch.path().join("user.conf"), QUICK_CONF).unwrap();
-    let dataset = root.join("datasets/cnn_dailymail_sample.json");
+    let dataset = sample_dataset();
     let remote = simulator::start(11, |_| {});
     let runs: [(&[&str], &str); 3] = [
         (&["--sim-profile", "tiny-fast"], "300"),

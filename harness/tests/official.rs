@@ -11,9 +11,15 @@
 //! it prints why it skips.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+mod common {
+    pub mod paths;
+}
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use common::paths::sample_dataset;
 
 use loadgen::logged::DetailLog;
 use rundir::{LoadgenImplementation, RunManifest};
@@ -29,8 +35,7 @@ const QUICK_CONF: &str = "\
 ";
 
 fn run(scratch: &Path, loadgen: &str, scenario: &str) -> PathBuf {
-    let dataset =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json");
+    let dataset = sample_dataset();
     let out = scratch.join(format!("runs-{loadgen}-{scenario}"));
     let output = Command::new(env!("CARGO_BIN_EXE_harness"))
         .current_dir(scratch)

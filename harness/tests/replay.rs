@@ -5,12 +5,14 @@
 
 mod common {
     pub mod output;
+    pub mod paths;
 }
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::output::text;
+use common::paths::sample_dataset;
 
 use dataset::accuracy::punkt::SentenceSplitter;
 use dataset::accuracy::{AccuracyReport, TokenDtype, read_accuracy_log, score_texts};
@@ -19,10 +21,6 @@ use dataset::{Dataset, DatasetOptions};
 use serde_json::Value;
 
 const CONF: &str = "*.Offline.target_qps = 2000\n*.*.min_duration = 0\n";
-
-fn dataset_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json")
-}
 
 /// Runs the replayed accuracy run and scores it; returns the run directory,
 /// the exit code of `harness accuracy` and its report.
@@ -45,7 +43,7 @@ fn replay_and_score(scratch: &Path, tokenizer: Option<&str>) -> (PathBuf, Option
             "--sim-replay",
         ])
         .arg("--dataset-path")
-        .arg(dataset_path());
+        .arg(sample_dataset());
     if let Some(t) = tokenizer {
         run.args(["--tokenizer", t]);
     }
@@ -71,7 +69,7 @@ fn replay_and_score(scratch: &Path, tokenizer: Option<&str>) -> (PathBuf, Option
 /// What the references score as predictions after a trip through
 /// `tokenizer` (encode, decode), in the accuracy log's order.
 fn expected(dir: &Path, tokenizer: &dyn Tokenizer) -> AccuracyReport {
-    let data = Dataset::load(dataset_path(), &DatasetOptions::new()).unwrap();
+    let data = Dataset::load(sample_dataset(), &DatasetOptions::new()).unwrap();
     let (entries, _) =
         read_accuracy_log(&dir.join("mlperf_log_accuracy.json"), TokenDtype::Int32).unwrap();
     let references: Vec<&str> = entries

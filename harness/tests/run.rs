@@ -4,6 +4,7 @@
 
 mod common {
     pub mod output;
+    pub mod paths;
     pub mod simulator;
 }
 
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::output::text;
+use common::paths::sample_dataset;
 use common::simulator;
 use rundir::{RunManifest, RunStatus, read_records};
 
@@ -45,8 +47,7 @@ impl Scratch {
 
     /// Runs `harness run` with the quick user.conf and the bundled dataset.
     fn run(&self, args: &[&str]) -> Output {
-        let dataset =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json");
+        let dataset = sample_dataset();
         Command::new(env!("CARGO_BIN_EXE_harness"))
             .current_dir(self.path())
             .args([
@@ -278,7 +279,7 @@ fn an_api_key_never_reaches_the_run_directory_or_the_output() {
             "TEST_SECRET_KEY",
         ])
         .arg("--dataset-path")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json"))
+        .arg(sample_dataset())
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", text(&output));
@@ -373,8 +374,7 @@ fn loadgens_logs_carry_the_settings_and_the_result() {
 fn a_sweep_runs_every_point_and_resumes_only_what_is_unfinished() {
     let scratch = Scratch::new();
     let sweep = |extra: &[&str]| {
-        let dataset =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json");
+        let dataset = sample_dataset();
         Command::new(env!("CARGO_BIN_EXE_harness"))
             .current_dir(scratch.path())
             .args([
@@ -685,8 +685,7 @@ fn find_peak_brackets_and_bisects_to_the_highest_passing_qps() {
         "*.Server.target_qps = 100\n*.*.min_duration = 200\n*.Server.min_query_count = 100\n*.Server.ttft_latency = 25\n",
     )
     .unwrap();
-    let dataset =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json");
+    let dataset = sample_dataset();
     let output = Command::new(env!("CARGO_BIN_EXE_harness"))
         .current_dir(scratch.path())
         .args([
@@ -793,8 +792,7 @@ fn sigterm_and_ctrl_c_end_a_run_as_interrupted_with_everything_kept() {
     for signal in ["INT", "TERM"] {
         let scratch = Scratch::new();
         // A run that would take a minute.
-        let dataset =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json");
+        let dataset = sample_dataset();
         let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
             .current_dir(scratch.path())
             .args([

@@ -3,12 +3,17 @@
 //! in the v6.0 tree or refused with the reason.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common {
+    pub mod paths;
+}
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::paths::sample_dataset;
+
 fn harness(dir: &Path, args: &[&str]) -> Output {
-    let dataset =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json");
+    let dataset = sample_dataset();
     let mut c = Command::new(env!("CARGO_BIN_EXE_harness"));
     c.current_dir(dir).args(args);
     if matches!(args[0], "run" | "audit") {

@@ -6,14 +6,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common {
+    pub mod cli;
     pub mod output;
+    pub mod paths;
     pub mod simulator;
 }
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::cli::harness;
 use common::output::text;
+use common::paths::sample_dataset;
 use common::simulator;
 
 /// Short Server runs (a few hundred ms): too few queries for LoadGen's
@@ -25,22 +29,10 @@ const TINY_CONF: &str = "\
 *.Server.min_query_count = 40
 ";
 
-fn dataset() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/cnn_dailymail_sample.json")
-}
-
 fn scratch() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tiny.conf"), TINY_CONF).unwrap();
     dir
-}
-
-fn harness(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_harness"))
-        .current_dir(cwd)
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// The options every run here shares (8 output tokens unless `extra`
@@ -53,7 +45,10 @@ fn run_opts(extra: &[&str]) -> Vec<String> {
     if !extra.contains(&"--max-tokens") {
         v.extend(["--max-tokens".to_owned(), "8".to_owned()]);
     }
-    v.extend(["--dataset-path".to_owned(), dataset().display().to_string()]);
+    v.extend([
+        "--dataset-path".to_owned(),
+        sample_dataset().display().to_string(),
+    ]);
     v.extend(extra.iter().map(|s| (*s).to_owned()));
     v
 }
