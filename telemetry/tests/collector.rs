@@ -4,7 +4,10 @@
 // Helpers outside #[test] fns are test code too; clippy only exempts the fns.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+mod common {
+    pub mod metrics;
+}
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,20 +15,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
+use common::metrics::{assert_close, fixture};
 use rundir::metrics::{MetricSource, MetricsSample, names, read_metrics, read_server_summary};
 use telemetry::{
     Collector, CollectorConfig, GpuError, GpuReader, GpuReading, GpuSource, LiveMetrics,
     ManualClock, ScrapeTarget, TelemetryError,
 };
 use tokio::sync::mpsc;
-
-fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/../tests/fixtures/metrics/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
 
 struct Backend {
     text: Mutex<String>,
@@ -120,17 +116,6 @@ fn server_samples<'a>(samples: &'a [MetricsSample], instance: &str) -> Vec<&'a M
         .iter()
         .filter(|s| s.source == MetricSource::Server && s.instance == instance)
         .collect()
-}
-
-#[track_caller]
-fn assert_close(values: &BTreeMap<String, f64>, name: &str, expected: f64) {
-    let got = values
-        .get(name)
-        .unwrap_or_else(|| panic!("{name} missing from {values:?}"));
-    assert!(
-        (got - expected).abs() <= 1e-9 * expected.abs().max(1.0),
-        "{name}: got {got}, expected {expected}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,19 +6,16 @@
 // Helpers outside #[test] fns are test code too; clippy only exempts the fns.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+mod common {
+    pub mod metrics;
+}
+
 use std::collections::BTreeMap;
 
+use common::metrics::{assert_close, fixture};
 use rundir::metrics::names;
 use telemetry::prom_parse::Exposition;
 use telemetry::server::{CounterId, ServerDelta, ServerSnapshot, interval_values};
-
-fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/../tests/fixtures/metrics/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
 
 fn snapshot(text: &str) -> ServerSnapshot {
     let expo = Exposition::parse(text);
@@ -35,17 +32,6 @@ fn assert_bucket(values: &BTreeMap<String, f64>, stem: &str, p: &str, lower: f64
     assert!(
         !values.contains_key(&names::quantile_name(stem, p)),
         "no interpolated {stem} {p}"
-    );
-}
-
-#[track_caller]
-fn assert_close(values: &BTreeMap<String, f64>, name: &str, expected: f64) {
-    let got = values
-        .get(name)
-        .unwrap_or_else(|| panic!("{name} missing from {values:?}"));
-    assert!(
-        (got - expected).abs() <= 1e-9 * expected.abs().max(1.0),
-        "{name}: got {got}, expected {expected}"
     );
 }
 

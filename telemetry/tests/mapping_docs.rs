@@ -4,9 +4,11 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod common {
+    pub mod readme;
+}
 
-use common::repo_file;
+use common::readme::repo_file;
 use rundir::metrics::names;
 use telemetry::mapping::{CounterId, MAPPINGS, Read, Target, markdown_table};
 
@@ -15,7 +17,7 @@ const END: &str = "<!-- /server-metrics-table -->";
 
 #[test]
 fn the_readme_table_is_the_code_table() {
-    common::assert_readme_table(START, END, "server metrics", &markdown_table());
+    common::readme::assert_readme_table(START, END, "server metrics", &markdown_table());
 }
 
 /// The families a Prometheus scraping the servers can see for one row

@@ -5,7 +5,9 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod common {
+    pub mod readme;
+}
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,7 +23,7 @@ const END: &str = "<!-- /prometheus-series-table -->";
 
 #[test]
 fn the_readme_table_is_the_code_table() {
-    common::assert_readme_table(START, END, "Prometheus series", &markdown_table());
+    common::readme::assert_readme_table(START, END, "Prometheus series", &markdown_table());
 }
 
 fn record(seq: u64, input: u32, tokens: i64) -> QueryRecord {

@@ -1,4 +1,4 @@
-//! Helpers of the documentation tests (`prom_docs`, `mapping_docs`).
+//! README tables checked against the code (`prom_docs`, `mapping_docs`).
 
 /// The text of `name`, a path from the repository's root.
 pub fn repo_file(name: &str) -> String {
