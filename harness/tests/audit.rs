@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::paths::sample_dataset;
-
 use serde_json::Value;
 
 fn detail_value(dir: &Path, key: &str) -> Value {

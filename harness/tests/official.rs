@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::paths::sample_dataset;
-
 use loadgen::logged::DetailLog;
 use rundir::{LoadgenImplementation, RunManifest};
 

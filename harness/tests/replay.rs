@@ -13,7 +13,6 @@ use std::process::Command;
 
 use common::output::text;
 use common::paths::sample_dataset;
-
 use dataset::accuracy::punkt::SentenceSplitter;
 use dataset::accuracy::{AccuracyReport, TokenDtype, read_accuracy_log, score_texts};
 use dataset::tokenizer::{HfTokenizer, Tokenizer};
