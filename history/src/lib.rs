@@ -113,7 +113,73 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "CREATE INDEX metrics_name ON metrics(name, run_id, value);",
         postgres: "CREATE INDEX metrics_name ON metrics(name, run_id, value);",
     },
+    // 6: what rankings group and filter by, as columns: the run's system
+    // (`system_of`) and start instant; its labels and backends one per row;
+    // and on each metric row the run's model, system, scenario, dataset and
+    // start, so that one index range holds everything a ranking of one
+    // metric reads (no join, no JSON parsed). Existing rows are filled in
+    // by `sqlite::backfill`/`pg::backfill` in the same transaction.
+    Migration {
+        sqlite: "ALTER TABLE runs ADD COLUMN system TEXT NOT NULL DEFAULT '';
+        ALTER TABLE runs ADD COLUMN started_instant REAL;
+        CREATE TABLE run_labels (
+            run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+            key    TEXT NOT NULL,
+            value  TEXT NOT NULL
+        );
+        CREATE INDEX run_labels_run ON run_labels(run_id);
+        CREATE INDEX run_labels_pair ON run_labels(key, value, run_id);
+        CREATE TABLE run_backends (
+            run_id  TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+            backend TEXT NOT NULL
+        );
+        CREATE INDEX run_backends_run ON run_backends(run_id);
+        CREATE INDEX run_backends_url ON run_backends(backend, run_id);
+        ALTER TABLE metrics ADD COLUMN model TEXT NOT NULL DEFAULT '';
+        ALTER TABLE metrics ADD COLUMN system TEXT NOT NULL DEFAULT '';
+        ALTER TABLE metrics ADD COLUMN scenario TEXT NOT NULL DEFAULT '';
+        ALTER TABLE metrics ADD COLUMN dataset TEXT;
+        ALTER TABLE metrics ADD COLUMN started_instant REAL;",
+        postgres: r#"CREATE FUNCTION harness_started_at(t TEXT) RETURNS TIMESTAMPTZ
+            LANGUAGE plpgsql STABLE AS $f$
+            BEGIN RETURN t::timestamptz; EXCEPTION WHEN others THEN RETURN NULL; END
+            $f$;
+        ALTER TABLE runs ADD COLUMN system TEXT COLLATE "C" NOT NULL DEFAULT '';
+        ALTER TABLE runs ADD COLUMN started_instant TIMESTAMPTZ;
+        CREATE TABLE run_labels (
+            run_id TEXT COLLATE "C" NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+            key    TEXT NOT NULL,
+            value  TEXT NOT NULL
+        );
+        CREATE INDEX run_labels_run ON run_labels(run_id);
+        CREATE INDEX run_labels_pair ON run_labels(key, value, run_id);
+        CREATE TABLE run_backends (
+            run_id  TEXT COLLATE "C" NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+            backend TEXT NOT NULL
+        );
+        CREATE INDEX run_backends_run ON run_backends(run_id);
+        CREATE INDEX run_backends_url ON run_backends(backend, run_id);
+        ALTER TABLE metrics ADD COLUMN model TEXT COLLATE "C" NOT NULL DEFAULT '';
+        ALTER TABLE metrics ADD COLUMN system TEXT COLLATE "C" NOT NULL DEFAULT '';
+        ALTER TABLE metrics ADD COLUMN scenario TEXT NOT NULL DEFAULT '';
+        ALTER TABLE metrics ADD COLUMN dataset TEXT;
+        ALTER TABLE metrics ADD COLUMN started_instant TIMESTAMPTZ;"#,
+    },
+    // 7: the ranking index, built after migration 6's backfill: one
+    // metric's rows in (model, system) order with the filters' columns and
+    // the value, so a ranking's GROUP BY streams one range of it.
+    Migration {
+        sqlite: "CREATE INDEX metrics_rank
+            ON metrics(name, model, system, scenario, dataset, started_instant, value, run_id);",
+        postgres: "CREATE INDEX metrics_rank
+            ON metrics(name, model, system, scenario, dataset, started_instant, value, run_id);",
+    },
 ];
+
+/// The migration that added the ranking columns: databases older than it
+/// get those columns filled in from their JSON columns (in Rust, with
+/// [`system_of`], the one definition of a run's system).
+const RANK_COLUMNS_VERSION: u32 = 6;
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -233,32 +299,108 @@ pub struct Filter {
     pub offset: Option<usize>,
 }
 
-/// A filter's values as the queries bind them: the label and backend become
-/// JSON needles searched in the JSON columns. serde_json escapes every `"`
-/// inside a string, so `["key","value"]` occurs in the labels column only
-/// as that label, and `"url"` preceded by `[` or `,` only as that backend.
-struct Bound {
-    model: Option<String>,
-    scenario: Option<String>,
-    dataset: Option<String>,
-    label: Option<String>,
-    backend: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
+/// How one backend writes [`conditions`]: its placeholders and its
+/// start-instant column.
+struct Dialect {
+    /// The `n`th (1-based) placeholder.
+    placeholder: fn(usize) -> String,
+    /// The start-instant column of `table` compared (`op`) with the
+    /// instant a placeholder's RFC 3339 text is.
+    time: fn(table: &str, op: &str, placeholder: &str) -> String,
 }
 
-impl Bound {
-    fn of(filter: &Filter) -> Bound {
-        Bound {
-            model: filter.model.clone(),
-            scenario: filter.scenario.clone(),
-            dataset: filter.dataset.clone(),
-            label: filter.label.as_ref().map(to_json),
-            backend: filter.backend.as_ref().map(to_json),
-            since: filter.since.clone(),
-            until: filter.until.clone(),
+/// The filter's conditions on `table` (`runs` or `metrics`: both carry the
+/// run's id, model, scenario, dataset and start instant) joined by `AND`,
+/// `TRUE` when there is none; placeholders numbered from `first`; and the
+/// values to bind, in order. The SQL is built from constant pieces only:
+/// every filter value is bound, never spliced. Leaving out absent filters
+/// (rather than `? IS NULL OR ...`) lets the planner seek the index on the
+/// ones present.
+fn conditions(filter: &Filter, table: &str, first: usize, d: &Dialect) -> (String, Vec<String>) {
+    let mut sql: Vec<String> = Vec::new();
+    let mut values: Vec<String> = Vec::new();
+    let next = |values: &mut Vec<String>, value: &str| {
+        values.push(value.to_owned());
+        (d.placeholder)(first + values.len() - 1)
+    };
+    for (column, value) in [
+        ("model", &filter.model),
+        ("scenario", &filter.scenario),
+        ("dataset", &filter.dataset),
+    ] {
+        if let Some(value) = value {
+            let p = next(&mut values, value);
+            sql.push(format!("{table}.{column} = {p}"));
         }
     }
+    if let Some((key, value)) = &filter.label {
+        let (k, v) = (next(&mut values, key), next(&mut values, value));
+        sql.push(format!(
+            "{table}.run_id IN (SELECT run_id FROM run_labels WHERE key = {k} AND value = {v})"
+        ));
+    }
+    if let Some(backend) = &filter.backend {
+        let p = next(&mut values, backend);
+        sql.push(format!(
+            "{table}.run_id IN (SELECT run_id FROM run_backends WHERE backend = {p})"
+        ));
+    }
+    if let Some(since) = &filter.since {
+        let p = next(&mut values, since);
+        sql.push((d.time)(table, ">=", &p));
+    }
+    if let Some(until) = &filter.until {
+        let p = next(&mut values, until);
+        sql.push((d.time)(table, "<", &p));
+    }
+    if sql.is_empty() {
+        ("TRUE".to_owned(), values)
+    } else {
+        (sql.join(" AND "), values)
+    }
+}
+
+/// The system a run measured, as rankings, trends and the history's
+/// `system` column group runs: its `system` label, else its `label` (what
+/// `harness run --label` sets), else its backends joined by commas (`-`
+/// without any). Stored when a run is recorded, so changing this needs a
+/// migration that recomputes the column.
+pub fn system_of(labels: &[(String, String)], backends: &[String]) -> String {
+    let label = |key: &str| {
+        labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    label("system")
+        .or_else(|| label("label"))
+        .unwrap_or_else(|| {
+            if backends.is_empty() {
+                "-".to_owned()
+            } else {
+                backends.join(",")
+            }
+        })
+}
+
+/// One (model, system) group's sums of one metric, as
+/// [`History::group_sums`] aggregates them in the database: enough for its
+/// mean and variance without reading its values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupSums {
+    /// The model.
+    pub model: String,
+    /// The system ([`system_of`]).
+    pub system: String,
+    /// Runs in the group (with a value of the metric).
+    pub count: u64,
+    /// The constant subtracted from every value before summing (one value
+    /// of the metric), so the squares do not cancel digits.
+    pub shift: f64,
+    /// Sum of `value − shift`.
+    pub sum: f64,
+    /// Sum of `(value − shift)²`.
+    pub sum_sq: f64,
 }
 
 /// One run's value of one metric, with what rankings group runs by.
@@ -517,6 +659,53 @@ impl History {
                 client
                     .borrow_mut()
                     .run(move |c| pg::values(c, &metric, &filter))
+                    .map_err(self.pg_err())
+            }
+        }
+    }
+
+    /// Each (model, system) group's run count and sums of `metric` over
+    /// the runs `filter` selects (`limit` and `offset` do not apply), in
+    /// (model, system) order: aggregated by the database over one range of
+    /// the ranking index, reading no run's JSON.
+    pub fn group_sums(
+        &self,
+        metric: &str,
+        filter: &Filter,
+    ) -> Result<Vec<GroupSums>, HistoryError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => {
+                sqlite::group_sums(conn, metric, filter).map_err(self.sqlite_err())
+            }
+            Backend::Postgres(client) => {
+                let (metric, filter) = (metric.to_owned(), filter.clone());
+                client
+                    .borrow_mut()
+                    .run(move |c| pg::group_sums(c, &metric, &filter))
+                    .map_err(self.pg_err())
+            }
+        }
+    }
+
+    /// One (model, system) group's values of `metric` among the runs
+    /// `filter` selects, in [`History::values`]' order (newest first).
+    pub fn group_values(
+        &self,
+        metric: &str,
+        filter: &Filter,
+        model: &str,
+        system: &str,
+    ) -> Result<Vec<f64>, HistoryError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => {
+                sqlite::group_values(conn, metric, filter, model, system).map_err(self.sqlite_err())
+            }
+            Backend::Postgres(client) => {
+                let (metric, filter) = (metric.to_owned(), filter.clone());
+                let (model, system) = (model.to_owned(), system.to_owned());
+                client
+                    .borrow_mut()
+                    .run(move |c| pg::group_values(c, &metric, &filter, &model, &system))
                     .map_err(self.pg_err())
             }
         }
@@ -878,6 +1067,20 @@ mod tests {
         assert_ne!(probe.data_version().unwrap(), after_own);
     }
 
+    fn plan(
+        conn: &Connection,
+        (sql, values): (String, Vec<rusqlite::types::Value>),
+    ) -> Vec<String> {
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(rusqlite::params_from_iter(values), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
     #[test]
     fn one_metrics_values_are_read_through_the_name_index() {
         let tmp = tempfile::tempdir().unwrap();
@@ -887,30 +1090,200 @@ mod tests {
             unreachable!()
         };
         let conn = Connection::open(path).unwrap();
-        let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", sqlite::values_sql()))
-            .unwrap()
-            .query_map(
-                rusqlite::params![
-                    None::<String>,
-                    None::<String>,
-                    None::<String>,
-                    None::<String>,
-                    None::<String>,
-                    None::<String>,
-                    None::<String>,
-                    "ttft_p50_ms"
-                ],
-                |r| r.get::<_, String>(3),
-            )
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let plan = plan(&conn, sqlite::values_sql("ttft_p50_ms", &Filter::default()));
         assert!(
             plan.iter()
                 .any(|step| step.contains("USING COVERING INDEX metrics_name")),
             "{plan:?}"
         );
+    }
+
+    /// A ranking's sums stream one range of the ranking index, already in
+    /// group order: no table row read, no sort, also with the time filter
+    /// the rankings API is asked most.
+    #[test]
+    fn group_sums_read_one_range_of_the_ranking_index_without_sorting() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Database::from(tmp.path().join("h.sqlite"));
+        drop(History::open(&db).unwrap());
+        let Database::Sqlite(path) = &db else {
+            unreachable!()
+        };
+        let conn = Connection::open(path).unwrap();
+        for filter in [
+            Filter::default(),
+            Filter {
+                since: Some("2026-01-01T00:00:00Z".into()),
+                scenario: Some("Server".into()),
+                ..Filter::default()
+            },
+        ] {
+            let plan = plan(&conn, sqlite::group_sums_sql("ttft_p50_ms", &filter));
+            assert!(
+                plan.iter()
+                    .any(|step| step.contains("USING COVERING INDEX metrics_rank (name=?)")),
+                "{plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+                "{plan:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn group_sums_are_the_sums_of_each_groups_values() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Database::from(tmp.path().join("h.sqlite"));
+        let mut h = History::open(&db).unwrap();
+        let mut runs = Vec::new();
+        for (i, (system, qps)) in [
+            ("a", 10.0),
+            ("b", 20.0),
+            ("a", 12.5),
+            ("a", 11.0),
+            ("b", 21.0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut run = entry(
+                &format!("r{i}"),
+                &format!("2026-11-2{i}T10:00:00+00:00"),
+                qps,
+            );
+            run.labels = vec![("system".into(), system.into())];
+            h.record(&run).unwrap();
+            runs.push(run);
+        }
+        let sums = h.group_sums("samples_per_s", &Filter::default()).unwrap();
+        assert_eq!(
+            sums.iter()
+                .map(|g| (g.system.as_str(), g.count))
+                .collect::<Vec<_>>(),
+            [("a", 3), ("b", 2)]
+        );
+        for g in &sums {
+            let values: Vec<f64> = runs
+                .iter()
+                .filter(|r| system_of(&r.labels, &r.backends) == g.system)
+                .map(|r| r.metrics[0].1)
+                .collect();
+            let sum: f64 = values.iter().map(|v| v - g.shift).sum();
+            let sum_sq: f64 = values.iter().map(|v| (v - g.shift).powi(2)).sum();
+            assert!((g.sum - sum).abs() < 1e-9 && (g.sum_sq - sum_sq).abs() < 1e-9);
+            // Newest first, as `values` orders them.
+            let mut newest_first = values.clone();
+            newest_first.reverse();
+            assert_eq!(
+                h.group_values("samples_per_s", &Filter::default(), &g.model, &g.system)
+                    .unwrap(),
+                newest_first
+            );
+        }
+        // The filters apply to the sums as to every other read.
+        let since = Filter {
+            since: Some("2026-11-22".into()),
+            label: Some(("system".into(), "a".into())),
+            ..Filter::default()
+        };
+        let sums = h.group_sums("samples_per_s", &since).unwrap();
+        assert_eq!((sums.len(), sums[0].count), (1, 2));
+        assert_eq!(
+            h.group_values("samples_per_s", &since, "llama3_1-8b", "a")
+                .unwrap(),
+            [11.0, 12.5]
+        );
+        assert!(h.group_sums("nope", &Filter::default()).unwrap().is_empty());
+    }
+
+    /// A database written before the ranking columns (schema 5) gets them
+    /// filled in from its JSON columns: filters and sums read the same as
+    /// on a database that recorded the same runs after the migration.
+    #[test]
+    fn a_schema_5_database_gets_its_ranking_columns_filled_in() {
+        let tmp = tempfile::tempdir().unwrap();
+        let old_path = tmp.path().join("old.sqlite");
+        let mut runs = Vec::new();
+        for i in 0..6 {
+            let mut run = entry(
+                &format!("r{i}"),
+                &format!("2026-11-2{i}T10:00:00+0{i}:00"),
+                10.0 + f64::from(i),
+            );
+            match i % 3 {
+                0 => run.labels = vec![("system".into(), "sys".into())],
+                1 => run.labels = vec![("label".into(), "lab".into())],
+                _ => run.labels = vec![],
+            }
+            run.backends = vec![format!("http://h{}:1/v1", i % 2)];
+            runs.push(run);
+        }
+        {
+            // Schema 5, and rows as schema 5's `record` wrote them.
+            let conn = Connection::open(&old_path).unwrap();
+            for m in &MIGRATIONS[..5] {
+                conn.execute_batch(m.sqlite).unwrap();
+            }
+            conn.execute_batch("PRAGMA user_version = 5").unwrap();
+            for r in &runs {
+                conn.execute(
+                    "INSERT INTO runs (run_id, run_dir, started_at, model, scenario, mode, backends,
+                       dataset, labels, status, valid, reasons, harness_version, loadgen)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                    rusqlite::params![
+                        r.run_id, r.run_dir, r.started_at, r.model, r.scenario, r.mode,
+                        to_json(&r.backends), r.dataset, to_json(&r.labels), r.status, r.valid,
+                        to_json(&r.reasons), r.harness_version, r.loadgen
+                    ],
+                )
+                .unwrap();
+                for (name, value) in &r.metrics {
+                    conn.execute(
+                        "INSERT INTO metrics (run_id, name, value) VALUES (?1, ?2, ?3)",
+                        rusqlite::params![r.run_id, name, value],
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        let old = History::open(&Database::from(old_path.as_path())).unwrap();
+        assert_eq!(old.schema_version().unwrap(), SCHEMA_VERSION);
+        let mut new = History::open(&Database::from(tmp.path().join("new.sqlite"))).unwrap();
+        for r in &runs {
+            new.record(r).unwrap();
+        }
+        let filters = [
+            Filter::default(),
+            Filter {
+                label: Some(("label".into(), "lab".into())),
+                ..Filter::default()
+            },
+            Filter {
+                backend: Some("http://h1:1/v1".into()),
+                ..Filter::default()
+            },
+            Filter {
+                since: Some("2026-11-22T08:30:00Z".into()),
+                until: Some("2026-11-25T12:00:00+02:00".into()),
+                ..Filter::default()
+            },
+        ];
+        for f in &filters {
+            assert_eq!(old.list(f).unwrap(), new.list(f).unwrap(), "{f:?}");
+            assert_eq!(
+                old.group_sums("samples_per_s", f).unwrap(),
+                new.group_sums("samples_per_s", f).unwrap(),
+                "{f:?}"
+            );
+        }
+        let systems: Vec<String> = old
+            .group_sums("samples_per_s", &Filter::default())
+            .unwrap()
+            .into_iter()
+            .map(|g| g.system)
+            .collect();
+        assert_eq!(systems, ["http://h0:1/v1", "http://h1:1/v1", "lab", "sys"]);
     }
 
     #[test]

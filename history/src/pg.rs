@@ -10,8 +10,9 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 
 use crate::{
-    Bound, Filter, HistoryError, MIGRATIONS, MetricValue, PostgresUrl, RunEntry, SCHEMA_VERSION,
-    SeriesPoint, TrendPoint, parse, to_json,
+    Dialect, Filter, GroupSums, HistoryError, MIGRATIONS, MetricValue, PostgresUrl,
+    RANK_COLUMNS_VERSION, RunEntry, SCHEMA_VERSION, SeriesPoint, TrendPoint, conditions, parse,
+    system_of, to_json,
 };
 
 /// How long connecting may take when the URL sets no `connect_timeout`: an
@@ -219,8 +220,11 @@ fn migrate(client: &mut Client) -> Result<(), Migration> {
         return Err(Migration::Newer(found));
     }
     if found < SCHEMA_VERSION {
-        for migration in MIGRATIONS.iter().skip(found as usize) {
+        for (to, migration) in (1..).zip(MIGRATIONS).skip(found as usize) {
             tx.batch_execute(migration.postgres)?;
+            if to == RANK_COLUMNS_VERSION {
+                backfill(&mut tx)?;
+            }
         }
         let version = i32::try_from(SCHEMA_VERSION).unwrap_or(i32::MAX);
         tx.execute("DELETE FROM schema_version", &[])?;
@@ -240,13 +244,63 @@ pub(crate) fn schema_version(client: &mut Client) -> Result<u32, postgres::Error
     Ok(u32::try_from(found.unwrap_or(0)).unwrap_or(0))
 }
 
+/// Fills in migration 6's columns for the runs recorded before it, in a
+/// few statements whatever the number of runs (arrays, not a round trip
+/// per run: the whole migration is bounded by the statement timeout).
+fn backfill(tx: &mut postgres::Transaction<'_>) -> Result<(), postgres::Error> {
+    let (mut ids, mut systems) = (Vec::new(), Vec::new());
+    let (mut label_ids, mut keys, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut backend_ids, mut urls) = (Vec::new(), Vec::new());
+    for row in tx.query("SELECT run_id, labels, backends FROM runs", &[])? {
+        let run_id: String = row.try_get(0)?;
+        let labels: Vec<(String, String)> = parse(row.try_get(1)?);
+        let backends: Vec<String> = parse(row.try_get(2)?);
+        systems.push(system_of(&labels, &backends));
+        for (key, value) in labels {
+            label_ids.push(run_id.clone());
+            keys.push(key);
+            values.push(value);
+        }
+        for url in backends {
+            backend_ids.push(run_id.clone());
+            urls.push(url);
+        }
+        ids.push(run_id);
+    }
+    tx.execute(
+        "UPDATE runs SET system = u.system, started_instant = harness_started_at(runs.started_at)
+         FROM unnest($1::TEXT[], $2::TEXT[]) AS u(run_id, system)
+         WHERE runs.run_id = u.run_id",
+        &[&ids, &systems],
+    )?;
+    tx.execute(
+        "INSERT INTO run_labels (run_id, key, value)
+         SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[])",
+        &[&label_ids, &keys, &values],
+    )?;
+    tx.execute(
+        "INSERT INTO run_backends (run_id, backend)
+         SELECT * FROM unnest($1::TEXT[], $2::TEXT[])",
+        &[&backend_ids, &urls],
+    )?;
+    tx.execute(
+        "UPDATE metrics SET model = runs.model, system = runs.system, scenario = runs.scenario,
+                            dataset = runs.dataset, started_instant = runs.started_instant
+         FROM runs WHERE runs.run_id = metrics.run_id",
+        &[],
+    )?;
+    Ok(())
+}
+
 pub(crate) fn record(client: &mut Client, run: &RunEntry) -> Result<(), postgres::Error> {
     let mut tx = client.transaction()?;
     tx.execute("DELETE FROM runs WHERE run_id = $1", &[&run.run_id])?;
     tx.execute(
         "INSERT INTO runs (run_id, run_dir, started_at, model, scenario, mode, backends, dataset,
-                           labels, status, valid, reasons, harness_version, loadgen)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                           labels, status, valid, reasons, harness_version, loadgen, system,
+                           started_instant)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                 harness_started_at($3))",
         &[
             &run.run_id,
             &run.run_dir,
@@ -262,10 +316,23 @@ pub(crate) fn record(client: &mut Client, run: &RunEntry) -> Result<(), postgres
             &to_json(&run.reasons),
             &run.harness_version,
             &run.loadgen,
+            &system_of(&run.labels, &run.backends),
         ],
     )?;
+    let label = tx.prepare("INSERT INTO run_labels (run_id, key, value) VALUES ($1, $2, $3)")?;
+    for (key, value) in &run.labels {
+        tx.execute(&label, &[&run.run_id, key, value])?;
+    }
+    let backend = tx.prepare("INSERT INTO run_backends (run_id, backend) VALUES ($1, $2)")?;
+    for url in &run.backends {
+        tx.execute(&backend, &[&run.run_id, url])?;
+    }
+    // Each metric row carries its run's ranking columns, copied from the
+    // row just written (one source).
     let insert = tx.prepare(
-        "INSERT INTO metrics (run_id, name, value) VALUES ($1, $2, $3)
+        "INSERT INTO metrics (run_id, name, value, model, system, scenario, dataset, started_instant)
+         SELECT run_id, $2::TEXT, $3::FLOAT8, model, system, scenario, dataset, started_instant
+         FROM runs WHERE run_id = $1
          ON CONFLICT (run_id, name) DO UPDATE SET value = EXCLUDED.value",
     )?;
     for (name, value) in &run.metrics {
@@ -278,23 +345,34 @@ pub(crate) fn record(client: &mut Client, run: &RunEntry) -> Result<(), postgres
     tx.commit()
 }
 
-/// The filter's conditions; parameters $1..$7 in [`bind`]'s order.
-const WHERE: &str = "($1::TEXT IS NULL OR runs.model = $1) AND ($2::TEXT IS NULL OR runs.scenario = $2)
-    AND ($3::TEXT IS NULL OR runs.dataset = $3) AND ($4::TEXT IS NULL OR strpos(runs.labels, $4) > 0)
-    AND ($5::TEXT IS NULL OR strpos(runs.backends, '[' || $5) > 0 OR strpos(runs.backends, ',' || $5) > 0)
-    AND ($6::TEXT IS NULL OR runs.started_at::timestamptz >= $6::timestamptz)
-    AND ($7::TEXT IS NULL OR runs.started_at::timestamptz < $7::timestamptz)";
+/// A placeholder's first use fixes its type: the time is bound as text,
+/// then read as an instant.
+const DIALECT: Dialect = Dialect {
+    placeholder: |n| format!("${n}"),
+    time: |table, op, p| format!("{table}.started_instant {op} ({p}::TEXT)::timestamptz"),
+};
 
-fn bind(b: &Bound) -> Vec<&(dyn ToSql + Sync)> {
-    vec![
-        &b.model,
-        &b.scenario,
-        &b.dataset,
-        &b.label,
-        &b.backend,
-        &b.since,
-        &b.until,
-    ]
+/// Parameters: the ones before the filter's, then the filter's values.
+type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+/// The filter's conditions on `table` numbered after `before`, and every
+/// parameter in order.
+fn filtered(filter: &Filter, table: &str, before: Params) -> (String, Params) {
+    let (sql, values) = conditions(filter, table, before.len() + 1, &DIALECT);
+    let mut all = before;
+    all.extend(
+        values
+            .into_iter()
+            .map(|v| Box::new(v) as Box<dyn ToSql + Sync + Send>),
+    );
+    (sql, all)
+}
+
+fn refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect()
 }
 
 const RUN_COLUMNS: &str = "run_id, run_dir, started_at, model, scenario, mode, backends, dataset,
@@ -345,17 +423,14 @@ pub(crate) fn list(client: &mut Client, filter: &Filter) -> Result<Vec<RunEntry>
     let offset = filter
         .offset
         .map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX));
-    let bound = Bound::of(filter);
-    let mut params = bind(&bound);
-    params.push(&limit);
-    params.push(&offset);
+    let (cond, params) = filtered(filter, "runs", vec![Box::new(limit), Box::new(offset)]);
     let rows = client.query(
         &format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE {WHERE}
+            "SELECT {RUN_COLUMNS} FROM runs WHERE {cond}
              ORDER BY started_at DESC, run_id DESC
-             LIMIT $8 OFFSET $9"
+             LIMIT $1 OFFSET $2"
         ),
-        &params,
+        &refs(&params),
     )?;
     let mut runs = rows.iter().map(run_row).collect::<Result<Vec<_>, _>>()?;
     metrics_of(client, &mut runs)?;
@@ -381,18 +456,16 @@ pub(crate) fn trend(
     metric: &str,
     filter: &Filter,
 ) -> Result<Vec<TrendPoint>, postgres::Error> {
-    let bound = Bound::of(filter);
-    let mut params = bind(&bound);
-    params.push(&metric);
+    let (cond, params) = filtered(filter, "runs", vec![Box::new(metric.to_owned())]);
     client
         .query(
             &format!(
                 "SELECT runs.started_at, runs.run_id, metrics.value
                  FROM metrics JOIN runs ON runs.run_id = metrics.run_id
-                 WHERE metrics.name = $8 AND {WHERE}
+                 WHERE metrics.name = $1 AND {cond}
                  ORDER BY runs.started_at, runs.run_id"
             ),
-            &params,
+            &refs(&params),
         )?
         .iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
@@ -404,19 +477,17 @@ pub(crate) fn values(
     metric: &str,
     filter: &Filter,
 ) -> Result<Vec<MetricValue>, postgres::Error> {
-    let bound = Bound::of(filter);
-    let mut params = bind(&bound);
-    params.push(&metric);
+    let (cond, params) = filtered(filter, "runs", vec![Box::new(metric.to_owned())]);
     client
         .query(
             &format!(
                 "SELECT runs.run_id, runs.started_at, runs.model, runs.backends, runs.labels,
                         metrics.value
                  FROM metrics JOIN runs ON runs.run_id = metrics.run_id
-                 WHERE metrics.name = $8 AND {WHERE}
+                 WHERE metrics.name = $1 AND {cond}
                  ORDER BY runs.started_at DESC, runs.run_id DESC"
             ),
-            &params,
+            &refs(&params),
         )?
         .iter()
         .map(|r| {
@@ -429,6 +500,76 @@ pub(crate) fn values(
                 value: r.try_get(5)?,
             })
         })
+        .collect()
+}
+
+pub(crate) fn group_sums(
+    client: &mut Client,
+    metric: &str,
+    filter: &Filter,
+) -> Result<Vec<GroupSums>, postgres::Error> {
+    let (cond, params) = filtered(filter, "metrics", vec![Box::new(metric.to_owned())]);
+    // Values past ±1e100 (or such a shift) make the group's sums infinite
+    // rather than overflow, which PostgreSQL refuses: the ranking then reads
+    // that group's values. SQLite's query says the same.
+    let rows = client.query(
+        &format!(
+            "WITH k AS (SELECT value AS shift FROM metrics WHERE name = $1 ORDER BY run_id LIMIT 1)
+             SELECT model, system, count(*), k.shift,
+                    sum(CASE WHEN abs(value) < 1e100 AND abs(k.shift) < 1e100
+                             THEN value - k.shift ELSE 'Infinity'::FLOAT8 END),
+                    sum(CASE WHEN abs(value) < 1e100 AND abs(k.shift) < 1e100
+                             THEN (value - k.shift) * (value - k.shift)
+                             ELSE 'Infinity'::FLOAT8 END)
+             FROM metrics, k
+             WHERE metrics.name = $1 AND {cond}
+             GROUP BY model, system, k.shift
+             ORDER BY model, system"
+        ),
+        &refs(&params),
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(GroupSums {
+                model: r.try_get(0)?,
+                system: r.try_get(1)?,
+                count: u64::try_from(r.try_get::<_, i64>(2)?).unwrap_or(0),
+                shift: r.try_get(3)?,
+                sum: r.try_get(4)?,
+                sum_sq: r.try_get(5)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn group_values(
+    client: &mut Client,
+    metric: &str,
+    filter: &Filter,
+    model: &str,
+    system: &str,
+) -> Result<Vec<f64>, postgres::Error> {
+    let (cond, params) = filtered(
+        filter,
+        "metrics",
+        vec![
+            Box::new(metric.to_owned()),
+            Box::new(model.to_owned()),
+            Box::new(system.to_owned()),
+        ],
+    );
+    client
+        .query(
+            &format!(
+                "SELECT metrics.value FROM metrics JOIN runs ON runs.run_id = metrics.run_id
+                 WHERE metrics.name = $1 AND metrics.model = $2 AND metrics.system = $3
+                   AND {cond}
+                 ORDER BY runs.started_at DESC, runs.run_id DESC"
+            ),
+            &refs(&params),
+        )?
+        .iter()
+        .map(|r| r.try_get(0))
         .collect()
 }
 

@@ -5,8 +5,8 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    Bound, Filter, HistoryError, MIGRATIONS, MetricValue, RunEntry, SCHEMA_VERSION, SeriesPoint,
-    TrendPoint, parse, to_json,
+    Dialect, Filter, GroupSums, HistoryError, MIGRATIONS, MetricValue, RANK_COLUMNS_VERSION,
+    RunEntry, SCHEMA_VERSION, SeriesPoint, TrendPoint, conditions, parse, system_of, to_json,
 };
 
 /// Opens (creating) the file and migrates it.
@@ -36,8 +36,11 @@ pub(crate) fn open(path: &Path) -> Result<Connection, HistoryError> {
             found,
         });
     }
-    for migration in MIGRATIONS.iter().skip(found as usize) {
+    for (to, migration) in (1..).zip(MIGRATIONS).skip(found as usize) {
         tx.execute_batch(migration.sqlite).map_err(err)?;
+        if to == RANK_COLUMNS_VERSION {
+            backfill(&tx).map_err(err)?;
+        }
     }
     if found < SCHEMA_VERSION {
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
@@ -51,13 +54,55 @@ pub(crate) fn schema_version(conn: &Connection) -> rusqlite::Result<u32> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))
 }
 
+/// Fills in migration 6's columns for the runs recorded before it.
+fn backfill(tx: &Connection) -> rusqlite::Result<()> {
+    let runs: Vec<(String, String, String)> = tx
+        .prepare("SELECT run_id, labels, backends FROM runs")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut update = tx.prepare(
+        "UPDATE runs SET system = ?2, started_instant = julianday(started_at) WHERE run_id = ?1",
+    )?;
+    for (run_id, labels, backends) in runs {
+        let (labels, backends): (Vec<(String, String)>, Vec<String>) =
+            (parse(&labels), parse(&backends));
+        update.execute(params![run_id, system_of(&labels, &backends)])?;
+        insert_labels_and_backends(tx, &run_id, &labels, &backends)?;
+    }
+    tx.execute_batch(
+        "UPDATE metrics SET (model, system, scenario, dataset, started_instant) =
+           (SELECT model, system, scenario, dataset, started_instant FROM runs
+            WHERE runs.run_id = metrics.run_id);",
+    )
+}
+
+fn insert_labels_and_backends(
+    tx: &Connection,
+    run_id: &str,
+    labels: &[(String, String)],
+    backends: &[String],
+) -> rusqlite::Result<()> {
+    let mut label =
+        tx.prepare_cached("INSERT INTO run_labels (run_id, key, value) VALUES (?1, ?2, ?3)")?;
+    for (key, value) in labels {
+        label.execute(params![run_id, key, value])?;
+    }
+    let mut backend =
+        tx.prepare_cached("INSERT INTO run_backends (run_id, backend) VALUES (?1, ?2)")?;
+    for url in backends {
+        backend.execute(params![run_id, url])?;
+    }
+    Ok(())
+}
+
 pub(crate) fn record(conn: &mut Connection, run: &RunEntry) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     tx.execute("DELETE FROM runs WHERE run_id = ?1", params![run.run_id])?;
     tx.execute(
         "INSERT INTO runs (run_id, run_dir, started_at, model, scenario, mode, backends, dataset,
-                           labels, status, valid, reasons, harness_version, loadgen)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                           labels, status, valid, reasons, harness_version, loadgen, system,
+                           started_instant)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, julianday(?3))",
         params![
             run.run_id,
             run.run_dir,
@@ -73,36 +118,44 @@ pub(crate) fn record(conn: &mut Connection, run: &RunEntry) -> rusqlite::Result<
             to_json(&run.reasons),
             run.harness_version,
             run.loadgen,
+            system_of(&run.labels, &run.backends),
         ],
     )?;
-    for (name, value) in &run.metrics {
-        if value.is_finite() {
-            tx.execute(
-                "INSERT OR REPLACE INTO metrics (run_id, name, value) VALUES (?1, ?2, ?3)",
-                params![run.run_id, name, value],
-            )?;
+    insert_labels_and_backends(&tx, &run.run_id, &run.labels, &run.backends)?;
+    {
+        // Each metric row carries its run's ranking columns, copied from
+        // the row just written (one source).
+        let mut insert = tx.prepare_cached(
+            "INSERT OR REPLACE INTO metrics
+               (run_id, name, value, model, system, scenario, dataset, started_instant)
+             SELECT run_id, ?2, ?3, model, system, scenario, dataset, started_instant
+             FROM runs WHERE run_id = ?1",
+        )?;
+        for (name, value) in &run.metrics {
+            if value.is_finite() {
+                insert.execute(params![run.run_id, name, value])?;
+            }
         }
     }
     tx.commit()
 }
 
-/// The filter's conditions; parameters ?1..?7 in [`bind`]'s order.
-const WHERE: &str = "(?1 IS NULL OR runs.model = ?1) AND (?2 IS NULL OR runs.scenario = ?2)
-    AND (?3 IS NULL OR runs.dataset = ?3) AND (?4 IS NULL OR instr(runs.labels, ?4) > 0)
-    AND (?5 IS NULL OR instr(runs.backends, '[' || ?5) > 0 OR instr(runs.backends, ',' || ?5) > 0)
-    AND (?6 IS NULL OR julianday(runs.started_at) >= julianday(?6))
-    AND (?7 IS NULL OR julianday(runs.started_at) < julianday(?7))";
+const DIALECT: Dialect = Dialect {
+    placeholder: |n| format!("?{n}"),
+    time: |table, op, p| format!("{table}.started_instant {op} julianday({p})"),
+};
 
-fn bind(b: &Bound) -> [&dyn rusqlite::ToSql; 7] {
-    [
-        &b.model,
-        &b.scenario,
-        &b.dataset,
-        &b.label,
-        &b.backend,
-        &b.since,
-        &b.until,
-    ]
+/// The filter's conditions on `table` from placeholder `first`, with
+/// `before` (values of lower placeholders) in front of its values.
+fn filtered(
+    filter: &Filter,
+    table: &str,
+    before: Vec<rusqlite::types::Value>,
+) -> (String, Vec<rusqlite::types::Value>) {
+    let (sql, values) = conditions(filter, table, before.len() + 1, &DIALECT);
+    let mut all = before;
+    all.extend(values.into_iter().map(rusqlite::types::Value::Text));
+    (sql, all)
 }
 
 const RUN_COLUMNS: &str = "run_id, run_dir, started_at, model, scenario, mode, backends, dataset,
@@ -140,11 +193,6 @@ fn metrics_of(conn: &Connection, runs: &mut [RunEntry]) -> rusqlite::Result<()> 
 }
 
 pub(crate) fn list(conn: &Connection, filter: &Filter) -> rusqlite::Result<Vec<RunEntry>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {RUN_COLUMNS} FROM runs WHERE {WHERE}
-         ORDER BY started_at DESC, run_id DESC
-         LIMIT ?8 OFFSET ?9"
-    ))?;
     // SQLite reads a negative LIMIT as none.
     let limit = filter
         .limit
@@ -152,12 +200,14 @@ pub(crate) fn list(conn: &Connection, filter: &Filter) -> rusqlite::Result<Vec<R
     let offset = filter
         .offset
         .map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX));
-    let bound = Bound::of(filter);
-    let mut values = bind(&bound).to_vec();
-    values.push(&limit);
-    values.push(&offset);
+    let (cond, values) = filtered(filter, "runs", vec![limit.into(), offset.into()]);
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE {cond}
+         ORDER BY started_at DESC, run_id DESC
+         LIMIT ?1 OFFSET ?2"
+    ))?;
     let mut runs = stmt
-        .query_map(values.as_slice(), run_row)?
+        .query_map(rusqlite::params_from_iter(values), run_row)?
         .collect::<Result<Vec<_>, _>>()?;
     metrics_of(conn, &mut runs)?;
     Ok(runs)
@@ -183,27 +233,29 @@ pub(crate) fn trend(
     metric: &str,
     filter: &Filter,
 ) -> rusqlite::Result<Vec<TrendPoint>> {
+    let (cond, values) = filtered(filter, "runs", vec![metric.to_owned().into()]);
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT runs.started_at, runs.run_id, metrics.value
          FROM metrics JOIN runs ON runs.run_id = metrics.run_id
-         WHERE metrics.name = ?8 AND {WHERE}
+         WHERE metrics.name = ?1 AND {cond}
          ORDER BY runs.started_at, runs.run_id"
     ))?;
-    let bound = Bound::of(filter);
-    let mut values = bind(&bound).to_vec();
-    values.push(&metric);
-    let rows = stmt.query_map(values.as_slice(), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
     rows.collect()
 }
 
-/// One metric's values: [`WHERE`]'s filters are `?1`..`?7`, the name `?8`.
-pub(crate) fn values_sql() -> String {
-    format!(
+/// One metric's values with the filter's: the SQL and its parameters.
+pub(crate) fn values_sql(metric: &str, filter: &Filter) -> (String, Vec<rusqlite::types::Value>) {
+    let (cond, values) = filtered(filter, "runs", vec![metric.to_owned().into()]);
+    let sql = format!(
         "SELECT runs.run_id, runs.started_at, runs.model, runs.backends, runs.labels, metrics.value
          FROM metrics JOIN runs ON runs.run_id = metrics.run_id
-         WHERE metrics.name = ?8 AND {WHERE}
+         WHERE metrics.name = ?1 AND {cond}
          ORDER BY runs.started_at DESC, runs.run_id DESC"
-    )
+    );
+    (sql, values)
 }
 
 pub(crate) fn values(
@@ -211,11 +263,9 @@ pub(crate) fn values(
     metric: &str,
     filter: &Filter,
 ) -> rusqlite::Result<Vec<MetricValue>> {
-    let mut stmt = conn.prepare_cached(&values_sql())?;
-    let bound = Bound::of(filter);
-    let mut values = bind(&bound).to_vec();
-    values.push(&metric);
-    let rows = stmt.query_map(values.as_slice(), |r| {
+    let (sql, values) = values_sql(metric, filter);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
         Ok(MetricValue {
             run_id: r.get(0)?,
             started_at: r.get(1)?,
@@ -225,6 +275,76 @@ pub(crate) fn values(
             value: r.get(5)?,
         })
     })?;
+    rows.collect()
+}
+
+/// One metric's per-(model, system) sums: the SQL and its parameters
+/// (`?1` the name). The shift is one value of the metric (the first run
+/// id's, through `metrics_name`: the same in every backend), taken once.
+/// Values past ±1e100 make their group's sums infinite (`1e999`), as
+/// PostgreSQL's query does where it would otherwise refuse an overflow.
+pub(crate) fn group_sums_sql(
+    metric: &str,
+    filter: &Filter,
+) -> (String, Vec<rusqlite::types::Value>) {
+    let (cond, values) = filtered(filter, "metrics", vec![metric.to_owned().into()]);
+    let sql = format!(
+        "WITH k AS (SELECT value AS shift FROM metrics WHERE name = ?1 ORDER BY run_id LIMIT 1)
+         SELECT model, system, count(*), k.shift,
+                sum(CASE WHEN abs(value) < 1e100 AND abs(k.shift) < 1e100
+                         THEN value - k.shift ELSE 1e999 END),
+                sum(CASE WHEN abs(value) < 1e100 AND abs(k.shift) < 1e100
+                         THEN (value - k.shift) * (value - k.shift) ELSE 1e999 END)
+         FROM metrics INDEXED BY metrics_rank, k
+         WHERE metrics.name = ?1 AND {cond}
+         GROUP BY model, system
+         ORDER BY model, system"
+    );
+    (sql, values)
+}
+
+pub(crate) fn group_sums(
+    conn: &Connection,
+    metric: &str,
+    filter: &Filter,
+) -> rusqlite::Result<Vec<GroupSums>> {
+    let (sql, values) = group_sums_sql(metric, filter);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
+        Ok(GroupSums {
+            model: r.get(0)?,
+            system: r.get(1)?,
+            count: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+            shift: r.get(3)?,
+            sum: r.get(4)?,
+            sum_sq: r.get(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
+pub(crate) fn group_values(
+    conn: &Connection,
+    metric: &str,
+    filter: &Filter,
+    model: &str,
+    system: &str,
+) -> rusqlite::Result<Vec<f64>> {
+    let (cond, values) = filtered(
+        filter,
+        "metrics",
+        vec![
+            metric.to_owned().into(),
+            model.to_owned().into(),
+            system.to_owned().into(),
+        ],
+    );
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT metrics.value FROM metrics JOIN runs ON runs.run_id = metrics.run_id
+         WHERE metrics.name = ?1 AND metrics.model = ?2 AND metrics.system = ?3 AND {cond}
+         ORDER BY runs.started_at DESC, runs.run_id DESC"
+    ))?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| r.get(0))?;
     rows.collect()
 }
 

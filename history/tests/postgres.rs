@@ -137,12 +137,63 @@ fn a_version_1_database_is_migrated() {
             CREATE INDEX runs_started ON runs(started_at);
             INSERT INTO runs VALUES ('old', 'runs/old', '2026-01-01', 'm', 'Server',
                 'PerformanceOnly', '[]', NULL, '[]', 'complete', TRUE, '[]');
-            INSERT INTO metrics VALUES ('old', 'samples_per_s', 3.25);"#
+            INSERT INTO metrics VALUES ('old', 'samples_per_s', 3.25);
+            INSERT INTO runs VALUES ('older', 'runs/older', '2025-12-31T23:00:00-02:00', 'm',
+                'Server', 'PerformanceOnly', '["http://h:1/v1"]', NULL,
+                '[["system","vllm \"x\""]]', 'complete', TRUE, '[]');
+            INSERT INTO metrics VALUES ('older', 'samples_per_s', 4.5);"#
         ))
         .unwrap();
     let history = History::open(&db).unwrap();
     assert_eq!(history.schema_version().unwrap(), SCHEMA_VERSION);
-    let runs = history.list(&Filter::default()).unwrap();
+    // The ranking columns are filled in from the JSON columns: the system,
+    // the labels and backends for the filters, the start instant.
+    let sums = history
+        .group_sums("samples_per_s", &Filter::default())
+        .unwrap();
+    assert_eq!(
+        sums.iter()
+            .map(|g| (g.system.as_str(), g.count))
+            .collect::<Vec<_>>(),
+        [("-", 1), ("vllm \"x\"", 1)]
+    );
+    let only = |f: Filter| -> Vec<String> {
+        history
+            .list(&f)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.run_id)
+            .collect()
+    };
+    assert_eq!(
+        only(Filter {
+            label: Some(("system".into(), "vllm \"x\"".into())),
+            ..Filter::default()
+        }),
+        ["older"]
+    );
+    assert_eq!(
+        only(Filter {
+            backend: Some("http://h:1/v1".into()),
+            ..Filter::default()
+        }),
+        ["older"]
+    );
+    // 2026-01-01T01:00Z: after midnight UTC, whatever its text says.
+    assert_eq!(
+        only(Filter {
+            since: Some("2026-01-01T00:30:00Z".into()),
+            ..Filter::default()
+        }),
+        ["older"]
+    );
+    let runs = history
+        .list(&Filter {
+            model: Some("m".into()),
+            until: Some("2026-01-01T00:30:00Z".into()),
+            ..Filter::default()
+        })
+        .unwrap();
     assert_eq!(ids(&runs), ["old"]);
     assert_eq!(runs[0].harness_version, "");
     assert_eq!(runs[0].loadgen, "");
@@ -443,8 +494,39 @@ fn random_entry(rng: &mut Rng) -> RunEntry {
 }
 
 /// Every question the history answers, asked of one backend.
-fn answers(history: &History) -> String {
+/// Each (metric, filter)'s ranking sums for every filter [`answers`]
+/// tries: the sums rounded to 12 significant digits (SQLite's `sum` adds
+/// with compensation, PostgreSQL's does not), the rest exact, with each
+/// group's values in order.
+fn group_answers(history: &History) -> String {
     let mut out = String::new();
+    for filter in filters() {
+        for metric in METRICS.iter().chain(&["never_recorded"]) {
+            for g in history.group_sums(metric, &filter).unwrap() {
+                // Past f64's range the sums are infinite on both backends
+                // (SQLite's can keep a finite sum where PostgreSQL stops).
+                let sums = if g.sum.is_finite() && g.sum_sq.is_finite() {
+                    format!("{:.12e} {:.12e}", g.sum, g.sum_sq)
+                } else {
+                    "overflow".to_owned()
+                };
+                out.push_str(&format!(
+                    "sums {metric} {filter:?}: {} {} {} {:.12e} {sums} {:?}\n",
+                    g.model,
+                    g.system,
+                    g.count,
+                    g.shift,
+                    history
+                        .group_values(metric, &filter, &g.model, &g.system)
+                        .unwrap()
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn filters() -> Vec<Filter> {
     let mut filters = vec![Filter::default()];
     for model in MODELS.iter().chain(&["missing"]) {
         filters.push(Filter {
@@ -498,7 +580,12 @@ fn answers(history: &History) -> String {
         offset: Some(1),
         ..Filter::default()
     });
-    for filter in &filters {
+    filters
+}
+
+fn answers(history: &History) -> String {
+    let mut out = String::new();
+    for filter in &filters() {
         for metric in METRICS {
             out.push_str(&format!(
                 "values {metric} {filter:?}: {:?}\n",
@@ -549,6 +636,7 @@ fn postgres_answers_exactly_as_sqlite_does() {
                 assert_eq!(x, y, "after {} records", step + 1);
             }
             assert_eq!(a, b);
+            assert_eq!(group_answers(&lite), group_answers(&pg));
         }
     }
     // The comparison saw real content: re-recorded ids, ties, both results.

@@ -214,17 +214,78 @@ fn z_of(level: f64) -> Option<f64> {
         .filter(|z| z.is_finite() && level > 0.0 && level < 1.0)
 }
 
+/// What the large-sample intervals need of a sample: its size, mean and
+/// sample variance. From the values themselves ([`Moments::of`]) or from
+/// sums a database aggregated ([`Moments::from_sums`]), so the service's
+/// rankings need not read every value of a large group.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Moments {
+    /// Number of values.
+    pub n: usize,
+    /// Their mean.
+    pub mean: f64,
+    /// Their sample variance (N − 1 denominator); NaN below two values.
+    pub variance: f64,
+}
+
+impl Moments {
+    /// The moments of the finite `values` (the mean summed in order, the
+    /// variance in a second pass); `None` when there is none.
+    pub fn of(values: &[f64]) -> Option<Moments> {
+        let values = finite(values);
+        if values.is_empty() {
+            return None;
+        }
+        let m = mean(&values);
+        let variance = if values.len() < 2 {
+            f64::NAN
+        } else {
+            variance(&values, m)
+        };
+        Some(Moments {
+            n: values.len(),
+            mean: m,
+            variance,
+        })
+    }
+
+    /// The moments of `n` values from the sums of their differences from
+    /// `shift` (`sum` of `v − shift`, `sum_sq` of `(v − shift)²`). A shift
+    /// near the values keeps the variance's subtraction from cancelling
+    /// digits; any shift gives the same moments in exact arithmetic.
+    /// `None` when `n` is 0 or a figure is not finite.
+    pub fn from_sums(n: usize, shift: f64, sum: f64, sum_sq: f64) -> Option<Moments> {
+        if n == 0 || !(shift.is_finite() && sum.is_finite() && sum_sq.is_finite()) {
+            return None;
+        }
+        let count = n as f64;
+        let variance = if n < 2 {
+            f64::NAN
+        } else {
+            ((sum_sq - sum * sum / count) / (count - 1.0)).max(0.0)
+        };
+        Some(Moments {
+            n,
+            mean: shift + sum / count,
+            variance,
+        })
+    }
+}
+
 /// The mean of `values` with its normal-approximation interval at `level`,
 /// `mean ± z·s/√n`, as `(mean, lo, hi)`: what [`bootstrap_mean`] converges
 /// to for large samples. `None` with fewer than two finite values.
 pub fn normal_mean(values: &[f64], level: f64) -> Option<(f64, f64, f64)> {
-    let values = finite(values);
-    if values.len() < 2 {
+    normal_mean_of(&Moments::of(values)?, level)
+}
+
+/// [`normal_mean`] of a sample known by its [`Moments`].
+pub fn normal_mean_of(m: &Moments, level: f64) -> Option<(f64, f64, f64)> {
+    if m.n < 2 {
         return None;
     }
-    let m = mean(&values);
-    let half = z_of(level)? * (variance(&values, m) / values.len() as f64).sqrt();
-    Some((m, m - half, m + half))
+    let half = z_of(level)? * (m.variance / m.n as f64).sqrt();
+    Some((m.mean, m.mean - half, m.mean + half))
 }
 
 /// B − A of the means with Welch's interval at `level` (unequal variances,
@@ -232,18 +293,18 @@ pub fn normal_mean(values: &[f64], level: f64) -> Option<(f64, f64, f64)> {
 /// converges to for large samples. `None` when a sample has fewer than two
 /// finite values.
 pub fn welch_mean_diff(a: &[f64], b: &[f64], level: f64) -> Option<DiffEstimate> {
-    let (a, b) = (finite(a), finite(b));
-    if a.len() < 2 || b.len() < 2 {
+    welch_mean_diff_of(&Moments::of(a)?, &Moments::of(b)?, level)
+}
+
+/// [`welch_mean_diff`] of two samples known by their [`Moments`].
+pub fn welch_mean_diff_of(a: &Moments, b: &Moments, level: f64) -> Option<DiffEstimate> {
+    if a.n < 2 || b.n < 2 {
         return None;
     }
-    let (ma, mb) = (mean(&a), mean(&b));
-    let (qa, qb) = (
-        variance(&a, ma) / a.len() as f64,
-        variance(&b, mb) / b.len() as f64,
-    );
+    let (ma, mb) = (a.mean, b.mean);
+    let (qa, qb) = (a.variance / a.n as f64, b.variance / b.n as f64);
     let se = (qa + qb).sqrt();
-    let df =
-        (qa + qb).powi(2) / (qa.powi(2) / (a.len() - 1) as f64 + qb.powi(2) / (b.len() - 1) as f64);
+    let df = (qa + qb).powi(2) / (qa.powi(2) / (a.n - 1) as f64 + qb.powi(2) / (b.n - 1) as f64);
     // Past 1e4 degrees of freedom t is the normal (and statrs' t quantile
     // loses accuracy, see `stats::t_quantile_975`); identical samples
     // (se = 0) give df NaN and a zero-width interval.
@@ -320,6 +381,34 @@ mod tests {
             "{boot:?} {welch:?}"
         );
         assert_eq!(boot.significant(), welch.significant());
+    }
+
+    /// Moments from shifted sums are the moments of the values, whatever
+    /// the shift, so intervals computed from a database's sums match those
+    /// from the values.
+    #[test]
+    fn moments_from_sums_match_the_moments_of_the_values() {
+        let values = [101.5, 99.25, 100.75, 98.0, 102.5];
+        let of = Moments::of(&values).unwrap();
+        for shift in [0.0, 100.0, 98.0, -1e3] {
+            let sum: f64 = values.iter().map(|v| v - shift).sum();
+            let sum_sq: f64 = values.iter().map(|v| (v - shift).powi(2)).sum();
+            let from = Moments::from_sums(values.len(), shift, sum, sum_sq).unwrap();
+            assert_eq!(from.n, of.n);
+            assert!((from.mean - of.mean).abs() < 1e-12, "{from:?} {of:?}");
+            assert!(
+                (from.variance - of.variance).abs() < 1e-9,
+                "{from:?} {of:?}"
+            );
+        }
+        // The definitions: mean 100.4, s² with the N − 1 denominator.
+        let m = 100.4;
+        let s2 = values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / 4.0;
+        assert!((of.mean - m).abs() < 1e-12 && (of.variance - s2).abs() < 1e-12);
+        assert_eq!(normal_mean(&values, 0.95), normal_mean_of(&of, 0.95));
+        assert!(Moments::from_sums(0, 0.0, 0.0, 0.0).is_none());
+        assert!(Moments::of(&[f64::NAN]).is_none());
+        assert!(normal_mean_of(&Moments::of(&[1.0]).unwrap(), 0.95).is_none());
     }
 
     #[test]

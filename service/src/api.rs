@@ -342,14 +342,26 @@ async fn cached_rankings(
         return Ok(hit);
     }
     let generation = state.cache.generation();
-    // Only the reads hold the history; the statistics run without it, so
-    // other requests' queries need not wait for them.
+    // Each ranking's sums are one aggregate query; the statistics run
+    // without the history's lock, taking it only to read a small group's
+    // values, so other requests' queries need not wait for them.
+    let sums_filter = filter.clone();
     let fetched = state
-        .db(move |h| rankings::fetch_values(h, metrics, &filter))
+        .db(move |h| rankings::fetch_groups(h, metrics, &sums_filter))
         .await?;
-    let ranked = tokio::task::spawn_blocking(move || rankings::rank_fetched(fetched))
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let reader = Arc::clone(state);
+    let ranked = tokio::task::spawn_blocking(move || {
+        rankings::rank_fetched(fetched, |figure, model, system| {
+            reader
+                .history
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .group_values(figure, &filter, model, system)
+        })
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?
+    .map_err(|e| ApiError::internal(&e))?;
     let data: Vec<Value> = ranked
         .iter()
         .map(|(m, _, entries)| json!({ m.as_str(): entries }))

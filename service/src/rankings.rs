@@ -5,11 +5,13 @@
 //! code `harness compare` and `harness gate` use.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 
-use history::{Filter, History, HistoryError, MetricValue};
+pub use history::system_of;
+use history::{Filter, GroupSums, History, HistoryError, MetricValue};
 use reports::figures::{Better, find};
 use reports::significance::{
-    DiffEstimate, bootstrap_mean, bootstrap_mean_diff, normal_mean, welch_mean_diff,
+    DiffEstimate, Moments, bootstrap_mean, bootstrap_mean_diff, normal_mean_of, welch_mean_diff_of,
 };
 use serde::Serialize;
 
@@ -21,30 +23,11 @@ const RESAMPLES: usize = 1000;
 const SEED: u64 = 20_261_122;
 /// Runs from which a group's interval is the normal one (`mean ±
 /// z·s/√n`) and a difference between two such groups Welch's, instead of
-/// the bootstrap: both are what the bootstrap converges to, at O(n) rather
-/// than O(1000·n) per group and per comparison (a 100,000-run history ranks
-/// in milliseconds). Below it the bootstrap, which needs no normality.
+/// the bootstrap: both are what the bootstrap converges to, and both need
+/// only the group's size, mean and variance, which the database sums up
+/// (`History::group_sums`) without the values being read. Below it the
+/// bootstrap, which needs no normality, on the group's values.
 pub const LARGE_GROUP: usize = 200;
-
-/// A group's mean and interval: bootstrap below [`LARGE_GROUP`] runs,
-/// normal from it.
-fn mean_interval(values: &[f64]) -> Option<(f64, f64, f64)> {
-    if values.len() >= LARGE_GROUP {
-        normal_mean(values, LEVEL)
-    } else {
-        bootstrap_mean(values, LEVEL, RESAMPLES, SEED)
-    }
-}
-
-/// The difference of two groups' means: Welch's when both have at least
-/// [`LARGE_GROUP`] runs, else the bootstrap.
-fn mean_diff(a: &[f64], b: &[f64]) -> Option<DiffEstimate> {
-    if a.len() >= LARGE_GROUP && b.len() >= LARGE_GROUP {
-        welch_mean_diff(a, b, LEVEL)
-    } else {
-        bootstrap_mean_diff(a, b, LEVEL, RESAMPLES, SEED)
-    }
-}
 
 /// The short names of the headline rankings and the recorded figure each
 /// stands for (per run: its median TTFT, median end-to-end latency, ...).
@@ -63,26 +46,6 @@ pub fn resolve(metric: &str) -> &str {
         .iter()
         .find(|(alias, _)| *alias == metric)
         .map_or(metric, |(_, name)| name)
-}
-
-/// The system a run measured: its `system` label, else its `label` (what
-/// `harness run --label` sets), else its backends.
-pub fn system_of(labels: &[(String, String)], backends: &[String]) -> String {
-    let label = |key: &str| {
-        labels
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-    };
-    label("system")
-        .or_else(|| label("label"))
-        .unwrap_or_else(|| {
-            if backends.is_empty() {
-                "-".to_owned()
-            } else {
-                backends.join(",")
-            }
-        })
 }
 
 /// One ranked entry.
@@ -114,37 +77,163 @@ pub struct Entry {
     pub difference_tested: bool,
 }
 
-/// A (model, system) group: its values and (mean, lo, hi).
-type Group = ((String, String), Vec<f64>, (f64, f64, f64));
+/// A (model, system) group as a ranking sees it: its size, its moments
+/// from the database's sums, and its values once they are read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// The model.
+    pub llm_name: String,
+    /// The system ([`system_of`]).
+    pub system: String,
+    /// Runs with a value.
+    pub count: usize,
+    /// Size, mean and variance from the database's sums; `None` where they
+    /// overflowed (the values are read instead).
+    pub sums: Option<Moments>,
+    /// The values, in the history's order (newest first), once read.
+    pub values: Option<Vec<f64>>,
+}
+
+impl Group {
+    /// A group known by its sums.
+    pub fn of_sums(g: &GroupSums) -> Group {
+        let count = usize::try_from(g.count).unwrap_or(usize::MAX);
+        Group {
+            llm_name: g.model.clone(),
+            system: g.system.clone(),
+            count,
+            sums: Moments::from_sums(count, g.shift, g.sum, g.sum_sq),
+            values: None,
+        }
+    }
+
+    /// A group known by its values (the finite ones count).
+    pub fn of_values(llm_name: String, system: String, values: Vec<f64>) -> Group {
+        let values: Vec<f64> = values.into_iter().filter(|v| v.is_finite()).collect();
+        Group {
+            llm_name,
+            system,
+            count: values.len(),
+            sums: None,
+            values: Some(values),
+        }
+    }
+}
+
+/// One group being ranked: the group, its moments, its (mean, lo, hi).
+struct Row {
+    group: Group,
+    moments: Moments,
+    stats: (f64, f64, f64),
+}
+
+/// The group's values, read with `values_of` the first time.
+fn values_of_group<'a, E>(
+    group: &'a mut Group,
+    values_of: &mut impl FnMut(&str, &str) -> Result<Vec<f64>, E>,
+) -> Result<&'a [f64], E> {
+    if group.values.is_none() {
+        let values = values_of(&group.llm_name, &group.system)?;
+        group.values = Some(values.into_iter().filter(|v| v.is_finite()).collect());
+    }
+    Ok(group.values.as_deref().unwrap_or_default())
+}
+
+/// Whether groups `a` and `b` of `rows` differ significantly (both need
+/// two runs): Welch's test on their moments when both have at least
+/// [`LARGE_GROUP`] runs, else the bootstrap on their values (read now if
+/// they were not).
+fn differs<E>(
+    rows: &mut [Row],
+    a: usize,
+    b: usize,
+    values_of: &mut impl FnMut(&str, &str) -> Result<Vec<f64>, E>,
+) -> Result<bool, E> {
+    let (na, nb) = (rows[a].moments.n, rows[b].moments.n);
+    if na < 2 || nb < 2 {
+        return Ok(false);
+    }
+    let diff: Option<DiffEstimate> = if na >= LARGE_GROUP && nb >= LARGE_GROUP {
+        welch_mean_diff_of(&rows[a].moments, &rows[b].moments, LEVEL)
+    } else {
+        values_of_group(&mut rows[a].group, values_of)?;
+        values_of_group(&mut rows[b].group, values_of)?;
+        let empty: &[f64] = &[];
+        let va = rows[a].group.values.as_deref().unwrap_or(empty);
+        let vb = rows[b].group.values.as_deref().unwrap_or(empty);
+        bootstrap_mean_diff(va, vb, LEVEL, RESAMPLES, SEED)
+    };
+    Ok(diff.is_some_and(|d| d.significant()))
+}
 
 /// Ranks `values` of `metric` (a recorded name): grouped by (model,
 /// system), best first (lower first for latencies, higher for rates), ties
-/// broken by name so the order is stable.
+/// broken by name so the order is stable. The definition that
+/// [`rank_groups`] computes from the database's sums.
 pub fn rank(metric: &str, values: &[MetricValue]) -> Vec<Entry> {
     let mut groups: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
-    for v in values.iter().filter(|v| v.value.is_finite()) {
+    for v in values {
         groups
             .entry((v.model.clone(), system_of(&v.labels, &v.backends)))
             .or_default()
             .push(v.value);
     }
-    let mut rows: Vec<Group> = groups
+    let groups = groups
         .into_iter()
-        .filter_map(|(key, vals)| {
-            let stats = mean_interval(&vals)?;
-            Some((key, vals, stats))
-        })
+        .map(|((model, system), values)| Group::of_values(model, system, values))
         .collect();
+    // Every group's values are at hand: nothing is read.
+    let read = |_: &str, _: &str| Ok::<_, Infallible>(Vec::new());
+    match rank_groups(metric, groups, read) {
+        Ok(entries) => entries,
+        Err(never) => match never {},
+    }
+}
+
+/// Ranks `groups` of `metric` as [`rank`] ranks their values: a group of
+/// [`LARGE_GROUP`] runs or more by its sums (normal interval, Welch's test
+/// against another such group); a smaller one, or a large one compared with
+/// a smaller one, by its values, which `values_of(model, system)` reads
+/// when first needed.
+pub fn rank_groups<E>(
+    metric: &str,
+    groups: Vec<Group>,
+    mut values_of: impl FnMut(&str, &str) -> Result<Vec<f64>, E>,
+) -> Result<Vec<Entry>, E> {
+    let mut rows: Vec<Row> = Vec::with_capacity(groups.len());
+    for mut group in groups {
+        let large = group.count >= LARGE_GROUP;
+        let moments = match group.sums {
+            Some(m) if large => Some(m),
+            _ => Moments::of(values_of_group(&mut group, &mut values_of)?),
+        };
+        let Some(moments) = moments else { continue };
+        let stats = if moments.n >= LARGE_GROUP {
+            normal_mean_of(&moments, LEVEL)
+        } else {
+            let values = values_of_group(&mut group, &mut values_of)?;
+            bootstrap_mean(values, LEVEL, RESAMPLES, SEED)
+        };
+        if let Some(stats) = stats {
+            rows.push(Row {
+                group,
+                moments,
+                stats,
+            });
+        }
+    }
     // The registry says which way is better; names it does not know are
     // latencies (as in `harness compare`).
     let lower = find(metric).is_none_or(|f| f.better == Better::Lower);
     rows.sort_by(|a, b| {
         let by_mean = if lower {
-            a.2.0.total_cmp(&b.2.0)
+            a.stats.0.total_cmp(&b.stats.0)
         } else {
-            b.2.0.total_cmp(&a.2.0)
+            b.stats.0.total_cmp(&a.stats.0)
         };
-        by_mean.then_with(|| a.0.cmp(&b.0))
+        by_mean.then_with(|| {
+            (&a.group.llm_name, &a.group.system).cmp(&(&b.group.llm_name, &b.group.system))
+        })
     });
     let mut out: Vec<Entry> = Vec::with_capacity(rows.len());
     // Ties do not chain: an entry shares the rank of the group above only if
@@ -152,17 +241,13 @@ pub fn rank(metric: &str, values: &[MetricValue]) -> Vec<Entry> {
     // group's first (best) entry. Otherwise A~B and B~C would give C rank 1
     // even where A and C clearly differ.
     let mut leader = 0;
-    let differs = |a: &[f64], b: &[f64]| {
-        a.len() >= 2 && b.len() >= 2 && mean_diff(a, b).is_some_and(|d| d.significant())
-    };
-    for (i, ((llm_name, system), vals, (mean, lo, hi))) in rows.iter().enumerate() {
+    for i in 0..rows.len() {
         let (tied, tested, rank) = match i.checked_sub(1) {
             None => (false, false, 1),
             Some(p) => {
-                let above = &rows[p].1;
-                let tested = above.len() >= 2 && vals.len() >= 2;
-                let tied = !differs(above, vals);
-                if tied && (leader == p || !differs(&rows[leader].1, vals)) {
+                let tested = rows[p].moments.n >= 2 && rows[i].moments.n >= 2;
+                let tied = !differs(&mut rows, p, i, &mut values_of)?;
+                if tied && (leader == p || !differs(&mut rows, leader, i, &mut values_of)?) {
                     (tied, tested, out[leader].rank)
                 } else {
                     leader = i;
@@ -170,19 +255,20 @@ pub fn rank(metric: &str, values: &[MetricValue]) -> Vec<Entry> {
                 }
             }
         };
+        let row = &rows[i];
         out.push(Entry {
             rank,
-            llm_name: llm_name.clone(),
-            system: system.clone(),
-            mean_value: *mean,
-            ci_low: *lo,
-            ci_high: *hi,
-            sample_count: vals.len(),
+            llm_name: row.group.llm_name.clone(),
+            system: row.group.system.clone(),
+            mean_value: row.stats.0,
+            ci_low: row.stats.1,
+            ci_high: row.stats.2,
+            sample_count: row.moments.n,
             tied_with_previous: tied,
             difference_tested: tested,
         });
     }
-    out
+    Ok(out)
 }
 
 /// One ranking: the name asked for (an alias or a recorded name), the
@@ -196,15 +282,19 @@ pub fn rank_metrics(
     metrics: Vec<String>,
     filter: &Filter,
 ) -> Result<Vec<Ranking>, HistoryError> {
-    fetch_values(history, metrics, filter).map(rank_fetched)
+    let fetched = fetch_groups(history, metrics, filter)?;
+    rank_fetched(fetched, |figure, model, system| {
+        history.group_values(figure, filter, model, system)
+    })
 }
 
 /// Each metric asked for (an alias or a recorded name), the recorded figure
-/// it stands for, and that figure's values.
-pub type Fetched = Vec<(String, String, Vec<MetricValue>)>;
+/// it stands for, and that figure's groups as the database summed them.
+pub type Fetched = Vec<(String, String, Vec<Group>)>;
 
-/// The reads of [`rank_metrics`]: the values of each of `metrics`.
-pub fn fetch_values(
+/// The reads of [`rank_metrics`] that every ranking needs: each metric's
+/// per-group sums (one aggregate query each, no value read).
+pub fn fetch_groups(
     history: &History,
     metrics: Vec<String>,
     filter: &Filter,
@@ -213,20 +303,30 @@ pub fn fetch_values(
         .into_iter()
         .map(|m| {
             let name = resolve(&m).to_owned();
-            let values = history.values(&name, filter)?;
-            Ok((m, name, values))
+            let groups = history
+                .group_sums(&name, filter)?
+                .iter()
+                .map(Group::of_sums)
+                .collect();
+            Ok((m, name, groups))
         })
         .collect()
 }
 
-/// The statistics of [`rank_metrics`], on values already read (no
-/// database needed).
-pub fn rank_fetched(fetched: Fetched) -> Vec<Ranking> {
+/// The statistics of [`rank_metrics`] on groups already summed;
+/// `values_of(figure, model, system)` reads a group's values where a test
+/// needs them (small groups).
+pub fn rank_fetched<E>(
+    fetched: Fetched,
+    mut values_of: impl FnMut(&str, &str, &str) -> Result<Vec<f64>, E>,
+) -> Result<Vec<Ranking>, E> {
     fetched
         .into_iter()
-        .map(|(m, name, values)| {
-            let ranked = rank(&name, &values);
-            (m, name, ranked)
+        .map(|(m, name, groups)| {
+            let ranked = rank_groups(&name, groups, |model, system| {
+                values_of(&name, model, system)
+            })?;
+            Ok((m, name, ranked))
         })
         .collect()
 }
@@ -281,6 +381,7 @@ pub fn trend_series(values: &[MetricValue]) -> Vec<TrendSeries> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reports::significance::{normal_mean, welch_mean_diff};
 
     fn v(model: &str, system: &str, value: f64) -> MetricValue {
         MetricValue {
@@ -389,6 +490,125 @@ mod tests {
         assert!(!welch.significant());
         assert!(too.tied_with_previous && too.difference_tested && too.rank == 1);
         assert!(!small.tied_with_previous && small.rank == 3);
+    }
+
+    /// A history ranked from the database's sums (what the API does) and
+    /// from every value read (the definition, as rankings were computed
+    /// before the sums) gives the same entries: the same order, ranks, ties
+    /// and counts; small groups' figures bit for bit (their values are
+    /// read), large groups' to rounding (a sum in another order).
+    #[test]
+    fn ranking_from_the_databases_sums_matches_ranking_every_value() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = history::Database::from(tmp.path().join("h.sqlite"));
+        let mut h = History::open(&db).unwrap();
+        // (system, runs, base): two large groups close enough to tie, a
+        // large and a small group next to each other (a bootstrap needing a
+        // large group's values), a far small group, single runs.
+        let groups = [
+            ("big-a", 260, 100.0),
+            ("big-b", 240, 100.3),
+            ("small-near", 30, 101.0),
+            ("big-c", 210, 104.0),
+            ("small-far", 12, 150.0),
+            ("one", 1, 90.0),
+            ("one-too", 1, 200.0),
+        ];
+        let mut n = 0u32;
+        for (system, runs, base) in groups {
+            for i in 0..runs {
+                n += 1;
+                let mut run = history::RunEntry {
+                    run_id: format!("{system}-{i:04}"),
+                    run_dir: String::new(),
+                    // Minutes apart, in two offsets: the order is the text's.
+                    started_at: format!(
+                        "2026-11-{:02}T{:02}:{:02}:00+0{}:00",
+                        1 + n / 1440,
+                        (n / 60) % 24,
+                        n % 60,
+                        n % 3
+                    ),
+                    model: if i % 7 == 0 { "m2" } else { "m1" }.into(),
+                    scenario: "Server".into(),
+                    mode: "PerformanceOnly".into(),
+                    backends: vec![format!("http://{system}:1/v1")],
+                    dataset: None,
+                    labels: vec![("system".into(), system.into())],
+                    status: "complete".into(),
+                    valid: Some(true),
+                    reasons: vec![],
+                    harness_version: String::new(),
+                    loadgen: String::new(),
+                    metrics: vec![],
+                };
+                let noise = f64::from((n * 7919) % 1000) / 250.0;
+                run.metrics = vec![
+                    ("ttft_p50_ms".into(), base + noise),
+                    ("samples_per_s".into(), 1000.0 / (base + noise)),
+                ];
+                h.record(&run).unwrap();
+            }
+        }
+        let filters = [
+            Filter::default(),
+            Filter {
+                since: Some("2026-11-01T05:00:00Z".into()),
+                ..Filter::default()
+            },
+            Filter {
+                model: Some("m1".into()),
+                ..Filter::default()
+            },
+        ];
+        let mut compared = 0;
+        for filter in &filters {
+            for metric in ["ttft_p50_ms", "samples_per_s"] {
+                let from_sums = rank_metrics(&h, vec![metric.to_owned()], filter).unwrap()[0]
+                    .2
+                    .clone();
+                let every = rank(metric, &h.values(metric, filter).unwrap());
+                assert_eq!(from_sums.len(), every.len());
+                for (a, b) in from_sums.iter().zip(&every) {
+                    let same = |x: f64, y: f64| (x - y).abs() <= 1e-9 * y.abs().max(1.0);
+                    assert_eq!(
+                        (&a.llm_name, &a.system, a.rank, a.sample_count),
+                        (&b.llm_name, &b.system, b.rank, b.sample_count)
+                    );
+                    assert_eq!(
+                        (a.tied_with_previous, a.difference_tested),
+                        (b.tied_with_previous, b.difference_tested)
+                    );
+                    if a.sample_count < LARGE_GROUP {
+                        assert_eq!(a, b);
+                    } else {
+                        assert!(
+                            same(a.mean_value, b.mean_value)
+                                && same(a.ci_low, b.ci_low)
+                                && same(a.ci_high, b.ci_high),
+                            "{a:?} {b:?}"
+                        );
+                    }
+                    compared += 1;
+                }
+            }
+        }
+        // The fixture holds what it is meant to: large groups, ties between
+        // them, and a large group next to a small one.
+        let all = rank(
+            "ttft_p50_ms",
+            &h.values("ttft_p50_ms", &Filter::default()).unwrap(),
+        );
+        assert!(all.iter().filter(|e| e.sample_count >= LARGE_GROUP).count() >= 2);
+        assert!(
+            all.iter()
+                .any(|e| e.sample_count >= LARGE_GROUP && e.tied_with_previous)
+        );
+        assert!(all.windows(2).any(|w| {
+            (w[0].sample_count >= LARGE_GROUP) != (w[1].sample_count >= LARGE_GROUP)
+                && w[1].difference_tested
+        }));
+        assert!(compared > 30, "{compared}");
     }
 
     #[test]
