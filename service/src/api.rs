@@ -115,7 +115,11 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/api/v1/runs/{id}/files/{name}", get(run_file))
         .route("/api/v1/trends/{metric}", get(trends))
         .route("/api/v1/compare", get(compare))
-        .fallback(api_not_found)
+        // Unknown API paths: a JSON 404, after the key is checked (so the
+        // routes cannot be probed without one).
+        .route("/api", axum::routing::any(api_not_found))
+        .route("/api/", axum::routing::any(api_not_found))
+        .route("/api/{*rest}", axum::routing::any(api_not_found))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             authorize,
@@ -124,6 +128,8 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/health", get(health))
         .merge(read)
         .merge(crate::dashboard::routes(&state))
+        // Any other path is the dashboard's: an HTML 404 page.
+        .fallback(crate::dashboard::not_found)
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -321,14 +327,14 @@ async fn metrics(AxState(state): AxState<Arc<State>>) -> ApiResult {
     ))
 }
 
-/// The cached answer under `key`, after checking that the history has not
-/// changed since it was computed.
-pub(crate) async fn cache_hit(state: &Arc<State>, key: &str) -> Result<Option<Response>, ApiError> {
-    state.observe_version().await?;
-    Ok(state
+/// The cached answer under `key`. No database read: the cache is dropped
+/// when a run is recorded (through this service at once; by another
+/// process within [`crate::SQLITE_POLL`], or on PostgreSQL's `NOTIFY`).
+pub(crate) fn cache_hit(state: &State, key: &str) -> Option<Response> {
+    state
         .cache
         .get(key)
-        .map(|body| with_cache_header(bytes_response(StatusCode::OK, body.to_vec()), "hit")))
+        .map(|body| with_cache_header(bytes_response(StatusCode::OK, body.to_vec()), "hit"))
 }
 
 /// A cached rankings answer, or computes and caches it.
@@ -338,7 +344,7 @@ async fn cached_rankings(
     filter: Filter,
     key: String,
 ) -> ApiResult {
-    if let Some(hit) = cache_hit(state, &key).await? {
+    if let Some(hit) = cache_hit(state, &key) {
         return Ok(hit);
     }
     let generation = state.cache.generation();
@@ -429,7 +435,7 @@ async fn rankings_one(
     // A cached answer's metric was checked when it was computed: answer it
     // before asking the history for every metric name (a scan of all
     // recorded figures, which made each cached answer cost a query).
-    if let Some(hit) = cache_hit(&state, &key).await? {
+    if let Some(hit) = cache_hit(&state, &key) {
         return Ok(hit);
     }
     known_metric(&state, &metric).await?;

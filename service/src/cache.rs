@@ -1,8 +1,9 @@
 //! The rankings cache: answers keyed by their request, dropped whole when a
-//! run is recorded. SQLite's `data_version` reveals runs recorded by other
-//! processes (checked on every lookup); with PostgreSQL a listener thread
-//! invalidates on `NOTIFY`, so several `serve` instances over one database
-//! stay fresh without Redis or polling.
+//! run is recorded. A lookup reads no database: runs recorded through the
+//! service invalidate at once; SQLite's `data_version`, polled by a thread
+//! every `SQLITE_POLL`, reveals runs recorded by other processes; with
+//! PostgreSQL a listener thread invalidates on `NOTIFY`, so several `serve`
+//! instances over one database stay fresh without Redis or polling.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

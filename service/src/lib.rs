@@ -67,9 +67,6 @@ pub struct Uploads {
 /// Shared by every request.
 pub(crate) struct State {
     history: Mutex<History>,
-    /// Reads SQLite's `data_version` on a connection of its own, so a cache
-    /// hit never waits behind a query holding `history`.
-    version: Mutex<history::VersionProbe>,
     keys: KeySet,
     cache: cache::Cache,
     dashboard: DashboardAccess,
@@ -88,26 +85,6 @@ impl State {
             .acquire()
             .await
             .map_err(|e| api::ApiError::internal(&e))
-    }
-
-    /// Checks whether the history changed since the cached answers were
-    /// computed (dropping them if so), without taking the history's lock.
-    pub(crate) async fn observe_version(self: &Arc<State>) -> Result<(), api::ApiError> {
-        let state = Arc::clone(self);
-        // Off the async threads: the probe may wait (busy_timeout) while
-        // another process writes the file.
-        let version = tokio::task::spawn_blocking(move || {
-            state
-                .version
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .data_version()
-        })
-        .await
-        .map_err(|e| api::ApiError::internal(&e))?
-        .map_err(|e| api::ApiError::internal(&e))?;
-        self.cache.observe_version(version);
-        Ok(())
     }
 
     /// Runs `f` on the history off the async threads.
@@ -146,16 +123,24 @@ impl Service {
             return Err(ServiceError::NoKeys);
         }
         let history = History::open(&config.db)?;
-        let version = Mutex::new(history.version_probe()?);
+        let probe = history.version_probe()?;
         let state = Arc::new(State {
             history: Mutex::new(history),
-            version,
             keys: config.keys,
             cache: cache::Cache::default(),
             dashboard: config.dashboard,
             uploads: config.uploads,
             heavy: tokio::sync::Semaphore::new(HEAVY_AT_ONCE),
         });
+        if matches!(config.db, Database::Sqlite(_)) {
+            // The version the cache starts from, read before any answer is
+            // computed; then a thread looks for other processes' commits.
+            state.cache.observe_version(probe.data_version()?);
+            let weak = Arc::downgrade(&state);
+            std::thread::Builder::new()
+                .name("history-poll".into())
+                .spawn(move || poll(&probe, &weak))?;
+        }
         if matches!(config.db, Database::Postgres(_)) {
             // Listening starts before `open` returns, so no run recorded
             // after it is missed.
@@ -219,7 +204,6 @@ async fn prometheus_metrics(
     use axum::response::IntoResponse;
     /// Not a request path: cannot collide with a rankings answer's key.
     const KEY: &str = "\0prometheus";
-    state.observe_version().await?;
     let body = match state.cache.get(KEY) {
         Some(body) => body,
         None => {
@@ -240,6 +224,30 @@ async fn prometheus_metrics(
         body.to_vec(),
     )
         .into_response())
+}
+
+/// How often `serve` looks for runs that other processes recorded into its
+/// SQLite file (`PRAGMA data_version` on a connection of its own): the
+/// longest a cached answer can lag behind them. Runs recorded or removed
+/// through the service itself drop the cache at once, and a cache hit reads
+/// nothing from the database.
+pub const SQLITE_POLL: Duration = Duration::from_millis(200);
+
+/// The SQLite poller thread: every [`SQLITE_POLL`], invalidates the cache
+/// when the file's `data_version` moved (or could not be read: a change
+/// may have been missed). Ends within one period of the service's drop.
+fn poll(probe: &history::VersionProbe, state: &std::sync::Weak<State>) {
+    loop {
+        std::thread::sleep(SQLITE_POLL);
+        let Some(state) = state.upgrade() else { return };
+        match probe.data_version() {
+            Ok(version) => state.cache.observe_version(version),
+            Err(e) => {
+                tracing::warn!("history poll: {e}");
+                state.cache.invalidate();
+            }
+        }
+    }
 }
 
 /// The listener thread: invalidates on every notification; on a lost
@@ -286,17 +294,16 @@ mod tests {
         }
     }
 
-    /// A cache hit checks for changes without the history's lock: with the
-    /// lock held (as by a long ranking query) it still answers, and still
-    /// sees a run recorded meanwhile by another connection. Were the check
-    /// to need the lock, the lookup would never finish (caught by the
-    /// timeout, which is a deadlock guard, not a timing target).
+    /// A cache hit reads nothing from the database: with the history's
+    /// lock held (as by a long ranking query) it still answers. A run
+    /// recorded meanwhile by another connection drops the cache at the next
+    /// poll. (The timeouts are deadlock guards, not timing targets.)
     #[expect(
         clippy::await_holding_lock,
         reason = "holding the history's lock across the lookup is the point"
     )]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_cache_hit_does_not_wait_for_the_history_lock() {
+    async fn a_cache_hit_reads_no_database_and_another_writer_invalidates_it() {
         let tmp = tempfile::tempdir().unwrap();
         let db = Database::from(tmp.path().join("h.sqlite"));
         let service = Service::open(ServiceConfig {
@@ -306,24 +313,22 @@ mod tests {
             uploads: None,
         })
         .unwrap();
+        let mut invalidations = service.invalidations();
         let state = service.state;
-        let lookup = |state: Arc<State>| async move {
-            tokio::time::timeout(Duration::from_secs(60), api::cache_hit(&state, "k"))
-                .await
-                .expect("the cache lookup waited for the history lock")
-                .unwrap()
-                .is_some()
-        };
-        assert!(!lookup(Arc::clone(&state)).await);
+        assert!(api::cache_hit(&state, "k").is_none());
         state.cache.put(
             "k".into(),
             state.cache.generation(),
             Arc::new(b"{}".to_vec()),
         );
         let held = state.history.lock().unwrap();
-        assert!(lookup(Arc::clone(&state)).await);
+        assert!(api::cache_hit(&state, "k").is_some());
         History::open(&db).unwrap().record(&run("a")).unwrap();
-        assert!(!lookup(Arc::clone(&state)).await);
+        tokio::time::timeout(Duration::from_secs(60), invalidations.changed())
+            .await
+            .expect("another connection's commit was never noticed")
+            .unwrap();
+        assert!(api::cache_hit(&state, "k").is_none());
         drop(held);
     }
 }

@@ -291,7 +291,8 @@ async fn rankings_are_cached_until_a_run_is_recorded_or_removed() {
     assert_eq!(again.header("x-cache"), Some("hit"));
     assert_eq!(first.body, again.body);
     // Another process records into the same SQLite file.
-    record_all(
+    record_elsewhere(
+        &s,
         &db,
         &[run(
             "vllm-9",
@@ -301,7 +302,8 @@ async fn rankings_are_cached_until_a_run_is_recorded_or_removed() {
             10.0,
             50.0,
         )],
-    );
+    )
+    .await;
     let fresh = get(s.addr, path).await;
     assert_eq!(fresh.header("x-cache"), Some("miss"));
     assert_eq!(fresh.json()["data"][0]["ttft"][0]["sample_count"], 5);

@@ -493,3 +493,51 @@ async fn compare_page_shows_harness_compares_figures_and_refusals() {
     .await;
     assert_eq!(status, 400);
 }
+
+/// A path no route answers is the dashboard's 404 page (HTML, with the
+/// pages' security headers, no login needed: it shows no data); under
+/// `/api` it stays a JSON answer: 401 without a key, 404 with one.
+#[tokio::test]
+async fn unknown_paths_are_an_html_404_and_unknown_api_paths_a_json_404_after_the_key() {
+    let (_tmp, _db, s) = fixture_server(DashboardAccess::Login).await;
+    for (method, path) in [
+        ("GET", "/nope"),
+        ("GET", "/nope/deeper?x=1"),
+        ("GET", "/runs/x/y/z"),
+        ("POST", "/nope"),
+        ("GET", "/apinope"),
+    ] {
+        let a = send(s.addr, method, path, &[]).await;
+        assert_eq!(a.status, 404, "{method} {path}");
+        assert_eq!(
+            a.header("content-type"),
+            Some("text/html; charset=utf-8"),
+            "{method} {path}"
+        );
+        assert!(
+            a.header("content-security-policy").is_some(),
+            "{method} {path}"
+        );
+        let html = String::from_utf8(a.body).unwrap();
+        assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+        assert!(html.contains("404 Not Found"), "{html}");
+        // The dashboard's shell: its navigation leads back.
+        assert!(html.contains("href=\"/runs\""), "{html}");
+    }
+    for path in ["/api", "/api/", "/api/nope", "/api/v1/nope", "/api/v2/runs"] {
+        let a = send(s.addr, "GET", path, &[]).await;
+        assert_eq!(a.status, 401, "{path}");
+        assert_eq!(a.header("content-type"), Some("application/json"), "{path}");
+        assert!(a.json()["error"].as_str().unwrap().contains("API key"));
+        let a = send(s.addr, "GET", path, &[("x-api-key", READ_KEY)]).await;
+        assert_eq!(a.status, 404, "{path}");
+        assert_eq!(a.header("content-type"), Some("application/json"), "{path}");
+        assert!(
+            a.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("no such API route"),
+            "{path}"
+        );
+    }
+}

@@ -65,7 +65,8 @@ async fn the_history_gauges_follow_the_runs_recorded() {
 
     // Another process records a newer vllm run: the next scrape counts it,
     // and shows its figure as the latest.
-    record_all(
+    record_elsewhere(
+        &server,
         &db,
         &[run(
             "vllm-new",
@@ -75,7 +76,8 @@ async fn the_history_gauges_follow_the_runs_recorded() {
             3.5,
             60.0,
         )],
-    );
+    )
+    .await;
     let after = String::from_utf8(get(addr, "/metrics").await.body).unwrap();
     assert_eq!(runs(&after), Some(before + 1.0), "{after}");
     assert_eq!(

@@ -104,7 +104,11 @@ async fn require_login(
 /// referrer, no caching of results.
 async fn security_headers(request: Request, next: Next) -> Response {
     let file = request.uri().path().contains("/files/");
-    let mut response = next.run(request).await;
+    with_security_headers(next.run(request).await, file)
+}
+
+/// [`security_headers`] on one answer (`file`: a run's file, sandboxed).
+fn with_security_headers(mut response: Response, file: bool) -> Response {
     let csp = if file {
         format!("{CSP}; sandbox")
     } else {
@@ -124,6 +128,17 @@ async fn security_headers(request: Request, next: Next) -> Response {
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// Any path no route answers (outside `/api`): a 404 page, with the
+/// dashboard's security headers. It shows nothing of the history, so it
+/// needs no login.
+pub(crate) async fn not_found(AxState(state): AxState<Arc<State>>) -> Response {
+    let error = ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such page: start from the rankings, runs or trends above",
+    );
+    with_security_headers(error_page(&state, Nav::None, &error), false)
 }
 
 /// A page answer.

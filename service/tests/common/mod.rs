@@ -213,6 +213,24 @@ pub fn record_all(db: &Database, runs: &[RunEntry]) {
     }
 }
 
+/// Records `runs` as another process would (its own connection) and waits
+/// until `server` has dropped its cached answers, which it does at its
+/// next poll of the SQLite file. The timeout is a deadlock guard.
+pub async fn record_elsewhere(server: &Server, db: &Database, runs: &[RunEntry]) {
+    let mut invalidations = server.service.invalidations();
+    let (db, runs) = (db.clone(), runs.to_vec());
+    tokio::task::spawn_blocking(move || record_all(&db, &runs))
+        .await
+        .unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        invalidations.changed(),
+    )
+    .await
+    .expect("the server never noticed the recorded run")
+    .unwrap();
+}
+
 /// Sends one request with a body (`Connection: close`).
 pub async fn send_body(
     addr: SocketAddr,
