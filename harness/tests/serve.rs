@@ -317,3 +317,97 @@ fn push_uploads_a_run_that_the_server_records_once_and_never_prints_the_key() {
         );
     }
 }
+
+/// `harness push` to a `harness serve` over a real PostgreSQL history
+/// (skipped, saying so, when HARNESS_TEST_PG_URL is unset): the pushed run
+/// is recorded exactly as `harness history import` records the same
+/// directory into SQLite (row and metric series), and the refused pushes (a
+/// read key, an unfinished run, the same run again) store nothing more.
+#[test]
+fn push_to_a_postgres_history_records_the_run_as_a_local_import() {
+    #![allow(clippy::print_stdout)]
+    let Ok(server) = std::env::var("HARNESS_TEST_PG_URL") else {
+        println!(
+            "skipping: HARNESS_TEST_PG_URL is unset (eval \"$(bash scripts/peers/postgres.sh)\")"
+        );
+        return;
+    };
+    const UPLOAD: &str = "upload-key-0123456789abcdef";
+    let schema = "harness_push";
+    postgres::Client::connect(&server, postgres::NoTls)
+        .unwrap()
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .unwrap();
+    let sep = if server.contains('?') { '&' } else { '?' };
+    let url = format!("{server}{sep}options=-csearch_path%3D{schema}");
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("local");
+    std::fs::create_dir(&local).unwrap();
+    let run = synthetic(&local, "20270115-080000-pg-pushed", 100.0, 1, true);
+    let crashed = synthetic(&local, "20270115-080000-pg-crashed", 100.0, 2, false);
+    let stored = tmp.path().join("stored");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            &url,
+            "--runs-dir",
+        ])
+        .arg(&stored)
+        .env("HARNESS_API_KEYS", format!("read:{KEY},upload:{UPLOAD}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().rsplit_once("http://").unwrap().1.to_owned();
+    let base = format!("http://{addr}");
+    let read_only = push(&run, &base, KEY);
+    let unfinished = push(&crashed, &base, UPLOAD);
+    let pg = history::History::open(&history::Database::parse(&url)).unwrap();
+    let before = pg.list(&history::Filter::default()).unwrap();
+    let first = push(&run, &base, UPLOAD);
+    let again = push(&run, &base, UPLOAD);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    assert_eq!(read_only.status.code(), Some(1));
+    assert_eq!(unfinished.status.code(), Some(1));
+    assert!(before.is_empty(), "refused pushes recorded {before:?}");
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(again.status.code(), Some(1));
+    // The same directory imported locally into SQLite, as stored.
+    let id = "20270115-080000-pg-pushed";
+    let stored_run = stored.join(id);
+    let lite = tmp.path().join("local.sqlite");
+    let import = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["history", "import", "--db"])
+        .arg(&lite)
+        .arg(&stored_run)
+        .output()
+        .unwrap();
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let lite = history::History::open(&history::Database::from(lite.as_path())).unwrap();
+    let row = pg.get(id).unwrap().unwrap();
+    assert_eq!(Some(row.clone()), lite.get(id).unwrap());
+    assert!(!row.metrics.is_empty());
+    assert_eq!(pg.series(id, None).unwrap(), lite.series(id, None).unwrap());
+    assert_eq!(pg.list(&history::Filter::default()).unwrap().len(), 1);
+    assert_eq!(std::fs::read_dir(&stored).unwrap().count(), 1);
+}

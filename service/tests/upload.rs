@@ -28,6 +28,11 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let db = Database::from(tmp.path().join("history.sqlite"));
+    fixture_on(tmp, db).await
+}
+
+/// A server storing uploads under `tmp` and recording them into `db`.
+async fn fixture_on(tmp: tempfile::TempDir, db: Database) -> Fixture {
     let runs = tmp.path().join("runs");
     let uploads = service::Uploads {
         runs_dir: runs.clone(),
@@ -107,13 +112,16 @@ async fn nothing_stored(f: &Fixture) {
         .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "left behind: {left:?}");
-    let history = History::open(&f.db).unwrap();
-    assert!(
-        history
+    let db = f.db.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        History::open(&db)
+            .unwrap()
             .list(&history::Filter::default())
             .unwrap()
-            .is_empty()
-    );
+    })
+    .await
+    .unwrap();
+    assert!(listed.is_empty(), "recorded: {listed:?}");
     assert_eq!(get(f.server.addr, "/health").await.status, 200);
 }
 
@@ -359,4 +367,97 @@ async fn hostile_archives_are_refused_and_nothing_is_stored() {
         upload(&f.server, UPLOAD_KEY, &archive(&good)).await.status,
         201
     );
+}
+
+/// The same upload against a real PostgreSQL history (skipped, saying so,
+/// when HARNESS_TEST_PG_URL is unset): the run is recorded exactly as a
+/// local run is (`harness history import`'s and `harness run`'s function,
+/// into SQLite: the same row, the same metric series), its ranking columns
+/// too (it ranks and filters as the local copy does); rejected uploads
+/// (a read key, a crashed run, a path with `..`, the same run again) store
+/// nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_into_postgres_is_recorded_as_a_local_run_and_a_rejected_one_stores_nothing() {
+    let Ok(server) = std::env::var("HARNESS_TEST_PG_URL") else {
+        println!(
+            "skipping: HARNESS_TEST_PG_URL is unset (eval \"$(bash scripts/peers/postgres.sh)\")"
+        );
+        return;
+    };
+    let schema = "service_upload";
+    let admin_url = server.clone();
+    tokio::task::spawn_blocking(move || {
+        postgres::Client::connect(&admin_url, postgres::NoTls)
+            .unwrap()
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+            ))
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    let sep = if server.contains('?') { '&' } else { '?' };
+    let db = Database::parse(&format!("{server}{sep}options=-csearch_path%3D{schema}"));
+    let f = fixture_on(tempfile::tempdir().unwrap(), db.clone()).await;
+    let dir = run_dir(f.tmp.path(), "20270115-080000-pg", true);
+    let crashed = run_dir(f.tmp.path(), "20270115-080000-pg-crashed", false);
+
+    // Refused before anything is stored.
+    let body = archive(&dir);
+    assert_eq!(upload(&f.server, READ_KEY, &body).await.status, 403);
+    assert_eq!(
+        upload(&f.server, UPLOAD_KEY, &archive(&crashed))
+            .await
+            .status,
+        400
+    );
+    let escaping = archive_with(&dir, b"../escaped.txt", tar::EntryType::Regular, b"x");
+    assert_eq!(upload(&f.server, UPLOAD_KEY, &escaping).await.status, 400);
+    nothing_stored(&f).await;
+
+    let a = upload(&f.server, UPLOAD_KEY, &body).await;
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.body));
+    let again = upload(&f.server, UPLOAD_KEY, &body).await;
+    assert_eq!(again.status, 409);
+
+    // The local run: the same directory recorded by the CLI's function
+    // into SQLite, under the stored directory's path.
+    let stored = f.runs.join("20270115-080000-pg");
+    let local_db = Database::from(f.tmp.path().join("local.sqlite"));
+    let (pg_db, local) = (db.clone(), local_db.clone());
+    let (dir2, stored2) = (dir.clone(), stored.clone());
+    tokio::task::spawn_blocking(move || {
+        let run = service::record::read_finished(&dir2).unwrap();
+        let mut lite = History::open(&local).unwrap();
+        service::record::record(&mut lite, &stored2, &run.manifest, &run.figures).unwrap();
+        let pg = History::open(&pg_db).unwrap();
+        let id = "20270115-080000-pg";
+        let row = pg.get(id).unwrap().unwrap();
+        assert_eq!(Some(row.clone()), lite.get(id).unwrap());
+        assert_eq!(
+            row,
+            service::record::run_entry(&stored2, &run.manifest, &run.figures)
+        );
+        let series = pg.series(id, None).unwrap();
+        assert!(!series.is_empty());
+        assert_eq!(series, lite.series(id, None).unwrap());
+        // Ranked and filtered as the local copy: the same groups and sums.
+        let by_system = history::Filter {
+            backend: Some(row.backends[0].clone()),
+            ..history::Filter::default()
+        };
+        for filter in [history::Filter::default(), by_system] {
+            let sums = pg.group_sums("ttft_p50_ms", &filter).unwrap();
+            assert_eq!(sums.len(), 1);
+            assert_eq!(sums, lite.group_sums("ttft_p50_ms", &filter).unwrap());
+        }
+        // One run recorded, one directory stored: the refusals left nothing.
+        assert_eq!(pg.list(&history::Filter::default()).unwrap().len(), 1);
+    })
+    .await
+    .unwrap();
+    let names: Vec<_> = std::fs::read_dir(&f.runs).unwrap().collect();
+    assert_eq!(names.len(), 1, "one directory, no staging left");
+    let run = get(f.server.addr, "/api/v1/runs/20270115-080000-pg").await;
+    assert_eq!(run.status, 200);
 }

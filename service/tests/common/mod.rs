@@ -222,13 +222,10 @@ pub async fn record_elsewhere(server: &Server, db: &Database, runs: &[RunEntry])
     tokio::task::spawn_blocking(move || record_all(&db, &runs))
         .await
         .unwrap();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(60),
-        invalidations.changed(),
-    )
-    .await
-    .expect("the server never noticed the recorded run")
-    .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(60), invalidations.changed())
+        .await
+        .expect("the server never noticed the recorded run")
+        .unwrap();
 }
 
 /// Sends one request with a body (`Connection: close`).
