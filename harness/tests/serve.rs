@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common {
+    pub mod postgres;
     pub mod stdout;
 }
 
@@ -333,15 +334,7 @@ fn push_to_a_postgres_history_records_the_run_as_a_local_import() {
         return;
     };
     const UPLOAD: &str = "upload-key-0123456789abcdef";
-    let schema = "harness_push";
-    postgres::Client::connect(&server, postgres::NoTls)
-        .unwrap()
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .unwrap();
-    let sep = if server.contains('?') { '&' } else { '?' };
-    let url = format!("{server}{sep}options=-csearch_path%3D{schema}");
+    let url = common::postgres::own_schema(&server, "harness_push");
     let tmp = tempfile::tempdir().unwrap();
     let local = tmp.path().join("local");
     std::fs::create_dir(&local).unwrap();
@@ -363,10 +356,7 @@ fn push_to_a_postgres_history_records_the_run_as_a_local_import() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = first_line(&mut child);
     let addr = line.trim().rsplit_once("http://").unwrap().1.to_owned();
     let base = format!("http://{addr}");
     let read_only = push(&run, &base, KEY);
