@@ -25,7 +25,7 @@
 #   sut_vs_python       ~30 min  harness run vs the Python reference-style SUT
 #                                on the LoadGen wheel: (8 + 6) x 3 x ~35 s
 #   client_vs_python    ~50 min  harness vs GuideLLM, AIPerf, benchmark_serving:
-#                                (2 + 3) x 3 x (4 x 30 s + ~70 s start-up)
+#                                (2 + 3) x 3 x (4 x 30 s + ~75 s start-up)
 #   scaling             ~15 min  1k to 10M queries, and report generation
 #   service_rankings     ~3 min  the results service over 100,000 runs
 #   loadgen_schedule     ~1 min  query generation vs the LoadGen wheel

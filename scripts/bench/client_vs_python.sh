@@ -21,8 +21,9 @@
 #   cores (its default is 10 worker processes, which on one core only
 #   contend); AIPerf with --workers-max and --record-processors = the number
 #   of cores and --use-server-token-count (no client-side tokenizing of
-#   answers), its dashboard off; benchmark_serving as it is (one asyncio
-#   loop); the harness with its defaults.
+#   answers), its dashboard, /metrics scraping and GPU telemetry off (the
+#   harness does not scrape either unless asked); benchmark_serving as it
+#   is (one asyncio loop); the harness with its defaults.
 # - Requests: identical TEXT prompts (not every tool can send token ids;
 #   all can send text): $PROMPT_TOKENS-token windows of the bundled
 #   dataset's Llama 3 token ids decoded to text, the same 256 prompts for
@@ -54,12 +55,16 @@
 #   Client CPU is user+system of the client process tree (GNU time;
 #   AIPerf's services and GuideLLM's workers are processes), per request
 #   with start-up and, "steady", less each tool's start-up and tear-down
-#   CPU measured once by a 2-second run at 10 req/s.
+#   CPU measured once by a 2-second run at 10 req/s (the harness's LoadGen
+#   issues at least one query per prompt, 256, so its start-up figure holds
+#   their CPU too: conservative against the harness).
 #
-# Duration: about (2 + BISECT) x REPEATS x (4 x SECONDS + ~70 s of tool
-# start-up: AIPerf ~35 s, GuideLLM ~10 s, benchmark_serving ~5 s) plus the
-# peers' first install: with the defaults (30 s, 3 repeats, 3 steps) about
-# 45 minutes; --quick style (3 s, 1 repeat, 0 steps) about 4 minutes.
+# Duration: about (2 + BISECT) x REPEATS x (4 x SECONDS + ~75 s of tool
+# start-up and tear-down, measured on the shared 2-core box: AIPerf ~35 s,
+# GuideLLM ~27 s, benchmark_serving ~12 s, the harness ~2 s), plus four
+# start-up runs (~2 min) and the peers' first install: with the defaults
+# (30 s, 3 repeats, 3 steps) about 50 minutes; all.sh --quick's (3 s, one
+# repeat, no bisection) about 6 minutes. Busy runs repeated add to it.
 # Requirements: 2 cores (client and simulator apart), python3 with venv,
 # GNU time, taskset, curl; PyPI on first use (the peers install under
 # .cache/peers/: GuideLLM ~1 GB, AIPerf ~1.5 GB, benchmark_serving ~1 GB).
@@ -170,6 +175,7 @@ client() {
         --request-rate "$rate" --arrival-pattern poisson --random-seed 1 \
         --benchmark-duration "$seconds" --benchmark-grace-period 10 \
         --workers-max "$ncores" --record-processors "$ncores" --ui none \
+        --no-server-metrics --no-gpu-telemetry \
         --export-level records --artifact-dir "$out/aiperf" ;;
     benchmark_serving)
       local n
