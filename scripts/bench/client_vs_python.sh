@@ -25,9 +25,9 @@
 #   harness does not scrape either unless asked); benchmark_serving as it
 #   is (one asyncio loop); the harness with its defaults.
 # - Requests: identical TEXT prompts (not every tool can send token ids;
-#   all can send text): $PROMPT_TOKENS-token windows of the bundled
-#   dataset's Llama 3 token ids decoded to text, the same 256 prompts for
-#   every tool, each in its own input format (harness --api
+#   all can send text): $PROMPT_TOKENS-token windows (a quarter window
+#   apart) of the bundled dataset's Llama 3 token ids decoded to text, the
+#   same prompts for every tool (at most 256; 186 at 128 tokens), each in its own input format (harness --api
 #   completions-text with a JSONL dataset, GuideLLM and AIPerf JSONL files,
 #   benchmark_serving a ShareGPT file), POST /v1/completions, streamed,
 #   max_tokens $OUTPUT_TOKENS with ignore_eos.
@@ -56,7 +56,7 @@
 #   AIPerf's services and GuideLLM's workers are processes), per request
 #   with start-up and, "steady", less each tool's start-up and tear-down
 #   CPU measured once by a 2-second run at 10 req/s (the harness's LoadGen
-#   issues at least one query per prompt, 256, so its start-up figure holds
+#   issues at least one query per prompt, 186, so its start-up figure holds
 #   their CPU too: conservative against the harness).
 #
 # Duration: about (2 + BISECT) x REPEATS x (4 x SECONDS + ~75 s of tool
