@@ -30,8 +30,10 @@ pub use loadgen::{PhaseEnd, PhaseStart, QueryRecord};
 
 pub mod metrics;
 pub mod metrics_csv;
+mod records;
 
 pub use metrics::MetricsSample;
+pub use records::RecordsWriter;
 
 /// The run manifest.
 pub const MANIFEST_FILE: &str = "run.json";
@@ -899,51 +901,5 @@ mod tests {
             }
         );
         assert_eq!(manifest.loadgen.to_string(), "harness-rust 0.0.9");
-    }
-}
-
-/// A [`loadgen::RunObserver`] that streams `records.jsonl` as the run goes:
-/// a [`PhaseHeader`] when a phase starts, a [`QueryRecord`] per completed
-/// sample, the [`PhaseEnd`] when it ends.
-///
-/// Callbacks only queue a line for the writer thread, so completion threads
-/// never wait on the disk.
-#[derive(Debug)]
-pub struct RecordsWriter {
-    writer: JsonlWriter<RecordLine>,
-    run_start_unix_ns: u64,
-}
-
-impl RecordsWriter {
-    /// Creates `records.jsonl` in `dir`. Phase starts are placed on the run
-    /// clock whose zero is `run_start_unix_ns` (the manifest's
-    /// `start_unix_ns`).
-    pub fn create(dir: &Path, run_start_unix_ns: u64) -> Result<RecordsWriter, RunDirError> {
-        Ok(RecordsWriter {
-            writer: JsonlWriter::create(&dir.join(RECORDS_FILE))?,
-            run_start_unix_ns,
-        })
-    }
-
-    /// Flushes and closes the file; returns the number of lines written.
-    pub fn finish(self) -> Result<u64, RunDirError> {
-        self.writer.finish()
-    }
-}
-
-impl loadgen::RunObserver for RecordsWriter {
-    fn phase_started(&self, start: &PhaseStart) {
-        self.writer.send(RecordLine::Phase(Box::new(PhaseHeader {
-            run_offset_ns: start.start_unix_ns.saturating_sub(self.run_start_unix_ns),
-            start: start.clone(),
-        })));
-    }
-
-    fn sample_completed(&self, record: QueryRecord) {
-        self.writer.send(RecordLine::Query(record));
-    }
-
-    fn phase_finished(&self, end: &PhaseEnd) {
-        self.writer.send(RecordLine::PhaseEnd(end.clone()));
     }
 }
