@@ -315,7 +315,7 @@ impl Issuer<'_, '_> {
                         }
                     }
                     let now = Instant::now();
-                    self.state.query_scheduled_ns[q].store(clock.ns_at(now), Ordering::Release);
+                    self.state.set_scheduled_ns(q, clock.ns_at(now));
                     now
                 }
                 Scenario::Offline => Instant::now(),
@@ -460,8 +460,7 @@ fn collect_result(
 ) -> PerformanceResult {
     let plan = &state.plan;
     let n = samples_issued as usize;
-    let scheduled =
-        |seq: usize| state.query_scheduled_ns[plan.query_of(seq)].load(Ordering::Acquire);
+    let scheduled = |seq: usize| state.scheduled_ns(plan.query_of(seq));
     let complete = |seq: usize| state.complete_ns[seq].load(Ordering::Acquire);
 
     let mut sample_latencies = Vec::with_capacity(n);
@@ -481,9 +480,7 @@ fn collect_result(
     let query_done_ns = |q: usize| plan.samples_of(q).map(complete).max().unwrap_or(0);
     let query_latencies = if settings.scenario == Scenario::MultiStream {
         (0..queries_issued as usize)
-            .map(|q| {
-                query_done_ns(q) as i64 - state.query_scheduled_ns[q].load(Ordering::Acquire) as i64
-            })
+            .map(|q| query_done_ns(q) as i64 - state.scheduled_ns(q) as i64)
             .collect()
     } else {
         Vec::new()
@@ -575,7 +572,7 @@ fn issue_delay_stats(state: &PhaseState, queries_issued: u64) -> IssueDelayStats
         .map(|q| {
             state.query_issued_ns[q]
                 .load(Ordering::Relaxed)
-                .saturating_sub(state.query_scheduled_ns[q].load(Ordering::Relaxed))
+                .saturating_sub(state.scheduled_ns(q))
         })
         .collect();
     if delays.is_empty() {

@@ -38,9 +38,11 @@ pub(crate) struct PhaseState {
     pub clock: PhaseClock,
     pub plan: Arc<IssuePlan>,
     flags: PhaseFlags,
-    /// Per query: scheduled instant (ns). Server: the schedule; SingleStream
-    /// and MultiStream: set when issued; Offline: 0.
-    pub query_scheduled_ns: Box<[AtomicU64]>,
+    /// SingleStream and MultiStream, per query: the scheduled instant (ns),
+    /// set when the query is issued. Empty otherwise: Server's schedule is
+    /// the plan's (no second copy of 8 bytes per query), Offline's is 0.
+    /// Read through [`PhaseState::scheduled_ns`].
+    issue_scheduled_ns: Box<[AtomicU64]>,
     /// Per query: when `issue_query` was called.
     pub query_issued_ns: Box<[AtomicU64]>,
     /// Per sample: first token arrival.
@@ -90,13 +92,9 @@ impl PhaseState {
     ) -> PhaseState {
         let queries = plan.query_count();
         let samples = plan.sample_count();
-        let query_scheduled_ns = match flags.scenario {
-            Scenario::Server => plan
-                .scheduled_ns
-                .iter()
-                .map(|&t| AtomicU64::new(t))
-                .collect(),
-            _ => atomics_u64(queries, 0),
+        let issue_scheduled_ns = match flags.scenario {
+            Scenario::SingleStream | Scenario::MultiStream => atomics_u64(queries, 0),
+            Scenario::Server | Scenario::Offline => Box::default(),
         };
         let query_issued_ns = atomics_u64(queries, UNSET);
         let first_token_ns = atomics_u64(samples, UNSET);
@@ -106,7 +104,7 @@ impl PhaseState {
         PhaseState {
             clock: PhaseClock::start_now(),
             flags,
-            query_scheduled_ns,
+            issue_scheduled_ns,
             query_issued_ns,
             first_token_ns,
             complete_ns,
@@ -123,6 +121,26 @@ impl PhaseState {
             log,
             token_cache: Mutex::new(HashMap::new()),
             plan,
+        }
+    }
+
+    /// When query `q` was scheduled (ns): latencies are measured from here.
+    #[inline]
+    pub fn scheduled_ns(&self, q: usize) -> u64 {
+        match self.flags.scenario {
+            Scenario::Server => self.plan.scheduled_ns[q],
+            Scenario::Offline => 0,
+            Scenario::SingleStream | Scenario::MultiStream => {
+                self.issue_scheduled_ns[q].load(Ordering::Acquire)
+            }
+        }
+    }
+
+    /// SingleStream and MultiStream: query `q` is scheduled at `ns` (the
+    /// instant it is issued).
+    pub fn set_scheduled_ns(&self, q: usize, ns: u64) {
+        if let Some(slot) = self.issue_scheduled_ns.get(q) {
+            slot.store(ns, Ordering::Release);
         }
     }
 
@@ -229,7 +247,7 @@ impl PhaseState {
                 seq,
                 query: query as u64,
                 sample_index: u64::from(self.plan.sample_indices[i]),
-                scheduled_ns: self.query_scheduled_ns[query].load(Ordering::Acquire),
+                scheduled_ns: self.scheduled_ns(query),
                 issued_ns: self.query_issued_ns[query].load(Ordering::Acquire),
                 first_token_ns: (first != UNSET).then_some(first),
                 end_ns: now,
