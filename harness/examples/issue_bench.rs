@@ -15,16 +15,17 @@
 //! C++ posts a log entry per sample too. The issuer's timer slack is
 //! the one `start_test` sets (1 ns); the C++ twin sets the same.
 //!
-//! Prints one JSON object. `valid` applies LoadGen's Server rules that can
-//! fail with an instant SUT (`PerformanceSummary::PerfConstraintsMet`,
-//! `MinDurationMet`, `MinQueriesMet`, `MinSamplesMet`): the latency at the
-//! target percentile (`sorted[(size_t)(N * p)]`) is within the target
-//! latency, the last query was scheduled at or after the minimum duration,
-//! and enough queries and samples were issued. Offline: the minimum
-//! duration (max latency >= min duration) and counts. Early stopping is not
-//! computed here: `over_latency` (samples above the target) and
-//! `samples_issued` are all it needs, and `scripts/bench/loadgen_cpp/report.py`
-//! applies LoadGen's Server early-stopping check to them.
+//! Prints one JSON object. Its latency figures and `valid` are read from
+//! the LoadGen summary the hooks compute and log (`PerformanceSummary`, one
+//! sort of the latencies, as `harness run`'s hooks do), as the C++ twin's
+//! are read from LoadGen's summary: `valid` is LoadGen's VALID less early
+//! stopping (`MinDurationMet`, `MinQueriesMet`, `PerfConstraintsMet`: the
+//! latency at the target percentile within the target), and no failed
+//! sample. `over_latency` (Server: samples above the target) and
+//! `samples_issued` are what early stopping needs;
+//! `scripts/bench/loadgen_cpp/report.py` applies LoadGen's Server
+//! early-stopping check to them. The SUT's response buffer is allocated
+//! before the test, as the C++ twin's is.
 
 // A benchmark's output is its purpose.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -47,7 +48,19 @@ use serde_json::json;
 /// millions of samples; a bounded buffer keeps the SUT's memory flat).
 const CHUNK: usize = 4096;
 
-struct InstantSut;
+/// Answers inside `issue_query`. The response buffer is allocated before
+/// the test, as the C++ twin's is.
+struct InstantSut {
+    responses: Mutex<Vec<QuerySampleResponse>>,
+}
+
+impl InstantSut {
+    fn new() -> InstantSut {
+        InstantSut {
+            responses: Mutex::new(vec![QuerySampleResponse::default(); CHUNK]),
+        }
+    }
+}
 
 impl SystemUnderTest for InstantSut {
     fn name(&self) -> &str {
@@ -62,9 +75,11 @@ impl SystemUnderTest for InstantSut {
             });
             return;
         }
-        let mut buf: Vec<QuerySampleResponse> = (0..samples.len().min(CHUNK))
-            .map(|_| QuerySampleResponse::default())
-            .collect();
+        // Only the issuer thread calls this: the lock is never contended.
+        let mut buf = self
+            .responses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for chunk in samples.chunks(CHUNK) {
             let responses = &mut buf[..chunk.len()];
             for (response, sample) in responses.iter_mut().zip(chunk) {
@@ -157,48 +172,44 @@ impl TestHooks for Hooks {
         measurements: &PhaseMeasurements,
     ) -> PhaseVerdict {
         let peak_rss_phase_end = proc_status_bytes("VmHWM");
+        // `harness run`'s hooks: LoadGen's result maths and summary log.
+        // Every figure below is read from that one summary (its one sort of
+        // the latencies), as the C++ twin's are read from LoadGen's.
         let summary = PerformanceSummary::compute(settings, &measurements.result);
         if let Err(e) = self.logs.log_results(settings, &summary) {
             eprintln!("issue_bench: writing the LoadGen summary: {e}");
         }
         let result = &measurements.result;
-        let mut sorted = result.sample_latencies.clone();
-        sorted.sort_unstable();
-        let n = sorted.len();
-        // LoadGen's percentile: sorted[(size_t)(N * p)].
-        let at = |p: f64| sorted.get(((n as f64 * p) as usize).min(n.saturating_sub(1)));
-        let p50_ns = at(0.5).copied().unwrap_or(0);
-        let p99_ns = at(0.99).copied().unwrap_or(0);
-        let target_percentile_ns = at(settings.target_latency_percentile).copied().unwrap_or(0);
-        let target = settings.target_latency_ns as i64;
-        let over_latency = n - sorted.partition_point(|&l| l <= target);
-        let min_duration_s = settings.min_duration_ms as f64 / 1e3;
-        let min_duration_met = match settings.scenario {
-            Scenario::Server => result.final_query_scheduled_time >= min_duration_s,
-            Scenario::Offline => result.max_latency >= min_duration_s,
-            _ => result.final_query_issued_time >= min_duration_s,
+        let percentile = |p: f64| {
+            summary
+                .latency_percentiles
+                .iter()
+                .find(|l| l.percentile == p)
+                .map_or(0, |l| l.sample_latency)
         };
-        let min_queries_met = result.queries_issued >= settings.min_query_count
-            && n as u64 >= settings.min_sample_count;
-        let perf_constraints_met =
-            settings.scenario != Scenario::Server || target_percentile_ns <= target;
         let failed: u64 = result.failed_samples.values().sum();
-        let valid = min_duration_met && min_queries_met && perf_constraints_met && failed == 0;
+        // LoadGen's VALID without early stopping (report.py applies that to
+        // `over_latency`, as for the C++ twin's column).
+        let valid = summary.min_duration_met
+            && summary.min_queries_met
+            && summary.perf_constraints_met
+            && failed == 0;
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         seen.peak_rss_phase_end = peak_rss_phase_end;
         seen.latency = Some(LatencySummary {
-            p50_ns,
-            p99_ns,
-            target_percentile_ns,
-            max_ns: sorted.last().copied().unwrap_or(0),
-            over_latency,
-            min_duration_met,
-            min_queries_met,
-            perf_constraints_met,
+            p50_ns: percentile(0.5),
+            p99_ns: percentile(0.99),
+            target_percentile_ns: summary.target_latency_percentile.sample_latency,
+            max_ns: summary.sample_latency_max,
+            // LoadGen counts it in Server only (its early-stopping input).
+            over_latency: summary.overlatency_query_count as usize,
+            min_duration_met: summary.min_duration_met,
+            min_queries_met: summary.min_queries_met,
+            perf_constraints_met: summary.perf_constraints_met,
         });
         PhaseVerdict {
             valid,
-            perf_constraints_met,
+            perf_constraints_met: summary.perf_constraints_met,
             reasons: Vec::new(),
         }
     }
@@ -259,6 +270,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let total = sample_count as u64;
     let (settings, _) = EffectiveSettings::new(&requested, total, total)?;
     std::fs::create_dir_all(&outdir)?;
+    let sut = InstantSut::new();
     let qsl = Qsl(sample_count);
     let log_settings = LogSettings {
         log_output: LogOutputSettings {
@@ -268,7 +280,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         enable_trace: false,
     };
     let header = LogHeader::new(
-        InstantSut.name(),
+        sut.name(),
         qsl.name(),
         total,
         total,
@@ -291,7 +303,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The whole test, as the C++ twin times StartTest: the logs and records
     // are flushed and closed inside the window.
     let start = Instant::now();
-    let outcome = start_test(&InstantSut, &qsl, &settings, &hooks, &options)?;
+    let outcome = start_test(&sut, &qsl, &settings, &hooks, &options)?;
     drop(options);
     hooks.logs.finish()?;
     let record_lines = Arc::try_unwrap(records)
@@ -314,14 +326,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Structural accounting, after the timed test so it cannot raise its
     // peak: the issuer's plan for the same schedule, plus the per-phase
-    // arrays of run/state.rs (per query: scheduled and issued times, 16 B;
-    // per sample: first token, completion, n_tokens, error kind, 25 B) and
+    // arrays of run/state.rs (per query: the issued time, 8 B, the schedule
+    // being the plan's; per sample: first token, completion, n_tokens,
+    // error kind, 25 B) and
     // the collected sample latencies (8 B per sample).
     let set = performance_set(&settings, total)?;
     let schedule = generate_queries(&settings, Phase::Performance, &set, &mut SequenceGen::new())?;
     let plan_heap_bytes = IssuePlan::from_schedule(&schedule).heap_bytes();
     drop(schedule);
-    let state_bytes = seen.queries * 16 + seen.samples * 25;
+    let state_bytes = seen.queries * 8 + seen.samples * 25;
     let result_bytes = seen.samples * 8;
     let queries = seen.queries.max(1) as f64;
 

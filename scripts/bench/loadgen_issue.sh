@@ -29,7 +29,7 @@
 #                       loadgen/ directory). Default: the mlcommons-loadgen
 #                       6.0.17 sdist from PyPI, fetched with pip into .cache/peers/
 #   --qps "Q1 Q2 ..."   Server target QPS ladder (default: 10000 100000 300000
-#                       1000000 3000000); the top points need ~60 B (Rust) /
+#                       1000000 3000000); the top points need ~55 B (Rust) /
 #                       ~350 B (C++) of RAM per query: 3M QPS x 30 s is 30 GB
 #                       for C++, which then fails anyway: choose the ladder
 #                       for the machine
