@@ -8,6 +8,10 @@
 //! <target_qps> <min_duration_ms> <min_query_count> <outdir>
 //! [target_latency_ms=10] [performance_sample_count=1024]`
 //!
+//! `ISSUE_SPIN_US=<n>` in the environment replaces the issuer's spin margin
+//! (`RunOptions::issue_spin`, 40 us by default; 0 sleeps to each instant as
+//! LoadGen C++ does).
+//!
 //! The test runs the way `harness run` runs it, less the HTTP client: LoadGen's
 //! log files written by `loadgen::logging::LogWriter` as `harness run`'s hooks
 //! write them, and `records.jsonl` (one line per sample) written by
@@ -294,9 +298,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seen: Mutex::new(Seen::default()),
     };
     let records = Arc::new(rundir::RecordsWriter::create(&outdir, unix_now_ns())?);
+    let defaults = RunOptions::default();
     let options = RunOptions {
         observer: Some(Arc::clone(&records) as Arc<dyn RunObserver>),
-        ..RunOptions::default()
+        issue_spin: match std::env::var("ISSUE_SPIN_US") {
+            Ok(us) => std::time::Duration::from_micros(
+                us.parse()
+                    .map_err(|_| format!("ISSUE_SPIN_US: bad value {us:?}"))?,
+            ),
+            Err(_) => defaults.issue_spin,
+        },
+        ..defaults
     };
 
     let rss_before = proc_status_bytes("VmRSS");

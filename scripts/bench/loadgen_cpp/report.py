@@ -108,6 +108,7 @@ def parse_cpp(impl, directory, driver_json, scenario, qps, load_before, load_aft
         "peak_rss_growth_per_query": (driver["peak_rss_bytes"] - driver["rss_before_bytes"])
         / max(queries, 1),
         "others_cpu_cores": driver.get("others_cpu_cores"),
+        "cpu_s": driver.get("cpu_s"),
         "load_before": float(load_before),
         "load_after": float(load_after),
         "timer_slack_ns": driver.get("timer_slack_ns"),
@@ -329,18 +330,22 @@ def table(path, busy_path=None):
 
     if offline:
         print("### Offline (one query, instant SUT, whole test timed; median [min-max])\n")
-        print("| impl | samples | whole-test wall | samples / wall | peak RSS growth / sample |")
-        print("|---|---:|---:|---:|---:|")
+        print("| impl | samples | whole-test wall | samples / wall | process CPU (user+sys) "
+              "| peak RSS growth / sample |")
+        print("|---|---:|---:|---:|---:|---:|")
         walls = {}
+        cpus = {}
         for impl in impls:
             rs = [r for r in offline if r["impl"] == impl]
             if not rs:
                 continue
             samples = rs[0]["generated_samples"]
             walls[impl] = [r["start_test_wall_s"] for r in rs]
+            cpus[impl] = [r["cpu_s"] for r in rs if r.get("cpu_s") is not None]
             print(f"| {impl} | {samples:,} | "
                   f"{span(walls[impl], lambda v: f'{v:.3f} s')} | "
                   f"{span([samples / w / 1e6 for w in walls[impl]], lambda v: f'{v:.1f}M/s')} | "
+                  f"{span(cpus[impl], lambda v: f'{v:.3f} s') if cpus[impl] else 'n/a'} | "
                   f"{span([(r['peak_rss_bytes'] - r['rss_before_bytes']) / samples for r in rs], lambda v: f'{v:.0f} B')} |")
         if "rust" in walls:
             for impl, w in walls.items():
@@ -349,6 +354,10 @@ def table(path, busy_path=None):
                 rw = walls["rust"]
                 print(f"\n- whole-test time rust / {impl}: {med(rw) / med(w):.3f} "
                       f"(over the repeats {min(rw) / max(w):.3f} to {max(rw) / min(w):.3f})")
+                rc, c = cpus.get("rust"), cpus.get(impl)
+                if rc and c:
+                    print(f"- process CPU rust / {impl}: {med(rc) / med(c):.3f} "
+                          f"(over the repeats {min(rc) / max(c):.3f} to {max(rc) / min(c):.3f})")
 
 
 def _busy_seconds():
@@ -381,6 +390,9 @@ def measure(cmd):
     others = max(_busy_seconds() - before_busy - own, 0.0) / wall
     row = json.loads(out.strip().splitlines()[-1])
     row["others_cpu_cores"] = round(others, 3)
+    # The process's own CPU (all threads, user + system): on a shared box
+    # the wall time also holds the time other processes had the core.
+    row["cpu_s"] = round(own, 4)
     print(json.dumps(row))
 
 
