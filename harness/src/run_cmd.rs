@@ -480,9 +480,11 @@ fn measure(
         samples_per_request,
     );
     let mut observers = Observers::default();
+    // The progress view ignores records; the records writer keeps them
+    // (it takes each record last, without a copy).
     observers.push(records.clone());
-    observers.push(progress.clone());
-    observers.extend(telemetry.observers());
+    observers.push_ignoring_records(progress.clone());
+    telemetry.add_observers(&mut observers);
 
     let stop = StopSignal::new();
     // Ctrl-C or SIGTERM (a job scheduler, `kill`): stop issuing, give

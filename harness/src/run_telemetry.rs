@@ -11,7 +11,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use loadgen::RunObserver;
 use telemetry::{Collector, CollectorConfig, LiveMetrics, ScrapeTarget};
 
 /// Telemetry of a run.
@@ -48,16 +47,19 @@ impl std::fmt::Debug for Telemetry {
 }
 
 impl Telemetry {
-    /// The observers to add to the run: the live metrics, and the
-    /// collector's marker of the measured window (the performance phase),
-    /// which waits for the edge scrapes when called from LoadGen's plain
-    /// thread.
-    pub fn observers(&self) -> Vec<Arc<dyn RunObserver>> {
-        let mut out: Vec<Arc<dyn RunObserver>> = vec![Arc::clone(&self.live) as _];
+    /// Adds the run's telemetry observers: the live metrics (which read
+    /// each record), and the collector's marker of the measured window (the
+    /// performance phase; it ignores records), which waits for the edge
+    /// scrapes when called from LoadGen's plain thread.
+    pub fn add_observers(&self, observers: &mut crate::run_cmd::observers::Observers) {
+        let live = Arc::clone(&self.live);
+        observers.push_record_reader(
+            Arc::clone(&self.live) as _,
+            Arc::new(move |record: &loadgen::QueryRecord| live.record_completed(record)),
+        );
         if let Some(c) = &self.collector {
-            out.push(Arc::new(c.window_marker()));
+            observers.push_ignoring_records(Arc::new(c.window_marker()));
         }
-        out
     }
 
     /// Stops the collector (writing server_summary.json); the Prometheus

@@ -9,7 +9,7 @@ use loadgen::{
     ErrorKind, OutputData, QueryError, QuerySampleResponse, Responder, ResponseDetail, ResponseId,
 };
 
-use crate::chunk::ParsedChunk;
+use crate::chunk::{ChoiceDelta, ParsedChunk};
 use crate::client::query_error;
 
 /// Per-sample buffers are reserved for at most this many output tokens.
@@ -29,6 +29,9 @@ struct SampleState {
     first_sent: bool,
     chunk_ns: Vec<u64>,
     chunk_tokens: Vec<u32>,
+    /// Bytes to reserve for `text` when its first piece arrives (most
+    /// streams carry token ids, which make the text unused).
+    text_reserve: usize,
     /// Content chunks whose token count the stream did not say.
     unknown_chunks: usize,
     /// Running `usage.completion_tokens` while every content chunk so far
@@ -51,6 +54,7 @@ impl SampleState {
             first_sent: false,
             chunk_ns: Vec::new(),
             chunk_tokens: Vec::new(),
+            text_reserve: 0,
             unknown_chunks: 0,
             usage_chain: Some(0),
             completion_tokens: None,
@@ -65,6 +69,24 @@ impl SampleState {
             Some(self.ids.len() as u32)
         } else {
             self.completion_tokens
+        }
+    }
+
+    /// Adds a choice's token ids and text. Once token ids arrived they are
+    /// the answer's data and its text is never used, so it is not kept.
+    fn append(&mut self, choice: &ChoiceDelta) {
+        if choice.has_ids {
+            if !self.saw_ids {
+                self.saw_ids = true;
+                self.text = String::new();
+            }
+            self.ids.extend_from_slice(&choice.ids);
+        }
+        if !self.saw_ids && !choice.text.is_empty() {
+            if self.text.capacity() == 0 {
+                self.text.reserve_exact(self.text_reserve);
+            }
+            self.text.push_str(&choice.text);
         }
     }
 }
@@ -158,7 +180,7 @@ impl Tracker {
                 s.chunk_ns.reserve_exact(n);
                 s.chunk_tokens.reserve_exact(n);
                 s.ids.reserve_exact(n);
-                s.text.reserve_exact(n * RESERVE_TEXT_BYTES_PER_TOKEN);
+                s.text_reserve = n * RESERVE_TEXT_BYTES_PER_TOKEN;
             }
         }
     }
@@ -290,11 +312,7 @@ impl Tracker {
             if let Some(total) = usage_completion {
                 s.completion_tokens = Some(total);
             }
-            if choice.has_ids {
-                s.saw_ids = true;
-                s.ids.extend_from_slice(&choice.ids);
-            }
-            s.text.push_str(&choice.text);
+            s.append(choice);
             s.finished |= choice.finished;
         }
         // A usage chunk without choices: the request's totals (vLLM).
@@ -332,11 +350,7 @@ impl Tracker {
                     ),
                 ));
             };
-            if choice.has_ids {
-                s.saw_ids = true;
-                s.ids.extend_from_slice(&choice.ids);
-            }
-            s.text.push_str(&choice.text);
+            s.append(choice);
             if let Some(p) = choice.prompt_ids {
                 s.prompt_tokens = Some(p);
             }
@@ -633,6 +647,41 @@ mod tests {
         t.finish();
         assert!(events(&sink).is_empty());
         assert_eq!(t.usage_mismatch(), None);
+    }
+
+    #[test]
+    fn text_before_token_ids_and_text_only_answers_with_a_max_tokens_reserve() {
+        // Text in a chunk before the first token ids: the ids are the data.
+        let (sink, mut t) = setup(1);
+        t.set_max_tokens([Some(4)]);
+        feed(&mut t, 1, r#"{"choices":[{"index":0,"text":"x"}]}"#).unwrap();
+        feed(
+            &mut t,
+            2,
+            r#"{"choices":[{"index":0,"text":"yz","token_ids":[5,6]}]}"#,
+        )
+        .unwrap();
+        feed(
+            &mut t,
+            3,
+            r#"{"choices":[{"index":0,"text":"w","token_ids":[7],"finish_reason":"stop"}]}"#,
+        )
+        .unwrap();
+        t.finish();
+        let got = events(&sink);
+        let r = done(&got)[0];
+        assert_eq!(r.data, loadgen::tokens_to_bytes(&[5, 6, 7]));
+        assert_eq!(r.detail.output_data, OutputData::TokenIds);
+        // Text only, longer than the reserve: every piece is kept.
+        let (sink, mut t) = setup(1);
+        t.set_max_tokens([Some(1)]);
+        feed(&mut t, 1, r#"{"choices":[{"index":0,"text":""}]}"#).unwrap();
+        feed(&mut t, 2, r#"{"choices":[{"index":0,"text":"hello"}]}"#).unwrap();
+        feed(&mut t, 3, r#"{"choices":[{"index":0,"text":" world","finish_reason":"length"}],"usage":{"completion_tokens":2}}"#).unwrap();
+        let got = events(&sink);
+        let r = done(&got)[0];
+        assert_eq!(r.data, b"hello world");
+        assert_eq!(r.detail.output_data, OutputData::Text);
     }
 
     #[test]

@@ -1,14 +1,41 @@
 //! The run's one observer fan-out: every [`RunObserver`] of a run (the
 //! records writer, the progress bars, the live metrics, the collector's
 //! window marker) receives each event from here, in the order added.
+//!
+//! A completed sample's record is handed over without copies where it can
+//! be: observers that only read it ([`Observers::push_record_reader`]) or
+//! ignore it ([`Observers::push_ignoring_records`]) borrow it first, and the
+//! one observer that keeps it (the records writer) takes it last. A copy is
+//! made only for each further observer that keeps records (each copy is
+//! two or three allocations per sample, on the completion path).
 
 use std::sync::Arc;
 
 use loadgen::{Phase, PhaseEnd, PhaseStart, QueryRecord, RunObserver};
 
+/// Reads a completed sample's record without keeping it.
+pub type RecordReader = Arc<dyn Fn(&QueryRecord) + Send + Sync>;
+
+/// One observer, with how it takes completed samples' records.
+enum Entry {
+    /// Takes every record by value.
+    Keeps(Arc<dyn RunObserver>),
+    /// Reads every record through its reader (none: ignores records); its
+    /// own `sample_completed` is never called.
+    Reads(Arc<dyn RunObserver>, Option<RecordReader>),
+}
+
+impl Entry {
+    fn observer(&self) -> &dyn RunObserver {
+        match self {
+            Entry::Keeps(o) | Entry::Reads(o, _) => o.as_ref(),
+        }
+    }
+}
+
 /// Fans one observer call out to several.
 #[derive(Default)]
-pub struct Observers(Vec<Arc<dyn RunObserver>>);
+pub struct Observers(Vec<Entry>);
 
 impl std::fmt::Debug for Observers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -17,43 +44,65 @@ impl std::fmt::Debug for Observers {
 }
 
 impl Observers {
-    /// Adds an observer; it hears events after those added before it.
+    /// Adds an observer that keeps records; it hears events after those
+    /// added before it.
     pub fn push(&mut self, observer: Arc<dyn RunObserver>) {
-        self.0.push(observer);
+        self.0.push(Entry::Keeps(observer));
     }
 
-    /// Adds several.
-    pub fn extend(&mut self, observers: impl IntoIterator<Item = Arc<dyn RunObserver>>) {
-        self.0.extend(observers);
+    /// Adds an observer whose `sample_completed` does nothing: it hears
+    /// every other event, and no record is copied for it.
+    pub fn push_ignoring_records(&mut self, observer: Arc<dyn RunObserver>) {
+        self.0.push(Entry::Reads(observer, None));
+    }
+
+    /// Adds an observer that only reads records: `read` is called with
+    /// each record (before any observer that keeps records takes it)
+    /// instead of its `sample_completed`; it hears every other event.
+    pub fn push_record_reader(&mut self, observer: Arc<dyn RunObserver>, read: RecordReader) {
+        self.0.push(Entry::Reads(observer, Some(read)));
+    }
+
+    fn each(&self, f: impl Fn(&dyn RunObserver)) {
+        self.0.iter().for_each(|e| f(e.observer()));
     }
 }
 
 impl RunObserver for Observers {
     fn phase_starting(&self, phase: Phase) {
-        self.0.iter().for_each(|o| o.phase_starting(phase));
+        self.each(|o| o.phase_starting(phase));
     }
     fn phase_started(&self, start: &PhaseStart) {
-        self.0.iter().for_each(|o| o.phase_started(start));
+        self.each(|o| o.phase_started(start));
     }
     fn query_issued(&self, query: u64, samples: usize, issued_ns: u64) {
-        self.0
-            .iter()
-            .for_each(|o| o.query_issued(query, samples, issued_ns));
+        self.each(|o| o.query_issued(query, samples, issued_ns));
     }
     fn first_token(&self, seq: u64, at_ns: u64) {
-        self.0.iter().for_each(|o| o.first_token(seq, at_ns));
+        self.each(|o| o.first_token(seq, at_ns));
     }
     fn sample_completed(&self, record: QueryRecord) {
-        // The last observer takes the record itself: one clone fewer.
-        if let Some((last, rest)) = self.0.split_last() {
-            for o in rest {
-                o.sample_completed(record.clone());
+        for entry in &self.0 {
+            if let Entry::Reads(_, Some(read)) = entry {
+                read(&record);
             }
-            last.sample_completed(record);
         }
+        // The last observer that keeps records takes the record itself.
+        let mut keepers = self.0.iter().filter_map(|e| match e {
+            Entry::Keeps(o) => Some(o),
+            Entry::Reads(..) => None,
+        });
+        let Some(mut current) = keepers.next() else {
+            return;
+        };
+        for next in keepers {
+            current.sample_completed(record.clone());
+            current = next;
+        }
+        current.sample_completed(record);
     }
     fn phase_finished(&self, end: &PhaseEnd) {
-        self.0.iter().for_each(|o| o.phase_finished(end));
+        self.each(|o| o.phase_finished(end));
     }
 }
 
@@ -75,8 +124,56 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let mut all = Observers::default();
         all.push(Arc::new(Log("a", Arc::clone(&seen))));
-        all.extend([Arc::new(Log("b", Arc::clone(&seen))) as Arc<dyn RunObserver>]);
+        all.push_ignoring_records(Arc::new(Log("b", Arc::clone(&seen))));
+        all.push_record_reader(Arc::new(Log("c", Arc::clone(&seen))), Arc::new(|_| {}));
         all.first_token(7, 0);
-        assert_eq!(*seen.lock().unwrap(), ["a 7", "b 7"]);
+        assert_eq!(*seen.lock().unwrap(), ["a 7", "b 7", "c 7"]);
+    }
+
+    /// Keeps the seq of every record it is given.
+    struct Keep(Arc<Mutex<Vec<u64>>>);
+
+    impl RunObserver for Keep {
+        fn sample_completed(&self, record: QueryRecord) {
+            self.0.lock().unwrap().push(record.seq);
+        }
+    }
+
+    #[test]
+    fn records_reach_keepers_and_readers_but_not_ignoring_observers() {
+        let kept_a = Arc::new(Mutex::new(Vec::new()));
+        let kept_b = Arc::new(Mutex::new(Vec::new()));
+        let ignored = Arc::new(Mutex::new(Vec::new()));
+        let read = Arc::new(Mutex::new(Vec::new()));
+        let mut all = Observers::default();
+        all.push(Arc::new(Keep(Arc::clone(&kept_a))));
+        all.push_ignoring_records(Arc::new(Keep(Arc::clone(&ignored))));
+        let reads = Arc::clone(&read);
+        all.push_record_reader(
+            Arc::new(Keep(Arc::clone(&ignored))),
+            Arc::new(move |r: &QueryRecord| reads.lock().unwrap().push(r.seq)),
+        );
+        all.push(Arc::new(Keep(Arc::clone(&kept_b))));
+        for seq in [3, 5] {
+            all.sample_completed(QueryRecord {
+                seq,
+                query: seq,
+                sample_index: 0,
+                scheduled_ns: 0,
+                issued_ns: 0,
+                first_token_ns: Some(1),
+                end_ns: 2,
+                n_tokens: 2,
+                input_tokens: None,
+                endpoint: None,
+                error: None,
+                chunk_ns: vec![1, 2],
+                chunk_tokens: vec![1, 1],
+            });
+        }
+        assert_eq!(*kept_a.lock().unwrap(), [3, 5]);
+        assert_eq!(*kept_b.lock().unwrap(), [3, 5]);
+        assert_eq!(*read.lock().unwrap(), [3, 5]);
+        assert!(ignored.lock().unwrap().is_empty());
     }
 }

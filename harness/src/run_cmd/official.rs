@@ -165,9 +165,11 @@ pub(super) fn measure(
     let records = Arc::new(rundir::RecordsWriter::create(dir, clock.start_unix_ns)?);
     let telemetry = super::start_telemetry(runtime, config, dir, clock, backend, progress)?;
     let mut observers = Observers::default();
+    // The progress view ignores records; the records writer keeps them
+    // (it takes each record last, without a copy).
     observers.push(records.clone());
-    observers.push(progress.clone());
-    observers.extend(telemetry.observers());
+    observers.push_ignoring_records(progress.clone());
+    telemetry.add_observers(&mut observers);
     let observers: Arc<Observers> = Arc::new(observers);
 
     let stop = StopSignal::new();

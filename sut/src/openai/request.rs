@@ -160,15 +160,15 @@ impl Inner {
             }
             _ => None,
         };
-        // Built again only for the rare resend, so the common path makes
-        // one request and copies nothing; the body's bytes are shared.
-        let body = Bytes::from(body);
-        let build_request = || {
+        // Built again only for the rare resend, with its body written
+        // again: the common path makes one request and neither copies nor
+        // shares the body (a shared `Bytes` costs an allocation).
+        let build_request = |body: Vec<u8>| {
             let mut request = self
                 .client
                 .post(ep.url.clone())
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .body(body.clone());
+                .body(Bytes::from(body));
             if stream {
                 request = request.header(ACCEPT, HeaderValue::from_static("text/event-stream"));
             }
@@ -196,7 +196,7 @@ impl Inner {
         };
         let first = tokio::select! {
             biased;
-            r = build_request().send() => r,
+            r = build_request(body).send() => r,
             () = deadline.sleep.as_mut(), if deadline.armed() => return Err(deadline.error(url)),
             () = &mut headers_sleep, if stall.is_some() => return Err(no_headers()),
         };
@@ -212,9 +212,10 @@ impl Inner {
                          avoids the extra round trip; reported once)"
                     );
                 }
+                let body = self.request_body(samples)?;
                 tokio::select! {
                     biased;
-                    r = build_request().send() => r.map_err(|e| classify(&e, url, &self.options)),
+                    r = build_request(body).send() => r.map_err(|e| classify(&e, url, &self.options)),
                     () = deadline.sleep.as_mut(), if deadline.armed() => Err(deadline.error(url)),
                     () = &mut headers_sleep, if stall.is_some() => Err(no_headers()),
                 }
