@@ -484,7 +484,7 @@ fn measure(
     // (it takes each record last, without a copy).
     observers.push(records.clone());
     observers.push_ignoring_records(progress.clone());
-    telemetry.add_observers(&mut observers);
+    observers.push_telemetry(&telemetry);
 
     let stop = StopSignal::new();
     // Ctrl-C or SIGTERM (a job scheduler, `kill`): stop issuing, give

@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use loadgen::RunObserver;
 use telemetry::{Collector, CollectorConfig, LiveMetrics, ScrapeTarget};
 
 /// Telemetry of a run.
@@ -47,19 +48,19 @@ impl std::fmt::Debug for Telemetry {
 }
 
 impl Telemetry {
-    /// Adds the run's telemetry observers: the live metrics (which read
-    /// each record), and the collector's marker of the measured window (the
-    /// performance phase; it ignores records), which waits for the edge
-    /// scrapes when called from LoadGen's plain thread.
-    pub fn add_observers(&self, observers: &mut crate::run_cmd::observers::Observers) {
-        let live = Arc::clone(&self.live);
-        observers.push_record_reader(
-            Arc::clone(&self.live) as _,
-            Arc::new(move |record: &loadgen::QueryRecord| live.record_completed(record)),
-        );
-        if let Some(c) = &self.collector {
-            observers.push_ignoring_records(Arc::new(c.window_marker()));
-        }
+    /// The live metrics: an observer that reads each completed record.
+    pub fn live(&self) -> &Arc<LiveMetrics> {
+        &self.live
+    }
+
+    /// The collector's marker of the measured window (the performance
+    /// phase), when metrics are collected: an observer that ignores
+    /// records and waits for the edge scrapes when called from LoadGen's
+    /// plain thread.
+    pub fn window_marker(&self) -> Option<Arc<dyn RunObserver>> {
+        self.collector
+            .as_ref()
+            .map(|c| Arc::new(c.window_marker()) as Arc<dyn RunObserver>)
     }
 
     /// Stops the collector (writing server_summary.json); the Prometheus

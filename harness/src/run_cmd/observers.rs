@@ -63,6 +63,20 @@ impl Observers {
         self.0.push(Entry::Reads(observer, Some(read)));
     }
 
+    /// Adds the run's telemetry observers: the live metrics (a record
+    /// reader) and, when metrics are collected, the window marker (which
+    /// ignores records).
+    pub fn push_telemetry(&mut self, telemetry: &crate::run_telemetry::Telemetry) {
+        let live = Arc::clone(telemetry.live());
+        self.push_record_reader(
+            Arc::clone(telemetry.live()) as _,
+            Arc::new(move |record: &QueryRecord| live.record_completed(record)),
+        );
+        if let Some(marker) = telemetry.window_marker() {
+            self.push_ignoring_records(marker);
+        }
+    }
+
     fn each(&self, f: impl Fn(&dyn RunObserver)) {
         self.0.iter().for_each(|e| f(e.observer()));
     }

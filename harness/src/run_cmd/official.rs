@@ -169,7 +169,7 @@ pub(super) fn measure(
     // (it takes each record last, without a copy).
     observers.push(records.clone());
     observers.push_ignoring_records(progress.clone());
-    telemetry.add_observers(&mut observers);
+    observers.push_telemetry(&telemetry);
     let observers: Arc<Observers> = Arc::new(observers);
 
     let stop = StopSignal::new();
