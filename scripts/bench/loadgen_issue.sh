@@ -11,8 +11,11 @@
 #   sets it on its thread; the C++ driver sets it before StartTest and
 #   LoadGen's threads inherit it);
 # - the Rust side runs the way `harness run` does, less HTTP
-#   (harness/examples/issue_bench.rs: LoadGen's log files with per-query
-#   entries, records.jsonl through the run observer), as LoadGen C++ logs;
+#   (harness/examples/issue_bench.rs): LoadGen's log files through its log
+#   writer thread, and records.jsonl (one line per sample, about 125 B,
+#   fdatasync'd inside the timed window) through the run observer. LoadGen
+#   C++ posts an entry per sample to its logger thread (which collects the
+#   latencies) and keeps no per-sample file: the Rust side writes more;
 # - both answer in chunks of at most 4096 samples from a buffer allocated
 #   before the test; both are timed as whole tests (StartTest / start_test,
 #   logs closed inside the window);
