@@ -711,6 +711,20 @@ impl History {
         }
     }
 
+    /// Whether any run has a value of `metric` (one index seek).
+    pub fn has_metric(&self, metric: &str) -> Result<bool, HistoryError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => sqlite::has_metric(conn, metric).map_err(self.sqlite_err()),
+            Backend::Postgres(client) => {
+                let metric = metric.to_owned();
+                client
+                    .borrow_mut()
+                    .run(move |c| pg::has_metric(c, &metric))
+                    .map_err(self.pg_err())
+            }
+        }
+    }
+
     /// The names of the metrics recorded, sorted.
     pub fn metric_names(&self) -> Result<Vec<String>, HistoryError> {
         match &self.backend {
@@ -1030,6 +1044,7 @@ mod tests {
         assert!(!h.delete("a").unwrap());
         assert!(h.values("samples_per_s", &Filter::default()).unwrap().len() == 2);
         assert_eq!(h.metric_names().unwrap(), ["samples_per_s", "ttft_p99_ms"]);
+        assert!(h.has_metric("ttft_p99_ms").unwrap() && !h.has_metric("ttft").unwrap());
     }
 
     #[test]

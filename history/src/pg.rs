@@ -511,7 +511,8 @@ pub(crate) fn group_sums(
     let (cond, params) = filtered(filter, "metrics", vec![Box::new(metric.to_owned())]);
     // Values past ±1e100 (or such a shift) make the group's sums infinite
     // rather than overflow, which PostgreSQL refuses: the ranking then reads
-    // that group's values. SQLite's query says the same.
+    // that group's values. (SQLite's sums turn infinite by themselves, only
+    // past f64's range: the two differ only for values past ±1e100.)
     let rows = client.query(
         &format!(
             "WITH k AS (SELECT value AS shift FROM metrics WHERE name = $1 ORDER BY run_id LIMIT 1)
@@ -571,6 +572,12 @@ pub(crate) fn group_values(
         .iter()
         .map(|r| r.try_get(0))
         .collect()
+}
+
+pub(crate) fn has_metric(client: &mut Client, metric: &str) -> Result<bool, postgres::Error> {
+    Ok(client
+        .query_opt("SELECT 1 FROM metrics WHERE name = $1 LIMIT 1", &[&metric])?
+        .is_some())
 }
 
 pub(crate) fn metric_names(client: &mut Client) -> Result<Vec<String>, postgres::Error> {

@@ -281,8 +281,8 @@ pub(crate) fn values(
 /// One metric's per-(model, system) sums: the SQL and its parameters
 /// (`?1` the name). The shift is one value of the metric (the first run
 /// id's, through `metrics_name`: the same in every backend), taken once.
-/// Values past ±1e100 make their group's sums infinite (`1e999`), as
-/// PostgreSQL's query does where it would otherwise refuse an overflow.
+/// Sums past f64's range become infinite by themselves here (PostgreSQL's
+/// query guards against the overflow it would refuse).
 pub(crate) fn group_sums_sql(
     metric: &str,
     filter: &Filter,
@@ -291,10 +291,7 @@ pub(crate) fn group_sums_sql(
     let sql = format!(
         "WITH k AS (SELECT value AS shift FROM metrics WHERE name = ?1 ORDER BY run_id LIMIT 1)
          SELECT model, system, count(*), k.shift,
-                sum(CASE WHEN abs(value) < 1e100 AND abs(k.shift) < 1e100
-                         THEN value - k.shift ELSE 1e999 END),
-                sum(CASE WHEN abs(value) < 1e100 AND abs(k.shift) < 1e100
-                         THEN (value - k.shift) * (value - k.shift) ELSE 1e999 END)
+                sum(value - k.shift), sum((value - k.shift) * (value - k.shift))
          FROM metrics INDEXED BY metrics_rank, k
          WHERE metrics.name = ?1 AND {cond}
          GROUP BY model, system
@@ -346,6 +343,11 @@ pub(crate) fn group_values(
     ))?;
     let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| r.get(0))?;
     rows.collect()
+}
+
+pub(crate) fn has_metric(conn: &Connection, metric: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM metrics WHERE name = ?1 LIMIT 1")?
+        .exists(params![metric])
 }
 
 pub(crate) fn metric_names(conn: &Connection) -> rusqlite::Result<Vec<String>> {

@@ -503,22 +503,21 @@ fn group_answers(history: &History) -> String {
     for filter in filters() {
         for metric in METRICS.iter().chain(&["never_recorded"]) {
             for g in history.group_sums(metric, &filter).unwrap() {
-                // Past f64's range the sums are infinite on both backends
-                // (SQLite's can keep a finite sum where PostgreSQL stops).
-                let sums = if g.sum.is_finite() && g.sum_sq.is_finite() {
+                let values = history
+                    .group_values(metric, &filter, &g.model, &g.system)
+                    .unwrap();
+                // Past ±1e100 PostgreSQL's sums are infinite (it refuses an
+                // overflow), SQLite's only past f64's range: both then read
+                // the group's values.
+                let huge = g.shift.abs() >= 1e100 || values.iter().any(|v| v.abs() >= 1e100);
+                let sums = if g.sum.is_finite() && g.sum_sq.is_finite() && !huge {
                     format!("{:.12e} {:.12e}", g.sum, g.sum_sq)
                 } else {
                     "overflow".to_owned()
                 };
                 out.push_str(&format!(
                     "sums {metric} {filter:?}: {} {} {} {:.12e} {sums} {:?}\n",
-                    g.model,
-                    g.system,
-                    g.count,
-                    g.shift,
-                    history
-                        .group_values(metric, &filter, &g.model, &g.system)
-                        .unwrap()
+                    g.model, g.system, g.count, g.shift, values
                 ));
             }
         }

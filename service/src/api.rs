@@ -410,6 +410,15 @@ async fn rankings_all(AxState(state): AxState<Arc<State>>, RawQuery(query): RawQ
 
 /// A 404 listing the valid names unless `metric` is one the history holds.
 pub(crate) async fn known_metric(state: &Arc<State>, metric: &str) -> Result<(), ApiError> {
+    // An alias, or one index seek for a recorded name; every name (a scan
+    // of all recorded figures) only for the 404's list.
+    if rankings::ALIASES.iter().any(|(alias, _)| *alias == metric) {
+        return Ok(());
+    }
+    let name = metric.to_owned();
+    if state.db(move |h| h.has_metric(&name)).await? {
+        return Ok(());
+    }
     let valid = valid_metrics(state).await?;
     if valid.iter().any(|m| m == metric) {
         return Ok(());
