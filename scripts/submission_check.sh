@@ -31,10 +31,12 @@
 # for each performance run, accuracy over the whole dataset, which needs
 # MLCommons' cnn_eval.json (13368 samples; CNN_EVAL=path) and the Llama 3.1
 # tokenizer.json (TOKENIZER=path) so the simulator's replay mode answers each
-# prompt with its reference tokens. Estimated (not yet measured) at about
-# 45 minutes: Offline and Server performance over 10 minutes each, the two
-# accuracy runs over the 13368 samples several minutes each, the two TEST06
-# runs under a minute, scoring a few minutes.
+# prompt with its reference tokens. Measured with the bundled 51-sample
+# dataset standing in for cnn_eval.json (docs/submission-check.md): 23
+# minutes of runs after the build (Offline 11.6 min, Server 10 min, the
+# accuracy and TEST06 runs under a minute); with the 13368-sample dataset add
+# the two accuracy runs, about 40 s each at the simulator's ~350 samples/s,
+# and the scoring, a few minutes.
 #
 # --quick is a smoke run of the whole path (6 minutes on a busy 2-core box
 # with a debug build): the bundled 51-sample dataset, 10-20 s runs,
