@@ -33,9 +33,11 @@
 #                       6.0.17 sdist from PyPI, fetched with pip into .cache/peers/
 #   --qps "Q1 Q2 ..."   Server target QPS ladder (default: 10000 100000 300000
 #                       1000000 3000000); the top points need ~55 B (Rust) /
-#                       ~350 B (C++) of RAM per query: 3M QPS x 30 s is 30 GB
-#                       for C++, which then fails anyway: choose the ladder
-#                       for the machine
+#                       ~310 B (C++) of RAM per query and, on the Rust side,
+#                       ~130 B of disk per query for records.jsonl: a rung
+#                       that does not fit the machine's free memory and disk
+#                       is not run, ends that implementation's ladder, and is
+#                       listed under the table (3M QPS x 30 s: ~28 GB for C++)
 #   --bisect N          bisection steps after the ladder (default 4)
 #   --duration-ms N     Server min_duration_ms (default 30000); min_query_count 100
 #   --latency-ms N      Server target latency at p99 (default 10, ResNet-style)
@@ -228,6 +230,30 @@ rung() {
 
 valid_at() { python3 "$report" valid-at "$results" "$1" "$2"; }
 
+# fits IMPL QPS: whether a Server run at QPS fits this machine. A run that
+# cannot fit is not run (and not counted as INVALID): it would be killed by
+# the kernel or end with a full disk, as the 3M QPS rung did once (the Rust
+# side's records.jsonl is ~130 B per query, 10 GB at 3M QPS x 30 s). Memory
+# per query from measured peaks with margin: Rust ~55 B, LoadGen C++ ~310 B
+# (9.3 GB at 1M QPS x 30 s), with jemalloc ~250 B.
+declare -A mem_bpq=([rust]=80 [cpp]=400 [cpp-jemalloc]=330)
+declare -A disk_bpq=([rust]=140 [cpp]=0 [cpp-jemalloc]=0)
+skipped="$out/skipped.txt"
+: >"$skipped"
+fits() {
+  local impl=$1 qps=$2 queries mem_need disk_need mem_have disk_have
+  queries=$(python3 -c "print(int($qps * $duration_ms / 1000))")
+  mem_need=$(( queries * ${mem_bpq[$impl]} ))
+  disk_need=$(( queries * ${disk_bpq[$impl]} + (1 << 30) ))
+  mem_have=$(( $(awk '/MemAvailable/ {print $2}' /proc/meminfo) * 1024 ))
+  disk_have=$(( $(df -Pk "$out" | awk 'NR==2 {print $4}') * 1024 ))
+  if [ "$mem_need" -gt "$mem_have" ] || [ "$disk_need" -gt "$disk_have" ]; then
+    echo "- $impl at $qps QPS not run: it needs about $((mem_need >> 30)) GiB of memory and $((disk_need >> 30)) GiB of disk; the machine had $((mem_have >> 30)) GiB and $((disk_have >> 30)) GiB free" >>"$skipped"
+    log "  $impl at $qps QPS does not fit this machine: not run (see the table's notes)"
+    return 1
+  fi
+}
+
 log "machine: $(nproc) cores, $(uname -srm); load $(load); output in $out"
 declare -A failed_points=()
 for impl in $impls; do failed_points[$impl]=0; done
@@ -235,7 +261,9 @@ for qps in $ladder; do
   alive=()
   for impl in $impls; do
     # Two failing rungs in a row end an implementation's ladder.
-    [ "${failed_points[$impl]}" -ge 2 ] || alive+=("$impl")
+    [ "${failed_points[$impl]}" -ge 2 ] && continue
+    # A rung that does not fit ends the ladder, unmeasured.
+    if fits "$impl" "$qps"; then alive+=("$impl"); else failed_points[$impl]=2; fi
   done
   [ ${#alive[@]} -gt 0 ] || break
   rung "$qps" "${alive[@]}"
@@ -273,3 +301,9 @@ echo "command: scripts/bench/loadgen_issue.sh --qps \"$ladder\" --bisect $bisect
 echo "raw results: ${results#$root/} (busy runs set aside: ${busy_results#$root/})"
 echo
 python3 "$report" table "$results" "$busy_results"
+if [ -s "$skipped" ]; then
+  echo
+  echo "Rungs left out because they do not fit this machine (a ladder that ends here is bounded by the machine, not measured):"
+  echo
+  cat "$skipped"
+fi
