@@ -12,7 +12,9 @@
 #                                      # repeat; proves the scripts work, and
 #                                      # never writes BENCHMARKS.md
 # Options: --sections a,b,... (names below), --skip-reason TEXT (why the
-# others were left out; printed in BENCHMARKS.md, default "not selected").
+# others were left out; printed in BENCHMARKS.md, default "not selected"),
+# --issue-qps "Q1 Q2 ..." and --issue-bisect N (loadgen_issue's ladder and
+# bisection steps; the command line is printed in its section).
 #
 # Sections and their full-method durations on a quiet 2-core machine (runs
 # x run length + each tool's start-up; builds and first peer installs not
@@ -67,7 +69,7 @@ cd "$root"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 # Every section, in the order they run; --sections picks among these.
 all_sections="loadgen_issue sut_vs_python loadgen_schedule scaling client_vs_python client_accuracy sim_throughput report_1m telemetry_overhead service_rankings"
-usage="usage: scripts/bench/all.sh [--quick] [--out FILE] [--sections a,b,...] [--skip-reason TEXT]
+usage="usage: scripts/bench/all.sh [--quick] [--out FILE] [--sections a,b,...] [--skip-reason TEXT] [--issue-qps "Q1 Q2 ..."] [--issue-bisect N]
 sections: ${all_sections// /, }"
 quick=0
 out="$root/BENCHMARKS.md"
@@ -88,6 +90,8 @@ while [ $# -gt 0 ]; do
       done
       shift 2 ;;
     --skip-reason) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; skip_reason="$2"; shift 2 ;;
+    --issue-qps) [ $# -ge 2 ] && [ -n "$2" ] || { echo "$usage" >&2; exit 2; }; issue_qps="$2"; shift 2 ;;
+    --issue-bisect) [ $# -ge 2 ] && [ "$2" -ge 0 ] 2>/dev/null || { echo "$usage" >&2; exit 2; }; issue_bisect="$2"; shift 2 ;;
     *) echo "$usage" >&2; exit 2 ;;
   esac
 done
@@ -134,7 +138,7 @@ if [ $quick = 1 ]; then
   client_env=(REPEATS=1 BISECT=0 HARNESS_RANGE="500 2000" GUIDELLM_RANGE="25 100" AIPERF_RANGE="25 100" BENCHMARK_SERVING_RANGE="25 100")
   rankings_args=(2000 3)
 else
-  issue_args=(--qps "10000 100000 300000 1000000 3000000" --bisect 3 --repeats 3 --duration-ms 30000 --quiet-cores 0.5)
+  issue_args=(--qps "${issue_qps:-10000 100000 300000 1000000 3000000}" --bisect "${issue_bisect:-3}" --repeats 3 --duration-ms 30000 --quiet-cores 0.5)
   sut_args=()
   client_seconds=30
   scaling_sizes="1000 10000 100000 1000000 10000000"
