@@ -19,20 +19,7 @@ async fn instances_sharing_postgres_drop_their_cache_when_a_run_is_recorded() {
         );
         return;
     };
-    let schema = "service_cache";
-    let admin_url = server.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut admin = postgres_admin(&admin_url);
-        admin
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-            ))
-            .unwrap();
-    })
-    .await
-    .unwrap();
-    let sep = if server.contains('?') { '&' } else { '?' };
-    let db = Database::parse(&format!("{server}{sep}options=-csearch_path%3D{schema}"));
+    let db = fresh_postgres_schema(&server, "service_cache").await;
     let seed = db.clone();
     tokio::task::spawn_blocking(move || record_all(&seed, &fixture()))
         .await
@@ -77,8 +64,4 @@ async fn instances_sharing_postgres_drop_their_cache_when_a_run_is_recorded() {
         assert_eq!(fresh.header("x-cache"), Some("miss"));
         assert_eq!(fresh.json()["data"][0]["ttft"][0]["sample_count"], 5);
     }
-}
-
-fn postgres_admin(url: &str) -> postgres::Client {
-    postgres::Client::connect(url, postgres::NoTls).unwrap()
 }

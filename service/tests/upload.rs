@@ -384,20 +384,7 @@ async fn an_upload_into_postgres_is_recorded_as_a_local_run_and_a_rejected_one_s
         );
         return;
     };
-    let schema = "service_upload";
-    let admin_url = server.clone();
-    tokio::task::spawn_blocking(move || {
-        postgres::Client::connect(&admin_url, postgres::NoTls)
-            .unwrap()
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-            ))
-            .unwrap();
-    })
-    .await
-    .unwrap();
-    let sep = if server.contains('?') { '&' } else { '?' };
-    let db = Database::parse(&format!("{server}{sep}options=-csearch_path%3D{schema}"));
+    let db = fresh_postgres_schema(&server, "service_upload").await;
     let f = fixture_on(tempfile::tempdir().unwrap(), db.clone()).await;
     let dir = run_dir(f.tmp.path(), "20270115-080000-pg", true);
     let crashed = run_dir(f.tmp.path(), "20270115-080000-pg-crashed", false);

@@ -252,3 +252,22 @@ pub async fn send_body(
     let _ = stream.read_to_end(&mut raw).await;
     parse(&raw)
 }
+
+/// A history database in a fresh PostgreSQL schema `schema` on `server`
+/// (dropped and created again), so a test starts empty and parallel tests
+/// never see each other's runs.
+pub async fn fresh_postgres_schema(server: &str, schema: &'static str) -> history::Database {
+    let admin_url = server.to_owned();
+    tokio::task::spawn_blocking(move || {
+        postgres::Client::connect(&admin_url, postgres::NoTls)
+            .unwrap()
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+            ))
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    let sep = if server.contains('?') { '&' } else { '?' };
+    history::Database::parse(&format!("{server}{sep}options=-csearch_path%3D{schema}"))
+}
