@@ -9,7 +9,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use history::Database;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_sharing_postgres_drop_their_cache_when_a_run_is_recorded() {
