@@ -9,9 +9,20 @@
 //! it (`41.7x`, `60.5M`) needs the same suffix in BENCHMARKS.md; a number
 //! with a unit of measure after it (`5 ms`, `3 µs`, `8 B/query`) needs the
 //! number only, because BENCHMARKS.md's tables put units in their headers.
+//!
+//! Also here: scripts/bench/merge_sections.py, which assembles BENCHMARKS.md
+//! from the sections `all.sh` ran and (with `--update`) keeps the others as an
+//! earlier run wrote them; driven on small fixtures and on the real file.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// Units of measure that make even a one-digit number a benchmark figure.
 /// Longest first, so that "ms" is not read as "m".
@@ -194,4 +205,188 @@ fn words_with_digits_and_counts_without_units_are_not_figures() {
         figures("-O3, 2 cores, x86_64, p99, llama3-2, 1 of 3 repeats"),
         Vec::<Figure>::new()
     );
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// One section of all.sh's plan: name, title, and run|failed|skipped.
+type Planned<'a> = (&'a str, &'a str, &'a str);
+
+/// Runs merge_sections.py over a run folder holding `plan` (with a section
+/// file for each run one, from `run_body`) and `keep` as the earlier file;
+/// returns its exit code, the merged text and its error output. None when
+/// python3 is not installed (all.sh needs it; then there is nothing to test).
+fn merge(
+    plan: &[Planned<'_>],
+    run_body: &dyn Fn(&str) -> String,
+    keep: Option<&str>,
+) -> Option<(i32, String, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let tsv: String = plan
+        .iter()
+        .map(|(name, title, state)| format!("{name}\t{title}\t{state}\n"))
+        .collect();
+    std::fs::write(dir.path().join("sections.tsv"), tsv).unwrap();
+    std::fs::write(dir.path().join("preamble.md"), "Updated by a test.\n").unwrap();
+    for (name, _, state) in plan {
+        if *state != "skipped" {
+            std::fs::write(dir.path().join(format!("{name}.md")), run_body(name)).unwrap();
+        }
+    }
+    let out = dir.path().join("out.md");
+    let mut command = Command::new("python3");
+    command
+        .arg(repo_root().join("scripts/bench/merge_sections.py"))
+        .arg("--dir")
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&out)
+        .args(["--skip-reason", "left out for time"]);
+    if let Some(keep) = keep {
+        let path = dir.path().join("earlier.md");
+        std::fs::write(&path, keep).unwrap();
+        command.arg("--keep").arg(path);
+    }
+    let output = match command.output() {
+        Ok(output) => output,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("skipping: python3 is not installed (scripts/bench/all.sh needs it)");
+            return None;
+        }
+        Err(e) => panic!("running python3: {e}"),
+    };
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    Some((
+        output.status.code().unwrap_or(-1),
+        text,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+fn new_section(name: &str) -> String {
+    format!(
+        "<!-- section: {name}; commit: new1234; date: 2026-12-06 10:00 UTC; status: ok -->\n\
+         ## Title of {name}\n\nRun at commit new1234.\nnew figure of {name}: 7.25 ms\n\n"
+    )
+}
+
+#[test]
+fn an_update_replaces_the_sections_run_and_keeps_the_others_with_their_origin() {
+    let earlier = "# Benchmarks\n\nold header\n\n\
+        <!-- section: a; commit: old1111; date: 2026-12-01 09:00 UTC; status: ok -->\n\
+        ## Title of a\n\nold figure of a: 1.5 ms\n\n## an inner heading of a's own output\n\n\
+        | 12 | 13 |\n\n\
+        <!-- section: b; commit: old2222; date: 2026-12-02 09:00 UTC; status: ok -->\n\
+        ## Title of b\n\nold figure of b: 2.5 ms\n";
+    let plan = [
+        ("a", "Title of a", "skipped"),
+        ("b", "Title of b", "run"),
+        ("c", "Title of c", "skipped"),
+    ];
+    let Some((code, text, stderr)) = merge(&plan, &new_section, Some(earlier)) else {
+        return;
+    };
+    assert_eq!(code, 0, "{stderr}");
+    // a: kept as it was, its inner heading and table included, origin named.
+    assert!(text.contains("old figure of a: 1.5 ms"), "{text}");
+    assert!(text.contains("## an inner heading of a's own output\n\n| 12 | 13 |"));
+    assert!(text.contains("| a | old1111 | 2026-12-01 09:00 UTC | kept from an earlier run |"));
+    // b: the new run replaced the old figures.
+    assert!(text.contains("new figure of b: 7.25 ms"));
+    assert!(!text.contains("old figure of b"), "{text}");
+    assert!(text.contains("| b | new1234 | 2026-12-06 10:00 UTC | this run |"));
+    // c: never run, listed as not run with the reason.
+    assert!(text.contains("| c | - | - | not run (left out for time) |"));
+    assert!(text.contains("**Not run** (left out for time)"));
+    assert!(text.contains("- c: Title of c"));
+    // Published in the plan's order, each once, each with its marker.
+    let a = text.find("## Title of a").unwrap();
+    let b = text.find("## Title of b").unwrap();
+    assert!(a < b);
+    assert_eq!(text.matches("<!-- section: ").count(), 2);
+    // Without --keep (a plain partial run) the sections not run disappear.
+    let (_, plain, _) = merge(&plan, &new_section, None).unwrap();
+    assert!(!plain.contains("old figure of a"));
+    assert!(plain.contains("| a | - | - | not run (left out for time) |"));
+}
+
+#[test]
+fn a_failed_section_is_flagged_and_an_earlier_file_without_provenance_is_refused() {
+    let plan = [("a", "Title of a", "failed")];
+    let failed = |name: &str| {
+        format!(
+            "<!-- section: {name}; commit: new1234; date: 2026-12-06 10:00 UTC; status: failed -->\n\
+             ## Title of {name}\n\n**FAILED** (exit 1).\n"
+        )
+    };
+    let Some((code, text, _)) = merge(&plan, &failed, None) else {
+        return;
+    };
+    assert_eq!(code, 0);
+    assert!(text.contains("| a | new1234 | 2026-12-06 10:00 UTC | FAILED in this run |"));
+    assert!(text.contains("**Failed benchmarks: a**"));
+    // A file with neither markers nor a commit and date in its header cannot
+    // say which code produced its figures: refused, naming the file.
+    let plan = [("a", "Title of a", "skipped")];
+    let (code, _, stderr) = merge(&plan, &new_section, Some("## Title of a\n\n1.5 ms\n")).unwrap();
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("earlier.md: has no section markers"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_update_of_the_real_benchmarks_md_keeps_every_figure_the_readme_quotes() {
+    // The sections and titles all.sh publishes, read from all.sh itself.
+    let all_sh = std::fs::read_to_string(repo_root().join("scripts/bench/all.sh")).unwrap();
+    let plan: Vec<(String, String)> = all_sh
+        .lines()
+        .filter_map(|line| line.strip_prefix("section "))
+        .filter_map(|rest| {
+            let (name, rest) = rest.split_once(' ')?;
+            let title = rest.strip_prefix('"')?.split_once('"')?.0;
+            Some((name.to_string(), title.to_string()))
+        })
+        .collect();
+    assert!(plan.len() >= 10, "all.sh's sections: {plan:?}");
+    let planned: Vec<Planned<'_>> = plan
+        .iter()
+        .map(|(name, title)| (name.as_str(), title.as_str(), "skipped"))
+        .collect();
+    let benchmarks = std::fs::read_to_string(repo_root().join("BENCHMARKS.md")).unwrap();
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let Some((code, merged, stderr)) = merge(&planned, &new_section, Some(&benchmarks)) else {
+        return;
+    };
+    assert_eq!(code, 0, "{stderr}");
+    // Nothing run now: every section BENCHMARKS.md has is kept, every line
+    // of it, so the README's figures stay backed.
+    for (name, title) in &plan {
+        if benchmarks.contains(&format!("\n## {title}\n")) {
+            assert!(
+                merged.contains(&format!("<!-- section: {name}; ")),
+                "{name} kept"
+            );
+        }
+    }
+    let body = |text: &str| -> BTreeSet<String> {
+        let start = text.find("\n## ").unwrap_or(text.len());
+        text[start..]
+            .lines()
+            .filter(|l| !l.starts_with("<!-- section: ") && !l.starts_with("Run at commit "))
+            .map(str::to_string)
+            .collect()
+    };
+    let lost: Vec<_> = body(&benchmarks)
+        .difference(&body(&merged))
+        .cloned()
+        .collect();
+    assert!(lost.is_empty(), "lines lost by the update: {lost:?}");
+    assert_eq!(unbacked(&readme, &merged), Vec::<String>::new());
+    // Merging the merged file again changes nothing (markers read back).
+    let (_, again, _) = merge(&planned, &new_section, Some(&merged)).unwrap();
+    assert_eq!(body(&again), body(&merged));
 }

@@ -6,13 +6,20 @@
 #   scripts/bench/all.sh --sections loadgen_issue,sut_vs_python
 #                                      # a subset; BENCHMARKS.md lists the
 #                                      # sections not run and why
+#   scripts/bench/all.sh --update --sections scaling,report_1m
+#                                      # runs only those sections and keeps
+#                                      # every other section of the existing
+#                                      # BENCHMARKS.md as it was, with the
+#                                      # commit and date that produced it
 #   scripts/bench/all.sh --out FILE    # somewhere else than BENCHMARKS.md
 #   scripts/bench/all.sh --quick --out FILE
 #                                      # smoke test: seconds per run, one
 #                                      # repeat; proves the scripts work, and
 #                                      # never writes BENCHMARKS.md
-# Options: --sections a,b,... (names below), --skip-reason TEXT (why the
-# others were left out; printed in BENCHMARKS.md, default "not selected"),
+# Options: --sections a,b,... (names below), --update (keep the sections
+# not run from the existing output file instead of listing them as not run),
+# --skip-reason TEXT (why the others were left out; printed in BENCHMARKS.md,
+# default "not selected"),
 # --issue-qps "Q1 Q2 ..." and --issue-bisect N (loadgen_issue's ladder and
 # bisection steps; the command line is printed in its section).
 #
@@ -69,15 +76,17 @@ cd "$root"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 # Every section, in the order they run; --sections picks among these.
 all_sections="loadgen_issue sut_vs_python loadgen_schedule scaling client_vs_python client_accuracy sim_throughput report_1m telemetry_overhead service_rankings"
-usage="usage: scripts/bench/all.sh [--quick] [--out FILE] [--sections a,b,...] [--skip-reason TEXT] [--issue-qps "Q1 Q2 ..."] [--issue-bisect N]
+usage="usage: scripts/bench/all.sh [--quick] [--update] [--out FILE] [--sections a,b,...] [--skip-reason TEXT] [--issue-qps "Q1 Q2 ..."] [--issue-bisect N]
 sections: ${all_sections// /, }"
 quick=0
+update=0
 out="$root/BENCHMARKS.md"
 selected="$all_sections"
 skip_reason="not selected"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; shift ;;
+    --update) update=1; shift ;;
     --out) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; out="$(realpath -m "$2")"; shift 2 ;;
     --sections)
       [ $# -ge 2 ] && [ -n "$2" ] || { echo "$usage" >&2; exit 2; }
@@ -105,12 +114,21 @@ if [ "$out" = "$root/BENCHMARKS.md" ] && [ -n "$(git status --porcelain -- . ':!
   echo "scripts/bench/all.sh: the work tree has uncommitted changes or untracked files; commit them first (or use --out FILE for a scratch run)" >&2
   exit 2
 fi
+if [ $update = 1 ] && [ "$out" = "$root/BENCHMARKS.md" ] && [ $quick = 1 ]; then
+  echo "scripts/bench/all.sh: --update --quick would mix smoke-test figures into BENCHMARKS.md; give --out FILE" >&2
+  exit 2
+fi
 commit=$(git rev-parse --short HEAD)
 dirty=$([ -n "$(git status --porcelain -- . ':!BENCHMARKS.md')" ] && echo ' (with uncommitted changes: not publishable)')
 started_at=$(date +%s)
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 raw="$root/.cache/bench/all/$stamp"
 mkdir -p "$raw"
+: > "$raw/sections.tsv"
+machine="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); $(uname -srm)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) of memory"
+# A section's commit names the code that produced it; a scratch run from a
+# dirty tree says so in every section it writes.
+section_commit="$commit${dirty:+ (uncommitted changes)}"
 
 echo "== building (release)" >&2
 cargo build --release -q -p harness --bin harness || exit 1
@@ -153,25 +171,29 @@ else
 fi
 
 failed=()
-sections=()
-skipped=()
 # section NAME TITLE FORMAT(md|text) COMMAND...: runs one benchmark (when
 # --sections selected it).
 section() {
   local name=$1 title=$2 format=$3
   shift 3
   if ! wanted "$name"; then
-    skipped+=("$name: $title")
+    printf '%s\t%s\tskipped\n' "$name" "$title" >> "$raw/sections.tsv"
     return 0
   fi
   echo "== $title: $*" >&2
   local started=$(date +%s) load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+  local run_on=$(date -u '+%Y-%m-%d %H:%M UTC')
   "$@" > "$raw/$name.txt" 2> "$raw/$name.err"
   local rc=$?
   local took=$(( $(date +%s) - started ))
+  local status=ok
+  [ $rc -eq 0 ] || status=failed
   {
+    # The marker lets a later --update keep this section and name its origin.
+    echo "<!-- section: $name; commit: $section_commit; date: $run_on; status: $status -->"
     echo "## $title"
     echo
+    echo "Run at commit $section_commit on $run_on$([ $quick = 1 ] && echo ' with --quick (a smoke test: not worth publishing)'), on $machine."
     echo "Command: \`$*\` ($took s; load average before $load_before, after $(cut -d' ' -f1-3 /proc/loadavg); raw output in \`.cache/bench/all/$stamp/$name.txt\`)"
     echo
     if [ $rc -ne 0 ]; then
@@ -185,7 +207,7 @@ section() {
     fi
     echo
   } > "$raw/$name.md"
-  sections+=("$name")
+  printf '%s\t%s\t%s\n' "$name" "$title" "$([ $rc -eq 0 ] && echo run || echo failed)" >> "$raw/sections.tsv"
 }
 
 section loadgen_issue "LoadGen core vs MLPerf LoadGen C++ 6.0.17 (-O3, and with jemalloc): max VALID Server QPS, Offline whole-test time, memory per query at equal rates" md \
@@ -211,29 +233,25 @@ section service_rankings "Results service: rankings over a large history, uncach
 
 took_min=$(( ($(date +%s) - started_at + 59) / 60 ))
 {
-  echo "# Benchmarks"
-  echo
-  echo "Written by \`scripts/bench/all.sh$([ $quick = 1 ] && echo ' --quick (a smoke test: not worth publishing)')\` on $(date -u '+%Y-%m-%d %H:%M UTC'),"
-  echo "commit $commit$dirty, in $took_min minutes,"
-  echo "on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); $(uname -srm)),"
-  echo "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) of memory. Every figure below comes from that one run; the"
-  echo "peers ran on the same machine in the same run. Sections say what each"
-  echo "benchmark measures; the scripts' headers say how."
-  echo
-  if [ ${#skipped[@]} -gt 0 ]; then
-    echo "**Not run in this publication** ($skip_reason; \`--sections ${selected// /,}\`): their figures are"
-    echo "not in this file, and no claim rests on them until a run includes them:"
-    echo
-    for s in "${skipped[@]}"; do echo "- $s"; done
-    echo
+  if [ $update = 1 ]; then
+    echo "Updated by \`scripts/bench/all.sh --update --sections ${selected// /,}$([ $quick = 1 ] && echo ' --quick (a smoke test: not worth publishing)')\` on $(date -u '+%Y-%m-%d %H:%M UTC'),"
+    echo "commit $commit$dirty, in $took_min minutes, on $machine."
+    echo "Only the sections marked \"this run\" below ran now; the others were kept as"
+    echo "an earlier run wrote them, on the commit and date the table gives."
+  else
+    echo "Written by \`scripts/bench/all.sh$([ "$selected" != "$all_sections" ] && echo " --sections ${selected// /,}")$([ $quick = 1 ] && echo ' --quick (a smoke test: not worth publishing)')\` on $(date -u '+%Y-%m-%d %H:%M UTC'),"
+    echo "commit $commit$dirty, in $took_min minutes, on $machine."
+    echo "Every figure below comes from that one run."
   fi
-  if [ ${#failed[@]} -gt 0 ]; then
-    echo "**Failed benchmarks: ${failed[*]}** (see their sections)."
-    echo
-  fi
-  for s in "${sections[@]}"; do cat "$raw/$s.md"; done
-} > "$out"
+  echo "The peers ran on the same machine in the same run as the harness they are"
+  echo "compared with. Sections say what each benchmark measures; the scripts'"
+  echo "headers say how."
+} > "$raw/preamble.md"
+keep=()
+# --update keeps the existing file's sections that were not run now.
+[ $update = 1 ] && keep=(--keep "$out")
+python3 scripts/bench/merge_sections.py --dir "$raw" --out "$raw/merged.md" --skip-reason "$skip_reason" "${keep[@]}" || exit 1
 # No path of this machine in a file meant for the repository.
-sed -i "s|$root/||g; s|$CARGO_TARGET_DIR/|target/|g" "$out"
+sed "s|$root/||g; s|$CARGO_TARGET_DIR/|target/|g" "$raw/merged.md" > "$out"
 echo "wrote $out" >&2
 [ ${#failed[@]} -eq 0 ]
