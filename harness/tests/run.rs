@@ -881,7 +881,11 @@ fn metrics_collection_samples_the_simulators_metrics_and_summarises_the_window()
         .iter()
         .filter(|s| s.source == rundir::metrics::MetricSource::Server)
         .collect();
-    assert!(server.len() >= 2, "at least two scrapes in a ~1 s run");
+    // How many interval scrapes land in a ~1 s run depends on the machine's
+    // load (a busy worker skips a tick); the collector guarantees the first,
+    // taken when it starts, and the window's two edge scrapes below. (Rates
+    // between interval scrapes: telemetry/tests/collector.rs.)
+    assert!(!server.is_empty(), "the first interval scrape is always taken");
     for name in [
         "requests_running",
         "requests_waiting",
@@ -893,13 +897,6 @@ fn metrics_collection_samples_the_simulators_metrics_and_summarises_the_window()
         );
     }
     assert!(
-        server.iter().any(|s| s
-            .values
-            .get("generation_tokens_per_s")
-            .is_some_and(|v| *v > 0.0)),
-        "the simulator generated tokens during the run"
-    );
-    assert!(
         samples
             .iter()
             .any(|s| s.source == rundir::metrics::MetricSource::Process)
@@ -907,7 +904,20 @@ fn metrics_collection_samples_the_simulators_metrics_and_summarises_the_window()
     let summary =
         rundir::metrics::read_server_summary(&dir.join(rundir::metrics::SERVER_SUMMARY_FILE))
             .unwrap();
+    // The window's start and end were scraped (marks are never skipped),
+    // one after the other, and the simulator generated tokens between them.
+    let [backend] = summary.backends.as_slice() else {
+        panic!("one backend, the simulator: {summary:?}");
+    };
+    let (Some(start), Some(end)) = (backend.start_scrape_ns, backend.end_scrape_ns) else {
+        panic!("both edges of the window scraped: {backend:?}");
+    };
+    assert!(start < end, "{backend:?}");
     let total = summary.total.expect("a window was measured");
+    assert!(
+        total.counts.get("generation_tokens").is_some_and(|v| *v > 0.0),
+        "the simulator generated tokens during the run: {total:?}"
+    );
     // The server counted (at least) every request the harness completed in
     // the window: the sim's success counter against our records.
     let records = read_records(&dir.join(rundir::RECORDS_FILE)).unwrap();
