@@ -8,28 +8,5 @@
 #   export KUBERNETES_VALIDATE=<the venv's kubernetes-validate command>
 # Progress goes to stderr.
 set -euo pipefail
-
-PACKAGE="kubernetes-validate==1.37.0"
-
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-dir="$root/.cache/peers/kubernetes-validate"
-venv="$dir/venv"
-bin="$venv/bin/kubernetes-validate"
-python="${PYTHON:-python3}"
-
-ready() {
-  [ -x "$bin" ] && [ "$(cat "$dir/.installed" 2>/dev/null)" = "$PACKAGE" ] &&
-    "$bin" --version >/dev/null 2>&1
-}
-
-if ! ready; then
-  echo "kubernetes-validate peer: installing $PACKAGE into $venv" >&2
-  mkdir -p "$dir"
-  "$python" -m venv "$venv" >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$PACKAGE" >&2
-  echo "$PACKAGE" >"$dir/.installed"
-  ready || { echo "kubernetes-validate peer: not usable after install" >&2; exit 1; }
-fi
-
-echo "kubernetes-validate peer: $("$bin" --version 2>&1 | head -n1)" >&2
-printf 'export KUBERNETES_VALIDATE=%q\n' "$bin"
+source "$(dirname "$0")/lib/pip_command.bash"
+pip_command_peer kubernetes-validate "kubernetes-validate==1.37.0" kubernetes-validate kubernetes-validate KUBERNETES_VALIDATE
