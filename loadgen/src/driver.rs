@@ -44,6 +44,30 @@ pub struct PhaseVerdict {
     pub reasons: Vec<String>,
 }
 
+impl PhaseEnd {
+    /// What observers are told when `phase` ends: its counts and, for a
+    /// performance phase, its verdict (`None` for accuracy). One place for
+    /// both drivers (this one and the official LoadGen's in the harness).
+    pub fn new(
+        phase: Phase,
+        end_ns: u64,
+        completed_samples: u64,
+        failed_samples: u64,
+        verdict: Option<&PhaseVerdict>,
+        interrupted: bool,
+    ) -> PhaseEnd {
+        PhaseEnd {
+            phase,
+            end_ns,
+            completed_samples,
+            failed_samples,
+            valid: verdict.map(|v| v.valid),
+            invalid_reasons: verdict.map(|v| v.reasons.clone()).unwrap_or_default(),
+            interrupted,
+        }
+    }
+}
+
 /// What the driver tells the caller as the test runs. Called on the thread
 /// that runs [`start_test`].
 pub trait TestHooks: Send + Sync {
@@ -327,18 +351,14 @@ impl Test<'_> {
             .then(|| self.hooks.performance_finished(settings, &measurements));
         if let Some(observer) = &self.options.observer {
             let failed: u64 = measurements.result.failed_samples.values().sum();
-            observer.phase_finished(&PhaseEnd {
+            observer.phase_finished(&PhaseEnd::new(
                 phase,
-                end_ns: measurements.max_complete_ns,
-                completed_samples: measurements.samples_issued,
-                failed_samples: failed,
-                valid: verdict.as_ref().map(|v| v.valid),
-                invalid_reasons: verdict
-                    .as_ref()
-                    .map(|v| v.reasons.clone())
-                    .unwrap_or_default(),
-                interrupted: measurements.result.interrupted,
-            });
+                measurements.max_complete_ns,
+                measurements.samples_issued,
+                failed,
+                verdict.as_ref(),
+                measurements.result.interrupted,
+            ));
         }
         self.outcome.interrupted |= measurements.result.interrupted;
         self.outcome.phases.push(PhaseOutcome {

@@ -239,18 +239,14 @@ pub(super) fn measure(
         perf_constraints_met: reported.as_ref().is_some_and(|s| s.perf_constraints_met),
         reasons: verdict.reasons.clone(),
     });
-    observers.phase_finished(&PhaseEnd {
-        phase: start.phase,
-        end_ns: run.end_ns,
-        completed_samples: run.completed_samples,
-        failed_samples: failed,
-        valid: phase_verdict.as_ref().map(|v| v.valid),
-        invalid_reasons: phase_verdict
-            .as_ref()
-            .map(|v| v.reasons.clone())
-            .unwrap_or_default(),
-        interrupted: run.interrupted,
-    });
+    observers.phase_finished(&PhaseEnd::new(
+        start.phase,
+        run.end_ns,
+        run.completed_samples,
+        failed,
+        phase_verdict.as_ref(),
+        run.interrupted,
+    ));
     drop(observers);
     let (exporter, skipped_ticks) = telemetry.finish(runtime);
     if let Ok(records) = Arc::try_unwrap(records) {
