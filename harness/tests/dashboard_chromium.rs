@@ -11,16 +11,16 @@
 mod common {
     pub mod child;
     pub mod paths;
+    pub mod serve;
     pub mod stdout;
 }
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::child::KillOnDrop;
 use common::paths::sample_dataset;
-use common::stdout::first_line;
+use common::serve::{harness_serve, start};
 use serde_json::Value;
 
 const KEY: &str = "read-key-0123456789abcdef";
@@ -145,26 +145,20 @@ fn every_dashboard_page_renders_in_headless_chromium_with_the_apis_figures() {
     record(scratch.path(), "engine-a", true);
     record(scratch.path(), "engine-<b>", false);
 
-    let mut serve = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_harness"))
+    let served = start(
+        harness_serve()
             .current_dir(scratch.path())
-            .args(["serve", "--db", "h.sqlite", "--listen", "127.0.0.1:0"])
-            .arg("--public-dashboard")
-            .env("HARNESS_API_KEYS", format!("read:{KEY}"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .args(["--db", "h.sqlite", "--public-dashboard"])
+            .env("HARNESS_API_KEYS", format!("read:{KEY}")),
     );
-    let line = first_line(&mut serve.0);
-    let addr = line.trim().rsplit_once("http://").unwrap().1.to_owned();
+    let addr = served.addr.as_str();
     let base = format!("http://{addr}");
     let shots: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
 
     // What the API (and harness compare) say, then every page at once.
-    let rankings = api(&addr, "/api/v1/benchmarks/rankings/ttft");
-    let runs = api(&addr, "/api/v1/runs");
+    let rankings = api(addr, "/api/v1/benchmarks/rankings/ttft");
+    let runs = api(addr, "/api/v1/runs");
     let ids: Vec<String> = runs["data"]
         .as_array()
         .unwrap()
@@ -174,12 +168,12 @@ fn every_dashboard_page_renders_in_headless_chromium_with_the_apis_figures() {
     assert_eq!(ids.len(), 2);
     // The oldest run is the one with a report.
     let with_report = ids.last().unwrap();
-    let detail = api(&addr, &format!("/api/v1/runs/{with_report}"));
-    let trend = api(&addr, "/api/v1/trends/ttft");
+    let detail = api(addr, &format!("/api/v1/runs/{with_report}"));
+    let trend = api(addr, "/api/v1/trends/ttft");
     let dirs: Vec<PathBuf> = ids[..2]
         .iter()
         .map(|id| {
-            let run = api(&addr, &format!("/api/v1/runs/{id}"));
+            let run = api(addr, &format!("/api/v1/runs/{id}"));
             scratch
                 .path()
                 .join(run["data"]["run_dir"].as_str().unwrap())

@@ -4,14 +4,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common {
+    pub mod child;
     pub mod postgres;
+    pub mod serve;
     pub mod stdout;
 }
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::stdout::first_line;
+use common::serve::{Served, harness_serve, start};
 
 const KEY: &str = "read-key-0123456789abcdef";
 
@@ -35,24 +37,19 @@ fn serve_prints_its_address_and_answers_with_a_key_from_a_file() {
     let tmp = tempfile::tempdir().unwrap();
     let keys = tmp.path().join("keys.txt");
     std::fs::write(&keys, format!("# the team\nread:{KEY}\n")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(tmp.path().join("h.sqlite"))
-        .arg("--api-keys-file")
-        .arg(&keys)
-        .env_remove("HARNESS_API_KEYS")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let line = first_line(&mut child);
-    let addr = line.trim().rsplit_once("http://").unwrap().1.to_owned();
+    let served = start(
+        harness_serve()
+            .arg("--db")
+            .arg(tmp.path().join("h.sqlite"))
+            .arg("--api-keys-file")
+            .arg(&keys),
+    );
+    let addr = served.addr.clone();
     let health = get(&addr, "/health", None);
     let runs = get(&addr, "/api/v1/runs", Some(KEY));
     let unauthorized = get(&addr, "/api/v1/runs", None);
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert_eq!(health.0, 200, "{line}");
+    drop(served);
+    assert_eq!(health.0, 200, "{addr}");
     assert_eq!(runs.0, 200);
     assert!(runs.1.contains("\"data\":[]"), "{}", runs.1);
     assert_eq!(unauthorized.0, 401);
@@ -112,19 +109,14 @@ fn synthetic(parent: &std::path::Path, name: &str, qps: f64, seed: u64, finished
     dir.to_str().unwrap().to_owned()
 }
 
-/// Starts `harness serve` over `db`; returns the child and its address.
-fn serve(db: &std::path::Path, keys: &str) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(db)
-        .env("HARNESS_API_KEYS", keys)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let line = first_line(&mut child);
-    let addr = line.trim().rsplit_once("http://").unwrap().1.to_owned();
-    (child, addr)
+/// Starts `harness serve` over `db` with `keys`.
+fn serve(db: &std::path::Path, keys: &str) -> Served {
+    start(
+        harness_serve()
+            .arg("--db")
+            .arg(db)
+            .env("HARNESS_API_KEYS", keys),
+    )
 }
 
 #[test]
@@ -162,7 +154,8 @@ fn imported_runs_compare_over_the_api_exactly_as_the_cli_does() {
     let cli_mismatch = harness(&["compare", &a, &c, "--format", "json", "--allow-mismatch"]);
     assert_eq!(cli_mismatch.status.code(), Some(0));
 
-    let (mut child, addr) = serve(&db, &format!("read:{KEY}"));
+    let served = serve(&db, &format!("read:{KEY}"));
+    let addr = served.addr.clone();
     let same = get(
         &addr,
         "/api/v1/compare?baseline=run-a&candidate=run-b",
@@ -200,8 +193,7 @@ fn imported_runs_compare_over_the_api_exactly_as_the_cli_does() {
         None,
     );
     let still = get(&addr, "/health", None);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(served);
 
     assert_eq!(same.0, 200, "{}", same.1);
     assert_eq!(
@@ -249,18 +241,15 @@ fn push_uploads_a_run_that_the_server_records_once_and_never_prints_the_key() {
     std::fs::create_dir(&local).unwrap();
     let run = synthetic(&local, "20270115-080000-pushed", 100.0, 1, true);
     let crashed = synthetic(&local, "20270115-080000-crashed", 100.0, 2, false);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(&db)
-        .arg("--runs-dir")
-        .arg(tmp.path().join("stored"))
-        .env("HARNESS_API_KEYS", format!("read:{KEY},upload:{UPLOAD}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let line = first_line(&mut child);
-    let addr = line.trim().rsplit_once("http://").unwrap().1.to_owned();
+    let served = start(
+        harness_serve()
+            .arg("--db")
+            .arg(&db)
+            .arg("--runs-dir")
+            .arg(tmp.path().join("stored"))
+            .env("HARNESS_API_KEYS", format!("read:{KEY},upload:{UPLOAD}")),
+    );
+    let addr = served.addr.clone();
     let server = format!("http://{addr}");
 
     let first = push(&run, &server, UPLOAD);
@@ -268,8 +257,7 @@ fn push_uploads_a_run_that_the_server_records_once_and_never_prints_the_key() {
     let read_only = push(&run, &server, KEY);
     let unfinished = push(&crashed, &server, UPLOAD);
     let listed = get(&addr, "/api/v1/runs/20270115-080000-pushed", Some(KEY));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(served);
 
     let text = |o: &std::process::Output| {
         format!(
@@ -341,32 +329,20 @@ fn push_to_a_postgres_history_records_the_run_as_a_local_import() {
     let run = synthetic(&local, "20270115-080000-pg-pushed", 100.0, 1, true);
     let crashed = synthetic(&local, "20270115-080000-pg-crashed", 100.0, 2, false);
     let stored = tmp.path().join("stored");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            &url,
-            "--runs-dir",
-        ])
-        .arg(&stored)
-        .env("HARNESS_API_KEYS", format!("read:{KEY},upload:{UPLOAD}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let line = first_line(&mut child);
-    let addr = line.trim().rsplit_once("http://").unwrap().1.to_owned();
-    let base = format!("http://{addr}");
+    let served = start(
+        harness_serve()
+            .args(["--db", &url, "--runs-dir"])
+            .arg(&stored)
+            .env("HARNESS_API_KEYS", format!("read:{KEY},upload:{UPLOAD}")),
+    );
+    let base = format!("http://{}", served.addr);
     let read_only = push(&run, &base, KEY);
     let unfinished = push(&crashed, &base, UPLOAD);
     let pg = history::History::open(&history::Database::parse(&url)).unwrap();
     let before = pg.list(&history::Filter::default()).unwrap();
     let first = push(&run, &base, UPLOAD);
     let again = push(&run, &base, UPLOAD);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(served);
 
     assert_eq!(read_only.status.code(), Some(1));
     assert_eq!(unfinished.status.code(), Some(1));
