@@ -7,11 +7,17 @@
 // allowances do not reach them.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod common {
+    pub mod peer;
+}
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dataset::{Dataset, DatasetError, DatasetFormat, DatasetOptions, read_dataframe};
 use serde_json::Value;
+
+use common::peer::run_peer;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/datasets")
@@ -80,17 +86,12 @@ fn fresh_pickles_from_real_pandas() {
     }
     let dir = tempfile::tempdir().unwrap();
     for (k, py) in pythons.iter().enumerate() {
-        let out = Command::new(py)
-            .arg(fixtures().join("make_pickles.py"))
-            .arg(dir.path())
-            .args(["--rows", "300", "--seed", "7", "--tag"])
-            .arg(format!("t{k}"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_peer(
+            Command::new(py)
+                .arg(fixtures().join("make_pickles.py"))
+                .arg(dir.path())
+                .args(["--rows", "300", "--seed", "7", "--tag"])
+                .arg(format!("t{k}")),
         );
         for proto in [4, 5] {
             let base = dir.path().join(format!("t{k}_p{proto}"));

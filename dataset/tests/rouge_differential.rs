@@ -8,6 +8,10 @@
 // allowances do not reach them.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod common {
+    pub mod peer;
+}
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +21,8 @@ use dataset::accuracy::{porter, postprocess, rouge, score_texts};
 use dataset::{Dataset, DatasetOptions};
 use loadgen::rng::{Mt19937, shuffle, uniform_int};
 use serde_json::{Value, json};
+
+use common::peer::run_peer;
 
 fn peer(test: &str) -> Option<(String, PathBuf)> {
     match (
@@ -40,18 +46,13 @@ fn run_python(py: &str, punkt_dir: &Path, script: &str, input: &Value) -> Value 
     let mut f = tempfile::NamedTempFile::new().unwrap();
     serde_json::to_writer(&mut f, input).unwrap();
     f.flush().unwrap();
-    let out = Command::new(py)
-        .env("NLTK_DATA", nltk_data)
-        .args(["-c", script])
-        .arg(f.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_peer(
+        Command::new(py)
+            .env("NLTK_DATA", nltk_data)
+            .args(["-c", script])
+            .arg(f.path()),
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&stdout).unwrap()
 }
 
 fn bundled() -> Dataset {

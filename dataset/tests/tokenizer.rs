@@ -5,6 +5,10 @@
 // allowances do not reach them.
 #![allow(clippy::unwrap_used)]
 
+mod common {
+    pub mod peer;
+}
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,6 +16,8 @@ use std::process::Command;
 use dataset::tokenizer::{HfTokenizer, Tokenizer};
 use dataset::{Dataset, DatasetOptions};
 use loadgen::rng::{Mt19937, uniform_int};
+
+use common::peer::run_peer;
 
 fn peer() -> Option<(String, String)> {
     match (
@@ -44,21 +50,13 @@ fn encodes_the_bundled_prompts_like_python_tokenizers() {
     );
     // The vocabulary, added tokens included, as Python tokenizers counts it
     // (this file: Llama 3's 128,000 BPE ids, 256 special tokens and a pad).
-    let out = std::process::Command::new(&py)
-        .args([
-            "-c",
-            "import sys; from tokenizers import Tokenizer; \
-             print(Tokenizer.from_file(sys.argv[1]).get_vocab_size(with_added_tokens=True))",
-            &json,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let python: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let stdout = run_peer(std::process::Command::new(&py).args([
+        "-c",
+        "import sys; from tokenizers import Tokenizer; \
+         print(Tokenizer.from_file(sys.argv[1]).get_vocab_size(with_added_tokens=True))",
+        &json,
+    ]));
+    let python: u32 = String::from_utf8_lossy(&stdout).trim().parse().unwrap();
     assert!(python > 128_000, "{python}");
     assert_eq!(t.vocab_size(), Some(python));
     // tok_input was written by Python tokenizers (scripts/make_sample_dataset.py).
@@ -123,18 +121,13 @@ batch = json.load(open(sys.argv[2]))
 json.dump({"skip": tok.batch_decode(batch, skip_special_tokens=True),
            "keep": tok.batch_decode(batch, skip_special_tokens=False)}, sys.stdout)
 "#;
-    let out = Command::new(&py)
-        .args(["-c", script])
-        .arg(&dir)
-        .arg(input.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_peer(
+        Command::new(&py)
+            .args(["-c", script])
+            .arg(&dir)
+            .arg(input.path()),
     );
-    let want: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let want: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let refs: Vec<&[u32]> = batch.iter().map(Vec::as_slice).collect();
     for (key, skip) in [("skip", true), ("keep", false)] {
         let ours = t.batch_decode(&refs, skip).unwrap();
