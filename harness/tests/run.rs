@@ -885,7 +885,10 @@ fn metrics_collection_samples_the_simulators_metrics_and_summarises_the_window()
     // load (a busy worker skips a tick); the collector guarantees the first,
     // taken when it starts, and the window's two edge scrapes below. (Rates
     // between interval scrapes: telemetry/tests/collector.rs.)
-    assert!(!server.is_empty(), "the first interval scrape is always taken");
+    assert!(
+        !server.is_empty(),
+        "the first interval scrape is always taken"
+    );
     for name in [
         "requests_running",
         "requests_waiting",
@@ -915,7 +918,10 @@ fn metrics_collection_samples_the_simulators_metrics_and_summarises_the_window()
     assert!(start < end, "{backend:?}");
     let total = summary.total.expect("a window was measured");
     assert!(
-        total.counts.get("generation_tokens").is_some_and(|v| *v > 0.0),
+        total
+            .counts
+            .get("generation_tokens")
+            .is_some_and(|v| *v > 0.0),
         "the simulator generated tokens during the run: {total:?}"
     );
     // The server counted (at least) every request the harness completed in
