@@ -174,7 +174,180 @@ const MIGRATIONS: &[Migration] = &[
         postgres: "CREATE INDEX metrics_rank
             ON metrics(name, model, system, scenario, dataset, started_instant, value, run_id);",
     },
+    // 8: running sums per metric and (model, system, scenario, dataset), so
+    // a ranking without a time, label or backend filter reads a few rows
+    // instead of every run's value. `record` and `delete` keep them in the
+    // same transaction as the metric rows (`GROUP_DELTA_SQL`); every group
+    // of a metric is summed about that metric's one `shift` (a value of it,
+    // fixed when first recorded), so groups add up by plain sums. Existing
+    // rows are summed by `sqlite::backfill_groups`/`pg::backfill_groups`,
+    // one metric per statement.
+    Migration {
+        sqlite: "CREATE TABLE metric_shifts (
+            name  TEXT PRIMARY KEY,
+            shift REAL NOT NULL
+        );
+        CREATE TABLE metric_groups (
+            name        TEXT NOT NULL,
+            model       TEXT NOT NULL,
+            system      TEXT NOT NULL,
+            scenario    TEXT NOT NULL,
+            has_dataset INTEGER NOT NULL,
+            dataset     TEXT NOT NULL,
+            runs        INTEGER NOT NULL,
+            sum         REAL,
+            sum_sq      REAL,
+            PRIMARY KEY (name, model, system, scenario, has_dataset, dataset)
+        );",
+        postgres: r#"CREATE TABLE metric_shifts (
+            name  TEXT COLLATE "C" PRIMARY KEY,
+            shift DOUBLE PRECISION NOT NULL
+        );
+        CREATE TABLE metric_groups (
+            name        TEXT COLLATE "C" NOT NULL,
+            model       TEXT COLLATE "C" NOT NULL,
+            system      TEXT COLLATE "C" NOT NULL,
+            scenario    TEXT NOT NULL,
+            has_dataset BOOLEAN NOT NULL,
+            dataset     TEXT NOT NULL,
+            runs        BIGINT NOT NULL,
+            sum         DOUBLE PRECISION NOT NULL,
+            sum_sq      DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (name, model, system, scenario, has_dataset, dataset)
+        );"#,
+    },
 ];
+
+/// The migration that added the running sums ([`MIGRATIONS`] 8): existing
+/// metric rows are summed into them.
+const GROUP_SUMS_VERSION: u32 = 8;
+
+/// A value's difference from its metric's shift, and that difference
+/// squared, as the running sums add them: infinite where a value or the
+/// shift is past ±1e100 (PostgreSQL refuses an overflow; SQLite would turn
+/// one infinite by itself), so that group's sums stop being finite and a
+/// ranking reads its values instead. `inf` is the dialect's infinity.
+fn shifted(inf: &str) -> (String, String) {
+    let guard = "abs(m.value) < 1e100 AND abs(s.shift) < 1e100";
+    (
+        format!("(CASE WHEN {guard} THEN m.value - s.shift ELSE {inf} END)"),
+        format!(
+            "(CASE WHEN {guard} THEN (m.value - s.shift) * (m.value - s.shift) ELSE {inf} END)"
+        ),
+    )
+}
+
+/// Adds (`sign` `+`) or takes away (`-`) one run's metric rows (run id in
+/// placeholder `p`) to or from the running sums: one statement for every
+/// metric of the run, the same in both dialects but for `inf` and `p`.
+/// The run's rows must be in `metrics` and their shifts in
+/// `metric_shifts`.
+fn group_delta_sql(sign: char, p: &str, inf: &str) -> String {
+    let (d, d2) = shifted(inf);
+    format!(
+        "INSERT INTO metric_groups
+           (name, model, system, scenario, has_dataset, dataset, runs, sum, sum_sq)
+         SELECT m.name, m.model, m.system, m.scenario, m.dataset IS NOT NULL,
+                coalesce(m.dataset, ''), {sign}1, {sign}{d}, {sign}{d2}
+         FROM metrics m JOIN metric_shifts s ON s.name = m.name
+         WHERE m.run_id = {p}
+         ON CONFLICT (name, model, system, scenario, has_dataset, dataset) DO UPDATE SET
+           runs = metric_groups.runs + excluded.runs,
+           sum = metric_groups.sum + excluded.sum,
+           sum_sq = metric_groups.sum_sq + excluded.sum_sq"
+    )
+}
+
+/// Drops the groups a run's removal emptied (run id in placeholder `p`):
+/// a group recorded again starts from exact zeros, not from the rounding
+/// its removals left.
+fn empty_groups_sql(p: &str) -> String {
+    format!(
+        "DELETE FROM metric_groups WHERE runs <= 0
+           AND name IN (SELECT name FROM metrics WHERE run_id = {p})"
+    )
+}
+
+/// Fixes the shift of every metric of a run (placeholder `p`) that has
+/// none yet.
+fn new_shifts_sql(p: &str) -> String {
+    format!(
+        "INSERT INTO metric_shifts (name, shift)
+         SELECT name, value FROM metrics WHERE run_id = {p}
+         ON CONFLICT (name) DO NOTHING"
+    )
+}
+
+/// Sums one metric's (placeholder `p`) existing rows into the running
+/// sums, its shift the value of its first run id (as the scan summed
+/// about before the running sums).
+fn backfill_groups_sql(p: &str, inf: &str) -> [String; 2] {
+    let (d, d2) = shifted(inf);
+    [
+        format!(
+            "INSERT INTO metric_shifts (name, shift)
+             SELECT name, value FROM metrics WHERE name = {p} ORDER BY run_id LIMIT 1"
+        ),
+        format!(
+            "INSERT INTO metric_groups
+               (name, model, system, scenario, has_dataset, dataset, runs, sum, sum_sq)
+             SELECT m.name, m.model, m.system, m.scenario, m.dataset IS NOT NULL,
+                    coalesce(m.dataset, ''), count(*), sum({d}), sum({d2})
+             FROM metrics m JOIN metric_shifts s ON s.name = m.name
+             WHERE m.name = {p}
+             GROUP BY m.name, m.model, m.system, m.scenario, m.dataset"
+        ),
+    ]
+}
+
+/// Whether the running sums answer `filter`: they are kept per model,
+/// scenario and dataset; time, label and backend filters read the rows.
+fn sums_answer(filter: &Filter) -> bool {
+    filter.since.is_none()
+        && filter.until.is_none()
+        && filter.label.is_none()
+        && filter.backend.is_none()
+}
+
+/// One metric's groups from the running sums (`?1`/`$1` the name, the
+/// filter's model, scenario and dataset from placeholder 2 on), in (model,
+/// system) order, and the values to bind after the name. A sum that is
+/// NULL (SQLite's NaN, from an infinity taken away) in any row makes the
+/// group's sum NULL, read as NaN.
+fn stored_sums_sql(filter: &Filter, d: &Dialect) -> (String, Vec<String>) {
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    for (column, value) in [
+        ("model", &filter.model),
+        ("scenario", &filter.scenario),
+        ("dataset", &filter.dataset),
+    ] {
+        if let Some(value) = value {
+            values.push(value.clone());
+            let p = (d.placeholder)(values.len() + 1);
+            if column == "dataset" {
+                sql.push_str(&format!(" AND g.has_dataset AND g.dataset = {p}"));
+            } else {
+                sql.push_str(&format!(" AND g.{column} = {p}"));
+            }
+        }
+    }
+    let name = (d.placeholder)(1);
+    let nullable = |c: &str| format!("CASE WHEN count(g.{c}) = count(*) THEN sum(g.{c}) END");
+    (
+        format!(
+            "SELECT g.model, g.system, CAST(sum(g.runs) AS BIGINT), s.shift, {}, {}
+             FROM metric_groups g JOIN metric_shifts s ON s.name = g.name
+             WHERE g.name = {name}{sql}
+             GROUP BY g.model, g.system, s.shift
+             HAVING sum(g.runs) > 0
+             ORDER BY g.model, g.system",
+            nullable("sum"),
+            nullable("sum_sq")
+        ),
+        values,
+    )
+}
 
 /// The migration that added the ranking columns: databases older than it
 /// get those columns filled in from their JSON columns (in Rust, with
@@ -666,8 +839,10 @@ impl History {
 
     /// Each (model, system) group's run count and sums of `metric` over
     /// the runs `filter` selects (`limit` and `offset` do not apply), in
-    /// (model, system) order: aggregated by the database over one range of
-    /// the ranking index, reading no run's JSON.
+    /// (model, system) order. Without a time, label or backend filter, read
+    /// from the running sums `record` and `delete` keep (a few rows per
+    /// group, whatever the number of runs); with one, aggregated by the
+    /// database over one range of the ranking index. No run's JSON is read.
     pub fn group_sums(
         &self,
         metric: &str,

@@ -10,10 +10,14 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 
 use crate::{
-    Dialect, Filter, GroupSums, HistoryError, MIGRATIONS, MetricValue, PostgresUrl,
-    RANK_COLUMNS_VERSION, RunEntry, SCHEMA_VERSION, SeriesPoint, TrendPoint, conditions, parse,
-    system_of, to_json,
+    Dialect, Filter, GROUP_SUMS_VERSION, GroupSums, HistoryError, MIGRATIONS, MetricValue,
+    PostgresUrl, RANK_COLUMNS_VERSION, RunEntry, SCHEMA_VERSION, SeriesPoint, TrendPoint,
+    backfill_groups_sql, conditions, empty_groups_sql, group_delta_sql, new_shifts_sql, parse,
+    stored_sums_sql, sums_answer, system_of, to_json,
 };
+
+/// PostgreSQL's infinity.
+const INF: &str = "'Infinity'::FLOAT8";
 
 /// How long connecting may take when the URL sets no `connect_timeout`: an
 /// unreachable server must fail the open, not hang it.
@@ -225,6 +229,9 @@ fn migrate(client: &mut Client) -> Result<(), Migration> {
             if to == RANK_COLUMNS_VERSION {
                 backfill(&mut tx)?;
             }
+            if to == GROUP_SUMS_VERSION {
+                backfill_groups(&mut tx)?;
+            }
         }
         let version = i32::try_from(SCHEMA_VERSION).unwrap_or(i32::MAX);
         tx.execute("DELETE FROM schema_version", &[])?;
@@ -292,8 +299,38 @@ fn backfill(tx: &mut postgres::Transaction<'_>) -> Result<(), postgres::Error> {
     Ok(())
 }
 
+/// Sums the metric rows recorded before migration 8: one statement per
+/// metric (an index range of `metrics_rank` each), so no single statement
+/// reads every metric row and meets the statement timeout on a large
+/// history.
+fn backfill_groups(tx: &mut postgres::Transaction<'_>) -> Result<(), postgres::Error> {
+    let names: Vec<String> = tx
+        .query("SELECT DISTINCT name FROM metrics", &[])?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let [shift, sums] = backfill_groups_sql("$1::TEXT", INF);
+    let (shift, sums) = (tx.prepare(&shift)?, tx.prepare(&sums)?);
+    for name in &names {
+        tx.execute(&shift, &[name])?;
+        tx.execute(&sums, &[name])?;
+    }
+    Ok(())
+}
+
+/// Takes a run's metric rows (if it is recorded) out of the running sums.
+fn take_out_of_sums(
+    tx: &mut postgres::Transaction<'_>,
+    run_id: &str,
+) -> Result<(), postgres::Error> {
+    tx.execute(&group_delta_sql('-', "$1::TEXT", INF), &[&run_id])?;
+    tx.execute(&empty_groups_sql("$1::TEXT"), &[&run_id])?;
+    Ok(())
+}
+
 pub(crate) fn record(client: &mut Client, run: &RunEntry) -> Result<(), postgres::Error> {
     let mut tx = client.transaction()?;
+    take_out_of_sums(&mut tx, &run.run_id)?;
     tx.execute("DELETE FROM runs WHERE run_id = $1", &[&run.run_id])?;
     tx.execute(
         "INSERT INTO runs (run_id, run_dir, started_at, model, scenario, mode, backends, dataset,
@@ -340,6 +377,8 @@ pub(crate) fn record(client: &mut Client, run: &RunEntry) -> Result<(), postgres
             tx.execute(&insert, &[&run.run_id, name, value])?;
         }
     }
+    tx.execute(&new_shifts_sql("$1::TEXT"), &[&run.run_id])?;
+    tx.execute(&group_delta_sql('+', "$1::TEXT", INF), &[&run.run_id])?;
     // Delivered on commit to every `ChangeListener` of this schema.
     tx.execute("SELECT pg_notify($1, current_schema())", &[&CHANNEL])?;
     tx.commit()
@@ -508,6 +547,29 @@ pub(crate) fn group_sums(
     metric: &str,
     filter: &Filter,
 ) -> Result<Vec<GroupSums>, postgres::Error> {
+    if sums_answer(filter) {
+        let (sql, values) = stored_sums_sql(filter, &DIALECT);
+        let mut params: Params = vec![Box::new(metric.to_owned())];
+        params.extend(
+            values
+                .into_iter()
+                .map(|v| Box::new(v) as Box<dyn ToSql + Sync + Send>),
+        );
+        return client
+            .query(&sql, &refs(&params))?
+            .iter()
+            .map(|r| {
+                Ok(GroupSums {
+                    model: r.try_get(0)?,
+                    system: r.try_get(1)?,
+                    count: u64::try_from(r.try_get::<_, i64>(2)?).unwrap_or(0),
+                    shift: r.try_get(3)?,
+                    sum: r.try_get(4)?,
+                    sum_sq: r.try_get(5)?,
+                })
+            })
+            .collect();
+    }
     let (cond, params) = filtered(filter, "metrics", vec![Box::new(metric.to_owned())]);
     // Values past ±1e100 (or such a shift) make the group's sums infinite
     // rather than overflow, which PostgreSQL refuses: the ranking then reads
@@ -629,6 +691,7 @@ pub(crate) fn wait(client: &mut Client) -> Result<bool, postgres::Error> {
 
 pub(crate) fn delete(client: &mut Client, run_id: &str) -> Result<bool, postgres::Error> {
     let mut tx = client.transaction()?;
+    take_out_of_sums(&mut tx, run_id)?;
     // Metrics go with their run (ON DELETE CASCADE).
     let removed = tx.execute("DELETE FROM runs WHERE run_id = $1", &[&run_id])? > 0;
     if removed {

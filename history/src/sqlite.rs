@@ -5,9 +5,14 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    Dialect, Filter, GroupSums, HistoryError, MIGRATIONS, MetricValue, RANK_COLUMNS_VERSION,
-    RunEntry, SCHEMA_VERSION, SeriesPoint, TrendPoint, conditions, parse, system_of, to_json,
+    Dialect, Filter, GROUP_SUMS_VERSION, GroupSums, HistoryError, MIGRATIONS, MetricValue,
+    RANK_COLUMNS_VERSION, RunEntry, SCHEMA_VERSION, SeriesPoint, TrendPoint, backfill_groups_sql,
+    conditions, empty_groups_sql, group_delta_sql, new_shifts_sql, parse, stored_sums_sql,
+    sums_answer, system_of, to_json,
 };
+
+/// SQLite's infinity (a literal past f64's range).
+const INF: &str = "9e999";
 
 /// Opens (creating) the file and migrates it.
 pub(crate) fn open(path: &Path) -> Result<Connection, HistoryError> {
@@ -40,6 +45,9 @@ pub(crate) fn open(path: &Path) -> Result<Connection, HistoryError> {
         tx.execute_batch(migration.sqlite).map_err(err)?;
         if to == RANK_COLUMNS_VERSION {
             backfill(&tx).map_err(err)?;
+        }
+        if to == GROUP_SUMS_VERSION {
+            backfill_groups(&tx).map_err(err)?;
         }
     }
     if found < SCHEMA_VERSION {
@@ -76,6 +84,30 @@ fn backfill(tx: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// Sums the metric rows recorded before migration 8, one metric at a time.
+fn backfill_groups(tx: &Connection) -> rusqlite::Result<()> {
+    let names: Vec<String> = tx
+        .prepare("SELECT DISTINCT name FROM metrics")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let statements = backfill_groups_sql("?1", INF);
+    for name in names {
+        for sql in &statements {
+            tx.execute(sql, params![name])?;
+        }
+    }
+    Ok(())
+}
+
+/// Takes a run's metric rows (if it is recorded) out of the running sums.
+fn take_out_of_sums(tx: &Connection, run_id: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(&group_delta_sql('-', "?1", INF))?
+        .execute(params![run_id])?;
+    tx.prepare_cached(&empty_groups_sql("?1"))?
+        .execute(params![run_id])?;
+    Ok(())
+}
+
 fn insert_labels_and_backends(
     tx: &Connection,
     run_id: &str,
@@ -97,6 +129,7 @@ fn insert_labels_and_backends(
 
 pub(crate) fn record(conn: &mut Connection, run: &RunEntry) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
+    take_out_of_sums(&tx, &run.run_id)?;
     tx.execute("DELETE FROM runs WHERE run_id = ?1", params![run.run_id])?;
     tx.execute(
         "INSERT INTO runs (run_id, run_dir, started_at, model, scenario, mode, backends, dataset,
@@ -137,6 +170,10 @@ pub(crate) fn record(conn: &mut Connection, run: &RunEntry) -> rusqlite::Result<
             }
         }
     }
+    tx.prepare_cached(&new_shifts_sql("?1"))?
+        .execute(params![run.run_id])?;
+    tx.prepare_cached(&group_delta_sql('+', "?1", INF))?
+        .execute(params![run.run_id])?;
     tx.commit()
 }
 
@@ -300,12 +337,21 @@ pub(crate) fn group_sums_sql(
     (sql, values)
 }
 
+/// One metric's per-(model, system) sums from the running sums (filters
+/// they answer) or summed over its rows (time, label, backend filters).
 pub(crate) fn group_sums(
     conn: &Connection,
     metric: &str,
     filter: &Filter,
 ) -> rusqlite::Result<Vec<GroupSums>> {
-    let (sql, values) = group_sums_sql(metric, filter);
+    let (sql, values) = if sums_answer(filter) {
+        let (sql, values) = stored_sums_sql(filter, &DIALECT);
+        let mut all = vec![rusqlite::types::Value::Text(metric.to_owned())];
+        all.extend(values.into_iter().map(rusqlite::types::Value::Text));
+        (sql, all)
+    } else {
+        group_sums_sql(metric, filter)
+    };
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
         Ok(GroupSums {
@@ -313,8 +359,9 @@ pub(crate) fn group_sums(
             system: r.get(1)?,
             count: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
             shift: r.get(3)?,
-            sum: r.get(4)?,
-            sum_sq: r.get(5)?,
+            // NULL: a NaN (an infinity taken away) in the running sums.
+            sum: r.get::<_, Option<f64>>(4)?.unwrap_or(f64::NAN),
+            sum_sq: r.get::<_, Option<f64>>(5)?.unwrap_or(f64::NAN),
         })
     })?;
     rows.collect()
@@ -372,8 +419,12 @@ pub(crate) fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
 }
 
 pub(crate) fn delete(conn: &mut Connection, run_id: &str) -> rusqlite::Result<bool> {
+    let tx = conn.transaction()?;
+    take_out_of_sums(&tx, run_id)?;
     // Metrics go with their run (ON DELETE CASCADE).
-    Ok(conn.execute("DELETE FROM runs WHERE run_id = ?1", params![run_id])? > 0)
+    let removed = tx.execute("DELETE FROM runs WHERE run_id = ?1", params![run_id])? > 0;
+    tx.commit()?;
+    Ok(removed)
 }
 
 pub(crate) fn contains(conn: &Connection, run_id: &str) -> rusqlite::Result<bool> {

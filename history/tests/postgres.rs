@@ -9,6 +9,8 @@
 
 use std::sync::{Arc, Barrier};
 
+mod common;
+
 use history::{Database, Filter, History, HistoryError, RunEntry, SCHEMA_VERSION};
 use postgres::{Client, NoTls};
 
@@ -720,4 +722,36 @@ fn a_listener_hears_of_runs_recorded_by_another_connection() {
             .unwrap()
             .is_none()
     );
+}
+
+/// The running sums on PostgreSQL, as `tests/running_sums.rs` checks them
+/// on SQLite: against the raw rows through records, replacements and
+/// prunes; and filled in for a database from before them (schema 7).
+#[test]
+fn running_sums_match_the_rows_through_records_replacements_and_prunes() {
+    let test = "running_sums_match_the_rows_through_records_replacements_and_prunes";
+    let Some(server) = server(test) else {
+        return;
+    };
+    let (mut admin, schema, db) = fresh_schema(&server, "running_sums");
+    let mut h = History::open(&db).unwrap();
+    common::exercise_running_sums(&mut h, 0x5EED_0016, 60);
+    drop(h);
+    admin
+        .batch_execute(&format!(
+            "DROP TABLE {schema}.metric_groups; DROP TABLE {schema}.metric_shifts;
+             UPDATE {schema}.schema_version SET version = 7"
+        ))
+        .unwrap();
+    let h = History::open(&db).unwrap();
+    assert_eq!(h.schema_version().unwrap(), SCHEMA_VERSION);
+    assert!(
+        !h.group_sums("ttft_p50_ms", &Filter::default())
+            .unwrap()
+            .is_empty()
+    );
+    common::assert_sums_match_rows(&h, "migrated");
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .unwrap();
 }

@@ -550,6 +550,19 @@ mod tests {
                 h.record(&run).unwrap();
             }
         }
+        // Prunes and re-recordings go through the running sums too: every
+        // 13th run of `big-a` removed, every ninth of `big-b` recorded
+        // again with another value (a replacement).
+        for i in (0..260).step_by(13) {
+            assert!(h.delete(&format!("big-a-{i:04}")).unwrap());
+        }
+        for i in (0..240).step_by(9) {
+            let mut run = h.get(&format!("big-b-{i:04}")).unwrap().unwrap();
+            for (_, value) in &mut run.metrics {
+                *value *= 1.001;
+            }
+            h.record(&run).unwrap();
+        }
         let filters = [
             Filter::default(),
             Filter {
