@@ -334,7 +334,14 @@ pub(crate) fn cache_hit(state: &State, key: &str) -> Option<Response> {
     state
         .cache
         .get(key)
-        .map(|body| with_cache_header(bytes_response(StatusCode::OK, body.to_vec()), "hit"))
+        .map(|answer| with_cache_header(answer.response(), "hit"))
+}
+
+fn with_cache_header(mut response: Response, value: &'static str) -> Response {
+    response
+        .headers_mut()
+        .insert("x-cache", HeaderValue::from_static(value));
+    response
 }
 
 /// A cached rankings answer, or computes and caches it.
@@ -376,25 +383,16 @@ async fn cached_rankings(
         .iter()
         .map(|(m, name, _)| (m.as_str(), name.as_str()))
         .collect();
-    let body = serde_json::to_vec(&json!({
-        "data": data,
-        "figures": figures,
-        "confidence_level": rankings::LEVEL,
-    }))
-    .unwrap_or_default();
-    let body = Arc::new(body);
-    state.cache.put(key, generation, Arc::clone(&body));
-    Ok(with_cache_header(
-        bytes_response(StatusCode::OK, body.to_vec()),
-        "miss",
-    ))
-}
-
-fn with_cache_header(mut response: Response, value: &'static str) -> Response {
-    response
-        .headers_mut()
-        .insert("x-cache", HeaderValue::from_static(value));
-    response
+    let answer = crate::cache::Answer::json(
+        serde_json::to_vec(&json!({
+            "data": data,
+            "figures": figures,
+            "confidence_level": rankings::LEVEL,
+        }))
+        .unwrap_or_default(),
+    );
+    state.cache.put(key, generation, answer.clone());
+    Ok(with_cache_header(answer.response(), "miss"))
 }
 
 async fn rankings_all(AxState(state): AxState<Arc<State>>, RawQuery(query): RawQuery) -> ApiResult {

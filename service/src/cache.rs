@@ -6,18 +6,55 @@
 //! instances over one database stay fresh without Redis or polling.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
 use tokio::sync::watch;
 
 /// Most answers kept; past it the cache starts over, so a flood of
 /// distinct filters cannot grow memory without bound.
 const MAX_ENTRIES: usize = 1024;
 
-/// Cached JSON answers.
+/// A cached answer, ready to send: its body's bytes (shared: a hit clones a
+/// reference, not the body) and its content type. Nothing is serialised or
+/// copied per hit.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    content_type: HeaderValue,
+    body: Bytes,
+}
+
+impl Answer {
+    /// A JSON answer.
+    pub fn json(body: Vec<u8>) -> Answer {
+        Answer::new(HeaderValue::from_static("application/json"), body)
+    }
+
+    /// An answer of another type (the Prometheus exposition).
+    pub fn new(content_type: HeaderValue, body: Vec<u8>) -> Answer {
+        Answer {
+            content_type,
+            body: Bytes::from(body),
+        }
+    }
+
+    /// The 200 response.
+    pub fn response(&self) -> Response {
+        let mut response = Response::new(Body::from(self.body.clone()));
+        *response.status_mut() = StatusCode::OK;
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, self.content_type.clone());
+        response
+    }
+}
+
+/// Cached answers.
 #[derive(Debug)]
 pub struct Cache {
-    entries: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+    entries: Mutex<HashMap<String, Answer>>,
     /// The SQLite `data_version` the entries were computed at.
     seen_version: Mutex<Option<i64>>,
     /// Counts invalidations; tests and other tasks can wait for one.
@@ -36,7 +73,7 @@ impl Default for Cache {
 
 impl Cache {
     /// A cached answer.
-    pub fn get(&self, key: &str) -> Option<Arc<Vec<u8>>> {
+    pub fn get(&self, key: &str) -> Option<Answer> {
         self.entries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -46,7 +83,7 @@ impl Cache {
 
     /// Keeps an answer computed at `generation` (see [`Cache::generation`]);
     /// one computed before an invalidation is not kept.
-    pub fn put(&self, key: String, generation: u64, value: Arc<Vec<u8>>) {
+    pub fn put(&self, key: String, generation: u64, value: Answer) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if *self.generation.borrow() != generation {
             return;
@@ -98,15 +135,15 @@ mod tests {
     fn an_answer_from_before_an_invalidation_is_not_kept() {
         let cache = Cache::default();
         let generation = cache.generation();
-        cache.put("a".into(), generation, Arc::new(b"1".to_vec()));
+        cache.put("a".into(), generation, Answer::json(b"1".to_vec()));
         assert!(cache.get("a").is_some());
         let stale = cache.generation();
         cache.invalidate();
         assert!(cache.get("a").is_none());
-        cache.put("a".into(), stale, Arc::new(b"old".to_vec()));
+        cache.put("a".into(), stale, Answer::json(b"old".to_vec()));
         assert!(cache.get("a").is_none());
         cache.observe_version(Some(3));
-        cache.put("b".into(), cache.generation(), Arc::new(b"2".to_vec()));
+        cache.put("b".into(), cache.generation(), Answer::json(b"2".to_vec()));
         cache.observe_version(Some(3));
         assert!(cache.get("b").is_some());
         cache.observe_version(Some(4));

@@ -201,29 +201,22 @@ impl Service {
 async fn prometheus_metrics(
     axum::extract::State(state): axum::extract::State<Arc<State>>,
 ) -> Result<axum::response::Response, api::ApiError> {
-    use axum::response::IntoResponse;
     /// Not a request path: cannot collide with a rankings answer's key.
     const KEY: &str = "\0prometheus";
-    let body = match state.cache.get(KEY) {
-        Some(body) => body,
+    let answer = match state.cache.get(KEY) {
+        Some(answer) => answer,
         None => {
             let generation = state.cache.generation();
             let runs = state.db(|h| h.list(&history::Filter::default())).await?;
-            let body = Arc::new(prom::render(&runs).into_bytes());
-            state
-                .cache
-                .put(KEY.to_owned(), generation, Arc::clone(&body));
-            body
+            let answer = cache::Answer::new(
+                axum::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                prom::render(&runs).into_bytes(),
+            );
+            state.cache.put(KEY.to_owned(), generation, answer.clone());
+            answer
         }
     };
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body.to_vec(),
-    )
-        .into_response())
+    Ok(answer.response())
 }
 
 /// How often `serve` looks for runs that other processes recorded into its
@@ -319,7 +312,7 @@ mod tests {
         state.cache.put(
             "k".into(),
             state.cache.generation(),
-            Arc::new(b"{}".to_vec()),
+            cache::Answer::json(b"{}".to_vec()),
         );
         let held = state.history.lock().unwrap();
         assert!(api::cache_hit(&state, "k").is_some());
