@@ -226,13 +226,16 @@ const GROUP_SUMS_VERSION: u32 = 8;
 /// squared, as the running sums add them: infinite where a value or the
 /// shift is past ±1e100 (PostgreSQL refuses an overflow; SQLite would turn
 /// one infinite by itself), so that group's sums stop being finite and a
-/// ranking reads its values instead. `inf` is the dialect's infinity.
+/// ranking reads its values instead; a square below 1e-300 is 0 (PostgreSQL
+/// refuses an underflow too), the same in both dialects. `inf` is the
+/// dialect's infinity.
 fn shifted(inf: &str) -> (String, String) {
     let guard = "abs(m.value) < 1e100 AND abs(s.shift) < 1e100";
+    let d = "(m.value - s.shift)";
     (
-        format!("(CASE WHEN {guard} THEN m.value - s.shift ELSE {inf} END)"),
+        format!("(CASE WHEN {guard} THEN {d} ELSE {inf} END)"),
         format!(
-            "(CASE WHEN {guard} THEN (m.value - s.shift) * (m.value - s.shift) ELSE {inf} END)"
+            "(CASE WHEN NOT ({guard}) THEN {inf} WHEN abs({d}) < 1e-150 THEN 0.0 ELSE {d} * {d} END)"
         ),
     )
 }
@@ -688,68 +691,69 @@ impl History {
         &self.db
     }
 
-    fn sqlite_err(&self) -> impl FnOnce(rusqlite::Error) -> HistoryError + '_ {
-        move |source| sqlite_error(&self.db, source)
+    /// Runs a reader on whichever backend is open: `sqlite` on the SQLite
+    /// connection, or `pg` on the PostgreSQL one (owning what it needs: it
+    /// runs on the connection's thread); either's error names the database.
+    fn on_backend<R: Send + 'static>(
+        &self,
+        sqlite: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>,
+        pg: impl FnOnce(&mut postgres::Client) -> Result<R, postgres::Error> + Send + 'static,
+    ) -> Result<R, HistoryError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => sqlite(conn).map_err(|e| sqlite_error(&self.db, e)),
+            Backend::Postgres(client) => client
+                .borrow_mut()
+                .run(pg)
+                .map_err(|e| pg_error(&self.db, e)),
+        }
     }
 
-    fn pg_err(&self) -> impl FnOnce(pg::PgError) -> HistoryError + '_ {
-        move |e| pg_error(&self.db, e)
+    /// [`History::on_backend`] for a writer (SQLite's transactions need
+    /// the connection mutably).
+    fn on_backend_mut<R: Send + 'static>(
+        &mut self,
+        sqlite: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<R>,
+        pg: impl FnOnce(&mut postgres::Client) -> Result<R, postgres::Error> + Send + 'static,
+    ) -> Result<R, HistoryError> {
+        match &mut self.backend {
+            Backend::Sqlite(conn) => sqlite(conn).map_err(|e| sqlite_error(&self.db, e)),
+            Backend::Postgres(client) => {
+                client.get_mut().run(pg).map_err(|e| pg_error(&self.db, e))
+            }
+        }
     }
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<u32, HistoryError> {
-        match &self.backend {
-            Backend::Sqlite(conn) => sqlite::schema_version(conn).map_err(self.sqlite_err()),
-            Backend::Postgres(client) => client
-                .borrow_mut()
-                .run(pg::schema_version)
-                .map_err(self.pg_err()),
-        }
+        self.on_backend(sqlite::schema_version, pg::schema_version)
     }
 
     /// Records a run (replacing an earlier record of the same run id).
     /// Metrics that are not finite are left out.
     pub fn record(&mut self, run: &RunEntry) -> Result<(), HistoryError> {
-        match &mut self.backend {
-            Backend::Sqlite(conn) => {
-                sqlite::record(conn, run).map_err(|source| sqlite_error(&self.db, source))
-            }
-            Backend::Postgres(client) => {
-                let run = run.clone();
-                client
-                    .get_mut()
-                    .run(move |c| pg::record(c, &run))
-                    .map_err(|e| pg_error(&self.db, e))
-            }
-        }
+        let owned = run.clone();
+        self.on_backend_mut(
+            |conn| sqlite::record(conn, run),
+            move |c| pg::record(c, &owned),
+        )
     }
 
     /// Runs, newest first (by start time, then run id).
     pub fn list(&self, filter: &Filter) -> Result<Vec<RunEntry>, HistoryError> {
-        match &self.backend {
-            Backend::Sqlite(conn) => sqlite::list(conn, filter).map_err(self.sqlite_err()),
-            Backend::Postgres(client) => {
-                let filter = filter.clone();
-                client
-                    .borrow_mut()
-                    .run(move |c| pg::list(c, &filter))
-                    .map_err(self.pg_err())
-            }
-        }
+        let owned = filter.clone();
+        self.on_backend(
+            |conn| sqlite::list(conn, filter),
+            move |c| pg::list(c, &owned),
+        )
     }
 
     /// One metric over time, oldest first.
     pub fn trend(&self, metric: &str, filter: &Filter) -> Result<Vec<TrendPoint>, HistoryError> {
-        match &self.backend {
-            Backend::Sqlite(conn) => sqlite::trend(conn, metric, filter).map_err(self.sqlite_err()),
-            Backend::Postgres(client) => {
-                let (metric, filter) = (metric.to_owned(), filter.clone());
-                client
-                    .borrow_mut()
-                    .run(move |c| pg::trend(c, &metric, &filter))
-                    .map_err(self.pg_err())
-            }
-        }
+        let (m, f) = (metric.to_owned(), filter.clone());
+        self.on_backend(
+            |conn| sqlite::trend(conn, metric, filter),
+            move |c| pg::trend(c, &m, &f),
+        )
     }
 
     /// Stores a recorded run's metric time series, replacing any it had.
@@ -759,17 +763,11 @@ impl History {
         run_id: &str,
         points: &[SeriesPoint],
     ) -> Result<(), HistoryError> {
-        match &mut self.backend {
-            Backend::Sqlite(conn) => sqlite::record_series(conn, run_id, points)
-                .map_err(|source| sqlite_error(&self.db, source)),
-            Backend::Postgres(client) => {
-                let (run_id, points) = (run_id.to_owned(), points.to_vec());
-                client
-                    .get_mut()
-                    .run(move |c| pg::record_series(c, &run_id, &points))
-                    .map_err(|e| pg_error(&self.db, e))
-            }
-        }
+        let (id, owned) = (run_id.to_owned(), points.to_vec());
+        self.on_backend_mut(
+            |conn| sqlite::record_series(conn, run_id, points),
+            move |c| pg::record_series(c, &id, &owned),
+        )
     }
 
     /// A run's metric time series (one metric, or all), in time order.
@@ -778,63 +776,36 @@ impl History {
         run_id: &str,
         name: Option<&str>,
     ) -> Result<Vec<SeriesPoint>, HistoryError> {
-        match &self.backend {
-            Backend::Sqlite(conn) => sqlite::series(conn, run_id, name).map_err(self.sqlite_err()),
-            Backend::Postgres(client) => {
-                let (run_id, name) = (run_id.to_owned(), name.map(str::to_owned));
-                client
-                    .borrow_mut()
-                    .run(move |c| pg::series(c, &run_id, name.as_deref()))
-                    .map_err(self.pg_err())
-            }
-        }
+        let (id, n) = (run_id.to_owned(), name.map(str::to_owned));
+        self.on_backend(
+            |conn| sqlite::series(conn, run_id, name),
+            move |c| pg::series(c, &id, n.as_deref()),
+        )
     }
 
     /// Removes a run and its metrics; whether it was recorded.
     pub fn delete(&mut self, run_id: &str) -> Result<bool, HistoryError> {
-        match &mut self.backend {
-            Backend::Sqlite(conn) => {
-                sqlite::delete(conn, run_id).map_err(|source| sqlite_error(&self.db, source))
-            }
-            Backend::Postgres(client) => {
-                let run_id = run_id.to_owned();
-                client
-                    .get_mut()
-                    .run(move |c| pg::delete(c, &run_id))
-                    .map_err(|e| pg_error(&self.db, e))
-            }
-        }
+        let id = run_id.to_owned();
+        self.on_backend_mut(
+            |conn| sqlite::delete(conn, run_id),
+            move |c| pg::delete(c, &id),
+        )
     }
 
     /// One run with its metrics, if recorded.
     pub fn get(&self, run_id: &str) -> Result<Option<RunEntry>, HistoryError> {
-        match &self.backend {
-            Backend::Sqlite(conn) => sqlite::get(conn, run_id).map_err(self.sqlite_err()),
-            Backend::Postgres(client) => {
-                let run_id = run_id.to_owned();
-                client
-                    .borrow_mut()
-                    .run(move |c| pg::get(c, &run_id))
-                    .map_err(self.pg_err())
-            }
-        }
+        let id = run_id.to_owned();
+        self.on_backend(|conn| sqlite::get(conn, run_id), move |c| pg::get(c, &id))
     }
 
     /// Every selected run's value of `metric` (runs without it left out),
     /// newest first; `limit` and `offset` do not apply.
     pub fn values(&self, metric: &str, filter: &Filter) -> Result<Vec<MetricValue>, HistoryError> {
-        match &self.backend {
-            Backend::Sqlite(conn) => {
-                sqlite::values(conn, metric, filter).map_err(self.sqlite_err())
-            }
-            Backend::Postgres(client) => {
-                let (metric, filter) = (metric.to_owned(), filter.clone());
-                client
-                    .borrow_mut()
-                    .run(move |c| pg::values(c, &metric, &filter))
-                    .map_err(self.pg_err())
-            }
-        }
+        let (m, f) = (metric.to_owned(), filter.clone());
+        self.on_backend(
+            |conn| sqlite::values(conn, metric, filter),
+            move |c| pg::values(c, &m, &f),
+        )
     }
 
     /// Each (model, system) group's run count and sums of `metric` over
@@ -848,18 +819,11 @@ impl History {
         metric: &str,
         filter: &Filter,
     ) -> Result<Vec<GroupSums>, HistoryError> {
-        match &self.backend {
-            Backend::Sqlite(conn) => {
-                sqlite::group_sums(conn, metric, filter).map_err(self.sqlite_err())
-            }
-            Backend::Postgres(client) => {
-                let (metric, filter) = (metric.to_owned(), filter.clone());
-                client
-                    .borrow_mut()
-                    .run(move |c| pg::group_sums(c, &metric, &filter))
-                    .map_err(self.pg_err())
-            }
-        }
+        let (m, f) = (metric.to_owned(), filter.clone());
+        self.on_backend(
+            |conn| sqlite::group_sums(conn, metric, filter),
+            move |c| pg::group_sums(c, &m, &f),
+        )
     }
 
     /// One (model, system) group's values of `metric` among the runs
@@ -871,44 +835,26 @@ impl History {
         model: &str,
         system: &str,
     ) -> Result<Vec<f64>, HistoryError> {
-        match &self.backend {
-            Backend::Sqlite(conn) => {
-                sqlite::group_values(conn, metric, filter, model, system).map_err(self.sqlite_err())
-            }
-            Backend::Postgres(client) => {
-                let (metric, filter) = (metric.to_owned(), filter.clone());
-                let (model, system) = (model.to_owned(), system.to_owned());
-                client
-                    .borrow_mut()
-                    .run(move |c| pg::group_values(c, &metric, &filter, &model, &system))
-                    .map_err(self.pg_err())
-            }
-        }
+        let (m, f) = (metric.to_owned(), filter.clone());
+        let (mo, sy) = (model.to_owned(), system.to_owned());
+        self.on_backend(
+            |conn| sqlite::group_values(conn, metric, filter, model, system),
+            move |c| pg::group_values(c, &m, &f, &mo, &sy),
+        )
     }
 
     /// Whether any run has a value of `metric` (one index seek).
     pub fn has_metric(&self, metric: &str) -> Result<bool, HistoryError> {
-        match &self.backend {
-            Backend::Sqlite(conn) => sqlite::has_metric(conn, metric).map_err(self.sqlite_err()),
-            Backend::Postgres(client) => {
-                let metric = metric.to_owned();
-                client
-                    .borrow_mut()
-                    .run(move |c| pg::has_metric(c, &metric))
-                    .map_err(self.pg_err())
-            }
-        }
+        let m = metric.to_owned();
+        self.on_backend(
+            |conn| sqlite::has_metric(conn, metric),
+            move |c| pg::has_metric(c, &m),
+        )
     }
 
     /// The names of the metrics recorded, sorted.
     pub fn metric_names(&self) -> Result<Vec<String>, HistoryError> {
-        match &self.backend {
-            Backend::Sqlite(conn) => sqlite::metric_names(conn).map_err(self.sqlite_err()),
-            Backend::Postgres(client) => client
-                .borrow_mut()
-                .run(pg::metric_names)
-                .map_err(self.pg_err()),
-        }
+        self.on_backend(sqlite::metric_names, pg::metric_names)
     }
 
     /// For SQLite, a number that changes whenever another connection (say
@@ -919,7 +865,7 @@ impl History {
         match &self.backend {
             Backend::Sqlite(conn) => sqlite::data_version(conn)
                 .map(Some)
-                .map_err(self.sqlite_err()),
+                .map_err(|e| sqlite_error(&self.db, e)),
             Backend::Postgres(_) => Ok(None),
         }
     }
@@ -931,7 +877,7 @@ impl History {
     pub fn version_probe(&self) -> Result<VersionProbe, HistoryError> {
         let conn = match (&self.backend, &self.db) {
             (Backend::Sqlite(_), Database::Sqlite(path)) => {
-                Some(sqlite::open_probe(path).map_err(self.sqlite_err())?)
+                Some(sqlite::open_probe(path).map_err(|e| sqlite_error(&self.db, e))?)
             }
             _ => None,
         };
@@ -943,16 +889,11 @@ impl History {
 
     /// Whether a run id is recorded.
     pub fn contains(&self, run_id: &str) -> Result<bool, HistoryError> {
-        match &self.backend {
-            Backend::Sqlite(conn) => sqlite::contains(conn, run_id).map_err(self.sqlite_err()),
-            Backend::Postgres(client) => {
-                let run_id = run_id.to_owned();
-                client
-                    .borrow_mut()
-                    .run(move |c| pg::contains(c, &run_id))
-                    .map_err(self.pg_err())
-            }
-        }
+        let id = run_id.to_owned();
+        self.on_backend(
+            |conn| sqlite::contains(conn, run_id),
+            move |c| pg::contains(c, &id),
+        )
     }
 }
 
