@@ -57,6 +57,9 @@ pub fn main(args: &ServeArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         }),
     };
     let service = Service::open(config)?;
+    if args.no_cache {
+        service.disable_cache();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

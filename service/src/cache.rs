@@ -6,6 +6,7 @@
 //! instances over one database stay fresh without Redis or polling.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use axum::body::{Body, Bytes};
@@ -59,6 +60,9 @@ pub struct Cache {
     seen_version: Mutex<Option<i64>>,
     /// Counts invalidations; tests and other tasks can wait for one.
     generation: watch::Sender<u64>,
+    /// Whether answers are kept at all (`harness serve --no-cache` measures
+    /// the uncached path with it off).
+    enabled: AtomicBool,
 }
 
 impl Default for Cache {
@@ -67,6 +71,7 @@ impl Default for Cache {
             entries: Mutex::new(HashMap::new()),
             seen_version: Mutex::new(None),
             generation: watch::Sender::new(0),
+            enabled: AtomicBool::new(true),
         }
     }
 }
@@ -84,6 +89,9 @@ impl Cache {
     /// Keeps an answer computed at `generation` (see [`Cache::generation`]);
     /// one computed before an invalidation is not kept.
     pub fn put(&self, key: String, generation: u64, value: Answer) {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return;
+        }
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if *self.generation.borrow() != generation {
             return;
@@ -92,6 +100,15 @@ impl Cache {
             entries.clear();
         }
         entries.insert(key, value);
+    }
+
+    /// Keeps answers (the default) or not: off, every request is answered
+    /// from the database.
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Relaxed);
+        if !on {
+            self.invalidate();
+        }
     }
 
     /// The current generation.
@@ -148,5 +165,9 @@ mod tests {
         assert!(cache.get("b").is_some());
         cache.observe_version(Some(4));
         assert!(cache.get("b").is_none());
+        // Off, nothing is kept.
+        cache.set_enabled(false);
+        cache.put("c".into(), cache.generation(), Answer::json(b"3".to_vec()));
+        assert!(cache.get("c").is_none());
     }
 }

@@ -178,6 +178,12 @@ impl Service {
         Ok(())
     }
 
+    /// Keeps no cached answer: every rankings request is answered from
+    /// the database (`harness serve --no-cache`, to measure that path).
+    pub fn disable_cache(&self) {
+        self.state.cache.set_enabled(false);
+    }
+
     /// A receiver that changes whenever the rankings cache is invalidated.
     pub fn invalidations(&self) -> tokio::sync::watch::Receiver<u64> {
         self.state.cache.subscribe()
