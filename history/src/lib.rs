@@ -265,9 +265,14 @@ fn group_delta_sql(sign: char, p: &str, inf: &str) -> String {
 /// a group recorded again starts from exact zeros, not from the rounding
 /// its removals left.
 fn empty_groups_sql(p: &str) -> String {
+    // The run's own groups, by their key: a seek each, not a pass over
+    // every group of its metrics.
     format!(
-        "DELETE FROM metric_groups WHERE runs <= 0
-           AND name IN (SELECT name FROM metrics WHERE run_id = {p})"
+        "DELETE FROM metric_groups
+         WHERE runs <= 0
+           AND (name, model, system, scenario, has_dataset, dataset) IN
+               (SELECT name, model, system, scenario, dataset IS NOT NULL, coalesce(dataset, '')
+                FROM metrics WHERE run_id = {p})"
     )
 }
 
