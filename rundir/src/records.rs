@@ -1,13 +1,15 @@
 //! Streaming `records.jsonl` during a run: one line per completed sample,
 //! hundreds of thousands of lines per second.
 //!
-//! A line is encoded on the thread that completes the sample, straight into
-//! a shared batch buffer, and whole batches go to a writer thread that only
-//! writes them out. Queueing one record struct per sample for the writer
-//! thread to serialize instead cost a channel operation, a ~200-byte queue
-//! slot and a generic serializer pass per sample, and when samples complete
-//! faster than the writer drains them (Offline answers millions at once) the
-//! queue held every record until the end of the test.
+//! The thread that completes a sample moves its record into a shared batch
+//! (one short lock, no encoding), and whole batches go to a writer thread
+//! that encodes them with a hand-written encoder and writes them out: the
+//! completing thread is the issuer itself when the SUT answers inside
+//! `issue_query`, and encoding there took most of its time per sample. A
+//! channel operation per sample, or a generic serializer pass, cost more
+//! still; the bounded queue of batches keeps memory flat when samples
+//! complete faster than the writer drains them (Offline answers millions at
+//! once).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -21,36 +23,51 @@ use loadgen::{PhaseEnd, PhaseStart, QueryRecord};
 
 use crate::{FLUSH_INTERVAL, PhaseHeader, RECORDS_FILE, RecordLine, RunDirError, io_err};
 
-/// A batch is handed to the writer thread once it holds this many bytes.
-const BATCH_BYTES: usize = 64 * 1024;
+/// A batch is handed to the writer thread once it holds this many lines
+/// (about 180 B each before encoding, 125 B after).
+const BATCH_LINES: usize = 1024;
 
-/// Full batches waiting for the writer thread at most: when the disk falls
-/// this far behind (4 MiB), completing threads wait for it instead of the
-/// queue growing with the test.
-const QUEUED_BATCHES: usize = 64;
+/// Encoded bytes the writer thread collects before writing them out.
+const WRITE_BYTES: usize = 256 * 1024;
 
-/// Encoded lines not yet handed to the writer thread.
+/// Full batches waiting for the writer thread at most: when it falls this
+/// far behind (about 3 MiB of records), completing threads wait for it
+/// instead of the queue growing with the test.
+const QUEUED_BATCHES: usize = 16;
+
+/// One line of `records.jsonl`, not yet encoded (queries, by far the most)
+/// or already serialized (the rare phase lines).
+#[derive(Debug)]
+enum Line {
+    Query(QueryRecord),
+    Encoded(Vec<u8>),
+}
+
+/// Lines not yet handed to the writer thread.
 #[derive(Debug, Default)]
 struct Batch {
-    bytes: Vec<u8>,
-    lines: u64,
+    lines: Vec<Line>,
 }
 
 impl Batch {
-    fn take(&mut self) -> Batch {
-        std::mem::replace(
-            self,
-            Batch {
-                bytes: Vec::with_capacity(BATCH_BYTES + 1024),
-                lines: 0,
-            },
-        )
+    /// Takes the lines, leaving an empty buffer from `spare` in their place.
+    fn take(&mut self, spare: &Mutex<Vec<Vec<Line>>>) -> Batch {
+        let lines = spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BATCH_LINES));
+        std::mem::replace(self, Batch { lines })
     }
 }
 
 #[derive(Debug)]
 struct Shared {
     pending: Mutex<Batch>,
+    /// Emptied batch buffers, back from the writer thread: reusing them
+    /// spares the completing threads an allocation and its page faults per
+    /// batch.
+    spare: Mutex<Vec<Vec<Line>>>,
     /// The writer thread stopped (an I/O error, reported by `finish`).
     failed: AtomicBool,
 }
@@ -85,6 +102,7 @@ impl RecordsWriter {
             .map_err(io_err(&path))?;
         let shared = Arc::new(Shared {
             pending: Mutex::new(Batch::default()),
+            spare: Mutex::new(Vec::new()),
             failed: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::sync_channel::<Batch>(QUEUED_BATCHES);
@@ -129,9 +147,9 @@ impl RecordsWriter {
         }
     }
 
-    /// Appends one line to the pending batch (encoded by `encode`) and hands
-    /// the batch over when it is full.
-    fn push(&self, encode: impl FnOnce(&mut Vec<u8>)) {
+    /// Appends one line to the pending batch and hands the batch over when
+    /// it is full.
+    fn push(&self, line: Line) {
         if self.shared.failed.load(Ordering::Relaxed) {
             return;
         }
@@ -141,10 +159,8 @@ impl RecordsWriter {
                 .pending
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            encode(&mut batch.bytes);
-            batch.bytes.push(b'\n');
-            batch.lines += 1;
-            (batch.bytes.len() >= BATCH_BYTES).then(|| batch.take())
+            batch.lines.push(line);
+            (batch.lines.len() >= BATCH_LINES).then(|| batch.take(&self.shared.spare))
         };
         if let (Some(full), Some(tx)) = (full, &self.tx) {
             // Fails only when the writer thread stopped on an error, which
@@ -155,10 +171,10 @@ impl RecordsWriter {
 
     /// A rare line (phase header, phase end), through serde.
     fn push_serialized(&self, line: &RecordLine) {
-        self.push(|out| {
-            // Serializing these types into memory cannot fail.
-            let _ = serde_json::to_writer(out, line);
-        });
+        let mut out = Vec::new();
+        // Serializing these types into memory cannot fail.
+        let _ = serde_json::to_writer(&mut out, line);
+        self.push(Line::Encoded(out));
     }
 }
 
@@ -178,7 +194,7 @@ impl loadgen::RunObserver for RecordsWriter {
     }
 
     fn sample_completed(&self, record: QueryRecord) {
-        self.push(|out| encode_query_line(&record, out));
+        self.push(Line::Query(record));
     }
 
     fn phase_finished(&self, end: &PhaseEnd) {
@@ -192,11 +208,37 @@ fn write_loop(
     rx: &mpsc::Receiver<Batch>,
     shared: &Shared,
 ) -> Result<u64, RunDirError> {
-    let mut out = BufWriter::with_capacity(BATCH_BYTES, file);
+    // A clone for the writeback thread; the data is written through `file`.
+    let writeback = Writeback::start(file.try_clone().map_err(io_err(path))?, path)?;
+    let mut out = BufWriter::with_capacity(WRITE_BYTES, file);
     let mut written = 0u64;
+    let mut unsynced = 0usize;
+    let mut encoded = Vec::with_capacity(BATCH_LINES * 160);
     let mut write = |out: &mut BufWriter<File>, batch: Batch| -> Result<(), RunDirError> {
-        out.write_all(&batch.bytes).map_err(io_err(path))?;
-        written += batch.lines;
+        encoded.clear();
+        for line in &batch.lines {
+            match line {
+                Line::Query(record) => encode_query_line(record, &mut encoded),
+                Line::Encoded(bytes) => encoded.extend_from_slice(bytes),
+            }
+            encoded.push(b'\n');
+        }
+        out.write_all(&encoded).map_err(io_err(path))?;
+        written += batch.lines.len() as u64;
+        let mut lines = batch.lines;
+        lines.clear();
+        let mut spare = shared.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        if spare.len() < QUEUED_BATCHES + 2 {
+            spare.push(lines);
+        }
+        unsynced += encoded.len();
+        if unsynced >= WRITEBACK_BYTES {
+            // What the writer handed the kernel so far goes to disk now, not
+            // all at once in the final sync.
+            out.flush().map_err(io_err(path))?;
+            writeback.request();
+            unsynced = 0;
+        }
         Ok(())
     };
     let take_pending = || {
@@ -204,7 +246,7 @@ fn write_loop(
             .pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .take()
+            .take(&shared.spare)
     };
     loop {
         match rx.recv_timeout(FLUSH_INTERVAL) {
@@ -218,8 +260,65 @@ fn write_loop(
     }
     write(&mut out, take_pending())?;
     out.flush().map_err(io_err(path))?;
+    // A failed background sync is reported even when the final one passes
+    // (the kernel reports a writeback error once).
+    writeback.finish()?;
     out.get_ref().sync_data().map_err(io_err(path))?;
     Ok(written)
+}
+
+/// Written bytes after which the writeback thread is asked to sync: the
+/// disk writes records.jsonl while the test runs, and the sync that ends
+/// the file only waits for the last few MiB.
+const WRITEBACK_BYTES: usize = 16 * 1024 * 1024;
+
+/// A thread that syncs the records file to disk when asked, so the writer
+/// thread never waits on the disk before the end.
+struct Writeback {
+    tx: Option<mpsc::SyncSender<()>>,
+    thread: thread::JoinHandle<Result<(), RunDirError>>,
+    path: PathBuf,
+}
+
+impl Writeback {
+    fn start(file: File, path: &Path) -> Result<Writeback, RunDirError> {
+        // One request waiting at most: a sync covers everything written
+        // before it starts, so requests made meanwhile merge.
+        let (tx, rx) = mpsc::sync_channel::<()>(1);
+        let owned = path.to_path_buf();
+        let thread = thread::Builder::new()
+            .name("records-sync".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    file.sync_data().map_err(io_err(&owned))?;
+                }
+                Ok(())
+            })
+            .map_err(io_err(path))?;
+        Ok(Writeback {
+            tx: Some(tx),
+            thread,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Asks for a sync; never blocks (a sync already asked for covers it).
+    fn request(&self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.try_send(());
+        }
+    }
+
+    /// Waits for the syncs asked for and returns the first error.
+    fn finish(mut self) -> Result<(), RunDirError> {
+        drop(self.tx.take());
+        self.thread.join().unwrap_or_else(|_| {
+            Err(RunDirError::Io {
+                path: self.path,
+                source: std::io::Error::other("records sync thread panicked"),
+            })
+        })
+    }
 }
 
 /// Appends `record` as its `records.jsonl` line (without the newline): the
@@ -237,17 +336,11 @@ fn encode_query_line(record: &QueryRecord, out: &mut Vec<u8>) {
     field(out, br#""sample_index":"#, int.format(record.sample_index));
     field(out, br#""scheduled_ns":"#, int.format(record.scheduled_ns));
     field(out, br#""issued_ns":"#, int.format(record.issued_ns));
-    if let Some(t) = record.first_token_ns {
-        field(out, br#""first_token_ns":"#, int.format(t));
-    }
+    optional(out, br#","first_token_ns":"#, record.first_token_ns);
     field(out, br#""end_ns":"#, int.format(record.end_ns));
     field(out, br#""n_tokens":"#, int.format(record.n_tokens));
-    if let Some(n) = record.input_tokens {
-        field(out, br#""input_tokens":"#, int.format(n));
-    }
-    if let Some(e) = record.endpoint {
-        field(out, br#""endpoint":"#, int.format(e));
-    }
+    optional(out, br#","input_tokens":"#, record.input_tokens);
+    optional(out, br#","endpoint":"#, record.endpoint);
     if let Some(error) = &record.error {
         out.extend_from_slice(br#","error":"#);
         // Rare, and its message needs JSON escaping: serde's own encoding.
@@ -256,6 +349,14 @@ fn encode_query_line(record: &QueryRecord, out: &mut Vec<u8>) {
     list(out, br#","chunk_ns":["#, &record.chunk_ns);
     list(out, br#","chunk_tokens":["#, &record.chunk_tokens);
     out.push(b'}');
+}
+
+/// `,"name":value`, or nothing for `None` (serde skips those).
+fn optional<T: itoa::Integer>(out: &mut Vec<u8>, head: &[u8], value: Option<T>) {
+    if let Some(v) = value {
+        out.extend_from_slice(head);
+        out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    }
 }
 
 /// `,"name":[a,b,...]`, or nothing for an empty list (serde skips those).
@@ -353,7 +454,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let writer = RecordsWriter::create(tmp.path(), 0).unwrap();
         // Several full batches plus a partial one.
-        let n = 3 * BATCH_BYTES / 60 + 17;
+        let n = 3 * BATCH_LINES + 17;
         for seq in 0..n as u64 {
             writer.sample_completed(QueryRecord { seq, ..base() });
         }
