@@ -514,6 +514,12 @@ pub struct RunArgs {
     /// drop idle or reused connections.
     #[arg(long)]
     pub no_keep_alive: bool,
+    /// Send every request with `X-Request-Id: <PREFIX><seq>` (`seq` as in
+    /// records.jsonl) so the server's logs join to the records; vLLM and the
+    /// simulator name the request `cmpl-<PREFIX><seq>`. Make the prefix unique
+    /// per run.
+    #[arg(long, value_name = "PREFIX")]
+    pub request_id_prefix: Option<String>,
     /// Wait up to this long (seconds) for the backends to become healthy (a
     /// server still loading its model); 0 checks once.
     #[arg(long, default_value_t = 0.0)]

@@ -299,6 +299,7 @@ fn sut_config(args: &RunArgs, scenario: Scenario) -> anyhow::Result<sut::SutConf
     if args.no_keep_alive {
         sut_config.client.pool_max_idle_per_endpoint = 0;
     }
+    sut_config.client.request_id_prefix = args.request_id_prefix.clone();
     sut_config.headers = args
         .headers
         .iter()
@@ -490,6 +491,16 @@ mod tests {
         // The reference SUT's sampling.
         assert_eq!(c.backend.sut.request.temperature, Some(0.0));
         assert_eq!(c.backend.sut.request.max_tokens, Some(128));
+        assert_eq!(c.backend.sut.client.request_id_prefix, None);
+    }
+
+    #[test]
+    fn request_id_prefix_reaches_the_client() {
+        let c = config(&["--request-id-prefix", "acc1-"]).unwrap();
+        assert_eq!(
+            c.backend.sut.client.request_id_prefix.as_deref(),
+            Some("acc1-")
+        );
     }
 
     #[test]
