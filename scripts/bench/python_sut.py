@@ -11,9 +11,12 @@ It sends the request body `harness run` sends for the same sample (the
 dataset's token ids as the prompt, max_tokens, ignore_eos, stream with
 usage), reads the same settings (the embedded mlperf.conf, then --user-conf,
 under the LoadGen model key --model-key) and writes LoadGen's logs to
---outdir, plus client_timings.jsonl: per request, monotonic ns of the send,
-the first token and the end, and the tokens received (for client-side TTFT
-and TPOT, each measured from this client's own send).
+--outdir, plus client_timings.jsonl: per request, its X-Request-Id
+(`py-<LoadGen's sample id>`, which the simulator makes its id
+`cmpl-py-<id>`, so each request joins to the server's record of it),
+monotonic ns of the send, the first token and the end, and the tokens
+received (for client-side TTFT and TPOT, each measured from this client's own
+send).
 
 usage: python_sut.py --url URL --model NAME --dataset cnn_dailymail_sample.json
                      --user-conf FILE --outdir DIR [--max-tokens 16]
@@ -74,13 +77,15 @@ class Sut:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        request_id = f"py-{query_id}"
         sent = time.monotonic_ns()
         first = None
         received = 0
         usage_tokens = None
         ok = True
         try:
-            async with self.session.post(self.url, json=body) as resp:
+            async with self.session.post(self.url, json=body,
+                                         headers={"X-Request-Id": request_id}) as resp:
                 resp.raise_for_status()
                 async for line in resp.content:
                     if not line.startswith(b"data:"):
@@ -113,7 +118,7 @@ class Sut:
         ptr, n = ids.buffer_info()
         lg.QuerySamplesComplete(
             [lg.QuerySampleResponse(query_id, ptr, n * ids.itemsize, n_tokens)])
-        self.timings.append((sent, first, end, n_tokens, ok))
+        self.timings.append((request_id, sent, first, end, n_tokens, ok))
 
     def close(self):
         asyncio.run_coroutine_threadsafe(self._close(), self.loop).result()
@@ -152,9 +157,9 @@ def main():
     lg.DestroyQSL(qsl)
     lg.DestroySUT(lg_sut)
     with open(os.path.join(args.outdir, "client_timings.jsonl"), "w") as f:
-        for sent, first, end, n, ok in sut.timings:
-            f.write(json.dumps({"sent_ns": sent, "first_token_ns": first, "end_ns": end,
-                                "n_tokens": n, "ok": ok}) + "\n")
+        for request_id, sent, first, end, n, ok in sut.timings:
+            f.write(json.dumps({"id": request_id, "sent_ns": sent, "first_token_ns": first,
+                                "end_ns": end, "n_tokens": n, "ok": ok}) + "\n")
 
 
 if __name__ == "__main__":

@@ -9,12 +9,13 @@ Driven by scripts/bench/sut_vs_python.sh, which installs what it needs.
 
 Per run: LoadGen's verdict (mlperf_log_summary.txt, "Result is"), LoadGen's
 completed samples per second, the client's CPU (user + system, GNU time)
-per completed query, its peak RSS, and its client-added TTFT and TPOT: the
-client's own figures, each timed from its own send (harness:
-records.jsonl, issued_ns to first_token_ns; Python: its send to its first
-token), minus the simulator's ground truth for the same run (arrival to
-first-token hand-off; TPOT (end - first token) / (tokens - 1)), at p50 and
-p99. Other processes' CPU during the run (all busy time in /proc/stat less
+per completed query, its peak RSS, and its client-added TTFT and TPOT per
+request: the client's own figures for a request, each timed from its own
+send (harness: records.jsonl, issued_ns to first_token_ns; Python: its send
+to its first token), minus the simulator's ground truth for the same request
+(arrival to first-token hand-off; TPOT (end - first token) / (tokens - 1)),
+joined by X-Request-Id (both clients send one; the simulator names the
+request `cmpl-<id>`), at p50 and p99 over the requests. Other processes' CPU during the run (all busy time in /proc/stat less
 the client's and the simulator's) and the load average are recorded; a run
 during which others used more than --busy-cores is set aside and repeated
 (up to twice).
@@ -141,7 +142,8 @@ class Bench:
             client = [a.harness, "run", "--backend", self.url, "--scenario", "Server",
                       "--lg-model-name", a.model_key, "--user-conf", conf,
                       "--dataset-path", a.dataset, "--max-tokens", str(a.output_tokens),
-                      "--ignore-eos", "--quiet", "--no-report", "--output-dir",
+                      "--ignore-eos", "--request-id-prefix", "h-",
+                      "--quiet", "--no-report", "--no-history", "--output-dir",
                       os.path.join(d, "runs"), "--label", "bench"]
         else:
             client = [a.python, a.python_sut, "--url", self.url, "--model", self.model,
@@ -178,7 +180,7 @@ class Bench:
 
     def figures(self, tool, d, truth):
         summary_dir = None
-        client = []  # (ttft ns, tpot ns or None) per completed request
+        client = {}  # server id -> (ttft ns, tpot ns or None) per completed request
         if tool == "harness":
             records = find(os.path.join(d, "runs"), "records.jsonl")
             if records:
@@ -188,8 +190,9 @@ class Bench:
                     if r.get("type") != "query" or r.get("error") or r.get("first_token_ns") is None:
                         continue
                     n = r.get("n_tokens") or 0
-                    client.append((r["first_token_ns"] - r["issued_ns"],
-                                   (r["end_ns"] - r["first_token_ns"]) / (n - 1) if n > 1 else None))
+                    client[f"cmpl-h-{r['seq']}"] = (
+                        r["first_token_ns"] - r["issued_ns"],
+                        (r["end_ns"] - r["first_token_ns"]) / (n - 1) if n > 1 else None)
         else:
             summary_dir = os.path.join(d, "loadgen")
             path = os.path.join(summary_dir, "client_timings.jsonl")
@@ -199,23 +202,27 @@ class Bench:
                     if not r["ok"] or r["first_token_ns"] is None:
                         continue
                     n = r["n_tokens"]
-                    client.append((r["first_token_ns"] - r["sent_ns"],
-                                   (r["end_ns"] - r["first_token_ns"]) / (n - 1) if n > 1 else None))
+                    client[f"cmpl-{r['id']}"] = (
+                        r["first_token_ns"] - r["sent_ns"],
+                        (r["end_ns"] - r["first_token_ns"]) / (n - 1) if n > 1 else None)
         s = loadgen_summary(summary_dir) if summary_dir else {}
-        server = []
+        server = {}
         if os.path.exists(truth):
             for line in open(truth):
                 g = json.loads(line)
                 if g.get("outcome") != "ok" or g.get("first_token_ns") is None:
                     continue
                 n = g["completion_tokens"]
-                server.append((g["first_token_ns"] - g["arrival_ns"],
-                               (g["end_ns"] - g["first_token_ns"]) / (n - 1) if n > 1 else None))
+                server[g["id"]] = (g["first_token_ns"] - g["arrival_ns"],
+                                   (g["end_ns"] - g["first_token_ns"]) / (n - 1) if n > 1 else None)
+        # Per request: the client's figure minus the server's for the same
+        # request (the two processes' clocks need no alignment).
+        joined = [(c, server[k]) for k, c in client.items() if k in server]
 
         def added(i, p):
-            c = pct([x[i] for x in client if x[i] is not None], p)
-            g = pct([x[i] for x in server if x[i] is not None], p)
-            return None if c is None or g is None else (c - g) / 1e6
+            d = [c[i] - g[i] for c, g in joined if c[i] is not None and g[i] is not None]
+            v = pct(d, p)
+            return None if v is None else v / 1e6
 
         rate = s.get("Completed samples per second")
         return {
@@ -223,8 +230,9 @@ class Bench:
             "completed_per_s": float(rate) if rate else None,
             "completed": len(client),
             "server_completed": len(server),
-            "ttft_client_p99_ms": (pct([x[0] for x in client], 99) or 0) / 1e6,
-            "ttft_server_p99_ms": (pct([x[0] for x in server], 99) or 0) / 1e6,
+            "joined": len(joined),
+            "ttft_client_p99_ms": (pct([x[0] for x in client.values()], 99) or 0) / 1e6,
+            "ttft_server_p99_ms": (pct([x[0] for x in server.values()], 99) or 0) / 1e6,
             "ttft_added_p50_ms": added(0, 50),
             "ttft_added_p99_ms": added(0, 99),
             "tpot_added_p50_ms": added(1, 50),
