@@ -19,6 +19,8 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+mod fast;
+
 /// Token counts a server reported.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub(crate) struct Usage {
@@ -29,7 +31,7 @@ pub(crate) struct Usage {
 }
 
 /// One choice of a chunk, in reused buffers.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(crate) struct ChoiceDelta {
     pub index: u32,
     /// `text`, `delta.content` or `message.content`.
@@ -88,8 +90,20 @@ impl ParsedChunk {
         slot
     }
 
-    /// Parses one JSON object (a stream chunk's data or a whole response).
+    /// Parses one JSON object (a stream chunk's data or a whole response):
+    /// vLLM's compact completion chunk on a fast path that reads only what
+    /// the tracker needs, anything else (and anything the fast path is not
+    /// sure of) with serde.
     pub fn parse(&mut self, json: &[u8]) -> Result<(), serde_json::Error> {
+        self.reset();
+        if fast::parse(self, json).is_some() {
+            return Ok(());
+        }
+        self.parse_serde(json)
+    }
+
+    /// [`ParsedChunk::parse`] without the fast path.
+    fn parse_serde(&mut self, json: &[u8]) -> Result<(), serde_json::Error> {
         self.reset();
         let mut de = serde_json::Deserializer::from_slice(json);
         ChunkSeed(self).deserialize(&mut de)?;
@@ -517,5 +531,123 @@ mod tests {
                 .is_err()
         );
         assert!(chunk.parse(b"{} trailing").is_err());
+    }
+
+    /// A parsed chunk as `(choices, usage, error)`.
+    type Snapshot = (Vec<ChoiceDelta>, Option<Usage>, Option<String>);
+
+    /// What the fast path parses; `None` when it hands the chunk to serde.
+    fn fast(json: &[u8]) -> Option<Snapshot> {
+        let mut chunk = ParsedChunk::default();
+        chunk.reset();
+        fast::parse(&mut chunk, json)?;
+        Some(snapshot(chunk))
+    }
+
+    fn serde(json: &[u8]) -> Result<Snapshot, String> {
+        let mut chunk = ParsedChunk::default();
+        chunk.parse_serde(json).map_err(|e| e.to_string())?;
+        Ok(snapshot(chunk))
+    }
+
+    fn snapshot(mut chunk: ParsedChunk) -> Snapshot {
+        let used = chunk.used;
+        chunk.slots.truncate(used);
+        (chunk.slots, chunk.usage, chunk.error)
+    }
+
+    const FAST: &[&str] = &[
+        r#"{"id":"cmpl-82c5","object":"text_completion","created":1796461207,"model":"sim-tiny","choices":[{"index":0,"text":" daru","logprobs":null,"finish_reason":null,"stop_reason":null,"prompt_token_ids":[1,2,3],"token_ids":[5777]}]}"#,
+        r#"{"id":"cmpl-82c5","object":"text_completion","created":1796461207,"model":"sim-tiny","choices":[{"index":0,"text":" bezico","logprobs":null,"finish_reason":"length","stop_reason":null,"prompt_token_ids":null,"token_ids":[72638,0,4294967295]}]}"#,
+        r#"{"id":"x","choices":[{"index":1,"text":"é","finish_reason":"stop","stop_reason":128009,"token_ids":[]},{"index":0,"text":null,"token_ids":null}],"usage":null}"#,
+        r#"{"choices":[{"index":0,"stop_reason":"</s>","prompt_token_ids":[],"text":"a","text":"b","token_ids":[1],"token_ids":[2]}]}"#,
+        r#"{"id":"cmpl-1","object":"text_completion","created":0,"model":"m","choices":[]}"#,
+        r#"{"choices":[{}]}"#,
+        "{}",
+    ];
+
+    const SERDE: &[&str] = &[
+        // Escapes, whitespace, shapes and values the fast path leaves alone.
+        r#"{"choices":[{"index":0,"text":"a\nb","token_ids":[1]}]}"#,
+        r#"{"choices":[{"index":0,"text":"\u00e9","token_ids":[1]}]}"#,
+        r#"{"id":"a\"b","choices":[]}"#,
+        r#"{ "choices": [{"index": 0, "text": "a"}] }"#,
+        r#"{"choices":[],"usage":{"prompt_tokens":3,"total_tokens":6,"completion_tokens":3}}"#,
+        r#"{"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}"#,
+        r#"{"choices":[{"index":0,"text":"a","finish_reason":1}]}"#,
+        r#"{"error":{"message":"boom","type":"server_error","code":500}}"#,
+        r#"{"object":"error","message":"old vllm"}"#,
+        r#"{"choices":[{"index":0,"text":"a","token_ids":[1]}],"system_fingerprint":"x"}"#,
+        r#"{"created":1.5,"choices":[]}"#,
+        r#"{"created":-1,"choices":[]}"#,
+        r#"{"choices":[{"index":0,"token_ids":[01]}]}"#,
+        r#"{"choices":[{"index":0,"token_ids":[1.0]}]}"#,
+        r#"{"choices":[{"index":0,"token_ids":[4294967296]}]}"#,
+        r#"{"choices":[{"index":4294967296}]}"#,
+        r#"{"choices":[{"index":0,"token_ids":["a"]}]}"#,
+        r#"{"choices":[{"index":0,"logprobs":{"tokens":[]}}]}"#,
+        "{\"choices\":[{\"text\":\"a\tb\"}]}",
+        "{} ",
+        "{}x",
+        "[1,2]",
+        "",
+        r#"{"choices":[{"index":0,"text":"a"}],}"#,
+        r#"{"choices":[{"index":0,"text":"a"},]}"#,
+        r#"{"usage":nul}"#,
+    ];
+
+    #[test]
+    fn the_fast_path_parses_vllm_chunks_exactly_as_serde_does() {
+        for json in FAST {
+            let fast = fast(json.as_bytes()).unwrap_or_else(|| panic!("not fast: {json}"));
+            assert_eq!(Ok(&fast), serde(json.as_bytes()).as_ref(), "{json}");
+            let mut chunk = ParsedChunk::default();
+            chunk.parse(json.as_bytes()).unwrap();
+            assert_eq!(snapshot(chunk), fast, "{json}");
+        }
+        let (choices, usage, error) = fast(FAST[1].as_bytes()).unwrap();
+        assert_eq!((usage, error), (None, None));
+        assert_eq!(choices.len(), 1);
+        assert_eq!(choices[0].text, " bezico");
+        assert_eq!(choices[0].ids, [72638, 0, 4294967295]);
+        assert!(choices[0].has_ids && choices[0].finished);
+        assert_eq!(choices[0].prompt_ids, None);
+        assert_eq!(fast(FAST[0].as_bytes()).unwrap().0[0].prompt_ids, Some(3));
+    }
+
+    #[test]
+    fn everything_else_goes_to_serde_with_the_same_outcome() {
+        for json in SERDE {
+            assert!(fast(json.as_bytes()).is_none(), "fast path took {json}");
+            let mut chunk = ParsedChunk::default();
+            let parsed = chunk.parse(json.as_bytes()).map(|()| snapshot(chunk));
+            assert_eq!(
+                parsed.map_err(|e| e.to_string()),
+                serde(json.as_bytes()),
+                "{json}"
+            );
+        }
+        // Invalid UTF-8 in a string.
+        assert!(fast(b"{\"choices\":[{\"text\":\"\xff\"}]}").is_none());
+    }
+
+    #[test]
+    fn a_cut_chunk_is_an_error_on_both_paths() {
+        for json in FAST.iter().chain(SERDE) {
+            let bytes = json.as_bytes();
+            for cut in 0..bytes.len() {
+                let part = &bytes[..cut];
+                let mut chunk = ParsedChunk::default();
+                let fast_took = fast(part).is_some();
+                let outcome = chunk.parse(part).is_ok();
+                assert_eq!(
+                    outcome,
+                    serde(part).is_ok(),
+                    "{:?}",
+                    String::from_utf8_lossy(part)
+                );
+                assert!(!fast_took || outcome, "{:?}", String::from_utf8_lossy(part));
+            }
+        }
     }
 }
