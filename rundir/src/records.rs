@@ -35,6 +35,10 @@ const WRITE_BYTES: usize = 256 * 1024;
 /// instead of the queue growing with the test.
 const QUEUED_BATCHES: usize = 16;
 
+/// Emptied batch buffers kept for reuse at most: the steady state needs
+/// one or two; more would only hold memory after the writer caught up.
+const SPARE_BATCHES: usize = 4;
+
 /// One line of `records.jsonl`, not yet encoded (queries, by far the most)
 /// or already serialized (the rare phase lines).
 #[derive(Debug)]
@@ -228,7 +232,7 @@ fn write_loop(
         let mut lines = batch.lines;
         lines.clear();
         let mut spare = shared.spare.lock().unwrap_or_else(PoisonError::into_inner);
-        if spare.len() < QUEUED_BATCHES + 2 {
+        if spare.len() < SPARE_BATCHES {
             spare.push(lines);
         }
         unsynced += encoded.len();
