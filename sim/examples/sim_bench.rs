@@ -58,8 +58,8 @@ fn main() {
             let _ = stop_rx.await;
             let t = h.step_timing();
             println!(
-                "engine steps {} mean late {:.1} us max late {:.1} us",
-                t.steps, t.mean_late_us, t.max_late_us
+                "engine steps {} mean late {:.1} us p99 late {:.1} us max late {:.1} us",
+                t.steps, t.mean_late_us, t.p99_late_us, t.max_late_us
             );
             h.shutdown().await;
         });

@@ -107,7 +107,7 @@ impl Simulator {
                 now_unix.as_secs_f64(),
                 config.max_model_len,
             )),
-            timing: Mutex::new(StepTiming::default()),
+            timing: Mutex::new(engine::StepLateness::new()),
         });
         let ground_truth = ground_truth::GroundTruthSink::new(&config.ground_truth, started)?;
         let (tx, rx) = std::sync::mpsc::channel();
@@ -221,7 +221,7 @@ impl SimHandle {
             .engine
             .timing
             .lock()
-            .map(|t| *t)
+            .map(|t| t.timing())
             .unwrap_or_default()
     }
 
