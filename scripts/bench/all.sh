@@ -36,16 +36,26 @@
 #   client_vs_python    ~50 min  harness vs GuideLLM, AIPerf, benchmark_serving:
 #                                (2 + 3) x 3 x (4 x 30 s + ~75 s start-up)
 #   scaling             ~15 min  1k to 10M queries, and report generation
-#   service_rankings     ~3 min  the results service over 100,000 runs
+#   service_rankings     ~5 min  the results service over 100,000 runs
+#                                (312 s at 367bc21)
 #   loadgen_schedule     ~1 min  query generation vs the LoadGen wheel
-#   client_accuracy      ~1 min  measurement accuracy at 1,000 QPS (30 s)
-#   sim_throughput       ~1 min  simulator SSE throughput (10 s)
-#   report_1m            ~2 min  report of a 1M-query run
-#   telemetry_overhead   ~3 min  metrics collection overhead (60 s runs)
-# All: about 2 hours 30 minutes. A ~60-minute publication with the full
-# method: --sections sut_vs_python,client_accuracy,report_1m,service_rankings,
-# loadgen_schedule,sim_throughput,telemetry_overhead (~41 min) or
-# --sections loadgen_issue,client_accuracy,report_1m,service_rankings (~51 min).
+#   client_accuracy      ~2 min  measurement accuracy at 1,000 QPS (30 s;
+#                                91 s at 367bc21)
+#   sim_throughput       ~5 min  simulator SSE throughput: saturated, then a
+#                                bisection over the number of streams for
+#                                step lateness p99 <= 10% of the step:
+#                                (1 + 1 + 6) points x 3 repeats x ~11 s
+#   report_1m            ~2 min  report of a 1M-query run, 3 repeats (~8 s
+#                                each), plus ~2 min to make the run directory
+#                                the first time
+#   telemetry_overhead   ~2 min  metrics collection overhead (60 s runs)
+# All: about 2 hours 40 minutes. A publication needs not run everything:
+# --update --sections a,b,... reruns those and keeps the other sections of
+# BENCHMARKS.md, each with the commit and date that produced it. A
+# ~60-minute update with the full method: --update --sections
+# sut_vs_python,scaling,report_1m,sim_throughput,service_rankings,client_accuracy
+# (~59 min); loadgen_issue alone is ~30 min with --issue-qps "300000 1000000
+# 3000000" --issue-bisect 2 (1828 s at 367bc21).
 # --quick: about 12 minutes for every section (after builds and installs).
 #
 # Requirements:
@@ -76,7 +86,7 @@ cd "$root"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 # Every section, in the order they run; --sections picks among these.
 all_sections="loadgen_issue sut_vs_python loadgen_schedule scaling client_vs_python client_accuracy sim_throughput report_1m telemetry_overhead service_rankings"
-usage="usage: scripts/bench/all.sh [--quick] [--update] [--out FILE] [--sections a,b,...] [--skip-reason TEXT] [--issue-qps "Q1 Q2 ..."] [--issue-bisect N]
+usage="usage: scripts/bench/all.sh [--quick] [--update] [--out FILE] [--sections a,b,...] [--skip-reason TEXT] [--issue-qps 'Q1 Q2 ...'] [--issue-bisect N]
 sections: ${all_sections// /, }"
 quick=0
 update=0
@@ -152,7 +162,10 @@ if [ $quick = 1 ]; then
   accuracy_seconds=3
   telemetry_seconds=5
   report_samples=10000
+  report_repeats=1
   sim_seconds=2
+  sim_bisect=2
+  sim_repeats=1
   client_env=(REPEATS=1 BISECT=0 HARNESS_RANGE="500 2000" GUIDELLM_RANGE="25 100" AIPERF_RANGE="25 100" BENCHMARK_SERVING_RANGE="25 100")
   rankings_args=(2000 3)
 else
@@ -165,7 +178,10 @@ else
   accuracy_seconds=30
   telemetry_seconds=60
   report_samples=1000000
+  report_repeats=3
   sim_seconds=10
+  sim_bisect=6
+  sim_repeats=3
   client_env=(REPEATS=3 BISECT=3)
   rankings_args=(100000 15)
 fi
@@ -223,9 +239,9 @@ section client_vs_python "HTTP client vs GuideLLM, AIPerf and vLLM 0.7.3's bench
 section client_accuracy "Measurement accuracy vs the simulator's ground truth at 1,000 QPS streaming" text \
   scripts/bench/client_accuracy.sh 1000 "$accuracy_seconds" 16 tiny-fast
 section sim_throughput "Simulator SSE throughput on one core" text \
-  scripts/bench/sim_throughput.sh 512 "$sim_seconds" 256 2000
+  scripts/bench/sim_throughput.sh 512 "$sim_seconds" 256 2000 "$sim_bisect" "$sim_repeats"
 section report_1m "Report generation for a 1M-query run (128 output tokens per sample)" text \
-  scripts/bench/report_1m.sh "$report_samples" 128 1
+  scripts/bench/report_1m.sh "$report_samples" 128 "$report_repeats"
 section telemetry_overhead "Metrics collection overhead at 1 s" text \
   scripts/bench/telemetry_overhead.sh "$telemetry_seconds" 1000 1 1
 section service_rankings "Results service: rankings over a large history, uncached and cached p99, cached requests/s on one core" md \
