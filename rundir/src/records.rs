@@ -31,9 +31,11 @@ const BATCH_LINES: usize = 1024;
 const WRITE_BYTES: usize = 256 * 1024;
 
 /// Full batches waiting for the writer thread at most: when it falls this
-/// far behind (about 3 MiB of records), completing threads wait for it
-/// instead of the queue growing with the test.
-const QUEUED_BATCHES: usize = 16;
+/// far behind (32k lines, about 6 MiB of records: the same depth in lines
+/// as the 4 MiB of encoded lines queued before, 16 ms at 2M QPS),
+/// completing threads wait for it instead of the queue growing with the
+/// test.
+const QUEUED_BATCHES: usize = 32;
 
 /// Emptied batch buffers kept for reuse at most: the steady state needs
 /// one or two; more would only hold memory after the writer caught up.
