@@ -550,6 +550,30 @@ mod tests {
     }
 
     #[test]
+    fn background_syncs_keep_every_line_in_order() {
+        use loadgen::RunObserver;
+        let tmp = tempfile::tempdir().unwrap();
+        let writer = RecordsWriter::create(tmp.path(), 0).unwrap();
+        // Past the writeback threshold twice (a line here is about 120 B).
+        let n = 2 * WRITEBACK_BYTES / 100;
+        for seq in 0..n as u64 {
+            writer.sample_completed(QueryRecord { seq, ..base() });
+        }
+        assert_eq!(writer.finish().unwrap(), n as u64);
+        let text = std::fs::read_to_string(tmp.path().join(RECORDS_FILE)).unwrap();
+        assert!(text.len() > 2 * WRITEBACK_BYTES, "{} bytes", text.len());
+        let prefix = r#"{"type":"query","seq":"#;
+        for (expected, line) in text.lines().enumerate() {
+            let seq = line
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.split(',').next())
+                .unwrap_or_else(|| panic!("line {expected}: {line}"));
+            assert_eq!(seq, expected.to_string());
+        }
+        assert_eq!(text.lines().count(), n);
+    }
+
+    #[test]
     fn full_and_partial_batches_keep_every_line_in_order() {
         use loadgen::RunObserver;
         let tmp = tempfile::tempdir().unwrap();
