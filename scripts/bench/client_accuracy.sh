@@ -39,11 +39,18 @@ for i in 1 2 3; do
     sleep 0.05
   done
   [ -n "$up" ] || { echo "the simulator did not come up: $(cat "$d/sim.log")" >&2; exit 1; }
+  # Exit 3 (INVALID: a latency bound missed) still leaves every record to
+  # compare; anything else is a failure.
+  rc=0
   taskset -c "$client_cpu" "$bin" run --backend "http://127.0.0.1:$port" --scenario Server \
     --target-qps "$qps" --min-duration-ms "$((seconds * 1000))" --min-query-count 100 \
     --max-tokens "$max_tokens" --ignore-eos --request-id-prefix "acc$i-" \
     --quiet --no-report --no-history --output-dir "$d/runs" --label accuracy \
-    >"$d/run.log" 2>&1 || { echo "harness run failed (exit $?): $(tail -5 "$d/run.log")" >&2; exit 1; }
+    >"$d/run.log" 2>&1 || rc=$?
+  if [ "$rc" != 0 ] && [ "$rc" != 3 ]; then
+    echo "harness run failed (exit $rc): $(tail -5 "$d/run.log")" >&2
+    exit 1
+  fi
   # The simulator writes its ground truth as requests end; SIGTERM flushes it.
   kill "$sim"; wait "$sim" 2>/dev/null || true
   sim=
