@@ -73,10 +73,10 @@ else
     probe "$n"
     if [ "$within" = 1 ]; then
       lo=$n best_tps=$tps best_line="p99 late $p99 us, mean $mean us, max $max us"
-      echo "  -> $n streams within the bound"
+      echo "  -> within the bound"
     else
       hi=$n
-      echo "  -> $n streams over the bound"
+      echo "  -> over the bound"
       [ "$n" = 1 ] && break
     fi
   done
@@ -88,7 +88,7 @@ echo "saturated (steps late, not the goal figure): $(fmt "$sat_tps") tokens/s at
 if [ -n "$best_tps" ]; then
   bracket=""
   [ "$sat_within" = 1 ] || bracket=" (over the bound at $hi streams)"
-  echo "goal (issue 15): simulator tokens/s at step lateness p99 <= 10% of the step (${bound_us} us): MET: $(fmt "$best_tps") tokens/s at $lo streams$bracket; $best_line"
+  echo "goal (issue 15): simulator tokens/s at step lateness p99 <= 10% of the step (${bound_us} us): MET: $(fmt "$best_tps") tokens/s at $lo stream$([ "$lo" = 1 ] || echo s)$bracket; $best_line"
 else
   echo "goal (issue 15): simulator tokens/s at step lateness p99 <= 10% of the step (${bound_us} us): MISSED: even 1 stream is over the bound"
 fi
