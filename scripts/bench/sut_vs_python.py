@@ -21,7 +21,9 @@ during which others used more than --busy-cores is set aside and repeated
 (up to twice).
 
 Method: a ladder of target QPS per tool, every rung --repeats times with the
-tools interleaved (harness, python, harness, python, ...), then --bisect
+tools interleaved (harness, python, harness, python, ...); a ladder whose
+top rung passes keeps doubling (up to --harness-max-qps / --python-max-qps)
+until a rung fails, since a limit never reached is no measurement; then --bisect
 steps of geometric bisection between each tool's highest rung VALID in
 every repeat and the lowest rung above it that was not. Prints markdown.
 """
@@ -343,6 +345,9 @@ def main():
     p.add_argument("--bisect", type=int, default=3)
     p.add_argument("--harness-qps", default="1000 2000 4000 8000")
     p.add_argument("--python-qps", default="250 500 1000 2000")
+    p.add_argument("--harness-max-qps", type=int, default=64000,
+                   help="the ladder doubles past its last rung while rungs pass, up to this")
+    p.add_argument("--python-max-qps", type=int, default=16000)
     p.add_argument("--output-tokens", type=int, default=16)
     p.add_argument("--model-key", default="llama3_1-8b")
     p.add_argument("--profile", default="throughput-bench")
@@ -357,7 +362,9 @@ def main():
     ladders = {"harness": [int(q) for q in a.harness_qps.split()],
                "python": [int(q) for q in a.python_qps.split()]}
     failed = {t: 0 for t in TOOLS}
-    for i in range(max(len(v) for v in ladders.values())):
+    caps = {"harness": a.harness_max_qps, "python": a.python_max_qps}
+    i = 0
+    while any(i < len(ladders[t]) and failed[t] < 2 for t in TOOLS):
         for r in range(1, a.repeats + 1):
             for t in TOOLS:
                 if i < len(ladders[t]) and failed[t] < 2:
@@ -367,6 +374,12 @@ def main():
             if i < len(ladders[t]) and failed[t] < 2:
                 ok = rungs_valid(bench.results, t).get(ladders[t][i])
                 failed[t] = 0 if ok else failed[t] + 1
+                # A ladder whose top rung passed says nothing about the
+                # limit: keep doubling until a rung fails (or the cap), so
+                # the bisection has a bracket to work in.
+                if ok and i == len(ladders[t]) - 1 and ladders[t][i] * 2 <= caps[t]:
+                    ladders[t].append(ladders[t][i] * 2)
+        i += 1
     for step in range(1, a.bisect + 1):
         mids = {t: midpoint(*bracket(bench.results, t)) for t in TOOLS}
         for r in range(1, a.repeats + 1):

@@ -12,8 +12,9 @@
 # usage: scripts/bench/sut_vs_python.sh [--quick] [options of sut_vs_python.py]
 #   --quick   3 s runs, 1 repeat, two rungs each, no bisection: proves the
 #             script works (about a minute); figures not worth publishing
-# Full run (defaults: 30 s runs, 3 repeats, 4 rungs, 3 bisection steps):
-# about (8 rungs + 6 bisection runs) x 3 x ~35 s = 25 to 30 minutes.
+# Full run (defaults: 30 s runs, 3 repeats, 4 rungs each, doubled until a
+# rung fails, 3 bisection steps): about (10 rungs + 6 bisection runs) x 3 x
+# ~40 s = 30 to 35 minutes (a failing rung runs longer while its backlog drains).
 # Needs: 2 CPUs or more (client on CPU 0, simulator on CPU 1; --client-cpu,
 # --sim-cpu), python3 with venv and pip (installs mlcommons-loadgen 6.0.17
 # and aiohttp from PyPI into .cache/peers/python-sut), GNU time, taskset.
