@@ -558,16 +558,7 @@ pub(crate) fn group_sums(
         return client
             .query(&sql, &refs(&params))?
             .iter()
-            .map(|r| {
-                Ok(GroupSums {
-                    model: r.try_get(0)?,
-                    system: r.try_get(1)?,
-                    count: u64::try_from(r.try_get::<_, i64>(2)?).unwrap_or(0),
-                    shift: r.try_get(3)?,
-                    sum: r.try_get(4)?,
-                    sum_sq: r.try_get(5)?,
-                })
-            })
+            .map(group_sums_row)
             .collect();
     }
     let (cond, params) = filtered(filter, "metrics", vec![Box::new(metric.to_owned())]);
@@ -591,18 +582,20 @@ pub(crate) fn group_sums(
         ),
         &refs(&params),
     )?;
-    rows.iter()
-        .map(|r| {
-            Ok(GroupSums {
-                model: r.try_get(0)?,
-                system: r.try_get(1)?,
-                count: u64::try_from(r.try_get::<_, i64>(2)?).unwrap_or(0),
-                shift: r.try_get(3)?,
-                sum: r.try_get(4)?,
-                sum_sq: r.try_get(5)?,
-            })
-        })
-        .collect()
+    rows.iter().map(group_sums_row).collect()
+}
+
+/// One group's sums from a row of either query above: both select model,
+/// system, count, shift, sum and sum of squares in that order.
+fn group_sums_row(r: &postgres::Row) -> Result<GroupSums, postgres::Error> {
+    Ok(GroupSums {
+        model: r.try_get(0)?,
+        system: r.try_get(1)?,
+        count: u64::try_from(r.try_get::<_, i64>(2)?).unwrap_or(0),
+        shift: r.try_get(3)?,
+        sum: r.try_get(4)?,
+        sum_sq: r.try_get(5)?,
+    })
 }
 
 pub(crate) fn group_values(

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use history::{Filter, History, RunEntry, system_of};
+use history::{Filter, History, RunEntry, SCHEMA_VERSION, system_of};
 
 /// splitmix64: a seeded generator, so a failure replays.
 pub struct Rng(u64);
@@ -109,6 +109,19 @@ pub fn filters() -> Vec<Filter> {
             ..Filter::default()
         },
     ]
+}
+
+/// After a schema-7 database (no running sums) is opened again: it is at
+/// the current schema and its sums, filled in by the migration, match the
+/// rows.
+pub fn assert_migrated(h: &History) {
+    assert_eq!(h.schema_version().unwrap(), SCHEMA_VERSION);
+    assert!(
+        !h.group_sums("ttft_p50_ms", &Filter::default())
+            .unwrap()
+            .is_empty()
+    );
+    assert_sums_match_rows(h, "migrated");
 }
 
 /// Checks `group_sums` against the count, mean and variance of the raw
