@@ -330,28 +330,25 @@ impl Writeback {
 /// Appends `record` as its `records.jsonl` line (without the newline): the
 /// bytes `serde_json` writes for [`RecordLine::Query`], field for field.
 fn encode_query_line(record: &QueryRecord, out: &mut Vec<u8>) {
-    // The integer fields, at most 20 digits each, go through a stack buffer
-    // and one copy: a dozen small appends (each a call to memcpy) took most
-    // of the writer thread's encoding time.
+    // The line's head is assembled in a stack buffer and copied once: a
+    // dozen small appends to the Vec (each a call to memcpy with a capacity
+    // check) took most of the writer thread's encoding time.
     let mut head = Head::new();
     head.push(br#"{"type":"query","seq":"#);
-    head.uint(record.seq);
+    head.int(record.seq);
     head.push(br#","query":"#);
-    head.uint(record.query);
+    head.int(record.query);
     head.push(br#","sample_index":"#);
-    head.uint(record.sample_index);
+    head.int(record.sample_index);
     head.push(br#","scheduled_ns":"#);
-    head.uint(record.scheduled_ns);
+    head.int(record.scheduled_ns);
     head.push(br#","issued_ns":"#);
-    head.uint(record.issued_ns);
+    head.int(record.issued_ns);
     head.optional(br#","first_token_ns":"#, record.first_token_ns);
     head.push(br#","end_ns":"#);
-    head.uint(record.end_ns);
+    head.int(record.end_ns);
     head.push(br#","n_tokens":"#);
-    if record.n_tokens < 0 {
-        head.push(b"-");
-    }
-    head.uint(record.n_tokens.unsigned_abs());
+    head.int(record.n_tokens);
     head.optional(br#","input_tokens":"#, record.input_tokens.map(u64::from));
     head.optional(br#","endpoint":"#, record.endpoint.map(u64::from));
     out.extend_from_slice(head.bytes());
@@ -368,18 +365,6 @@ fn encode_query_line(record: &QueryRecord, out: &mut Vec<u8>) {
 /// Bytes of a query line's head at most: the field names (144 B) and nine
 /// integers of at most 20 digits and a sign.
 const HEAD_MAX: usize = 384;
-
-/// "00", "01", ..., "99": two digits per division.
-const DIGIT_PAIRS: [u8; 200] = {
-    let mut pairs = [0u8; 200];
-    let mut i = 0;
-    while i < 100 {
-        pairs[2 * i] = b'0' + (i / 10) as u8;
-        pairs[2 * i + 1] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    pairs
-};
 
 /// The start of a query line, on the stack.
 struct Head {
@@ -405,25 +390,10 @@ impl Head {
         self.len += bytes.len();
     }
 
-    /// `v` in decimal, as serde_json (itoa) writes it.
+    /// `v` in decimal, as serde_json writes it (both through itoa).
     #[inline(always)]
-    fn uint(&mut self, mut v: u64) {
-        let n = v.checked_ilog10().map_or(1, |l| l as usize + 1);
-        let digits = &mut self.buf[self.len..self.len + n];
-        let mut i = n;
-        while v >= 100 {
-            let pair = (v % 100) as usize * 2;
-            v /= 100;
-            i -= 2;
-            digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-        }
-        if v >= 10 {
-            let pair = v as usize * 2;
-            digits[..2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-        } else {
-            digits[0] = b'0' + v as u8;
-        }
-        self.len += n;
+    fn int(&mut self, v: impl itoa::Integer) {
+        self.push(itoa::Buffer::new().format(v).as_bytes());
     }
 
     /// `name` and the value, or nothing for `None` (serde skips those).
@@ -431,7 +401,7 @@ impl Head {
     fn optional(&mut self, name: &[u8], value: Option<u64>) {
         if let Some(v) = value {
             self.push(name);
-            self.uint(v);
+            self.int(v);
         }
     }
 }
