@@ -39,8 +39,10 @@
 #   service_rankings     ~5 min  the results service over 100,000 runs
 #                                (312 s at 367bc21)
 #   loadgen_schedule     ~1 min  query generation vs the LoadGen wheel
-#   client_accuracy      ~2 min  measurement accuracy at 1,000 QPS (30 s;
-#                                91 s at 367bc21)
+#   client_accuracy      ~4 min  measurement accuracy at 1,000 QPS: 3 quiet
+#                                and 3 under-load runs (a busy loop on the
+#                                client's CPU), interleaved, 30 s each (the
+#                                3 quiet ones took 91 s at 367bc21)
 #   sim_throughput       ~5 min  simulator SSE throughput: saturated, then a
 #                                bisection over the number of streams for
 #                                step lateness p99 <= 10% of the step:
@@ -54,7 +56,7 @@
 # BENCHMARKS.md, each with the commit and date that produced it. A
 # ~60-minute update with the full method: --update --sections
 # sut_vs_python,scaling,report_1m,sim_throughput,service_rankings,client_accuracy
-# (~59 min); loadgen_issue alone is ~30 min with --issue-qps "300000 1000000
+# (~61 min); loadgen_issue alone is ~30 min with --issue-qps "300000 1000000
 # 3000000" --issue-bisect 2 (1828 s at 367bc21).
 # --quick: about 12 minutes for every section (after builds and installs).
 #
