@@ -265,9 +265,10 @@ pub struct ServeArgs {
     /// of each figure per system, model and scenario); no key asked.
     #[arg(long, value_name = "ADDR:PORT")]
     pub prometheus_listen: Option<std::net::SocketAddr>,
-    /// Keep no cached answer: every rankings request is answered from the
-    /// database (to measure that path, as scripts/bench/service_rankings.sh
-    /// does; slower, never needed for freshness).
+    /// Keep no cached answer: every rankings request, and every scrape of
+    /// --prometheus-listen's /metrics, is answered from the database (to
+    /// measure that path, as scripts/bench/service_rankings.sh does; slower,
+    /// never needed for freshness).
     #[arg(long)]
     pub no_cache: bool,
 }

@@ -178,8 +178,9 @@ impl Service {
         Ok(())
     }
 
-    /// Keeps no cached answer: every rankings request is answered from
-    /// the database (`harness serve --no-cache`, to measure that path).
+    /// Keeps no cached answer: every rankings request and every Prometheus
+    /// scrape is answered from the database (`harness serve --no-cache`, to
+    /// measure that path).
     pub fn disable_cache(&self) {
         self.state.cache.set_enabled(false);
     }
