@@ -308,6 +308,15 @@ fn backfill_groups_sql(p: &str, inf: &str) -> [String; 2] {
     ]
 }
 
+/// The names of the metrics recorded, sorted, from the running sums: a
+/// metric has a group there exactly while a run has a value of it (`record`
+/// and `delete` keep both in one transaction, a migrated database has its
+/// groups summed when opened), so this reads the few group rows instead of
+/// every run's value. Both dialects sort by bytes (PostgreSQL's columns are
+/// `COLLATE "C"`).
+const METRIC_NAMES_SQL: &str =
+    "SELECT DISTINCT name FROM metric_groups WHERE runs > 0 ORDER BY name";
+
 /// Whether the running sums answer `filter`: they are kept per model,
 /// scenario and dataset; time, label and backend filters read the rows.
 fn sums_answer(filter: &Filter) -> bool {

@@ -10,10 +10,10 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 
 use crate::{
-    Dialect, Filter, GROUP_SUMS_VERSION, GroupSums, HistoryError, MIGRATIONS, MetricValue,
-    PostgresUrl, RANK_COLUMNS_VERSION, RunEntry, SCHEMA_VERSION, SeriesPoint, TrendPoint,
-    backfill_groups_sql, conditions, empty_groups_sql, group_delta_sql, new_shifts_sql, parse,
-    stored_sums_sql, sums_answer, system_of, to_json,
+    Dialect, Filter, GROUP_SUMS_VERSION, GroupSums, HistoryError, METRIC_NAMES_SQL, MIGRATIONS,
+    MetricValue, PostgresUrl, RANK_COLUMNS_VERSION, RunEntry, SCHEMA_VERSION, SeriesPoint,
+    TrendPoint, backfill_groups_sql, conditions, empty_groups_sql, group_delta_sql, new_shifts_sql,
+    parse, stored_sums_sql, sums_answer, system_of, to_json,
 };
 
 /// PostgreSQL's infinity.
@@ -637,7 +637,7 @@ pub(crate) fn has_metric(client: &mut Client, metric: &str) -> Result<bool, post
 
 pub(crate) fn metric_names(client: &mut Client) -> Result<Vec<String>, postgres::Error> {
     client
-        .query("SELECT DISTINCT name FROM metrics ORDER BY name", &[])?
+        .query(METRIC_NAMES_SQL, &[])?
         .iter()
         .map(|r| r.try_get(0))
         .collect()

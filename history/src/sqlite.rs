@@ -5,10 +5,10 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    Dialect, Filter, GROUP_SUMS_VERSION, GroupSums, HistoryError, MIGRATIONS, MetricValue,
-    RANK_COLUMNS_VERSION, RunEntry, SCHEMA_VERSION, SeriesPoint, TrendPoint, backfill_groups_sql,
-    conditions, empty_groups_sql, group_delta_sql, new_shifts_sql, parse, stored_sums_sql,
-    sums_answer, system_of, to_json,
+    Dialect, Filter, GROUP_SUMS_VERSION, GroupSums, HistoryError, METRIC_NAMES_SQL, MIGRATIONS,
+    MetricValue, RANK_COLUMNS_VERSION, RunEntry, SCHEMA_VERSION, SeriesPoint, TrendPoint,
+    backfill_groups_sql, conditions, empty_groups_sql, group_delta_sql, new_shifts_sql, parse,
+    stored_sums_sql, sums_answer, system_of, to_json,
 };
 
 /// SQLite's infinity (a literal past f64's range).
@@ -398,7 +398,7 @@ pub(crate) fn has_metric(conn: &Connection, metric: &str) -> rusqlite::Result<bo
 }
 
 pub(crate) fn metric_names(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached("SELECT DISTINCT name FROM metrics ORDER BY name")?;
+    let mut stmt = conn.prepare_cached(METRIC_NAMES_SQL)?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     rows.collect()
 }

@@ -128,6 +128,19 @@ pub fn assert_migrated(h: &History) {
 /// rows (`values`) of every metric under every filter: the same groups in
 /// the same order, the same counts, the same moments to rounding.
 pub fn assert_sums_match_rows(h: &History, context: &str) {
+    // The metric names (read from the sums) are those with a row.
+    let with_rows: Vec<&str> = METRICS
+        .iter()
+        .copied()
+        .filter(|m| !h.values(m, &Filter::default()).unwrap().is_empty())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        h.metric_names().unwrap(),
+        with_rows,
+        "{context}: metric names"
+    );
     for metric in METRICS {
         for filter in filters() {
             let mut rows: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
@@ -199,6 +212,7 @@ pub fn exercise_running_sums(h: &mut History, seed: u64, runs: usize) {
     for metric in METRICS {
         assert!(h.group_sums(metric, &Filter::default()).unwrap().is_empty());
     }
+    assert_eq!(h.metric_names().unwrap(), Vec::<String>::new());
     // And recorded again, it sums from zero.
     for i in 0..runs {
         h.record(&random_run(&mut rng, &format!("again-{i}")))
