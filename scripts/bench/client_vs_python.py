@@ -9,7 +9,7 @@
   summarize TOOL TARGET RUNDIR BOUND_MS STARTUP_CPU_S
       one run's JSON line: rates, completion, TTFT p99 (client and server),
       client CPU, other processes' CPU, sustained
-  report RESULTS.jsonl SECONDS REPEATS BOUND_MS QUIET_CORES
+  report RESULTS.jsonl SECONDS REPEATS BOUND_MS QUIET_CORES [BISECT]
       the Markdown tables and the ratios
 """
 import glob
@@ -157,10 +157,19 @@ def fmt_range(values, spec):
     return f"{med:{spec}} ({min(values):{spec}}-{max(values):{spec}})"
 
 
-def report(path, seconds, repeats, bound_ms, quiet):
+def report(path, seconds, repeats, bound_ms, quiet, bisect=None):
     rows = [json.loads(l) for l in open(path)]
+    # Say what was run: a quick run (one repeat, no bisection) must not
+    # read as the full method.
+    reps = f"{repeats} repeat{'' if int(repeats) == 1 else 's'} per rate"
+    if bisect is None:
+        search = "bisection around each tool's limit"
+    elif int(bisect) == 0:
+        search = "no bisection (only the ends of each tool's range)"
+    else:
+        search = f"{bisect} bisection step{'' if int(bisect) == 1 else 's'} around each tool's limit"
     print(f"Streaming clients against `harness sim --profile throughput-bench`, {seconds} s per run, "
-          f"{repeats} repeats per rate with the tools interleaved, bisection around each tool's limit. "
+          f"{reps} with the tools interleaved, {search}. "
           f"Sustained: server-counted rate >= 95% of target, >= 99% completed, and client-added TTFT p99 "
           f"(the tool's TTFT p99 from its own send minus the server's) <= {bound_ms} ms, in every repeat. "
           f"Runs where other processes used more than {quiet} cores are marked busy.\n")
@@ -220,7 +229,7 @@ def main():
     elif cmd == "summarize":
         summarize(*args)
     elif cmd == "report":
-        report(args[0], args[1], args[2], float(args[3]), float(args[4]))
+        report(args[0], args[1], args[2], float(args[3]), float(args[4]), *args[5:6])
     else:
         sys.exit(f"unknown command {cmd}")
 

@@ -297,4 +297,4 @@ for _ in $(seq "$bisect"); do
   done
 done
 
-python3 "$helper" report "$results" "$seconds" "$repeats" "$bound_ms" "$quiet_cores"
+python3 "$helper" report "$results" "$seconds" "$repeats" "$bound_ms" "$quiet_cores" "$bisect"
