@@ -231,6 +231,17 @@ pub trait RunObserver: Send + Sync {
     fn first_token(&self, _seq: u64, _at_ns: u64) {}
     /// A sample completed (or was given up on).
     fn sample_completed(&self, _record: QueryRecord) {}
+    /// Several samples completed in one `QuerySamplesComplete` call (an
+    /// Offline SUT answers thousands at once): one call for all of them
+    /// instead of one per sample. The observer may take the records out of
+    /// `records` (or swap in another empty buffer); whatever is left is
+    /// dropped by the caller. By default each goes to
+    /// [`RunObserver::sample_completed`], in order.
+    fn samples_completed(&self, records: &mut Vec<QueryRecord>) {
+        for record in records.drain(..) {
+            self.sample_completed(record);
+        }
+    }
     /// A phase ended.
     fn phase_finished(&self, _end: &PhaseEnd) {}
 }

@@ -14,8 +14,8 @@ use std::thread;
 use std::time::Duration;
 
 use loadgen::{
-    EffectiveSettings, ErrorKind, IssuePlan, IssueStop, Phase, PhaseLog, PhaseRequest, QueryError,
-    QueryRecord, QuerySample, QuerySampleResponse, Responder, RunObserver, RunOptions,
+    EffectiveSettings, ErrorKind, IssuePlan, IssueStop, NoPhaseLog, Phase, PhaseLog, PhaseRequest,
+    QueryError, QueryRecord, QuerySample, QuerySampleResponse, Responder, RunObserver, RunOptions,
     RuntimeError, Scenario, StopSignal, SystemUnderTest, TestMode, TestSettings, run_phase,
 };
 
@@ -365,6 +365,61 @@ fn offline_issues_one_query_with_every_sample() {
             .unwrap()
             .iter()
             .all(|r| r.scheduled_ns == 0)
+    );
+}
+
+/// Keeps the size of each batch of records and the records themselves.
+#[derive(Default)]
+struct Batches {
+    sizes: Mutex<Vec<usize>>,
+    records: Mutex<Vec<QueryRecord>>,
+}
+
+impl RunObserver for Batches {
+    fn sample_completed(&self, record: QueryRecord) {
+        self.sizes.lock().unwrap().push(1);
+        self.records.lock().unwrap().push(record);
+    }
+    fn samples_completed(&self, records: &mut Vec<QueryRecord>) {
+        self.sizes.lock().unwrap().push(records.len());
+        self.records.lock().unwrap().append(records);
+    }
+}
+
+#[test]
+fn a_many_sample_completion_reaches_the_observer_in_bounded_batches_in_order() {
+    let sut = InstantSut {
+        tokens: 3,
+        calls: AtomicU64::new(0),
+    };
+    let s = settings(Scenario::Offline, |_| {});
+    let offline = Arc::new(IssuePlan {
+        scheduled_ns: vec![0],
+        sample_indices: (0..2500).map(|i| i % 16).collect(),
+        samples_per_query: 2500,
+        accuracy_log_bits: Vec::new(),
+    });
+    let batches = Arc::new(Batches::default());
+    run_phase(&PhaseRequest {
+        sut: &sut,
+        plan: offline,
+        settings: &s,
+        phase: Phase::Performance,
+        log: Arc::new(NoPhaseLog),
+        options: &RunOptions {
+            observer: Some(Arc::clone(&batches) as Arc<dyn RunObserver>),
+            ..RunOptions::default()
+        },
+    });
+    // One call per 1024 samples of the one `complete_all`, not one per sample.
+    assert_eq!(*batches.sizes.lock().unwrap(), vec![1024, 1024, 452]);
+    let records = batches.records.lock().unwrap();
+    let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (0..2500).collect::<Vec<u64>>());
+    assert!(
+        records
+            .iter()
+            .all(|r| r.n_tokens == 3 && r.first_token_ns.is_some())
     );
 }
 

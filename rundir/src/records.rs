@@ -2,8 +2,10 @@
 //! hundreds of thousands of lines per second.
 //!
 //! The thread that completes a sample moves its record into a shared batch
-//! (one short lock, no encoding), and whole batches go to a writer thread
-//! that encodes them with a hand-written encoder and writes them out: the
+//! (one short lock, no encoding; a multi-sample completion hands over its
+//! records together, under one lock, or as the batch itself), and whole
+//! batches go to a writer thread that encodes them with a hand-written
+//! encoder straight into the buffer it writes out: the
 //! completing thread is the issuer itself when the SUT answers inside
 //! `issue_query`, and encoding there took most of its time per sample. A
 //! channel operation per sample, or a generic serializer pass, cost more
@@ -12,7 +14,7 @@
 //! once).
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -41,41 +43,40 @@ const QUEUED_BATCHES: usize = 32;
 /// one or two; more would only hold memory after the writer caught up.
 const SPARE_BATCHES: usize = 4;
 
-/// One line of `records.jsonl`, not yet encoded (queries, by far the most)
-/// or already serialized (the rare phase lines).
+/// What the writer thread receives: query lines not yet encoded (by far
+/// the most), or one line already serialized (the rare phase lines).
 #[derive(Debug)]
-enum Line {
-    Query(QueryRecord),
+enum Batch {
+    Queries(Vec<QueryRecord>),
     Encoded(Vec<u8>),
-}
-
-/// Lines not yet handed to the writer thread.
-#[derive(Debug, Default)]
-struct Batch {
-    lines: Vec<Line>,
-}
-
-impl Batch {
-    /// Takes the lines, leaving an empty buffer from `spare` in their place.
-    fn take(&mut self, spare: &Mutex<Vec<Vec<Line>>>) -> Batch {
-        let lines = spare
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(BATCH_LINES));
-        std::mem::replace(self, Batch { lines })
-    }
 }
 
 #[derive(Debug)]
 struct Shared {
-    pending: Mutex<Batch>,
+    /// Query lines not yet handed to the writer thread.
+    pending: Mutex<Vec<QueryRecord>>,
     /// Emptied batch buffers, back from the writer thread: reusing them
     /// spares the completing threads an allocation and its page faults per
     /// batch.
-    spare: Mutex<Vec<Vec<Line>>>,
+    spare: Mutex<Vec<Vec<QueryRecord>>>,
     /// The writer thread stopped (an I/O error, reported by `finish`).
     failed: AtomicBool,
+}
+
+impl Shared {
+    /// An empty buffer for the next batch: a spare one, or a new one.
+    fn empty_batch(&self) -> Vec<QueryRecord> {
+        self.spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BATCH_LINES))
+    }
+
+    /// Takes the pending lines, leaving an empty buffer in their place.
+    fn take_pending(&self, pending: &mut Vec<QueryRecord>) -> Vec<QueryRecord> {
+        std::mem::replace(pending, self.empty_batch())
+    }
 }
 
 /// A [`loadgen::RunObserver`] that streams `records.jsonl` as the run goes:
@@ -107,7 +108,7 @@ impl RecordsWriter {
             .open(&path)
             .map_err(io_err(&path))?;
         let shared = Arc::new(Shared {
-            pending: Mutex::new(Batch::default()),
+            pending: Mutex::new(Vec::with_capacity(BATCH_LINES)),
             spare: Mutex::new(Vec::new()),
             failed: AtomicBool::new(false),
         });
@@ -153,34 +154,37 @@ impl RecordsWriter {
         }
     }
 
-    /// Appends one line to the pending batch and hands the batch over when
-    /// it is full.
-    fn push(&self, line: Line) {
+    /// Hands a batch taken from the pending lines to the writer thread
+    /// (after the lock on them is released: the send may wait).
+    fn send(&self, batch: Option<Vec<QueryRecord>>) {
+        if let (Some(batch), Some(tx)) = (batch, &self.tx) {
+            // Fails only when the writer thread stopped on an error, which
+            // `finish` reports.
+            let _ = tx.send(Batch::Queries(batch));
+        }
+    }
+
+    /// A rare line (phase header, phase end), through serde, after the
+    /// query lines pending before it.
+    fn push_serialized(&self, line: &RecordLine) {
         if self.shared.failed.load(Ordering::Relaxed) {
             return;
         }
-        let full = {
-            let mut batch = self
+        let mut out = Vec::new();
+        // Serializing these types into memory cannot fail.
+        let _ = serde_json::to_writer(&mut out, line);
+        let before = {
+            let mut pending = self
                 .shared
                 .pending
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            batch.lines.push(line);
-            (batch.lines.len() >= BATCH_LINES).then(|| batch.take(&self.shared.spare))
+            (!pending.is_empty()).then(|| self.shared.take_pending(&mut pending))
         };
-        if let (Some(full), Some(tx)) = (full, &self.tx) {
-            // Fails only when the writer thread stopped on an error, which
-            // `finish` reports.
-            let _ = tx.send(full);
+        self.send(before);
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Batch::Encoded(out));
         }
-    }
-
-    /// A rare line (phase header, phase end), through serde.
-    fn push_serialized(&self, line: &RecordLine) {
-        let mut out = Vec::new();
-        // Serializing these types into memory cannot fail.
-        let _ = serde_json::to_writer(&mut out, line);
-        self.push(Line::Encoded(out));
     }
 }
 
@@ -200,7 +204,42 @@ impl loadgen::RunObserver for RecordsWriter {
     }
 
     fn sample_completed(&self, record: QueryRecord) {
-        self.push(Line::Query(record));
+        if self.shared.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        let full = {
+            let mut pending = self
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            pending.push(record);
+            (pending.len() >= BATCH_LINES).then(|| self.shared.take_pending(&mut pending))
+        };
+        self.send(full);
+    }
+
+    /// One lock for the lot; a batch as large as the writer's, arriving
+    /// when nothing is pending, is handed over as it is (the caller gets
+    /// an empty buffer back) instead of being copied.
+    fn samples_completed(&self, records: &mut Vec<QueryRecord>) {
+        if self.shared.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        let full = {
+            let mut pending = self
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if pending.is_empty() && records.len() >= BATCH_LINES / 2 {
+                std::mem::swap(&mut *pending, records);
+            } else {
+                pending.append(records);
+            }
+            (pending.len() >= BATCH_LINES).then(|| self.shared.take_pending(&mut pending))
+        };
+        self.send(full);
     }
 
     fn phase_finished(&self, end: &PhaseEnd) {
@@ -210,66 +249,76 @@ impl loadgen::RunObserver for RecordsWriter {
 
 fn write_loop(
     path: &Path,
-    file: File,
+    mut file: File,
     rx: &mpsc::Receiver<Batch>,
     shared: &Shared,
 ) -> Result<u64, RunDirError> {
     // A clone for the writeback thread; the data is written through `file`.
     let writeback = Writeback::start(file.try_clone().map_err(io_err(path))?, path)?;
-    let mut out = BufWriter::with_capacity(WRITE_BYTES, file);
     let mut written = 0u64;
     let mut unsynced = 0usize;
-    let mut encoded = Vec::with_capacity(BATCH_LINES * 160);
-    let mut write = |out: &mut BufWriter<File>, batch: Batch| -> Result<(), RunDirError> {
-        encoded.clear();
-        for line in &batch.lines {
-            match line {
-                Line::Query(record) => encode_query_line(record, &mut encoded),
-                Line::Encoded(bytes) => encoded.extend_from_slice(bytes),
-            }
-            encoded.push(b'\n');
-        }
-        out.write_all(&encoded).map_err(io_err(path))?;
-        written += batch.lines.len() as u64;
-        let mut lines = batch.lines;
-        lines.clear();
-        let mut spare = shared.spare.lock().unwrap_or_else(PoisonError::into_inner);
-        if spare.len() < SPARE_BATCHES {
-            spare.push(lines);
-        }
-        unsynced += encoded.len();
+    // Lines are encoded straight into the buffer that is written out (a
+    // BufWriter in between copied every byte once more).
+    let mut out = Vec::with_capacity(WRITE_BYTES + BATCH_LINES * 160);
+    let mut write_out = |out: &mut Vec<u8>| -> Result<(), RunDirError> {
+        file.write_all(out).map_err(io_err(path))?;
+        unsynced += out.len();
+        out.clear();
         if unsynced >= WRITEBACK_BYTES {
             // What the writer handed the kernel so far goes to disk now, not
             // all at once in the final sync.
-            out.flush().map_err(io_err(path))?;
             writeback.request();
             unsynced = 0;
         }
         Ok(())
     };
+    let mut encode = |out: &mut Vec<u8>, batch: Batch| match batch {
+        Batch::Queries(mut records) => {
+            for record in &records {
+                encode_query_line(record, out);
+                out.push(b'\n');
+            }
+            written += records.len() as u64;
+            records.clear();
+            let mut spare = shared.spare.lock().unwrap_or_else(PoisonError::into_inner);
+            if spare.len() < SPARE_BATCHES {
+                spare.push(records);
+            }
+        }
+        Batch::Encoded(line) => {
+            out.extend_from_slice(&line);
+            out.push(b'\n');
+            written += 1;
+        }
+    };
     let take_pending = || {
-        shared
+        let mut pending = shared
             .pending
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take(&shared.spare)
+            .unwrap_or_else(PoisonError::into_inner);
+        shared.take_pending(&mut pending)
     };
     loop {
         match rx.recv_timeout(FLUSH_INTERVAL) {
-            Ok(batch) => write(&mut out, batch)?,
+            Ok(batch) => {
+                encode(&mut out, batch);
+                if out.len() >= WRITE_BYTES {
+                    write_out(&mut out)?;
+                }
+            }
             Err(RecvTimeoutError::Timeout) => {
-                write(&mut out, take_pending())?;
-                out.flush().map_err(io_err(path))?;
+                encode(&mut out, Batch::Queries(take_pending()));
+                write_out(&mut out)?;
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    write(&mut out, take_pending())?;
-    out.flush().map_err(io_err(path))?;
+    encode(&mut out, Batch::Queries(take_pending()));
+    write_out(&mut out)?;
     // A failed background sync is reported even when the final one passes
     // (the kernel reports a writeback error once).
     writeback.finish()?;
-    out.get_ref().sync_data().map_err(io_err(path))?;
+    file.sync_data().map_err(io_err(path))?;
     Ok(written)
 }
 
@@ -541,6 +590,60 @@ mod tests {
             assert_eq!(seq, expected.to_string());
         }
         assert_eq!(text.lines().count(), n);
+    }
+
+    #[test]
+    fn batched_completions_keep_every_line_in_order_and_byte_for_byte() {
+        use loadgen::RunObserver;
+        let tmp = tempfile::tempdir().unwrap();
+        let writer = RecordsWriter::create(tmp.path(), 0).unwrap();
+        // Batches that are appended (small, or arriving with lines
+        // pending) and batches that are handed over whole (as large as
+        // half the writer's batch, nothing pending), between single lines.
+        let mut seq = 0u64;
+        let mut expected = Vec::new();
+        let mut next = |n: usize, expected: &mut Vec<QueryRecord>| -> Vec<QueryRecord> {
+            let records: Vec<QueryRecord> = (0..n)
+                .map(|i| {
+                    seq += 1;
+                    QueryRecord {
+                        seq,
+                        first_token_ns: (i % 3 == 0).then_some(seq * 7),
+                        chunk_ns: vec![seq; i % 2],
+                        ..base()
+                    }
+                })
+                .collect();
+            expected.extend(records.iter().cloned());
+            records
+        };
+        for n in [
+            1,
+            BATCH_LINES / 2,
+            BATCH_LINES,
+            3,
+            BATCH_LINES,
+            1,
+            700,
+            0,
+            2,
+        ] {
+            let mut batch = next(n, &mut expected);
+            if n == 1 {
+                writer.sample_completed(batch.pop().unwrap());
+            } else {
+                writer.samples_completed(&mut batch);
+                assert!(batch.is_empty(), "the writer takes every record");
+            }
+        }
+        assert_eq!(writer.finish().unwrap(), expected.len() as u64);
+        let text = std::fs::read_to_string(tmp.path().join(RECORDS_FILE)).unwrap();
+        let mut want = String::new();
+        for record in expected {
+            want += &serde_json::to_string(&RecordLine::Query(record)).unwrap();
+            want.push('\n');
+        }
+        assert_eq!(text, want);
     }
 
     #[test]

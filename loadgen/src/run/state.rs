@@ -16,13 +16,21 @@ use super::plan::IssuePlan;
 use super::{PhaseLog, RuntimeError};
 use crate::record::{QueryRecord, RunObserver};
 use crate::settings::Scenario;
-use crate::sut::{CompletionSink, ErrorKind, QueryError, QuerySampleResponse, ResponseId};
+use crate::sut::{
+    CompletionSink, ErrorKind, OutputData, QueryError, QuerySampleResponse, ResponseId,
+};
 
 /// Marks a time slot that has not been written.
 pub(crate) const UNSET: u64 = u64::MAX;
 
 /// `error_kind` slot value for a sample without error.
 pub(crate) const NO_ERROR: u8 = 0;
+
+/// Records handed to the observer in one call at most, when one
+/// `query_samples_complete` call completes several samples: one call (and,
+/// for the records writer, one lock) per this many samples instead of one
+/// per sample, with a bounded buffer.
+const OBSERVER_BATCH: usize = 1024;
 
 /// What is known up front about a phase, for the completion path.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +80,9 @@ pub(crate) struct PhaseState {
     /// First-token bytes of samples whose response is logged, kept until the
     /// sample completes (LoadGen's token cache).
     token_cache: Mutex<HashMap<u64, Vec<u8>>>,
+    /// The records of one multi-sample completion call, reused across
+    /// calls (a call that finds it in use builds its own).
+    records: Mutex<Vec<QueryRecord>>,
 }
 
 fn atomics_u64(n: usize, value: u64) -> Box<[AtomicU64]> {
@@ -120,6 +131,7 @@ impl PhaseState {
             observer,
             log,
             token_cache: Mutex::new(HashMap::new()),
+            records: Mutex::new(Vec::new()),
             plan,
         }
     }
@@ -173,7 +185,7 @@ impl PhaseState {
                     message: message.to_owned(),
                 },
             );
-            if self.complete_one(&mut response, now) {
+            if self.complete_one(&mut response, now, None) {
                 ended += 1;
             }
         }
@@ -185,8 +197,15 @@ impl PhaseState {
     }
 
     /// Records one completion at `now`; false if it was not the first for its
-    /// sample (or the id is unknown).
-    fn complete_one(&self, response: &mut QuerySampleResponse, now: u64) -> bool {
+    /// sample (or the id is unknown). Its record goes to `records` when
+    /// given (the caller hands them to the observer together), else
+    /// straight to the observer.
+    fn complete_one(
+        &self,
+        response: &mut QuerySampleResponse,
+        now: u64,
+        records: Option<&mut Vec<QueryRecord>>,
+    ) -> bool {
         let seq = response.id.0;
         let Some(slot) = self.complete_ns.get(seq as usize) else {
             self.unknown_ids.fetch_add(1, Ordering::Relaxed);
@@ -241,9 +260,12 @@ impl PhaseState {
         }
 
         if let Some(observer) = &self.observer {
-            let detail = std::mem::take(&mut response.detail);
+            // Field by field (the detail is left as a default one, as a
+            // whole `mem::take` would leave it, without its copy).
+            let detail = &mut response.detail;
+            detail.output_data = OutputData::default();
             let first = self.first_token_ns[i].load(Ordering::Acquire);
-            observer.sample_completed(QueryRecord {
+            let record = QueryRecord {
                 seq,
                 query: query as u64,
                 sample_index: u64::from(self.plan.sample_indices[i]),
@@ -252,14 +274,49 @@ impl PhaseState {
                 first_token_ns: (first != UNSET).then_some(first),
                 end_ns: now,
                 n_tokens: response.n_tokens,
-                input_tokens: detail.input_tokens,
-                endpoint: detail.endpoint,
-                error: detail.error,
-                chunk_ns: detail.chunk_ns,
-                chunk_tokens: detail.chunk_tokens,
-            });
+                input_tokens: detail.input_tokens.take(),
+                endpoint: detail.endpoint.take(),
+                error: detail.error.take(),
+                chunk_ns: std::mem::take(&mut detail.chunk_ns),
+                chunk_tokens: std::mem::take(&mut detail.chunk_tokens),
+            };
+            match records {
+                Some(records) => records.push(record),
+                None => observer.sample_completed(record),
+            }
         }
         true
+    }
+
+    /// Records several completions at `now`, their records handed to the
+    /// observer in batches; returns how many were first completions.
+    fn complete_batch(
+        &self,
+        observer: &dyn RunObserver,
+        responses: &mut [QuerySampleResponse],
+        now: u64,
+    ) -> u64 {
+        let mut shared = self.records.try_lock().ok();
+        let mut own = Vec::new();
+        let records = match shared.as_deref_mut() {
+            Some(records) => records,
+            None => &mut own,
+        };
+        records.clear();
+        records.reserve(responses.len().min(OBSERVER_BATCH));
+        let mut newly = 0;
+        for chunk in responses.chunks_mut(OBSERVER_BATCH) {
+            for response in chunk {
+                if self.complete_one(response, now, Some(records)) {
+                    newly += 1;
+                }
+            }
+            if !records.is_empty() {
+                observer.samples_completed(records);
+                records.clear();
+            }
+        }
+        newly
     }
 }
 
@@ -303,9 +360,16 @@ impl CompletionSink for PhaseState {
         // LoadGen takes one timestamp on entry for the whole call.
         let now = self.clock.now_ns();
         let mut newly = 0u64;
-        for response in responses.iter_mut() {
-            if self.complete_one(response, now) {
-                newly += 1;
+        match &self.observer {
+            Some(observer) if responses.len() > 1 => {
+                newly = self.complete_batch(observer.as_ref(), responses, now);
+            }
+            _ => {
+                for response in responses.iter_mut() {
+                    if self.complete_one(response, now, None) {
+                        newly += 1;
+                    }
+                }
             }
         }
         if newly == 0 {
