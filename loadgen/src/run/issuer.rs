@@ -181,7 +181,7 @@ pub fn run_phase(request: &PhaseRequest<'_>) -> PhaseMeasurements {
     // latency array is allocated, which keeps the phase's peak memory lower.
     let issue_delay =
         (scenario == Scenario::Server).then(|| issue_delay_stats(&state, queries_issued));
-    let result = collect_result(
+    let (result, max_complete_ns) = collect_result(
         &state,
         settings,
         queries_issued,
@@ -197,7 +197,7 @@ pub fn run_phase(request: &PhaseRequest<'_>) -> PhaseMeasurements {
         samples_given_up: given_up,
         result,
         issue_delay,
-        max_complete_ns: state.max_complete_ns.load(Ordering::Relaxed),
+        max_complete_ns,
     }
 }
 
@@ -457,7 +457,7 @@ fn collect_result(
     samples_issued: u64,
     last_query: Option<usize>,
     stop: IssueStop,
-) -> PerformanceResult {
+) -> (PerformanceResult, u64) {
     let plan = &state.plan;
     let n = samples_issued as usize;
     let scheduled = |seq: usize| state.scheduled_ns(plan.query_of(seq));
@@ -465,16 +465,28 @@ fn collect_result(
 
     let mut sample_latencies = Vec::with_capacity(n);
     let mut max_latency: QuerySampleLatency = 0;
+    // The latest completion of the phase, any sample (`UNSET` is never a
+    // time): read here, in the pass the latencies need anyway, rather than
+    // kept up to date by every completion.
+    let mut max_complete_ns = 0;
     for seq in 0..n {
         let c = complete(seq);
         // After give_up every issued sample is complete.
         let latency = if c == UNSET {
             0
         } else {
+            max_complete_ns = max_complete_ns.max(c);
             c as i64 - scheduled(seq) as i64
         };
         max_latency = max_latency.max(latency);
         sample_latencies.push(latency);
+    }
+    // Answers for samples never issued (a SUT that made up ids) count too.
+    for slot in &state.complete_ns[n.min(state.complete_ns.len())..] {
+        let c = slot.load(Ordering::Acquire);
+        if c != UNSET {
+            max_complete_ns = max_complete_ns.max(c);
+        }
     }
 
     let query_done_ns = |q: usize| plan.samples_of(q).map(complete).max().unwrap_or(0);
@@ -553,7 +565,7 @@ fn collect_result(
         None => (0.0, 0.0, 0.0),
     };
 
-    PerformanceResult {
+    let result = PerformanceResult {
         sample_latencies,
         query_latencies,
         queries_issued,
@@ -564,7 +576,8 @@ fn collect_result(
         token_results,
         failed_samples,
         interrupted: stop == IssueStop::Interrupted,
-    }
+    };
+    (result, max_complete_ns)
 }
 
 fn issue_delay_stats(state: &PhaseState, queries_issued: u64) -> IssueDelayStats {

@@ -66,8 +66,6 @@ pub(crate) struct PhaseState {
     /// The issuer is unparked when `completed` reaches this.
     wake_at: AtomicU64,
     issuer: Thread,
-    /// Latest completion time.
-    pub max_complete_ns: AtomicU64,
     /// Failed samples by `ErrorKind::index()`.
     pub errors_by_kind: [AtomicU64; ErrorKind::ALL.len()],
     /// Completions for ids this phase never issued.
@@ -124,7 +122,6 @@ impl PhaseState {
             completed: AtomicU64::new(0),
             wake_at: AtomicU64::new(u64::MAX),
             issuer,
-            max_complete_ns: AtomicU64::new(0),
             errors_by_kind: std::array::from_fn(|_| AtomicU64::new(0)),
             unknown_ids: AtomicU64::new(0),
             repeated_completions: AtomicU64::new(0),
@@ -188,9 +185,6 @@ impl PhaseState {
             if self.complete_one(&mut response, now, None) {
                 ended += 1;
             }
-        }
-        if ended > 0 {
-            self.max_complete_ns.fetch_max(now, Ordering::Relaxed);
         }
         self.completed.fetch_add(ended, Ordering::AcqRel);
         ended
@@ -375,9 +369,9 @@ impl CompletionSink for PhaseState {
         if newly == 0 {
             return;
         }
-        // One shared read-modify-write per call, not per sample: every
-        // sample of the call completed at `now`.
-        self.max_complete_ns.fetch_max(now, Ordering::Relaxed);
+        // The latest completion time is not tracked here (a compare-and-swap
+        // loop per call): the result's pass over the completion times
+        // finds it after the phase.
         let done = self.completed.fetch_add(newly, Ordering::AcqRel) + newly;
         if done >= self.wake_at.load(Ordering::SeqCst) {
             self.issuer.unpark();
