@@ -384,18 +384,18 @@ fn encode_query_line(record: &QueryRecord, out: &mut Vec<u8>) {
     // check) took most of the writer thread's encoding time.
     let mut head = Head::new();
     head.push(br#"{"type":"query","seq":"#);
-    head.int(record.seq);
+    head.uint(record.seq);
     head.push(br#","query":"#);
-    head.int(record.query);
+    head.uint(record.query);
     head.push(br#","sample_index":"#);
-    head.int(record.sample_index);
+    head.uint(record.sample_index);
     head.push(br#","scheduled_ns":"#);
-    head.int(record.scheduled_ns);
+    head.uint(record.scheduled_ns);
     head.push(br#","issued_ns":"#);
-    head.int(record.issued_ns);
+    head.uint(record.issued_ns);
     head.optional(br#","first_token_ns":"#, record.first_token_ns);
     head.push(br#","end_ns":"#);
-    head.int(record.end_ns);
+    head.uint(record.end_ns);
     head.push(br#","n_tokens":"#);
     head.int(record.n_tokens);
     head.optional(br#","input_tokens":"#, record.input_tokens.map(u64::from));
@@ -414,6 +414,18 @@ fn encode_query_line(record: &QueryRecord, out: &mut Vec<u8>) {
 /// Bytes of a query line's head at most: the field names (144 B) and nine
 /// integers of at most 20 digits and a sign.
 const HEAD_MAX: usize = 384;
+
+/// "00", "01", ... "99": the two decimal digits of each number below 100.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut pairs = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        pairs[2 * i] = b'0' + (i / 10) as u8;
+        pairs[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    pairs
+};
 
 /// The start of a query line, on the stack.
 struct Head {
@@ -439,10 +451,36 @@ impl Head {
         self.len += bytes.len();
     }
 
-    /// `v` in decimal, as serde_json writes it (both through itoa).
+    /// `v` in decimal, as serde_json (itoa) writes it, two digits at a
+    /// time, straight into the line: copying itoa's variable-length result
+    /// in cost a call to memcpy per integer, a third of the writer thread's
+    /// time (perf, Offline 4M samples).
     #[inline(always)]
-    fn int(&mut self, v: impl itoa::Integer) {
-        self.push(itoa::Buffer::new().format(v).as_bytes());
+    fn uint(&mut self, mut v: u64) {
+        let end = self.len + v.checked_ilog10().map_or(1, |d| d as usize + 1);
+        let mut i = end;
+        while v >= 100 {
+            let pair = (v % 100) as usize * 2;
+            v /= 100;
+            i -= 2;
+            self.buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        }
+        if v >= 10 {
+            let pair = v as usize * 2;
+            self.buf[i - 2..i].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        } else {
+            self.buf[i - 1] = b'0' + v as u8;
+        }
+        self.len = end;
+    }
+
+    /// `v` in decimal, with a leading `-` when negative.
+    #[inline(always)]
+    fn int(&mut self, v: i64) {
+        if v < 0 {
+            self.push(b"-");
+        }
+        self.uint(v.unsigned_abs());
     }
 
     /// `name` and the value, or nothing for `None` (serde skips those).
@@ -450,7 +488,7 @@ impl Head {
     fn optional(&mut self, name: &[u8], value: Option<u64>) {
         if let Some(v) = value {
             self.push(name);
-            self.int(v);
+            self.uint(v);
         }
     }
 }
