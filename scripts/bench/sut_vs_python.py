@@ -9,7 +9,9 @@ Driven by scripts/bench/sut_vs_python.sh, which installs what it needs.
 
 Per run: LoadGen's verdict (mlperf_log_summary.txt, "Result is"), LoadGen's
 completed samples per second, the client's CPU (user + system, GNU time)
-per completed query, its peak RSS, and its client-added TTFT and TPOT per
+per completed query (and apart: user, kernel, and voluntary + involuntary
+context switches per query, summarised at the highest rate both tools
+sustain), its peak RSS, and its client-added TTFT and TPOT per
 request: the client's own figures for a request, each timed from its own
 send (harness: records.jsonl, issued_ns to first_token_ns; Python: its send
 to its first token), minus the simulator's ground truth for the same request
@@ -152,7 +154,7 @@ class Bench:
                       "--dataset", a.dataset, "--user-conf", conf, "--outdir",
                       os.path.join(d, "loadgen"), "--max-tokens", str(a.output_tokens),
                       "--model-key", a.model_key]
-        cmd = ["/usr/bin/time", "-f", "%U %S %e %M", "-o", timefile,
+        cmd = ["/usr/bin/time", "-f", "%U %S %e %M %c %w", "-o", timefile,
                "taskset", "-c", str(a.client_cpu)] + client
         busy0 = busy_seconds()
         sim0 = proc_cpu_seconds(sim.pid)
@@ -164,7 +166,7 @@ class Bench:
         busy = busy_seconds() - busy0
         sim.send_signal(signal.SIGTERM)
         sim.wait(timeout=30)
-        user, system, _, max_kb = open(timefile).read().split()[-4:]
+        user, system, _, max_kb, involuntary, voluntary = open(timefile).read().split()[-6:]
         cpu = float(user) + float(system)
         others = max(busy - cpu - sim_cpu, 0.0) / wall
         row = {"tool": tool, "target_qps": qps, "rc": rc, "wall_s": wall, "cpu_s": cpu,
@@ -172,7 +174,15 @@ class Bench:
                "others_cpu_cores": others, "busy": others > a.busy_cores,
                "load_before": load_before, "load_after": os.getloadavg()[0]}
         row.update(self.figures(tool, d, truth))
-        row["cpu_ms_per_query"] = (cpu / row["completed"] * 1e3) if row["completed"] else None
+        n = row["completed"]
+        row["cpu_ms_per_query"] = (cpu / n * 1e3) if n else None
+        # Where the CPU goes: the kernel's share (socket reads, loopback TCP
+        # work, wakeups) is common to every client; context switches count
+        # the wakeups themselves.
+        row["cpu_user_ms_per_query"] = (float(user) / n * 1e3) if n else None
+        row["cpu_kernel_ms_per_query"] = (float(system) / n * 1e3) if n else None
+        row["context_switches_per_query"] = (
+            (int(voluntary) + int(involuntary)) / n if n else None)
         if not a.keep:
             shutil.rmtree(d)
         log(f"{tool} {qps} QPS: {'VALID' if row['valid'] else 'INVALID'}, "
@@ -331,6 +341,22 @@ def table(rows, busy, a):
             print(f"- client CPU per query at {q:,} QPS (both VALID), harness / python: "
                   f"{statistics.median(h) / statistics.median(p):.2f} (over the repeats "
                   f"{min(h) / max(p):.2f} to {max(h) / min(p):.2f}); goal <= 0.25")
+
+        def median_of(tool, key):
+            vs = [r.get(key) for r in rows if r["tool"] == tool and r["target_qps"] == q]
+            vs = [v for v in vs if v is not None]
+            return statistics.median(vs) if vs else None
+
+        split = {t: [median_of(t, k) for k in ("cpu_user_ms_per_query",
+                                                 "cpu_kernel_ms_per_query",
+                                                 "context_switches_per_query")]
+                 for t in TOOLS}
+        if all(v is not None for t in TOOLS for v in split[t]):
+            (hu, hk, hc), (pu, pk, pc) = split["harness"], split["python"]
+            print(f"- where it goes at {q:,} QPS (medians), harness / python: user "
+                  f"{hu:.3f} / {pu:.3f} ms/query, kernel {hk:.3f} / {pk:.3f} ms/query "
+                  f"(socket reads, loopback TCP, wakeups: common to both), context "
+                  f"switches {hc:.2f} / {pc:.2f} per query")
 
 
 def main():
