@@ -6,6 +6,10 @@
   sharegpt OUTDIR COUNT
       benchmark_serving's ShareGPT file of COUNT entries (it samples without
       replacement, so it needs one entry per request)
+  guidellm OUTDIR COUNT
+      OUTDIR/guidellm-run.jsonl: COUNT rows cycling guidellm.jsonl's prompts
+      (GuideLLM sends each row of a JSON file once and then stops, so a run
+      needs at least one row per request of its duration)
   summarize TOOL TARGET RUNDIR BOUND_MS STARTUP_CPU_S
       one run's JSON line: rates, completion, TTFT p99 (client and server),
       client CPU, other processes' CPU, sustained
@@ -64,6 +68,14 @@ def sharegpt(outdir, count):
             for i in range(count)]
     with open(os.path.join(outdir, "sharegpt.json"), "w") as f:
         json.dump(rows, f)
+
+
+def guidellm_rows(outdir, count):
+    with open(os.path.join(outdir, "guidellm.jsonl")) as f:
+        rows = [line for line in f if line.strip()]
+    with open(os.path.join(outdir, "guidellm-run.jsonl"), "w") as f:
+        for i in range(count):
+            f.write(rows[i % len(rows)])
 
 
 def client_side(tool, out):
@@ -226,6 +238,8 @@ def main():
         prompts(args[0], args[1], int(args[2]), int(args[3]), int(args[4]), args[5])
     elif cmd == "sharegpt":
         sharegpt(args[0], int(args[1]))
+    elif cmd == "guidellm":
+        guidellm_rows(args[0], int(args[1]))
     elif cmd == "summarize":
         summarize(*args)
     elif cmd == "report":

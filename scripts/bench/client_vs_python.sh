@@ -29,7 +29,9 @@
 #   apart) of the bundled dataset's Llama 3 token ids decoded to text, the
 #   same prompts for every tool (at most 256; 186 at 128 tokens), each in its own input format (harness --api
 #   completions-text with a JSONL dataset, GuideLLM and AIPerf JSONL files,
-#   benchmark_serving a ShareGPT file), POST /v1/completions, streamed,
+#   benchmark_serving a ShareGPT file; GuideLLM's and benchmark_serving's
+#   files repeat the prompts to one row per request of the run, as both
+#   send each row at most once), POST /v1/completions, streamed,
 #   max_tokens $OUTPUT_TOKENS with ignore_eos.
 # - Arrivals: Poisson for every tool (the harness's Server scenario,
 #   GuideLLM's poisson profile, AIPerf --arrival-pattern poisson,
@@ -158,11 +160,18 @@ client() {
         --max-tokens "$output_tokens" --ignore-eos --quiet --no-report \
         --output-dir "$out/runs" --label "r$rate" ;;
     guidellm)
+      # One row per request the run can send (Poisson: 10% and 50 rows of
+      # headroom, many standard deviations): GuideLLM stops at the end of
+      # a JSON file, which with the 186 prompts alone ended a 30 s run at
+      # 25 req/s after 7 s.
+      local rows
+      rows=$(python3 -c "import math; print(math.ceil($rate * $seconds * 1.1) + 50)")
+      python3 "$helper" guidellm "$work/prompts" "$rows"
       GUIDELLM__MAX_WORKER_PROCESSES="$ncores" "${timed[@]}" "$GUIDELLM" run \
         --backend "kind=openai_http,target=$url,model=sim-bench,request_format=/v1/completions" \
         --profile "kind=poisson,rate=$rate" \
         --constraint "kind=max_duration,seconds=$seconds" \
-        --data "kind=json_file,path=$work/prompts/guidellm.jsonl" \
+        --data "kind=json_file,path=$work/prompts/guidellm-run.jsonl" \
         --tokenizer "kind=hf_auto,model=$GUIDELLM_PROCESSOR" \
         --output "kind=json,path=$out/guidellm.json" \
         --disable-console-interactive ;;
