@@ -115,6 +115,28 @@ impl RunObserver for Observers {
         }
         current.sample_completed(record);
     }
+    // A many-sample completion (an Offline SUT answering thousands at once)
+    // stays one batch: readers read each record, keepers but the last take a
+    // copy of the batch, the last takes the batch itself.
+    fn samples_completed(&self, records: &mut Vec<QueryRecord>) {
+        for entry in &self.0 {
+            if let Entry::Reads(_, Some(read)) = entry {
+                records.iter().for_each(|record| read(record));
+            }
+        }
+        let mut keepers = self.0.iter().filter_map(|e| match e {
+            Entry::Keeps(o) => Some(o),
+            Entry::Reads(..) => None,
+        });
+        let Some(mut current) = keepers.next() else {
+            return;
+        };
+        for next in keepers {
+            current.samples_completed(&mut records.clone());
+            current = next;
+        }
+        current.samples_completed(records);
+    }
     fn phase_finished(&self, end: &PhaseEnd) {
         self.each(|o| o.phase_finished(end));
     }
@@ -153,8 +175,28 @@ mod tests {
         }
     }
 
-    #[test]
-    fn records_reach_keepers_and_readers_but_not_ignoring_observers() {
+    fn record(seq: u64) -> QueryRecord {
+        QueryRecord {
+            seq,
+            query: seq,
+            sample_index: 0,
+            scheduled_ns: 0,
+            issued_ns: 0,
+            first_token_ns: Some(1),
+            end_ns: 2,
+            n_tokens: 2,
+            input_tokens: None,
+            endpoint: None,
+            error: None,
+            chunk_ns: vec![1, 2],
+            chunk_tokens: vec![1, 1],
+        }
+    }
+
+    /// Two keepers around an ignoring observer and a reader, given records
+    /// 3 and 5 by `complete`: every keeper and the reader see both in
+    /// order, the ignoring observer none.
+    fn records_reach_keepers_and_readers(complete: impl Fn(&Observers, Vec<QueryRecord>)) {
         let kept_a = Arc::new(Mutex::new(Vec::new()));
         let kept_b = Arc::new(Mutex::new(Vec::new()));
         let ignored = Arc::new(Mutex::new(Vec::new()));
@@ -168,26 +210,22 @@ mod tests {
             Arc::new(move |r: &QueryRecord| reads.lock().unwrap().push(r.seq)),
         );
         all.push(Arc::new(Keep(Arc::clone(&kept_b))));
-        for seq in [3, 5] {
-            all.sample_completed(QueryRecord {
-                seq,
-                query: seq,
-                sample_index: 0,
-                scheduled_ns: 0,
-                issued_ns: 0,
-                first_token_ns: Some(1),
-                end_ns: 2,
-                n_tokens: 2,
-                input_tokens: None,
-                endpoint: None,
-                error: None,
-                chunk_ns: vec![1, 2],
-                chunk_tokens: vec![1, 1],
-            });
-        }
+        complete(&all, vec![record(3), record(5)]);
         assert_eq!(*kept_a.lock().unwrap(), [3, 5]);
         assert_eq!(*kept_b.lock().unwrap(), [3, 5]);
         assert_eq!(*read.lock().unwrap(), [3, 5]);
         assert!(ignored.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn records_reach_keepers_and_readers_but_not_ignoring_observers() {
+        records_reach_keepers_and_readers(|all, records| {
+            records.into_iter().for_each(|r| all.sample_completed(r))
+        });
+    }
+
+    #[test]
+    fn a_batch_of_records_reaches_keepers_and_readers_but_not_ignoring_observers() {
+        records_reach_keepers_and_readers(|all, mut records| all.samples_completed(&mut records));
     }
 }
