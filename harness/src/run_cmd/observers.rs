@@ -220,7 +220,7 @@ mod tests {
     #[test]
     fn records_reach_keepers_and_readers_but_not_ignoring_observers() {
         records_reach_keepers_and_readers(|all, records| {
-            records.into_iter().for_each(|r| all.sample_completed(r))
+            records.into_iter().for_each(|r| all.sample_completed(r));
         });
     }
 
