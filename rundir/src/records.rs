@@ -18,7 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
 use loadgen::{PhaseEnd, PhaseStart, QueryRecord};
@@ -71,6 +71,11 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(BATCH_LINES))
+    }
+
+    /// The query records not yet handed to the writer thread.
+    fn lock_pending(&self) -> MutexGuard<'_, Vec<QueryRecord>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Takes the pending lines, leaving an empty buffer in their place.
@@ -164,6 +169,20 @@ impl RecordsWriter {
         }
     }
 
+    /// Adds query records to the pending ones with `add` (under one lock)
+    /// and hands a full batch to the writer thread.
+    fn pend(&self, add: impl FnOnce(&mut Vec<QueryRecord>)) {
+        if self.shared.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        let full = {
+            let mut pending = self.shared.lock_pending();
+            add(&mut pending);
+            (pending.len() >= BATCH_LINES).then(|| self.shared.take_pending(&mut pending))
+        };
+        self.send(full);
+    }
+
     /// A rare line (phase header, phase end), through serde, after the
     /// query lines pending before it.
     fn push_serialized(&self, line: &RecordLine) {
@@ -174,11 +193,7 @@ impl RecordsWriter {
         // Serializing these types into memory cannot fail.
         let _ = serde_json::to_writer(&mut out, line);
         let before = {
-            let mut pending = self
-                .shared
-                .pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut pending = self.shared.lock_pending();
             (!pending.is_empty()).then(|| self.shared.take_pending(&mut pending))
         };
         self.send(before);
@@ -204,42 +219,20 @@ impl loadgen::RunObserver for RecordsWriter {
     }
 
     fn sample_completed(&self, record: QueryRecord) {
-        if self.shared.failed.load(Ordering::Relaxed) {
-            return;
-        }
-        let full = {
-            let mut pending = self
-                .shared
-                .pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            pending.push(record);
-            (pending.len() >= BATCH_LINES).then(|| self.shared.take_pending(&mut pending))
-        };
-        self.send(full);
+        self.pend(|pending| pending.push(record));
     }
 
     /// One lock for the lot; a batch as large as the writer's, arriving
     /// when nothing is pending, is handed over as it is (the caller gets
     /// an empty buffer back) instead of being copied.
     fn samples_completed(&self, records: &mut Vec<QueryRecord>) {
-        if self.shared.failed.load(Ordering::Relaxed) {
-            return;
-        }
-        let full = {
-            let mut pending = self
-                .shared
-                .pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+        self.pend(|pending| {
             if pending.is_empty() && records.len() >= BATCH_LINES / 2 {
-                std::mem::swap(&mut *pending, records);
+                std::mem::swap(pending, records);
             } else {
                 pending.append(records);
             }
-            (pending.len() >= BATCH_LINES).then(|| self.shared.take_pending(&mut pending))
-        };
-        self.send(full);
+        });
     }
 
     fn phase_finished(&self, end: &PhaseEnd) {
@@ -292,10 +285,7 @@ fn write_loop(
         }
     };
     let take_pending = || {
-        let mut pending = shared
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut pending = shared.lock_pending();
         shared.take_pending(&mut pending)
     };
     loop {
