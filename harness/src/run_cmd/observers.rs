@@ -80,6 +80,30 @@ impl Observers {
     fn each(&self, f: impl Fn(&dyn RunObserver)) {
         self.0.iter().for_each(|e| f(e.observer()));
     }
+
+    /// The readers of completed records, in the order added.
+    fn readers(&self) -> impl Iterator<Item = &RecordReader> {
+        self.0.iter().filter_map(|e| match e {
+            Entry::Reads(_, read) => read.as_ref(),
+            Entry::Keeps(_) => None,
+        })
+    }
+
+    /// The observers that keep records: those that get a copy, then the
+    /// last one, which takes the record itself.
+    fn keepers(
+        &self,
+    ) -> (
+        impl Iterator<Item = &dyn RunObserver>,
+        Option<&dyn RunObserver>,
+    ) {
+        let last = self.0.iter().rposition(|e| matches!(e, Entry::Keeps(_)));
+        let copies = self.0[..last.unwrap_or(0)].iter().filter_map(|e| match e {
+            Entry::Keeps(o) => Some(o.as_ref()),
+            Entry::Reads(..) => None,
+        });
+        (copies, last.map(|i| self.0[i].observer()))
+    }
 }
 
 impl RunObserver for Observers {
@@ -96,46 +120,23 @@ impl RunObserver for Observers {
         self.each(|o| o.first_token(seq, at_ns));
     }
     fn sample_completed(&self, record: QueryRecord) {
-        for entry in &self.0 {
-            if let Entry::Reads(_, Some(read)) = entry {
-                read(&record);
-            }
+        self.readers().for_each(|read| read(&record));
+        let (copies, last) = self.keepers();
+        copies.for_each(|o| o.sample_completed(record.clone()));
+        if let Some(last) = last {
+            last.sample_completed(record);
         }
-        // The last observer that keeps records takes the record itself.
-        let mut keepers = self.0.iter().filter_map(|e| match e {
-            Entry::Keeps(o) => Some(o),
-            Entry::Reads(..) => None,
-        });
-        let Some(mut current) = keepers.next() else {
-            return;
-        };
-        for next in keepers {
-            current.sample_completed(record.clone());
-            current = next;
-        }
-        current.sample_completed(record);
     }
     // A many-sample completion (an Offline SUT answering thousands at once)
-    // stays one batch: readers read each record, keepers but the last take a
-    // copy of the batch, the last takes the batch itself.
+    // stays one batch.
     fn samples_completed(&self, records: &mut Vec<QueryRecord>) {
-        for entry in &self.0 {
-            if let Entry::Reads(_, Some(read)) = entry {
-                records.iter().for_each(|record| read(record));
-            }
+        self.readers()
+            .for_each(|read| records.iter().for_each(|record| read(record)));
+        let (copies, last) = self.keepers();
+        copies.for_each(|o| o.samples_completed(&mut records.clone()));
+        if let Some(last) = last {
+            last.samples_completed(records);
         }
-        let mut keepers = self.0.iter().filter_map(|e| match e {
-            Entry::Keeps(o) => Some(o),
-            Entry::Reads(..) => None,
-        });
-        let Some(mut current) = keepers.next() else {
-            return;
-        };
-        for next in keepers {
-            current.samples_completed(&mut records.clone());
-            current = next;
-        }
-        current.samples_completed(records);
     }
     fn phase_finished(&self, end: &PhaseEnd) {
         self.each(|o| o.phase_finished(end));
