@@ -333,6 +333,17 @@ fn multi_stream_issues_eight_samples_per_query_and_measures_query_latency() {
     }
 }
 
+/// Offline's one query of `samples` samples (indices cycling over 16), no
+/// accuracy logging.
+fn one_offline_query(samples: usize) -> Arc<IssuePlan> {
+    Arc::new(IssuePlan {
+        scheduled_ns: vec![0],
+        sample_indices: (0..samples as u32).map(|i| i % 16).collect(),
+        samples_per_query: samples,
+        accuracy_log_bits: Vec::new(),
+    })
+}
+
 #[test]
 fn offline_issues_one_query_with_every_sample() {
     let collect = Arc::new(Collect::default());
@@ -341,12 +352,7 @@ fn offline_issues_one_query_with_every_sample() {
         calls: AtomicU64::new(0),
     };
     let s = settings(Scenario::Offline, |_| {});
-    let offline = Arc::new(IssuePlan {
-        scheduled_ns: vec![0],
-        sample_indices: (0..1000).map(|i| i % 16).collect(),
-        samples_per_query: 1000,
-        accuracy_log_bits: Vec::new(),
-    });
+    let offline = one_offline_query(1000);
     let m = run(
         &sut,
         offline,
@@ -393,12 +399,7 @@ fn a_many_sample_completion_reaches_the_observer_in_bounded_batches_in_order() {
         calls: AtomicU64::new(0),
     };
     let s = settings(Scenario::Offline, |_| {});
-    let offline = Arc::new(IssuePlan {
-        scheduled_ns: vec![0],
-        sample_indices: (0..2500).map(|i| i % 16).collect(),
-        samples_per_query: 2500,
-        accuracy_log_bits: Vec::new(),
-    });
+    let offline = one_offline_query(2500);
     let batches = Arc::new(Batches::default());
     run_phase(&PhaseRequest {
         sut: &sut,
