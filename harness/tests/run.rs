@@ -774,7 +774,9 @@ fn find_peak_brackets_and_bisects_to_the_highest_passing_qps() {
         assert_eq!(record["confirmation"]["qps"].as_f64(), Some(search_peak));
         assert_eq!(output.status.code(), Some(3), "{}", text(&output));
     } else {
-        assert_eq!(steps.len(), 1, "only the base run when it fails: {record}");
+        // The simulator's engine sets a capacity well above the base rate,
+        // so the search must find a peak, even if it then fails at full length.
+        panic!("find-peak found no peak: {record}");
     }
 }
 
