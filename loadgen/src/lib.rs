@@ -26,7 +26,7 @@ pub mod settings;
 pub mod sut;
 
 pub use logging::{LogError, LogHeader, LogPaths, LogWriter};
-pub use record::{Phase, PhaseEnd, PhaseStart, QueryRecord, RunObserver};
+pub use record::{Phase, PhaseEnd, PhaseStart, QueryRecord, RunObserver, Timed};
 pub use results::{
     PerformanceResult, PerformanceSummary, QuerySampleLatency, TokenPerformanceResults,
 };

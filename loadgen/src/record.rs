@@ -85,9 +85,10 @@ impl QueryRecord {
     pub fn is_ok(&self) -> bool {
         self.error.is_none()
     }
+}
 
-    /// The times LoadGen's per-sample figures are computed from.
-    pub fn times(&self) -> SampleTimes {
+impl Timed for QueryRecord {
+    fn times(&self) -> SampleTimes {
         SampleTimes {
             scheduled_ns: self.scheduled_ns,
             issued_ns: self.issued_ns,
@@ -97,24 +98,33 @@ impl QueryRecord {
             failed: self.error.is_some(),
         }
     }
+}
+
+/// A sample that carries its [`SampleTimes`]: [`QueryRecord`] here, and the
+/// compact samples reports load from `records.jsonl`. Each type says only
+/// how to read its times; LoadGen's per-sample figures come from
+/// [`SampleTimes`] for all of them.
+pub trait Timed {
+    /// The times LoadGen's per-sample figures are computed from.
+    fn times(&self) -> SampleTimes;
 
     /// LoadGen's latency: completion minus scheduled time.
-    pub fn latency_ns(&self) -> u64 {
+    fn latency_ns(&self) -> u64 {
         self.times().latency_ns()
     }
 
-    /// LoadGen's TTFT ([`SampleTimes::ttft_ns`]).
-    pub fn ttft_ns(&self) -> Option<u64> {
+    /// LoadGen's TTFT ([`SampleTimes::ttft_ns`]): `None` for a failed sample.
+    fn ttft_ns(&self) -> Option<u64> {
         self.times().ttft_ns()
     }
 
     /// LoadGen's TPOT ([`SampleTimes::tpot_ns`]).
-    pub fn tpot_ns(&self) -> Option<u64> {
+    fn tpot_ns(&self) -> Option<u64> {
         self.times().tpot_ns()
     }
 
     /// Issue delay: how late the issuer was against the schedule.
-    pub fn issue_delay_ns(&self) -> u64 {
+    fn issue_delay_ns(&self) -> u64 {
         self.times().issue_delay_ns()
     }
 }

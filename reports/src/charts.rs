@@ -20,6 +20,7 @@ use rundir::metrics::{MetricSource, names};
 use crate::load::{FINE_BIN_NS, PhaseData, RunData};
 use crate::summary::Summary;
 use crate::{ReportError, ReportOutputs};
+use loadgen::Timed;
 
 /// Bars in a histogram.
 pub const HIST_BINS: usize = 60;

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::ReportError;
 use crate::significance::{DiffEstimate, bootstrap_percentile_diff, mann_whitney};
+use loadgen::Timed;
 
 /// Errors reading runs for a comparison.
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,7 @@ use std::io::{self, Write};
 
 use crate::load::{RunData, Sample};
 use crate::{ReportError, ReportOutputs, write_output};
+use loadgen::Timed;
 
 /// The header of `queries.csv`.
 pub const QUERIES_HEADER: &str = "seq,query,sample_index,status,error_kind,http_status,\

@@ -10,7 +10,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
 
-use loadgen::record::SampleTimes;
+use loadgen::record::{SampleTimes, Timed};
 use loadgen::{ErrorKind, PhaseEnd, QueryError};
 use rundir::metrics::MetricsSample;
 use rundir::{PhaseHeader, RecordLine, RunManifest};
@@ -51,9 +51,8 @@ pub struct Sample {
     pub error: Option<Box<QueryError>>,
 }
 
-impl Sample {
-    /// The times LoadGen's per-sample figures are computed from.
-    pub fn times(&self) -> SampleTimes {
+impl Timed for Sample {
+    fn times(&self) -> SampleTimes {
         SampleTimes {
             scheduled_ns: self.scheduled_ns,
             issued_ns: self.issued_ns,
@@ -63,22 +62,9 @@ impl Sample {
             failed: self.error.is_some(),
         }
     }
-    /// LoadGen's latency (end − scheduled).
-    pub fn latency_ns(&self) -> u64 {
-        self.times().latency_ns()
-    }
-    /// LoadGen's TTFT ([`SampleTimes::ttft_ns`]): `None` for a failed sample.
-    pub fn ttft_ns(&self) -> Option<u64> {
-        self.times().ttft_ns()
-    }
-    /// LoadGen's TPOT ([`SampleTimes::tpot_ns`]).
-    pub fn tpot_ns(&self) -> Option<u64> {
-        self.times().tpot_ns()
-    }
-    /// Issue delay (issued − scheduled).
-    pub fn issue_delay_ns(&self) -> u64 {
-        self.times().issue_delay_ns()
-    }
+}
+
+impl Sample {
     /// The error kind, if failed.
     pub fn error_kind(&self) -> Option<ErrorKind> {
         self.error.as_ref().map(|e| e.kind)

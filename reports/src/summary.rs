@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use loadgen::ErrorKind;
+use loadgen::Timed;
 use rundir::RunStatus;
 use serde::{Deserialize, Serialize};
 

@@ -9,6 +9,7 @@
 use std::fs;
 use std::path::Path;
 
+use loadgen::Timed;
 use reports::synthetic::{SyntheticRun, write_run};
 use reports::{ReportOptions, generate};
 use serde_json::Value;

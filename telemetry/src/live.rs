@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
+use loadgen::Timed;
 use loadgen::{Phase, PhaseEnd, PhaseStart, QueryRecord, RunObserver};
 use rundir::metrics::{MetricSource, names};
 
