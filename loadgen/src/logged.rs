@@ -197,32 +197,10 @@ impl PerformanceSummary {
                 format!("{what}: {}", invalid_reason.trim())
             }
         };
-        if !s.perf_constraints_met {
-            s.reasons
-                .push(loadgen_says("performance constraints not met"));
-        }
-        if !s.min_duration_met {
-            s.reasons.push(loadgen_says("min duration not met"));
-        }
-        if !s.min_queries_met {
-            s.reasons.push(
-                "min queries not met: the test exited early, before enough queries were issued"
-                    .into(),
-            );
-        }
-        if !s.early_stopping_met {
-            let text = [
-                &s.early_stopping_recommendation,
-                &s.early_stopping_tpot_recommendation,
-                &s.early_stopping_ttft_recommendation,
-            ]
-            .iter()
-            .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
-            .filter(|t| !t.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
-            s.reasons.push(format!("early stopping not met: {text}"));
-        }
+        s.push_check_reasons(
+            loadgen_says("performance constraints not met"),
+            loadgen_says("min duration not met"),
+        );
         if !s.loadgen_valid && s.reasons.is_empty() {
             s.reasons.push(loadgen_says("LoadGen's result is INVALID"));
         }
@@ -346,6 +324,42 @@ mod tests {
             original.final_query_all_samples_done_time
         ));
         assert_eq!(back.reasons.is_empty(), original.reasons.is_empty());
+    }
+
+    #[test]
+    fn a_failed_early_stopping_check_reads_back_in_the_same_words() {
+        // Every TTFT over its bound: the early-stopping checks fail with
+        // LoadGen's multi-line recommendations, which both paths flatten
+        // the same way.
+        let st = settings(Scenario::Server, true);
+        let n = 700_i64;
+        let over = 10 * st.server_ttft_latency as i64;
+        let pr = PerformanceResult {
+            sample_latencies: vec![over; n as usize],
+            queries_issued: n as u64,
+            final_query_scheduled_time: 2.0,
+            final_query_issued_time: 2.0,
+            final_query_all_samples_done_time: 2.5,
+            token_results: TokenPerformanceResults {
+                first_token_latencies: vec![over; n as usize],
+                time_per_output_token_arr: vec![10; n as usize],
+                tokens_per_sample: vec![8; n as usize],
+            },
+            ..PerformanceResult::default()
+        };
+        let original = PerformanceSummary::compute(&st, &pr);
+        assert!(!original.early_stopping_met);
+        let log = DetailLog::parse(&logged(&st, &original));
+        let back = PerformanceSummary::from_detail_log(&log, &st, &observed(&original)).unwrap();
+        let early = |s: &PerformanceSummary| {
+            s.reasons
+                .iter()
+                .find(|r| r.starts_with("early stopping not met"))
+                .cloned()
+        };
+        let reason = early(&original).unwrap();
+        assert!(!reason.contains('\n') && !reason.contains("  "), "{reason}");
+        assert_eq!(early(&back), Some(reason));
     }
 
     #[test]

@@ -349,37 +349,12 @@ impl PerformanceSummary {
             && s.perf_constraints_met
             && s.early_stopping_met;
 
-        if !s.perf_constraints_met {
-            s.reasons.push(format!(
-                "performance constraints not met: {}",
-                s.perf_constraints_recommendation.replace("\n * ", "; ")
-            ));
-        }
-        if !s.min_duration_met {
-            s.reasons.push(format!(
-                "min duration not met: {}",
-                s.min_duration_recommendation
-            ));
-        }
-        if !s.min_queries_met {
-            s.reasons.push(
-                "min queries not met: the test exited early, before enough queries were issued"
-                    .into(),
-            );
-        }
-        if !s.early_stopping_met {
-            let text = [
-                &s.early_stopping_recommendation,
-                &s.early_stopping_tpot_recommendation,
-                &s.early_stopping_ttft_recommendation,
-            ]
-            .iter()
-            .map(|r| one_line(r))
-            .filter(|r| !r.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
-            s.reasons.push(format!("early stopping not met: {text}"));
-        }
+        let perf = format!(
+            "performance constraints not met: {}",
+            s.perf_constraints_recommendation.replace("\n * ", "; ")
+        );
+        let duration = format!("min duration not met: {}", s.min_duration_recommendation);
+        s.push_check_reasons(perf, duration);
         if let Some(reason) = failed_samples_reason(&result.failed_samples) {
             s.reasons.push(reason);
         }
@@ -389,6 +364,39 @@ impl PerformanceSummary {
         s.valid = s.loadgen_valid && s.reasons.is_empty();
         s.rates = s.compute_rates(settings);
         s
+    }
+
+    /// One reason per failed LoadGen check (performance constraints, min
+    /// duration, min queries, early stopping), in LoadGen's order: the one
+    /// wording for the summaries computed here and those read back from a
+    /// LoadGen log. `perf` and `duration` say why the first two failed.
+    pub(crate) fn push_check_reasons(&mut self, perf: String, duration: String) {
+        if !self.perf_constraints_met {
+            self.reasons.push(perf);
+        }
+        if !self.min_duration_met {
+            self.reasons.push(duration);
+        }
+        if !self.min_queries_met {
+            self.reasons.push(
+                "min queries not met: the test exited early, before enough queries were issued"
+                    .into(),
+            );
+        }
+        if !self.early_stopping_met {
+            // LoadGen's recommendations are multi-line bullet lists.
+            let text = [
+                &self.early_stopping_recommendation,
+                &self.early_stopping_tpot_recommendation,
+                &self.early_stopping_ttft_recommendation,
+            ]
+            .iter()
+            .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+            self.reasons.push(format!("early stopping not met: {text}"));
+        }
     }
 
     pub(crate) fn empty(
@@ -764,10 +772,6 @@ impl PerformanceSummary {
 }
 
 /// LoadGen's detail log replaces newlines by spaces.
-fn one_line(s: &str) -> String {
-    s.replace('\n', " ")
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
