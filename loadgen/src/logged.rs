@@ -333,7 +333,7 @@ mod tests {
         // the same way.
         let st = settings(Scenario::Server, true);
         let n = 700_i64;
-        let over = 10 * st.server_ttft_latency as i64;
+        let over = 10 * st.server_ttft_latency;
         let pr = PerformanceResult {
             sample_latencies: vec![over; n as usize],
             queries_issued: n as u64,
