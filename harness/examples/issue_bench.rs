@@ -344,8 +344,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // the collected sample latencies (8 B per sample).
     let set = performance_set(&settings, total)?;
     let schedule = generate_queries(&settings, Phase::Performance, &set, &mut SequenceGen::new())?;
-    let plan_heap_bytes = IssuePlan::from_schedule(&schedule).heap_bytes();
-    drop(schedule);
+    let plan_heap_bytes = IssuePlan::from_schedule(schedule).heap_bytes();
     let state_bytes = seen.queries * 8 + seen.samples * 25;
     let result_bytes = seen.samples * 8;
     let queries = seen.queries.max(1) as f64;

@@ -320,10 +320,9 @@ impl Test<'_> {
         let schedule = generate_queries(settings, phase, set, &mut self.sequence)?;
         self.hooks.generated(&schedule);
         let first_sample_id = schedule.first_sample_id();
-        let plan = Arc::new(IssuePlan::from_schedule(&schedule));
-        // The plan holds what the issuer needs; the schedule's memory goes
-        // back before the run.
-        drop(schedule);
+        // The plan takes over the schedule's memory (what the issuer needs,
+        // without a second copy).
+        let plan = Arc::new(IssuePlan::from_schedule(schedule));
         // A phase whose sequence ids start at 0 (every performance-only
         // test) needs no translation: the log and the observer are called
         // directly, which spares a call and a copy of each record.

@@ -475,6 +475,41 @@ impl Schedule {
             .is_some_and(|word| word >> (i % 64) & 1 == 1)
     }
 
+    /// Takes the schedule apart for the issuer's plan: per query, the
+    /// scheduled time; every sample's QSL index in issue order; and the
+    /// accuracy-log bit of each sample (the bits are empty in an accuracy
+    /// phase, which logs every response). The flat sample list and the
+    /// bits are moved, not copied: Offline's are millions of entries.
+    pub(crate) fn into_issue_parts(self) -> (Vec<u64>, Vec<u32>, Vec<u64>) {
+        let times = match self.times {
+            ScheduledTimes::Periodic { period_ns } => (0..self.query_count as u64)
+                .map(|q| q * period_ns)
+                .collect(),
+            ScheduledTimes::Explicit(times) => times,
+        };
+        let indices = match self.samples {
+            QuerySamples::Flat { indices, .. } => indices,
+            QuerySamples::Window {
+                per_query,
+                loaded,
+                starts,
+            } => {
+                let mut indices = Vec::with_capacity(per_query * starts.len());
+                for start in starts {
+                    let start = start as usize;
+                    indices.extend_from_slice(&loaded[start..start + per_query]);
+                }
+                indices
+            }
+        };
+        let accuracy_logged = if self.accuracy_log.is_some() {
+            self.accuracy_logged
+        } else {
+            Vec::new()
+        };
+        (times, indices, accuracy_logged)
+    }
+
     /// Heap bytes held by the schedule (for the memory benchmark).
     pub fn heap_bytes(&self) -> usize {
         let samples = match &self.samples {

@@ -51,30 +51,15 @@ impl IssuePlan {
             .is_some_and(|word| word & (1 << (seq % 64)) != 0)
     }
 
-    /// The issuer's copy of a generated schedule. Sample `seq` of the plan is
-    /// sequence id `schedule.first_sample_id() + seq`. Drop the schedule after
-    /// converting: the plan holds everything the issuer needs.
-    pub fn from_schedule(schedule: &crate::schedule::Schedule) -> IssuePlan {
-        let query_count = schedule.len();
-        let mut scheduled_ns = Vec::with_capacity(query_count);
-        let mut sample_indices = Vec::with_capacity(schedule.sample_count());
-        for query in schedule.iter() {
-            scheduled_ns.push(query.scheduled_ns);
-            sample_indices.extend_from_slice(query.samples);
-        }
+    /// The issuer's plan of a generated schedule. Sample `seq` of the plan
+    /// is sequence id `schedule.first_sample_id() + seq`. The schedule is
+    /// consumed: its sample list and accuracy-log bits (Offline: millions
+    /// of entries) become the plan's without a copy, so they are neither
+    /// allocated nor written twice before the phase starts.
+    pub fn from_schedule(schedule: crate::schedule::Schedule) -> IssuePlan {
         // Every query of a phase has the same size (one Offline query).
         let samples_per_query = schedule.iter().next().map_or(1, |q| q.samples.len().max(1));
-        let first = schedule.first_sample_id();
-        let samples = sample_indices.len();
-        let mut accuracy_log_bits = Vec::new();
-        if schedule.accuracy_log_sampling().is_some() {
-            accuracy_log_bits = vec![0u64; samples.div_ceil(64)];
-            for seq in 0..samples {
-                if schedule.is_accuracy_logged(first + seq as u64) {
-                    accuracy_log_bits[seq / 64] |= 1 << (seq % 64);
-                }
-            }
-        }
+        let (scheduled_ns, sample_indices, accuracy_log_bits) = schedule.into_issue_parts();
         IssuePlan {
             scheduled_ns,
             sample_indices,
@@ -119,7 +104,7 @@ mod tests {
                 &mut SequenceGen::new(),
             )
             .unwrap();
-            let plan = IssuePlan::from_schedule(&schedule);
+            let plan = IssuePlan::from_schedule(schedule.clone());
             assert_eq!(plan.query_count(), schedule.len(), "{scenario}");
             assert_eq!(plan.sample_count(), schedule.sample_count(), "{scenario}");
             let mut logged = 0;
