@@ -113,18 +113,19 @@ pub fn run_phase(request: &PhaseRequest<'_>) -> PhaseMeasurements {
         use_tokens: settings.use_token_latencies,
     };
 
-    // The buffer of one `issue_query` call, sized and touched before the
-    // clock starts: growing it while issuing (Offline: every sample in one
-    // call) would put reallocation and page faults on the clock.
-    let mut batch = vec![
-        // Not all-zero bytes: a zeroed buffer may come untouched from calloc.
-        QuerySample {
-            id: ResponseId(u64::MAX),
-            index: 0,
-        };
-        plan.samples_per_query.min(plan.sample_count())
-    ];
-    batch.clear();
+    // The buffer of one `issue_query` call, holding the first query's
+    // samples before the clock starts, as LoadGen's queries hold theirs
+    // from generation on: building it while issuing (Offline: every
+    // sample in one call) would put its page faults on the clock, and
+    // building it there once more after sizing and touching it here wrote
+    // every entry twice. Later queries reuse it.
+    let batch: Vec<QuerySample> = plan
+        .samples_of(0)
+        .map(|seq| QuerySample {
+            id: ResponseId(seq as u64),
+            index: plan.sample_indices[seq] as usize,
+        })
+        .collect();
 
     if let Some(observer) = &options.observer {
         observer.phase_starting(request.phase);
@@ -159,6 +160,7 @@ pub fn run_phase(request: &PhaseRequest<'_>) -> PhaseMeasurements {
             spin: options.issue_spin,
         },
         batch,
+        batch_is_first_query: true,
         queries_issued: 0,
         samples_issued: 0,
         last_query: None,
@@ -276,6 +278,8 @@ struct Issuer<'r, 'a> {
     waiter: Waiter,
     /// Reused buffer for the samples of one `issue_query` call.
     batch: Vec<QuerySample>,
+    /// `batch` holds query 0's samples, built before the clock started.
+    batch_is_first_query: bool,
     queries_issued: u64,
     samples_issued: u64,
     last_query: Option<usize>,
@@ -329,16 +333,21 @@ impl Issuer<'_, '_> {
                     last += 1;
                 }
             }
-            self.batch.clear();
             for query in q..=last {
                 self.state.query_issued_ns[query].store(now_ns, Ordering::Release);
-                for seq in plan.samples_of(query) {
-                    self.batch.push(QuerySample {
-                        id: ResponseId(seq as u64),
-                        index: plan.sample_indices[seq] as usize,
-                    });
+            }
+            if !(self.batch_is_first_query && q == 0 && last == 0) {
+                self.batch.clear();
+                for query in q..=last {
+                    for seq in plan.samples_of(query) {
+                        self.batch.push(QuerySample {
+                            id: ResponseId(seq as u64),
+                            index: plan.sample_indices[seq] as usize,
+                        });
+                    }
                 }
             }
+            self.batch_is_first_query = false;
             self.request.sut.issue_query(&self.batch, self.responder);
             let issued_now = (last - q + 1) as u64;
             self.queries_issued += issued_now;
@@ -461,7 +470,7 @@ fn collect_result(
     let plan = &state.plan;
     let n = samples_issued as usize;
     let scheduled = |seq: usize| state.scheduled_ns(plan.query_of(seq));
-    let complete = |seq: usize| state.complete_ns[seq].load(Ordering::Acquire);
+    let complete = |seq: usize| state.complete_ns.load(seq);
 
     let mut sample_latencies = Vec::with_capacity(n);
     let mut max_latency: QuerySampleLatency = 0;
@@ -482,8 +491,8 @@ fn collect_result(
         sample_latencies.push(latency);
     }
     // Answers for samples never issued (a SUT that made up ids) count too.
-    for slot in &state.complete_ns[n.min(state.complete_ns.len())..] {
-        let c = slot.load(Ordering::Acquire);
+    for seq in n.min(state.complete_ns.len())..state.complete_ns.len() {
+        let c = complete(seq);
         if c != UNSET {
             max_complete_ns = max_complete_ns.max(c);
         }
@@ -521,7 +530,7 @@ fn collect_result(
                 continue;
             }
             let base = if needs_first_token {
-                let first = state.first_token_ns[seq].load(Ordering::Acquire);
+                let first = state.first_token_ns.load(seq);
                 if first == UNSET {
                     continue;
                 }

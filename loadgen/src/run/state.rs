@@ -54,12 +54,14 @@ pub(crate) struct PhaseState {
     /// Per query: when `issue_query` was called.
     pub query_issued_ns: Box<[AtomicU64]>,
     /// Per sample: first token arrival.
-    pub first_token_ns: Box<[AtomicU64]>,
+    pub first_token_ns: TimeSlots,
     /// Per sample: completion.
-    pub complete_ns: Box<[AtomicU64]>,
-    /// Per sample: `n_tokens` as reported.
+    pub complete_ns: TimeSlots,
+    /// Per sample: `n_tokens` as reported (0 until completed; zeroed by
+    /// the allocator, see [`TimeSlots`]).
     pub n_tokens: Box<[AtomicI64]>,
-    /// Per sample: 0, or 1 + `ErrorKind::index()`.
+    /// Per sample: 0, or 1 + `ErrorKind::index()` (zeroed by the
+    /// allocator: a run without errors never touches its pages).
     pub error_kind: Box<[AtomicU8]>,
     /// Samples completed (or given up on).
     pub completed: AtomicU64,
@@ -87,6 +89,45 @@ fn atomics_u64(n: usize, value: u64) -> Box<[AtomicU64]> {
     (0..n).map(|_| AtomicU64::new(value)).collect()
 }
 
+/// One time per sample, each written at most once, read as [`UNSET`] until
+/// then.
+///
+/// In memory a slot holds the time plus one, so "not written" is zero and
+/// the slots come zeroed from the allocator: an allocation this large is
+/// fresh pages, each mapped only when first written. Filling millions of
+/// slots with a marker before the phase faulted in and wrote every page
+/// (Offline, 4M samples: 64 MB of first-token and completion times) even
+/// where nothing is ever written (first tokens in Offline).
+pub(crate) struct TimeSlots(Box<[AtomicU64]>);
+
+impl TimeSlots {
+    fn new(n: usize) -> TimeSlots {
+        TimeSlots(bytemuck::zeroed_slice_box(n))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Slot `i`'s time, or [`UNSET`]. Panics if `i` is out of range.
+    #[inline]
+    pub fn load(&self, i: usize) -> u64 {
+        // 0 (never written) wraps to UNSET.
+        self.0[i].load(Ordering::Acquire).wrapping_sub(1)
+    }
+
+    /// Writes `t` into slot `i` if it was not written yet. `None` if `i` is
+    /// out of range, else whether this call wrote it.
+    #[inline]
+    pub fn set_once(&self, i: usize, t: u64) -> Option<bool> {
+        let slot = self.0.get(i)?;
+        Some(
+            slot.compare_exchange(0, t.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok(),
+        )
+    }
+}
+
 impl PhaseState {
     /// Allocates the phase's arrays, then starts the phase clock: filling
     /// the arrays takes tens of milliseconds per million queries (page
@@ -106,10 +147,11 @@ impl PhaseState {
             Scenario::Server | Scenario::Offline => Box::default(),
         };
         let query_issued_ns = atomics_u64(queries, UNSET);
-        let first_token_ns = atomics_u64(samples, UNSET);
-        let complete_ns = atomics_u64(samples, UNSET);
-        let n_tokens = (0..samples).map(|_| AtomicI64::new(0)).collect();
-        let error_kind = (0..samples).map(|_| AtomicU8::new(NO_ERROR)).collect();
+        let first_token_ns = TimeSlots::new(samples);
+        let complete_ns = TimeSlots::new(samples);
+        // Zero is 0 tokens and NO_ERROR.
+        let n_tokens = bytemuck::zeroed_slice_box(samples);
+        let error_kind = bytemuck::zeroed_slice_box(samples);
         PhaseState {
             clock: PhaseClock::start_now(),
             flags,
@@ -170,8 +212,7 @@ impl PhaseState {
         let now = self.clock.now_ns();
         let mut ended = 0;
         for seq in 0..issued_samples {
-            let slot = &self.complete_ns[seq as usize];
-            if slot.load(Ordering::Acquire) != UNSET {
+            if self.complete_ns.load(seq as usize) != UNSET {
                 continue;
             }
             let mut response = QuerySampleResponse::failed(
@@ -201,19 +242,24 @@ impl PhaseState {
         records: Option<&mut Vec<QueryRecord>>,
     ) -> bool {
         let seq = response.id.0;
-        let Some(slot) = self.complete_ns.get(seq as usize) else {
-            self.unknown_ids.fetch_add(1, Ordering::Relaxed);
-            return false;
-        };
-        if slot
-            .compare_exchange(UNSET, now, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
-            self.repeated_completions.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
         let i = seq as usize;
-        self.n_tokens[i].store(response.n_tokens, Ordering::Relaxed);
+        match self.complete_ns.set_once(i, now) {
+            None => {
+                self.unknown_ids.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+            Some(false) => {
+                self.repeated_completions.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+            Some(true) => {}
+        }
+        // The slot is 0 until this, the sample's one completion: storing a
+        // 0 would only fault its page in (an Offline SUT without token
+        // counts writes none).
+        if response.n_tokens != 0 {
+            self.n_tokens[i].store(response.n_tokens, Ordering::Relaxed);
+        }
         if let Some(error) = &response.detail.error {
             self.error_kind[i].store(error.kind.index() as u8 + 1, Ordering::Relaxed);
             self.errors_by_kind[error.kind.index()].fetch_add(1, Ordering::Relaxed);
@@ -222,9 +268,7 @@ impl PhaseState {
         let query = self.plan.query_of(i);
         // LoadGen's token checks; a failed sample already carries its own error.
         if self.flags.use_tokens && response.detail.error.is_none() {
-            if self.flags.scenario != Scenario::Offline
-                && self.first_token_ns[i].load(Ordering::Acquire) == UNSET
-            {
+            if self.flags.scenario != Scenario::Offline && self.first_token_ns.load(i) == UNSET {
                 self.log.runtime_error(RuntimeError::MissingFirstToken);
             }
             match response.n_tokens {
@@ -258,7 +302,7 @@ impl PhaseState {
             // whole `mem::take` would leave it, without its copy).
             let detail = &mut response.detail;
             detail.output_data = OutputData::default();
-            let first = self.first_token_ns[i].load(Ordering::Acquire);
+            let first = self.first_token_ns.load(i);
             let record = QueryRecord {
                 seq,
                 query: query as u64,
@@ -323,19 +367,17 @@ impl CompletionSink for PhaseState {
     fn first_token_complete(&self, id: ResponseId, data: &[u8]) {
         let now = self.clock.now_ns();
         let seq = id.0;
-        let Some(slot) = self.first_token_ns.get(seq as usize) else {
+        let i = seq as usize;
+        if i >= self.first_token_ns.len() {
             self.unknown_ids.fetch_add(1, Ordering::Relaxed);
             return;
-        };
-        if self.complete_ns[seq as usize].load(Ordering::Acquire) != UNSET {
+        }
+        if self.complete_ns.load(i) != UNSET {
             self.log
                 .runtime_error(RuntimeError::FirstTokenAfterCompletion);
             return;
         }
-        if slot
-            .compare_exchange(UNSET, now, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
+        if self.first_token_ns.set_once(i, now) != Some(true) {
             self.log.runtime_error(RuntimeError::FirstTokenTwice);
             return;
         }
