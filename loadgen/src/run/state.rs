@@ -7,7 +7,7 @@
 //! queue it for other threads.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::Thread;
 
@@ -98,29 +98,52 @@ fn atomics_u64(n: usize, value: u64) -> Box<[AtomicU64]> {
 /// slots with a marker before the phase faulted in and wrote every page
 /// (Offline, 4M samples: 64 MB of first-token and completion times) even
 /// where nothing is ever written (first tokens in Offline).
-pub(crate) struct TimeSlots(Box<[AtomicU64]>);
+///
+/// Until a first slot is written, reads do not touch the slots either:
+/// every completion reads its sample's first-token time, and reading
+/// slots never written mapped the zero page, 4 KiB at a time (Offline,
+/// 4M samples: 7,800 page faults for no first token at all).
+pub(crate) struct TimeSlots {
+    slots: Box<[AtomicU64]>,
+    /// Raised before the first slot is written (the write's release
+    /// orders it first): a reader that finds it down would have found its
+    /// slot unwritten as well.
+    any_written: AtomicBool,
+}
 
 impl TimeSlots {
     fn new(n: usize) -> TimeSlots {
-        TimeSlots(bytemuck::zeroed_slice_box(n))
+        TimeSlots {
+            slots: bytemuck::zeroed_slice_box(n),
+            any_written: AtomicBool::new(false),
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.slots.len()
     }
 
-    /// Slot `i`'s time, or [`UNSET`]. Panics if `i` is out of range.
+    /// Slot `i`'s time, or [`UNSET`]. Panics if `i` is out of range (once
+    /// any slot was written).
     #[inline]
     pub fn load(&self, i: usize) -> u64 {
+        if !self.any_written.load(Ordering::Acquire) {
+            return UNSET;
+        }
         // 0 (never written) wraps to UNSET.
-        self.0[i].load(Ordering::Acquire).wrapping_sub(1)
+        self.slots[i].load(Ordering::Acquire).wrapping_sub(1)
     }
 
     /// Writes `t` into slot `i` if it was not written yet. `None` if `i` is
     /// out of range, else whether this call wrote it.
     #[inline]
     pub fn set_once(&self, i: usize, t: u64) -> Option<bool> {
-        let slot = self.0.get(i)?;
+        let slot = self.slots.get(i)?;
+        // Stored once: a store per write would bounce the flag's cache
+        // line between completing threads.
+        if !self.any_written.load(Ordering::Relaxed) {
+            self.any_written.store(true, Ordering::Relaxed);
+        }
         Some(
             slot.compare_exchange(0, t.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok(),
