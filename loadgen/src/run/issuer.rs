@@ -160,7 +160,6 @@ pub fn run_phase(request: &PhaseRequest<'_>) -> PhaseMeasurements {
             spin: options.issue_spin,
         },
         batch,
-        batch_is_first_query: true,
         queries_issued: 0,
         samples_issued: 0,
         last_query: None,
@@ -276,10 +275,9 @@ struct Issuer<'r, 'a> {
     state: &'r Arc<PhaseState>,
     responder: &'r Responder,
     waiter: Waiter,
-    /// Reused buffer for the samples of one `issue_query` call.
+    /// Reused buffer for the samples of one `issue_query` call; it holds
+    /// query 0's samples when `issue_all` starts (`issue_all` runs once).
     batch: Vec<QuerySample>,
-    /// `batch` holds query 0's samples, built before the clock started.
-    batch_is_first_query: bool,
     queries_issued: u64,
     samples_issued: u64,
     last_query: Option<usize>,
@@ -336,7 +334,9 @@ impl Issuer<'_, '_> {
             for query in q..=last {
                 self.state.query_issued_ns[query].store(now_ns, Ordering::Release);
             }
-            if !(self.batch_is_first_query && q == 0 && last == 0) {
+            // The first call issues `batch` as built before the clock,
+            // unless coalescing adds queries to query 0.
+            if !(q == 0 && last == 0) {
                 self.batch.clear();
                 for query in q..=last {
                     for seq in plan.samples_of(query) {
@@ -347,7 +347,6 @@ impl Issuer<'_, '_> {
                     }
                 }
             }
-            self.batch_is_first_query = false;
             self.request.sut.issue_query(&self.batch, self.responder);
             let issued_now = (last - q + 1) as u64;
             self.queries_issued += issued_now;
