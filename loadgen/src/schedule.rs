@@ -480,12 +480,12 @@ impl Schedule {
     /// accuracy-log bit of each sample (the bits are empty in an accuracy
     /// phase, which logs every response). The flat sample list and the
     /// bits are moved, not copied: Offline's are millions of entries.
-    pub(crate) fn into_issue_parts(self) -> (Vec<u64>, Vec<u32>, Vec<u64>) {
-        let times = match self.times {
-            ScheduledTimes::Periodic { period_ns } => (0..self.query_count as u64)
-                .map(|q| q * period_ns)
+    pub(crate) fn into_issue_parts(mut self) -> (Vec<u64>, Vec<u32>, Vec<u64>) {
+        let times = match &mut self.times {
+            ScheduledTimes::Explicit(times) => std::mem::take(times),
+            ScheduledTimes::Periodic { .. } => (0..self.query_count)
+                .map(|q| self.scheduled_ns(q))
                 .collect(),
-            ScheduledTimes::Explicit(times) => times,
         };
         let indices = match self.samples {
             QuerySamples::Flat { indices, .. } => indices,
