@@ -9,8 +9,8 @@
 //! [target_latency_ms=10] [performance_sample_count=1024]`
 //!
 //! `ISSUE_SPIN_US=<n>` in the environment replaces the issuer's spin margin
-//! (`RunOptions::issue_spin`, 40 us by default; 0 sleeps to each instant as
-//! LoadGen C++ does).
+//! (`RunOptions::issue_spin`: by default `loadgen::issue_spin_for` the CPUs allowed, 40 us on
+//! two or more; 0 sleeps to each instant as LoadGen C++ does).
 //!
 //! The test runs the way `harness run` runs it, less the HTTP client: LoadGen's
 //! log files written by `loadgen::logging::LogWriter` as `harness run`'s hooks
