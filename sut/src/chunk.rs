@@ -629,6 +629,15 @@ mod tests {
         }
         // Invalid UTF-8 in a string.
         assert!(fast(b"{\"choices\":[{\"text\":\"\xff\"}]}").is_none());
+        // Keys are compared, not checked: an invalid one is unknown and
+        // goes to serde, which refuses it.
+        for json in [
+            &b"{\"\xff\":1,\"choices\":[]}"[..],
+            b"{\"choices\":[{\"index\":0,\"te\x01xt\":\"a\"}]}",
+        ] {
+            assert!(fast(json).is_none());
+            assert!(ParsedChunk::default().parse(json).is_err());
+        }
     }
 
     #[test]
