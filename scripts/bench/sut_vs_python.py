@@ -285,6 +285,15 @@ def span(values, fmt):
     return f"{fmt(statistics.median(values))} [{fmt(min(values))} to {fmt(max(values))}]"
 
 
+# A core this busy over a whole run (start-up and drain included) is
+# saturated.
+SATURATED = 0.9
+
+
+def cores(rs, key):
+    return f"{statistics.median(r[key] / r['wall_s'] for r in rs):.2f}"
+
+
 def table(rows, busy, a):
     loads = [r["load_before"] for r in rows] + [r["load_after"] for r in rows]
     others = [r["others_cpu_cores"] for r in rows]
@@ -298,8 +307,8 @@ def table(rows, busy, a):
           f"{sum(r['busy'] for r in rows)}.\n")
     print("| tool | target QPS | VALID runs | completed/s (LoadGen) | client CPU ms/query "
           "| peak RSS MiB | client-added TTFT p50 / p99 ms | client-added TPOT p50 / p99 ms "
-          "| others' CPU (max) |")
-    print("|---|---:|---|---:|---:|---:|---|---|---:|")
+          "| client / simulator cores | others' CPU (max) |")
+    print("|---|---:|---|---:|---:|---:|---|---|---|---:|")
     f2 = lambda v: f"{v:.2f}"  # noqa: E731
     f3 = lambda v: f"{v:.3f}"  # noqa: E731
     for tool in TOOLS:
@@ -313,6 +322,7 @@ def table(rows, busy, a):
                   f"{span([r['ttft_added_p99_ms'] for r in rs], f2)} | "
                   f"{span([r['tpot_added_p50_ms'] for r in rs], f3)} / "
                   f"{span([r['tpot_added_p99_ms'] for r in rs], f3)} | "
+                  f"{cores(rs, 'cpu_s')} / {cores(rs, 'sim_cpu_s')} | "
                   f"{max(r['others_cpu_cores'] for r in rs):.2f} |")
     print()
     b = {t: bracket(rows, t) for t in TOOLS}
@@ -320,6 +330,20 @@ def table(rows, busy, a):
         lo, hi = b[t]
         upper = f"not VALID in every repeat at {hi:,}" if hi else "never failed: a lower bound"
         print(f"- highest target QPS VALID in every repeat, {t}: {lo or 0:,} ({upper})")
+        if hi:
+            # A tool's limit is its own only while the simulator has CPU to
+            # spare: on its one core the simulator also does the loopback TCP
+            # work of every chunk it sends.
+            rs = [r for r in rows if r["tool"] == t and r["target_qps"] == hi]
+            client, sim = (statistics.median(r[k] / r["wall_s"] for r in rs)
+                           for k in ("cpu_s", "sim_cpu_s"))
+            busy = [n for n, v in (("the client", client), ("the simulator", sim))
+                    if v >= SATURATED]
+            print(f"  - at {hi:,}: the client used {client:.2f} of its core, the simulator "
+                  f"{sim:.2f} of its (medians); saturated (>= {SATURATED}): "
+                  f"{' and '.join(busy) if busy else 'neither'}"
+                  + ("; the limit found is the simulator's as much as the client's"
+                     if sim >= SATURATED else ""))
     (hl, hh), (pl, ph) = b["harness"], b["python"]
     if hl and pl:
         # The true ratio lies between harness-low / python-high and
