@@ -452,23 +452,29 @@ async fn a_server_that_ignores_stream_still_works() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_connection_is_reused_for_sequential_streams() {
     // The stream is read to its end after [DONE], so the connection goes
-    // back to the pool.
+    // back to the pool. hyper hands it back from a task of its own once
+    // the connection is idle, which can lose the race with the next
+    // request now and then (that request then opens a second connection),
+    // so the test counts connections over many sequential streams: without
+    // reuse every stream opens its own; with it, at most an occasional one.
+    const STREAMS: usize = 8;
     let server = MockServer::start(|_| Reply::Sse(vllm_stream(&[("x", Some(&[9]))], 2))).await;
     let sut = connect(&server.url, |_| {}).await;
     let (rec, responder) = Recorder::new();
-    for i in 0..3 {
+    for i in 0..STREAMS {
         sut.issue_query(&samples([i]), &responder);
         rec.wait_done(i + 1).await;
         sut.drain().await;
     }
-    let peers: Vec<_> = [
-        server.next_request().await.peer,
-        server.next_request().await.peer,
-        server.next_request().await.peer,
-    ]
-    .into();
-    assert_eq!(peers[0], peers[1]);
-    assert_eq!(peers[1], peers[2]);
+    let mut peers = std::collections::BTreeSet::new();
+    for _ in 0..STREAMS {
+        peers.insert(server.next_request().await.peer);
+    }
+    assert!(
+        peers.len() <= STREAMS / 4,
+        "{} connections for {STREAMS} sequential streams",
+        peers.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
