@@ -33,6 +33,10 @@
 #                                3 builds x ~35 s, plus Offline
 #   sut_vs_python       ~30 min  harness run vs the Python reference-style SUT
 #                                on the LoadGen wheel: (8 + 6) x 3 x ~35 s
+#   client_cores        ~11 min  harness run on 1 vs 2 client cores: on 2 cores
+#                                fixed rates, 3 x 2 x 3 x ~35 s (the 2-core
+#                                client shares a CPU with the simulator); on
+#                                4+ cores each set's max VALID QPS (~30 min)
 #   client_vs_python    ~50 min  harness vs GuideLLM, AIPerf, benchmark_serving:
 #                                (2 + 3) x 3 x (4 x 30 s + ~75 s start-up)
 #   scaling             ~15 min  1k to 10M queries, and report generation
@@ -51,7 +55,7 @@
 #                                each), plus ~2 min to make the run directory
 #                                the first time
 #   telemetry_overhead   ~2 min  metrics collection overhead (60 s runs)
-# All: about 2 hours 40 minutes. A publication needs not run everything:
+# All: about 2 hours 50 minutes. A publication needs not run everything:
 # --update --sections a,b,... reruns those and keeps the other sections of
 # BENCHMARKS.md, each with the commit and date that produced it. A
 # ~60-minute update with the full method: --update --sections
@@ -87,7 +91,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 # Every section, in the order they run; --sections picks among these.
-all_sections="loadgen_issue sut_vs_python loadgen_schedule scaling client_vs_python client_accuracy sim_throughput report_1m telemetry_overhead service_rankings"
+all_sections="loadgen_issue sut_vs_python client_cores loadgen_schedule scaling client_vs_python client_accuracy sim_throughput report_1m telemetry_overhead service_rankings"
 usage="usage: scripts/bench/all.sh [--quick] [--update] [--out FILE] [--sections a,b,...] [--skip-reason TEXT] [--issue-qps 'Q1 Q2 ...'] [--issue-bisect N]
 sections: ${all_sections// /, }"
 quick=0
@@ -157,6 +161,7 @@ fi
 if [ $quick = 1 ]; then
   issue_args=(--qps "10000 100000" --bisect 0 --repeats 1 --duration-ms 2000 --offline-samples 400000)
   sut_args=(--quick)
+  cores_args=(--quick)
   client_seconds=3
   scaling_sizes="1000 10000 100000"
   report_sizes="1000 10000"
@@ -173,6 +178,7 @@ if [ $quick = 1 ]; then
 else
   issue_args=(--qps "${issue_qps:-10000 100000 300000 1000000 3000000}" --bisect "${issue_bisect:-3}" --repeats 3 --duration-ms 30000 --quiet-cores 0.5)
   sut_args=()
+  cores_args=()
   client_seconds=30
   scaling_sizes="1000 10000 100000 1000000 10000000"
   report_sizes="1000 10000 100000 1000000"
@@ -232,6 +238,8 @@ section loadgen_issue "LoadGen core vs MLPerf LoadGen C++ 6.0.17 (-O3, and with 
   scripts/bench/loadgen_issue.sh "${issue_args[@]}"
 section sut_vs_python "harness run vs a Python reference-style SUT on the LoadGen wheel: max VALID Server QPS per client core, CPU per query, client-added TTFT/TPOT" md \
   scripts/bench/sut_vs_python.sh "${sut_args[@]}"
+section client_cores "harness run on 1 vs 2 client cores: CPU and context switches per query at equal rates, and max VALID QPS where the machine has cores for it" md \
+  scripts/bench/client_cores.sh "${cores_args[@]}"
 section loadgen_schedule "Query generation vs the MLPerf LoadGen wheel: time and memory per pre-generated query" text \
   scripts/bench/loadgen_schedule.sh "$schedule_queries" 100000 1
 section scaling "Scaling: cost per query from 1k to 10M queries, and report generation" md \
