@@ -340,11 +340,13 @@ pub enum SettingsError {
     },
 }
 
-/// The most samples one performance phase may schedule (10 times the
-/// largest run the scaling benchmark measures). More is a mistake in the
-/// settings (`target_qps = 1e12`, `min_query_count = 1e9`, a saturated
+/// The most samples one performance phase may schedule: a 30 s Server
+/// test at 6.6M QPS, which a fast SUT on a small machine sustains (about
+/// 40 B of memory per sample, 8 GB), and 20 times the largest run the
+/// scaling benchmark measures. More is a mistake in the settings
+/// (`target_qps = 1e12`, `min_query_count = 1e9`, a saturated
 /// `min_duration`) that would exhaust memory while generating.
-pub const MAX_SCHEDULED_SAMPLES: u64 = 100_000_000;
+pub const MAX_SCHEDULED_SAMPLES: u64 = 200_000_000;
 
 /// Memory one scheduled sample costs over a run (schedule entry, in-flight
 /// state, its record), for the estimate in
@@ -740,8 +742,12 @@ mod tests {
             ..server(1e12, 1, 600_000)
         };
         assert!(EffectiveSettings::new(&accuracy, 10, 10).is_ok());
-        // The largest the scaling benchmark runs is fine.
+        // The largest the scaling benchmark runs is fine, and so is a 30 s
+        // test at the rates loadgen_issue.sh measures an instant SUT at.
         assert!(EffectiveSettings::new(&server(1e5, 10_000_000, 100_000), 10, 10).is_ok());
+        assert!(EffectiveSettings::new(&server(6e6, 100, 30_000), 10, 10).is_ok());
+        let e = too_large(&server(7e6, 100, 30_000));
+        assert!(e.contains("at most 200000000 can be scheduled"), "{e}");
     }
 
     fn effective(s: &TestSettings, psc: u64, total: u64) -> EffectiveSettings {

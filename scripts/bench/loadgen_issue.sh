@@ -32,12 +32,15 @@
 #                       loadgen/ directory). Default: the mlcommons-loadgen
 #                       6.0.17 sdist from PyPI, fetched with pip into .cache/peers/
 #   --qps "Q1 Q2 ..."   Server target QPS ladder (default: 10000 100000 300000
-#                       1000000 3000000); the top points need ~55 B (Rust) /
+#                       1000000 3000000 6000000); the top points need ~55 B (Rust) /
 #                       ~310 B (C++) of RAM per query and, on the Rust side,
 #                       ~130 B of disk per query for records.jsonl: a rung
 #                       that does not fit the machine's free memory and disk
 #                       is not run, ends that implementation's ladder, and is
-#                       listed under the table (3M QPS x 30 s: ~28 GB for C++)
+#                       listed under the table (3M QPS x 30 s: ~28 GB for C++);
+#                       the Rust side also writes ~117 B per query to disk,
+#                       so above ~4M QPS the disk's write bandwidth may be
+#                       what it meets first (the harness writes every record)
 #   --bisect N          bisection steps after the ladder (default 4)
 #   --duration-ms N     Server min_duration_ms (default 30000); min_query_count 100
 #   --latency-ms N      Server target latency at p99 (default 10, ResNet-style)
@@ -59,7 +62,7 @@ root="$PWD"
 
 VERSION="6.0.17"
 src_arg=""
-ladder="10000 100000 300000 1000000 3000000"
+ladder="10000 100000 300000 1000000 3000000 6000000"
 bisect=4
 duration_ms=30000
 latency_ms=10
