@@ -704,7 +704,10 @@ mod tests {
         assert_eq!(cache_drop(48 * MIB, 560 * MIB, 512 * MIB), None);
         // Keeping nothing drops all that was synced.
         assert_eq!(cache_drop(0, 16 * MIB, 0), Some((0, 16 * MIB)));
-        assert_eq!(cache_drop(16 * MIB, 32 * MIB, 0), Some((16 * MIB, 16 * MIB)));
+        assert_eq!(
+            cache_drop(16 * MIB, 32 * MIB, 0),
+            Some((16 * MIB, 16 * MIB))
+        );
     }
 
     #[test]
