@@ -63,8 +63,6 @@ def run(bench, a, spec, qps, tag, out):
 def table(rows, busy, a, specs, limit):
     f2 = lambda v: f"{v:.2f}"  # noqa: E731
     f3 = lambda v: f"{v:.3f}"  # noqa: E731
-    loads = [r["load_before"] for r in rows] + [r["load_after"] for r in rows]
-    others = [r["others_cpu_cores"] for r in rows]
     shared = sorted(set().union(*(cpus_of(s) for s in specs)) & cpus_of(a.sim_cpu))
     print(f"machine: {os.cpu_count()} cores; simulator (`--profile {a.profile}`) on CPU "
           f"{a.sim_cpu}; client CPU sets: {', '.join(label(s) for s in specs)}; "
@@ -76,11 +74,7 @@ def table(rows, busy, a, specs, limit):
               "more cores at equal rates, not its limit.")
     else:
         print("Mode: limit (ladder, then bisection, per CPU set); the simulator has its own CPUs.")
-    print(f"Load average before/after runs: min {min(loads):.2f}, median "
-          f"{statistics.median(loads):.2f}, max {max(loads):.2f}; other processes' CPU during "
-          f"kept runs: median {statistics.median(others):.2f}, max {max(others):.2f} cores; "
-          f"runs set aside as busy and repeated: {len(busy)}; kept runs still busy: "
-          f"{sum(r['busy'] for r in rows)}.\n")
+    print(svp.load_line(rows, busy))
     print("| client CPUs | target QPS | VALID runs | completed/s (LoadGen) | client CPU ms/query "
           "| user / kernel ms/query | context switches / query | client-added TTFT p50 / p99 ms "
           "| client / simulator cores | others' CPU (max) |")

@@ -38,9 +38,9 @@
 #                       that does not fit the machine's free memory and disk
 #                       is not run, ends that implementation's ladder, and is
 #                       listed under the table (3M QPS x 30 s: ~28 GB for C++);
-#                       the Rust side also writes ~117 B per query to disk,
-#                       so above ~4M QPS the disk's write bandwidth may be
-#                       what it meets first (the harness writes every record)
+#                       at that much disk per query, the Rust side may meet
+#                       the disk's write bandwidth first above ~4M QPS (it
+#                       writes every record; LoadGen C++ writes none)
 #   --bisect N          bisection steps after the ladder (default 4)
 #   --duration-ms N     Server min_duration_ms (default 30000); min_query_count 100
 #   --latency-ms N      Server target latency at p99 (default 10, ResNet-style)

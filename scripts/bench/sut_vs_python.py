@@ -294,17 +294,22 @@ def cores(rs, key):
     return f"{statistics.median(r[key] / r['wall_s'] for r in rs):.2f}"
 
 
-def table(rows, busy, a):
+def load_line(rows, busy):
+    """The machine's load over the kept runs, and the busy runs set aside."""
     loads = [r["load_before"] for r in rows] + [r["load_after"] for r in rows]
     others = [r["others_cpu_cores"] for r in rows]
+    return (f"Load average before/after runs: min {min(loads):.2f}, median "
+            f"{statistics.median(loads):.2f}, max {max(loads):.2f}; other processes' CPU during "
+            f"kept runs: median {statistics.median(others):.2f}, max {max(others):.2f} cores; "
+            f"runs set aside as busy and repeated: {len(busy)}; kept runs still busy: "
+            f"{sum(r['busy'] for r in rows)}.\n")
+
+
+def table(rows, busy, a):
     print(f"{a.seconds} s per run, {a.repeats} repeat(s) per rung, tools interleaved; "
           f"{a.output_tokens} output tokens, the bundled dataset's token ids as prompts; "
           f"client on CPU {a.client_cpu}, simulator (`--profile {a.profile}`) on CPU {a.sim_cpu}.")
-    print(f"Load average before/after runs: min {min(loads):.2f}, median "
-          f"{statistics.median(loads):.2f}, max {max(loads):.2f}; other processes' CPU during "
-          f"kept runs: median {statistics.median(others):.2f}, max {max(others):.2f} cores; "
-          f"runs set aside as busy and repeated: {len(busy)}; kept runs still busy: "
-          f"{sum(r['busy'] for r in rows)}.\n")
+    print(load_line(rows, busy))
     print("| tool | target QPS | VALID runs | completed/s (LoadGen) | client CPU ms/query "
           "| peak RSS MiB | client-added TTFT p50 / p99 ms | client-added TPOT p50 / p99 ms "
           "| client / simulator cores | others' CPU (max) |")
