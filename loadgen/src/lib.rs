@@ -26,7 +26,10 @@ pub mod settings;
 pub mod sut;
 
 pub use logging::{LogError, LogHeader, LogPaths, LogWriter};
-pub use record::{Phase, PhaseEnd, PhaseStart, QueryRecord, RunObserver, Timed};
+pub use record::{
+    Phase, PhaseEnd, PhaseStart, QueryRecord, QueryRecordLine, RunObserver, Timed,
+    chunk_tokens_implied,
+};
 pub use results::{
     PerformanceResult, PerformanceSummary, QuerySampleLatency, TokenPerformanceResults,
 };

@@ -39,8 +39,12 @@ impl std::fmt::Display for Phase {
 /// What happened to one issued sample (one request to the server).
 ///
 /// Times are nanoseconds since the start of the phase, on one monotonic clock.
-/// Field names are the file format of `records.jsonl`: keep them stable.
+/// Field names are the file format of `records.jsonl`: keep them stable. A
+/// line leaves out what its other fields already say ([`QueryRecordLine`]),
+/// and reading it back gives the same record (when `chunk_tokens` has one
+/// count per chunk, as [`crate::ResponseDetail`] asks).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "QueryRecordLine", into = "QueryRecordLine")]
 pub struct QueryRecord {
     /// LoadGen's sequence id of the sample, in issue order: the accuracy
     /// log's `seq_id`. It keeps counting across phases and accuracy sets (the
@@ -57,27 +61,113 @@ pub struct QueryRecord {
     /// When `issue_query` was actually called.
     pub issued_ns: u64,
     /// When the first token arrived (`FirstTokenComplete`), if reported.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_token_ns: Option<u64>,
     /// When the sample completed, or when the run gave up on it.
     pub end_ns: u64,
     /// Output tokens as the SUT reported them (LoadGen's `n_tokens`).
     pub n_tokens: i64,
     /// Prompt tokens, if the server reported them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_tokens: Option<u32>,
     /// Backend endpoint that served the sample.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<u32>,
     /// Set when the sample failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<QueryError>,
     /// Arrival times of streamed chunks that carried tokens.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chunk_ns: Vec<u64>,
     /// Tokens in each of those chunks.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chunk_tokens: Vec<u32>,
+}
+
+/// A [`QueryRecord`] as its `records.jsonl` line holds it. Three fields are
+/// left out when the rest of the line already says them, because a run at
+/// millions of samples per second writes one line per sample and the disk's
+/// bandwidth is what then limits the rate:
+/// - `query` when it equals `seq` (every Server and SingleStream sample of a
+///   run's first phase: one sample per query, both counted from 0);
+/// - `n_tokens` when it is 0 (failed samples, SUTs that count no tokens);
+/// - `chunk_tokens` when every chunk carried exactly one token (the usual
+///   stream), which is also how lines written before chunk counts existed
+///   read.
+///
+/// A line that spells them out anyway (older files) reads the same.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct QueryRecordLine {
+    seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    query: Option<u64>,
+    sample_index: u64,
+    scheduled_ns: u64,
+    issued_ns: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    first_token_ns: Option<u64>,
+    end_ns: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    n_tokens: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    input_tokens: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    endpoint: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<QueryError>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    chunk_ns: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    chunk_tokens: Vec<u32>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// True when a line may leave `chunk_tokens` out: one token in each chunk.
+pub fn chunk_tokens_implied(chunk_ns: &[u64], chunk_tokens: &[u32]) -> bool {
+    chunk_tokens.len() == chunk_ns.len() && chunk_tokens.iter().all(|&n| n == 1)
+}
+
+impl From<QueryRecord> for QueryRecordLine {
+    fn from(r: QueryRecord) -> QueryRecordLine {
+        let implied = chunk_tokens_implied(&r.chunk_ns, &r.chunk_tokens);
+        QueryRecordLine {
+            seq: r.seq,
+            query: (r.query != r.seq).then_some(r.query),
+            sample_index: r.sample_index,
+            scheduled_ns: r.scheduled_ns,
+            issued_ns: r.issued_ns,
+            first_token_ns: r.first_token_ns,
+            end_ns: r.end_ns,
+            n_tokens: r.n_tokens,
+            input_tokens: r.input_tokens,
+            endpoint: r.endpoint,
+            error: r.error,
+            chunk_ns: r.chunk_ns,
+            chunk_tokens: if implied { Vec::new() } else { r.chunk_tokens },
+        }
+    }
+}
+
+impl From<QueryRecordLine> for QueryRecord {
+    fn from(l: QueryRecordLine) -> QueryRecord {
+        let chunk_tokens = if l.chunk_tokens.is_empty() {
+            vec![1; l.chunk_ns.len()]
+        } else {
+            l.chunk_tokens
+        };
+        QueryRecord {
+            seq: l.seq,
+            query: l.query.unwrap_or(l.seq),
+            sample_index: l.sample_index,
+            scheduled_ns: l.scheduled_ns,
+            issued_ns: l.issued_ns,
+            first_token_ns: l.first_token_ns,
+            end_ns: l.end_ns,
+            n_tokens: l.n_tokens,
+            input_tokens: l.input_tokens,
+            endpoint: l.endpoint,
+            error: l.error,
+            chunk_ns: l.chunk_ns,
+            chunk_tokens,
+        }
+    }
 }
 
 impl QueryRecord {
@@ -323,5 +413,71 @@ mod tests {
         let line = serde_json::to_string(&failed).unwrap();
         assert!(line.contains(r#""error":{"kind":"http_status","http_status":500"#));
         assert!(!failed.is_ok());
+    }
+
+    #[test]
+    fn lines_leave_out_only_what_the_rest_says_and_read_back_the_same() {
+        let stream = QueryRecord {
+            seq: 41,
+            query: 41,
+            n_tokens: 3,
+            chunk_ns: vec![11_000, 12_000, 13_000],
+            chunk_tokens: vec![1, 1, 1],
+            ..record()
+        };
+        let line = serde_json::to_string(&stream).unwrap();
+        assert!(
+            !line.contains("\"query\"") && !line.contains("chunk_tokens"),
+            "{line}"
+        );
+        assert!(line.contains(r#""n_tokens":3"#), "{line}");
+        assert_eq!(serde_json::from_str::<QueryRecord>(&line).unwrap(), stream);
+
+        let failed = QueryRecord {
+            n_tokens: 0,
+            error: Some(crate::QueryError {
+                kind: ErrorKind::Timeout,
+                http_status: None,
+                message: "late".into(),
+            }),
+            ..stream.clone()
+        };
+        let line = serde_json::to_string(&failed).unwrap();
+        assert!(!line.contains("n_tokens"), "{line}");
+        assert_eq!(serde_json::from_str::<QueryRecord>(&line).unwrap(), failed);
+
+        // Anything the rest does not imply is written and read back.
+        for kept in [
+            QueryRecord {
+                query: 40,
+                ..stream.clone()
+            },
+            QueryRecord {
+                chunk_tokens: vec![1, 2, 1],
+                ..stream.clone()
+            },
+            QueryRecord {
+                chunk_tokens: vec![1, 0, 1],
+                ..stream.clone()
+            },
+        ] {
+            let line = serde_json::to_string(&kept).unwrap();
+            assert_eq!(serde_json::from_str::<QueryRecord>(&line).unwrap(), kept);
+        }
+        let line = serde_json::to_string(&QueryRecord {
+            query: 40,
+            ..stream.clone()
+        })
+        .unwrap();
+        assert!(line.contains(r#""query":40"#), "{line}");
+
+        // A line that spells everything out, as older files do, reads the same.
+        let old = r#"{"seq":41,"query":41,"sample_index":9,"scheduled_ns":1000,"issued_ns":1250,"first_token_ns":11000,"end_ns":41003,"n_tokens":3,"input_tokens":12,"chunk_ns":[11000,12000,13000],"chunk_tokens":[1,1,1]}"#;
+        assert_eq!(serde_json::from_str::<QueryRecord>(old).unwrap(), stream);
+        let old_failed = r#"{"seq":41,"query":41,"sample_index":9,"scheduled_ns":1000,"issued_ns":1250,"first_token_ns":11000,"end_ns":41003,"n_tokens":0,"input_tokens":12,"error":{"kind":"timeout","http_status":null,"message":"late"},"chunk_ns":[11000,12000,13000]}"#;
+        assert_eq!(
+            serde_json::from_str::<QueryRecord>(old_failed).unwrap(),
+            failed
+        );
     }
 }

@@ -201,13 +201,17 @@ impl RunData {
 #[derive(Deserialize, Default)]
 struct RawQuery {
     seq: u64,
-    query: u64,
+    /// Left out of the line when it equals `seq` (loadgen::QueryRecordLine
+    /// says what a line may leave out).
+    #[serde(default)]
+    query: Option<u64>,
     sample_index: u64,
     scheduled_ns: u64,
     issued_ns: u64,
     #[serde(default)]
     first_token_ns: Option<u64>,
     end_ns: u64,
+    #[serde(default)]
     n_tokens: i64,
     #[serde(default)]
     input_tokens: Option<u32>,
@@ -317,7 +321,7 @@ fn parse_block(data: &[u8], is_last: bool) -> BlockResult {
 fn raw_from_record(q: loadgen::QueryRecord) -> RawQuery {
     RawQuery {
         seq: q.seq,
-        query: q.query,
+        query: Some(q.query),
         sample_index: q.sample_index,
         scheduled_ns: q.scheduled_ns,
         issued_ns: q.issued_ns,
@@ -387,7 +391,7 @@ fn add_query(batch: &mut Batch, q: impl std::borrow::Borrow<RawQuery>) {
     }
     batch.samples.push(Sample {
         seq: q.seq,
-        query: q.query,
+        query: q.query.unwrap_or(q.seq),
         sample_index: q.sample_index,
         scheduled_ns: q.scheduled_ns,
         issued_ns: q.issued_ns,
@@ -767,6 +771,8 @@ mod fast {
         };
         // Required fields, as bits.
         let mut seen = 0u8;
+        q.query = None;
+        q.n_tokens = 0;
         q.first_token_ns = None;
         q.input_tokens = None;
         q.endpoint = None;
@@ -779,30 +785,24 @@ mod fast {
                     q.seq = c.uint()?;
                     seen |= 1;
                 }
-                b"query" => {
-                    q.query = c.uint()?;
-                    seen |= 2;
-                }
+                b"query" => q.query = Some(c.uint()?),
                 b"sample_index" => {
                     q.sample_index = c.uint()?;
-                    seen |= 4;
+                    seen |= 2;
                 }
                 b"scheduled_ns" => {
                     q.scheduled_ns = c.uint()?;
-                    seen |= 8;
+                    seen |= 4;
                 }
                 b"issued_ns" => {
                     q.issued_ns = c.uint()?;
-                    seen |= 16;
+                    seen |= 8;
                 }
                 b"end_ns" => {
                     q.end_ns = c.uint()?;
-                    seen |= 32;
+                    seen |= 16;
                 }
-                b"n_tokens" => {
-                    q.n_tokens = c.int()?;
-                    seen |= 64;
-                }
+                b"n_tokens" => q.n_tokens = c.int()?,
                 b"first_token_ns" => q.first_token_ns = c.opt(Cursor::uint)?,
                 b"input_tokens" => {
                     q.input_tokens = c.opt(|c| u32::try_from(c.uint()?).ok())?;
@@ -817,7 +817,7 @@ mod fast {
                 break;
             }
         }
-        (c.i == line.len() && seen == 127).then_some(q)
+        (c.i == line.len() && seen == 31).then_some(q)
     }
 
     #[cfg(test)]
@@ -877,11 +877,21 @@ mod fast {
                     chunk_tokens: vec![],
                     ..record()
                 },
+                // The line leaves out query, n_tokens and chunk_tokens.
+                QueryRecord {
+                    query: 12,
+                    n_tokens: 0,
+                    chunk_tokens: vec![1, 1, 1],
+                    ..record()
+                },
             ] {
                 let line = serde_json::to_vec(&RecordLine::Query(r)).unwrap();
                 let fast = parse_query(&line, &mut scratch).expect("fast path");
                 same(fast, &via_serde(&line));
             }
+            // The scratch record keeps nothing from the line before.
+            assert_eq!((scratch.query, scratch.n_tokens), (None, 0));
+            assert!(scratch.chunk_tokens.is_empty());
         }
 
         #[test]

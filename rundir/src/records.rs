@@ -438,8 +438,11 @@ fn encode_query_line(record: &QueryRecord, out: &mut Vec<u8>) {
     let mut head = Head::new();
     head.push(br#"{"type":"query","seq":"#);
     head.uint(record.seq);
-    head.push(br#","query":"#);
-    head.uint(record.query);
+    // What the line may leave out: loadgen::QueryRecordLine.
+    if record.query != record.seq {
+        head.push(br#","query":"#);
+        head.uint(record.query);
+    }
     head.push(br#","sample_index":"#);
     head.uint(record.sample_index);
     head.push(br#","scheduled_ns":"#);
@@ -449,8 +452,10 @@ fn encode_query_line(record: &QueryRecord, out: &mut Vec<u8>) {
     head.optional(br#","first_token_ns":"#, record.first_token_ns);
     head.push(br#","end_ns":"#);
     head.uint(record.end_ns);
-    head.push(br#","n_tokens":"#);
-    head.int(record.n_tokens);
+    if record.n_tokens != 0 {
+        head.push(br#","n_tokens":"#);
+        head.int(record.n_tokens);
+    }
     head.optional(br#","input_tokens":"#, record.input_tokens.map(u64::from));
     head.optional(br#","endpoint":"#, record.endpoint.map(u64::from));
     out.extend_from_slice(head.bytes());
@@ -460,7 +465,9 @@ fn encode_query_line(record: &QueryRecord, out: &mut Vec<u8>) {
         let _ = serde_json::to_writer(&mut *out, error);
     }
     list(out, br#","chunk_ns":["#, &record.chunk_ns);
-    list(out, br#","chunk_tokens":["#, &record.chunk_tokens);
+    if !loadgen::chunk_tokens_implied(&record.chunk_ns, &record.chunk_tokens) {
+        list(out, br#","chunk_tokens":["#, &record.chunk_tokens);
+    }
     out.push(b'}');
 }
 
@@ -627,6 +634,26 @@ mod tests {
             }),
             ..base()
         });
+        // What a line may leave out (query equal to seq, no tokens, one
+        // token in every chunk), and the near misses that it may not.
+        for (query, n_tokens) in [(77, 0), (77, 16), (76, 0)] {
+            for (chunk_ns, chunk_tokens) in [
+                (vec![3, 4, 5], vec![1, 1, 1]),
+                (vec![3, 4, 5], vec![1, 1, 2]),
+                (vec![3, 4, 5], vec![1, 1]),
+                (vec![3, 4], vec![1, 1, 1]),
+                (vec![3, 4, 5], vec![]),
+            ] {
+                cases.push(QueryRecord {
+                    seq: 77,
+                    query,
+                    n_tokens,
+                    chunk_ns,
+                    chunk_tokens,
+                    ..base()
+                });
+            }
+        }
         // Every digit count, both sides of each power of ten, both signs.
         let mut edges = vec![0u64, u64::MAX];
         for k in 1..=19 {
