@@ -26,7 +26,7 @@ use loadgen::{PhaseEnd, PhaseStart, QueryRecord};
 use crate::{FLUSH_INTERVAL, PhaseHeader, RECORDS_FILE, RecordLine, RunDirError, io_err};
 
 /// A batch is handed to the writer thread once it holds this many lines
-/// (about 180 B each before encoding, 125 B after).
+/// (about 180 B each before encoding, 115-125 B after).
 const BATCH_LINES: usize = 1024;
 
 /// Encoded bytes the writer thread collects before writing them out.

@@ -12,7 +12,7 @@
 #   LoadGen's threads inherit it);
 # - the Rust side runs the way `harness run` does, less HTTP
 #   (harness/examples/issue_bench.rs): LoadGen's log files through its log
-#   writer thread, and records.jsonl (one line per sample, about 125 B,
+#   writer thread, and records.jsonl (one line per sample, 115-125 B,
 #   fdatasync'd inside the timed window) through the run observer. LoadGen
 #   C++ posts an entry per sample to its logger thread (which collects the
 #   latencies) and keeps no per-sample file: the Rust side writes more;
@@ -34,12 +34,12 @@
 #   --qps "Q1 Q2 ..."   Server target QPS ladder (default: 10000 100000 300000
 #                       1000000 3000000 6000000); the top points need ~55 B (Rust) /
 #                       ~310 B (C++) of RAM per query and, on the Rust side,
-#                       ~130 B of disk per query for records.jsonl: a rung
+#                       ~125 B of disk per query for records.jsonl: a rung
 #                       that does not fit the machine's free memory and disk
 #                       is not run, ends that implementation's ladder, and is
 #                       listed under the table (3M QPS x 30 s: ~28 GB for C++);
 #                       at that much disk per query, the Rust side may meet
-#                       the disk's write bandwidth first above ~4M QPS (it
+#                       the disk's write bandwidth first above ~5M QPS (it
 #                       writes every record; LoadGen C++ writes none)
 #   --bisect N          bisection steps after the ladder (default 4)
 #   --duration-ms N     Server min_duration_ms (default 30000); min_query_count 100
@@ -236,7 +236,7 @@ valid_at() { python3 "$report" valid-at "$results" "$1" "$2"; }
 # fits IMPL QPS: whether a Server run at QPS fits this machine. A run that
 # cannot fit is not run (and not counted as INVALID): it would be killed by
 # the kernel or end with a full disk, as the 3M QPS rung did once (the Rust
-# side's records.jsonl is ~130 B per query, 10 GB at 3M QPS x 30 s). Memory
+# side's records.jsonl is ~125 B per query, 11 GB at 3M QPS x 30 s). Memory
 # per query from measured peaks with margin: Rust ~55 B, LoadGen C++ ~310 B
 # (9.3 GB at 1M QPS x 30 s), with jemalloc ~250 B.
 declare -A mem_bpq=([rust]=80 [cpp]=400 [cpp-jemalloc]=330)
