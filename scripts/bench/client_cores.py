@@ -173,29 +173,11 @@ def main():
                     svp.log(f"{label(s)} {q} QPS, run {r}/{a.repeats}")
                     run(bench, a, s, q, f"c{len(cpus_of(s))}r{r}", rows)
     else:
-        ladders = {s: list(ladder) for s in specs}
-        failed = {s: 0 for s in specs}
-        i = 0
-        while any(i < len(ladders[s]) and failed[s] < 2 for s in specs):
-            live = [s for s in specs if i < len(ladders[s]) and failed[s] < 2]
-            for r in range(1, a.repeats + 1):
-                for s in live:
-                    svp.log(f"{label(s)} {ladders[s][i]} QPS, run {r}/{a.repeats}")
-                    run(bench, a, s, ladders[s][i], f"c{len(cpus_of(s))}r{r}", rows)
-            for s in live:
-                ok = svp.rungs_valid(rows, label(s)).get(ladders[s][i])
-                failed[s] = 0 if ok else failed[s] + 1
-                # A limit never reached is no measurement: keep doubling.
-                if ok and i == len(ladders[s]) - 1 and ladders[s][i] * 2 <= a.max_qps:
-                    ladders[s].append(ladders[s][i] * 2)
-            i += 1
-        for step in range(1, a.bisect + 1):
-            mids = {s: svp.midpoint(*svp.bracket(rows, label(s))) for s in specs}
-            for r in range(1, a.repeats + 1):
-                for s in specs:
-                    if mids[s]:
-                        svp.log(f"bisect {step}: {label(s)} {mids[s]} QPS, run {r}/{a.repeats}")
-                        run(bench, a, s, mids[s], f"c{len(cpus_of(s))}b{step}r{r}", rows)
+        spec_of = {label(s): s for s in specs}
+        svp.find_limits(
+            list(spec_of), {n: list(ladder) for n in spec_of}, {n: a.max_qps for n in spec_of},
+            a, lambda n, q, tag: run(bench, a, spec_of[n], q,
+                                     f"c{len(cpus_of(spec_of[n]))}{tag}", rows), rows)
     table(rows, bench.busy, a, specs, limit)
 
 

@@ -276,6 +276,38 @@ def midpoint(lo, hi):
     return int(mid) if lo < mid < hi else None
 
 
+def find_limits(names, ladders, caps, a, run, rows):
+    """Each name's highest target QPS VALID in every repeat: its ladder, the
+    names interleaved (a.repeats runs of each rung), doubled past its top
+    rung while that passes (up to caps[name]) and stopped after two failed
+    rungs in a row, then a.bisect steps of geometric bisection. `run(name,
+    qps, tag)` runs one and keeps its row in `rows` (tool: the name)."""
+    failed = {n: 0 for n in names}
+    i = 0
+    while any(i < len(ladders[n]) and failed[n] < 2 for n in names):
+        live = [n for n in names if i < len(ladders[n]) and failed[n] < 2]
+        for r in range(1, a.repeats + 1):
+            for n in live:
+                log(f"{n} {ladders[n][i]} QPS, run {r}/{a.repeats}")
+                run(n, ladders[n][i], f"r{r}")
+        for n in live:
+            ok = rungs_valid(rows, n).get(ladders[n][i])
+            failed[n] = 0 if ok else failed[n] + 1
+            # A ladder whose top rung passed says nothing about the limit:
+            # keep doubling until a rung fails (or the cap), so the
+            # bisection has a bracket to work in.
+            if ok and i == len(ladders[n]) - 1 and ladders[n][i] * 2 <= caps[n]:
+                ladders[n].append(ladders[n][i] * 2)
+        i += 1
+    for step in range(1, a.bisect + 1):
+        mids = {n: midpoint(*bracket(rows, n)) for n in names}
+        for r in range(1, a.repeats + 1):
+            for n in names:
+                if mids[n]:
+                    log(f"bisect {step}: {n} {mids[n]} QPS, run {r}/{a.repeats}")
+                    run(n, mids[n], f"b{step}r{r}")
+
+
 def span(values, fmt):
     values = [v for v in values if v is not None]
     if not values:
@@ -416,32 +448,8 @@ def main():
     bench = Bench(a)
     ladders = {"harness": [int(q) for q in a.harness_qps.split()],
                "python": [int(q) for q in a.python_qps.split()]}
-    failed = {t: 0 for t in TOOLS}
     caps = {"harness": a.harness_max_qps, "python": a.python_max_qps}
-    i = 0
-    while any(i < len(ladders[t]) and failed[t] < 2 for t in TOOLS):
-        for r in range(1, a.repeats + 1):
-            for t in TOOLS:
-                if i < len(ladders[t]) and failed[t] < 2:
-                    log(f"{t} {ladders[t][i]} QPS, run {r}/{a.repeats}")
-                    bench.run(t, ladders[t][i], f"r{r}")
-        for t in TOOLS:
-            if i < len(ladders[t]) and failed[t] < 2:
-                ok = rungs_valid(bench.results, t).get(ladders[t][i])
-                failed[t] = 0 if ok else failed[t] + 1
-                # A ladder whose top rung passed says nothing about the
-                # limit: keep doubling until a rung fails (or the cap), so
-                # the bisection has a bracket to work in.
-                if ok and i == len(ladders[t]) - 1 and ladders[t][i] * 2 <= caps[t]:
-                    ladders[t].append(ladders[t][i] * 2)
-        i += 1
-    for step in range(1, a.bisect + 1):
-        mids = {t: midpoint(*bracket(bench.results, t)) for t in TOOLS}
-        for r in range(1, a.repeats + 1):
-            for t in TOOLS:
-                if mids[t]:
-                    log(f"bisect {step}: {t} {mids[t]} QPS, run {r}/{a.repeats}")
-                    bench.run(t, mids[t], f"b{step}r{r}")
+    find_limits(TOOLS, ladders, caps, a, bench.run, bench.results)
     table(bench.results, bench.busy, a)
 
 
