@@ -19,6 +19,9 @@ pub(crate) fn query_error(kind: ErrorKind, message: impl Into<String>) -> QueryE
     }
 }
 
+/// The `User-Agent` of every request.
+pub(crate) const USER_AGENT: &str = concat!("harness-sut/", env!("CARGO_PKG_VERSION"));
+
 /// Builds the shared client, sending `headers` with every request. Installs
 /// rustls' ring provider first (reqwest is built without a default provider).
 pub(crate) fn build_client(
@@ -36,7 +39,7 @@ pub(crate) fn build_client(
         // and the one resend we make is counted (`closed_before_answer`).
         .retry(reqwest::retry::never())
         .no_proxy()
-        .user_agent(concat!("harness-sut/", env!("CARGO_PKG_VERSION")))
+        .user_agent(USER_AGENT)
         .default_headers(header_map(headers)?);
     builder = match options.http {
         HttpVersion::Auto => builder,
@@ -175,6 +178,47 @@ pub(crate) fn classify(e: &reqwest::Error, url: &str, options: &ClientOptions) -
         ErrorKind::Other,
         format!("request to {url} failed: {cause}"),
     )
+}
+
+/// Maps a failure of the plain transport to a query error, in the words
+/// [`classify`] uses for reqwest's.
+pub(crate) fn classify_plain(
+    failure: &crate::h1::Failure,
+    url: &str,
+    options: &ClientOptions,
+) -> QueryError {
+    use crate::h1::Failure;
+    match failure {
+        Failure::ConnectTimeout => query_error(
+            ErrorKind::Connect,
+            format!(
+                "no connection to {url} within the connect timeout ({:?})",
+                options.connect_timeout
+            ),
+        ),
+        Failure::Connect(cause) => query_error(
+            ErrorKind::Connect,
+            format!("cannot connect to {url}: {}", one_line(cause, 300)),
+        ),
+        Failure::ClosedBeforeAnswer => query_error(
+            ErrorKind::Disconnected,
+            format!(
+                "the connection to {url} broke: the server closed it after the request, \
+                 before answering"
+            ),
+        ),
+        Failure::Broken(cause) => query_error(
+            ErrorKind::Disconnected,
+            format!("the connection to {url} broke: {}", one_line(cause, 300)),
+        ),
+        Failure::Malformed(cause) => query_error(
+            ErrorKind::MalformedResponse,
+            format!(
+                "{url} sent a malformed HTTP answer: {}",
+                one_line(cause, 300)
+            ),
+        ),
+    }
 }
 
 /// The message of an error response body: the JSON error's message, or the

@@ -41,6 +41,7 @@ mod body;
 mod chunk;
 mod client;
 pub mod config;
+mod h1;
 mod openai;
 pub mod secrets;
 pub mod sse;

@@ -56,6 +56,9 @@ struct Endpoint {
     resent: AtomicU64,
     over_max_tokens: AtomicU64,
     limit: Option<Arc<Semaphore>>,
+    /// The plain-HTTP/1.1 transport, when the URL and options allow it;
+    /// otherwise requests go through reqwest.
+    plain: Option<crate::h1::Plain>,
 }
 
 /// Counts samples issued but not answered, so `drain` can wait for zero.
@@ -298,31 +301,7 @@ impl OpenAiSut {
                 server_tokenizer(&roots[0], api_key.as_ref(), &headers).await?,
             ))),
         };
-        let endpoints = roots
-            .into_iter()
-            .enumerate()
-            .map(|(i, root)| {
-                let full = format!("{root}{}", endpoint_kind.path());
-                let url = reqwest::Url::parse(&full).map_err(|e| SutError::InvalidUrl {
-                    url: full.clone(),
-                    reason: e.to_string(),
-                })?;
-                Ok(Endpoint {
-                    index: i as u32,
-                    // Messages and statistics name it; requests use `url`.
-                    root: redact_url(&root),
-                    url,
-                    requests: AtomicU64::new(0),
-                    errors: AtomicU64::new(0),
-                    in_flight: AtomicU64::new(0),
-                    resent: AtomicU64::new(0),
-                    over_max_tokens: AtomicU64::new(0),
-                    limit: options
-                        .max_in_flight_per_endpoint
-                        .map(|n| Arc::new(Semaphore::new(n))),
-                })
-            })
-            .collect::<Result<Vec<_>, SutError>>()?;
+        let endpoints = endpoints_of(roots, endpoint_kind, &options, api_key.as_ref(), &headers)?;
         let name = name.unwrap_or_else(|| format!("openai:{model}"));
         Ok(OpenAiSut {
             inner: Arc::new(Inner {
@@ -432,6 +411,63 @@ impl OpenAiSut {
         }
         self.drain().await;
     }
+}
+
+/// The endpoints' state, each with the plain-HTTP/1.1 transport when its
+/// URL and the options allow it.
+fn endpoints_of(
+    roots: Vec<String>,
+    kind: EndpointKind,
+    options: &ClientOptions,
+    api_key: Option<&ApiKey>,
+    headers: &[ExtraHeader],
+) -> Result<Vec<Endpoint>, SutError> {
+    let authorization = api_key.as_ref().map(|k| format!("Bearer {}", k.expose()));
+    let per_request: &[&str] = if options.request_id_prefix.is_some() {
+        &["accept", request::X_REQUEST_ID]
+    } else {
+        &["accept"]
+    };
+    let plain_setup = crate::h1::PlainSetup {
+        connect_timeout: options.connect_timeout,
+        max_idle: options.pool_max_idle_per_endpoint,
+        idle_timeout: options.pool_idle_timeout,
+        user_agent: client::USER_AGENT,
+        authorization: authorization.as_deref(),
+        extra: headers.iter().map(|h| (h.name(), h.expose())).collect(),
+        per_request,
+    };
+    roots
+        .into_iter()
+        .enumerate()
+        .map(|(i, root)| {
+            let full = format!("{root}{}", kind.path());
+            let url = reqwest::Url::parse(&full).map_err(|e| SutError::InvalidUrl {
+                url: full.clone(),
+                reason: e.to_string(),
+            })?;
+            let plain = if options.http == crate::config::HttpVersion::Http2 {
+                None
+            } else {
+                crate::h1::Plain::for_url(&url, &plain_setup)
+            };
+            Ok(Endpoint {
+                plain,
+                index: i as u32,
+                // Messages and statistics name it; requests use `url`.
+                root: redact_url(&root),
+                url,
+                requests: AtomicU64::new(0),
+                errors: AtomicU64::new(0),
+                in_flight: AtomicU64::new(0),
+                resent: AtomicU64::new(0),
+                over_max_tokens: AtomicU64::new(0),
+                limit: options
+                    .max_in_flight_per_endpoint
+                    .map(|n| Arc::new(Semaphore::new(n))),
+            })
+        })
+        .collect::<Result<Vec<_>, SutError>>()
 }
 
 /// Checks every endpoint's health (polling up to `wait_ready`) and that it

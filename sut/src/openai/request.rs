@@ -11,21 +11,23 @@ use std::time::Duration;
 use bytes::Bytes;
 use dataset::Sample;
 use loadgen::{ErrorKind, OutputData, QueryError, QuerySample, QuerySampleResponse};
-use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
 use super::{Endpoint, Inner, StartedRequest, TextEncoder};
 use crate::chunk::ParsedChunk;
-use crate::client::{classify, closed_before_answer, error_body_message, one_line, query_error};
+use crate::client::{
+    classify, classify_plain, closed_before_answer, error_body_message, one_line, query_error,
+};
 use crate::config::ClientOptions;
+use crate::h1;
 use crate::sse::{SseEvent, SseParser};
 use crate::tracker::Tracker;
 
 /// The request-id header vLLM reads (and echoes with
 /// `--enable-request-id-headers`).
-const X_REQUEST_ID: &str = "x-request-id";
+pub(super) const X_REQUEST_ID: &str = "x-request-id";
 
 impl Inner {
     /// Runs one request for these samples (one prompt each, in order) and
@@ -101,7 +103,7 @@ impl Inner {
             pieces: 0,
         };
         let status = reader.response.status();
-        if !status.is_success() {
+        if !(200..300).contains(&status) {
             return Err(reader.status_error(status).await);
         }
         if !(self.template.stream() && reader.is_sse()) {
@@ -145,21 +147,66 @@ impl Inner {
     /// Sends the request and waits for the response head, within the
     /// request timeout. A request the server closed a kept-alive connection
     /// on before answering is sent once more (see [`closed_before_answer`]).
-    async fn send(
+    async fn send<'a>(
         &self,
-        ep: &Endpoint,
+        ep: &'a Endpoint,
         samples: &[QuerySample],
         body: Vec<u8>,
         deadline: &mut Deadline<'_>,
-    ) -> Result<reqwest::Response, QueryError> {
+    ) -> Result<Answer<'a>, QueryError> {
         let url = ep.url.as_str();
         let stream = self.template.stream();
         let request_id = match (&self.options.request_id_prefix, samples.first()) {
-            (Some(prefix), Some(first)) => {
-                HeaderValue::try_from(format!("{prefix}{}", first.id.0)).ok()
-            }
+            (Some(prefix), Some(first)) => Some(format!("{prefix}{}", first.id.0)),
             _ => None,
         };
+        // The stall timeout covers the wait for the response headers too: a
+        // server that accepts a request and never answers is stalled.
+        let stall = self.options.stall_timeout;
+        let headers_sleep = tokio::time::sleep(stall.unwrap_or(Duration::ZERO));
+        tokio::pin!(headers_sleep);
+        let no_headers = || {
+            query_error(
+                ErrorKind::Stalled,
+                format!(
+                    "{url} sent no response headers within the stall timeout ({:?})",
+                    stall.unwrap_or_default()
+                ),
+            )
+        };
+        if let Some(plain) = &ep.plain {
+            let mut fields = Vec::with_capacity(80);
+            fields.extend_from_slice(if stream {
+                b"accept: text/event-stream\r\n".as_slice()
+            } else {
+                b"accept: */*\r\n".as_slice()
+            });
+            if let Some(id) = &request_id {
+                fields.extend_from_slice(X_REQUEST_ID.as_bytes());
+                fields.extend_from_slice(b": ");
+                fields.extend_from_slice(id.as_bytes());
+                fields.extend_from_slice(b"\r\n");
+            }
+            for attempt in 0..2 {
+                let sent = tokio::select! {
+                    biased;
+                    r = plain.send(&fields, &body) => r,
+                    () = deadline.sleep.as_mut(), if deadline.armed() => return Err(deadline.error(url)),
+                    () = &mut headers_sleep, if stall.is_some() => return Err(no_headers()),
+                };
+                match sent {
+                    Ok(response) => return Ok(Answer::Plain(response)),
+                    Err(h1::Failure::ClosedBeforeAnswer) if attempt == 0 => self.note_resend(ep),
+                    Err(failure) => return Err(classify_plain(&failure, url, &self.options)),
+                }
+            }
+            return Err(classify_plain(
+                &h1::Failure::ClosedBeforeAnswer,
+                url,
+                &self.options,
+            ));
+        }
+        let request_id = request_id.and_then(|id| HeaderValue::try_from(id).ok());
         // Built again only for the rare resend, with its body written
         // again: the common path makes one request and neither copies nor
         // shares the body (a shared `Bytes` costs an allocation).
@@ -180,20 +227,6 @@ impl Inner {
             }
             request
         };
-        // The stall timeout covers the wait for the response headers too: a
-        // server that accepts a request and never answers is stalled.
-        let stall = self.options.stall_timeout;
-        let headers_sleep = tokio::time::sleep(stall.unwrap_or(Duration::ZERO));
-        tokio::pin!(headers_sleep);
-        let no_headers = || {
-            query_error(
-                ErrorKind::Stalled,
-                format!(
-                    "{url} sent no response headers within the stall timeout ({:?})",
-                    stall.unwrap_or_default()
-                ),
-            )
-        };
         let first = tokio::select! {
             biased;
             r = build_request(body).send() => r,
@@ -202,25 +235,77 @@ impl Inner {
         };
         match first {
             Err(e) if closed_before_answer(&e) => {
-                ep.resent.fetch_add(1, Ordering::Relaxed);
-                if !self.warned_resend.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        endpoint = %ep.root,
-                        "the server closed a kept-alive connection without answering a request \
-                         on it; such requests are sent once more on a new connection \
-                         (llama.cpp closes after every streamed answer: --no-keep-alive \
-                         avoids the extra round trip; reported once)"
-                    );
-                }
+                self.note_resend(ep);
                 let body = self.request_body(samples)?;
                 tokio::select! {
                     biased;
-                    r = build_request(body).send() => r.map_err(|e| classify(&e, url, &self.options)),
+                    r = build_request(body).send() => r
+                        .map(Answer::Pooled)
+                        .map_err(|e| classify(&e, url, &self.options)),
                     () = deadline.sleep.as_mut(), if deadline.armed() => Err(deadline.error(url)),
                     () = &mut headers_sleep, if stall.is_some() => Err(no_headers()),
                 }
             }
-            r => r.map_err(|e| classify(&e, url, &self.options)),
+            r => r
+                .map(Answer::Pooled)
+                .map_err(|e| classify(&e, url, &self.options)),
+        }
+    }
+
+    /// Counts a resend (and warns about the first).
+    fn note_resend(&self, ep: &Endpoint) {
+        ep.resent.fetch_add(1, Ordering::Relaxed);
+        if !self.warned_resend.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                endpoint = %ep.root,
+                "the server closed a kept-alive connection without answering a request \
+                 on it; such requests are sent once more on a new connection \
+                 (llama.cpp closes after every streamed answer: --no-keep-alive \
+                 avoids the extra round trip; reported once)"
+            );
+        }
+    }
+}
+
+/// A response whose head arrived, from either transport.
+enum Answer<'a> {
+    /// Through reqwest (`https://`, HTTP/2, credentials in the URL).
+    Pooled(reqwest::Response),
+    /// Through the plain-HTTP/1.1 transport.
+    Plain(h1::Response<'a>),
+}
+
+impl Answer<'_> {
+    fn status(&self) -> u16 {
+        match self {
+            Answer::Pooled(r) => r.status().as_u16(),
+            Answer::Plain(r) => r.status(),
+        }
+    }
+
+    fn is_sse(&self) -> bool {
+        match self {
+            Answer::Pooled(r) => r
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim_start().starts_with("text/event-stream")),
+            Answer::Plain(r) => r.is_sse(),
+        }
+    }
+
+    /// The next piece of the body, `None` at its end. Cancel-safe.
+    async fn chunk(
+        &mut self,
+        url: &str,
+        options: &ClientOptions,
+    ) -> Result<Option<Bytes>, QueryError> {
+        match self {
+            Answer::Pooled(r) => r.chunk().await.map_err(|e| classify(&e, url, options)),
+            Answer::Plain(r) => r
+                .chunk()
+                .await
+                .map_err(|f| classify_plain(&f, url, options)),
         }
     }
 }
@@ -308,7 +393,7 @@ impl Deadline<'_> {
 /// fires, it checks how long the stream has really been quiet and re-arms
 /// for the rest.
 struct BodyReader<'a> {
-    response: reqwest::Response,
+    response: Answer<'a>,
     url: &'a str,
     options: &'a ClientOptions,
     deadline: Deadline<'a>,
@@ -321,11 +406,7 @@ struct BodyReader<'a> {
 impl BodyReader<'_> {
     /// Whether the server answered with an event stream.
     fn is_sse(&self) -> bool {
-        self.response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
+        self.response.is_sse()
     }
 
     /// The next piece of the body (`None` at its end) and the run clock the
@@ -340,9 +421,7 @@ impl BodyReader<'_> {
         let piece = loop {
             tokio::select! {
                 biased;
-                r = self.response.chunk() => {
-                    break r.map_err(|e| classify(&e, self.url, self.options))?;
-                }
+                r = self.response.chunk(self.url, self.options) => break r?,
                 () = self.deadline.sleep.as_mut(), if self.deadline.armed() => {
                     return Err(self.deadline.error(self.url));
                 }
@@ -376,12 +455,12 @@ impl BodyReader<'_> {
 
     /// The error for a failed status. The body only improves the message:
     /// a little of it is read, giving up quietly on any failure or timeout.
-    async fn status_error(&mut self, status: StatusCode) -> QueryError {
+    async fn status_error(&mut self, status: u16) -> QueryError {
         let mut body = Vec::new();
         while body.len() < 4096 {
             let piece = tokio::select! {
                 biased;
-                r = self.response.chunk() => r,
+                r = self.response.chunk(self.url, self.options) => r,
                 () = self.deadline.sleep.as_mut(), if self.deadline.armed() => break,
                 () = tokio::time::sleep(Duration::from_secs(5)) => break,
             };
@@ -392,7 +471,7 @@ impl BodyReader<'_> {
         }
         QueryError {
             kind: ErrorKind::HttpStatus,
-            http_status: Some(status.as_u16()),
+            http_status: Some(status),
             message: format!("{}: {}", self.url, error_body_message(&body)),
         }
     }
@@ -469,7 +548,7 @@ impl BodyReader<'_> {
         for _ in 0..4 {
             let piece = tokio::select! {
                 biased;
-                r = self.response.chunk() => r,
+                r = self.response.chunk(self.url, self.options) => r,
                 () = self.deadline.sleep.as_mut(), if self.deadline.armed() => break,
                 () = self.stall.as_mut(), if self.stall_armed => break,
             };

@@ -413,3 +413,157 @@ async fn a_server_that_never_answers_fails_after_one_resend() {
     assert_eq!((stats.requests, stats.errors, stats.resent), (1, 1, 1));
     assert_eq!(seen.load(Ordering::SeqCst), 2);
 }
+
+/// A raw HTTP/1.1 server that answers one request per connection and then
+/// closes it at once (llama.cpp's way after a streamed answer). Each close
+/// is reported on the channel once the socket is closed; a closed socket
+/// on 127.0.0.1 has delivered its FIN to the peer by then.
+async fn close_after_answer_server() -> (
+    String,
+    Arc<AtomicUsize>,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&seen);
+    let (closed, closes) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buffer = Vec::new();
+            let request_len = loop {
+                if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+                    let body_len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                    if buffer.len() >= end + 4 + body_len {
+                        break end + 4 + body_len;
+                    }
+                }
+                let mut piece = [0u8; 4096];
+                match socket.read(&mut piece).await {
+                    Ok(0) | Err(_) => break 0,
+                    Ok(n) => buffer.extend_from_slice(&piece[..n]),
+                }
+            };
+            if request_len == 0 {
+                continue;
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let body = format!("{}data: [DONE]\n\n", chunk("hi", 7));
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                 content-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+            drop(socket);
+            let _ = closed.send(());
+        }
+    });
+    (url, seen, closes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_server_closed_after_answering_is_not_reused() {
+    let (url, seen, mut closes) = close_after_answer_server().await;
+    let sut = OpenAiSut::connect(one_at_a_time(&url), dataset(4))
+        .await
+        .unwrap();
+    let (rec, responder) = Recorder::new();
+    for i in 0..4 {
+        sut.issue_query(&samples([i]), &responder);
+        within(rec.wait_done(i + 1)).await;
+        within(closes.recv()).await;
+    }
+    for r in rec.responses().values() {
+        assert_eq!(r.detail.error, None);
+        assert_eq!(r.n_tokens, 1);
+    }
+    // Each request found the pooled connection closed and opened a new
+    // one instead of sending into it and being resent.
+    let stats = &sut.endpoint_stats()[0];
+    assert_eq!((stats.requests, stats.errors, stats.resent), (4, 0, 0));
+    assert_eq!(seen.load(Ordering::SeqCst), 4);
+}
+
+/// A raw server that reads a request and answers with `answer`, then keeps
+/// the connection open without another byte.
+async fn raw_answer_server(answer: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut piece = [0u8; 4096];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut piece).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&piece[..n]),
+                    }
+                }
+                if socket.write_all(&answer).await.is_err() {
+                    return;
+                }
+                // Hold the connection open, silent, until the client goes.
+                let _ = socket.read(&mut piece).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_is_not_sound_http_fails_as_malformed_in_bounded_time() {
+    let endless_head = {
+        let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+        while head.len() <= 70 * 1024 {
+            head.extend_from_slice(b"x-filler: 0123456789abcdef0123456789abcdef\r\n");
+        }
+        head
+    };
+    let long_size_line = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n1;{}",
+        "e".repeat(5000)
+    );
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("not HTTP", b"SSH-2.0-OpenSSH_9.6\r\n\r\n".to_vec()),
+        ("a head without an end", endless_head),
+        (
+            "a bad chunk size",
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"
+                .to_vec(),
+        ),
+        ("a chunk-size line without an end", long_size_line.into_bytes()),
+    ];
+    for (what, answer) in cases {
+        let url = raw_answer_server(answer).await;
+        let mut config = one_at_a_time(&url);
+        config.client.stall_timeout = Some(Duration::from_secs(30));
+        let sut = OpenAiSut::connect(config, dataset(1)).await.unwrap();
+        let (rec, responder) = Recorder::new();
+        sut.issue_query(&samples([0]), &responder);
+        within(rec.wait_done(1)).await;
+        let e = rec.responses()[&1000].detail.error.clone().unwrap();
+        assert_eq!(
+            e.kind,
+            ErrorKind::MalformedResponse,
+            "{what}: {}",
+            e.message
+        );
+        assert!(e.message.contains(&url), "{what}: {}", e.message);
+        assert_eq!(sut.endpoint_stats()[0].errors, 1, "{what}");
+    }
+}
