@@ -73,7 +73,7 @@
 #
 # usage: scripts/bench/client_vs_python.sh [SECONDS=30]
 # env:   REPEATS=3, BISECT=3, TOOLS="harness guidellm aiperf benchmark_serving",
-#        HARNESS_RANGE="500 8000", GUIDELLM_RANGE, AIPERF_RANGE,
+#        HARNESS_RANGE="500 16000", GUIDELLM_RANGE, AIPERF_RANGE,
 #        BENCHMARK_SERVING_RANGE (each "25 800"), BOUND_MS=10,
 #        QUIET_CORES=0.25, CLIENT_CPUS=0, SIM_CPU=1, PORT=18431,
 #        OUTPUT_TOKENS=16, PROMPT_TOKENS=128, HARNESS (a prebuilt harness
@@ -242,7 +242,7 @@ run_one() {
 declare -A lo hi rate done_
 for t in $tools; do
   case $t in
-    harness) r="${HARNESS_RANGE:-500 8000}" ;;
+    harness) r="${HARNESS_RANGE:-500 16000}" ;;
     guidellm) r="${GUIDELLM_RANGE:-25 800}" ;;
     aiperf) r="${AIPERF_RANGE:-25 800}" ;;
     benchmark_serving) r="${BENCHMARK_SERVING_RANGE:-25 800}" ;;
