@@ -307,12 +307,37 @@ async fn sample_index_out_of_range_is_an_error_not_a_panic() {
     assert!(e.message.contains("out of range"), "{}", e.message);
 }
 
+/// Reads one whole request (the head, then Content-Length bytes) from
+/// `socket` and removes it from `buffer`, which keeps what came after it.
+/// False when the connection ended or failed first.
+async fn read_request(socket: &mut tokio::net::TcpStream, buffer: &mut Vec<u8>) -> bool {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+            let body_len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+            if buffer.len() >= end + 4 + body_len {
+                buffer.drain(..end + 4 + body_len);
+                return true;
+            }
+        }
+        let mut piece = [0u8; 4096];
+        match socket.read(&mut piece).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buffer.extend_from_slice(&piece[..n]),
+        }
+    }
+}
+
 /// A raw HTTP/1.1 server that answers at most `answers_per_connection`
 /// requests on a connection, then closes it when the next request arrives,
 /// without a word and without `Connection: close` (llama.cpp's way after
 /// every streamed answer). Returns its URL and the requests it saw.
 async fn closing_server(answers_per_connection: usize) -> (String, Arc<AtomicUsize>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(AtomicUsize::new(0));
@@ -327,25 +352,9 @@ async fn closing_server(answers_per_connection: usize) -> (String, Arc<AtomicUsi
                 let mut answered = 0;
                 let mut buffer = Vec::new();
                 loop {
-                    // One whole request: the head, then Content-Length bytes.
-                    let request_len = loop {
-                        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
-                            let body_len = head
-                                .lines()
-                                .find_map(|l| l.strip_prefix("content-length:"))
-                                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
-                            if buffer.len() >= end + 4 + body_len {
-                                break end + 4 + body_len;
-                            }
-                        }
-                        let mut piece = [0u8; 4096];
-                        match socket.read(&mut piece).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buffer.extend_from_slice(&piece[..n]),
-                        }
-                    };
-                    buffer.drain(..request_len);
+                    if !read_request(&mut socket, &mut buffer).await {
+                        return;
+                    }
                     counter.fetch_add(1, Ordering::SeqCst);
                     if answered == answers_per_connection {
                         return; // drops the socket: closed, unanswered
@@ -423,7 +432,7 @@ async fn close_after_answer_server() -> (
     Arc<AtomicUsize>,
     tokio::sync::mpsc::UnboundedReceiver<()>,
 ) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(AtomicUsize::new(0));
@@ -434,25 +443,7 @@ async fn close_after_answer_server() -> (
             let Ok((mut socket, _)) = listener.accept().await else {
                 return;
             };
-            let mut buffer = Vec::new();
-            let request_len = loop {
-                if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
-                    let body_len = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .map_or(0, |v| v.trim().parse::<usize>().unwrap());
-                    if buffer.len() >= end + 4 + body_len {
-                        break end + 4 + body_len;
-                    }
-                }
-                let mut piece = [0u8; 4096];
-                match socket.read(&mut piece).await {
-                    Ok(0) | Err(_) => break 0,
-                    Ok(n) => buffer.extend_from_slice(&piece[..n]),
-                }
-            };
-            if request_len == 0 {
+            if !read_request(&mut socket, &mut Vec::new()).await {
                 continue;
             }
             counter.fetch_add(1, Ordering::SeqCst);
