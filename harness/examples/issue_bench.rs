@@ -8,6 +8,11 @@
 //! <target_qps> <min_duration_ms> <min_query_count> <outdir>
 //! [target_latency_ms=10] [performance_sample_count=1024]`
 //!
+//! `ISSUE_RECORDS=off` in the environment runs without `records.jsonl` (no
+//! run observer): a diagnostic of what the records cost, not the way
+//! `harness run` runs (`scripts/bench/loadgen_issue.sh` reports it as
+//! `rust-norecords`, beside the real path).
+//!
 //! `ISSUE_SPIN_US=<n>` in the environment replaces the issuer's spin margin
 //! (`RunOptions::issue_spin`: by default `loadgen::issue_spin_for` the CPUs allowed, 40 us on
 //! two or more; 0 sleeps to each instant as LoadGen C++ does).
@@ -297,10 +302,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         logs,
         seen: Mutex::new(Seen::default()),
     };
-    let records = Arc::new(rundir::RecordsWriter::create(&outdir, unix_now_ns())?);
+    let records = match std::env::var("ISSUE_RECORDS").as_deref() {
+        Ok("off") => None,
+        Ok(other) => return Err(format!("ISSUE_RECORDS: bad value {other:?} (off)").into()),
+        Err(_) => Some(Arc::new(rundir::RecordsWriter::create(
+            &outdir,
+            unix_now_ns(),
+        )?)),
+    };
     let defaults = RunOptions::default();
     let options = RunOptions {
-        observer: Some(Arc::clone(&records) as Arc<dyn RunObserver>),
+        observer: records
+            .as_ref()
+            .map(|r| Arc::clone(r) as Arc<dyn RunObserver>),
         issue_spin: match std::env::var("ISSUE_SPIN_US") {
             Ok(us) => std::time::Duration::from_micros(
                 us.parse()
@@ -318,10 +332,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let outcome = start_test(&sut, &qsl, &settings, &hooks, &options)?;
     drop(options);
     hooks.logs.finish()?;
-    let record_lines = Arc::try_unwrap(records)
-        .map_err(|_| "the records writer is still shared")?
-        .finish()?;
+    let record_lines = match records {
+        Some(records) => Arc::try_unwrap(records)
+            .map_err(|_| "the records writer is still shared")?
+            .finish()?,
+        None => 0,
+    };
     let wall_s = start.elapsed().as_secs_f64();
+    // What the disk had to take: loadgen_issue.sh writes and syncs as many
+    // bytes with dd to show the disk's share of the whole-test time.
+    let records_bytes = std::fs::metadata(outdir.join(rundir::RECORDS_FILE)).map_or(0, |m| m.len());
     let peak_rss = proc_status_bytes("VmHWM");
 
     let phase = outcome.performance().ok_or("no performance phase ran")?;
@@ -368,6 +388,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "min_query_count": min_query_count,
         "target_latency_ns": settings.target_latency_ns,
         "record_lines": record_lines,
+        "records_bytes": records_bytes,
         "generated_queries": seen.queries,
         "generated_samples": seen.samples,
         "queries_issued": r.queries_issued,

@@ -47,7 +47,10 @@
 #   --repeats N         runs per rung and implementation (default 3)
 #   --offline-samples N Offline query size (default 4000000)
 #   --impls "rust cpp cpp-jemalloc"  implementations to run (default: all
-#                       that build here)
+#                       that build here). With rust, Offline also runs
+#                       rust-norecords (the same binary without records.jsonl,
+#                       a diagnostic) and times dd writing and syncing as many
+#                       bytes as the Rust run's records.jsonl (the disk's floor)
 #   --out DIR           where run outputs go (default .cache/bench/loadgen_issue/<time>)
 #   --quiet-cores X     before each run, wait (up to 120 s) until the machine
 #                       uses less than X cores (default: don't wait)
@@ -178,6 +181,11 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 log "building the Rust example (release)"
 cargo build --release --quiet -p harness --example issue_bench
 bins[rust]="$CARGO_TARGET_DIR/release/examples/issue_bench"
+# Offline only, a diagnostic beside the real path: the same binary without
+# records.jsonl (ISSUE_RECORDS=off), to show what the records cost.
+bins[rust-norecords]="$out/issue_bench_norecords"
+printf '#!/bin/sh\nISSUE_RECORDS=off exec "%s" "$@"\n' "${bins[rust]}" >"${bins[rust-norecords]}"
+chmod +x "${bins[rust-norecords]}"
 if [ -z "$impls" ]; then
   impls="rust cpp"
   [ $have_jemalloc = 0 ] || impls="$impls cpp-jemalloc"
@@ -292,10 +300,18 @@ for step in $(seq 1 "$bisect"); do
 done
 # Offline: expected QPS chosen so that 1.1 * 1 s * qps = the requested size.
 offline_qps=$(python3 -c "print(int($offline_samples) / 1.1)")
+offline_impls="$impls"
+case " $impls " in *" rust "*) offline_impls="$impls rust-norecords" ;; esac
 for r in $(seq 1 "$repeats"); do
-  for impl in $impls; do
+  for impl in $offline_impls; do
     log "offline $impl run $r/$repeats"
     run_one "$impl" offline "$offline_qps" 1000 1 "offline-$r"
+    # The disk's share: as many bytes as the Rust run's records.jsonl,
+    # written and synced by dd on the same filesystem.
+    if [ "$impl" = rust ]; then
+      quiet
+      python3 "$report" disk-floor "$results" "$out/disk-floor.bin" "$(load)"
+    fi
   done
 done
 

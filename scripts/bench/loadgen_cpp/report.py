@@ -15,6 +15,11 @@ next-rung RESULTS_JSONL IMPL
     digits; nothing when there is no bracket or it is within 5%.
 table RESULTS_JSONL [BUSY_JSONL]
     Prints the markdown tables of a whole benchmark.
+disk-floor RESULTS_JSONL FILE LOAD_BEFORE
+    Writes as many bytes as the last rust Offline run's records.jsonl to
+    FILE with dd (1 MiB blocks, conv=fdatasync), times it, removes FILE and
+    appends a "disk-floor" row to RESULTS_JSONL: what the disk alone takes
+    for the bytes the Rust side writes and LoadGen C++ does not.
 wait-quiet MAX_CORES TIMEOUT_S
     Waits (up to TIMEOUT_S) until the machine's busy time over a 3 s window
     is below MAX_CORES cores; prints what it saw on stderr.
@@ -40,9 +45,9 @@ import time
 
 def parse(impl, directory, driver_json, scenario, qps, load_before, load_after, busy_cores,
           attempt):
-    if impl == "rust":
+    if impl in ("rust", "rust-norecords"):
         row = json.loads(driver_json)
-        row["impl"] = "rust"
+        row["impl"] = impl
         if row["scenario"] == "Server":
             row["valid_without_early_stopping"] = row["valid"]
             row["early_stopping_met"] = server_early_stopping(row["samples_issued"],
@@ -183,7 +188,7 @@ def slope(rows):
     return num / den
 
 
-IMPLS = ("rust", "cpp", "cpp-jemalloc")
+IMPLS = ("rust", "cpp", "cpp-jemalloc", "rust-norecords")
 
 
 def load_rows(path):
@@ -238,13 +243,16 @@ def span(values, fmt):
 def table(path, busy_path=None):
     rows = load_rows(path)
     busy = load_rows(busy_path) if busy_path and os.path.exists(busy_path) else []
-    impls = [i for i in IMPLS if any(r["impl"] == i for r in rows)]
     server = [r for r in rows if r["scenario"] == "Server"]
     offline = [r for r in rows if r["scenario"] == "Offline"]
+    floors = [r for r in rows if r["scenario"] == "DiskFloor"]
+    impls = [i for i in IMPLS if any(r["impl"] == i for r in server)]
+    offline_impls = [i for i in IMPLS if any(r["impl"] == i for r in offline)]
     loads = [r["load_before"] for r in rows] + [r["load_after"] for r in rows]
     print(f"Load average (1 min) before/after the runs: min {min(loads):.2f}, "
           f"median {med(loads):.2f}, max {max(loads):.2f}")
-    others = [r["others_cpu_cores"] for r in rows if r.get("others_cpu_cores") is not None]
+    others = [r["others_cpu_cores"] for r in server + offline
+              if r.get("others_cpu_cores") is not None]
     if others:
         print(f"CPU used by other processes during the kept runs (cores): median "
               f"{med(others):.2f}, max {max(others):.2f}; runs set aside as busy and "
@@ -342,7 +350,7 @@ def table(path, busy_path=None):
         print("|---|---:|---:|---:|---:|---:|")
         walls = {}
         cpus = {}
-        for impl in impls:
+        for impl in offline_impls:
             rs = [r for r in offline if r["impl"] == impl]
             if not rs:
                 continue
@@ -356,7 +364,7 @@ def table(path, busy_path=None):
                   f"{span([(r['peak_rss_bytes'] - r['rss_before_bytes']) / samples for r in rs], lambda v: f'{v:.0f} B')} |")
         if "rust" in walls:
             for impl, w in walls.items():
-                if impl == "rust":
+                if impl.startswith("rust"):
                     continue
                 rw = walls["rust"]
                 goal = (f"; goal (issue 15) <= 1/3: "
@@ -369,6 +377,53 @@ def table(path, busy_path=None):
                 if rc and c:
                     print(f"- process CPU rust / {impl}: {med(rc) / med(c):.3f} "
                           f"(over the repeats {min(rc) / max(c):.3f} to {max(rc) / min(c):.3f})")
+        offline_diagnostics(walls, floors, offline)
+
+
+def offline_diagnostics(walls, floors, offline):
+    """Where the Rust side's Offline time goes: without records.jsonl
+    (rust-norecords, not the path `harness run` takes), and the disk's own
+    time for the bytes records.jsonl holds (LoadGen C++ writes none)."""
+    cpp = walls.get("cpp")
+    if not cpp or "rust" not in walls:
+        return
+    print("\nDiagnostics (not the compared path; they show where the Rust side's time goes):\n")
+    if "rust-norecords" in walls:
+        nw = walls["rust-norecords"]
+        print(f"- whole-test time rust-norecords / cpp: {med(nw) / med(cpp):.3f} "
+              f"(over the repeats {min(nw) / max(cpp):.3f} to {max(nw) / min(cpp):.3f}): "
+              "the same binary without records.jsonl")
+    if floors:
+        walls_dd = [r["wall_s"] for r in floors]
+        mb = med([r["bytes"] for r in floors]) / 1e6
+        budget = med(cpp) / 3
+        lines = med([r["record_lines"] for r in offline if r["impl"] == "rust"])
+        print(f"- the disk alone: dd writing and syncing records.jsonl's {mb:,.0f} MB "
+              f"({mb * 1e6 / max(lines, 1):.0f} B per line, {lines:,.0f} lines) took "
+              f"{span(walls_dd, lambda v: f'{v:.3f} s')}, against a budget of "
+              f"{budget:.3f} s (1/3 of cpp's median) for the whole Rust test: "
+              + ("the goal is out of reach on this disk while every sample's record is "
+                 "written and synced inside the test"
+                 if med(walls_dd) > budget else "within the budget"))
+
+
+def disk_floor(results_path, file, load_before):
+    rust = [r for r in load_rows(results_path)
+            if r["impl"] == "rust" and r["scenario"] == "Offline"]
+    if not rust or not rust[-1].get("records_bytes"):
+        sys.exit("disk-floor: no rust Offline run with records_bytes in " + results_path)
+    nbytes = rust[-1]["records_bytes"]
+    start = time.monotonic()
+    subprocess.run(["dd", "if=/dev/zero", f"of={file}", "bs=1M",
+                    f"count={-(-nbytes // 2**20)}", "conv=fdatasync", "status=none"],
+                   check=True)
+    wall = time.monotonic() - start
+    os.remove(file)
+    row = {"impl": "disk-floor", "scenario": "DiskFloor", "bytes": nbytes,
+           "wall_s": round(wall, 4), "load_before": float(load_before),
+           "load_after": float(open("/proc/loadavg").read().split()[0])}
+    with open(results_path, "a") as f:
+        f.write(json.dumps(row) + "\n")
 
 
 def _busy_seconds():
@@ -410,6 +465,8 @@ def measure(cmd):
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "wait-quiet":
         wait_quiet(float(sys.argv[2]), float(sys.argv[3]))
+    elif len(sys.argv) == 5 and sys.argv[1] == "disk-floor":
+        disk_floor(*sys.argv[2:])
     elif len(sys.argv) >= 3 and sys.argv[1] == "measure":
         measure(sys.argv[2:])
     elif len(sys.argv) == 11 and sys.argv[1] == "parse":
