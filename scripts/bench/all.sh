@@ -30,7 +30,9 @@
 # bisects around each tool's limit:
 #   loadgen_issue       ~45 min  LoadGen core vs LoadGen C++ (-O3, jemalloc):
 #                                (5 rungs + 3 bisection steps) x 3 repeats x
-#                                3 builds x ~35 s, plus Offline
+#                                3 builds x ~35 s, plus Offline (3 builds,
+#                                the Rust side without records.jsonl, and dd
+#                                writing as many bytes, 3 repeats each)
 #   sut_vs_python       ~30 min  harness run vs the Python reference-style SUT
 #                                on the LoadGen wheel: (8 + 6) x 3 x ~35 s
 #   client_cores        ~11 min  harness run on 1 vs 2 client cores: on 2 cores
