@@ -4,9 +4,8 @@
 //! The thread that completes a sample moves its record, in a compact form
 //! ([`PendingLine`]), into a shared batch (one short lock, no encoding; a
 //! multi-sample completion hands over its records together, under one
-//! lock), and whole
-//! batches go to a writer thread that encodes them with a hand-written
-//! encoder straight into the buffer it writes out: the
+//! lock), and whole batches go to a writer thread that encodes them with a
+//! hand-written encoder straight into the buffer it writes out: the
 //! completing thread is the issuer itself when the SUT answers inside
 //! `issue_query`, and encoding there took most of its time per sample. A
 //! channel operation per sample, or a generic serializer pass, cost more
@@ -157,8 +156,8 @@ impl Shared {
 /// sample, the [`PhaseEnd`] when it ends.
 ///
 /// Callbacks move their record, compacted, into a shared batch; the writer
-/// thread encodes and writes full batches, and whatever is pending at least every [`FLUSH_INTERVAL`],
-/// so a crash loses at most that much. Completion threads never wait on the
+/// thread encodes and writes full batches, and whatever is pending at least
+/// every [`FLUSH_INTERVAL`], so a crash loses at most that much. Completion threads never wait on the
 /// disk unless it falls more than a few MiB behind. A background thread
 /// syncs the file every 16 MiB and drops what is on disk from the page
 /// cache, except the last 512 MiB, so a long run at millions of queries per
