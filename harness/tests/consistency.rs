@@ -340,7 +340,7 @@ fn check_run(dir: &Path, stdout: &str, history: &Path, token_mode: bool, counts_
     let ok_tokens: i64 = perf
         .records
         .iter()
-        .filter(|r| r.error.is_none())
+        .filter(|r| r.error().is_none())
         .map(|r| r.n_tokens.max(0))
         .sum();
     assert_eq!(

@@ -96,7 +96,7 @@ fn check_accounted(dir: &Path) -> (RunManifest, u64, u64) {
     seqs.sort_unstable();
     seqs.dedup();
     assert_eq!(seqs.len(), perf.records.len(), "no sample recorded twice");
-    let failed = perf.records.iter().filter(|r| r.error.is_some()).count() as u64;
+    let failed = perf.records.iter().filter(|r| r.error().is_some()).count() as u64;
     assert_eq!(failed, end.failed_samples);
     (manifest, perf.records.len() as u64, failed)
 }
@@ -211,7 +211,7 @@ fn a_stalled_stream_is_failed_after_the_stall_timeout() {
         .unwrap()
         .records
         .iter()
-        .filter_map(|r| r.error.as_ref().map(|e| e.kind.to_string()))
+        .filter_map(|r| r.error().map(|e| e.kind.to_string()))
         .collect();
     assert!(kinds.iter().all(|k| k == "stalled"), "{kinds:?}");
 }
@@ -528,7 +528,7 @@ fn a_synthetic_dataset_runs_without_a_file() {
     assert!(
         perf.records
             .iter()
-            .all(|r| r.error.is_none() && r.n_tokens <= 4)
+            .all(|r| r.error().is_none() && r.n_tokens <= 4)
     );
     let manifest = RunManifest::read(dir).unwrap();
     assert!(manifest.dataset.unwrap().starts_with("synthetic"));

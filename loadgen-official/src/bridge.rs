@@ -155,11 +155,14 @@ impl CompletionSink for Sink {
                     first_token_ns: entry.first_token_ns,
                     end_ns: now,
                     n_tokens: response.n_tokens,
-                    input_tokens: detail.input_tokens,
-                    endpoint: detail.endpoint,
-                    error: detail.error,
-                    chunk_ns: detail.chunk_ns,
-                    chunk_tokens: detail.chunk_tokens,
+                    extras: loadgen::RecordExtras {
+                        input_tokens: detail.input_tokens,
+                        endpoint: detail.endpoint,
+                        error: detail.error,
+                        chunk_ns: detail.chunk_ns,
+                        chunk_tokens: detail.chunk_tokens,
+                    }
+                    .boxed(),
                 });
             }
         }

@@ -27,7 +27,7 @@ pub mod sut;
 
 pub use logging::{LogError, LogHeader, LogPaths, LogWriter};
 pub use record::{
-    Phase, PhaseEnd, PhaseStart, QueryRecord, QueryRecordLine, RunObserver, Timed,
+    Phase, PhaseEnd, PhaseStart, QueryRecord, QueryRecordLine, RecordExtras, RunObserver, Timed,
     chunk_tokens_implied,
 };
 pub use results::{

@@ -43,7 +43,14 @@ impl std::fmt::Display for Phase {
 /// line leaves out what its other fields already say ([`QueryRecordLine`]),
 /// and reading it back gives the same record (when `chunk_tokens` has one
 /// count per chunk, as [`crate::ResponseDetail`] asks).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// 80 bytes: what every record has is inline, what only some have (prompt
+/// tokens, endpoint, error, chunk times) is boxed in [`RecordExtras`]. An
+/// instant SUT's issuer builds and hands over one record per sample, millions
+/// per second, so every byte is copied on its hottest path: with all fields
+/// inline (168 bytes) the Offline issuer spent more time copying records
+/// than completing samples.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "QueryRecordLine", into = "QueryRecordLine")]
 pub struct QueryRecord {
     /// LoadGen's sequence id of the sample, in issue order: the accuracy
@@ -66,6 +73,14 @@ pub struct QueryRecord {
     pub end_ns: u64,
     /// Output tokens as the SUT reported them (LoadGen's `n_tokens`).
     pub n_tokens: i64,
+    /// The rest, `None` when all of it is empty ([`RecordExtras::boxed`]
+    /// keeps it so, and records compare equal only then).
+    pub extras: Option<Box<RecordExtras>>,
+}
+
+/// The parts of a [`QueryRecord`] that many samples leave empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordExtras {
     /// Prompt tokens, if the server reported them.
     pub input_tokens: Option<u32>,
     /// Backend endpoint that served the sample.
@@ -76,6 +91,22 @@ pub struct QueryRecord {
     pub chunk_ns: Vec<u64>,
     /// Tokens in each of those chunks.
     pub chunk_tokens: Vec<u32>,
+}
+
+impl RecordExtras {
+    /// True when every part is empty.
+    pub fn is_empty(&self) -> bool {
+        self.input_tokens.is_none()
+            && self.endpoint.is_none()
+            && self.error.is_none()
+            && self.chunk_ns.is_empty()
+            && self.chunk_tokens.is_empty()
+    }
+
+    /// What [`QueryRecord::extras`] holds: `None` when empty.
+    pub fn boxed(self) -> Option<Box<RecordExtras>> {
+        (!self.is_empty()).then(|| Box::new(self))
+    }
 }
 
 /// A [`QueryRecord`] as its `records.jsonl` line holds it. Three fields are
@@ -126,7 +157,8 @@ pub fn chunk_tokens_implied(chunk_ns: &[u64], chunk_tokens: &[u32]) -> bool {
 
 impl From<QueryRecord> for QueryRecordLine {
     fn from(r: QueryRecord) -> QueryRecordLine {
-        let implied = chunk_tokens_implied(&r.chunk_ns, &r.chunk_tokens);
+        let extras = r.extras.map(|e| *e).unwrap_or_default();
+        let implied = chunk_tokens_implied(&extras.chunk_ns, &extras.chunk_tokens);
         QueryRecordLine {
             seq: r.seq,
             query: (r.query != r.seq).then_some(r.query),
@@ -136,11 +168,15 @@ impl From<QueryRecord> for QueryRecordLine {
             first_token_ns: r.first_token_ns,
             end_ns: r.end_ns,
             n_tokens: r.n_tokens,
-            input_tokens: r.input_tokens,
-            endpoint: r.endpoint,
-            error: r.error,
-            chunk_ns: r.chunk_ns,
-            chunk_tokens: if implied { Vec::new() } else { r.chunk_tokens },
+            input_tokens: extras.input_tokens,
+            endpoint: extras.endpoint,
+            error: extras.error,
+            chunk_ns: extras.chunk_ns,
+            chunk_tokens: if implied {
+                Vec::new()
+            } else {
+                extras.chunk_tokens
+            },
         }
     }
 }
@@ -161,11 +197,14 @@ impl From<QueryRecordLine> for QueryRecord {
             first_token_ns: l.first_token_ns,
             end_ns: l.end_ns,
             n_tokens: l.n_tokens,
-            input_tokens: l.input_tokens,
-            endpoint: l.endpoint,
-            error: l.error,
-            chunk_ns: l.chunk_ns,
-            chunk_tokens,
+            extras: RecordExtras {
+                input_tokens: l.input_tokens,
+                endpoint: l.endpoint,
+                error: l.error,
+                chunk_ns: l.chunk_ns,
+                chunk_tokens,
+            }
+            .boxed(),
         }
     }
 }
@@ -173,7 +212,48 @@ impl From<QueryRecordLine> for QueryRecord {
 impl QueryRecord {
     /// True when the sample did not fail.
     pub fn is_ok(&self) -> bool {
-        self.error.is_none()
+        self.error().is_none()
+    }
+
+    /// Prompt tokens, if the server reported them.
+    pub fn input_tokens(&self) -> Option<u32> {
+        self.extras.as_ref().and_then(|e| e.input_tokens)
+    }
+
+    /// Backend endpoint that served the sample.
+    pub fn endpoint(&self) -> Option<u32> {
+        self.extras.as_ref().and_then(|e| e.endpoint)
+    }
+
+    /// Why the sample failed, when it did.
+    pub fn error(&self) -> Option<&QueryError> {
+        self.extras.as_ref().and_then(|e| e.error.as_ref())
+    }
+
+    /// Arrival times of streamed chunks that carried tokens.
+    pub fn chunk_ns(&self) -> &[u64] {
+        self.extras.as_ref().map_or(&[], |e| &e.chunk_ns)
+    }
+
+    /// Tokens in each of those chunks.
+    pub fn chunk_tokens(&self) -> &[u32] {
+        self.extras.as_ref().map_or(&[], |e| &e.chunk_tokens)
+    }
+
+    /// The record with `edit` applied to its extras (kept `None` when they
+    /// end up empty).
+    #[must_use]
+    pub fn with_extras(mut self, edit: impl FnOnce(&mut RecordExtras)) -> QueryRecord {
+        let mut extras = self.extras.take().map(|e| *e).unwrap_or_default();
+        edit(&mut extras);
+        self.extras = extras.boxed();
+        self
+    }
+
+    /// The record failed with `error`.
+    #[must_use]
+    pub fn with_error(self, error: QueryError) -> QueryRecord {
+        self.with_extras(|e| e.error = Some(error))
     }
 }
 
@@ -185,7 +265,7 @@ impl Timed for QueryRecord {
             first_token_ns: self.first_token_ns,
             end_ns: self.end_ns,
             n_tokens: self.n_tokens,
-            failed: self.error.is_some(),
+            failed: self.error().is_some(),
         }
     }
 }
@@ -361,12 +441,31 @@ mod tests {
             first_token_ns: Some(11_000),
             end_ns: 41_003,
             n_tokens: 4,
-            input_tokens: Some(12),
-            endpoint: None,
-            error: None,
-            chunk_ns: vec![],
-            chunk_tokens: vec![],
+            extras: RecordExtras {
+                input_tokens: Some(12),
+                ..RecordExtras::default()
+            }
+            .boxed(),
         }
+    }
+
+    #[test]
+    fn a_record_is_80_bytes() {
+        // The Offline issuer copies one per sample (see QueryRecord).
+        assert_eq!(std::mem::size_of::<QueryRecord>(), 80);
+    }
+
+    #[test]
+    fn extras_are_boxed_only_when_something_is_in_them() {
+        assert_eq!(RecordExtras::default().boxed(), None);
+        let r = record().with_extras(|e| e.input_tokens = None);
+        assert_eq!(r.extras, None);
+        assert_eq!(
+            (r.chunk_ns(), r.chunk_tokens(), r.error()),
+            (&[][..], &[][..], None)
+        );
+        let r = r.with_extras(|e| e.endpoint = Some(2));
+        assert_eq!((r.endpoint(), r.input_tokens()), (Some(2), None));
     }
 
     #[test]
@@ -383,14 +482,11 @@ mod tests {
         };
         assert_eq!(one_token.tpot_ns(), None);
         // A failed sample has no TTFT or TPOT, even after a first token.
-        let failed = QueryRecord {
-            error: Some(crate::QueryError {
-                kind: crate::ErrorKind::MalformedResponse,
-                http_status: Some(200),
-                message: "garbage".into(),
-            }),
-            ..record()
-        };
+        let failed = record().with_error(crate::QueryError {
+            kind: crate::ErrorKind::MalformedResponse,
+            http_status: Some(200),
+            message: "garbage".into(),
+        });
         assert_eq!((failed.ttft_ns(), failed.tpot_ns()), (None, None));
     }
 
@@ -402,14 +498,11 @@ mod tests {
         assert!(!line.contains("chunk_ns"));
         assert_eq!(serde_json::from_str::<QueryRecord>(&line).unwrap(), r);
 
-        let failed = QueryRecord {
-            error: Some(QueryError {
-                kind: ErrorKind::HttpStatus,
-                http_status: Some(500),
-                message: "internal".into(),
-            }),
-            ..record()
-        };
+        let failed = record().with_error(QueryError {
+            kind: ErrorKind::HttpStatus,
+            http_status: Some(500),
+            message: "internal".into(),
+        });
         let line = serde_json::to_string(&failed).unwrap();
         assert!(line.contains(r#""error":{"kind":"http_status","http_status":500"#));
         assert!(!failed.is_ok());
@@ -421,10 +514,12 @@ mod tests {
             seq: 41,
             query: 41,
             n_tokens: 3,
-            chunk_ns: vec![11_000, 12_000, 13_000],
-            chunk_tokens: vec![1, 1, 1],
             ..record()
-        };
+        }
+        .with_extras(|e| {
+            e.chunk_ns = vec![11_000, 12_000, 13_000];
+            e.chunk_tokens = vec![1, 1, 1];
+        });
         let line = serde_json::to_string(&stream).unwrap();
         assert!(
             !line.contains("\"query\"") && !line.contains("chunk_tokens"),
@@ -435,13 +530,13 @@ mod tests {
 
         let failed = QueryRecord {
             n_tokens: 0,
-            error: Some(crate::QueryError {
-                kind: ErrorKind::Timeout,
-                http_status: None,
-                message: "late".into(),
-            }),
             ..stream.clone()
-        };
+        }
+        .with_error(crate::QueryError {
+            kind: ErrorKind::Timeout,
+            http_status: None,
+            message: "late".into(),
+        });
         let line = serde_json::to_string(&failed).unwrap();
         assert!(!line.contains("n_tokens"), "{line}");
         assert_eq!(serde_json::from_str::<QueryRecord>(&line).unwrap(), failed);
@@ -452,14 +547,12 @@ mod tests {
                 query: 40,
                 ..stream.clone()
             },
-            QueryRecord {
-                chunk_tokens: vec![1, 2, 1],
-                ..stream.clone()
-            },
-            QueryRecord {
-                chunk_tokens: vec![1, 0, 1],
-                ..stream.clone()
-            },
+            stream
+                .clone()
+                .with_extras(|e| e.chunk_tokens = vec![1, 2, 1]),
+            stream
+                .clone()
+                .with_extras(|e| e.chunk_tokens = vec![1, 0, 1]),
         ] {
             let line = serde_json::to_string(&kept).unwrap();
             assert_eq!(serde_json::from_str::<QueryRecord>(&line).unwrap(), kept);

@@ -457,7 +457,7 @@ fn a_silent_sut_is_given_up_on_after_the_idle_timeout() {
     assert!(
         records
             .iter()
-            .all(|r| r.error.as_ref().unwrap().kind == ErrorKind::NeverCompleted)
+            .all(|r| r.error().unwrap().kind == ErrorKind::NeverCompleted)
     );
     drop(records);
     assert!(matches!(

@@ -319,6 +319,7 @@ fn parse_block(data: &[u8], is_last: bool) -> BlockResult {
 }
 
 fn raw_from_record(q: loadgen::QueryRecord) -> RawQuery {
+    let extras = q.extras.map(|e| *e).unwrap_or_default();
     RawQuery {
         seq: q.seq,
         query: Some(q.query),
@@ -328,11 +329,11 @@ fn raw_from_record(q: loadgen::QueryRecord) -> RawQuery {
         first_token_ns: q.first_token_ns,
         end_ns: q.end_ns,
         n_tokens: q.n_tokens,
-        input_tokens: q.input_tokens,
-        endpoint: q.endpoint,
-        error: q.error,
-        chunk_ns: q.chunk_ns,
-        chunk_tokens: q.chunk_tokens,
+        input_tokens: extras.input_tokens,
+        endpoint: extras.endpoint,
+        error: extras.error,
+        chunk_ns: extras.chunk_ns,
+        chunk_tokens: extras.chunk_tokens,
     }
 }
 
@@ -836,11 +837,14 @@ mod fast {
                 first_token_ns: Some(20),
                 end_ns: 40,
                 n_tokens: -3,
-                input_tokens: Some(4_000_000_000),
-                endpoint: Some(0),
-                error: None,
-                chunk_ns: vec![20, 30, 40],
-                chunk_tokens: vec![1, 2, 1],
+                extras: loadgen::RecordExtras {
+                    input_tokens: Some(4_000_000_000),
+                    endpoint: Some(0),
+                    chunk_ns: vec![20, 30, 40],
+                    chunk_tokens: vec![1, 2, 1],
+                    ..loadgen::RecordExtras::default()
+                }
+                .boxed(),
             }
         }
 
@@ -871,19 +875,16 @@ mod fast {
                 record(),
                 QueryRecord {
                     first_token_ns: None,
-                    input_tokens: None,
-                    endpoint: None,
-                    chunk_ns: vec![],
-                    chunk_tokens: vec![],
                     ..record()
-                },
+                }
+                .with_extras(|e| *e = loadgen::RecordExtras::default()),
                 // The line leaves out query, n_tokens and chunk_tokens.
                 QueryRecord {
                     query: 12,
                     n_tokens: 0,
-                    chunk_tokens: vec![1, 1, 1],
                     ..record()
-                },
+                }
+                .with_extras(|e| e.chunk_tokens = vec![1, 1, 1]),
             ] {
                 let line = serde_json::to_vec(&RecordLine::Query(r)).unwrap();
                 let fast = parse_query(&line, &mut scratch).expect("fast path");
@@ -897,14 +898,11 @@ mod fast {
         #[test]
         fn declines_what_it_does_not_handle() {
             let mut scratch = RawQuery::default();
-            let failed = QueryRecord {
-                error: Some(QueryError {
-                    kind: ErrorKind::Timeout,
-                    http_status: None,
-                    message: "x".into(),
-                }),
-                ..record()
-            };
+            let failed = record().with_error(QueryError {
+                kind: ErrorKind::Timeout,
+                http_status: None,
+                message: "x".into(),
+            });
             let line = serde_json::to_string(&RecordLine::Query(failed)).unwrap();
             assert!(parse_query(line.as_bytes(), &mut scratch).is_none());
             for bad in [

@@ -7,8 +7,8 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use loadgen::{
-    EffectiveSettings, ErrorKind, Phase, PhaseEnd, PhaseStart, QueryError, QueryRecord, Scenario,
-    TestMode, TestSettings,
+    EffectiveSettings, ErrorKind, Phase, PhaseEnd, PhaseStart, QueryError, QueryRecord,
+    RecordExtras, Scenario, TestMode, TestSettings,
 };
 use rundir::metrics::{MetricSource, MetricsSample, names};
 use rundir::{PhaseHeader, RecordLine, RunManifest, RunStatus, RunVerdict};
@@ -140,7 +140,7 @@ fn write_records(
     // but the order does not matter to any statistic, so issue order is kept.
     for seq in 0..run.samples {
         let record = synthetic_query(run, seq, &mut t, &mut unit);
-        if record.error.is_some() {
+        if record.error().is_some() {
             failed += 1;
         }
         end_max = end_max.max(record.end_ns);
@@ -175,20 +175,10 @@ fn synthetic_query(
     t: &mut f64,
     unit: &mut impl FnMut() -> f64,
 ) -> QueryRecord {
-    let mut record = QueryRecord {
-        seq: 0,
-        query: 0,
-        sample_index: 0,
-        scheduled_ns: 0,
-        issued_ns: 0,
-        first_token_ns: None,
-        end_ns: 0,
-        n_tokens: 0,
-        input_tokens: None,
+    let mut record = QueryRecord::default();
+    let mut extras = RecordExtras {
         endpoint: Some(0),
-        error: None,
-        chunk_ns: Vec::new(),
-        chunk_tokens: Vec::new(),
+        ..RecordExtras::default()
     };
     *t += -(1.0 - unit()).ln() / run.qps * 1e9;
     let scheduled = *t as u64;
@@ -201,13 +191,13 @@ fn synthetic_query(
     record.sample_index = seq % 1024;
     record.scheduled_ns = scheduled;
     record.issued_ns = issued;
-    record.input_tokens = Some(100 + (unit() * 900.0) as u32);
+    extras.input_tokens = Some(100 + (unit() * 900.0) as u32);
     let fails = run.fail_every > 0 && seq % run.fail_every == run.fail_every - 1;
     if fails {
         record.first_token_ns = None;
         record.n_tokens = 0;
         record.end_ns = issued + 30_000_000_000;
-        record.error = Some(QueryError {
+        extras.error = Some(QueryError {
             kind: ErrorKind::Timeout,
             http_status: None,
             message: "no answer within 30 s".into(),
@@ -219,14 +209,14 @@ fn synthetic_query(
             if i > 0 {
                 at += tpot + (unit() * 1_000_000.0) as u64;
             }
-            record.chunk_ns.push(at);
-            record.chunk_tokens.push(1);
+            extras.chunk_ns.push(at);
+            extras.chunk_tokens.push(1);
         }
         record.first_token_ns = Some(first);
         record.end_ns = at;
         record.n_tokens = i64::from(tokens);
-        record.error = None;
     }
+    record.extras = extras.boxed();
     record
 }
 

@@ -164,7 +164,7 @@ fn reference(dir: &Path) -> (Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, usize) {
     let mut tpot: Vec<u64> = ok.iter().filter_map(|r| r.tpot_ns()).collect();
     let mut itl: Vec<u64> = ok
         .iter()
-        .flat_map(|r| r.chunk_ns.windows(2).map(|w| w[1] - w[0]))
+        .flat_map(|r| r.chunk_ns().windows(2).map(|w| w[1] - w[0]))
         .collect();
     lat.sort_unstable();
     ttft.sort_unstable();
@@ -319,7 +319,7 @@ fn queries_csv_round_trips_the_records() {
             row[col("ttft_ns")],
             r.ttft_ns().map_or(String::new(), |v| v.to_string())
         );
-        match &r.error {
+        match r.error() {
             None => {
                 assert_eq!(row[col("status")], "ok");
                 assert_eq!(

@@ -708,11 +708,13 @@ mod tests {
             first_token_ns: Some(20),
             end_ns: 40,
             n_tokens: 3,
-            input_tokens: None,
-            endpoint: Some(0),
-            error: None,
-            chunk_ns: vec![20, 30, 40],
-            chunk_tokens: vec![1, 1, 1],
+            extras: loadgen::RecordExtras {
+                endpoint: Some(0),
+                chunk_ns: vec![20, 30, 40],
+                chunk_tokens: vec![1, 1, 1],
+                ..loadgen::RecordExtras::default()
+            }
+            .boxed(),
         }
     }
 

@@ -1,8 +1,8 @@
 //! Streaming `records.jsonl` during a run: one line per completed sample,
 //! hundreds of thousands of lines per second.
 //!
-//! The thread that completes a sample moves its record, in a compact form
-//! ([`PendingLine`]), into a shared batch (one short lock, no encoding; a
+//! The thread that completes a sample moves its record (80 bytes: see
+//! [`QueryRecord`]) into a shared batch (one short lock, no encoding; a
 //! multi-sample completion hands over its records together, under one
 //! lock), and whole batches go to a writer thread that encodes them with a
 //! hand-written encoder straight into the buffer it writes out: the
@@ -21,7 +21,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
-use loadgen::{PhaseEnd, PhaseStart, QueryError, QueryRecord};
+use loadgen::{PhaseEnd, PhaseStart, QueryRecord};
 
 use crate::{FLUSH_INTERVAL, PhaseHeader, RECORDS_FILE, RecordLine, RunDirError, io_err};
 
@@ -47,92 +47,25 @@ const SPARE_BATCHES: usize = 4;
 /// the most), or one line already serialized (the rare phase lines).
 #[derive(Debug)]
 enum Batch {
-    Queries(Vec<PendingLine>),
+    Queries(Vec<QueryRecord>),
     Encoded(Vec<u8>),
-}
-
-/// A query line waiting for the writer thread: a [`QueryRecord`] in 80
-/// bytes instead of 168, what every record has inline and the rest boxed.
-///
-/// When the SUT answers inside `issue_query` the issuer itself completes
-/// every sample and moves its record into the batch, and the writer thread
-/// reads it from there: fewer bytes per record is less copying on the
-/// issuer and fewer cache lines taken back and forth between the two
-/// threads' cores. Measured on the 2-core box (issue_bench, Offline, 4M
-/// samples, 5 interleaved runs each): whole test 0.477 s -> 0.437 s
-/// median; a Server A/B at 5.5M QPS showed no difference beyond its noise.
-/// A record of an instant SUT has nothing boxed; a streamed answer's
-/// (chunk times, prompt tokens) costs one allocation, small beside the
-/// answer's own.
-#[derive(Debug)]
-struct PendingLine {
-    seq: u64,
-    query: u64,
-    sample_index: u64,
-    scheduled_ns: u64,
-    issued_ns: u64,
-    first_token_ns: Option<u64>,
-    end_ns: u64,
-    n_tokens: i64,
-    rest: Option<Box<LineRest>>,
-}
-
-/// The parts of a [`QueryRecord`] an instant SUT's records leave empty.
-#[derive(Debug)]
-struct LineRest {
-    input_tokens: Option<u32>,
-    endpoint: Option<u32>,
-    error: Option<QueryError>,
-    chunk_ns: Vec<u64>,
-    chunk_tokens: Vec<u32>,
-}
-
-impl From<QueryRecord> for PendingLine {
-    #[inline]
-    fn from(r: QueryRecord) -> PendingLine {
-        let rest = (r.input_tokens.is_some()
-            || r.endpoint.is_some()
-            || r.error.is_some()
-            || !r.chunk_ns.is_empty()
-            || !r.chunk_tokens.is_empty())
-        .then(|| {
-            Box::new(LineRest {
-                input_tokens: r.input_tokens,
-                endpoint: r.endpoint,
-                error: r.error,
-                chunk_ns: r.chunk_ns,
-                chunk_tokens: r.chunk_tokens,
-            })
-        });
-        PendingLine {
-            seq: r.seq,
-            query: r.query,
-            sample_index: r.sample_index,
-            scheduled_ns: r.scheduled_ns,
-            issued_ns: r.issued_ns,
-            first_token_ns: r.first_token_ns,
-            end_ns: r.end_ns,
-            n_tokens: r.n_tokens,
-            rest,
-        }
-    }
 }
 
 #[derive(Debug)]
 struct Shared {
     /// Query lines not yet handed to the writer thread.
-    pending: Mutex<Vec<PendingLine>>,
+    pending: Mutex<Vec<QueryRecord>>,
     /// Emptied batch buffers, back from the writer thread: reusing them
     /// spares the completing threads an allocation and its page faults per
     /// batch.
-    spare: Mutex<Vec<Vec<PendingLine>>>,
+    spare: Mutex<Vec<Vec<QueryRecord>>>,
     /// The writer thread stopped (an I/O error, reported by `finish`).
     failed: AtomicBool,
 }
 
 impl Shared {
     /// An empty buffer for the next batch: a spare one, or a new one.
-    fn empty_batch(&self) -> Vec<PendingLine> {
+    fn empty_batch(&self) -> Vec<QueryRecord> {
         self.spare
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -141,12 +74,12 @@ impl Shared {
     }
 
     /// The query records not yet handed to the writer thread.
-    fn lock_pending(&self) -> MutexGuard<'_, Vec<PendingLine>> {
+    fn lock_pending(&self) -> MutexGuard<'_, Vec<QueryRecord>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Takes the pending lines, leaving an empty buffer in their place.
-    fn take_pending(&self, pending: &mut Vec<PendingLine>) -> Vec<PendingLine> {
+    fn take_pending(&self, pending: &mut Vec<QueryRecord>) -> Vec<QueryRecord> {
         std::mem::replace(pending, self.empty_batch())
     }
 }
@@ -241,7 +174,7 @@ impl RecordsWriter {
 
     /// Hands a batch taken from the pending lines to the writer thread
     /// (after the lock on them is released: the send may wait).
-    fn send(&self, batch: Option<Vec<PendingLine>>) {
+    fn send(&self, batch: Option<Vec<QueryRecord>>) {
         if let (Some(batch), Some(tx)) = (batch, &self.tx) {
             // Fails only when the writer thread stopped on an error, which
             // `finish` reports.
@@ -251,7 +184,7 @@ impl RecordsWriter {
 
     /// Adds query records to the pending ones with `add` (under one lock)
     /// and hands a full batch to the writer thread.
-    fn pend(&self, add: impl FnOnce(&mut Vec<PendingLine>)) {
+    fn pend(&self, add: impl FnOnce(&mut Vec<QueryRecord>)) {
         if self.shared.failed.load(Ordering::Relaxed) {
             return;
         }
@@ -299,15 +232,21 @@ impl loadgen::RunObserver for RecordsWriter {
     }
 
     fn sample_completed(&self, record: QueryRecord) {
-        // Converted before the lock is taken.
-        let line = PendingLine::from(record);
-        self.pend(|pending| pending.push(line));
+        self.pend(|pending| pending.push(record));
     }
 
-    /// One lock for the lot. The caller keeps its buffer (emptied), to
-    /// fill again without allocating.
+    /// One lock for the lot. The caller gets an empty buffer back (its own
+    /// or the pending one), to fill again without allocating.
     fn samples_completed(&self, records: &mut Vec<QueryRecord>) {
-        self.pend(|pending| pending.extend(records.drain(..).map(PendingLine::from)));
+        self.pend(|pending| {
+            if pending.is_empty() {
+                // Usually so: the last full batch just went to the writer.
+                // Taking the caller's whole buffer copies no record.
+                std::mem::swap(pending, records);
+            } else {
+                pending.append(records);
+            }
+        });
     }
 
     fn phase_finished(&self, end: &PhaseEnd) {
@@ -494,7 +433,7 @@ impl Writeback {
 /// Appends `record` as its `records.jsonl` line (without the newline): the
 /// bytes `serde_json` writes for [`RecordLine::Query`] of the
 /// [`QueryRecord`] it came from, field for field.
-fn encode_query_line(record: &PendingLine, out: &mut Vec<u8>) {
+fn encode_query_line(record: &QueryRecord, out: &mut Vec<u8>) {
     // The line's head is assembled in a stack buffer and copied once: a
     // dozen small appends to the Vec (each a call to memcpy with a capacity
     // check) took most of the writer thread's encoding time.
@@ -519,7 +458,7 @@ fn encode_query_line(record: &PendingLine, out: &mut Vec<u8>) {
         head.push(br#","n_tokens":"#);
         head.int(record.n_tokens);
     }
-    let Some(rest) = &record.rest else {
+    let Some(rest) = &record.extras else {
         out.extend_from_slice(head.bytes());
         out.push(b'}');
         return;
@@ -640,7 +579,7 @@ fn list<T: itoa::Integer + Copy>(out: &mut Vec<u8>, head: &[u8], values: &[T]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loadgen::ErrorKind;
+    use loadgen::{ErrorKind, QueryError, RecordExtras};
 
     fn base() -> QueryRecord {
         QueryRecord {
@@ -652,11 +591,7 @@ mod tests {
             first_token_ns: None,
             end_ns: 41_003,
             n_tokens: -3,
-            input_tokens: None,
-            endpoint: None,
-            error: None,
-            chunk_ns: vec![],
-            chunk_tokens: vec![],
+            extras: None,
         }
     }
 
@@ -675,12 +610,15 @@ mod tests {
                         for chunks in [0, 1, 3] {
                             cases.push(QueryRecord {
                                 first_token_ns: first,
-                                input_tokens: input,
-                                endpoint,
-                                error: error.clone(),
-                                chunk_ns: (0..chunks).map(|i| 10 * i + 7).collect(),
-                                chunk_tokens: (0..chunks).map(|i| i as u32).collect(),
                                 n_tokens: i64::MIN + chunks as i64,
+                                extras: RecordExtras {
+                                    input_tokens: input,
+                                    endpoint,
+                                    error: error.clone(),
+                                    chunk_ns: (0..chunks).map(|i| 10 * i + 7).collect(),
+                                    chunk_tokens: (0..chunks).map(|i| i as u32).collect(),
+                                }
+                                .boxed(),
                                 ..base()
                             });
                         }
@@ -689,17 +627,18 @@ mod tests {
             }
         }
         // Chunk lists of different lengths are encoded independently.
-        cases.push(QueryRecord {
-            chunk_ns: vec![5],
-            ..base()
-        });
-        cases.push(QueryRecord {
-            chunk_tokens: vec![5, 6],
-            error: Some(QueryError {
+        cases.push(base().with_extras(|e| e.chunk_ns = vec![5]));
+        cases.push(base().with_extras(|e| {
+            e.chunk_tokens = vec![5, 6];
+            e.error = Some(QueryError {
                 kind: ErrorKind::Timeout,
                 http_status: None,
                 message: String::new(),
-            }),
+            });
+        }));
+        // Extras present but empty (only built by hand) write nothing.
+        cases.push(QueryRecord {
+            extras: Some(Box::default()),
             ..base()
         });
         // What a line may leave out (query equal to seq, no tokens, one
@@ -712,14 +651,18 @@ mod tests {
                 (vec![3, 4], vec![1, 1, 1]),
                 (vec![3, 4, 5], vec![]),
             ] {
-                cases.push(QueryRecord {
-                    seq: 77,
-                    query,
-                    n_tokens,
-                    chunk_ns,
-                    chunk_tokens,
-                    ..base()
-                });
+                cases.push(
+                    QueryRecord {
+                        seq: 77,
+                        query,
+                        n_tokens,
+                        ..base()
+                    }
+                    .with_extras(|e| {
+                        e.chunk_ns = chunk_ns;
+                        e.chunk_tokens = chunk_tokens;
+                    }),
+                );
             }
         }
         // Every digit count, both sides of each power of ten, both signs.
@@ -729,16 +672,20 @@ mod tests {
             edges.extend([p - 1, p, p + 1]);
         }
         for &v in &edges {
-            cases.push(QueryRecord {
-                seq: v,
-                query: v / 3,
-                scheduled_ns: v,
-                first_token_ns: Some(v),
-                input_tokens: Some(v as u32),
-                endpoint: Some((v % 1_000_000) as u32),
-                n_tokens: -(v as i64),
-                ..base()
-            });
+            cases.push(
+                QueryRecord {
+                    seq: v,
+                    query: v / 3,
+                    scheduled_ns: v,
+                    first_token_ns: Some(v),
+                    n_tokens: -(v as i64),
+                    ..base()
+                }
+                .with_extras(|e| {
+                    e.input_tokens = Some(v as u32);
+                    e.endpoint = Some((v % 1_000_000) as u32);
+                }),
+            );
             cases.push(QueryRecord {
                 issued_ns: v,
                 end_ns: v,
@@ -746,9 +693,9 @@ mod tests {
                 ..base()
             });
         }
-        for record in cases {
+        for record in &cases {
             let mut ours = Vec::new();
-            encode_query_line(&PendingLine::from(record.clone()), &mut ours);
+            encode_query_line(record, &mut ours);
             let serde = serde_json::to_string(&RecordLine::Query(record.clone())).unwrap();
             assert_eq!(String::from_utf8(ours).unwrap(), serde, "{record:?}");
         }
@@ -821,9 +768,9 @@ mod tests {
                     QueryRecord {
                         seq,
                         first_token_ns: (i % 3 == 0).then_some(seq * 7),
-                        chunk_ns: vec![seq; i % 2],
                         ..base()
                     }
+                    .with_extras(|e| e.chunk_ns = vec![seq; i % 2])
                 })
                 .collect();
             expected.extend(records.iter().cloned());

@@ -231,12 +231,12 @@ impl LiveMetrics {
     /// A sample completed (or failed).
     pub fn record_completed(&self, record: &QueryRecord) {
         self.completed.fetch_add(1, Ordering::Relaxed);
-        if let Some(input) = record.input_tokens {
+        if let Some(input) = record.input_tokens() {
             self.input_tokens
                 .fetch_add(u64::from(input), Ordering::Relaxed);
             self.input_length.observe(u64::from(input));
         }
-        if let Some(err) = &record.error {
+        if let Some(err) = record.error() {
             self.failed.fetch_add(1, Ordering::Relaxed);
             if let Ok(mut failures) = self.failures.lock() {
                 *failures
@@ -689,11 +689,11 @@ mod tests {
             first_token_ns: Some(1_000_000 + ttft_ms * 1_000_000),
             end_ns: 1_000_000 + latency_ms * 1_000_000,
             n_tokens: tokens,
-            input_tokens: Some(100),
-            endpoint: None,
-            error: None,
-            chunk_ns: vec![],
-            chunk_tokens: vec![],
+            extras: loadgen::RecordExtras {
+                input_tokens: Some(100),
+                ..loadgen::RecordExtras::default()
+            }
+            .boxed(),
         }
     }
 
@@ -705,14 +705,11 @@ mod tests {
             // TTFT 10..80 ms, latency 1 s, 101 tokens -> TPOT (1000-ttft)/100 ms.
             live.sample_completed(record(i, 10 * (i + 1), 1000, 101));
         }
-        live.sample_completed(QueryRecord {
-            error: Some(QueryError {
-                kind: ErrorKind::Timeout,
-                http_status: None,
-                message: "slow".into(),
-            }),
-            ..record(8, 1, 2, 0)
-        });
+        live.sample_completed(record(8, 1, 2, 0).with_error(QueryError {
+            kind: ErrorKind::Timeout,
+            http_status: None,
+            message: "slow".into(),
+        }));
         let s = live.snapshot();
         assert_eq!(
             (s.issued, s.completed, s.failed, s.in_flight),

@@ -36,23 +36,20 @@ fn record(seq: u64, input: u32, tokens: i64) -> QueryRecord {
         first_token_ns: Some(50_000_000),
         end_ns: 400_000_000,
         n_tokens: tokens,
-        input_tokens: Some(input),
-        endpoint: None,
-        error: None,
-        chunk_ns: vec![],
-        chunk_tokens: vec![],
+        extras: loadgen::RecordExtras {
+            input_tokens: Some(input),
+            ..loadgen::RecordExtras::default()
+        }
+        .boxed(),
     }
 }
 
 fn failed(seq: u64, kind: ErrorKind, status: Option<u16>) -> QueryRecord {
-    QueryRecord {
-        error: Some(QueryError {
-            kind,
-            http_status: status,
-            message: "injected".into(),
-        }),
-        ..record(seq, 7, 0)
-    }
+    record(seq, 7, 0).with_error(QueryError {
+        kind,
+        http_status: status,
+        message: "injected".into(),
+    })
 }
 
 /// A live registry holding something for every family.

@@ -22,11 +22,11 @@ fn record(seq: u64, ttft_ms: u64, latency_ms: u64, tokens: i64) -> QueryRecord {
         first_token_ns: Some(ttft_ms * 1_000_000),
         end_ns: latency_ms * 1_000_000,
         n_tokens: tokens,
-        input_tokens: Some(64),
-        endpoint: None,
-        error: None,
-        chunk_ns: vec![],
-        chunk_tokens: vec![],
+        extras: loadgen::RecordExtras {
+            input_tokens: Some(64),
+            ..loadgen::RecordExtras::default()
+        }
+        .boxed(),
     }
 }
 
@@ -37,14 +37,11 @@ fn loaded() -> LiveMetrics {
     live.sample_completed(record(0, 30, 400, 11));
     live.sample_completed(record(1, 150, 900, 11));
     live.sample_completed(record(2, 1000, 2000, 11));
-    live.sample_completed(QueryRecord {
-        error: Some(QueryError {
-            kind: ErrorKind::HttpStatus,
-            http_status: Some(503),
-            message: "overloaded".into(),
-        }),
-        ..record(3, 0, 5, 0)
-    });
+    live.sample_completed(record(3, 0, 5, 0).with_error(QueryError {
+        kind: ErrorKind::HttpStatus,
+        http_status: Some(503),
+        message: "overloaded".into(),
+    }));
     live
 }
 

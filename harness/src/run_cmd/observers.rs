@@ -186,11 +186,12 @@ mod tests {
             first_token_ns: Some(1),
             end_ns: 2,
             n_tokens: 2,
-            input_tokens: None,
-            endpoint: None,
-            error: None,
-            chunk_ns: vec![1, 2],
-            chunk_tokens: vec![1, 1],
+            extras: loadgen::RecordExtras {
+                chunk_ns: vec![1, 2],
+                chunk_tokens: vec![1, 1],
+                ..loadgen::RecordExtras::default()
+            }
+            .boxed(),
         }
     }
 

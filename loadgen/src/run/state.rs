@@ -14,7 +14,7 @@ use std::thread::Thread;
 use super::clock::PhaseClock;
 use super::plan::IssuePlan;
 use super::{PhaseLog, RuntimeError};
-use crate::record::{QueryRecord, RunObserver};
+use crate::record::{QueryRecord, RecordExtras, RunObserver};
 use crate::settings::Scenario;
 use crate::sut::{
     CompletionSink, ErrorKind, OutputData, QueryError, QuerySampleResponse, ResponseId,
@@ -358,6 +358,13 @@ impl PhaseState {
             let detail = &mut response.detail;
             detail.output_data = OutputData::default();
             let first = self.first_token_ns.load(i);
+            let extras = RecordExtras {
+                input_tokens: detail.input_tokens.take(),
+                endpoint: detail.endpoint.take(),
+                error: detail.error.take(),
+                chunk_ns: std::mem::take(&mut detail.chunk_ns),
+                chunk_tokens: std::mem::take(&mut detail.chunk_tokens),
+            };
             let record = QueryRecord {
                 seq,
                 query: query as u64,
@@ -367,11 +374,7 @@ impl PhaseState {
                 first_token_ns: (first != UNSET).then_some(first),
                 end_ns: now,
                 n_tokens: response.n_tokens,
-                input_tokens: detail.input_tokens.take(),
-                endpoint: detail.endpoint.take(),
-                error: detail.error.take(),
-                chunk_ns: std::mem::take(&mut detail.chunk_ns),
-                chunk_tokens: std::mem::take(&mut detail.chunk_tokens),
+                extras: extras.boxed(),
             };
             match records {
                 Some(records) => records.push(record),
