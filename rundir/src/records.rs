@@ -14,7 +14,6 @@
 //! once).
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -25,12 +24,13 @@ use loadgen::{PhaseEnd, PhaseStart, QueryRecord};
 
 use crate::{FLUSH_INTERVAL, PhaseHeader, RECORDS_FILE, RecordLine, RunDirError, io_err};
 
+mod sink;
+
+use sink::{FileSink, Mode};
+
 /// A batch is handed to the writer thread once it holds this many lines
 /// (about 180 B each before encoding, 115-125 B after).
 const BATCH_LINES: usize = 1024;
-
-/// Encoded bytes the writer thread collects before writing them out.
-const WRITE_BYTES: usize = 256 * 1024;
 
 /// Full batches waiting for the writer thread at most: when it falls this
 /// far behind (32k lines, about 6 MiB of records: the same depth in lines
@@ -90,11 +90,13 @@ impl Shared {
 ///
 /// Callbacks move their record, compacted, into a shared batch; the writer
 /// thread encodes and writes full batches, and whatever is pending at least
-/// every [`FLUSH_INTERVAL`], so a crash loses at most that much. Completion threads never wait on the
-/// disk unless it falls more than a few MiB behind. A background thread
-/// syncs the file every 16 MiB and drops what is on disk from the page
-/// cache, except the last 512 MiB, so a long run at millions of queries per
-/// second does not grow the page cache by gigabytes.
+/// every [`FLUSH_INTERVAL`], so a crash loses at most that much.
+/// Completion threads never wait on the disk unless it falls more than a
+/// few MiB behind. An I/O thread writes the encoded chunks with direct I/O
+/// where the filesystem takes it (see [`sink`]); elsewhere it writes
+/// through the page cache, syncs every 16 MiB and drops what is on disk
+/// from the cache except the last 512 MiB, so a long run at millions of
+/// queries per second does not grow the page cache by gigabytes.
 #[derive(Debug)]
 pub struct RecordsWriter {
     shared: Arc<Shared>,
@@ -109,15 +111,14 @@ impl RecordsWriter {
     /// overwrite). Phase starts are placed on the run clock whose zero is
     /// `run_start_unix_ns` (the manifest's `start_unix_ns`).
     pub fn create(dir: &Path, run_start_unix_ns: u64) -> Result<RecordsWriter, RunDirError> {
-        Self::create_keeping(dir, run_start_unix_ns, CACHED_BYTES)
+        Self::create_with(dir, run_start_unix_ns, Mode::Direct)
     }
 
-    /// [`RecordsWriter::create`], keeping the last `cached` bytes written
-    /// in the page cache (see [`CACHED_BYTES`]).
-    fn create_keeping(
+    /// [`RecordsWriter::create`], writing the file as `mode` says.
+    fn create_with(
         dir: &Path,
         run_start_unix_ns: u64,
-        cached: u64,
+        mode: Mode,
     ) -> Result<RecordsWriter, RunDirError> {
         let path = dir.join(RECORDS_FILE);
         let file = File::options()
@@ -137,7 +138,7 @@ impl RecordsWriter {
             thread::Builder::new()
                 .name("records-writer".into())
                 .spawn(move || {
-                    let result = write_loop(&owned, file, &rx, &shared, cached);
+                    let result = write_loop(&owned, file, &rx, &shared, mode);
                     shared.failed.store(result.is_err(), Ordering::Relaxed);
                     result
                 })
@@ -256,32 +257,15 @@ impl loadgen::RunObserver for RecordsWriter {
 
 fn write_loop(
     path: &Path,
-    mut file: File,
+    file: File,
     rx: &mpsc::Receiver<Batch>,
     shared: &Shared,
-    cached: u64,
+    mode: Mode,
 ) -> Result<u64, RunDirError> {
-    // A clone for the writeback thread; the data is written through `file`.
-    let writeback = Writeback::start(file.try_clone().map_err(io_err(path))?, path, cached)?;
-    let mut written = 0u64;
-    let mut unsynced = 0usize;
-    let mut bytes = 0u64;
     // Lines are encoded straight into the buffer that is written out (a
     // BufWriter in between copied every byte once more).
-    let mut out = Vec::with_capacity(WRITE_BYTES + BATCH_LINES * 160);
-    let mut write_out = |out: &mut Vec<u8>| -> Result<(), RunDirError> {
-        file.write_all(out).map_err(io_err(path))?;
-        unsynced += out.len();
-        bytes += out.len() as u64;
-        out.clear();
-        if unsynced >= WRITEBACK_BYTES {
-            // What the writer handed the kernel so far goes to disk now, not
-            // all at once in the final sync.
-            writeback.request(bytes);
-            unsynced = 0;
-        }
-        Ok(())
-    };
+    let mut sink = FileSink::start(file, path, mode)?;
+    let mut written = 0u64;
     let mut encode = |out: &mut Vec<u8>, batch: Batch| match batch {
         Batch::Queries(mut records) => {
             for record in &records {
@@ -308,126 +292,20 @@ fn write_loop(
     loop {
         match rx.recv_timeout(FLUSH_INTERVAL) {
             Ok(batch) => {
-                encode(&mut out, batch);
-                if out.len() >= WRITE_BYTES {
-                    write_out(&mut out)?;
-                }
+                encode(sink.buffer(), batch);
+                sink.appended()?;
             }
             Err(RecvTimeoutError::Timeout) => {
-                encode(&mut out, Batch::Queries(take_pending()));
-                write_out(&mut out)?;
+                encode(sink.buffer(), Batch::Queries(take_pending()));
+                sink.appended()?;
+                sink.flush()?;
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    encode(&mut out, Batch::Queries(take_pending()));
-    write_out(&mut out)?;
-    // A failed background sync is reported even when the final one passes
-    // (the kernel reports a writeback error once).
-    writeback.finish()?;
-    file.sync_data().map_err(io_err(path))?;
+    encode(sink.buffer(), Batch::Queries(take_pending()));
+    sink.finish()?;
     Ok(written)
-}
-
-/// Written bytes after which the writeback thread is asked to sync: the
-/// disk writes records.jsonl while the test runs, and the sync that ends
-/// the file only waits for the last few MiB.
-const WRITEBACK_BYTES: usize = 16 * 1024 * 1024;
-
-/// Bytes of records.jsonl kept in the page cache behind the end of the
-/// file; older ones leave it once they are on disk. A run at millions of
-/// queries per second writes hundreds of MB/s: left cached, the file grew
-/// the page cache by 8 GB in a 30 s run, and once the kernel had to find
-/// memory never used before (on a VM, memory the host must first back)
-/// the writer's copies into the cache took 15 times longer, the queue
-/// of records filled and the issuer stalled for seconds (2.28M QPS went
-/// from VALID to INVALID after 20 s; with the older part dropped, the
-/// same run stays VALID and the kernel's time falls by more than half).
-/// Runs whose records fit in this much (about 4M lines of an instant SUT,
-/// 1M of a streamed LLM answer) keep them all cached for the reports
-/// read right after; a larger file is partly read back from disk.
-const CACHED_BYTES: u64 = 512 * 1024 * 1024;
-
-/// The part of the file to drop from the page cache after a sync covered
-/// its first `synced` bytes, when its first `dropped` bytes already were
-/// dropped: everything synced but the last `cached` bytes, as (offset,
-/// length), or nothing.
-fn cache_drop(dropped: u64, synced: u64, cached: u64) -> Option<(u64, u64)> {
-    let end = synced.saturating_sub(cached);
-    (end > dropped).then(|| (dropped, end - dropped))
-}
-
-/// Drops a synced range of the file from the page cache. Advice only: a
-/// kernel that declines leaves the pages cached, as without it, and pages
-/// not yet on disk are never dropped.
-#[cfg(target_os = "linux")]
-fn evict(file: &File, offset: u64, len: u64) {
-    let _ = rustix::fs::fadvise(
-        file,
-        offset,
-        std::num::NonZeroU64::new(len),
-        rustix::fs::Advice::DontNeed,
-    );
-}
-
-#[cfg(not(target_os = "linux"))]
-fn evict(_: &File, _: u64, _: u64) {}
-
-/// A thread that syncs the records file to disk when asked, so the writer
-/// thread never waits on the disk before the end, and then drops what it
-/// synced from the page cache but the last [`CACHED_BYTES`].
-struct Writeback {
-    /// Each request carries the bytes written before it.
-    tx: Option<mpsc::SyncSender<u64>>,
-    thread: thread::JoinHandle<Result<(), RunDirError>>,
-    path: PathBuf,
-}
-
-impl Writeback {
-    fn start(file: File, path: &Path, cached: u64) -> Result<Writeback, RunDirError> {
-        // One request waiting at most: a sync covers everything written
-        // before it starts, so requests made meanwhile merge.
-        let (tx, rx) = mpsc::sync_channel::<u64>(1);
-        let owned = path.to_path_buf();
-        let thread = thread::Builder::new()
-            .name("records-sync".into())
-            .spawn(move || {
-                let mut dropped = 0;
-                while let Ok(written) = rx.recv() {
-                    file.sync_data().map_err(io_err(&owned))?;
-                    if let Some((offset, len)) = cache_drop(dropped, written, cached) {
-                        evict(&file, offset, len);
-                        dropped = offset + len;
-                    }
-                }
-                Ok(())
-            })
-            .map_err(io_err(path))?;
-        Ok(Writeback {
-            tx: Some(tx),
-            thread,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// Asks for a sync of the first `written` bytes; never blocks (a sync
-    /// already asked for covers them, and a later request the rest).
-    fn request(&self, written: u64) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.try_send(written);
-        }
-    }
-
-    /// Waits for the syncs asked for and returns the first error.
-    fn finish(mut self) -> Result<(), RunDirError> {
-        drop(self.tx.take());
-        self.thread.join().unwrap_or_else(|_| {
-            Err(RunDirError::Io {
-                path: self.path,
-                source: std::io::Error::other("records sync thread panicked"),
-            })
-        })
-    }
 }
 
 /// Appends `record` as its `records.jsonl` line (without the newline): the
@@ -702,54 +580,42 @@ mod tests {
     }
 
     #[test]
-    fn background_syncs_keep_every_line_in_order() {
+    fn every_line_lands_in_order_written_directly_or_buffered() {
         use loadgen::RunObserver;
-        // Keeping the whole file cached, and keeping none of it: dropping
-        // synced pages from the cache never loses or reorders a line.
-        for cached in [CACHED_BYTES, 0] {
+        // Direct I/O, buffered keeping the whole file cached, and buffered
+        // keeping none of it: neither the aligned chunks nor dropping
+        // synced pages from the cache loses or reorders a line.
+        for mode in [
+            Mode::Direct,
+            Mode::Buffered {
+                cached: sink::CACHED_BYTES,
+            },
+            Mode::Buffered { cached: 0 },
+        ] {
             let tmp = tempfile::tempdir().unwrap();
-            let writer = RecordsWriter::create_keeping(tmp.path(), 0, cached).unwrap();
+            let writer = RecordsWriter::create_with(tmp.path(), 0, mode).unwrap();
             // Past the writeback threshold twice (a line here is about 120 B).
-            let n = 2 * WRITEBACK_BYTES / 100;
+            let n = 2 * sink::WRITEBACK_BYTES as usize / 100;
             for seq in 0..n as u64 {
                 writer.sample_completed(QueryRecord { seq, ..base() });
             }
             assert_eq!(writer.finish().unwrap(), n as u64);
             let text = std::fs::read_to_string(tmp.path().join(RECORDS_FILE)).unwrap();
-            assert!(text.len() > 2 * WRITEBACK_BYTES, "{} bytes", text.len());
+            assert!(
+                text.len() > 2 * sink::WRITEBACK_BYTES as usize,
+                "{} bytes",
+                text.len()
+            );
             let prefix = r#"{"type":"query","seq":"#;
             for (expected, line) in text.lines().enumerate() {
                 let seq = line
                     .strip_prefix(prefix)
                     .and_then(|rest| rest.split(',').next())
-                    .unwrap_or_else(|| panic!("cached {cached}, line {expected}: {line}"));
+                    .unwrap_or_else(|| panic!("{mode:?}, line {expected}: {line}"));
                 assert_eq!(seq, expected.to_string());
             }
             assert_eq!(text.lines().count(), n);
         }
-    }
-
-    #[test]
-    fn only_synced_bytes_beyond_the_cached_tail_are_dropped_and_each_once() {
-        const MIB: u64 = 1024 * 1024;
-        // Nothing while the file fits in the cached tail.
-        assert_eq!(cache_drop(0, 16 * MIB, 512 * MIB), None);
-        assert_eq!(cache_drop(0, 512 * MIB, 512 * MIB), None);
-        // Then what lies before the tail, from where the last drop ended.
-        assert_eq!(cache_drop(0, 528 * MIB, 512 * MIB), Some((0, 16 * MIB)));
-        assert_eq!(
-            cache_drop(16 * MIB, 560 * MIB, 512 * MIB),
-            Some((16 * MIB, 32 * MIB))
-        );
-        // A request that carries no new bytes (an older offset) drops nothing.
-        assert_eq!(cache_drop(48 * MIB, 544 * MIB, 512 * MIB), None);
-        assert_eq!(cache_drop(48 * MIB, 560 * MIB, 512 * MIB), None);
-        // Keeping nothing drops all that was synced.
-        assert_eq!(cache_drop(0, 16 * MIB, 0), Some((0, 16 * MIB)));
-        assert_eq!(
-            cache_drop(16 * MIB, 32 * MIB, 0),
-            Some((16 * MIB, 16 * MIB))
-        );
     }
 
     #[test]
