@@ -111,7 +111,7 @@ impl RecordsWriter {
     /// overwrite). Phase starts are placed on the run clock whose zero is
     /// `run_start_unix_ns` (the manifest's `start_unix_ns`).
     pub fn create(dir: &Path, run_start_unix_ns: u64) -> Result<RecordsWriter, RunDirError> {
-        Self::create_with(dir, run_start_unix_ns, Mode::Direct)
+        Self::create_with(dir, run_start_unix_ns, Mode::RUN)
     }
 
     /// [`RecordsWriter::create`], writing the file as `mode` says.
@@ -586,11 +586,9 @@ mod tests {
         // keeping none of it: neither the aligned chunks nor dropping
         // synced pages from the cache loses or reorders a line.
         for mode in [
-            Mode::Direct,
-            Mode::Buffered {
-                cached: sink::CACHED_BYTES,
-            },
-            Mode::Buffered { cached: 0 },
+            Mode::RUN,
+            Mode::buffered(sink::CACHED_BYTES),
+            Mode::buffered(0),
         ] {
             let tmp = tempfile::tempdir().unwrap();
             let writer = RecordsWriter::create_with(tmp.path(), 0, mode).unwrap();

@@ -53,12 +53,28 @@ pub(super) const CACHED_BYTES: u64 = 512 * 1024 * 1024;
 
 /// How the bytes go to the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Mode {
-    /// Direct I/O where the filesystem takes it, else buffered.
-    Direct,
-    /// Buffered writes only, keeping the last `cached` bytes in the page
-    /// cache.
-    Buffered { cached: u64 },
+pub(super) struct Mode {
+    /// Direct I/O where the filesystem takes it; buffered writes if false.
+    pub(super) direct: bool,
+    /// Buffered bytes kept in the page cache behind the file's end.
+    pub(super) cached: u64,
+}
+
+impl Mode {
+    /// What runs use: direct I/O, or buffered keeping [`CACHED_BYTES`].
+    pub(super) const RUN: Mode = Mode {
+        direct: true,
+        cached: CACHED_BYTES,
+    };
+
+    /// Buffered writes only, keeping `cached` bytes (tests).
+    #[cfg(test)]
+    pub(super) const fn buffered(cached: u64) -> Mode {
+        Mode {
+            direct: false,
+            cached,
+        }
+    }
 }
 
 /// A byte buffer whose data starts at an [`ALIGN`]-aligned address: a
@@ -140,10 +156,8 @@ pub(super) struct FileSink {
 impl FileSink {
     /// Takes over `file` (just created, empty) at `path`.
     pub(super) fn start(file: File, path: &Path, mode: Mode) -> Result<FileSink, RunDirError> {
-        let (direct, cached) = match mode {
-            Mode::Direct => (open_direct(path), CACHED_BYTES),
-            Mode::Buffered { cached } => (None, cached),
-        };
+        let direct = if mode.direct { open_direct(path) } else { None };
+        let cached = mode.cached;
         let (tx, rx) = mpsc::sync_channel::<Write>(QUEUED_CHUNKS);
         let (spare_tx, spare) = mpsc::channel();
         let owned = path.to_path_buf();
@@ -397,7 +411,7 @@ mod tests {
 
     #[test]
     fn every_byte_lands_once_in_order_in_both_modes() {
-        let modes = [Mode::Direct, Mode::Buffered { cached: 0 }];
+        let modes = [Mode::RUN, Mode::buffered(0)];
         // Nothing; one byte; exactly one block; chunk-sized and crossing
         // parts; a part far larger than the buffer (it moves and realigns).
         let shapes: Vec<Vec<Vec<u8>>> = vec![
@@ -424,7 +438,7 @@ mod tests {
         // More than the writeback threshold, keeping nothing cached: the
         // syncs and evictions on the way lose and reorder nothing.
         let parts: Vec<Vec<u8>> = (0..10).map(|i| part(i, 2 * 1024 * 1024 + 1)).collect();
-        round_trip(Mode::Buffered { cached: 0 }, &parts, |i| i % 4 == 1);
+        round_trip(Mode::buffered(0), &parts, |i| i % 4 == 1);
     }
 
     #[test]
