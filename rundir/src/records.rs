@@ -33,11 +33,16 @@ use sink::{FileSink, Mode};
 const BATCH_LINES: usize = 1024;
 
 /// Full batches waiting for the writer thread at most: when it falls this
-/// far behind (32k lines, about 6 MiB of records: the same depth in lines
-/// as the 4 MiB of encoded lines queued before, 16 ms at 2M QPS),
+/// far behind (512k lines, about 40 MiB of records, 95 ms at 5.5M QPS),
 /// completing threads wait for it instead of the queue growing with the
-/// test.
-const QUEUED_BATCHES: usize = 32;
+/// test. On 2 cores the writer is preempted for 3-30 ms at times (other
+/// tasks take its core; a sched_switch trace of a 5.5M QPS run showed the
+/// issuer blocked on a 32-batch queue for 29 ms); a deeper queue absorbs
+/// that, and Offline's burst of completions (4M samples: 0.40 -> 0.36 s
+/// median of 6 interleaved runs) no longer waits on the writer. Batches
+/// are allocated as the queue grows; past [`SPARE_BATCHES`] they are freed
+/// once emptied.
+const QUEUED_BATCHES: usize = 512;
 
 /// Emptied batch buffers kept for reuse at most: the steady state needs
 /// one or two; more would only hold memory after the writer caught up.
