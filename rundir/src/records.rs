@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
+use std::time::Instant;
 
 use loadgen::{PhaseEnd, PhaseStart, QueryRecord};
 
@@ -294,19 +295,27 @@ fn write_loop(
         let mut pending = shared.lock_pending();
         shared.take_pending(&mut pending)
     };
+    // What is pending (lines short of a batch, bytes short of a chunk) goes
+    // to the file every FLUSH_INTERVAL by the clock, not only after that
+    // long without a batch: a steady trickle of batches would otherwise
+    // keep up to a chunk, seconds of records at moderate rates, out of it.
+    let mut due = Instant::now() + FLUSH_INTERVAL;
     loop {
-        match rx.recv_timeout(FLUSH_INTERVAL) {
+        match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
             Ok(batch) => {
                 encode(sink.buffer(), batch);
                 sink.appended()?;
+                if Instant::now() < due {
+                    continue;
+                }
             }
-            Err(RecvTimeoutError::Timeout) => {
-                encode(sink.buffer(), Batch::Queries(take_pending()));
-                sink.appended()?;
-                sink.flush()?;
-            }
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        encode(sink.buffer(), Batch::Queries(take_pending()));
+        sink.appended()?;
+        sink.flush()?;
+        due = Instant::now() + FLUSH_INTERVAL;
     }
     encode(sink.buffer(), Batch::Queries(take_pending()));
     sink.finish()?;
@@ -582,6 +591,36 @@ mod tests {
             let serde = serde_json::to_string(&RecordLine::Query(record.clone())).unwrap();
             assert_eq!(String::from_utf8(ours).unwrap(), serde, "{record:?}");
         }
+    }
+
+    #[test]
+    fn a_steady_trickle_of_batches_reaches_the_file_by_the_flush_interval() {
+        use loadgen::RunObserver;
+        let tmp = tempfile::tempdir().unwrap();
+        let writer = RecordsWriter::create(tmp.path(), 0).unwrap();
+        let path = tmp.path().join(RECORDS_FILE);
+        let mut line = Vec::new();
+        encode_query_line(&base(), &mut line);
+        // A full batch every 150 ms: never FLUSH_INTERVAL (200 ms) without
+        // one, so the writer never idles that long, and a chunk's worth of
+        // bytes only after about 3 s. The lines must reach the file long
+        // before the chunk fills.
+        let mut seq = 0u64;
+        while std::fs::metadata(&path).unwrap().len() == 0 {
+            let sent = seq as usize * (line.len() + 1);
+            assert!(
+                sent < sink::CHUNK_BYTES,
+                "nothing in the file after {sent} bytes of lines"
+            );
+            for _ in 0..BATCH_LINES {
+                writer.sample_completed(QueryRecord { seq, ..base() });
+                seq += 1;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(150));
+        }
+        assert_eq!(writer.finish().unwrap(), seq);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count() as u64, seq);
     }
 
     #[test]
