@@ -97,8 +97,8 @@ impl Shared {
 /// Callbacks move their record, compacted, into a shared batch; the writer
 /// thread encodes and writes full batches, and whatever is pending at least
 /// every [`FLUSH_INTERVAL`], so a crash loses at most that much.
-/// Completion threads never wait on the disk unless it falls more than a
-/// few MiB behind. An I/O thread writes the encoded chunks with direct I/O
+/// Completion threads never wait on the disk unless it falls about 100 MiB
+/// behind (queued batches and chunks). An I/O thread writes the encoded chunks with direct I/O
 /// where the filesystem takes it (see [`sink`]); elsewhere it writes
 /// through the page cache, syncs every 16 MiB and drops what is on disk
 /// from the cache except the last 512 MiB, so a long run at millions of
