@@ -99,7 +99,7 @@ impl Shared {
 /// every [`FLUSH_INTERVAL`], so a crash loses at most that much.
 /// Completion threads never wait on the disk unless it falls about 100 MiB
 /// behind (queued batches and chunks). An I/O thread writes the encoded chunks with direct I/O
-/// where the filesystem takes it (see [`sink`]); elsewhere it writes
+/// where the filesystem takes it (see the `sink` module); elsewhere it writes
 /// through the page cache, syncs every 16 MiB and drops what is on disk
 /// from the cache except the last 512 MiB, so a long run at millions of
 /// queries per second does not grow the page cache by gigabytes.
