@@ -15,7 +15,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -75,6 +75,11 @@ struct Shared {
     spare: Mutex<Vec<Vec<QueryRecord>>>,
     /// The writer thread stopped (an I/O error, reported by `finish`).
     failed: AtomicBool,
+    /// Batches completing threads took from the pending lines to send
+    /// (changed under the pending lines' lock). The writer thread takes
+    /// pending lines itself only when it has received that many: a batch
+    /// taken but not yet received holds older lines, which must come first.
+    taken: AtomicU64,
 }
 
 impl Shared {
@@ -94,6 +99,7 @@ impl Shared {
 
     /// Takes the pending lines, leaving an empty buffer in their place.
     fn take_pending(&self, pending: &mut Vec<QueryRecord>) -> Vec<QueryRecord> {
+        self.taken.fetch_add(1, Ordering::Relaxed);
         std::mem::replace(pending, self.empty_batch())
     }
 }
@@ -144,6 +150,7 @@ impl RecordsWriter {
             pending: Mutex::new(Vec::with_capacity(BATCH_LINES)),
             spare: Mutex::new(Vec::new()),
             failed: AtomicBool::new(false),
+            taken: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::sync_channel::<Batch>(QUEUED_BATCHES);
         let thread = {
@@ -299,9 +306,14 @@ fn write_loop(
             written += 1;
         }
     };
-    let take_pending = || {
+    // Batches received from completing threads (see `Shared::taken`).
+    let mut received = 0u64;
+    // The pending lines, when no batch taken before them is still on its
+    // way; else nothing (they follow that batch soon).
+    let take_pending = |received: u64| {
         let mut pending = shared.lock_pending();
-        shared.take_pending(&mut pending)
+        (shared.taken.load(Ordering::Relaxed) == received && !pending.is_empty())
+            .then(|| std::mem::replace(&mut *pending, shared.empty_batch()))
     };
     // What is pending (lines short of a batch, bytes short of a chunk) goes
     // to the file every FLUSH_INTERVAL by the clock, not only after that
@@ -322,7 +334,7 @@ fn write_loop(
         // 15.6M, 112.6M and 0.85M (1 VALID of 3) parked, 0, 1.17M and
         // 2.31M (2 of 3) polling; voluntary context switches in a 10 s run
         // at 4M QPS 42.5k -> 11.4k.
-        let received = if idle_polls < IDLE_POLLS {
+        let next = if idle_polls < IDLE_POLLS {
             match rx.try_recv() {
                 Ok(batch) => Ok(batch),
                 Err(TryRecvError::Empty) => {
@@ -335,9 +347,12 @@ fn write_loop(
         } else {
             rx.recv_timeout(due.saturating_duration_since(Instant::now()))
         };
-        match received {
+        match next {
             Ok(batch) => {
                 idle_polls = 0;
+                if let Batch::Queries(_) = batch {
+                    received += 1;
+                }
                 encode(sink.buffer(), batch);
                 sink.appended()?;
             }
@@ -347,12 +362,17 @@ fn write_loop(
         if Instant::now() < due {
             continue;
         }
-        encode(sink.buffer(), Batch::Queries(take_pending()));
+        if let Some(lines) = take_pending(received) {
+            encode(sink.buffer(), Batch::Queries(lines));
+        }
         sink.appended()?;
         sink.flush()?;
         due = Instant::now() + FLUSH_INTERVAL;
     }
-    encode(sink.buffer(), Batch::Queries(take_pending()));
+    // Every sender is gone, so every batch taken was received.
+    if let Some(lines) = take_pending(received) {
+        encode(sink.buffer(), Batch::Queries(lines));
+    }
     sink.finish()?;
     Ok(written)
 }
