@@ -107,6 +107,11 @@ impl RecordExtras {
     pub fn boxed(self) -> Option<Box<RecordExtras>> {
         (!self.is_empty()).then(|| Box::new(self))
     }
+
+    /// The way back from [`RecordExtras::boxed`]: empty for `None`.
+    pub fn unboxed(extras: Option<Box<RecordExtras>>) -> RecordExtras {
+        extras.map(|e| *e).unwrap_or_default()
+    }
 }
 
 /// A [`QueryRecord`] as its `records.jsonl` line holds it. Three fields are
@@ -157,7 +162,7 @@ pub fn chunk_tokens_implied(chunk_ns: &[u64], chunk_tokens: &[u32]) -> bool {
 
 impl From<QueryRecord> for QueryRecordLine {
     fn from(r: QueryRecord) -> QueryRecordLine {
-        let extras = r.extras.map(|e| *e).unwrap_or_default();
+        let extras = RecordExtras::unboxed(r.extras);
         let implied = chunk_tokens_implied(&extras.chunk_ns, &extras.chunk_tokens);
         QueryRecordLine {
             seq: r.seq,
@@ -244,7 +249,7 @@ impl QueryRecord {
     /// end up empty).
     #[must_use]
     pub fn with_extras(mut self, edit: impl FnOnce(&mut RecordExtras)) -> QueryRecord {
-        let mut extras = self.extras.take().map(|e| *e).unwrap_or_default();
+        let mut extras = RecordExtras::unboxed(self.extras.take());
         edit(&mut extras);
         self.extras = extras.boxed();
         self

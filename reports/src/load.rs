@@ -319,7 +319,7 @@ fn parse_block(data: &[u8], is_last: bool) -> BlockResult {
 }
 
 fn raw_from_record(q: loadgen::QueryRecord) -> RawQuery {
-    let extras = q.extras.map(|e| *e).unwrap_or_default();
+    let extras = loadgen::RecordExtras::unboxed(q.extras);
     RawQuery {
         seq: q.seq,
         query: Some(q.query),

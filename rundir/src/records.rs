@@ -102,6 +102,15 @@ impl Shared {
         self.taken.fetch_add(1, Ordering::Relaxed);
         std::mem::replace(pending, self.empty_batch())
     }
+
+    /// The writer thread's take: the pending lines, when it has `received`
+    /// every batch completing threads took before them (else nothing: they
+    /// follow that batch soon). Not counted in `taken`.
+    fn take_pending_after(&self, received: u64) -> Option<Vec<QueryRecord>> {
+        let mut pending = self.lock_pending();
+        (self.taken.load(Ordering::Relaxed) == received && !pending.is_empty())
+            .then(|| std::mem::replace(&mut *pending, self.empty_batch()))
+    }
 }
 
 /// A [`loadgen::RunObserver`] that streams `records.jsonl` as the run goes:
@@ -308,13 +317,6 @@ fn write_loop(
     };
     // Batches received from completing threads (see `Shared::taken`).
     let mut received = 0u64;
-    // The pending lines, when no batch taken before them is still on its
-    // way; else nothing (they follow that batch soon).
-    let take_pending = |received: u64| {
-        let mut pending = shared.lock_pending();
-        (shared.taken.load(Ordering::Relaxed) == received && !pending.is_empty())
-            .then(|| std::mem::replace(&mut *pending, shared.empty_batch()))
-    };
     // What is pending (lines short of a batch, bytes short of a chunk) goes
     // to the file every FLUSH_INTERVAL by the clock, not only after that
     // long without a batch: a steady trickle of batches would otherwise
@@ -362,7 +364,7 @@ fn write_loop(
         if Instant::now() < due {
             continue;
         }
-        if let Some(lines) = take_pending(received) {
+        if let Some(lines) = shared.take_pending_after(received) {
             encode(sink.buffer(), Batch::Queries(lines));
         }
         sink.appended()?;
@@ -370,7 +372,7 @@ fn write_loop(
         due = Instant::now() + FLUSH_INTERVAL;
     }
     // Every sender is gone, so every batch taken was received.
-    if let Some(lines) = take_pending(received) {
+    if let Some(lines) = shared.take_pending_after(received) {
         encode(sink.buffer(), Batch::Queries(lines));
     }
     sink.finish()?;
