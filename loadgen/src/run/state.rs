@@ -358,13 +358,6 @@ impl PhaseState {
             let detail = &mut response.detail;
             detail.output_data = OutputData::default();
             let first = self.first_token_ns.load(i);
-            let extras = RecordExtras {
-                input_tokens: detail.input_tokens.take(),
-                endpoint: detail.endpoint.take(),
-                error: detail.error.take(),
-                chunk_ns: std::mem::take(&mut detail.chunk_ns),
-                chunk_tokens: std::mem::take(&mut detail.chunk_tokens),
-            };
             let record = QueryRecord {
                 seq,
                 query: query as u64,
@@ -374,7 +367,7 @@ impl PhaseState {
                 first_token_ns: (first != UNSET).then_some(first),
                 end_ns: now,
                 n_tokens: response.n_tokens,
-                extras: extras.boxed(),
+                extras: RecordExtras::take_from(detail),
             };
             match records {
                 Some(records) => records.push(record),
