@@ -27,8 +27,10 @@ measure CMD...
     Runs CMD and prints its stdout (one JSON object) with
     "others_cpu_cores" added: the CPU time everything else on the machine
     used during the run (all busy time in /proc/stat minus CMD's own), per
-    second of wall time. The 1-minute load average cannot tell our own
-    previous run from someone else's compile; this can.
+    second of wall time, and "steal_cores": the time the hypervisor took
+    from the machine's virtual CPUs meanwhile, per second of wall time. The
+    1-minute load average cannot tell our own previous run from someone
+    else's compile; this can.
 """
 
 import json
@@ -113,6 +115,7 @@ def parse_cpp(impl, directory, driver_json, scenario, qps, load_before, load_aft
         "peak_rss_growth_per_query": (driver["peak_rss_bytes"] - driver["rss_before_bytes"])
         / max(queries, 1),
         "others_cpu_cores": driver.get("others_cpu_cores"),
+        "steal_cores": driver.get("steal_cores"),
         "cpu_s": driver.get("cpu_s"),
         "load_before": float(load_before),
         "load_after": float(load_after),
@@ -240,6 +243,13 @@ def span(values, fmt):
     return f"{fmt(statistics.median(values))} [{fmt(min(values))}-{fmt(max(values))}]"
 
 
+def max_of(rows, key):
+    """The largest of `key` over rows, or n/a where no row has it (runs
+    recorded before the field existed)."""
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return f"{max(values):.2f}" if values else "n/a"
+
+
 def table(path, busy_path=None):
     rows = load_rows(path)
     busy = load_rows(busy_path) if busy_path and os.path.exists(busy_path) else []
@@ -258,13 +268,18 @@ def table(path, busy_path=None):
               f"{med(others):.2f}, max {max(others):.2f}; runs set aside as busy and "
               f"repeated: {len(busy)}; kept runs still busy after two repeats: "
               f"{sum(bool(r.get('busy')) for r in rows)}")
+    steal = [r["steal_cores"] for r in server + offline if r.get("steal_cores") is not None]
+    if steal:
+        print(f"CPU the hypervisor took from this VM during the kept runs (steal, cores): "
+              f"median {med(steal):.2f}, max {max(steal):.2f}; not counted as busy: the "
+              f"Rust side's own disk writes cause it where the host emulates the disk")
     print()
 
     print("### Server (instant SUT, target latency at p99; median [min-max] over the repeats)\n")
     print("| target QPS | impl | VALID runs | completed/s | p99 latency | max latency "
           "| > target | issue lateness p50 / p99 / max | peak RSS | RSS B/query "
-          "| others' CPU (max) |")
-    print("|---:|---|---|---:|---:|---:|---:|---|---:|---:|---:|")
+          "| others' CPU (max) | steal (max) |")
+    print("|---:|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")
     for qps in sorted({r["target_qps"] for r in server}):
         for impl in impls:
             rs = [r for r in server if r["target_qps"] == qps and r["impl"] == impl]
@@ -288,7 +303,8 @@ def table(path, busy_path=None):
                   f"{span([r['latency_max_ns'] for r in rs], fmt_ns)} | {over} | {lateness} | "
                   f"{med([r['peak_rss_bytes'] for r in rs]) / 2**20:,.0f} MiB | "
                   f"{span([r['peak_rss_growth_per_query'] for r in rs], lambda v: f'{v:.0f}')} | "
-                  f"{max(r.get('others_cpu_cores') or 0 for r in rs):.2f} |")
+                  f"{max(r.get('others_cpu_cores') or 0 for r in rs):.2f} | "
+                  f"{max_of(rs, 'steal_cores')} |")
     print()
     brackets = {impl: bracket(server, impl) for impl in impls}
     for impl in impls:
@@ -346,8 +362,8 @@ def table(path, busy_path=None):
     if offline:
         print("### Offline (one query, instant SUT, whole test timed; median [min-max])\n")
         print("| impl | samples | whole-test wall | samples / wall | process CPU (user+sys) "
-              "| peak RSS growth / sample |")
-        print("|---|---:|---:|---:|---:|---:|")
+              "| peak RSS growth / sample | steal (max) |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         walls = {}
         cpus = {}
         for impl in offline_impls:
@@ -361,7 +377,8 @@ def table(path, busy_path=None):
                   f"{span(walls[impl], lambda v: f'{v:.3f} s')} | "
                   f"{span([samples / w / 1e6 for w in walls[impl]], lambda v: f'{v:.1f}M/s')} | "
                   f"{span(cpus[impl], lambda v: f'{v:.3f} s') if cpus[impl] else 'n/a'} | "
-                  f"{span([(r['peak_rss_bytes'] - r['rss_before_bytes']) / samples for r in rs], lambda v: f'{v:.0f} B')} |")
+                  f"{span([(r['peak_rss_bytes'] - r['rss_before_bytes']) / samples for r in rs], lambda v: f'{v:.0f} B')} | "
+                  f"{max_of(rs, 'steal_cores')} |")
         if "rust" in walls:
             for impl, w in walls.items():
                 if impl.startswith("rust"):
@@ -426,11 +443,22 @@ def disk_floor(results_path, file, load_before):
         f.write(json.dumps(row) + "\n")
 
 
-def _busy_seconds():
+def _cpu_seconds():
+    """(busy, steal) CPU seconds of the whole machine since boot. Steal is
+    time the hypervisor ran something else while a virtual CPU wanted to
+    run: on a VM whose disk is emulated by the host (seen here: a
+    Firecracker guest), writing records.jsonl makes the host take the busy
+    issuer's CPU, so steal is reported apart from other processes' CPU."""
     with open("/proc/stat") as f:
         fields = [int(v) for v in f.readline().split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    steal = fields[7]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:7]) - idle) / tick, steal / tick
+
+
+def _busy_seconds():
+    return _cpu_seconds()[0]
 
 
 def wait_quiet(max_cores, timeout_s):
@@ -445,7 +473,7 @@ def wait_quiet(max_cores, timeout_s):
 
 
 def measure(cmd):
-    before_busy = _busy_seconds()
+    before_busy, before_steal = _cpu_seconds()
     before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
@@ -453,9 +481,11 @@ def measure(cmd):
     after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     own = (after_children.ru_utime - before_children.ru_utime
            + after_children.ru_stime - before_children.ru_stime)
-    others = max(_busy_seconds() - before_busy - own, 0.0) / wall
+    after_busy, after_steal = _cpu_seconds()
+    others = max(after_busy - before_busy - own, 0.0) / wall
     row = json.loads(out.strip().splitlines()[-1])
     row["others_cpu_cores"] = round(others, 3)
+    row["steal_cores"] = round((after_steal - before_steal) / wall, 3)
     # The process's own CPU (all threads, user + system): on a shared box
     # the wall time also holds the time other processes had the core.
     row["cpu_s"] = round(own, 4)
