@@ -20,8 +20,9 @@
 # not run from the existing output file instead of listing them as not run),
 # --skip-reason TEXT (why the others were left out; printed in BENCHMARKS.md,
 # default "not selected"),
-# --issue-qps "Q1 Q2 ..." and --issue-bisect N (loadgen_issue's ladder and
-# bisection steps; the command line is printed in its section).
+# --issue-qps "Q1 Q2 ...", --issue-bisect N and --issue-impls "I1 I2 ..."
+# (loadgen_issue's ladder, bisection steps and implementations; the command
+# line is printed in its section).
 #
 # Sections and their full-method durations on a quiet 2-core machine (runs
 # x run length + each tool's start-up; builds and first peer installs not
@@ -94,7 +95,7 @@ cd "$root"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 # Every section, in the order they run; --sections picks among these.
 all_sections="loadgen_issue sut_vs_python client_cores loadgen_schedule scaling client_vs_python client_accuracy sim_throughput report_1m telemetry_overhead service_rankings"
-usage="usage: scripts/bench/all.sh [--quick] [--update] [--out FILE] [--sections a,b,...] [--skip-reason TEXT] [--issue-qps 'Q1 Q2 ...'] [--issue-bisect N]
+usage="usage: scripts/bench/all.sh [--quick] [--update] [--out FILE] [--sections a,b,...] [--skip-reason TEXT] [--issue-qps 'Q1 Q2 ...'] [--issue-bisect N] [--issue-impls 'I1 I2 ...']
 sections: ${all_sections// /, }"
 quick=0
 update=0
@@ -119,6 +120,7 @@ while [ $# -gt 0 ]; do
     --skip-reason) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; skip_reason="$2"; shift 2 ;;
     --issue-qps) [ $# -ge 2 ] && [ -n "$2" ] || { echo "$usage" >&2; exit 2; }; issue_qps="$2"; shift 2 ;;
     --issue-bisect) [ $# -ge 2 ] && [ "$2" -ge 0 ] 2>/dev/null || { echo "$usage" >&2; exit 2; }; issue_bisect="$2"; shift 2 ;;
+    --issue-impls) [ $# -ge 2 ] && [ -n "$2" ] || { echo "$usage" >&2; exit 2; }; issue_impls="$2"; shift 2 ;;
     *) echo "$usage" >&2; exit 2 ;;
   esac
 done
@@ -179,6 +181,7 @@ if [ $quick = 1 ]; then
   rankings_args=(2000 3)
 else
   issue_args=(--qps "${issue_qps:-10000 100000 300000 1000000 3000000 6000000}" --bisect "${issue_bisect:-3}" --repeats 3 --duration-ms 30000 --quiet-cores 0.5)
+  [ -z "${issue_impls:-}" ] || issue_args+=(--impls "$issue_impls")
   sut_args=()
   cores_args=()
   client_seconds=30
