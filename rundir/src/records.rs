@@ -13,9 +13,10 @@
 //! complete faster than the writer drains them (Offline answers millions at
 //! once).
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -58,28 +59,46 @@ const IDLE_POLLS: u32 = 50;
 const SPARE_BATCHES: usize = 4;
 
 /// What the writer thread receives: query lines not yet encoded (by far
-/// the most), or one line already serialized (the rare phase lines).
+/// the most), or one line already serialized (the rare phase lines), with
+/// the ticket that places them in the file.
 #[derive(Debug)]
-enum Batch {
+struct Batch {
+    ticket: u64,
+    body: Body,
+}
+
+#[derive(Debug)]
+enum Body {
     Queries(Vec<QueryRecord>),
     Encoded(Vec<u8>),
 }
 
+/// Query lines not yet handed to the writer thread, and the tickets handed
+/// out so far.
+///
+/// Completing threads take full batches under the lock but send them after
+/// releasing it (the send may wait on the writer), so two threads' batches
+/// can reach the channel in the other order, and a phase line sent by one
+/// thread could overtake query lines another thread took before it. Each
+/// batch and phase line therefore gets the next ticket while the lock is
+/// held, and the writer thread writes strictly in ticket order, holding
+/// back what arrives early: the file's order is the order lines joined the
+/// pending ones, whatever the threads' timing.
+#[derive(Debug)]
+struct Pending {
+    lines: Vec<QueryRecord>,
+    tickets: u64,
+}
+
 #[derive(Debug)]
 struct Shared {
-    /// Query lines not yet handed to the writer thread.
-    pending: Mutex<Vec<QueryRecord>>,
+    pending: Mutex<Pending>,
     /// Emptied batch buffers, back from the writer thread: reusing them
     /// spares the completing threads an allocation and its page faults per
     /// batch.
     spare: Mutex<Vec<Vec<QueryRecord>>>,
     /// The writer thread stopped (an I/O error, reported by `finish`).
     failed: AtomicBool,
-    /// Batches completing threads took from the pending lines to send
-    /// (changed under the pending lines' lock). The writer thread takes
-    /// pending lines itself only when it has received that many: a batch
-    /// taken but not yet received holds older lines, which must come first.
-    taken: AtomicU64,
 }
 
 impl Shared {
@@ -93,24 +112,35 @@ impl Shared {
     }
 
     /// The query records not yet handed to the writer thread.
-    fn lock_pending(&self) -> MutexGuard<'_, Vec<QueryRecord>> {
+    fn lock_pending(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes the pending lines, leaving an empty buffer in their place.
-    fn take_pending(&self, pending: &mut Vec<QueryRecord>) -> Vec<QueryRecord> {
-        self.taken.fetch_add(1, Ordering::Relaxed);
-        std::mem::replace(pending, self.empty_batch())
+    /// Takes the pending lines with the next ticket, leaving an empty
+    /// buffer in their place.
+    fn take_pending(&self, pending: &mut Pending) -> Batch {
+        let lines = std::mem::replace(&mut pending.lines, self.empty_batch());
+        Batch {
+            ticket: next_ticket(pending),
+            body: Body::Queries(lines),
+        }
     }
 
-    /// The writer thread's take: the pending lines, when it has `received`
-    /// every batch completing threads took before them (else nothing: they
-    /// follow that batch soon). Not counted in `taken`.
-    fn take_pending_after(&self, received: u64) -> Option<Vec<QueryRecord>> {
+    /// The writer thread's take: the pending lines, when it has written
+    /// everything before them (`written` tickets; else nothing: a batch
+    /// taken earlier is still on its way, and these follow it soon). No
+    /// ticket: nothing ticketed can come before them.
+    fn take_pending_after(&self, written: u64) -> Option<Vec<QueryRecord>> {
         let mut pending = self.lock_pending();
-        (self.taken.load(Ordering::Relaxed) == received && !pending.is_empty())
-            .then(|| std::mem::replace(&mut *pending, self.empty_batch()))
+        (pending.tickets == written && !pending.lines.is_empty())
+            .then(|| std::mem::replace(&mut pending.lines, self.empty_batch()))
     }
+}
+
+/// The next ticket (see [`Pending`]); the caller holds the lock.
+fn next_ticket(pending: &mut Pending) -> u64 {
+    pending.tickets += 1;
+    pending.tickets - 1
 }
 
 /// A [`loadgen::RunObserver`] that streams `records.jsonl` as the run goes:
@@ -156,10 +186,12 @@ impl RecordsWriter {
             .open(&path)
             .map_err(io_err(&path))?;
         let shared = Arc::new(Shared {
-            pending: Mutex::new(Vec::with_capacity(BATCH_LINES)),
+            pending: Mutex::new(Pending {
+                lines: Vec::with_capacity(BATCH_LINES),
+                tickets: 0,
+            }),
             spare: Mutex::new(Vec::new()),
             failed: AtomicBool::new(false),
-            taken: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::sync_channel::<Batch>(QUEUED_BATCHES);
         let thread = {
@@ -203,13 +235,13 @@ impl RecordsWriter {
         }
     }
 
-    /// Hands a batch taken from the pending lines to the writer thread
-    /// (after the lock on them is released: the send may wait).
-    fn send(&self, batch: Option<Vec<QueryRecord>>) {
+    /// Hands a ticketed batch to the writer thread (after the lock on the
+    /// pending lines is released: the send may wait).
+    fn send(&self, batch: Option<Batch>) {
         if let (Some(batch), Some(tx)) = (batch, &self.tx) {
             // Fails only when the writer thread stopped on an error, which
             // `finish` reports.
-            let _ = tx.send(Batch::Queries(batch));
+            let _ = tx.send(batch);
         }
     }
 
@@ -221,8 +253,8 @@ impl RecordsWriter {
         }
         let full = {
             let mut pending = self.shared.lock_pending();
-            add(&mut pending);
-            (pending.len() >= BATCH_LINES).then(|| self.shared.take_pending(&mut pending))
+            add(&mut pending.lines);
+            (pending.lines.len() >= BATCH_LINES).then(|| self.shared.take_pending(&mut pending))
         };
         self.send(full);
     }
@@ -236,14 +268,18 @@ impl RecordsWriter {
         let mut out = Vec::new();
         // Serializing these types into memory cannot fail.
         let _ = serde_json::to_writer(&mut out, line);
-        let before = {
+        let (before, line) = {
             let mut pending = self.shared.lock_pending();
-            (!pending.is_empty()).then(|| self.shared.take_pending(&mut pending))
+            let before =
+                (!pending.lines.is_empty()).then(|| self.shared.take_pending(&mut pending));
+            let line = Batch {
+                ticket: next_ticket(&mut pending),
+                body: Body::Encoded(out),
+            };
+            (before, line)
         };
         self.send(before);
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(Batch::Encoded(out));
-        }
+        self.send(Some(line));
     }
 }
 
@@ -298,8 +334,8 @@ fn write_loop(
     let mut written = 0u64;
     // One head for every line: a new one per line cost a 384-byte memset.
     let mut head = Head::new();
-    let mut encode = |out: &mut Vec<u8>, batch: Batch| match batch {
-        Batch::Queries(mut records) => {
+    let mut encode = |out: &mut Vec<u8>, body: Body| match body {
+        Body::Queries(mut records) => {
             for record in &records {
                 encode_query_line(record, &mut head, out);
             }
@@ -310,14 +346,16 @@ fn write_loop(
                 spare.push(records);
             }
         }
-        Batch::Encoded(line) => {
+        Body::Encoded(line) => {
             out.extend_from_slice(&line);
             out.push(b'\n');
             written += 1;
         }
     };
-    // Batches received from completing threads (see `Shared::taken`).
-    let mut received = 0u64;
+    // The next ticket to write, and batches that arrived before it (see
+    // `Pending`): at most one per completing thread.
+    let mut ticket = 0u64;
+    let mut early = BTreeMap::new();
     // What is pending (lines short of a batch, bytes short of a chunk) goes
     // to the file every FLUSH_INTERVAL by the clock, not only after that
     // long without a batch: a steady trickle of batches would otherwise
@@ -353,10 +391,11 @@ fn write_loop(
         match next {
             Ok(batch) => {
                 idle_polls = 0;
-                if let Batch::Queries(_) = batch {
-                    received += 1;
+                early.insert(batch.ticket, batch.body);
+                while let Some(body) = early.remove(&ticket) {
+                    encode(sink.buffer(), body);
+                    ticket += 1;
                 }
-                encode(sink.buffer(), batch);
                 sink.appended()?;
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -365,17 +404,20 @@ fn write_loop(
         if Instant::now() < due {
             continue;
         }
-        if let Some(lines) = shared.take_pending_after(received) {
-            encode(sink.buffer(), Batch::Queries(lines));
+        if let Some(lines) = shared.take_pending_after(ticket) {
+            encode(sink.buffer(), Body::Queries(lines));
         }
         sink.appended()?;
         sink.flush()?;
         due = Instant::now() + FLUSH_INTERVAL;
     }
-    // Every sender is gone, so every batch taken was received.
-    if let Some(lines) = shared.take_pending_after(received) {
-        encode(sink.buffer(), Batch::Queries(lines));
+    // Every sender is gone. A ticket still missing was lost with a thread
+    // that died between taking and sending it; what came after it is kept.
+    for (_, body) in early {
+        encode(sink.buffer(), body);
     }
+    let rest = std::mem::take(&mut shared.lock_pending().lines);
+    encode(sink.buffer(), Body::Queries(rest));
     sink.finish()?;
     Ok(written)
 }
@@ -854,5 +896,61 @@ mod tests {
             })
             .collect();
         assert_eq!(seqs, (0..n as u64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn batches_are_written_in_ticket_order_whatever_order_they_arrive_in() {
+        // Threads send after releasing the lock, so tickets can arrive in
+        // any order: here 3, 1, 0, the phase line 4, then 2, with lines
+        // still pending behind ticket 4 when the senders are gone.
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(RECORDS_FILE);
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        let records = |seqs: std::ops::Range<u64>| -> Vec<QueryRecord> {
+            seqs.map(|seq| QueryRecord { seq, ..base() }).collect()
+        };
+        let shared = Shared {
+            pending: Mutex::new(Pending {
+                lines: records(40..45),
+                tickets: 5,
+            }),
+            spare: Mutex::new(Vec::new()),
+            failed: AtomicBool::new(false),
+        };
+        let phase_line = br#"{"type":"marker"}"#.to_vec();
+        let (tx, rx) = mpsc::sync_channel(8);
+        for (ticket, seqs) in [(3, 30..40), (1, 10..20), (0, 0..10)] {
+            let body = Body::Queries(records(seqs));
+            tx.send(Batch { ticket, body }).unwrap();
+        }
+        let body = Body::Encoded(phase_line.clone());
+        tx.send(Batch { ticket: 4, body }).unwrap();
+        let body = Body::Queries(records(20..30));
+        tx.send(Batch { ticket: 2, body }).unwrap();
+        drop(tx);
+        assert_eq!(
+            write_loop(&path, file, &rx, &shared, Mode::RUN).unwrap(),
+            46
+        );
+
+        let mut want = Vec::new();
+        let mut head = Head::new();
+        for record in records(0..40) {
+            encode_query_line(&record, &mut head, &mut want);
+        }
+        want.extend_from_slice(&phase_line);
+        want.push(b'\n');
+        for record in records(40..45) {
+            encode_query_line(&record, &mut head, &mut want);
+        }
+        let got = std::fs::read(&path).unwrap();
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            String::from_utf8(want).unwrap()
+        );
     }
 }
