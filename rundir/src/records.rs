@@ -391,12 +391,17 @@ fn write_loop(
         match next {
             Ok(batch) => {
                 idle_polls = 0;
-                early.insert(batch.ticket, batch.body);
-                while let Some(body) = early.remove(&ticket) {
-                    encode(sink.buffer(), body);
+                if batch.ticket == ticket {
+                    encode(sink.buffer(), batch.body);
                     ticket += 1;
+                    while let Some(body) = early.remove(&ticket) {
+                        encode(sink.buffer(), body);
+                        ticket += 1;
+                    }
+                    sink.appended()?;
+                } else {
+                    early.insert(batch.ticket, batch.body);
                 }
-                sink.appended()?;
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
