@@ -327,18 +327,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let rss_before = proc_status_bytes("VmRSS");
     // The whole test, as the C++ twin times StartTest: the logs and records
-    // are flushed and closed inside the window.
+    // are written out and closed inside the window. Neither side waits for
+    // the disk in it (LoadGen C++ never syncs its logs); records.jsonl is
+    // synced right after, as `harness run` does, and that wait is reported
+    // on its own (`records_sync_s`).
     let start = Instant::now();
     let outcome = start_test(&sut, &qsl, &settings, &hooks, &options)?;
     drop(options);
     hooks.logs.finish()?;
-    let record_lines = match records {
-        Some(records) => Arc::try_unwrap(records)
-            .map_err(|_| "the records writer is still shared")?
-            .finish()?,
-        None => 0,
+    let closed = match records {
+        Some(records) => Some(
+            Arc::try_unwrap(records)
+                .map_err(|_| "the records writer is still shared")?
+                .close()?,
+        ),
+        None => None,
     };
     let wall_s = start.elapsed().as_secs_f64();
+    let synced = Instant::now();
+    let record_lines = match closed {
+        Some(closed) => closed.sync()?,
+        None => 0,
+    };
+    let records_sync_s = synced.elapsed().as_secs_f64();
     // What the disk had to take: loadgen_issue.sh writes and syncs as many
     // bytes with dd to show the disk's share of the whole-test time.
     let records_bytes = std::fs::metadata(outdir.join(rundir::RECORDS_FILE)).map_or(0, |m| m.len());
@@ -410,6 +421,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "validity_rule": "perf constraint (target-percentile latency <= target) + min duration + min queries/samples; no early stopping",
         "generation_s": generation_s,
         "start_test_wall_s": wall_s,
+        "records_sync_s": records_sync_s,
         "rss_before_bytes": rss_before,
         "peak_rss_bytes": peak_rss,
         "peak_rss_growth_per_query": rss_growth.map(|g| g as f64 / queries),

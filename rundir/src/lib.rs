@@ -33,7 +33,7 @@ pub mod metrics_csv;
 mod records;
 
 pub use metrics::MetricsSample;
-pub use records::RecordsWriter;
+pub use records::{ClosedRecords, RecordsWriter};
 
 /// The run manifest.
 pub const MANIFEST_FILE: &str = "run.json";

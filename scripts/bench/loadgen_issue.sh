@@ -12,10 +12,13 @@
 #   LoadGen's threads inherit it);
 # - the Rust side runs the way `harness run` does, less HTTP
 #   (harness/examples/issue_bench.rs): LoadGen's log files through its log
-#   writer thread, and records.jsonl (one line per sample, 115-125 B,
-#   fdatasync'd inside the timed window) through the run observer. LoadGen
-#   C++ posts an entry per sample to its logger thread (which collects the
-#   latencies) and keeps no per-sample file: the Rust side writes more;
+#   writer thread, and records.jsonl (one line per sample, about 113 B)
+#   through the run observer. LoadGen C++ posts an entry per sample to its
+#   logger thread (which collects the latencies) and keeps no per-sample
+#   file: the Rust side writes more. Neither side waits for the disk inside
+#   the timed window (LoadGen C++ never syncs its logs; records.jsonl is
+#   synced right after the window, as `harness run` syncs it before it
+#   reports, and that time is shown beside the table);
 # - both answer in chunks of at most 4096 samples from a buffer allocated
 #   before the test; both are timed as whole tests (StartTest / start_test,
 #   logs closed inside the window);
@@ -34,7 +37,7 @@
 #   --qps "Q1 Q2 ..."   Server target QPS ladder (default: 10000 100000 300000
 #                       1000000 3000000 6000000); the top points need ~55 B (Rust) /
 #                       ~310 B (C++) of RAM per query and, on the Rust side,
-#                       ~125 B of disk per query for records.jsonl: a rung
+#                       ~113 B of disk per query for records.jsonl: a rung
 #                       that does not fit the machine's free memory and disk
 #                       is not run, ends that implementation's ladder, and is
 #                       listed under the table (3M QPS x 30 s: ~28 GB for C++);

@@ -411,18 +411,20 @@ def offline_diagnostics(walls, floors, offline):
         print(f"- whole-test time rust-norecords / cpp: {med(nw) / med(cpp):.3f} "
               f"(over the repeats {min(nw) / max(cpp):.3f} to {max(nw) / min(cpp):.3f}): "
               "the same binary without records.jsonl")
+    syncs = [r["records_sync_s"] for r in offline
+             if r["impl"] == "rust" and r.get("records_sync_s") is not None]
+    if syncs:
+        print(f"- records.jsonl's sync, after the timed window (the test hands the bytes to "
+              f"the kernel, as LoadGen C++ hands its logs to an ofstream and syncs nothing; "
+              f"`harness run` syncs before it reports): {span(syncs, lambda v: f'{v:.3f} s')}")
     if floors:
         walls_dd = [r["wall_s"] for r in floors]
         mb = med([r["bytes"] for r in floors]) / 1e6
-        budget = med(cpp) / 3
         lines = med([r["record_lines"] for r in offline if r["impl"] == "rust"])
         print(f"- the disk alone: dd writing and syncing records.jsonl's {mb:,.0f} MB "
               f"({mb * 1e6 / max(lines, 1):.0f} B per line, {lines:,.0f} lines) took "
-              f"{span(walls_dd, lambda v: f'{v:.3f} s')}, against a budget of "
-              f"{budget:.3f} s (1/3 of cpp's median) for the whole Rust test: "
-              + ("the goal is out of reach on this disk while every sample's record is "
-                 "written and synced inside the test"
-                 if med(walls_dd) > budget else "within the budget"))
+              f"{span(walls_dd, lambda v: f'{v:.3f} s')}; a test that waited for the disk "
+              f"could not take less")
 
 
 def disk_floor(results_path, file, load_before):
