@@ -603,7 +603,12 @@ impl Line<'_> {
     #[inline(always)]
     fn uint(&mut self, v: u64) {
         const E8: u64 = 100_000_000;
-        if v < E8 {
+        if v < 10 {
+            // Zeros and other single digits are common (Offline's query
+            // and scheduled time): a byte, without the digit split.
+            self.buf[self.len] = b'0' + v as u8;
+            self.len += 1;
+        } else if v < E8 {
             self.leading_group(v);
         } else if v < E8 * E8 {
             self.leading_group(v / E8);
