@@ -308,6 +308,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => Some(Arc::new(rundir::RecordsWriter::create(
             &outdir,
             unix_now_ns(),
+            settings.scenario,
         )?)),
     };
     let defaults = RunOptions::default();

@@ -458,7 +458,11 @@ fn measure(
             runtime, config, options, plan, dir, clock, backend, progress,
         );
     }
-    let records = Arc::new(rundir::RecordsWriter::create(dir, clock.start_unix_ns)?);
+    let records = Arc::new(rundir::RecordsWriter::create(
+        dir,
+        clock.start_unix_ns,
+        config.settings.scenario,
+    )?);
     let hooks = RunHooks::open(
         dir,
         &config.logs,

@@ -723,7 +723,12 @@ mod tests {
         use loadgen::RunObserver;
         let tmp = tempfile::tempdir().unwrap();
         let start = header().start;
-        let writer = RecordsWriter::create(tmp.path(), start.start_unix_ns - 1_000).unwrap();
+        let writer = RecordsWriter::create(
+            tmp.path(),
+            start.start_unix_ns - 1_000,
+            loadgen::Scenario::Server,
+        )
+        .unwrap();
         writer.phase_started(&start);
         writer.sample_completed(record(7));
         assert_eq!(writer.finish().unwrap(), 2);
@@ -735,7 +740,7 @@ mod tests {
             "a run that died keeps its records"
         );
         // A second writer never overwrites the first one's file.
-        assert!(RecordsWriter::create(tmp.path(), 0).is_err());
+        assert!(RecordsWriter::create(tmp.path(), 0, loadgen::Scenario::Server).is_err());
     }
 
     #[test]

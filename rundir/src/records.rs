@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use loadgen::{PhaseEnd, PhaseStart, QueryRecord};
+use loadgen::{PhaseEnd, PhaseStart, QueryRecord, Scenario};
 
 use crate::{FLUSH_INTERVAL, PhaseHeader, RECORDS_FILE, RecordLine, RunDirError, io_err};
 
@@ -151,9 +151,9 @@ fn next_ticket(pending: &mut Pending) -> u64 {
 /// thread encodes and writes full batches, and whatever is pending at least
 /// every [`FLUSH_INTERVAL`], so a crash loses at most that much.
 /// Completion threads never wait on the disk unless it falls about 100 MiB
-/// behind (queued batches and chunks). An I/O thread writes the file's
-/// first 512 MiB through the page cache and the rest with direct I/O where
-/// the filesystem takes it (see the `sink` module); elsewhere it writes
+/// behind (queued batches and chunks). An I/O thread writes the file with
+/// direct I/O where the filesystem takes it, in Offline after a first
+/// 512 MiB through the page cache (see the `sink` module); elsewhere it writes
 /// through the page cache, syncs every 16 MiB and drops what is on disk
 /// from the cache except the last 512 MiB, so a long run at millions of
 /// queries per second does not grow the page cache by gigabytes.
@@ -174,10 +174,16 @@ pub struct RecordsWriter {
 
 impl RecordsWriter {
     /// Creates `records.jsonl` in `dir` (failing if it exists: runs never
-    /// overwrite). Phase starts are placed on the run clock whose zero is
-    /// `run_start_unix_ns` (the manifest's `start_unix_ns`).
-    pub fn create(dir: &Path, run_start_unix_ns: u64) -> Result<RecordsWriter, RunDirError> {
-        Self::create_with(dir, run_start_unix_ns, Mode::RUN)
+    /// overwrite) for a run of `scenario` (which decides how the bytes go
+    /// to disk: see the `sink` module). Phase starts are placed on the run
+    /// clock whose zero is `run_start_unix_ns` (the manifest's
+    /// `start_unix_ns`).
+    pub fn create(
+        dir: &Path,
+        run_start_unix_ns: u64,
+        scenario: Scenario,
+    ) -> Result<RecordsWriter, RunDirError> {
+        Self::create_with(dir, run_start_unix_ns, Mode::run(scenario))
     }
 
     /// [`RecordsWriter::create`], writing the file as `mode` says.
@@ -838,7 +844,7 @@ mod tests {
         use loadgen::RunObserver;
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join(RECORDS_FILE);
-        let writer = RecordsWriter::create(tmp.path(), 0).unwrap();
+        let writer = RecordsWriter::create(tmp.path(), 0, Scenario::Server).unwrap();
         for seq in 0..3000 {
             writer.sample_completed(QueryRecord { seq, ..base() });
         }
@@ -853,7 +859,7 @@ mod tests {
         // Dropped without close (a run that failed on the way): nothing
         // pending is lost.
         let tmp = tempfile::tempdir().unwrap();
-        let writer = RecordsWriter::create(tmp.path(), 0).unwrap();
+        let writer = RecordsWriter::create(tmp.path(), 0, Scenario::Server).unwrap();
         for seq in 0..5 {
             writer.sample_completed(QueryRecord { seq, ..base() });
         }
@@ -866,7 +872,7 @@ mod tests {
     fn a_steady_trickle_of_batches_reaches_the_file_by_the_flush_interval() {
         use loadgen::RunObserver;
         let tmp = tempfile::tempdir().unwrap();
-        let writer = RecordsWriter::create(tmp.path(), 0).unwrap();
+        let writer = RecordsWriter::create(tmp.path(), 0, Scenario::Server).unwrap();
         let path = tmp.path().join(RECORDS_FILE);
         let mut line = Vec::new();
         encode_query_line(&base(), &mut Head::new(), &mut line);
@@ -895,15 +901,16 @@ mod tests {
     #[test]
     fn every_line_lands_in_order_written_directly_or_buffered() {
         use loadgen::RunObserver;
-        // What runs use (here all head), direct I/O from the first byte,
+        // What Offline runs use (here all head), what the others use
+        // (direct I/O from the first byte),
         // a head that ends inside the file and direct I/O after it,
         // buffered keeping the whole file cached, and buffered keeping none
         // of it: neither the aligned chunks, nor the switch from the head
         // to direct writes, nor dropping synced pages from the cache loses
         // or reorders a line.
         for mode in [
-            Mode::RUN,
-            Mode::direct_after(0),
+            Mode::run(Scenario::Offline),
+            Mode::run(Scenario::Server),
             Mode::direct_after(sink::WRITEBACK_BYTES + 5),
             Mode::buffered(sink::CACHED_BYTES),
             Mode::buffered(0),
@@ -938,7 +945,7 @@ mod tests {
     fn batched_completions_keep_every_line_in_order_and_byte_for_byte() {
         use loadgen::RunObserver;
         let tmp = tempfile::tempdir().unwrap();
-        let writer = RecordsWriter::create(tmp.path(), 0).unwrap();
+        let writer = RecordsWriter::create(tmp.path(), 0, Scenario::Server).unwrap();
         // Batches smaller and larger than half the writer's batch, as large
         // as it, arriving with lines pending or none, between single lines.
         let mut seq = 0u64;
@@ -991,7 +998,7 @@ mod tests {
     fn full_and_partial_batches_keep_every_line_in_order() {
         use loadgen::RunObserver;
         let tmp = tempfile::tempdir().unwrap();
-        let writer = RecordsWriter::create(tmp.path(), 0).unwrap();
+        let writer = RecordsWriter::create(tmp.path(), 0, Scenario::Server).unwrap();
         // Several full batches plus a partial one.
         let n = 3 * BATCH_LINES + 17;
         for seq in 0..n as u64 {
@@ -1045,7 +1052,7 @@ mod tests {
         tx.send(Batch { ticket: 2, body }).unwrap();
         drop(tx);
         assert_eq!(
-            write_loop(&path, file, &rx, &shared, Mode::RUN).unwrap(),
+            write_loop(&path, file, &rx, &shared, Mode::run(Scenario::Server)).unwrap(),
             46
         );
 

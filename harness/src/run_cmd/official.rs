@@ -162,7 +162,11 @@ pub(super) fn measure(
         log_dir: dir.to_path_buf(),
         trace: config.logs.trace,
     };
-    let records = Arc::new(rundir::RecordsWriter::create(dir, clock.start_unix_ns)?);
+    let records = Arc::new(rundir::RecordsWriter::create(
+        dir,
+        clock.start_unix_ns,
+        config.settings.scenario,
+    )?);
     let telemetry = super::start_telemetry(runtime, config, dir, clock, backend, progress)?;
     let mut observers = Observers::default();
     // The progress view ignores records; the records writer keeps them
