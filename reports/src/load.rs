@@ -466,12 +466,10 @@ fn parse_blocks(
             });
         }
         // Read blocks, cut at the last newline; the remainder starts the next.
-        let mut carry: Vec<u8> = Vec::new();
+        let mut carry: Vec<u8> = Vec::with_capacity(block);
         let mut index = 0usize;
         let outcome = loop {
-            let mut buf = spare_rx.try_recv().unwrap_or_default();
-            buf.clear();
-            buf.extend_from_slice(&carry);
+            let mut buf = std::mem::take(&mut carry);
             // Up to a block more, read into the buffer's spare capacity (no
             // zeroing first); fewer bytes than asked for means the end.
             let eof = match (&mut file).take(block as u64).read_to_end(&mut buf) {
@@ -486,6 +484,11 @@ fn parse_blocks(
             }
             match memchr::memrchr(b'\n', &buf) {
                 Some(cut) => {
+                    // The rest of the cut line starts the next block, in a
+                    // buffer back from the parsers when there is one.
+                    carry = spare_rx
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(block));
                     carry.clear();
                     carry.extend_from_slice(&buf[cut + 1..]);
                     buf.truncate(cut + 1);

@@ -476,7 +476,7 @@ mod tests {
     }
 
     #[test]
-    fn every_byte_lands_once_in_order_in_both_modes() {
+    fn every_byte_lands_once_in_order_in_every_mode() {
         // All head; direct from the first byte; a head that ends inside a
         // chunk, then direct; buffered throughout.
         let modes = [
