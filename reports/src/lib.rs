@@ -199,8 +199,7 @@ pub fn generate(run_dir: &Path, opts: &ReportOptions) -> Result<ReportOutputs, R
         opts.threads
     };
     let data = load::load(run_dir, threads)?;
-    let summary = summarize(&data);
-    write_reports(&data, &summary, opts)
+    stage(&data, None, opts)?.commit()
 }
 
 /// Writes the reports of a loaded run whose summary is already computed
@@ -221,19 +220,79 @@ pub fn stage_reports(
     summary: &Summary,
     opts: &ReportOptions,
 ) -> Result<StagedReports, ReportError> {
+    stage(data, Some(summary), opts)
+}
+
+/// [`stage_reports`], summarizing first when no summary is given. The CSV
+/// files need no summary, and `queries.csv` (a row per sample) takes about as
+/// long as the summary, charts and HTML together on a large run, so it is
+/// written on a thread of its own while this one does the rest.
+fn stage(
+    data: &RunData,
+    given: Option<&Summary>,
+    opts: &ReportOptions,
+) -> Result<StagedReports, ReportError> {
+    std::thread::scope(|scope| {
+        let csv = opts.csv.then(|| {
+            scope.spawn(|| {
+                let mut out = ReportOutputs::default();
+                csv::write_all(data, &mut out).map(|()| out)
+            })
+        });
+        let computed;
+        let summary = match given {
+            Some(s) => s,
+            None => {
+                computed = summarize(data);
+                &computed
+            }
+        };
+        let rest = stage_summary_charts_html(data, summary, opts);
+        let mut out = ReportOutputs {
+            incomplete: summary.completeness.incomplete,
+            ..ReportOutputs::default()
+        };
+        let (first, rest) = match rest {
+            Ok(parts) => parts,
+            Err(e) => {
+                // Let the CSV thread finish before the error leaves: its
+                // staging file is then complete, as when it ran first.
+                if let Some(csv) = csv {
+                    let _ = csv.join();
+                }
+                return Err(e);
+            }
+        };
+        out.files.extend(first.files);
+        match csv {
+            Some(csv) => {
+                let staged = csv
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+                out.files.extend(staged.files);
+                out.skipped.extend(staged.skipped);
+            }
+            None => out.skipped.push("csv: disabled".into()),
+        }
+        out.files.extend(rest.files);
+        out.skipped.extend(rest.skipped);
+        Ok(StagedReports(out))
+    })
+}
+
+/// `summary.json` (first), then the charts and `report.html` (second): the
+/// two parts that go before and after the CSV files in [`ReportOutputs`].
+fn stage_summary_charts_html(
+    data: &RunData,
+    summary: &Summary,
+    opts: &ReportOptions,
+) -> Result<(ReportOutputs, ReportOutputs), ReportError> {
     let run_dir = data.dir.as_path();
-    let mut out = ReportOutputs {
-        incomplete: summary.completeness.incomplete,
-        ..ReportOutputs::default()
-    };
-    out.files.push(write_output(run_dir, SUMMARY_FILE, |w| {
+    let mut first = ReportOutputs::default();
+    first.files.push(write_output(run_dir, SUMMARY_FILE, |w| {
         summary::render_json(summary, w)
     })?);
-    if opts.csv {
-        csv::write_all(data, &mut out)?;
-    } else {
-        out.skipped.push("csv: disabled".into());
-    }
+    let mut out = ReportOutputs::default();
     let charts = if opts.charts {
         charts::draw_all(data, summary, &mut out)?
     } else {
@@ -247,5 +306,5 @@ pub fn stage_reports(
     } else {
         out.skipped.push("report.html: disabled".into());
     }
-    Ok(StagedReports(out))
+    Ok((first, out))
 }

@@ -347,13 +347,15 @@ fn raw_from_record(q: loadgen::QueryRecord) -> RawQuery {
 /// take the remainder of the division), or, when every chunk's count was
 /// known (or nothing was streamed), placed at completion, when it became
 /// known. A stream that claims more tokens than `n_tokens` keeps its claims.
-fn token_arrivals(q: &RawQuery) -> Vec<(u64, u64)> {
+fn token_arrivals(q: &RawQuery, mut arrive: impl FnMut(u64, u64)) {
     // Records written before per-chunk counts existed: one token a chunk.
     let count = |i: usize| q.chunk_tokens.get(i).map_or(1, |&n| u64::from(n));
-    let known: u64 = (0..q.chunk_ns.len()).map(count).sum();
+    let (known, unknown) = (0..q.chunk_ns.len())
+        .map(count)
+        .fold((0u64, 0u64), |(known, unknown), n| {
+            (known + n, unknown + u64::from(n == 0))
+        });
     let rest = u64::try_from(q.n_tokens).unwrap_or(0).saturating_sub(known);
-    let unknown = (0..q.chunk_ns.len()).filter(|&i| count(i) == 0).count() as u64;
-    let mut out = Vec::with_capacity(q.chunk_ns.len() + 1);
     let mut seen_unknown = 0u64;
     for (i, &t) in q.chunk_ns.iter().enumerate() {
         let mut n = count(i);
@@ -362,13 +364,12 @@ fn token_arrivals(q: &RawQuery) -> Vec<(u64, u64)> {
             seen_unknown += 1;
         }
         if n > 0 {
-            out.push((t, n));
+            arrive(t, n);
         }
     }
     if unknown == 0 && rest > 0 {
-        out.push((q.end_ns, rest));
+        arrive(q.end_ns, rest);
     }
-    out
 }
 
 fn add_query(batch: &mut Batch, q: impl std::borrow::Borrow<RawQuery>) {
@@ -382,13 +383,14 @@ fn add_query(batch: &mut Batch, q: impl std::borrow::Borrow<RawQuery>) {
             batch.itl_sum.0 += u128::from(gap);
             batch.itl_sum.1 += u128::from(gap) * u128::from(gap);
         }
-        for (t, n) in token_arrivals(q) {
+        let bins = &mut batch.token_bins;
+        token_arrivals(q, |t, n| {
             let bin = (t / FINE_BIN_NS) as usize;
-            if bin >= batch.token_bins.len() {
-                batch.token_bins.resize(bin + 1, 0);
+            if bin >= bins.len() {
+                bins.resize(bin + 1, 0);
             }
-            batch.token_bins[bin] += n;
-        }
+            bins[bin] += n;
+        });
     }
     batch.samples.push(Sample {
         seq: q.seq,
@@ -702,20 +704,35 @@ mod fast {
             (self.s.get(self.i) == Some(&b)).then(|| self.i += 1)
         }
 
+        /// An unsigned JSON integer. Chunk-time arrays are most of a large
+        /// file, so the first 19 digits go without overflow checks. (Reading
+        /// eight digits at a time with SWAR was slower: most numbers are 8 to
+        /// 10 digits, and its shifts and multiplies sit on the critical path.)
         #[inline]
         fn uint(&mut self) -> Option<u64> {
-            let start = self.i;
+            let rest = &self.s[self.i..];
             let mut v: u64 = 0;
-            while let Some(&c) = self.s.get(self.i) {
+            let mut n = 0usize;
+            // Nineteen digits cannot overflow a u64 (its maximum has 20).
+            while n < 19 {
+                match rest.get(n) {
+                    Some(&c) if c.is_ascii_digit() => {
+                        v = v * 10 + u64::from(c - b'0');
+                        n += 1;
+                    }
+                    _ => break,
+                }
+            }
+            while let Some(&c) = rest.get(n) {
                 if !c.is_ascii_digit() {
                     break;
                 }
                 v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-                self.i += 1;
+                n += 1;
             }
+            self.i += n;
             // No empty numbers, no leading zeros (as JSON requires).
-            let len = self.i - start;
-            (len > 0 && (len == 1 || self.s[start] != b'0')).then_some(v)
+            (n > 0 && (n == 1 || rest[0] != b'0')).then_some(v)
         }
 
         fn int(&mut self) -> Option<i64> {
@@ -896,6 +913,73 @@ mod fast {
             assert!(scratch.chunk_tokens.is_empty());
         }
 
+        /// The reference: the standard library's parse, with JSON's rules.
+        fn scalar_uint(s: &[u8]) -> (Option<u64>, usize) {
+            let n = s.iter().take_while(|c| c.is_ascii_digit()).count();
+            let v = std::str::from_utf8(&s[..n]).unwrap().parse::<u64>().ok();
+            let ok = n > 0 && (n == 1 || s[0] != b'0');
+            (v.filter(|_| ok), n)
+        }
+
+        #[test]
+        fn reads_every_number_as_the_standard_parse_does() {
+            // Every length from 1 to 21 digits (u64::MAX has 20), each
+            // followed by every kind of byte that ends a number (and bytes
+            // next to the digits), at every distance from the end of the
+            // line.
+            let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+            let mut next = move || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            let mut numbers: Vec<Vec<u8>> = vec![
+                u64::MAX.to_string().into_bytes(),
+                b"18446744073709551616".to_vec(),
+                b"99999999999999999999".to_vec(),
+                b"0".to_vec(),
+                b"00".to_vec(),
+                b"0123".to_vec(),
+            ];
+            for len in 1..=21 {
+                for _ in 0..40 {
+                    let mut d: Vec<u8> = (0..len).map(|_| b'0' + (next() % 10) as u8).collect();
+                    if d[0] == b'0' && next() % 4 != 0 {
+                        d[0] = b'1' + (next() % 9) as u8;
+                    }
+                    numbers.push(d);
+                }
+            }
+            let ends: [&[u8]; 9] = [
+                b",",
+                b"]",
+                b"}",
+                b"/",
+                b":",
+                b"\xff",
+                b"\xfa",
+                b"",
+                b",1234567,",
+            ];
+            for digits in &numbers {
+                for end in ends {
+                    for pad in 0..10 {
+                        let mut line = digits.clone();
+                        line.extend_from_slice(end);
+                        line.extend(std::iter::repeat_n(b'x', pad));
+                        let mut c = Cursor { s: &line, i: 0 };
+                        let (want, len) = scalar_uint(&line);
+                        let got = c.uint();
+                        assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&line));
+                        if got.is_some() {
+                            assert_eq!(c.i, len);
+                        }
+                    }
+                }
+            }
+        }
+
         #[test]
         fn declines_what_it_does_not_handle() {
             let mut scratch = RawQuery::default();
@@ -935,6 +1019,12 @@ mod token_arrival_tests {
             chunk_tokens: chunk_tokens.to_vec(),
             ..RawQuery::default()
         }
+    }
+
+    fn token_arrivals(q: &RawQuery) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        super::token_arrivals(q, |t, n| out.push((t, n)));
+        out
     }
 
     fn total(a: &[(u64, u64)]) -> u64 {
