@@ -64,9 +64,12 @@ pub struct SimArgs {
     /// Relative standard deviation of step times.
     #[arg(long)]
     pub jitter: Option<f64>,
-    /// Sleep/spin threshold of the engine thread (µs).
+    /// Least sleep/spin threshold of the engine thread (µs); 0 turns spinning off.
     #[arg(long)]
     pub spin_us: Option<u64>,
+    /// Most the threshold grows to while the OS's sleeps wake late (µs).
+    #[arg(long)]
+    pub max_spin_us: Option<u64>,
     /// Always send the final usage chunk (vLLM --enable-force-include-usage).
     #[arg(long)]
     pub force_include_usage: bool,
@@ -164,6 +167,7 @@ impl SimArgs {
         set(&mut e.decode_us_per_kv_token, &self.decode_us_per_kv_token);
         set(&mut e.jitter, &self.jitter);
         set(&mut e.spin_us, &self.spin_us);
+        set(&mut e.max_spin_us, &self.max_spin_us);
         c.force_include_usage |= self.force_include_usage;
         c.legacy_metric_names |= self.legacy_metric_names;
         let f = &mut c.faults;

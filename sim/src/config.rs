@@ -81,9 +81,13 @@ pub struct EngineConfig {
     pub decode_us_per_kv_token: f64,
     /// Relative standard deviation of the step time (0 = none).
     pub jitter: f64,
-    /// The engine thread sleeps until this many microseconds before a step's deadline and spins
-    /// for the rest, because OS timers wake late by tens of microseconds to a millisecond.
+    /// The engine thread sleeps until at least this many microseconds before a step's deadline
+    /// and spins for the rest, because OS timers wake late by tens of microseconds to a
+    /// millisecond. 0 turns spinning off.
     pub spin_us: u64,
+    /// The spin window grows past `spin_us`, up to this, while sleeps wake later than it allows
+    /// (to twice the overshoot seen), and shrinks back when they wake on time.
+    pub max_spin_us: u64,
 }
 
 /// Faults, each drawn from a generator seeded by `SimConfig::seed` and the request's arrival
@@ -168,6 +172,7 @@ impl Default for EngineConfig {
             decode_us_per_kv_token: 0.04,
             jitter: 0.02,
             spin_us: 200,
+            max_spin_us: 1000,
         }
     }
 }

@@ -564,21 +564,52 @@ fn finish_metrics(s: &Seq, reason: FinishReason, now: Instant, metrics: &mut Met
     );
 }
 
-/// Sleeps until shortly before `deadline`, then spins: OS sleeps overshoot by up to a
-/// millisecond, and step times of vLLM are often a few milliseconds.
-pub(crate) fn wait_until(deadline: Instant, spin: Duration) {
+/// Sleeps until `spin` before `deadline`, then spins: OS sleeps overshoot by
+/// tens of microseconds on a quiet machine and by hundreds in some VMs, and
+/// step times of vLLM are often a few milliseconds. Returns how late the sleep
+/// woke (zero when it did not sleep), for [`next_spin`].
+pub(crate) fn wait_until(deadline: Instant, spin: Duration) -> Duration {
+    let mut overshoot = Duration::ZERO;
     loop {
         let now = Instant::now();
         if now >= deadline {
-            return;
+            return overshoot;
         }
         let left = deadline - now;
         if left > spin {
+            let wake = deadline - spin;
             std::thread::sleep(left - spin);
+            overshoot = Instant::now().saturating_duration_since(wake);
         } else {
             std::hint::spin_loop();
             std::thread::yield_now();
         }
+    }
+}
+
+/// The spin window for the next step, after a sleep that woke `overshoot`
+/// late: at once twice that overshoot if it is larger than the window (a
+/// wake-up as late as the ones just seen still lands before the deadline),
+/// else back toward the larger of it and `floor` by 1/64 of the gap per step,
+/// and never beyond `cap`. So a machine whose timers are sharp spins for
+/// `floor` only, and one whose timers wake late (a VM's) spins long enough to
+/// keep steps on time, without a setting per machine. A `floor` of zero turns
+/// spinning off.
+pub(crate) fn next_spin(
+    current: Duration,
+    overshoot: Duration,
+    floor: Duration,
+    cap: Duration,
+) -> Duration {
+    if floor.is_zero() {
+        return Duration::ZERO;
+    }
+    let cap = cap.max(floor);
+    let want = overshoot.saturating_mul(2).clamp(floor, cap);
+    if want >= current {
+        want
+    } else {
+        current - (current - want) / 64
     }
 }
 
@@ -598,7 +629,9 @@ pub(crate) fn run(
 ) {
     let mut sched = Scheduler::new(config, tokenizer);
     let mut jitter_rng = Rng::new(config.seed ^ 0x6A09_E667_F3BC_C908);
-    let spin = Duration::from_micros(config.engine.spin_us);
+    let spin_floor = Duration::from_micros(config.engine.spin_us);
+    let spin_cap = Duration::from_micros(config.engine.max_spin_us);
+    let mut spin = spin_floor;
     // End of the previous step while the engine stays busy: the next step starts there, not at
     // "now", so the time spent between steps never accumulates into drift.
     let mut prev_deadline: Option<Instant> = None;
@@ -648,7 +681,8 @@ pub(crate) fn run(
         }
         let deadline = start + Duration::from_nanos((us * 1000.0) as u64);
         let produced = lock(&shared.metrics, |m| sched.complete(&plan, m));
-        wait_until(deadline, spin);
+        let overshoot = wait_until(deadline, spin);
+        spin = next_spin(spin, overshoot, spin_floor, spin_cap);
         let end = Instant::now();
         let late = end.saturating_duration_since(deadline);
         lock(&shared.metrics, |m| sched.deliver(produced, end, m));
@@ -718,6 +752,40 @@ mod tests {
             }
         }
         v
+    }
+
+    #[test]
+    fn spin_window_follows_the_timers_overshoot() {
+        let us = Duration::from_micros;
+        let (floor, cap) = (us(200), us(1000));
+        // Sharp timers: the window stays at the floor.
+        assert_eq!(next_spin(floor, us(20), floor, cap), floor);
+        // A late wake-up widens it at once to twice the overshoot...
+        assert_eq!(next_spin(floor, us(300), floor, cap), us(600));
+        // ...never beyond the cap...
+        assert_eq!(next_spin(us(600), us(3000), floor, cap), cap);
+        // ...and prompt wake-ups narrow it by 1/64 of the gap per step.
+        assert_eq!(next_spin(us(840), us(10), floor, cap), us(830));
+        let mut w = cap;
+        for _ in 0..1000 {
+            w = next_spin(w, Duration::ZERO, floor, cap);
+        }
+        assert!(w < us(201), "{w:?}");
+        // A floor of zero turns spinning off whatever the timers do.
+        assert_eq!(
+            next_spin(us(500), us(400), Duration::ZERO, cap),
+            Duration::ZERO
+        );
+        // A machine whose sleeps always wake 300 us late: from the second
+        // step on, the window covers it and the steps are on time.
+        let mut w = floor;
+        let mut late = Vec::new();
+        for _ in 0..10 {
+            late.push(us(300).saturating_sub(w));
+            w = next_spin(w, us(300), floor, cap);
+        }
+        assert_eq!(late[0], us(100));
+        assert!(late[1..].iter().all(|l| l.is_zero()), "{late:?}");
     }
 
     #[test]
