@@ -80,9 +80,13 @@ pub struct PhaseData {
     pub end: Option<PhaseEnd>,
     /// Samples in file (completion) order.
     pub samples: Vec<Sample>,
-    /// Inter-chunk gaps (ns) of successful samples, in parts.
-    pub itl_parts: Vec<Vec<u64>>,
-    /// Bucket counts of all of `itl_parts`.
+    /// Inter-chunk gaps (ns) of successful samples below 2^32 ns (4.3 s), in
+    /// parts. Four bytes each: a large run has a hundred million of them,
+    /// kept for exact percentiles.
+    pub itl_parts: Vec<Vec<u32>>,
+    /// The gaps of 2^32 ns and more (stalls: rare).
+    pub itl_wide: Vec<u64>,
+    /// Bucket counts of all of `itl_parts` and `itl_wide`.
     pub itl_counts: BucketCounts,
     /// Sum and sum of squares of the gaps.
     pub itl_sum: (u128, u128),
@@ -97,6 +101,7 @@ impl PhaseData {
             end: None,
             samples: Vec::new(),
             itl_parts: Vec::new(),
+            itl_wide: Vec::new(),
             itl_counts: BucketCounts::default(),
             itl_sum: (0, 0),
             token_bins: Vec::new(),
@@ -105,7 +110,15 @@ impl PhaseData {
 
     /// Number of ITL gaps.
     pub fn itl_count(&self) -> usize {
-        self.itl_parts.iter().map(Vec::len).sum()
+        self.itl_parts.iter().map(Vec::len).sum::<usize>() + self.itl_wide.len()
+    }
+
+    /// Every gap of `itl_parts` and `itl_wide`, in no particular order.
+    pub fn itl_gaps(&self) -> impl Iterator<Item = u64> + '_ {
+        self.itl_parts
+            .iter()
+            .flat_map(|part| part.iter().map(|&gap| u64::from(gap)))
+            .chain(self.itl_wide.iter().copied())
     }
 }
 
@@ -234,7 +247,8 @@ enum Piece {
 #[derive(Default)]
 struct Batch {
     samples: Vec<Sample>,
-    itl: Vec<u64>,
+    itl: Vec<u32>,
+    itl_wide: Vec<u64>,
     itl_counts: Option<Box<BucketCounts>>,
     itl_sum: (u128, u128),
     token_bins: Vec<u64>,
@@ -378,7 +392,10 @@ fn add_query(batch: &mut Batch, q: impl std::borrow::Borrow<RawQuery>) {
         let counts = batch.itl_counts.get_or_insert_with(Default::default);
         for w in q.chunk_ns.windows(2) {
             let gap = w[1].saturating_sub(w[0]);
-            batch.itl.push(gap);
+            match u32::try_from(gap) {
+                Ok(narrow) => batch.itl.push(narrow),
+                Err(_) => batch.itl_wide.push(gap),
+            }
             counts.add(gap);
             batch.itl_sum.0 += u128::from(gap);
             batch.itl_sum.1 += u128::from(gap) * u128::from(gap);
@@ -555,6 +572,7 @@ fn assemble_phases(
                     if !batch.itl.is_empty() {
                         phase.itl_parts.push(batch.itl);
                     }
+                    phase.itl_wide.extend(batch.itl_wide);
                     if phase.token_bins.len() < batch.token_bins.len() {
                         phase.token_bins.resize(batch.token_bins.len(), 0);
                     }
@@ -1095,5 +1113,60 @@ mod block_tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn gaps_of_four_seconds_and_more_are_kept_apart_and_still_counted() {
+        let wide = u64::from(u32::MAX) + 1;
+        let query = |seq: u64, chunk_ns: Vec<u64>| {
+            let r = loadgen::QueryRecord {
+                seq,
+                query: seq,
+                sample_index: 0,
+                scheduled_ns: 0,
+                issued_ns: 0,
+                first_token_ns: chunk_ns.first().copied(),
+                end_ns: chunk_ns.last().copied().unwrap_or(0),
+                n_tokens: chunk_ns.len() as i64,
+                extras: loadgen::RecordExtras {
+                    chunk_tokens: vec![1; chunk_ns.len()],
+                    chunk_ns,
+                    ..loadgen::RecordExtras::default()
+                }
+                .boxed(),
+            };
+            let mut line = serde_json::to_vec(&RecordLine::Query(r)).unwrap();
+            line.push(b'\n');
+            line
+        };
+        let mut data = query(0, vec![100, 110, 110 + wide, 120 + wide]);
+        data.extend(query(1, vec![5, 5 + wide + 7]));
+        let block = parse_block(&data, true);
+        assert!(block.error.is_none());
+        let [Piece::Queries(batch)] = &block.pieces[..] else {
+            panic!("one run of queries");
+        };
+        assert_eq!(batch.itl, vec![10, 10]);
+        assert_eq!(batch.itl_wide, vec![wide, wide + 7]);
+        // Through a whole file: a synthetic run's phase header, then these.
+        let tmp = tempfile::tempdir().unwrap();
+        let run = crate::synthetic::SyntheticRun {
+            samples: 1,
+            ..Default::default()
+        };
+        crate::synthetic::write_run(tmp.path(), &run).unwrap();
+        let path = tmp.path().join(rundir::RECORDS_FILE);
+        let synthetic = std::fs::read(&path).unwrap();
+        let header_end = synthetic.iter().position(|&c| c == b'\n').unwrap() + 1;
+        let mut file = synthetic[..header_end].to_vec();
+        file.extend(&data);
+        std::fs::write(&path, file).unwrap();
+        let (phases, _) = read_records(&path, 1).unwrap();
+        let phase = &phases[0];
+        assert_eq!(phase.itl_count(), 4);
+        assert_eq!(
+            phase.itl_counts.select(phase.itl_gaps(), &[0, 1, 2, 3]),
+            vec![10, 10, wide, wide + 7]
+        );
     }
 }

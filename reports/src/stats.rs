@@ -313,8 +313,8 @@ impl BucketCounts {
     }
 
     /// The values at the given 0-based ranks (ascending) of the sample whose
-    /// values are `parts` (the same values that were counted).
-    pub fn select(&self, parts: &[&[u64]], ranks: &[usize]) -> Vec<u64> {
+    /// values are `values` (the same values that were counted, in any order).
+    pub fn select(&self, values: impl IntoIterator<Item = u64>, ranks: &[usize]) -> Vec<u64> {
         // For each rank: its bucket and its rank within the bucket.
         let mut wanted = vec![false; BUCKETS];
         let mut where_ = Vec::with_capacity(ranks.len());
@@ -331,12 +331,10 @@ impl BucketCounts {
             where_.push((b, (r - below) as usize));
         }
         let mut collected: std::collections::BTreeMap<usize, Vec<u64>> = Default::default();
-        for part in parts {
-            for &v in *part {
-                let b = bucket_of(v);
-                if wanted[b] {
-                    collected.entry(b).or_default().push(v);
-                }
+        for v in values {
+            let b = bucket_of(v);
+            if wanted[b] {
+                collected.entry(b).or_default().push(v);
             }
         }
         for values in collected.values_mut() {
@@ -461,7 +459,7 @@ mod tests {
         let mut all: Vec<u64> = a.iter().chain(&b).copied().collect();
         all.sort_unstable();
         let ranks = needed_ranks(all.len());
-        let got = counts.select(&[&a, &b], &ranks);
+        let got = counts.select(a.iter().chain(&b).copied(), &ranks);
         let want: Vec<u64> = ranks.iter().map(|&r| all[r]).collect();
         assert_eq!(got, want);
     }

@@ -586,8 +586,7 @@ fn itl_stats(p: &PhaseData) -> Option<Stats> {
         return None;
     }
     let ranks = stats::needed_ranks(n);
-    let parts: Vec<&[u64]> = p.itl_parts.iter().map(Vec::as_slice).collect();
-    let values = p.itl_counts.select(&parts, &ranks);
+    let values = p.itl_counts.select(p.itl_gaps(), &ranks);
     let (mean, std) = stats::integer_moments(n as u64, p.itl_sum.0, p.itl_sum.1);
     stats::stats_from_ranks(n, mean, std, |r| {
         ranks
