@@ -112,6 +112,7 @@ impl RecordExtras {
     /// nothing moved, when all of them are empty. Checking the detail first
     /// spares the many samples without extras (an Offline burst: millions)
     /// building a value only to find it empty.
+    #[inline]
     pub fn take_from(detail: &mut ResponseDetail) -> Option<Box<RecordExtras>> {
         if detail.input_tokens.is_none()
             && detail.endpoint.is_none()
@@ -121,6 +122,14 @@ impl RecordExtras {
         {
             return None;
         }
+        Self::moved_from(detail)
+    }
+
+    /// The moving half of [`RecordExtras::take_from`], out of line so that
+    /// only the check inlines into the completion path (an Offline burst
+    /// never gets here; a streamed sample always does).
+    #[inline(never)]
+    fn moved_from(detail: &mut ResponseDetail) -> Option<Box<RecordExtras>> {
         Some(Box::new(RecordExtras {
             input_tokens: detail.input_tokens.take(),
             endpoint: detail.endpoint.take(),
