@@ -227,8 +227,8 @@ impl SequenceGen {
     /// of word `w`): every one without `sampling` (accuracy phases), else
     /// those [`AccuracyLogSampling::is_logged`] picks. The engine ends where
     /// `total` draws of `uniform_real(0, 1)` leave it. Its outputs come a
-    /// block at a time ([`Mt19937::fill_u32`]): this was the serial start of
-    /// a large Offline test (about 45 ms of 4M samples, one by one).
+    /// block at a time ([`Mt19937::fill_u32`]): drawn one by one, they were
+    /// most of the serial start of a large Offline test (perf).
     fn accuracy_log_bits(
         &mut self,
         total: usize,
