@@ -122,21 +122,21 @@ impl RecordExtras {
         {
             return None;
         }
-        Self::moved_from(detail)
+        Some(Self::moved_from(detail))
     }
 
     /// The moving half of [`RecordExtras::take_from`], out of line so that
     /// only the check inlines into the completion path (an Offline burst
     /// never gets here; a streamed sample always does).
     #[inline(never)]
-    fn moved_from(detail: &mut ResponseDetail) -> Option<Box<RecordExtras>> {
-        Some(Box::new(RecordExtras {
+    fn moved_from(detail: &mut ResponseDetail) -> Box<RecordExtras> {
+        Box::new(RecordExtras {
             input_tokens: detail.input_tokens.take(),
             endpoint: detail.endpoint.take(),
             error: detail.error.take(),
             chunk_ns: std::mem::take(&mut detail.chunk_ns),
             chunk_tokens: std::mem::take(&mut detail.chunk_tokens),
-        }))
+        })
     }
 
     /// The way back from [`RecordExtras::boxed`]: empty for `None`.

@@ -248,27 +248,18 @@ fn stage(
             }
         };
         let rest = stage_summary_charts_html(data, summary, opts);
+        // Joined before `rest` is looked at: when it failed, the CSV thread's
+        // outcome (a panic included) is dropped with it.
+        let csv = csv.map(|csv| csv.join());
+        let (summary_file, rest) = rest?;
         let mut out = ReportOutputs {
             incomplete: summary.completeness.incomplete,
+            files: vec![summary_file],
             ..ReportOutputs::default()
         };
-        let (first, rest) = match rest {
-            Ok(parts) => parts,
-            Err(e) => {
-                // Let the CSV thread finish before the error leaves: its
-                // staging file is then complete, as when it ran first.
-                if let Some(csv) = csv {
-                    let _ = csv.join();
-                }
-                return Err(e);
-            }
-        };
-        out.files.extend(first.files);
         match csv {
-            Some(csv) => {
-                let staged = csv
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            Some(joined) => {
+                let staged = joined.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
                 out.files.extend(staged.files);
                 out.skipped.extend(staged.skipped);
             }
@@ -280,18 +271,15 @@ fn stage(
     })
 }
 
-/// `summary.json` (first), then the charts and `report.html` (second): the
-/// two parts that go before and after the CSV files in [`ReportOutputs`].
+/// `summary.json`, then the charts and `report.html`: the summary's path
+/// (first in [`ReportOutputs`]) and what goes after the CSV files.
 fn stage_summary_charts_html(
     data: &RunData,
     summary: &Summary,
     opts: &ReportOptions,
-) -> Result<(ReportOutputs, ReportOutputs), ReportError> {
+) -> Result<(PathBuf, ReportOutputs), ReportError> {
     let run_dir = data.dir.as_path();
-    let mut first = ReportOutputs::default();
-    first.files.push(write_output(run_dir, SUMMARY_FILE, |w| {
-        summary::render_json(summary, w)
-    })?);
+    let summary_file = write_output(run_dir, SUMMARY_FILE, |w| summary::render_json(summary, w))?;
     let mut out = ReportOutputs::default();
     let charts = if opts.charts {
         charts::draw_all(data, summary, &mut out)?
@@ -306,5 +294,5 @@ fn stage_summary_charts_html(
     } else {
         out.skipped.push("report.html: disabled".into());
     }
-    Ok((first, out))
+    Ok((summary_file, out))
 }
