@@ -374,6 +374,42 @@ fn offline_issues_one_query_with_every_sample() {
     );
 }
 
+/// A large Offline phase (its completion slots and latency array mapped on
+/// a second core beforehand, where there is one) loses nothing: every
+/// sample completes once, and its latency is its completion time.
+#[test]
+fn a_large_offline_phase_accounts_for_every_sample() {
+    let collect = Arc::new(Collect::default());
+    let sut = InstantSut {
+        tokens: 3,
+        calls: AtomicU64::new(0),
+    };
+    let s = settings(Scenario::Offline, |_| {});
+    let n = 300_000;
+    let m = run(
+        &sut,
+        one_offline_query(n),
+        &s,
+        Phase::Performance,
+        RunOptions::default(),
+        &collect,
+    );
+    assert_eq!((m.queries_issued, m.samples_issued), (1, n as u64));
+    assert_eq!(m.samples_given_up, 0);
+    assert_eq!(m.result.sample_latencies.len(), n);
+    let records = collect.records.lock().unwrap();
+    assert_eq!(records.len(), n);
+    let mut seen = vec![false; n];
+    for r in records.iter() {
+        assert!(!std::mem::replace(&mut seen[r.seq as usize], true));
+        assert_eq!(m.result.sample_latencies[r.seq as usize], r.end_ns as i64);
+    }
+    assert_eq!(
+        m.max_complete_ns,
+        records.iter().map(|r| r.end_ns).max().unwrap()
+    );
+}
+
 /// Keeps the size of each batch of records and the records themselves.
 #[derive(Default)]
 struct Batches {

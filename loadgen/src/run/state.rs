@@ -122,7 +122,7 @@ pub(crate) struct TimeSlots {
 }
 
 impl TimeSlots {
-    fn new(n: usize) -> TimeSlots {
+    pub(crate) fn new(n: usize) -> TimeSlots {
         TimeSlots {
             slots: bytemuck::zeroed_slice_box(n),
             any_written: AtomicBool::new(false),
@@ -131,7 +131,7 @@ impl TimeSlots {
 
     /// Maps every page of the slots (writing the "not written" 0 they
     /// already hold), so writing a slot later never faults.
-    fn map_pages(&self) {
+    pub(crate) fn map_pages(&self) {
         map_pages(&self.slots, |slot| slot.store(0, Ordering::Relaxed));
     }
 
@@ -172,12 +172,16 @@ impl PhaseState {
     /// the arrays takes tens of milliseconds per million queries (page
     /// faults), and a clock started before that would make the first
     /// queries of a Server run late by as much.
+    ///
+    /// `complete_ns`, when given, is the completion slots (one per sample of
+    /// the plan), allocated and perhaps mapped by the caller already.
     pub fn new(
         plan: Arc<IssuePlan>,
         flags: PhaseFlags,
         observer: Option<Arc<dyn RunObserver>>,
         log: Arc<dyn PhaseLog>,
         issuer: Thread,
+        complete_ns: Option<TimeSlots>,
     ) -> PhaseState {
         let queries = plan.query_count();
         let samples = plan.sample_count();
@@ -187,7 +191,9 @@ impl PhaseState {
         };
         let query_issued_ns = atomics_u64(queries, UNSET);
         let first_token_ns = TimeSlots::new(samples);
-        let complete_ns = TimeSlots::new(samples);
+        let complete_ns = complete_ns
+            .filter(|slots| slots.len() == samples)
+            .unwrap_or_else(|| TimeSlots::new(samples));
         // Zero is 0 tokens and NO_ERROR.
         let n_tokens: Box<[AtomicI64]> = bytemuck::zeroed_slice_box(samples);
         let error_kind = bytemuck::zeroed_slice_box(samples);
@@ -198,8 +204,10 @@ impl PhaseState {
         // faults a second on the issuer's thread, and on a VM some of them
         // stalled it for tens of milliseconds: INVALID in 3 of 4 20 s runs
         // (p99 issue lateness up to 108 ms), against VALID in 4 of 4 (at
-        // most 6 ms) with the pages mapped up front. Offline stays lazy: its
-        // whole test is timed, and it issues everything at once anyway.
+        // most 6 ms) with the pages mapped up front. Offline stays lazy
+        // here: its whole test is timed, and it issues everything at once
+        // anyway (a large one gets its completion slots mapped on another
+        // core meanwhile: see `issuer::prepare_offline`).
         if flags.scenario != Scenario::Offline {
             complete_ns.map_pages();
             if flags.use_tokens {
