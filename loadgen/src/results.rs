@@ -327,25 +327,24 @@ impl PerformanceSummary {
         let mut s = PerformanceSummary::empty(settings, result);
         let sorted = SortedLatencies::of(result);
         s.process_latencies(settings, result, &sorted);
-        let pr = result;
 
         // Validity, in LoadGen's order (LogDetail's).
         let min_duration = settings.min_duration_ms as f64 / 1000.0;
         s.min_duration_met = match settings.scenario {
-            Scenario::Offline => pr.max_latency >= min_duration,
-            Scenario::Server => pr.final_query_scheduled_time >= min_duration,
+            Scenario::Offline => result.max_latency >= min_duration,
+            Scenario::Server => result.final_query_scheduled_time >= min_duration,
             Scenario::SingleStream | Scenario::MultiStream => {
-                pr.final_query_issued_time >= min_duration
+                result.final_query_issued_time >= min_duration
             }
         };
         if !s.min_duration_met {
             s.min_duration_recommendation = min_duration_recommendation(settings.scenario).into();
         }
-        s.min_queries_met = pr.queries_issued >= settings.min_query_count
+        s.min_queries_met = result.queries_issued >= settings.min_query_count
             && s.sample_count >= settings.min_sample_count;
         s.perf_constraints_met = s.perf_constraints(settings);
 
-        let queries = pr.queries_issued as i64;
+        let queries = result.queries_issued as i64;
         if !settings.use_token_latencies {
             let mut rec = String::new();
             s.early_stopping_met = s.early_stopping(

@@ -479,8 +479,9 @@ mod tests {
     use super::*;
 
     /// Appends `parts` one by one (flushing after those `flush_after`
-    /// says), finishes, and checks the file holds exactly their bytes.
-    fn round_trip(mode: Mode, parts: &[Vec<u8>], flush_after: impl Fn(usize) -> bool) {
+    /// says), finishes, and checks the file holds exactly their bytes;
+    /// returns what the I/O thread did.
+    fn round_trip(mode: Mode, parts: &[Vec<u8>], flush_after: impl Fn(usize) -> bool) -> IoReport {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("records.jsonl");
         let file = File::options()
@@ -498,10 +499,12 @@ mod tests {
                 sink.flush().unwrap();
             }
         }
-        assert_eq!(sink.finish().unwrap(), expected.len() as u64);
+        let (len, report) = sink.finish_with_report().unwrap();
+        assert_eq!(len, expected.len() as u64);
         let written = std::fs::read(&path).unwrap();
         assert_eq!(written.len(), expected.len(), "{mode:?}");
         assert!(written == expected, "{mode:?}: the bytes differ");
+        report
     }
 
     /// Distinct bytes everywhere, so a misplaced block shows.
@@ -552,24 +555,7 @@ mod tests {
             .map(|i| part(i, CHUNK_BYTES / 2 + 7))
             .collect();
         for mode in [Mode::run(Scenario::Server), Mode::buffered(0)] {
-            let tmp = tempfile::tempdir().unwrap();
-            let path = tmp.path().join("records.jsonl");
-            let file = File::options()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .unwrap();
-            let mut sink = FileSink::start(file, &path, mode).unwrap();
-            let mut expected = Vec::new();
-            for part in &parts {
-                sink.buffer().extend_from_slice(part);
-                expected.extend_from_slice(part);
-                sink.appended().unwrap();
-                sink.flush().unwrap();
-            }
-            let (len, report) = sink.finish_with_report().unwrap();
-            assert_eq!(len, expected.len() as u64);
-            assert!(std::fs::read(&path).unwrap() == expected, "{mode:?}");
+            let report = round_trip(mode, &parts, |_| true);
             if report.direct {
                 assert_eq!(report.syncs, 0, "{mode:?}");
             } else {
