@@ -102,8 +102,17 @@ struct Shared {
 }
 
 impl Shared {
-    /// An empty buffer for the next batch: a spare one, or a new one,
-    /// written through once by the calling thread (the completing one).
+    /// An empty buffer for the next batch: a spare one, or a new one.
+    fn empty_batch(&self) -> Vec<QueryRecord> {
+        self.spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BATCH_LINES))
+    }
+
+    /// [`Shared::empty_batch`], written through once by the calling thread,
+    /// which must be the one that fills it (a completing thread).
     ///
     /// Why write it: a spare buffer's memory was last read by the writer
     /// thread on the other core (a new one's, freed there), so each record
@@ -115,14 +124,11 @@ impl Shared {
     /// pass the prefetcher streams) makes the lines the completing core's
     /// before the pushes: `sample_completed` fell to about half, and
     /// issue_bench Server at 3.8M QPS (20 s, 3 interleaved runs each) went
-    /// from 0 VALID of 3 to 2 of 3 (issue lateness p99 69 and 77 us).
-    fn empty_batch(&self) -> Vec<QueryRecord> {
-        let mut batch = self
-            .spare
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(BATCH_LINES));
+    /// from 0 VALID of 3 to 2 of 3 (issue lateness p99 69 and 77 us). The
+    /// writer thread's own take does not call this: written there, the
+    /// lines would be the writer core's again.
+    fn owned_empty_batch(&self) -> Vec<QueryRecord> {
+        let mut batch = self.empty_batch();
         batch.resize(BATCH_LINES, QueryRecord::default());
         batch.clear();
         batch
@@ -136,7 +142,7 @@ impl Shared {
     /// Takes the pending lines with the next ticket, leaving an empty
     /// buffer in their place.
     fn take_pending(&self, pending: &mut Pending) -> Batch {
-        let lines = std::mem::replace(&mut pending.lines, self.empty_batch());
+        let lines = std::mem::replace(&mut pending.lines, self.owned_empty_batch());
         Batch {
             ticket: next_ticket(pending),
             body: Body::Queries(lines),
