@@ -331,6 +331,18 @@ fn multi_stream_issues_eight_samples_per_query_and_measures_query_latency() {
             .unwrap();
         assert_eq!(ql, *max_sample);
     }
+    // The last query's own samples, not the phase's latest completion.
+    let records = collect.records.lock().unwrap();
+    let last_done = records
+        .iter()
+        .filter(|r| r.query == 4)
+        .map(|r| r.end_ns)
+        .max()
+        .unwrap();
+    assert_eq!(
+        m.result.final_query_all_samples_done_time,
+        last_done as f64 / 1e9
+    );
 }
 
 /// Offline's one query of `samples` samples (indices cycling over 16), no
@@ -407,6 +419,50 @@ fn a_large_offline_phase_accounts_for_every_sample() {
     assert_eq!(
         m.max_complete_ns,
         records.iter().map(|r| r.end_ns).max().unwrap()
+    );
+}
+
+/// Answers an Offline query's samples one at a time, last sample first,
+/// each after the clock has moved on from the previous one.
+struct ReverseSut;
+
+impl SystemUnderTest for ReverseSut {
+    fn name(&self) -> &str {
+        "reverse"
+    }
+    fn issue_query(&self, samples: &[QuerySample], responder: &Responder) {
+        for s in samples.iter().rev() {
+            let before = std::time::Instant::now();
+            while std::time::Instant::now() == before {
+                std::hint::spin_loop();
+            }
+            responder.complete(QuerySampleResponse::with_tokens(s.id, &[7], 1));
+        }
+    }
+}
+
+/// The final query's "all samples done" time (LoadGen's Offline samples per
+/// second divides by it) is its latest completion, whichever sample that
+/// is: here the first one issued.
+#[test]
+fn the_final_query_is_done_when_its_last_answered_sample_is() {
+    let collect = Arc::new(Collect::default());
+    let s = settings(Scenario::Offline, |_| {});
+    let m = run(
+        &ReverseSut,
+        one_offline_query(500),
+        &s,
+        Phase::Performance,
+        RunOptions::default(),
+        &collect,
+    );
+    let records = collect.records.lock().unwrap();
+    let end_of = |seq: u64| records.iter().find(|r| r.seq == seq).unwrap().end_ns;
+    assert!(end_of(0) > end_of(499));
+    assert_eq!(m.max_complete_ns, end_of(0));
+    assert_eq!(
+        m.result.final_query_all_samples_done_time,
+        end_of(0) as f64 / 1e9
     );
 }
 
