@@ -10,8 +10,9 @@ Driven by scripts/bench/sut_vs_python.sh, which installs what it needs.
 Per run: LoadGen's verdict (mlperf_log_summary.txt, "Result is"), LoadGen's
 completed samples per second, the client's CPU (user + system, GNU time)
 per completed query (and apart: user, kernel, and voluntary + involuntary
-context switches per query, summarised at the highest rate both tools
-sustain), its peak RSS, and its client-added TTFT and TPOT per
+context switches per query), compared at the highest rate both tools
+sustain (if the Python SUT fails at every rung the ladders share, the
+harness also runs at the Python SUT's highest VALID rung), its peak RSS, and its client-added TTFT and TPOT per
 request: the client's own figures for a request, each timed from its own
 send (harness: records.jsonl, issued_ns to first_token_ns; Python: its send
 to its first token), minus the simulator's ground truth for the same request
@@ -268,6 +269,30 @@ def bracket(rows, tool):
     return lo, (min(above) if above else None)
 
 
+def common_rung(rows):
+    """The highest target QPS at which both tools were VALID in every
+    repeat, or None."""
+    h, p = rungs_valid(rows, "harness"), rungs_valid(rows, "python")
+    both = [q for q in set(h) & set(p) if h[q] and p[q]]
+    return max(both) if both else None
+
+
+def ensure_common_rung(rows, a, run):
+    """CPU per query compares the tools at one rate both sustain (the
+    highest such). The ladders share rungs from 1,000 QPS up; when the
+    Python SUT failed at every shared rung (a busy box), the harness also
+    runs a.repeats times at the Python SUT's highest rung VALID in every
+    repeat, so that the comparison is made at a lower rate instead of
+    being left out."""
+    if common_rung(rows) is not None:
+        return
+    lo = bracket(rows, "python")[0]
+    if lo:
+        for r in range(1, a.repeats + 1):
+            log(f"common rung: harness {lo} QPS, run {r}/{a.repeats}")
+            run("harness", lo, f"c{r}")
+
+
 def midpoint(lo, hi):
     if lo is None or hi is None or hi / lo < 1.05:
         return None
@@ -390,10 +415,10 @@ def table(rows, busy, a):
                  + " to " + (f"{hh / pl:.1f}x" if hh else "unbounded (harness never failed)"))
         print(f"- max VALID QPS per client core, harness / python: {hl / pl:.1f}x "
               f"(the brackets allow {allow}); goal >= 5x")
-    common = [q for q in set(rungs_valid(rows, "harness")) & set(rungs_valid(rows, "python"))
-              if rungs_valid(rows, "harness")[q] and rungs_valid(rows, "python")[q]]
-    if common:
-        q = max(common)
+    q = common_rung(rows)
+    if q is None:
+        print("- client CPU per query: no rate at which both tools were VALID in every repeat")
+    else:
         h = [r["cpu_ms_per_query"] for r in rows if r["tool"] == "harness" and r["target_qps"] == q]
         p = [r["cpu_ms_per_query"] for r in rows if r["tool"] == "python" and r["target_qps"] == q]
         h = [v for v in h if v]
@@ -450,6 +475,7 @@ def main():
                "python": [int(q) for q in a.python_qps.split()]}
     caps = {"harness": a.harness_max_qps, "python": a.python_max_qps}
     find_limits(TOOLS, ladders, caps, a, bench.run, bench.results)
+    ensure_common_rung(bench.results, a, bench.run)
     table(bench.results, bench.busy, a)
 
 
