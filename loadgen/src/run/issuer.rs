@@ -597,50 +597,7 @@ fn collect_result(
     };
 
     let token_results = if settings.use_token_latencies {
-        let needs_first_token = settings.scenario != Scenario::Offline;
-        let mut first_token_latencies = Vec::with_capacity(if needs_first_token { n } else { 0 });
-        let mut time_per_output_token_arr = Vec::with_capacity(n);
-        let mut tokens_per_sample = Vec::with_capacity(n);
-        for (seq, &latency) in sample_latencies.iter().enumerate() {
-            // LoadGen's RecordSampleCompletion: negative or single-token
-            // counts are recorded as 0 (after logging an error).
-            let mut n_tokens = state.n_tokens[seq].load(Ordering::Relaxed);
-            if n_tokens < 0 || n_tokens == 1 {
-                n_tokens = 0;
-            }
-            tokens_per_sample.push(n_tokens);
-            // Deviation from LoadGen, on purpose: a failed sample, one that
-            // never completed (interrupted) or one without a first token has
-            // no TTFT and no TPOT. LoadGen would record kInvalidLatency
-            // (i64::MIN) and a TPOT divided by -1, and those sentinels would
-            // reach the mean, the minimum and the percentiles.
-            let failed = state.error_kind[seq].load(Ordering::Relaxed) != NO_ERROR;
-            if failed || complete(seq) == UNSET {
-                continue;
-            }
-            let base = if needs_first_token {
-                let first = state.first_token_ns.load(seq);
-                if first == UNSET {
-                    continue;
-                }
-                let ttft = first as i64 - scheduled(seq) as i64;
-                first_token_latencies.push(ttft);
-                ttft
-            } else {
-                // Offline has no first token; TPOT is latency / (n - 1).
-                0
-            };
-            // TPOT needs at least two tokens (0 and 1 are LoadGen errors
-            // already logged) and is never negative.
-            if n_tokens >= 2 {
-                time_per_output_token_arr.push((latency - base).max(0) / (n_tokens - 1));
-            }
-        }
-        TokenPerformanceResults {
-            first_token_latencies,
-            time_per_output_token_arr,
-            tokens_per_sample,
-        }
+        token_results(state, settings.scenario, &sample_latencies)
     } else {
         TokenPerformanceResults::default()
     };
@@ -682,6 +639,63 @@ fn collect_result(
         interrupted: stop == IssueStop::Interrupted,
     };
     (result, max_complete_ns)
+}
+
+/// The token latencies of the samples whose `sample_latencies` these are
+/// (sample `seq` at index `seq`): TTFT (not in Offline), TPOT and tokens
+/// per sample, as LoadGen's token-latency results hold them.
+fn token_results(
+    state: &PhaseState,
+    scenario: Scenario,
+    sample_latencies: &[QuerySampleLatency],
+) -> TokenPerformanceResults {
+    let n = sample_latencies.len();
+    let scheduled = |seq: usize| state.scheduled_ns(state.plan.query_of(seq));
+    let complete = |seq: usize| state.complete_ns.load(seq);
+    let needs_first_token = scenario != Scenario::Offline;
+    let mut first_token_latencies = Vec::with_capacity(if needs_first_token { n } else { 0 });
+    let mut time_per_output_token_arr = Vec::with_capacity(n);
+    let mut tokens_per_sample = Vec::with_capacity(n);
+    for (seq, &latency) in sample_latencies.iter().enumerate() {
+        // LoadGen's RecordSampleCompletion: negative or single-token
+        // counts are recorded as 0 (after logging an error).
+        let mut n_tokens = state.n_tokens[seq].load(Ordering::Relaxed);
+        if n_tokens < 0 || n_tokens == 1 {
+            n_tokens = 0;
+        }
+        tokens_per_sample.push(n_tokens);
+        // Deviation from LoadGen, on purpose: a failed sample, one that
+        // never completed (interrupted) or one without a first token has
+        // no TTFT and no TPOT. LoadGen would record kInvalidLatency
+        // (i64::MIN) and a TPOT divided by -1, and those sentinels would
+        // reach the mean, the minimum and the percentiles.
+        let failed = state.error_kind[seq].load(Ordering::Relaxed) != NO_ERROR;
+        if failed || complete(seq) == UNSET {
+            continue;
+        }
+        let base = if needs_first_token {
+            let first = state.first_token_ns.load(seq);
+            if first == UNSET {
+                continue;
+            }
+            let ttft = first as i64 - scheduled(seq) as i64;
+            first_token_latencies.push(ttft);
+            ttft
+        } else {
+            // Offline has no first token; TPOT is latency / (n - 1).
+            0
+        };
+        // TPOT needs at least two tokens (0 and 1 are LoadGen errors
+        // already logged) and is never negative.
+        if n_tokens >= 2 {
+            time_per_output_token_arr.push((latency - base).max(0) / (n_tokens - 1));
+        }
+    }
+    TokenPerformanceResults {
+        first_token_latencies,
+        time_per_output_token_arr,
+        tokens_per_sample,
+    }
 }
 
 fn issue_delay_stats(state: &PhaseState, queries_issued: u64) -> IssueDelayStats {
