@@ -103,6 +103,7 @@ class Bench:
     def start_sim(self, truth):
         cmd = ["taskset", "-c", str(self.a.sim_cpu), self.a.harness, "sim", "--listen",
                f"127.0.0.1:{self.a.port}", "--profile", self.a.profile, "--ground-truth", truth]
+        cmd += self.a.sim_args.split()
         sim = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for _ in range(200):
             try:
@@ -464,6 +465,8 @@ def main():
     p.add_argument("--model-key", default="llama3_1-8b")
     p.add_argument("--profile", default="throughput-bench")
     p.add_argument("--sim-cpu", type=int, default=1)
+    p.add_argument("--sim-args", default="",
+                   help="more arguments for `harness sim` (e.g. \"--spin-us 0\")")
     p.add_argument("--client-cpu", type=int, default=0)
     p.add_argument("--port", type=int, default=18432)
     p.add_argument("--busy-cores", type=float, default=0.25)
