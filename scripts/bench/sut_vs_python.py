@@ -12,8 +12,8 @@ completed samples per second, the client's CPU (user + system, GNU time)
 per completed query (and apart: user, kernel, and voluntary + involuntary
 context switches per query), compared at the highest rate both tools
 sustain (if the Python SUT fails at every rung the ladders share, the
-harness also runs at the Python SUT's highest VALID rung), its peak RSS, and its client-added TTFT and TPOT per
-request: the client's own figures for a request, each timed from its own
+harness also runs at the Python SUT's highest VALID rung), its peak RSS,
+and its client-added TTFT and TPOT per request: the client's own figures for a request, each timed from its own
 send (harness: records.jsonl, issued_ns to first_token_ns; Python: its send
 to its first token), minus the simulator's ground truth for the same request
 (arrival to first-token hand-off; TPOT (end - first token) / (tokens - 1)),

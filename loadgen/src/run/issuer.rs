@@ -557,18 +557,8 @@ fn collect_result(
     // time): read here, in the pass the latencies need anyway, rather than
     // kept up to date by every completion.
     let mut max_complete_ns = 0;
-    // The last query's samples that this pass sees, and when the last of
-    // them completed (`UNSET` counts, as in `query_done_ns`): in Offline
-    // that query is every sample, and a second pass over them for it took
-    // 6 ms of the serial tail at 4M samples (perf).
-    let last_samples = last_query.map_or(0..0, |q| plan.samples_of(q));
-    let last_seen = last_samples.start.min(n)..last_samples.end.min(n);
-    let mut last_done_ns = 0;
     for seq in 0..n {
         let c = complete(seq);
-        if last_seen.contains(&seq) {
-            last_done_ns = last_done_ns.max(c);
-        }
         // After give_up every issued sample is complete.
         let latency = if c == UNSET {
             0
@@ -615,13 +605,7 @@ fn collect_result(
         Some(q) => (
             seconds(plan.scheduled_ns[q]),
             seconds(state.query_issued_ns[q].load(Ordering::Acquire)),
-            // Any of its samples past the issued ones (there are none
-            // unless issuing stopped inside the query) still count.
-            seconds(
-                (last_seen.end.max(last_samples.start)..last_samples.end)
-                    .map(complete)
-                    .fold(last_done_ns, u64::max),
-            ),
+            seconds(query_done_ns(q)),
         ),
         None => (0.0, 0.0, 0.0),
     };
