@@ -101,7 +101,10 @@ type Behavior = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
 struct ServerState {
     behavior: Behavior,
     requests: mpsc::UnboundedSender<Received>,
-    seq: Arc<AtomicUsize>,
+    /// The next generation request's seq. Held while a request takes its
+    /// seq, gets its reply and goes on the channel, so that the channel
+    /// delivers requests in seq order even when handlers run concurrently.
+    seq: Arc<std::sync::Mutex<usize>>,
     health: u16,
     models: Vec<String>,
     owned_by: String,
@@ -143,7 +146,7 @@ impl MockServer {
         let state = ServerState {
             behavior: Arc::new(behavior),
             requests: tx,
-            seq: Arc::new(AtomicUsize::new(0)),
+            seq: Arc::new(std::sync::Mutex::new(0)),
             health: options.health,
             models: options.models,
             owned_by: options.owned_by,
@@ -209,16 +212,22 @@ async fn generate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let received = Received {
-        path: uri.path().to_string(),
-        headers,
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-        seq: state.seq.fetch_add(1, Ordering::SeqCst),
-        version,
-        peer,
+    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let reply = {
+        let mut next_seq = state.seq.lock().unwrap();
+        let received = Received {
+            path: uri.path().to_string(),
+            headers,
+            body,
+            seq: *next_seq,
+            version,
+            peer,
+        };
+        *next_seq += 1;
+        let reply = (state.behavior)(&received);
+        let _ = state.requests.send(received);
+        reply
     };
-    let reply = (state.behavior)(&received);
-    let _ = state.requests.send(received);
     match reply {
         Reply::Status(code, body) => (
             StatusCode::from_u16(code).unwrap(),
