@@ -525,8 +525,10 @@ fn encode_query_line(record: &QueryRecord, head: &mut Head, out: &mut Vec<u8>) {
     }
     line.push(br#","sample_index":"#);
     line.uint(record.sample_index);
-    line.push(br#","scheduled_ns":"#);
-    line.uint(record.scheduled_ns);
+    if record.scheduled_ns != 0 {
+        line.push(br#","scheduled_ns":"#);
+        line.uint(record.scheduled_ns);
+    }
     line.push(br#","issued_ns":"#);
     line.uint(record.issued_ns);
     line.optional(br#","first_token_ns":"#, record.first_token_ns);

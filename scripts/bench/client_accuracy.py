@@ -71,7 +71,7 @@ def compare(records_path, truth_path, prefix):
         matched += 1
         s_ttft = g["first_token_ns"] - g["arrival_ns"]
         s_e2e = g["end_ns"] - g["arrival_ns"]
-        issued, sched = r["issued_ns"], r["scheduled_ns"]
+        issued, sched = r["issued_ns"], r.get("scheduled_ns", 0)  # left out when 0
         rows[names[0]].append((r["first_token_ns"] - issued) - s_ttft)
         rows[names[1]].append((r["end_ns"] - issued) - s_e2e)
         rows[names[2]].append((r["first_token_ns"] - sched) - s_ttft)

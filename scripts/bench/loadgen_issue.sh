@@ -12,7 +12,8 @@
 #   LoadGen's threads inherit it);
 # - the Rust side runs the way `harness run` does, less HTTP
 #   (harness/examples/issue_bench.rs): LoadGen's log files through its log
-#   writer thread, and records.jsonl (one line per sample, about 113 B)
+#   writer thread, and records.jsonl (one line per sample, about 113 B in
+#   Server, 96 B in Offline, whose lines leave out scheduled_ns = 0)
 #   through the run observer. LoadGen C++ posts an entry per sample to its
 #   logger thread (which collects the latencies) and keeps no per-sample
 #   file: the Rust side writes more. Neither side waits for the disk inside
