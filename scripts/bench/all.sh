@@ -145,7 +145,22 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 raw="$root/.cache/bench/all/$stamp"
 mkdir -p "$raw"
 : > "$raw/sections.tsv"
-machine="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); $(uname -srm)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) of memory"
+# What tells two machines apart when a virtual machine's CPU model string
+# hides the host's (a KVM guest may show every host as "AMD EPYC"): the
+# clock the guest was given, the caches it sees and the hypervisor. Ratios
+# against Python peers moved by a third between two builds of the same VM
+# type; compare these before reading a trend into a rerun.
+cpu_detail() {
+  local mhz caches hyp
+  mhz=$(awk -F: '/^cpu MHz/ {printf "%.0f MHz", $2; exit}' /proc/cpuinfo)
+  caches=$(lscpu 2>/dev/null | awk -F: '/^L2 cache|^L3 cache/ {gsub(/^ +/, "", $2); sub(/ \(.*/, "", $2); sub(/ cache/, "", $1); printf "%s%s %s", sep, $1, $2; sep=", "}')
+  hyp=$(lscpu 2>/dev/null | awk -F: '/^Hypervisor vendor/ {gsub(/^ +/, "", $2); print $2}')
+  printf '%s' "$mhz"
+  [ -n "$caches" ] && printf ', %s' "$caches"
+  [ -n "$hyp" ] && printf ', %s guest' "$hyp"
+  return 0
+}
+machine="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(cpu_detail); $(uname -srm)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) of memory"
 # A section's commit names the code that produced it; a scratch run from a
 # dirty tree says so in every section it writes.
 section_commit="$commit${dirty:+ (uncommitted changes)}"
