@@ -147,17 +147,24 @@ mkdir -p "$raw"
 : > "$raw/sections.tsv"
 # What tells two machines apart when a virtual machine's CPU model string
 # hides the host's (a KVM guest may show every host as "AMD EPYC"): the
-# clock the guest was given, the caches it sees and the hypervisor. Ratios
-# against Python peers moved by a third between two builds of the same VM
-# type; compare these before reading a trend into a rerun.
+# clock the guest was given, the caches it sees, the hypervisor, and what a
+# system call costs (kernel mitigations and the virtualization set it, and
+# a client pays it per call, so tools that make different numbers of calls
+# per request move differently with it). Ratios against Python peers moved
+# by a third between two builds of the same VM type; compare these before
+# reading a trend into a rerun.
 cpu_detail() {
-  local mhz caches hyp
+  local mhz caches hyp syscall
   mhz=$(awk -F: '/^cpu MHz/ {printf "%.0f MHz", $2; exit}' /proc/cpuinfo)
   caches=$(lscpu 2>/dev/null | awk -F: '/^L2 cache|^L3 cache/ {gsub(/^ +/, "", $2); sub(/ \(.*/, "", $2); sub(/ cache/, "", $1); printf "%s%s %s", sep, $1, $2; sep=", "}')
   hyp=$(lscpu 2>/dev/null | awk -F: '/^Hypervisor vendor/ {gsub(/^ +/, "", $2); print $2}')
   printf '%s' "$mhz"
   [ -n "$caches" ] && printf ', %s' "$caches"
   [ -n "$hyp" ] && printf ', %s guest' "$hyp"
+  # perf's getppid loop, best of three (a blip on a shared host only slows).
+  syscall=$(for _ in 1 2 3; do perf bench syscall basic -l 1000000 2>/dev/null; done |
+    awk '/usecs\/op/ {v = $1 * 1000; if (best == "" || v < best) best = v} END {if (best != "") printf "%.0f ns per system call", best}')
+  [ -n "$syscall" ] && printf ', %s' "$syscall"
   return 0
 }
 machine="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(cpu_detail); $(uname -srm)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) of memory"
