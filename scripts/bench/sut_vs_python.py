@@ -21,7 +21,8 @@ joined by X-Request-Id (both clients send one; the simulator names the
 request `cmpl-<id>`), at p50 and p99 over the requests. Other processes' CPU during the run (all busy time in /proc/stat less
 the client's and the simulator's) and the load average are recorded; a run
 during which others used more than --busy-cores is set aside and repeated
-(up to twice).
+(up to twice). With --count-syscalls (a diagnostic, off for published
+figures) perf stat also counts each client's system calls per query.
 
 Method: a ladder of target QPS per tool, every rung --repeats times with the
 tools interleaved (harness, python, harness, python, ...); a ladder whose
@@ -63,6 +64,18 @@ def proc_cpu_seconds(pid):
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except OSError:
         return 0.0
+
+
+def syscall_count(path):
+    """The raw_syscalls:sys_enter count from perf stat's CSV output."""
+    try:
+        for line in open(path):
+            fields = line.strip().split(",")
+            if len(fields) > 2 and fields[2].startswith("raw_syscalls:sys_enter"):
+                return int(fields[0])
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def pct(values, p):
@@ -158,6 +171,12 @@ class Bench:
                       "--model-key", a.model_key]
         cmd = ["/usr/bin/time", "-f", "%U %S %e %M %c %w", "-o", timefile,
                "taskset", "-c", str(a.client_cpu)] + client
+        syscall_file = os.path.join(d, "syscalls.csv")
+        if a.count_syscalls:
+            # Counted in the kernel (no recording), the client's threads and
+            # children included; perf's own few calls and time's are noise.
+            cmd = ["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter",
+                   "-o", syscall_file, "--"] + cmd
         busy0 = busy_seconds()
         sim0 = proc_cpu_seconds(sim.pid)
         t0 = time.monotonic()
@@ -185,11 +204,16 @@ class Bench:
         row["cpu_kernel_ms_per_query"] = (float(system) / n * 1e3) if n else None
         row["context_switches_per_query"] = (
             (int(voluntary) + int(involuntary)) / n if n else None)
+        if a.count_syscalls:
+            calls = syscall_count(syscall_file)
+            row["syscalls_per_query"] = (calls / n) if n and calls is not None else None
         if not a.keep:
             shutil.rmtree(d)
         log(f"{tool} {qps} QPS: {'VALID' if row['valid'] else 'INVALID'}, "
             f"{row['completed_per_s'] or 0:.0f}/s, cpu {row['cpu_ms_per_query'] or 0:.3f} ms/query, "
-            f"TTFT +{row['ttft_added_p99_ms'] or 0:.2f} ms p99, others {others:.2f} cores")
+            f"TTFT +{row['ttft_added_p99_ms'] or 0:.2f} ms p99, others {others:.2f} cores"
+            + (f", {row['syscalls_per_query']:.1f} system calls/query"
+               if row.get("syscalls_per_query") is not None else ""))
         return row
 
     def figures(self, tool, d, truth):
@@ -471,6 +495,10 @@ def main():
     p.add_argument("--port", type=int, default=18432)
     p.add_argument("--busy-cores", type=float, default=0.25)
     p.add_argument("--keep", action="store_true", help="keep every run's files")
+    p.add_argument("--count-syscalls", action="store_true",
+                   help="count each client's system calls per query with perf stat "
+                        "(a diagnostic: counting adds a little cost per call, more to the "
+                        "client that makes more, so leave it off for published figures)")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
     bench = Bench(a)
