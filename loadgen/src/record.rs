@@ -167,7 +167,7 @@ pub struct QueryRecordLine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     query: Option<u64>,
     sample_index: u64,
-    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     scheduled_ns: u64,
     issued_ns: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,12 +187,9 @@ pub struct QueryRecordLine {
     chunk_tokens: Vec<u32>,
 }
 
-fn is_zero(n: &i64) -> bool {
-    *n == 0
-}
-
-fn is_zero_u64(n: &u64) -> bool {
-    *n == 0
+/// True for an integer field's default, 0, which its line leaves out.
+fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
 }
 
 /// True when a line may leave `chunk_tokens` out: one token in each chunk.
