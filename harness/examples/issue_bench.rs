@@ -422,6 +422,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "validity_rule": "perf constraint (target-percentile latency <= target) + min duration + min queries/samples; no early stopping",
         "generation_s": generation_s,
         "start_test_wall_s": wall_s,
+        "clock_source": loadgen::clock_source(),
         "records_sync_s": records_sync_s,
         "rss_before_bytes": rss_before,
         "peak_rss_bytes": peak_rss,

@@ -230,6 +230,9 @@ pub fn start_test(
     hooks: &dyn TestHooks,
     options: &RunOptions,
 ) -> Result<TestOutcome, TestError> {
+    // Starts the clock's rate measurement now, so that query generation's
+    // time already counts towards it when the first phase starts.
+    crate::run::clock_source();
     let mut test = Test {
         sut,
         qsl,

@@ -35,7 +35,7 @@ pub use results::{
 };
 pub use run::{
     IssuePlan, IssueStop, NoPhaseLog, PhaseClock, PhaseLog, PhaseMeasurements, PhaseRequest,
-    RunOptions, RuntimeError, StopSignal, issue_spin_for, run_phase,
+    RunOptions, RuntimeError, StopSignal, clock_source, issue_spin_for, run_phase,
 };
 pub use settings::{
     EffectiveSettings, LogOutputSettings, LogSettings, Scenario, SettingsError, SettingsWarning,

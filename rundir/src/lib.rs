@@ -191,6 +191,12 @@ pub struct LoadgenIdentity {
     /// The commit the library was built from, as the library reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git_hash: Option<String>,
+    /// What the Rust LoadGen's clock readings came from: `tsc` (the CPU's
+    /// time-stamp counter, anchored to the monotonic clock every
+    /// millisecond) or `clock_gettime`. Absent for the official LoadGen
+    /// (`std::chrono::high_resolution_clock`) and in older runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
 }
 
 impl LoadgenIdentity {
@@ -200,6 +206,7 @@ impl LoadgenIdentity {
             implementation: LoadgenImplementation::HarnessRust,
             version: loadgen::logging::VERSION.to_owned(),
             git_hash: None,
+            clock: Some(loadgen::clock_source().to_owned()),
         }
     }
 }
@@ -214,6 +221,7 @@ impl Default for LoadgenIdentity {
             implementation: LoadgenImplementation::HarnessRust,
             version: String::new(),
             git_hash: None,
+            clock: None,
         }
     }
 }
@@ -824,6 +832,7 @@ mod tests {
                 implementation: LoadgenImplementation::MlcommonsLoadgen,
                 version: "6.0.17".into(),
                 git_hash: Some("b66003e1".into()),
+                clock: None,
             },
             run_id: "x".into(),
             started_at: "2026-11-22T14:00:00+00:00".into(),
@@ -905,6 +914,7 @@ mod tests {
                 implementation: LoadgenImplementation::HarnessRust,
                 version: "0.0.9".into(),
                 git_hash: None,
+                clock: None,
             }
         );
         assert_eq!(manifest.loadgen.to_string(), "harness-rust 0.0.9");

@@ -31,12 +31,14 @@ pub fn identity() -> rundir::LoadgenIdentity {
             implementation: rundir::LoadgenImplementation::MlcommonsLoadgen,
             version: id.version,
             git_hash: Some(id.git_revision).filter(|g| !g.is_empty()),
+            clock: None,
         },
         // Config validation refuses `--loadgen official` in such a build.
         None => rundir::LoadgenIdentity {
             implementation: rundir::LoadgenImplementation::MlcommonsLoadgen,
             version: String::new(),
             git_hash: None,
+            clock: None,
         },
     }
 }

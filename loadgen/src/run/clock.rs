@@ -7,28 +7,36 @@
 //! "timer slack" (50 µs by default); the issuer thread lowers its own slack
 //! for the duration of a run so that short sleeps are accurate and the spin
 //! margin can stay small.
+//!
+//! Readings come from `monotonic`, which reads the CPU's counter where that
+//! is safe: a phase reads the clock at least twice per query.
 
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::StopSignal;
+use super::monotonic;
 
 /// The monotonic clock of one phase.
 #[derive(Debug, Clone, Copy)]
 pub struct PhaseClock {
     origin: Instant,
+    /// `origin` on `monotonic`'s scale.
+    origin_mono_ns: u64,
     origin_unix_ns: u64,
 }
 
 impl PhaseClock {
     /// A clock whose zero is now.
     pub fn start_now() -> PhaseClock {
-        let origin = Instant::now();
+        let origin_mono_ns = monotonic::now_ns();
+        let origin = monotonic::instant_at(origin_mono_ns);
         let origin_unix_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         PhaseClock {
             origin,
+            origin_mono_ns,
             origin_unix_ns,
         }
     }
@@ -36,7 +44,7 @@ impl PhaseClock {
     /// Nanoseconds since the zero.
     #[inline]
     pub fn now_ns(&self) -> u64 {
-        self.ns_at(Instant::now())
+        monotonic::now_ns().saturating_sub(self.origin_mono_ns)
     }
 
     /// Nanoseconds from the zero to `instant` (0 if before it).
@@ -74,18 +82,23 @@ pub(crate) struct Waiter {
 const MAX_SLEEP: Duration = Duration::from_millis(20);
 
 impl Waiter {
-    /// Waits until `deadline` and returns the instant it woke, or `None` if a
-    /// stop was requested first.
-    pub fn wait_until(&self, deadline: Instant, stop: &StopSignal) -> Option<Instant> {
+    /// Waits until `deadline_ns` on `clock` and returns the time it woke, or
+    /// `None` if a stop was requested first.
+    pub fn wait_until(
+        &self,
+        clock: &PhaseClock,
+        deadline_ns: u64,
+        stop: &StopSignal,
+    ) -> Option<u64> {
         loop {
-            let now = Instant::now();
-            if now >= deadline {
+            let now = clock.now_ns();
+            if now >= deadline_ns {
                 return Some(now);
             }
             if stop.is_requested() {
                 return None;
             }
-            let left = deadline - now;
+            let left = Duration::from_nanos(deadline_ns - now);
             if left > self.spin {
                 thread::sleep((left - self.spin).min(MAX_SLEEP));
             } else {
@@ -148,12 +161,14 @@ mod tests {
             spin: Duration::from_micros(50),
         };
         let stop = StopSignal::new();
-        let deadline = Instant::now() + Duration::from_millis(2);
-        let woke = waiter.wait_until(deadline, &stop).unwrap();
+        let clock = PhaseClock::start_now();
+        let deadline = clock.now_ns() + 2_000_000;
+        let woke = waiter.wait_until(&clock, deadline, &stop).unwrap();
         assert!(woke >= deadline);
+        assert!(clock.now_ns() >= woke);
 
         stop.request();
-        let far = Instant::now() + Duration::from_secs(3600);
-        assert!(waiter.wait_until(far, &stop).is_none());
+        let far = clock.now_ns() + 3_600_000_000_000;
+        assert!(waiter.wait_until(&clock, far, &stop).is_none());
     }
 }

@@ -310,10 +310,12 @@ impl Issuer<'_, '_> {
                 return IssueStop::Interrupted;
             }
             // LoadGen's QueryScheduler::Wait.
-            let now = match scenario {
+            let now_ns = match scenario {
                 Scenario::Server => {
-                    let deadline = clock.instant_at(plan.scheduled_ns[q]);
-                    match self.waiter.wait_until(deadline, &options.stop) {
+                    match self
+                        .waiter
+                        .wait_until(&clock, plan.scheduled_ns[q], &options.stop)
+                    {
                         Some(now) => now,
                         None => return IssueStop::Interrupted,
                     }
@@ -326,13 +328,12 @@ impl Issuer<'_, '_> {
                             WaitOutcome::Idle(_) => return IssueStop::SutStalled,
                         }
                     }
-                    let now = Instant::now();
-                    self.state.set_scheduled_ns(q, clock.ns_at(now));
+                    let now = clock.now_ns();
+                    self.state.set_scheduled_ns(q, now);
                     now
                 }
-                Scenario::Offline => Instant::now(),
+                Scenario::Offline => clock.now_ns(),
             };
-            let now_ns = clock.ns_at(now);
 
             // Server coalescing: queries already due go out in this call.
             let mut last = q;

@@ -13,6 +13,7 @@
 
 mod clock;
 mod issuer;
+mod monotonic;
 mod plan;
 mod state;
 
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 pub use clock::PhaseClock;
 pub use issuer::{IssueStop, PhaseMeasurements, PhaseRequest, run_phase};
+pub use monotonic::clock_source;
 pub use plan::IssuePlan;
 
 /// Asks a running test to stop (Ctrl-C, SIGTERM, a sweep being cancelled).
