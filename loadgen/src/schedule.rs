@@ -234,25 +234,91 @@ impl SequenceGen {
         total: usize,
         sampling: Option<&AccuracyLogSampling>,
     ) -> Vec<u64> {
-        let mut bits = vec![0u64; total.div_ceil(64)];
-        // Two engine outputs per value (generate_canonical).
-        let mut draws = [0u32; 128];
-        for (w, word) in bits.iter_mut().enumerate() {
-            let n = (total - 64 * w).min(64);
-            let draws = &mut draws[..2 * n];
-            self.accuracy_log_rng.fill_u32(draws);
-            let Some(sampling) = sampling else {
-                *word = u64::MAX >> (64 - n);
-                continue;
-            };
-            for (b, pair) in draws.chunks_exact(2).enumerate() {
-                // uniform_real(0, 1): canonical * (1 - 0) + 0, the same value.
-                let val = rng::canonical_of(pair[0], pair[1]);
-                *word |= u64::from(sampling.is_logged(val)) << b;
-            }
-        }
-        bits
+        draw_accuracy_log_bits(&mut self.accuracy_log_rng, total, sampling)
     }
+
+    /// Starts drawing the next `samples` samples' accuracy-log values on
+    /// another thread, from a copy of the engine, while the caller
+    /// generates the queries: at 4M Offline samples the draws are about
+    /// 30 ms, a tenth of the whole test, and the second core is idle then.
+    /// `None` (draw them later, in line) when too few to be worth a thread
+    /// or when no thread can start.
+    fn start_accuracy_log_bits(
+        &self,
+        samples: usize,
+        sampling: Option<AccuracyLogSampling>,
+    ) -> Option<DrawsAhead> {
+        // Whole words only, so what is drawn later continues them exactly.
+        let samples = samples - samples % 64;
+        if samples < AHEAD_MIN_SAMPLES {
+            return None;
+        }
+        let mut rng = self.accuracy_log_rng.clone();
+        let handle = std::thread::Builder::new()
+            .name("loadgen-accuracy-log".into())
+            .spawn(move || {
+                let bits = draw_accuracy_log_bits(&mut rng, samples, sampling.as_ref());
+                (bits, rng)
+            })
+            .ok()?;
+        Some(DrawsAhead { samples, handle })
+    }
+
+    /// [`SequenceGen::accuracy_log_bits`] for `total` samples, taking what
+    /// `ahead` drew when it covers their start (the engine then continues
+    /// from the copy's state); else drawn here, from the engine as it was
+    /// (the copy's draws, for more samples than there are, are dropped).
+    fn finish_accuracy_log_bits(
+        &mut self,
+        ahead: Option<DrawsAhead>,
+        total: usize,
+        sampling: Option<&AccuracyLogSampling>,
+    ) -> Vec<u64> {
+        if let Some(ahead) = ahead.filter(|a| a.samples <= total)
+            && let Ok((mut bits, rng)) = ahead.handle.join()
+        {
+            self.accuracy_log_rng = rng;
+            bits.extend(self.accuracy_log_bits(total - ahead.samples, sampling));
+            return bits;
+        }
+        self.accuracy_log_bits(total, sampling)
+    }
+}
+
+/// Fewer samples than this are drawn in line: a thread's start costs more.
+const AHEAD_MIN_SAMPLES: usize = 1 << 16;
+
+/// Accuracy-log draws running on another thread
+/// ([`SequenceGen::start_accuracy_log_bits`]).
+struct DrawsAhead {
+    samples: usize,
+    handle: std::thread::JoinHandle<(Vec<u64>, Mt19937)>,
+}
+
+/// [`SequenceGen::accuracy_log_bits`] on a given engine.
+fn draw_accuracy_log_bits(
+    rng: &mut Mt19937,
+    total: usize,
+    sampling: Option<&AccuracyLogSampling>,
+) -> Vec<u64> {
+    let mut bits = vec![0u64; total.div_ceil(64)];
+    // Two engine outputs per value (generate_canonical).
+    let mut draws = [0u32; 128];
+    for (w, word) in bits.iter_mut().enumerate() {
+        let n = (total - 64 * w).min(64);
+        let draws = &mut draws[..2 * n];
+        rng.fill_u32(draws);
+        let Some(sampling) = sampling else {
+            *word = u64::MAX >> (64 - n);
+            continue;
+        };
+        for (b, pair) in draws.chunks_exact(2).enumerate() {
+            // uniform_real(0, 1): canonical * (1 - 0) + 0, the same value.
+            let val = rng::canonical_of(pair[0], pair[1]);
+            *word |= u64::from(sampling.is_logged(val)) << b;
+        }
+    }
+    bits
 }
 
 /// The accuracy-log sampling parameters of a performance phase, computed as
@@ -815,6 +881,10 @@ pub fn generate_queries(
     let uniform_hi = (distribution_end - 1) as u64;
 
     let log_sampling = (!accuracy).then(|| AccuracyLogSampling::new(settings));
+    // An Offline performance phase is one query of `spq` samples.
+    let ahead = (scenario == Scenario::Offline && !accuracy)
+        .then(|| seq.start_accuracy_log_bits(spq, log_sampling))
+        .flatten();
 
     let first_query_id = seq.next_query_id;
     let first_sample_id = seq.next_sample_id;
@@ -1007,7 +1077,7 @@ pub fn generate_queries(
         generated_query_duration_ns: timestamp,
     };
     let total = schedule.sample_count();
-    schedule.accuracy_logged = seq.accuracy_log_bits(total, log_sampling.as_ref());
+    schedule.accuracy_logged = seq.finish_accuracy_log_bits(ahead, total, log_sampling.as_ref());
     seq.next_query_id += query_count as u64;
     seq.next_sample_id += total as u64;
     Ok(schedule)
@@ -1057,6 +1127,37 @@ mod tests {
                 one.accuracy_log_rng.next_u32()
             );
         }
+    }
+
+    #[test]
+    fn draws_ahead_on_another_thread_equal_the_draws_in_line() {
+        let sampling = Some(AccuracyLogSampling {
+            offset: 0.7,
+            probability: 0.3,
+        });
+        // The phase's samples fewer than, as many as (the started count
+        // is cut to whole words: 70_000 -> 69_952) and more than the
+        // started ones; the next phase's draws continue the same stream.
+        for total in [69_000usize, 69_952, 70_000, 200_000] {
+            let mut ahead = SequenceGen::new();
+            let mut inline = SequenceGen::new();
+            let started = ahead.start_accuracy_log_bits(70_000, sampling);
+            assert!(started.is_some(), "no thread started");
+            let got = ahead.finish_accuracy_log_bits(started, total, sampling.as_ref());
+            let want = inline.accuracy_log_bits(total, sampling.as_ref());
+            assert_eq!(got, want, "{total} samples");
+            assert_eq!(
+                ahead.accuracy_log_bits(100, None),
+                inline.accuracy_log_bits(100, None)
+            );
+            assert_eq!(
+                ahead.accuracy_log_rng.next_u32(),
+                inline.accuracy_log_rng.next_u32(),
+                "{total} samples"
+            );
+        }
+        // Too few to start a thread for.
+        assert!(SequenceGen::new().start_accuracy_log_bits(60_000, None).is_none());
     }
 
     fn effective(s: &TestSettings, psc: u64, total: u64) -> EffectiveSettings {
