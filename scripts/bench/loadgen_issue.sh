@@ -10,6 +10,11 @@
 # - timer slack: both sides run with 1 ns, set explicitly (the Rust issuer
 #   sets it on its thread; the C++ driver sets it before StartTest and
 #   LoadGen's threads inherit it);
+# - clocks: each side reads the clock its own way, as it ships: LoadGen C++
+#   calls std::chrono::high_resolution_clock (clock_gettime), the Rust side
+#   reads the CPU's time-stamp counter where the kernel's clocksource is tsc
+#   (about 20 ns a reading against 40 here; both read twice per query). The
+#   machine line says which the Rust side used (issue_bench's clock_source);
 # - the Rust side runs the way `harness run` does, less HTTP
 #   (harness/examples/issue_bench.rs): LoadGen's log files through its log
 #   writer thread, and records.jsonl (one line per sample, about 113 B in
@@ -326,7 +331,14 @@ for r in $(seq 1 "$repeats"); do
   done
 done
 
-echo "machine: $(nproc) cores, $(uname -srm); LoadGen C++ $VERSION built with $cxx $cxxflags$([ $have_jemalloc = 1 ] && echo ' (cpp-jemalloc: the same, linked with -ljemalloc)') from ${src#$root/}; timer slack 1 ns on both sides"
+rust_clock=$(python3 -c 'import json,sys
+for line in open(sys.argv[1]):
+    row = json.loads(line)
+    if row.get("clock_source"):
+        print(row["clock_source"]); break
+else:
+    print("not recorded")' "$results" 2>/dev/null || echo "not recorded")
+echo "machine: $(nproc) cores, $(uname -srm); LoadGen C++ $VERSION built with $cxx $cxxflags$([ $have_jemalloc = 1 ] && echo ' (cpp-jemalloc: the same, linked with -ljemalloc)') from ${src#$root/}; timer slack 1 ns on both sides; clock readings: Rust $rust_clock, LoadGen C++ clock_gettime (std::chrono::high_resolution_clock)"
 echo "command: scripts/bench/loadgen_issue.sh --qps \"$ladder\" --bisect $bisect --duration-ms $duration_ms --latency-ms $latency_ms --repeats $repeats --offline-samples $offline_samples --impls \"$impls\" --busy-cores $busy_cores${quiet_cores:+ --quiet-cores $quiet_cores}"
 echo "raw results: ${results#$root/} (busy runs set aside: ${busy_results#$root/})"
 echo
