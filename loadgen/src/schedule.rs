@@ -1157,7 +1157,11 @@ mod tests {
             );
         }
         // Too few to start a thread for.
-        assert!(SequenceGen::new().start_accuracy_log_bits(60_000, None).is_none());
+        assert!(
+            SequenceGen::new()
+                .start_accuracy_log_bits(60_000, None)
+                .is_none()
+        );
     }
 
     fn effective(s: &TestSettings, psc: u64, total: u64) -> EffectiveSettings {
