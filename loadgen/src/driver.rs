@@ -230,9 +230,9 @@ pub fn start_test(
     hooks: &dyn TestHooks,
     options: &RunOptions,
 ) -> Result<TestOutcome, TestError> {
-    // Starts the clock's rate measurement now, so that query generation's
-    // time already counts towards it when the first phase starts.
-    crate::run::clock_source();
+    // Query generation's time then counts towards the clock's rate
+    // measurement by the time the first phase starts.
+    crate::run::start_clock();
     let mut test = Test {
         sut,
         qsl,

@@ -24,6 +24,7 @@ use std::time::Duration;
 pub use clock::PhaseClock;
 pub use issuer::{IssueStop, PhaseMeasurements, PhaseRequest, run_phase};
 pub use monotonic::clock_source;
+pub(crate) use monotonic::start as start_clock;
 pub use plan::IssuePlan;
 
 /// Asks a running test to stop (Ctrl-C, SIGTERM, a sweep being cancelled).

@@ -51,6 +51,13 @@ pub(crate) fn instant_at(ns: u64) -> Instant {
     clock().base + Duration::from_nanos(ns)
 }
 
+/// Sets the clock up now (choosing its source and taking the reading the
+/// rate is measured from), so that the time until the first phase already
+/// counts towards the rate.
+pub(crate) fn start() {
+    clock();
+}
+
 /// Whether readings come from the CPU's counter (else `Instant::now()`).
 pub(crate) fn uses_counter() -> bool {
     clock().counter.is_some()
@@ -107,13 +114,20 @@ fn rate_between(from: (u64, u64), to: (u64, u64)) -> Option<u64> {
     u64::try_from((u128::from(ns) << RATE_SHIFT) / u128::from(ticks)).ok()
 }
 
+/// A clock reading `ns` at `ticks`, raised to what `previous` gives for the
+/// same tick if that is later: so time never moves back.
+fn floored(previous: Option<Anchor>, ticks: u64, ns: u64) -> u64 {
+    previous
+        .and_then(|a| a.interpolate(ticks, u64::MAX))
+        .map_or(ns, |floor| ns.max(floor))
+}
+
 /// The anchor a renewal at (`ticks`, `ns`) publishes: never earlier than
 /// what the previous anchor gave for the same tick.
 fn renewed(previous: Option<Anchor>, ticks: u64, ns: u64, rate: u64) -> Anchor {
-    let floor = previous.and_then(|a| a.interpolate(ticks, u64::MAX));
     Anchor {
         ticks,
-        ns: floor.map_or(ns, |floor| ns.max(floor)),
+        ns: floored(previous, ticks, ns),
         rate,
     }
 }
@@ -187,10 +201,6 @@ impl Clock {
     #[cold]
     fn renew(&self, counter: &quanta::Clock, seen: Option<Anchor>) -> u64 {
         let (ticks, ns) = pair(self.base, counter);
-        let floor = |ns: u64| {
-            seen.and_then(|a| a.interpolate(ticks, u64::MAX))
-                .map_or(ns, |floor| ns.max(floor))
-        };
         let Some(rate) = rate_between(self.first, (ticks, ns)) else {
             return ns;
         };
@@ -199,7 +209,7 @@ impl Clock {
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            return floor(ns);
+            return floored(seen, ticks, ns);
         }
         let anchor = renewed(self.anchor().or(seen), ticks, ns, rate);
         let seq = self.seq.load(Ordering::Relaxed);
