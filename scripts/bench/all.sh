@@ -29,9 +29,13 @@
 # counted, allow ~15 minutes more on a first run). Every timed comparison
 # runs >= 3 repeats with the tools interleaved, >= 30 s per run, and
 # bisects around each tool's limit:
-#   loadgen_issue       ~45 min  LoadGen core vs LoadGen C++ (-O3, jemalloc):
-#                                (5 rungs + 3 bisection steps) x 3 repeats x
-#                                3 builds x ~35 s, plus Offline (3 builds,
+#   loadgen_issue       ~65 min  LoadGen core vs LoadGen C++ (-O3, jemalloc):
+#                                (up to 7 rungs + 3 bisection steps) x 3
+#                                repeats x 3 builds x 45-90 s (a Rust run at
+#                                millions of QPS spends 15-25 s generating
+#                                and freeing its queries around the 30 s;
+#                                3538 s at 6029b24 with the ladder ending
+#                                at 6M), plus Offline (3 builds,
 #                                the Rust side without records.jsonl, and dd
 #                                writing as many bytes, 3 repeats each)
 #   sut_vs_python       ~30 min  harness run vs the Python reference-style SUT
@@ -58,7 +62,7 @@
 #                                each), plus ~2 min to make the run directory
 #                                the first time
 #   telemetry_overhead   ~2 min  metrics collection overhead (60 s runs)
-# All: about 2 hours 50 minutes. A publication needs not run everything:
+# All: about 3 hours 10 minutes. A publication needs not run everything:
 # --update --sections a,b,... reruns those and keeps the other sections of
 # BENCHMARKS.md, each with the commit and date that produced it. A
 # ~60-minute update with the full method: --update --sections
@@ -202,7 +206,7 @@ if [ $quick = 1 ]; then
   client_env=(REPEATS=1 BISECT=0 HARNESS_RANGE="500 2000" GUIDELLM_RANGE="25 100" AIPERF_RANGE="25 100" BENCHMARK_SERVING_RANGE="25 100")
   rankings_args=(2000 3)
 else
-  issue_args=(--qps "${issue_qps:-10000 100000 300000 1000000 3000000 6000000}" --bisect "${issue_bisect:-3}" --repeats 3 --duration-ms 30000 --quiet-cores 0.5)
+  issue_args=(--qps "${issue_qps:-10000 100000 300000 1000000 3000000 6000000 10000000}" --bisect "${issue_bisect:-3}" --repeats 3 --duration-ms 30000 --quiet-cores 0.5)
   [ -z "${issue_impls:-}" ] || issue_args+=(--impls "$issue_impls")
   sut_args=()
   cores_args=()
