@@ -206,7 +206,7 @@ if [ $quick = 1 ]; then
   client_env=(REPEATS=1 BISECT=0 HARNESS_RANGE="500 2000" GUIDELLM_RANGE="25 100" AIPERF_RANGE="25 100" BENCHMARK_SERVING_RANGE="25 100")
   rankings_args=(2000 3)
 else
-  issue_args=(--qps "${issue_qps:-10000 100000 300000 1000000 3000000 6000000 10000000}" --bisect "${issue_bisect:-3}" --repeats 3 --duration-ms 30000 --quiet-cores 0.5)
+  issue_args=(--qps "${issue_qps:-10000 100000 300000 1000000 3000000 6000000 6600000}" --bisect "${issue_bisect:-3}" --repeats 3 --duration-ms 30000 --quiet-cores 0.5)
   [ -z "${issue_impls:-}" ] || issue_args+=(--impls "$issue_impls")
   sut_args=()
   cores_args=()
