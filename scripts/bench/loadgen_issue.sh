@@ -270,6 +270,11 @@ declare -A mem_bpq=([rust]=60 [rust-norecords]=60 [cpp]=400 [cpp-jemalloc]=330)
 declare -A disk_bpq=([rust]=140 [rust-norecords]=0 [cpp]=0 [cpp-jemalloc]=0)
 skipped="$out/skipped.txt"
 : >"$skipped"
+# The cap itself, read from where the library defines it (so the two cannot
+# drift apart).
+schedule_cap=$(sed -n 's/^pub const MAX_SCHEDULED_SAMPLES: u64 = \([0-9_]*\);$/\1/p' \
+  "$root/loadgen/src/settings.rs" | tr -d _)
+[ -n "$schedule_cap" ] || { echo "loadgen_issue: MAX_SCHEDULED_SAMPLES not found in loadgen/src/settings.rs" >&2; exit 2; }
 fits() {
   local impl=$1 qps=$2 queries mem_need disk_need mem_have disk_have
   queries=$(python3 -c "print(int($qps * $duration_ms / 1000))")
@@ -277,11 +282,11 @@ fits() {
   disk_need=$(( queries * ${disk_bpq[$impl]} + (1 << 30) ))
   mem_have=$(( $(awk '/MemAvailable/ {print $2}' /proc/meminfo) * 1024 ))
   disk_have=$(( $(df -Pk "$out" | awk 'NR==2 {print $4}') * 1024 ))
-  # The Rust LoadGen refuses a performance phase of more than 200M samples
-  # (MAX_SCHEDULED_SAMPLES, loadgen/src/settings.rs): such a rung would end
-  # the script on its error, not measure anything.
-  if [[ $impl == rust* ]] && [ "$queries" -gt 200000000 ]; then
-    echo "- $impl at $qps QPS not run: $queries samples in $duration_ms ms is more than the 200,000,000 one performance phase may schedule" >>"$skipped"
+  # The Rust LoadGen refuses a performance phase of more than
+  # MAX_SCHEDULED_SAMPLES samples: such a rung would end the script on its
+  # error, not measure anything.
+  if [[ $impl == rust* ]] && [ "$queries" -gt "$schedule_cap" ]; then
+    echo "- $impl at $qps QPS not run: $queries samples in $duration_ms ms is more than the $schedule_cap one performance phase may schedule" >>"$skipped"
     log "  $impl at $qps QPS is over the schedule cap: not run (see the table's notes)"
     return 1
   fi
