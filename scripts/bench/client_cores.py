@@ -137,25 +137,14 @@ def table(rows, busy, a, specs, limit):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--harness", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--out", required=True)
+    svp.add_run_args(p, 18433)
     p.add_argument("--client-cpus", default=None,
                    help='taskset CPU lists, the first the baseline (default: "0 0,1")')
     p.add_argument("--sim-cpu", default=None,
                    help="the simulator's taskset CPU list (default: 2,3 on 4+ cores, else 1)")
     p.add_argument("--rates", default="1000 2000 4000",
                    help="target QPS: every rate in fixed mode, the ladder's start in limit mode")
-    p.add_argument("--seconds", type=int, default=30)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--bisect", type=int, default=3)
     p.add_argument("--max-qps", type=int, default=128000)
-    p.add_argument("--output-tokens", type=int, default=16)
-    p.add_argument("--model-key", default="llama3_1-8b")
-    p.add_argument("--profile", default="throughput-bench")
-    p.add_argument("--port", type=int, default=18433)
-    p.add_argument("--busy-cores", type=float, default=0.25)
-    p.add_argument("--keep", action="store_true", help="keep every run's files")
     a = p.parse_args()
     big = (os.cpu_count() or 1) >= 4
     a.sim_cpu = a.sim_cpu or ("2,3" if big else "1")

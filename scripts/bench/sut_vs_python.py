@@ -470,35 +470,41 @@ def table(rows, busy, a):
                   f"switches {hc:.2f} / {pc:.2f} per query")
 
 
-def main():
-    p = argparse.ArgumentParser()
+def add_run_args(p, port):
+    """The options Bench reads, for this script and for every script that
+    drives Bench (client_cores.py), so a new one cannot be missing there."""
     p.add_argument("--harness", required=True)
-    p.add_argument("--python", required=True, help="python with mlperf_loadgen and aiohttp")
-    p.add_argument("--python-sut", required=True)
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--seconds", type=int, default=30)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--bisect", type=int, default=3)
-    p.add_argument("--harness-qps", default="1000 2000 4000 8000")
-    p.add_argument("--python-qps", default="250 500 1000 2000")
-    p.add_argument("--harness-max-qps", type=int, default=64000,
-                   help="the ladder doubles past its last rung while rungs pass, up to this")
-    p.add_argument("--python-max-qps", type=int, default=16000)
     p.add_argument("--output-tokens", type=int, default=16)
     p.add_argument("--model-key", default="llama3_1-8b")
     p.add_argument("--profile", default="throughput-bench")
-    p.add_argument("--sim-cpu", type=int, default=1)
     p.add_argument("--sim-args", default="",
                    help="more arguments for `harness sim` (e.g. \"--spin-us 0\")")
-    p.add_argument("--client-cpu", type=int, default=0)
-    p.add_argument("--port", type=int, default=18432)
+    p.add_argument("--port", type=int, default=port)
     p.add_argument("--busy-cores", type=float, default=0.25)
     p.add_argument("--keep", action="store_true", help="keep every run's files")
     p.add_argument("--count-syscalls", action="store_true",
                    help="count each client's system calls per query with perf stat "
                         "(a diagnostic: counting adds a little cost per call, more to the "
                         "client that makes more, so leave it off for published figures)")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    add_run_args(p, 18432)
+    p.add_argument("--python", required=True, help="python with mlperf_loadgen and aiohttp")
+    p.add_argument("--python-sut", required=True)
+    p.add_argument("--harness-qps", default="1000 2000 4000 8000")
+    p.add_argument("--python-qps", default="250 500 1000 2000")
+    p.add_argument("--harness-max-qps", type=int, default=64000,
+                   help="the ladder doubles past its last rung while rungs pass, up to this")
+    p.add_argument("--python-max-qps", type=int, default=16000)
+    p.add_argument("--sim-cpu", type=int, default=1)
+    p.add_argument("--client-cpu", type=int, default=0)
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
     bench = Bench(a)
