@@ -268,7 +268,9 @@ fn merge(
 fn new_section(name: &str) -> String {
     format!(
         "<!-- section: {name}; commit: new1234; date: 2026-12-06 10:00 UTC; status: ok -->\n\
-         ## Title of {name}\n\nRun at commit new1234.\nnew figure of {name}: 7.25 ms\n\n"
+         ## Title of {name}\n\nRun at commit new1234 on 2026-12-06 10:00 UTC, on 2 cores \
+         (AMD EPYC, family 26 model 2; Linux 6.18 x86_64), 24 GiB of memory.\n\
+         new figure of {name}: 7.25 ms\n\n"
     )
 }
 
@@ -292,13 +294,20 @@ fn an_update_replaces_the_sections_run_and_keeps_the_others_with_their_origin() 
     // a: kept as it was, its inner heading and table included, origin named.
     assert!(text.contains("old figure of a: 1.5 ms"), "{text}");
     assert!(text.contains("## an inner heading of a's own output\n\n| 12 | 13 |"));
-    assert!(text.contains("| a | old1111 | 2026-12-01 09:00 UTC | kept from an earlier run |"));
+    assert!(text.contains(
+        "| a | old1111 | 2026-12-01 09:00 UTC | not recorded | kept from an earlier run |"
+    ));
     // b: the new run replaced the old figures.
     assert!(text.contains("new figure of b: 7.25 ms"));
     assert!(!text.contains("old figure of b"), "{text}");
-    assert!(text.contains("| b | new1234 | 2026-12-06 10:00 UTC | this run |"));
+    // The machine, from the section's "Run at" line: kept sections may come
+    // from other hosts.
+    assert!(text.contains(
+        "| b | new1234 | 2026-12-06 10:00 UTC | \
+         2 cores (AMD EPYC, family 26 model 2; Linux 6.18 x86_64) | this run |"
+    ));
     // c: never run, listed as not run with the reason.
-    assert!(text.contains("| c | - | - | not run (left out for time) |"));
+    assert!(text.contains("| c | - | - | - | not run (left out for time) |"));
     assert!(text.contains("**Not run** (left out for time)"));
     assert!(text.contains("- c: Title of c"));
     // Published in the plan's order, each once, each with its marker.
@@ -309,7 +318,7 @@ fn an_update_replaces_the_sections_run_and_keeps_the_others_with_their_origin() 
     // Without --keep (a plain partial run) the sections not run disappear.
     let (_, plain, _) = merge(&plan, &new_section, None).unwrap();
     assert!(!plain.contains("old figure of a"));
-    assert!(plain.contains("| a | - | - | not run (left out for time) |"));
+    assert!(plain.contains("| a | - | - | - | not run (left out for time) |"));
 }
 
 #[test]
@@ -325,7 +334,9 @@ fn a_failed_section_is_flagged_and_an_earlier_file_without_provenance_is_refused
         return;
     };
     assert_eq!(code, 0);
-    assert!(text.contains("| a | new1234 | 2026-12-06 10:00 UTC | FAILED in this run |"));
+    assert!(
+        text.contains("| a | new1234 | 2026-12-06 10:00 UTC | not recorded | FAILED in this run |")
+    );
     assert!(text.contains("**Failed benchmarks: a**"));
     // A file with neither markers nor a commit and date in its header cannot
     // say which code produced its figures: refused, naming the file.
@@ -385,6 +396,15 @@ fn an_update_of_the_real_benchmarks_md_keeps_every_figure_the_readme_quotes() {
         .cloned()
         .collect();
     assert!(lost.is_empty(), "lines lost by the update: {lost:?}");
+    // Every kept section's row names the machine it ran on.
+    let rows: Vec<&str> = merged
+        .lines()
+        .filter(|l| l.ends_with("| kept from an earlier run |"))
+        .collect();
+    assert!(!rows.is_empty());
+    for row in rows {
+        assert!(row.contains(" cores ("), "{row}");
+    }
     assert_eq!(unbacked(&readme, &merged), Vec::<String>::new());
     // Merging the merged file again changes nothing (markers read back).
     let (_, again, _) = merge(&planned, &new_section, Some(&merged)).unwrap();

@@ -158,10 +158,14 @@ mkdir -p "$raw"
 # by a third between two builds of the same VM type; compare these before
 # reading a trend into a rerun.
 cpu_detail() {
-  local mhz caches hyp syscall
+  local family mhz caches hyp syscall
+  # Two hosts with the same clock and caches told apart (AMD family 25 and
+  # 26 both showed 2596 MHz, L3 32 MiB here).
+  family=$(awk -F': *' '/^cpu family/ {f = $2} /^model[ \t]*:/ {m = $2} END {if (f != "") printf "family %s model %s", f, m}' /proc/cpuinfo)
   mhz=$(awk -F: '/^cpu MHz/ {printf "%.0f MHz", $2; exit}' /proc/cpuinfo)
   caches=$(lscpu 2>/dev/null | awk -F: '/^L2 cache|^L3 cache/ {gsub(/^ +/, "", $2); sub(/ \(.*/, "", $2); sub(/ cache/, "", $1); printf "%s%s %s", sep, $1, $2; sep=", "}')
   hyp=$(lscpu 2>/dev/null | awk -F: '/^Hypervisor vendor/ {gsub(/^ +/, "", $2); print $2}')
+  [ -n "$family" ] && printf '%s, ' "$family"
   printf '%s' "$mhz"
   [ -n "$caches" ] && printf ', %s' "$caches"
   [ -n "$hyp" ] && printf ', %s guest' "$hyp"

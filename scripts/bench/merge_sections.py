@@ -96,6 +96,18 @@ def parse(text, titles, source):
     return parse_legacy(text, titles, source)
 
 
+RUN_AT = re.compile(r"^Run at commit .*?, on (?P<machine>\d+ cores? \(.*\)), [\d.]+ GiB of memory\.$")
+
+
+def machine_of(section):
+    """The machine its "Run at" line names (cores, CPU, kernel), or "not recorded"."""
+    for line in section.lines:
+        m = RUN_AT.match(line)
+        if m:
+            return m["machine"]
+    return "not recorded"
+
+
 def read_plan(path):
     plan = []
     with open(path, encoding="utf-8") as f:
@@ -132,15 +144,18 @@ def merge(plan, new_dir, preamble, kept, skip_reason):
     out.append("duration, machine and load; compare a section's commit with the current one")
     out.append("before trusting its figures for code changed since):")
     out.append("")
-    out.append("| section | commit | run on | in this publication |")
-    out.append("|---|---|---|---|")
+    # The machine column: a section kept from an earlier run may come from
+    # another host, and figures from two hosts are not comparable.
+    out.append("| section | commit | run on | machine | in this publication |")
+    out.append("|---|---|---|---|---|")
     for name, title, _ in plan:
         entry = next((p for p in published if p[0] == name), None)
         if entry is None:
-            out.append(f"| {name} | - | - | not run ({skip_reason}) |")
+            out.append(f"| {name} | - | - | - | not run ({skip_reason}) |")
         else:
             _, section, how = entry
-            out.append(f"| {name} | {section.commit} | {section.date} | {how} |")
+            out.append(f"| {name} | {section.commit} | {section.date} | {machine_of(section)} "
+                       f"| {how} |")
     out.append("")
     if not_run:
         out.append(f"**Not run** ({skip_reason}): their figures are not in this file, and no claim")
