@@ -518,6 +518,11 @@ fn a_synthetic_dataset_runs_without_a_file() {
             "--synthetic",
             "samples=64,input=16:64,output=4,seed=9",
         ])
+        // 4 output tokens a sample: the simulator answered 7,362 samples/s
+        // on a fast host, past QUICK_CONF's 6,000, and the run ended before
+        // min_duration (INVALID). The expected QPS is set far above that,
+        // and min_duration shortened so the query stays small.
+        .args(["--target-qps", "20000", "--min-duration-ms", "200"])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", text(&output));
