@@ -17,6 +17,7 @@
 mod common {
     pub mod child;
     pub mod cli;
+    pub mod http;
     pub mod llamacpp;
     pub mod output;
     pub mod paths;
@@ -558,18 +559,9 @@ fn every_output_of_a_run_and_a_sweep_shows_the_same_figures() {
 
 /// `GET /metrics` from `addr` (host:port), the body.
 fn scrape(addr: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_owned()
+    let (status, body) = common::http::get(addr, "/metrics", &[]);
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 /// `harness_run_figure` samples: name -> (run_id, unit, value).

@@ -10,12 +10,12 @@
 
 mod common {
     pub mod child;
+    pub mod http;
     pub mod paths;
     pub mod serve;
     pub mod stdout;
 }
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -60,16 +60,8 @@ fn record(scratch: &Path, label: &str, report: bool) {
 }
 
 fn api(addr: &str, path: &str) -> Value {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nx-api-key: {KEY}\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let body = answer.split_once("\r\n\r\n").unwrap().1;
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {answer}"))
+    let (_, body) = common::http::get(addr, path, &[&format!("x-api-key: {KEY}")]);
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
 }
 
 fn chromium(bin: &str, extra: &[&str], url: &str) -> std::process::Output {

@@ -19,6 +19,7 @@
 
 mod common {
     pub mod child;
+    pub mod http;
     pub mod llamacpp;
     pub mod paths;
     pub mod stdout;
@@ -148,7 +149,7 @@ fn harness_runs_against_llama_cpp() {
 /// slot with its tokens: the KV-cache reading is above 0 when the server is.
 /// Plain HTTP/1.1 over std's TcpStream: the server is on loopback.
 fn busy_slots_read_above_zero(server: &LlamaCpp) {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufRead, BufReader, Write};
     let addr = server.url.trim_start_matches("http://").to_owned();
     let body = serde_json::json!({
         "prompt": "Once upon a time", "max_tokens": 400, "ignore_eos": true, "stream": true
@@ -172,16 +173,9 @@ fn busy_slots_read_above_zero(server: &LlamaCpp) {
             break;
         }
     }
-    let mut slots = std::net::TcpStream::connect(&addr).unwrap();
-    write!(
-        slots,
-        "GET /slots HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    slots.read_to_string(&mut answer).unwrap();
-    let json = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    let lines = telemetry::slots::slots_exposition(json).unwrap();
+    let (status, json) = common::http::get(&addr, "/slots", &[]);
+    assert_eq!(status, 200, "{json}");
+    let lines = telemetry::slots::slots_exposition(&json).unwrap();
     let busy: f64 = lines
         .lines()
         .filter(|l| l.starts_with("llamacpp_slots:busy_context_tokens"))
@@ -189,7 +183,7 @@ fn busy_slots_read_above_zero(server: &LlamaCpp) {
         .sum();
     assert!(
         busy > 0.0,
-        "no busy slot while generating:\n{answer}\n{lines}"
+        "no busy slot while generating:\n{json}\n{lines}"
     );
     drop(reader);
 }

@@ -5,12 +5,12 @@
 
 mod common {
     pub mod child;
+    pub mod http;
     pub mod postgres;
     pub mod serve;
     pub mod stdout;
 }
 
-use std::io::{Read, Write};
 use std::process::Command;
 
 use common::serve::{Served, harness_serve, start};
@@ -18,18 +18,10 @@ use common::serve::{Served, harness_serve, start};
 const KEY: &str = "read-key-0123456789abcdef";
 
 fn get(addr: &str, path: &str, key: Option<&str>) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    let key = key.map_or(String::new(), |k| format!("x-api-key: {k}\r\n"));
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{key}\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status = answer.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = answer.split_once("\r\n\r\n").unwrap().1.to_owned();
-    (status, body)
+    match key {
+        Some(k) => common::http::get(addr, path, &[&format!("x-api-key: {k}")]),
+        None => common::http::get(addr, path, &[]),
+    }
 }
 
 #[test]
