@@ -13,6 +13,7 @@
 
 mod common {
     pub mod paths;
+    pub mod quick_conf;
 }
 
 use std::collections::BTreeSet;
@@ -20,18 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::paths::sample_dataset;
+use common::quick_conf::QUICK_CONF;
 use loadgen::logged::DetailLog;
 use rundir::{LoadgenImplementation, RunManifest};
-
-/// Short runs, as harness/tests/run.rs's: Server issues 480 queries (enough
-/// for early stopping at p99), Offline one query that outlasts min_duration.
-const QUICK_CONF: &str = "\
-*.Server.target_qps = 500
-*.Offline.target_qps = 6000
-*.*.min_duration = 500
-*.Server.min_query_count = 480
-*.Offline.min_query_count = 40
-";
 
 fn run(scratch: &Path, loadgen: &str, scenario: &str) -> PathBuf {
     let dataset = sample_dataset();

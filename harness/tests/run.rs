@@ -5,6 +5,7 @@
 mod common {
     pub mod output;
     pub mod paths;
+    pub mod quick_conf;
     pub mod simulator;
 }
 
@@ -13,22 +14,9 @@ use std::process::{Command, Output};
 
 use common::output::text;
 use common::paths::sample_dataset;
+use common::quick_conf::QUICK_CONF;
 use common::simulator;
 use rundir::{RunManifest, RunStatus, read_records};
-
-/// Short runs: about a second; 480 Server queries, enough for LoadGen's
-/// early stopping at p99. Offline's expected QPS is above what the simulator
-/// can answer, so its one query always outlasts min_duration (at 2000 the
-/// simulator sometimes finished first and the run was INVALID).
-const QUICK_CONF: &str = "\
-*.Server.target_qps = 500
-*.Offline.target_qps = 6000
-*.*.min_duration = 500
-*.Server.min_query_count = 480
-*.Offline.min_query_count = 40
-*.SingleStream.min_query_count = 10
-*.SingleStream.target_latency = 50
-";
 
 struct Scratch {
     dir: tempfile::TempDir,
@@ -518,11 +506,6 @@ fn a_synthetic_dataset_runs_without_a_file() {
             "--synthetic",
             "samples=64,input=16:64,output=4,seed=9",
         ])
-        // 4 output tokens a sample: the simulator answered 7,362 samples/s
-        // on a fast host, past QUICK_CONF's 6,000, and the run ended before
-        // min_duration (INVALID). The expected QPS is set far above that,
-        // and min_duration shortened so the query stays small.
-        .args(["--target-qps", "20000", "--min-duration-ms", "200"])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", text(&output));
