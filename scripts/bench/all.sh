@@ -21,8 +21,9 @@
 # --skip-reason TEXT (why the others were left out; printed in BENCHMARKS.md,
 # default "not selected"),
 # --issue-qps "Q1 Q2 ...", --issue-bisect N and --issue-impls "I1 I2 ..."
-# (loadgen_issue's ladder, bisection steps and implementations; the command
-# line is printed in its section).
+# (loadgen_issue's ladder, bisection steps and implementations; without
+# --issue-qps the ladder is loadgen_issue.sh's default; the command line is
+# printed in its section).
 #
 # Sections and their full-method durations on a quiet 2-core machine (runs
 # x run length + each tool's start-up; builds and first peer installs not
@@ -210,7 +211,9 @@ if [ $quick = 1 ]; then
   client_env=(REPEATS=1 BISECT=0 HARNESS_RANGE="500 2000" GUIDELLM_RANGE="25 100" AIPERF_RANGE="25 100" BENCHMARK_SERVING_RANGE="25 100")
   rankings_args=(2000 3)
 else
-  issue_args=(--qps "${issue_qps:-10000 100000 300000 1000000 3000000 6000000 6600000}" --bisect "${issue_bisect:-3}" --repeats 3 --duration-ms 30000 --quiet-cores 0.5)
+  # The default ladder is loadgen_issue.sh's own, kept in one place.
+  issue_args=(--bisect "${issue_bisect:-3}" --repeats 3 --duration-ms 30000 --quiet-cores 0.5)
+  [ -z "${issue_qps:-}" ] || issue_args+=(--qps "$issue_qps")
   [ -z "${issue_impls:-}" ] || issue_args+=(--impls "$issue_impls")
   sut_args=()
   cores_args=()

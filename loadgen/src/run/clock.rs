@@ -47,19 +47,6 @@ impl PhaseClock {
         monotonic::now_ns().saturating_sub(self.origin_mono_ns)
     }
 
-    /// Nanoseconds from the zero to `instant` (0 if before it).
-    #[inline]
-    pub fn ns_at(&self, instant: Instant) -> u64 {
-        // u64 nanoseconds cover 584 years.
-        instant.saturating_duration_since(self.origin).as_nanos() as u64
-    }
-
-    /// The instant `ns` after the zero.
-    #[inline]
-    pub fn instant_at(&self, ns: u64) -> Instant {
-        self.origin + Duration::from_nanos(ns)
-    }
-
     /// The zero itself.
     pub fn origin(&self) -> Instant {
         self.origin
@@ -146,11 +133,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn clock_round_trips_instants() {
+    fn clock_reads_the_time_since_its_origin() {
         let clock = PhaseClock::start_now();
-        let at = clock.instant_at(1_234_567);
-        assert_eq!(clock.ns_at(at), 1_234_567);
-        assert_eq!(clock.ns_at(clock.origin()), 0);
+        let before = clock.origin().elapsed().as_nanos() as u64;
+        let now = clock.now_ns();
+        let after = clock.origin().elapsed().as_nanos() as u64;
+        // The reading is interpolated from the time-stamp counter, tens of
+        // nanoseconds from the kernel's clock at most; 1 us bounds that.
+        assert!(
+            before <= now + 1_000 && now <= after + 1_000,
+            "{before} {now} {after}"
+        );
         assert!(clock.origin_unix_ns() > 1_600_000_000_000_000_000);
     }
 
