@@ -22,7 +22,10 @@ request `cmpl-<id>`), at p50 and p99 over the requests. Other processes' CPU dur
 the client's and the simulator's) and the load average are recorded; a run
 during which others used more than --busy-cores is set aside and repeated
 (up to twice). With --count-syscalls (a diagnostic, off for published
-figures) perf stat also counts each client's system calls per query.
+figures) perf stat also counts each client's system calls per query, in
+total and by kind (socket reads and writes, event-loop waits, futex and
+eventfd or self-pipe wakeups, sleeps), and the summary sets them side by
+side at the rate where CPU per query is compared.
 
 Method: a ladder of target QPS per tool, every rung --repeats times with the
 tools interleaved (harness, python, harness, python, ...); a ladder whose
@@ -66,16 +69,38 @@ def proc_cpu_seconds(pid):
         return 0.0
 
 
-def syscall_count(path):
-    """The raw_syscalls:sys_enter count from perf stat's CSV output."""
+# The calls an HTTP streaming client's cost is made of, counted one by one
+# beside the total: socket reads and writes, the event loop's waits, and the
+# wakeups between threads (futex, eventfd or self-pipe writes) and timers.
+SYSCALL_KINDS = ("recvfrom", "read", "sendto", "write", "epoll_wait", "futex",
+                 "clock_nanosleep")
+
+
+def syscall_events():
+    """perf stat's events: the total, and each kind this kernel can trace."""
+    events = ["raw_syscalls:sys_enter"]
+    for kind in SYSCALL_KINDS:
+        if os.path.exists(f"/sys/kernel/tracing/events/syscalls/sys_enter_{kind}") or \
+                os.path.exists(f"/sys/kernel/debug/tracing/events/syscalls/sys_enter_{kind}"):
+            events.append(f"syscalls:sys_enter_{kind}")
+    return ",".join(events)
+
+
+def syscall_counts(path):
+    """{event: count} from perf stat's CSV output ("total" for all calls)."""
+    counts = {}
     try:
         for line in open(path):
             fields = line.strip().split(",")
-            if len(fields) > 2 and fields[2].startswith("raw_syscalls:sys_enter"):
-                return int(fields[0])
+            if len(fields) > 2 and fields[0].isdigit():
+                name = fields[2]
+                if name.startswith("raw_syscalls:sys_enter"):
+                    counts["total"] = int(fields[0])
+                elif name.startswith("syscalls:sys_enter_"):
+                    counts[name[len("syscalls:sys_enter_"):]] = int(fields[0])
     except (OSError, ValueError):
         pass
-    return None
+    return counts
 
 
 def pct(values, p):
@@ -175,7 +200,7 @@ class Bench:
         if a.count_syscalls:
             # Counted in the kernel (no recording), the client's threads and
             # children included; perf's own few calls and time's are noise.
-            cmd = ["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter",
+            cmd = ["perf", "stat", "-x,", "-e", syscall_events(),
                    "-o", syscall_file, "--"] + cmd
         busy0 = busy_seconds()
         sim0 = proc_cpu_seconds(sim.pid)
@@ -205,8 +230,11 @@ class Bench:
         row["context_switches_per_query"] = (
             (int(voluntary) + int(involuntary)) / n if n else None)
         if a.count_syscalls:
-            calls = syscall_count(syscall_file)
+            counts = syscall_counts(syscall_file)
+            calls = counts.pop("total", None)
             row["syscalls_per_query"] = (calls / n) if n and calls is not None else None
+            row["syscalls_by_kind_per_query"] = (
+                {k: v / n for k, v in counts.items()} if n else None)
         if not a.keep:
             shutil.rmtree(d)
         log(f"{tool} {qps} QPS: {'VALID' if row['valid'] else 'INVALID'}, "
@@ -468,6 +496,18 @@ def table(rows, busy, a):
                   f"{hu:.3f} / {pu:.3f} ms/query, kernel {hk:.3f} / {pk:.3f} ms/query "
                   f"(socket reads, loopback TCP, wakeups: common to both), context "
                   f"switches {hc:.2f} / {pc:.2f} per query")
+        calls = {t: median_of(t, "syscalls_per_query") for t in TOOLS}
+        if all(v is not None for v in calls.values()):
+            def kinds(tool):
+                rs = [r.get("syscalls_by_kind_per_query") or {} for r in rows
+                      if r["tool"] == tool and r["target_qps"] == q]
+                names = sorted({k for r in rs for k in r})
+                return ", ".join(
+                    f"{k} {statistics.median(r.get(k, 0.0) for r in rs):.2f}" for k in names)
+            print(f"- system calls per query at {q:,} QPS (medians; counting them "
+                  f"costs a little per call, so these runs' CPU figures are "
+                  f"diagnostics): harness {calls['harness']:.1f} ({kinds('harness')}), "
+                  f"python {calls['python']:.1f} ({kinds('python')})")
 
 
 def add_run_args(p, port):
