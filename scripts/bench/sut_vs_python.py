@@ -481,8 +481,11 @@ def table(rows, busy, a):
                   f"{statistics.median(h) / statistics.median(p):.2f} (over the repeats "
                   f"{min(h) / max(p):.2f} to {max(h) / min(p):.2f}); goal <= 0.25")
 
+        def at_rung(tool):
+            return [r for r in rows if r["tool"] == tool and r["target_qps"] == q]
+
         def median_of(tool, key):
-            vs = [r.get(key) for r in rows if r["tool"] == tool and r["target_qps"] == q]
+            vs = [r.get(key) for r in at_rung(tool)]
             vs = [v for v in vs if v is not None]
             return statistics.median(vs) if vs else None
 
@@ -499,8 +502,7 @@ def table(rows, busy, a):
         calls = {t: median_of(t, "syscalls_per_query") for t in TOOLS}
         if all(v is not None for v in calls.values()):
             def kinds(tool):
-                rs = [r.get("syscalls_by_kind_per_query") or {} for r in rows
-                      if r["tool"] == tool and r["target_qps"] == q]
+                rs = [r.get("syscalls_by_kind_per_query") or {} for r in at_rung(tool)]
                 names = sorted({k for r in rs for k in r})
                 return ", ".join(
                     f"{k} {statistics.median(r.get(k, 0.0) for r in rs):.2f}" for k in names)
