@@ -67,6 +67,8 @@ pub(crate) struct ParsedChunk {
     pub usage: Option<Usage>,
     /// Set when the chunk is an error object: its message.
     pub error: Option<String>,
+    /// The last chunk the fast path parsed, for [`fast::replay`].
+    shape: fast::Shape,
 }
 
 impl ParsedChunk {
@@ -95,6 +97,10 @@ impl ParsedChunk {
     /// the tracker needs, anything else (and anything the fast path is not
     /// sure of) with serde.
     pub fn parse(&mut self, json: &[u8]) -> Result<(), serde_json::Error> {
+        self.reset();
+        if fast::replay(self, json).is_some() {
+            return Ok(());
+        }
         self.reset();
         if fast::parse(self, json).is_some() {
             return Ok(());
@@ -564,6 +570,13 @@ mod tests {
         r#"{"id":"cmpl-1","object":"text_completion","created":0,"model":"m","choices":[]}"#,
         r#"{"choices":[{}]}"#,
         "{}",
+        r#"{"id":"cmpl-1","object":"text_completion","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":120,"total_tokens":136,"completion_tokens":16}}"#,
+        r#"{"choices":[],"usage":{"prompt_tokens":3,"total_tokens":6,"completion_tokens":3}}"#,
+        r#"{"choices":[],"usage":{}}"#,
+        r#"{"usage":{"prompt_tokens":null,"completion_tokens":0,"total_tokens":null}}"#,
+        r#"{"usage":{"prompt_tokens":3},"usage":null}"#,
+        r#"{"choices":[{"index":0,"prompt_token_ids":[0,4294967295,10,7],"token_ids":[1]}]}"#,
+        r#"{"choices":[{"index":0,"finish_reason":"stop","finish_reason":null}]}"#,
     ];
 
     const SERDE: &[&str] = &[
@@ -572,7 +585,25 @@ mod tests {
         r#"{"choices":[{"index":0,"text":"\u00e9","token_ids":[1]}]}"#,
         r#"{"id":"a\"b","choices":[]}"#,
         r#"{ "choices": [{"index": 0, "text": "a"}] }"#,
-        r#"{"choices":[],"usage":{"prompt_tokens":3,"total_tokens":6,"completion_tokens":3}}"#,
+        r#"{"choices":[],"usage":{"prompt_tokens":3,"prompt_tokens_details":null}}"#,
+        r#"{"usage":{"prompt_tokens":1,"prompt_tokens":2}}"#,
+        r#"{"usage":{"total_tokens":1,"total_tokens":2}}"#,
+        r#"{"usage":{"completion_tokens":4294967296}}"#,
+        r#"{"usage":{"completion_tokens":1.5}}"#,
+        r#"{"usage":{"total_tokens":-1}}"#,
+        r#"{"usage":{"prompt_tokens":"3"}}"#,
+        r#"{"usage":{"prompt_tokens":3,}}"#,
+        r#"{"usage":[]}"#,
+        r#"{"choices":[{"index":0,"prompt_token_ids":[4294967296]}]}"#,
+        r#"{"choices":[{"index":0,"prompt_token_ids":[9999999999]}]}"#,
+        r#"{"choices":[{"index":0,"prompt_token_ids":[12345678901]}]}"#,
+        r#"{"choices":[{"index":0,"prompt_token_ids":[01]}]}"#,
+        r#"{"choices":[{"index":0,"prompt_token_ids":[1,]}]}"#,
+        r#"{"choices":[{"index":0,"prompt_token_ids":[,1]}]}"#,
+        r#"{"choices":[{"index":0,"prompt_token_ids":[1 ]}]}"#,
+        r#"{"choices":[{"index":0,"prompt_token_ids":[-1]}]}"#,
+        r#"{"choices":[{"index":0,"prompt_token_ids":[1}]}"#,
+        r#"{"choices":[{"index":0,"prompt_token_ids":[1"#,
         r#"{"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}"#,
         r#"{"choices":[{"index":0,"text":"a","finish_reason":1}]}"#,
         r#"{"error":{"message":"boom","type":"server_error","code":500}}"#,
@@ -658,5 +689,200 @@ mod tests {
                 assert!(!fast_took || outcome, "{:?}", String::from_utf8_lossy(part));
             }
         }
+    }
+
+    /// The three pieces of the simulator's (and vLLM's) middle chunks.
+    const BEFORE: &str = r#"{"id":"cmpl-9","object":"text_completion","created":5,"model":"m","choices":[{"index":0,"text":""#;
+    const BETWEEN: &str = r#"","logprobs":null,"finish_reason":null,"stop_reason":null,"prompt_token_ids":null,"token_ids":["#;
+    const AFTER: &str = "]}]}";
+
+    fn middle(text: &[u8], ids: &[u8], after: &[u8]) -> Vec<u8> {
+        [BEFORE.as_bytes(), text, BETWEEN.as_bytes(), ids, after].concat()
+    }
+
+    /// A chunk that has parsed `primers` in order, as one stream's reader.
+    fn primed(primers: &[&[u8]]) -> ParsedChunk {
+        let mut chunk = ParsedChunk::default();
+        for p in primers {
+            chunk.parse(p).unwrap();
+        }
+        chunk
+    }
+
+    /// Parses `json` after `primers` as a stream's reader does, checks the
+    /// outcome is serde's for `json` alone, and says whether the replay
+    /// path took it.
+    fn parse_after(primers: &[&[u8]], json: &[u8]) -> bool {
+        let mut chunk = primed(primers);
+        let outcome = chunk.parse(json).map(|()| snapshot(chunk));
+        assert_eq!(
+            outcome.map_err(|e| e.to_string()),
+            serde(json),
+            "{:?} after {:?}",
+            String::from_utf8_lossy(json),
+            primers
+                .iter()
+                .map(|p| String::from_utf8_lossy(p))
+                .collect::<Vec<_>>()
+        );
+        let mut chunk = primed(primers);
+        chunk.reset();
+        fast::replay(&mut chunk, json).is_some()
+    }
+
+    #[test]
+    fn a_streams_middle_chunks_are_replayed_and_parse_as_serde_does() {
+        let first = r#"{"id":"cmpl-9","object":"text_completion","created":5,"model":"m","choices":[{"index":0,"text":" a","logprobs":null,"finish_reason":null,"stop_reason":null,"prompt_token_ids":[1,2,3],"token_ids":[7]}]}"#;
+        let last = format!(
+            r#"{BEFORE} z","logprobs":null,"finish_reason":"length","stop_reason":null,"prompt_token_ids":null,"token_ids":[9{AFTER}"#
+        );
+        let usage = r#"{"id":"cmpl-9","object":"text_completion","created":5,"model":"m","choices":[],"usage":{"prompt_tokens":3,"total_tokens":8,"completion_tokens":5}}"#;
+        let stream: Vec<Vec<u8>> = vec![
+            first.as_bytes().to_vec(),
+            middle(b" b", b"8", AFTER.as_bytes()),
+            middle(b" c", b"4294967295", AFTER.as_bytes()),
+            middle("é".as_bytes(), b"", AFTER.as_bytes()),
+            middle(b"", b"0,12", AFTER.as_bytes()),
+            last.into_bytes(),
+            usage.as_bytes().to_vec(),
+        ];
+        let mut replayed = Vec::new();
+        for (n, json) in stream.iter().enumerate() {
+            let before: Vec<&[u8]> = stream[..n].iter().map(Vec::as_slice).collect();
+            replayed.push(parse_after(&before, json));
+        }
+        // The first middle chunk differs from the first chunk (prompt ids):
+        // it is parsed whole and leaves the shape the next three replay.
+        assert_eq!(replayed, [false, false, true, true, true, false, false]);
+    }
+
+    #[test]
+    fn a_chunk_that_only_looks_like_the_last_one_parses_as_serde_does() {
+        let primer = middle(b" b", b"8", AFTER.as_bytes());
+        let replays: &[(&[u8], &[u8], &[u8])] = &[
+            (b"x", b"1", AFTER.as_bytes()),
+            (b"", b"", AFTER.as_bytes()),
+            ("é ü".as_bytes(), b"0,4294967295,3", AFTER.as_bytes()),
+        ];
+        for &(text, ids, after) in replays {
+            assert!(parse_after(&[&primer], &middle(text, ids, after)));
+        }
+        let others: &[(&[u8], &[u8], &[u8])] = &[
+            (br"a\nb", b"1", AFTER.as_bytes()),
+            (b"a\"b", b"1", AFTER.as_bytes()),
+            (b"a\tb", b"1", AFTER.as_bytes()),
+            (b"\xff", b"1", AFTER.as_bytes()),
+            (b"x", b"01", AFTER.as_bytes()),
+            (b"x", b"4294967296", AFTER.as_bytes()),
+            (b"x", b"1,", AFTER.as_bytes()),
+            (b"x", b",1", AFTER.as_bytes()),
+            (b"x", b"1 ", AFTER.as_bytes()),
+            (b"x", b"a", AFTER.as_bytes()),
+            (b"x", b"-1", AFTER.as_bytes()),
+            (b"x", b"1.0", AFTER.as_bytes()),
+            (b"x", b"1", b"]}]}x"),
+            (b"x", b"1", b"]}]"),
+            (b"x", b"1", br#"]},{"index":1,"text":"y"}]}"#),
+            (b"x", b"1", br#"]}],"usage":null}"#),
+            (b"x", b"1]", AFTER.as_bytes()),
+        ];
+        for &(text, ids, after) in others {
+            assert!(!parse_after(&[&primer], &middle(text, ids, after)));
+        }
+        // A different index or finish reason is another shape.
+        let index1 = String::from_utf8(middle(b"x", b"1", AFTER.as_bytes()))
+            .unwrap()
+            .replace(r#""index":0"#, r#""index":1"#);
+        assert!(!parse_after(&[&primer], index1.as_bytes()));
+    }
+
+    #[test]
+    fn pieces_that_add_text_or_ids_of_their_own_are_never_a_shape() {
+        let cases: &[(&str, &str)] = &[
+            (
+                r#"{"choices":[{"index":0,"text":"a","text":"b","token_ids":[1]}]}"#,
+                r#"{"choices":[{"index":0,"text":"a","text":"c","token_ids":[2]}]}"#,
+            ),
+            (
+                r#"{"choices":[{"index":0,"text":"b","token_ids":[1],"token_ids":[2]}]}"#,
+                r#"{"choices":[{"index":0,"text":"c","token_ids":[1],"token_ids":[3]}]}"#,
+            ),
+            (
+                r#"{"choices":[{"index":0,"token_ids":[1],"text":"b"}]}"#,
+                r#"{"choices":[{"index":0,"token_ids":[2],"text":"c"}]}"#,
+            ),
+            (
+                r#"{"choices":[{"index":0,"text":"b","token_ids":[1]},{"index":1,"text":"d","token_ids":[1]}]}"#,
+                r#"{"choices":[{"index":0,"text":"c","token_ids":[1]},{"index":1,"text":"d","token_ids":[1]}]}"#,
+            ),
+            (
+                r#"{"choices":[{"index":0,"text":"b","token_ids":[1],"text":"e"}]}"#,
+                r#"{"choices":[{"index":0,"text":"c","token_ids":[1],"text":"e"}]}"#,
+            ),
+        ];
+        for (primer, next) in cases {
+            assert!(
+                !parse_after(&[primer.as_bytes()], next.as_bytes()),
+                "{next}"
+            );
+        }
+        // Pieces whose own text and ids are empty, or whose other fields
+        // are set, are shapes: replaying them keeps those fields.
+        let kept: &[(&str, &str)] = &[
+            (
+                r#"{"choices":[{"index":2,"text":"","text":"b","token_ids":[],"token_ids":[1]}]}"#,
+                r#"{"choices":[{"index":2,"text":"","text":"c","token_ids":[],"token_ids":[5,6]}]}"#,
+            ),
+            (
+                r#"{"choices":[{"index":0,"text":"b","finish_reason":"stop","prompt_token_ids":[1,2],"token_ids":[1]}],"usage":{"prompt_tokens":2}}"#,
+                r#"{"choices":[{"index":0,"text":"c","finish_reason":"stop","prompt_token_ids":[1,2],"token_ids":[4]}],"usage":{"prompt_tokens":2}}"#,
+            ),
+        ];
+        for (primer, next) in kept {
+            assert!(parse_after(&[primer.as_bytes()], next.as_bytes()), "{next}");
+        }
+    }
+
+    #[test]
+    fn mutated_middle_chunks_parse_as_serde_does_whichever_path_takes_them() {
+        let primer = middle(b" b", b"8", AFTER.as_bytes());
+        let base = middle(b" cat", b"4021", AFTER.as_bytes());
+        let text_at = BEFORE.len();
+        let ids_at = text_at + b" cat".len() + BETWEEN.len();
+        const BYTES: &[u8] = b"\"\\,[]{}:0123456789anul \xff\x01";
+        // xorshift64: deterministic, and enough to spread the edits.
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound as u64) as usize
+        };
+        let mut replayed = 0;
+        for _ in 0..3000 {
+            let mut json = base.clone();
+            for _ in 0..1 + next(3) {
+                // Most edits fall in the text and ids, where replay looks.
+                let at = match next(4) {
+                    0 => next(json.len() + 1),
+                    1 => text_at + next(5),
+                    _ => ids_at + next(5),
+                }
+                .min(json.len());
+                let byte = BYTES[next(BYTES.len())];
+                match next(3) {
+                    0 if at < json.len() => json[at] = byte,
+                    1 if at < json.len() => {
+                        json.remove(at);
+                    }
+                    _ => json.insert(at, byte),
+                }
+            }
+            if parse_after(&[&primer], &json) {
+                replayed += 1;
+            }
+        }
+        // The test must exercise the replay path, not only its refusal.
+        assert!(replayed > 100, "replayed {replayed}");
     }
 }
