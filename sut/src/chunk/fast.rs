@@ -266,14 +266,16 @@ struct Scanner<'a> {
 /// other valid ids parses to the same choice with that text and those ids:
 /// the parser passes through the same bytes in the same states, and the
 /// pieces were checked (when recorded) to add no text and no ids of their
-/// own. Everything else they set (index, finish, prompt length, usage) is
-/// kept in `choice` and `usage`.
+/// own. Everything else they set is kept here.
 #[derive(Debug, Default)]
 pub(super) struct Shape {
     before: Vec<u8>,
     between: Vec<u8>,
     after: Vec<u8>,
-    choice: ChoiceDelta,
+    index: u32,
+    other_content: bool,
+    finished: bool,
+    prompt_ids: Option<u32>,
     usage: Option<super::Usage>,
 }
 
@@ -303,11 +305,10 @@ impl Shape {
         self.between.extend_from_slice(&json[t1..i0]);
         self.after.clear();
         self.after.extend_from_slice(&json[i1..]);
-        self.choice.index = choice.index;
-        self.choice.other_content = choice.other_content;
-        self.choice.has_ids = choice.has_ids;
-        self.choice.finished = choice.finished;
-        self.choice.prompt_ids = choice.prompt_ids;
+        self.index = choice.index;
+        self.other_content = choice.other_content;
+        self.finished = choice.finished;
+        self.prompt_ids = choice.prompt_ids;
         self.usage = usage;
     }
 }
@@ -345,27 +346,22 @@ pub(super) fn replay(out: &mut ParsedChunk, json: &[u8]) -> Option<()> {
         return None;
     }
     s.i += shape.between.len() - 1;
-    let (index, other_content, finished, prompt_ids) = (
-        shape.choice.index,
-        shape.choice.other_content,
-        shape.choice.finished,
-        shape.choice.prompt_ids,
-    );
     let slot = out.next_slot();
     ids(&mut s, Some(&mut slot.ids))?;
     // `ids` consumed the closing bracket, which `after` starts with.
     if json[s.i - 1..] != out.shape.after[..] {
         return None;
     }
+    let shape = &out.shape;
     let slot = &mut out.slots[0];
     slot.text.push_str(text);
-    slot.index = index;
-    slot.other_content = other_content;
+    slot.index = shape.index;
+    slot.other_content = shape.other_content;
     slot.has_ids = true;
-    slot.finished = finished;
-    slot.prompt_ids = prompt_ids;
+    slot.finished = shape.finished;
+    slot.prompt_ids = shape.prompt_ids;
     out.used = 1;
-    out.usage = out.shape.usage;
+    out.usage = shape.usage;
     Some(())
 }
 
