@@ -7,8 +7,8 @@
 # usage: scripts/bench/client_instructions.sh [--top N] [BIN...]
 #   BIN     harness binaries to compare, each measured the same way
 #           (default: target/release/harness, built if missing)
-#   --top N also list each binary's N costliest functions by inclusive
-#           instructions per query (default 0)
+#   --top N also list each binary's N costliest functions (their own
+#           instructions per query, callees not included; default 0)
 #
 # Method: the throughput-bench simulator on CPU 1, the client under
 # `valgrind --tool=callgrind` on CPU 0, a Server test at 200 QPS with the
@@ -78,23 +78,24 @@ for bin in "${bins[@]}"; do
   per=$(( (i20 - i5) / (q20 - q5) ))
   printf '%-60s %12d %12d\n' "$bin" $((q20 - q5)) "$per"
   if [ "$top" -gt 0 ]; then
-    # Inclusive cost per query of the N costliest functions of the client's
-    # request path, long run minus short run.
+    # Each function's own instructions per query, long run minus short run:
+    # start-up cancels out, what remains is the per-query cost.
     python3 - "$work/short.out" "$work/run-20/callgrind.out" $((q20 - q5)) "$top" <<'EOF'
 import re, subprocess, sys
 short, long, queries, top = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 def inclusive(path):
-    text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
+    text = subprocess.run(["callgrind_annotate", "--threshold=100", path],
                           capture_output=True, text=True, check=True).stdout
     costs = {}
     for line in text.splitlines():
         m = re.match(r"\s*([\d,]+) \([ \d.]+%\)\s+\S*?:(.+?)(?: \[.*\])?$", line)
         if m:
             name = m.group(2)
-            costs[name] = max(costs.get(name, 0), int(m.group(1).replace(",", "")))
+            # One function may be listed once per source file it inlines.
+            costs[name] = costs.get(name, 0) + int(m.group(1).replace(",", ""))
     return costs
 a, b = inclusive(short), inclusive(long)
-rows = sorted(((b[n] - a.get(n, 0)) / queries, n) for n in b if n.startswith(("sut::", "loadgen::")))
+rows = sorted(((b[n] - a.get(n, 0)) / queries, n) for n in b)
 for per, name in reversed(rows[-top:]):
     print(f"    {per:10.0f}  {name[:100]}")
 EOF
