@@ -28,12 +28,7 @@ use super::{ChoiceDelta, ParsedChunk};
 /// Parses `json` into `out` if it has the fast shape; `None` leaves `out`
 /// in an unspecified state for serde to reset.
 pub(super) fn parse(out: &mut ParsedChunk, json: &[u8]) -> Option<()> {
-    let mut s = Scanner {
-        b: json,
-        i: 0,
-        text: None,
-        ids: None,
-    };
+    let mut s = Scanner::at(json, 0);
     object(&mut s, out)?;
     out.shape
         .record(json, &s, &out.slots[..out.used], out.usage);
@@ -87,7 +82,7 @@ fn choices(s: &mut Scanner<'_>, out: &mut ParsedChunk) -> Option<()> {
     }
 }
 
-fn choice(s: &mut Scanner<'_>, c: &mut super::ChoiceDelta) -> Option<()> {
+fn choice(s: &mut Scanner<'_>, c: &mut ChoiceDelta) -> Option<()> {
     s.byte(b'{')?;
     if s.peek()? == b'}' {
         s.i += 1;
@@ -131,8 +126,8 @@ fn choice(s: &mut Scanner<'_>, c: &mut super::ChoiceDelta) -> Option<()> {
             b"token_ids" => {
                 if !s.maybe_null() {
                     let start = s.i + 1;
-                    ids(s, Some(&mut c.ids))?;
-                    s.ids = Some((start, s.i - 1));
+                    let n = ids(s, Some(&mut c.ids))?;
+                    s.ids = Some((start, s.i - 1, n));
                     c.has_ids = true;
                 }
             }
@@ -253,8 +248,8 @@ struct Scanner<'a> {
     /// Where the last non-null `text` string's content lies in `b`.
     text: Option<(usize, usize)>,
     /// Where the last non-null `token_ids` array's content (between the
-    /// brackets) lies in `b`.
-    ids: Option<(usize, usize)>,
+    /// brackets) lies in `b`, and how many ids it holds.
+    ids: Option<(usize, usize, u32)>,
 }
 
 /// A stream's last fully parsed chunk, cut around its text and its token
@@ -291,13 +286,12 @@ impl Shape {
         usage: Option<super::Usage>,
     ) {
         self.before.clear();
-        let ([choice], Some((t0, t1)), Some((i0, i1))) = (choices, s.text, s.ids) else {
+        let ([choice], Some((t0, t1)), Some((i0, i1, n))) = (choices, s.text, s.ids) else {
             return;
         };
-        if t1 > i0
-            || choice.text.as_bytes() != &json[t0..t1]
-            || !same_ids(&choice.ids, &json[i0..i1])
-        {
+        // The last text and ids were pushed last: the choice holding no
+        // more than they do means nothing else pushed any.
+        if t1 > i0 || choice.text.len() != t1 - t0 || choice.ids.len() != n as usize {
             return;
         }
         self.before.extend_from_slice(&json[..t0]);
@@ -313,18 +307,6 @@ impl Shape {
     }
 }
 
-/// Whether the ids array content `bytes` (already parsed once) holds
-/// exactly `ids`: counted by its commas, since every id in it was pushed
-/// somewhere and the choice's ids are all there are.
-fn same_ids(ids: &[u32], bytes: &[u8]) -> bool {
-    let in_bytes = if bytes.is_empty() {
-        0
-    } else {
-        1 + memchr::memchr_iter(b',', bytes).count()
-    };
-    in_bytes == ids.len()
-}
-
 /// Parses `json` as the stream's previous chunk with another text and
 /// other token ids (see [`Shape`]); `None` (with `out` unspecified) when it
 /// is not that.
@@ -333,12 +315,7 @@ pub(super) fn replay(out: &mut ParsedChunk, json: &[u8]) -> Option<()> {
     if shape.before.is_empty() || !json.starts_with(&shape.before) {
         return None;
     }
-    let mut s = Scanner {
-        b: json,
-        i: shape.before.len() - 1,
-        text: None,
-        ids: None,
-    };
+    let mut s = Scanner::at(json, shape.before.len() - 1);
     let text = s.string()?;
     // `string` consumed the closing quote, which `between` starts with.
     s.i -= 1;
@@ -366,6 +343,16 @@ pub(super) fn replay(out: &mut ParsedChunk, json: &[u8]) -> Option<()> {
 }
 
 impl<'a> Scanner<'a> {
+    /// A scanner over `b` from byte `i`.
+    fn at(b: &'a [u8], i: usize) -> Scanner<'a> {
+        Scanner {
+            b,
+            i,
+            text: None,
+            ids: None,
+        }
+    }
+
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
