@@ -41,6 +41,9 @@
 #                                writing as many bytes, 3 repeats each)
 #   sut_vs_python       ~30 min  harness run vs the Python reference-style SUT
 #                                on the LoadGen wheel: (8 + 6) x 3 x ~35 s
+#   client_kernel        ~4 min  where each client's CPU goes at 2,000 QPS
+#                                (perf call stacks, TCP counters): 3 x 2 x
+#                                ~25 s, recorded (diagnostic CPU figures)
 #   client_cores        ~11 min  harness run on 1 vs 2 client cores: on 2 cores
 #                                fixed rates, 3 x 2 x 3 x ~35 s (the 2-core
 #                                client shares a CPU with the simulator); on
@@ -63,7 +66,7 @@
 #                                each), plus ~2 min to make the run directory
 #                                the first time
 #   telemetry_overhead   ~2 min  metrics collection overhead (60 s runs)
-# All: about 3 hours 10 minutes. A publication needs not run everything:
+# All: about 3 hours 15 minutes. A publication needs not run everything:
 # --update --sections a,b,... reruns those and keeps the other sections of
 # BENCHMARKS.md, each with the commit and date that produced it. A
 # ~60-minute update with the full method: --update --sections
@@ -82,7 +85,8 @@
 #   files outside .gitignore;
 # - ~30 GB of RAM for the top LoadGen C++ rungs (choose --qps there
 #   otherwise), ~8 GB of disk under .cache/;
-# - g++, python3 with venv and pip, GNU time, taskset, curl, wrk; PyPI
+# - g++, python3 with venv and pip, GNU time, taskset, curl, wrk, perf
+#   (client_kernel: call stacks, so kernel.perf_event_paranoid <= 1); PyPI
 #   reachable on first use. Peers, installed under .cache/peers/ on first
 #   use: MLPerf LoadGen 6.0.17 (the C++ library built from the PyPI sdist at
 #   -O3, plus a jemalloc link when libjemalloc-dev is installed; the Python
@@ -99,7 +103,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 # Every section, in the order they run; --sections picks among these.
-all_sections="loadgen_issue sut_vs_python client_cores loadgen_schedule scaling client_vs_python client_accuracy sim_throughput report_1m telemetry_overhead service_rankings"
+all_sections="loadgen_issue sut_vs_python client_kernel client_cores loadgen_schedule scaling client_vs_python client_accuracy sim_throughput report_1m telemetry_overhead service_rankings"
 usage="usage: scripts/bench/all.sh [--quick] [--update] [--out FILE] [--sections a,b,...] [--skip-reason TEXT] [--issue-qps 'Q1 Q2 ...'] [--issue-bisect N] [--issue-impls 'I1 I2 ...']
 sections: ${all_sections// /, }"
 quick=0
@@ -196,6 +200,7 @@ fi
 if [ $quick = 1 ]; then
   issue_args=(--qps "10000 100000" --bisect 0 --repeats 1 --duration-ms 2000 --offline-samples 400000)
   sut_args=(--quick)
+  kernel_args=(--seconds 3 --repeats 1)
   cores_args=(--quick)
   client_seconds=3
   scaling_sizes="1000 10000 100000"
@@ -216,6 +221,7 @@ else
   [ -z "${issue_qps:-}" ] || issue_args+=(--qps "$issue_qps")
   [ -z "${issue_impls:-}" ] || issue_args+=(--impls "$issue_impls")
   sut_args=()
+  kernel_args=()
   cores_args=()
   client_seconds=30
   scaling_sizes="1000 10000 100000 1000000 10000000"
@@ -276,6 +282,8 @@ section loadgen_issue "LoadGen core vs MLPerf LoadGen C++ 6.0.17 (-O3, and with 
   scripts/bench/loadgen_issue.sh "${issue_args[@]}"
 section sut_vs_python "harness run vs a Python reference-style SUT on the LoadGen wheel: max VALID Server QPS per client core, CPU per query, client-added TTFT/TPOT" md \
   scripts/bench/sut_vs_python.sh "${sut_args[@]}"
+section client_kernel "Where each client's CPU goes at 2,000 QPS: harness run vs the Python reference-style SUT, by kernel call stack" md \
+  scripts/bench/client_kernel.sh "${kernel_args[@]}"
 section client_cores "harness run on 1 vs 2 client cores: CPU and context switches per query at equal rates, and max VALID QPS where the machine has cores for it" md \
   scripts/bench/client_cores.sh "${cores_args[@]}"
 section loadgen_schedule "Query generation vs the MLPerf LoadGen wheel: time and memory per pre-generated query" text \

@@ -103,6 +103,86 @@ def syscall_counts(path):
     return counts
 
 
+def tcp_counters():
+    """The kernel's TCP segment counters (system-wide; during a run the
+    only TCP traffic is the client's with the simulator): segments sent, and
+    pure ACKs received (on loopback every pure ACK either side sends is
+    received by the other)."""
+    out = {}
+    for path in ("/proc/net/snmp", "/proc/net/netstat"):
+        try:
+            lines = open(path).read().splitlines()
+        except OSError:
+            continue
+        for names, values in zip(lines[::2], lines[1::2]):
+            prefix = names.split(":", 1)[0]
+            for k, v in zip(names.split()[1:], values.split()[1:]):
+                out[f"{prefix}.{k}"] = int(v)
+    return out
+
+
+# Where a client's CPU goes, from perf's call stacks: the first category
+# whose pattern a sample's stack matches (root first, leaf last, ";"-joined)
+# takes the sample. A read that frees receive-queue space makes TCP send an
+# ACK from inside the read, and on loopback the peer's processing of that
+# ACK (its TCP input, congestion control) runs on the reader's CPU too: the
+# cost of reading each chunk as soon as it arrives, one read per chunk.
+PROFILE_CATEGORIES = (
+    ("ACKs sent by reads (+ peer's ACK input, loopback)",
+     r"tcp_recvmsg(_locked)?;(?:[^;]*;)*?(__tcp_transmit_skb|__tcp_send_ack|tcp_send_ack)"),
+    ("socket reads (copy, locking)", r"__sys_recv|sys_recvfrom|sys_recvmsg|sock_read_iter"),
+    ("request writes (+ peer's TCP input, loopback)", r"tcp_sendmsg"),
+    ("event-loop waits (epoll)", r"do_epoll_wait|ep_poll"),
+    ("sleeps, wake-ups, scheduling",
+     r"__schedule|schedule_idle|finish_task_switch|try_to_wake_up|futex|"
+     r"do_nanosleep|hrtimer_nanosleep|eventfd_write|pipe_write"),
+    ("other kernel", r"\[kernel\]"),
+    ("user space", r""),
+)
+
+
+def kernel_profile(path):
+    """{category: share of samples} and the sample count from `perf script`
+    on a perf.data with call stacks."""
+    import re
+    try:
+        text = subprocess.run(["perf", "script", "-i", path, "-F", "ip,sym,dso"],
+                              capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None, 0
+    patterns = [(name, re.compile(rx)) for name, rx in PROFILE_CATEGORIES]
+    counts = {name: 0 for name, _ in PROFILE_CATEGORIES}
+    total = 0
+    for sample in text.split("\n\n"):
+        frames = []
+        for line in sample.strip().splitlines():
+            parts = line.split(None, 1)
+            if len(parts) < 2:
+                continue
+            rest = parts[1]
+            kernel = "[kernel.kallsyms]" in rest
+            sym = rest.rsplit(" (", 1)[0].split("+0x", 1)[0]
+            frames.append(sym + (" [kernel]" if kernel else ""))
+        if not frames:
+            continue
+        total += 1
+        # perf script prints the leaf first.
+        stack = ";".join(f.replace(" [kernel]", "") for f in reversed(frames))
+        leaf_kernel = frames[0].endswith(" [kernel]")
+        for name, rx in patterns:
+            if name == "other kernel":
+                if leaf_kernel:
+                    counts[name] += 1
+                    break
+                continue
+            if name == "user space" or rx.search(stack):
+                counts[name] += 1
+                break
+    if not total:
+        return None, 0
+    return {k: v / total for k, v in counts.items()}, total
+
+
 def pct(values, p):
     if not values:
         return None
@@ -202,12 +282,20 @@ class Bench:
             # children included; perf's own few calls and time's are noise.
             cmd = ["perf", "stat", "-x,", "-e", syscall_events(),
                    "-o", syscall_file, "--"] + cmd
+        profile_file = os.path.join(d, "perf.data")
+        if a.profile_kernel:
+            # The client's process and its children, every thread, with call
+            # stacks (kernel ones are exact; user ones are not needed).
+            cmd = ["perf", "record", "-q", "-g", "-F", "1999", "-o", profile_file,
+                   "--"] + cmd
+        tcp0 = tcp_counters()
         busy0 = busy_seconds()
         sim0 = proc_cpu_seconds(sim.pid)
         t0 = time.monotonic()
         with open(os.path.join(d, "client.log"), "w") as out:
             rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode
         wall = time.monotonic() - t0
+        tcp1 = tcp_counters()
         sim_cpu = proc_cpu_seconds(sim.pid) - sim0
         busy = busy_seconds() - busy0
         sim.send_signal(signal.SIGTERM)
@@ -235,6 +323,13 @@ class Bench:
             row["syscalls_per_query"] = (calls / n) if n and calls is not None else None
             row["syscalls_by_kind_per_query"] = (
                 {k: v / n for k, v in counts.items()} if n else None)
+        if a.profile_kernel:
+            row["profile"], row["profile_samples"] = kernel_profile(profile_file)
+            delta = {k: tcp1.get(k, 0) - tcp0.get(k, 0) for k in tcp1}
+            row["segments_per_query"] = delta.get("Tcp.OutSegs", 0) / n if n else None
+            row["pure_acks_per_query"] = ((delta.get("TcpExt.TCPHPAcks", 0)
+                                           + delta.get("TcpExt.TCPPureAcks", 0)) / n
+                                          if n else None)
         if not a.keep:
             shutil.rmtree(d)
         log(f"{tool} {qps} QPS: {'VALID' if row['valid'] else 'INVALID'}, "
@@ -440,6 +535,15 @@ def table(rows, busy, a):
                   f"{cores(rs, 'cpu_s')} / {cores(rs, 'sim_cpu_s')} | "
                   f"{max(r['others_cpu_cores'] for r in rs):.2f} |")
     print()
+    if not a.profile_kernel:
+        limits(rows)
+    q = common_rung(rows)
+    if q is not None:
+        where_it_goes(rows, q, a)
+
+
+def limits(rows):
+    """Each tool's highest rung VALID in every repeat, and their ratio."""
     b = {t: bracket(rows, t) for t in TOOLS}
     for t in TOOLS:
         lo, hi = b[t]
@@ -468,48 +572,82 @@ def table(rows, busy, a):
                  + " to " + (f"{hh / pl:.1f}x" if hh else "unbounded (harness never failed)"))
         print(f"- max VALID QPS per client core, harness / python: {hl / pl:.1f}x "
               f"(the brackets allow {allow}); goal >= 5x")
-    q = common_rung(rows)
-    if q is None:
+    if common_rung(rows) is None:
         print("- client CPU per query: no rate at which both tools were VALID in every repeat")
-    else:
-        h = [r["cpu_ms_per_query"] for r in rows if r["tool"] == "harness" and r["target_qps"] == q]
-        p = [r["cpu_ms_per_query"] for r in rows if r["tool"] == "python" and r["target_qps"] == q]
-        h = [v for v in h if v]
-        p = [v for v in p if v]
-        if h and p:
-            print(f"- client CPU per query at {q:,} QPS (both VALID), harness / python: "
-                  f"{statistics.median(h) / statistics.median(p):.2f} (over the repeats "
-                  f"{min(h) / max(p):.2f} to {max(h) / min(p):.2f}); goal <= 0.25")
 
-        def at_rung(tool):
-            return [r for r in rows if r["tool"] == tool and r["target_qps"] == q]
 
-        def median_of(tool, key):
-            vs = [r.get(key) for r in at_rung(tool)]
-            vs = [v for v in vs if v is not None]
-            return statistics.median(vs) if vs else None
+def where_it_goes(rows, q, a):
+    """CPU per query at rung `q`, both tools VALID there: the ratio (the
+    goal's, unless profiling skews it), user and kernel time, context
+    switches, and the diagnostics' breakdowns when they ran."""
+    h = [r["cpu_ms_per_query"] for r in rows if r["tool"] == "harness" and r["target_qps"] == q]
+    p = [r["cpu_ms_per_query"] for r in rows if r["tool"] == "python" and r["target_qps"] == q]
+    h = [v for v in h if v]
+    p = [v for v in p if v]
+    if h and p:
+        goal = ("diagnostic runs (perf recording), not the goal's figure"
+                if a.profile_kernel else "goal <= 0.25")
+        print(f"- client CPU per query at {q:,} QPS (both VALID), harness / python: "
+              f"{statistics.median(h) / statistics.median(p):.2f} (over the repeats "
+              f"{min(h) / max(p):.2f} to {max(h) / min(p):.2f}); {goal}")
 
-        split = {t: [median_of(t, k) for k in ("cpu_user_ms_per_query",
-                                                 "cpu_kernel_ms_per_query",
-                                                 "context_switches_per_query")]
-                 for t in TOOLS}
-        if all(v is not None for t in TOOLS for v in split[t]):
-            (hu, hk, hc), (pu, pk, pc) = split["harness"], split["python"]
-            print(f"- where it goes at {q:,} QPS (medians), harness / python: user "
-                  f"{hu:.3f} / {pu:.3f} ms/query, kernel {hk:.3f} / {pk:.3f} ms/query "
-                  f"(socket reads, loopback TCP, wakeups: common to both), context "
-                  f"switches {hc:.2f} / {pc:.2f} per query")
-        calls = {t: median_of(t, "syscalls_per_query") for t in TOOLS}
-        if all(v is not None for v in calls.values()):
-            def kinds(tool):
-                rs = [r.get("syscalls_by_kind_per_query") or {} for r in at_rung(tool)]
-                names = sorted({k for r in rs for k in r})
-                return ", ".join(
-                    f"{k} {statistics.median(r.get(k, 0.0) for r in rs):.2f}" for k in names)
-            print(f"- system calls per query at {q:,} QPS (medians; counting them "
-                  f"costs a little per call, so these runs' CPU figures are "
-                  f"diagnostics): harness {calls['harness']:.1f} ({kinds('harness')}), "
-                  f"python {calls['python']:.1f} ({kinds('python')})")
+    def at_rung(tool):
+        return [r for r in rows if r["tool"] == tool and r["target_qps"] == q]
+
+    def median_of(tool, key):
+        vs = [r.get(key) for r in at_rung(tool)]
+        vs = [v for v in vs if v is not None]
+        return statistics.median(vs) if vs else None
+
+    split = {t: [median_of(t, k) for k in ("cpu_user_ms_per_query",
+                                             "cpu_kernel_ms_per_query",
+                                             "context_switches_per_query")]
+             for t in TOOLS}
+    if all(v is not None for t in TOOLS for v in split[t]):
+        (hu, hk, hc), (pu, pk, pc) = split["harness"], split["python"]
+        print(f"- where it goes at {q:,} QPS (medians), harness / python: user "
+              f"{hu:.3f} / {pu:.3f} ms/query, kernel {hk:.3f} / {pk:.3f} ms/query "
+              f"(socket reads and writes, loopback TCP, waits and wake-ups: "
+              f"scripts/bench/client_kernel.sh splits it), context "
+              f"switches {hc:.2f} / {pc:.2f} per query")
+    profiled = {t: [r for r in at_rung(t) if r.get("profile")] for t in TOOLS}
+    if all(profiled.values()):
+        print()
+        print(f"Where each client's CPU goes at {q:,} QPS (perf samples of the client's "
+              f"threads with call stacks; each cell: the median share over the repeats, "
+              f"and that share of the client's median CPU per query; recording costs "
+              f"CPU too, so these runs' CPU figures are diagnostics):")
+        print()
+        print("| category | " + " | ".join(TOOLS) + " |")
+        print("|---|" + "---:|" * len(TOOLS))
+        cpu = {t: statistics.median(r["cpu_ms_per_query"] for r in profiled[t])
+               for t in TOOLS}
+        for name, _ in PROFILE_CATEGORIES:
+            cells = []
+            for t in TOOLS:
+                share = statistics.median(r["profile"][name] for r in profiled[t])
+                cells.append(f"{share * 100:.1f}% ({share * cpu[t]:.3f} ms)")
+            print(f"| {name} | " + " | ".join(cells) + " |")
+        cells = [f"{cpu[t]:.3f} ms, {statistics.median(r['profile_samples'] for r in profiled[t]):,.0f} samples"
+                 for t in TOOLS]
+        print("| all (CPU per query, samples) | " + " | ".join(cells) + " |")
+        for key, label in (("segments_per_query", "TCP segments per query (both ways)"),
+                           ("pure_acks_per_query", "pure ACKs per query (both ways)")):
+            vals = [median_of(t, key) for t in TOOLS]
+            if all(v is not None for v in vals):
+                print(f"| {label} | " + " | ".join(f"{v:.1f}" for v in vals) + " |")
+        print()
+    calls = {t: median_of(t, "syscalls_per_query") for t in TOOLS}
+    if all(v is not None for v in calls.values()):
+        def kinds(tool):
+            rs = [r.get("syscalls_by_kind_per_query") or {} for r in at_rung(tool)]
+            names = sorted({k for r in rs for k in r})
+            return ", ".join(
+                f"{k} {statistics.median(r.get(k, 0.0) for r in rs):.2f}" for k in names)
+        print(f"- system calls per query at {q:,} QPS (medians; counting them "
+              f"costs a little per call, so these runs' CPU figures are "
+              f"diagnostics): harness {calls['harness']:.1f} ({kinds('harness')}), "
+              f"python {calls['python']:.1f} ({kinds('python')})")
 
 
 def add_run_args(p, port):
@@ -529,6 +667,10 @@ def add_run_args(p, port):
     p.add_argument("--port", type=int, default=port)
     p.add_argument("--busy-cores", type=float, default=0.25)
     p.add_argument("--keep", action="store_true", help="keep every run's files")
+    p.add_argument("--profile-kernel", action="store_true",
+                   help="record each client with perf (call stacks) and count TCP segments, "
+                        "and say where its CPU goes (a diagnostic: recording costs CPU too, "
+                        "so leave it off for published CPU figures)")
     p.add_argument("--count-syscalls", action="store_true",
                    help="count each client's system calls per query with perf stat "
                         "(a diagnostic: counting adds a little cost per call, more to the "
