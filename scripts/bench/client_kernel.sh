@@ -28,6 +28,12 @@ if ! command -v perf >/dev/null; then
   echo "client_kernel: needs perf (linux-tools / linux-perf)" >&2
   exit 2
 fi
+# Kernel call stacks of an unprivileged process need paranoid <= 1.
+paranoid=$(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null || echo 2)
+if [ "$(id -u)" != 0 ] && [ "$paranoid" -gt 1 ]; then
+  echo "client_kernel: kernel.perf_event_paranoid is $paranoid; kernel call stacks need <= 1 (sysctl kernel.perf_event_paranoid=1) or root" >&2
+  exit 2
+fi
 exec scripts/bench/sut_vs_python.sh --seconds 20 --repeats 3 --bisect 0 \
   --harness-qps "$qps" --python-qps "$qps" --harness-max-qps "$qps" --python-max-qps "$qps" \
   --profile-kernel "$@"

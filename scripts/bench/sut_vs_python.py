@@ -39,6 +39,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -144,7 +145,6 @@ PROFILE_CATEGORIES = (
 def kernel_profile(path):
     """{category: share of samples} and the sample count from `perf script`
     on a perf.data with call stacks."""
-    import re
     try:
         text = subprocess.run(["perf", "script", "-i", path, "-F", "ip,sym,dso"],
                               capture_output=True, text=True, check=True).stdout
