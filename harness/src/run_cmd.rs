@@ -569,8 +569,7 @@ async fn start_simulator(
     let mut config = sim::SimConfig::from_profile(profile)
         .with_context(|| format!("--sim-profile {profile}"))?;
     config.replay = replay;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
+    let listener = sim::listen(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
         .context("binding the simulator to 127.0.0.1")?;
     Ok(sim::Simulator::start(config, listener)?)
 }

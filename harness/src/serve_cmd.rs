@@ -64,17 +64,15 @@ pub fn main(args: &ServeArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("--listen {}", args.listen))?;
+        let listener =
+            sim::listen(args.listen).with_context(|| format!("--listen {}", args.listen))?;
         let addr = listener.local_addr()?;
         // Prometheus' listener stops with the service (a watch both await).
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let prometheus = match args.prometheus_listen {
             Some(at) => {
-                let prom_listener = tokio::net::TcpListener::bind(at)
-                    .await
-                    .with_context(|| format!("--prometheus-listen {at}"))?;
+                let prom_listener =
+                    sim::listen(at).with_context(|| format!("--prometheus-listen {at}"))?;
                 let prom_addr = prom_listener.local_addr()?;
                 let mut stopped = stopped.clone();
                 let service = service.clone();

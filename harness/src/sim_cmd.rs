@@ -224,9 +224,7 @@ pub fn main(
 
 async fn serve(args: &SimArgs) -> anyhow::Result<()> {
     let config = args.to_config()?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
+    let listener = sim::listen(args.listen).with_context(|| format!("binding {}", args.listen))?;
     let handle = sim::Simulator::start(config, listener)?;
     tracing::info!(
         "simulator ({} profile) serving on {}",

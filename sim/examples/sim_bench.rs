@@ -52,7 +52,9 @@ fn main() {
             let mut cfg = sim::SimConfig::from_profile("throughput-bench").unwrap();
             cfg.engine.max_num_seqs = streams as u32;
             cfg.engine.step_overhead_us = step_us;
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            // Up to 512 streams connect at once: the kernel's default queue
+            // of 128 would drop SYNs (see sim::LISTEN_BACKLOG).
+            let l = sim::listen(([127, 0, 0, 1], 0).into()).unwrap();
             let h = sim::Simulator::start(cfg, l).unwrap();
             addr_tx.send(h.local_addr()).unwrap();
             let _ = stop_rx.await;

@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), sim::SimError> {
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(sim::SimError::bind)?;
+//! let listener = sim::listen(([127, 0, 0, 1], 0).into()).map_err(sim::SimError::bind)?;
 //! let sim = sim::Simulator::start(sim::SimConfig::from_profile("tiny-fast")?, listener)?;
 //! println!("serving on http://{}", sim.local_addr());
 //! sim.shutdown().await;
@@ -20,6 +20,7 @@ pub mod config;
 mod engine;
 mod ground_truth;
 mod kv;
+mod listen;
 mod metrics;
 pub mod replay;
 mod rng;
@@ -41,6 +42,7 @@ pub use config::{
 };
 pub use engine::{StepTiming, step_time_us};
 pub use ground_truth::GroundTruthRecord;
+pub use listen::{LISTEN_BACKLOG, listen};
 pub use metrics::FinishReason;
 pub use replay::Replay;
 
