@@ -137,8 +137,9 @@ PROFILE_CATEGORIES = (
     ("sleeps, wake-ups, scheduling",
      r"__schedule|schedule_idle|finish_task_switch|try_to_wake_up|futex|"
      r"do_nanosleep|hrtimer_nanosleep|eventfd_write|pipe_write"),
-    ("other kernel", r"\[kernel\]"),
-    ("user space", r""),
+    # No pattern: a sample no stack pattern took, by where its leaf runs.
+    ("other kernel", None),
+    ("user space", None),
 )
 
 
@@ -150,34 +151,25 @@ def kernel_profile(path):
                               capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None, 0
-    patterns = [(name, re.compile(rx)) for name, rx in PROFILE_CATEGORIES]
+    patterns = [(name, re.compile(rx)) for name, rx in PROFILE_CATEGORIES if rx]
     counts = {name: 0 for name, _ in PROFILE_CATEGORIES}
     total = 0
     for sample in text.split("\n\n"):
+        # perf script prints each frame as "address symbol+offset (dso)",
+        # the leaf first.
         frames = []
         for line in sample.strip().splitlines():
             parts = line.split(None, 1)
-            if len(parts) < 2:
-                continue
-            rest = parts[1]
-            kernel = "[kernel.kallsyms]" in rest
-            sym = rest.rsplit(" (", 1)[0].split("+0x", 1)[0]
-            frames.append(sym + (" [kernel]" if kernel else ""))
+            if len(parts) == 2:
+                sym = parts[1].rsplit(" (", 1)[0].split("+0x", 1)[0]
+                frames.append((sym, "[kernel.kallsyms]" in parts[1]))
         if not frames:
             continue
         total += 1
-        # perf script prints the leaf first.
-        stack = ";".join(f.replace(" [kernel]", "") for f in reversed(frames))
-        leaf_kernel = frames[0].endswith(" [kernel]")
-        for name, rx in patterns:
-            if name == "other kernel":
-                if leaf_kernel:
-                    counts[name] += 1
-                    break
-                continue
-            if name == "user space" or rx.search(stack):
-                counts[name] += 1
-                break
+        stack = ";".join(sym for sym, _ in reversed(frames))
+        name = next((name for name, rx in patterns if rx.search(stack)),
+                    "other kernel" if frames[0][1] else "user space")
+        counts[name] += 1
     if not total:
         return None, 0
     return {k: v / total for k, v in counts.items()}, total
@@ -580,19 +572,17 @@ def where_it_goes(rows, q, a):
     """CPU per query at rung `q`, both tools VALID there: the ratio (the
     goal's, unless profiling skews it), user and kernel time, context
     switches, and the diagnostics' breakdowns when they ran."""
-    h = [r["cpu_ms_per_query"] for r in rows if r["tool"] == "harness" and r["target_qps"] == q]
-    p = [r["cpu_ms_per_query"] for r in rows if r["tool"] == "python" and r["target_qps"] == q]
-    h = [v for v in h if v]
-    p = [v for v in p if v]
+    def at_rung(tool):
+        return [r for r in rows if r["tool"] == tool and r["target_qps"] == q]
+
+    h = [r["cpu_ms_per_query"] for r in at_rung("harness") if r["cpu_ms_per_query"]]
+    p = [r["cpu_ms_per_query"] for r in at_rung("python") if r["cpu_ms_per_query"]]
     if h and p:
         goal = ("diagnostic runs (perf recording), not the goal's figure"
                 if a.profile_kernel else "goal <= 0.25")
         print(f"- client CPU per query at {q:,} QPS (both VALID), harness / python: "
               f"{statistics.median(h) / statistics.median(p):.2f} (over the repeats "
               f"{min(h) / max(p):.2f} to {max(h) / min(p):.2f}); {goal}")
-
-    def at_rung(tool):
-        return [r for r in rows if r["tool"] == tool and r["target_qps"] == q]
 
     def median_of(tool, key):
         vs = [r.get(key) for r in at_rung(tool)]

@@ -8,10 +8,10 @@
 /// (`harness run`, and every peer client) opens a connection per concurrent
 /// stream as a run starts: at 10,000 requests a second that is about a
 /// thousand connections in the first 100 ms, far more than the simulator
-/// accepts meanwhile. With 128 the
-/// queue overflowed, the kernel dropped the SYNs, and those requests waited
-/// for the client's 1 s SYN retransmission: 172 of the first 1,087 requests
-/// of a 10,375 QPS run, each charged a second of client-added TTFT.
+/// accepts meanwhile. With 128 the queue overflowed, the kernel dropped the
+/// SYNs, and those requests waited for the client's 1 s SYN retransmission:
+/// 172 of the first 1,087 requests of a 10,375 QPS run, each charged a
+/// second of client-added TTFT.
 pub const LISTEN_BACKLOG: u32 = 4096;
 
 /// A listening TCP socket on `addr` with [`LISTEN_BACKLOG`] (and
